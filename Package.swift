@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "lodestar",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "lodestar", targets: ["lodestar"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLDNS", pkgConfig: "ldns", providers: [.apt(["libldns-dev"])]),
+        .systemLibrary(name: "CMaxMindDB", pkgConfig: "libmaxminddb", providers: [.apt(["libmaxminddb-dev"])]),
+        .target(name: "CLodestarSys"),
+        .target(name: "DNSWire"),
+        .target(name: "Zones", dependencies: ["DNSWire", "CLDNS"]),
+        .target(name: "Geo", dependencies: ["CMaxMindDB"]),
+        .target(
+            name: "Server",
+            dependencies: [
+                "DNSWire", "Zones", "Geo", "CLodestarSys",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(
+            name: "lodestar",
+            dependencies: [
+                "Server", "Zones",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
+        .testTarget(name: "ZonesTests", dependencies: ["Zones", "DNSWire"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "Zones", "DNSWire"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["DNSWire"]),
+    ]
+)

@@ -1,0 +1,24 @@
+#ifndef LODESTAR_SYS_H
+#define LODESTAR_SYS_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+/// A batch of datagram slots for recvmmsg/sendmmsg, allocated once per listener thread.
+typedef struct lodestar_batch lodestar_batch;
+
+lodestar_batch *lodestar_batch_new(unsigned count, unsigned buffer_size);
+void lodestar_batch_free(lodestar_batch *b);
+/// Receives up to the batch size; blocks until at least one arrives or the socket timeout fires.
+int lodestar_batch_recv(lodestar_batch *b, int fd);
+/// Sends slots [0, n) whose out_len > 0; returns the number the kernel took.
+int lodestar_batch_send(lodestar_batch *b, int fd, unsigned n);
+uint8_t *lodestar_batch_in(lodestar_batch *b, unsigned i, unsigned *len);
+uint8_t *lodestar_batch_out(lodestar_batch *b, unsigned i, unsigned *capacity);
+void lodestar_batch_set_out_len(lodestar_batch *b, unsigned i, unsigned len);
+struct sockaddr_storage *lodestar_batch_peer(lodestar_batch *b, unsigned i);
+
+/// Creates a bound UDP socket with SO_REUSEPORT and a receive timeout in milliseconds. Returns -errno.
+int lodestar_udp_socket(const struct sockaddr *addr, socklen_t len, int timeout_ms);
+#endif

@@ -1,0 +1,122 @@
+#define _GNU_SOURCE
+#include "lodestar_sys.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+struct lodestar_batch {
+    unsigned count;
+    unsigned size;
+    struct mmsghdr *in_msgs;
+    struct mmsghdr *out_msgs;
+    struct iovec *in_iov;
+    struct iovec *out_iov;
+    struct sockaddr_storage *peers;
+    unsigned *out_len;
+    uint8_t *in_buf;
+    uint8_t *out_buf;
+};
+
+lodestar_batch *lodestar_batch_new(unsigned count, unsigned size) {
+    lodestar_batch *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->count = count;
+    b->size = size;
+    b->in_msgs = calloc(count, sizeof(struct mmsghdr));
+    b->out_msgs = calloc(count, sizeof(struct mmsghdr));
+    b->in_iov = calloc(count, sizeof(struct iovec));
+    b->out_iov = calloc(count, sizeof(struct iovec));
+    b->peers = calloc(count, sizeof(struct sockaddr_storage));
+    b->out_len = calloc(count, sizeof(unsigned));
+    b->in_buf = calloc(count, size);
+    b->out_buf = calloc(count, size);
+    if (!b->in_msgs || !b->out_msgs || !b->in_iov || !b->out_iov || !b->peers || !b->out_len ||
+        !b->in_buf || !b->out_buf) {
+        lodestar_batch_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void lodestar_batch_free(lodestar_batch *b) {
+    if (!b) return;
+    free(b->in_msgs); free(b->out_msgs); free(b->in_iov); free(b->out_iov);
+    free(b->peers); free(b->out_len); free(b->in_buf); free(b->out_buf);
+    free(b);
+}
+
+int lodestar_batch_recv(lodestar_batch *b, int fd) {
+    for (unsigned i = 0; i < b->count; i++) {
+        b->in_iov[i].iov_base = b->in_buf + (size_t)i * b->size;
+        b->in_iov[i].iov_len = b->size;
+        memset(&b->in_msgs[i].msg_hdr, 0, sizeof(struct msghdr));
+        b->in_msgs[i].msg_hdr.msg_iov = &b->in_iov[i];
+        b->in_msgs[i].msg_hdr.msg_iovlen = 1;
+        b->in_msgs[i].msg_hdr.msg_name = &b->peers[i];
+        b->in_msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+        b->in_msgs[i].msg_len = 0;
+    }
+    int n = recvmmsg(fd, b->in_msgs, b->count, MSG_WAITFORONE, NULL);
+    if (n < 0) return -errno;
+    return n;
+}
+
+int lodestar_batch_send(lodestar_batch *b, int fd, unsigned n) {
+    unsigned k = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (b->out_len[i] == 0) continue;
+        b->out_iov[k].iov_base = b->out_buf + (size_t)i * b->size;
+        b->out_iov[k].iov_len = b->out_len[i];
+        memset(&b->out_msgs[k].msg_hdr, 0, sizeof(struct msghdr));
+        b->out_msgs[k].msg_hdr.msg_iov = &b->out_iov[k];
+        b->out_msgs[k].msg_hdr.msg_iovlen = 1;
+        b->out_msgs[k].msg_hdr.msg_name = &b->peers[i];
+        b->out_msgs[k].msg_hdr.msg_namelen = b->in_msgs[i].msg_hdr.msg_namelen;
+        k++;
+    }
+    unsigned sent = 0;
+    int tries = 0;
+    while (sent < k && tries < 4) {
+        int r = sendmmsg(fd, b->out_msgs + sent, k - sent, 0);
+        if (r < 0) {
+            if (errno == EINTR || errno == EAGAIN) { tries++; continue; }
+            /* One bad destination must not stop the rest: skip it. */
+            sent++;
+            continue;
+        }
+        sent += (unsigned)r;
+    }
+    return (int)sent;
+}
+
+uint8_t *lodestar_batch_in(lodestar_batch *b, unsigned i, unsigned *len) {
+    *len = b->in_msgs[i].msg_len;
+    return b->in_buf + (size_t)i * b->size;
+}
+
+uint8_t *lodestar_batch_out(lodestar_batch *b, unsigned i, unsigned *capacity) {
+    *capacity = b->size;
+    return b->out_buf + (size_t)i * b->size;
+}
+
+void lodestar_batch_set_out_len(lodestar_batch *b, unsigned i, unsigned len) { b->out_len[i] = len; }
+
+struct sockaddr_storage *lodestar_batch_peer(lodestar_batch *b, unsigned i) { return &b->peers[i]; }
+
+int lodestar_udp_socket(const struct sockaddr *addr, socklen_t len, int timeout_ms) {
+    int fd = socket(addr->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (addr->sa_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    int buf = 4 * 1024 * 1024;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+    struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (bind(fd, addr, len) < 0) { int e = errno; close(fd); return -e; }
+    return fd;
+}

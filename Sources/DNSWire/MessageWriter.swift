@@ -1,0 +1,212 @@
+/// Builds a DNS message in a caller-owned buffer, with name compression (RFC 1035 §4.1.4).
+///
+/// The writer never allocates: compression targets live in a fixed inline table. Every write
+/// returns false instead of writing past `limit`, leaving the message as it was, so the caller
+/// can stop at a whole-RRset boundary and set TC.
+package struct MessageWriter {
+    package let base: UnsafeMutableRawPointer
+    /// The size the message may not exceed (512, the EDNS payload, or 65535 over TCP).
+    package var limit: Int
+    package private(set) var position: Int = 0
+    /// Offsets of label sequences already in the message, usable as pointer targets.
+    /// 64 entries cover a full referral with glue; later names are simply written uncompressed.
+    private var targets = InlineArray<64, UInt16>(repeating: 0)
+    private var targetCount = 0
+
+    package init(base: UnsafeMutableRawPointer, limit: Int) {
+        self.base = base
+        self.limit = limit
+    }
+
+    @inline(__always)
+    package func byte(at i: Int) -> UInt8 { base.load(fromByteOffset: i, as: UInt8.self) }
+
+    @inline(__always)
+    package mutating func setU16(_ v: UInt16, at i: Int) {
+        base.storeBytes(of: v.bigEndian, toByteOffset: i, as: UInt16.self)
+    }
+
+    @inline(__always)
+    package func u16(at i: Int) -> UInt16 {
+        UInt16(byte(at: i)) << 8 | UInt16(byte(at: i + 1))
+    }
+
+    /// Moves back to an earlier position (dropping compression targets written after it).
+    package mutating func rewind(to pos: Int) {
+        position = pos
+        while targetCount > 0 && Int(targets[targetCount - 1]) >= pos { targetCount -= 1 }
+    }
+
+    @inline(__always)
+    package mutating func appendU16(_ v: UInt16) -> Bool {
+        guard position + 2 <= limit else { return false }
+        setU16(v, at: position); position += 2
+        return true
+    }
+
+    @inline(__always)
+    package mutating func appendU32(_ v: UInt32) -> Bool {
+        guard position + 4 <= limit else { return false }
+        base.storeBytes(of: v.bigEndian, toByteOffset: position, as: UInt32.self); position += 4
+        return true
+    }
+
+    @inline(__always)
+    package mutating func appendByte(_ v: UInt8) -> Bool {
+        guard position + 1 <= limit else { return false }
+        base.storeBytes(of: v, toByteOffset: position, as: UInt8.self); position += 1
+        return true
+    }
+
+    @inline(__always)
+    package mutating func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard position + bytes.count <= limit else { return false }
+        if let src = bytes.baseAddress, bytes.count > 0 {
+            (base + position).copyMemory(from: src, byteCount: bytes.count)
+        }
+        position += bytes.count
+        return true
+    }
+
+    /// Writes the 12-octet header with all counts zero.
+    package mutating func writeHeader(id: UInt16, flags: UInt16) -> Bool {
+        guard limit >= 12 else { return false }
+        setU16(id, at: 0); setU16(flags, at: 2)
+        setU16(0, at: 4); setU16(0, at: 6); setU16(0, at: 8); setU16(0, at: 10)
+        position = 12
+        return true
+    }
+
+    /// Registers every label of an uncompressed name already written at `offset` as a target.
+    package mutating func registerName(at offset: Int) {
+        var i = offset
+        while byte(at: i) != 0 && byte(at: i) & 0xC0 == 0 {
+            if targetCount < 64 && i < 0x4000 { targets[targetCount] = UInt16(i); targetCount += 1 }
+            i += Int(byte(at: i)) + 1
+        }
+    }
+
+    /// Whether the name in the message at `offset` (following pointers) equals `name[from...]`.
+    @inline(__always)
+    private func matches(_ offset: Int, _ name: UnsafeRawBufferPointer, from: Int) -> Bool {
+        var m = offset
+        var n = from
+        var hops = 0
+        while true {
+            var len = Int(byte(at: m))
+            while len & 0xC0 == 0xC0 {
+                hops += 1
+                if hops > 32 { return false }
+                m = (len & 0x3F) << 8 | Int(byte(at: m + 1))
+                len = Int(byte(at: m))
+            }
+            let nlen = Int(name[n])
+            if len != nlen { return false }
+            if len == 0 { return true }
+            for k in 1...len where Name.lower(byte(at: m + k)) != Name.lower(name[n + k]) { return false }
+            m += len + 1
+            n += len + 1
+        }
+    }
+
+    /// Writes a wire name, compressing against earlier names when `compress` is set.
+    package mutating func writeName(_ name: UnsafeRawBufferPointer, compress: Bool = true) -> Bool {
+        let start = position
+        var i = 0
+        while true {
+            let len = Int(name[i])
+            if len == 0 {
+                guard appendByte(0) else { rewind(to: start); return false }
+                return true
+            }
+            if compress {
+                for t in 0..<targetCount where matches(Int(targets[t]), name, from: i) {
+                    guard appendU16(0xC000 | targets[t]) else { rewind(to: start); return false }
+                    return true
+                }
+            }
+            guard position + len + 1 <= limit else { rewind(to: start); return false }
+            if compress && targetCount < 64 && position < 0x4000 {
+                targets[targetCount] = UInt16(position); targetCount += 1
+            }
+            _ = append(UnsafeRawBufferPointer(rebasing: name[i..<(i + len + 1)]))
+            i += len + 1
+        }
+    }
+
+    /// Writes a pointer to an offset known to hold a name (e.g. 12, the question name).
+    @inline(__always)
+    package mutating func writePointer(to offset: Int) -> Bool {
+        appendU16(0xC000 | UInt16(offset))
+    }
+
+    /// Writes RDATA for `type`, compressing embedded names where RFC 3597 §4 allows.
+    ///
+    /// `rdata` is the uncompressed wire RDATA. Returns false when it does not fit.
+    package mutating func writeRDATA(type: UInt16, _ rdata: UnsafeRawBufferPointer) -> Bool {
+        let lengthAt = position
+        guard appendU16(0) else { return false }
+        let ok: Bool
+        if RRType.hasCompressibleRDATA(type) {
+            ok = writeCompressibleRDATA(type: type, rdata)
+        } else {
+            ok = append(rdata)
+        }
+        guard ok else { rewind(to: lengthAt); return false }
+        setU16(UInt16(position - lengthAt - 2), at: lengthAt)
+        return true
+    }
+
+    private mutating func writeCompressibleRDATA(type: UInt16, _ rdata: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        func name(_ w: inout MessageWriter) -> Bool {
+            guard let len = QueryParser.plainNameLength(rdata, at: i) else { return false }
+            let ok = w.writeName(UnsafeRawBufferPointer(rebasing: rdata[i..<(i + len)]))
+            i += len
+            return ok
+        }
+        switch type {
+        case RRType.mx:
+            guard rdata.count >= 3, append(UnsafeRawBufferPointer(rebasing: rdata[0..<2])) else { return false }
+            i = 2
+            return name(&self) && i == rdata.count
+        case RRType.soa:
+            guard name(&self), name(&self), rdata.count - i == 20 else { return false }
+            return append(UnsafeRawBufferPointer(rebasing: rdata[i...]))
+        case RRType.minfo:
+            return name(&self) && name(&self) && i == rdata.count
+        default:
+            return name(&self) && i == rdata.count
+        }
+    }
+
+    /// Increments one of the four section counts (0 = question … 3 = additional).
+    @inline(__always)
+    package mutating func incrementCount(section: Int, by n: Int = 1) {
+        let at = 4 + 2 * section
+        setU16(u16(at: at) &+ UInt16(n), at: at)
+    }
+
+    /// Sets bits in the second header word.
+    @inline(__always)
+    package mutating func setFlags(_ bits: UInt16) {
+        setU16(u16(at: 2) | bits, at: 2)
+    }
+
+    /// Replaces the rcode bits of the header.
+    @inline(__always)
+    package mutating func setRcode(_ rcode: UInt16) {
+        setU16((u16(at: 2) & ~0x000F) | (rcode & 0xF), at: 2)
+    }
+}
+
+/// Bits of the second header word.
+package enum HeaderFlags {
+    package static let qr: UInt16 = 0x8000
+    package static let aa: UInt16 = 0x0400
+    package static let tc: UInt16 = 0x0200
+    package static let rd: UInt16 = 0x0100
+    package static let ra: UInt16 = 0x0080
+    package static let ad: UInt16 = 0x0020
+    package static let cd: UInt16 = 0x0010
+}

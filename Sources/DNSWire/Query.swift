@@ -1,0 +1,170 @@
+/// A parsed DNS query: header fields, the question and the EDNS data the answer depends on.
+///
+/// The question name is not copied: `qnameLength` octets start at offset 12 of the packet
+/// (a question name is never compressed, since nothing precedes it to point at).
+package struct Query: Sendable {
+    package var id: UInt16 = 0
+    /// The second header word as received (opcode, RD, CD…).
+    package var flags: UInt16 = 0
+    package var qnameLength: Int = 0
+    package var qtype: UInt16 = 0
+    package var qclass: UInt16 = 0
+    /// Offset just past the question.
+    package var questionEnd: Int = 12
+    package var hasEDNS = false
+    package var ednsPayload: UInt16 = 0
+    package var ednsVersion: UInt8 = 0
+    package var dnssecOK = false
+    package var nsidRequested = false
+    package var clientSubnet: ClientSubnet? = nil
+
+    package init() {}
+
+    package var opcode: UInt8 { UInt8((flags >> 11) & 0xF) }
+    package var recursionDesired: Bool { flags & 0x0100 != 0 }
+    package var checkingDisabled: Bool { flags & 0x0010 != 0 }
+}
+
+/// What the parser concluded about a packet.
+package enum ParseOutcome: Sendable {
+    /// Not to be answered at all: too short for a header, or a response (QR=1).
+    case drop
+    /// Answer with this rcode; `query` holds what could be parsed (id, flags, maybe the question and EDNS).
+    case error(rcode: UInt16, query: Query, questionParsed: Bool)
+    case query(Query)
+}
+
+/// Parses queries without allocating (RFC 1035 §4.1, RFC 6891 §6).
+package enum QueryParser {
+    @inline(__always)
+    static func u16(_ p: UnsafeRawBufferPointer, _ i: Int) -> UInt16 {
+        UInt16(p[i]) << 8 | UInt16(p[i + 1])
+    }
+
+    /// Length of the uncompressed name at `offset`, or nil when malformed, compressed or too long.
+    @inline(__always)
+    package static func plainNameLength(_ p: UnsafeRawBufferPointer, at offset: Int) -> Int? {
+        var i = offset
+        while true {
+            guard i < p.count else { return nil }
+            let len = Int(p[i])
+            if len == 0 { break }
+            guard len <= WireLimits.maxLabelLength else { return nil }
+            i += len + 1
+            guard i - offset < WireLimits.maxNameLength else { return nil }
+        }
+        return i + 1 - offset
+    }
+
+    /// Skips a possibly compressed name; returns the offset after it, or nil when malformed.
+    static func skipName(_ p: UnsafeRawBufferPointer, at offset: Int) -> Int? {
+        var i = offset
+        var total = 0
+        while true {
+            guard i < p.count else { return nil }
+            let len = Int(p[i])
+            if len == 0 { return i + 1 }
+            if len & 0xC0 == 0xC0 {
+                guard i + 1 < p.count else { return nil }
+                // The pointer ends the name here; its target must point backwards (no loops).
+                let target = (len & 0x3F) << 8 | Int(p[i + 1])
+                guard target < i else { return nil }
+                return i + 2
+            }
+            guard len <= WireLimits.maxLabelLength else { return nil }
+            total += len + 1
+            guard total < WireLimits.maxNameLength else { return nil }
+            i += len + 1
+        }
+    }
+
+    package static func parse(_ p: UnsafeRawBufferPointer) -> ParseOutcome {
+        guard p.count >= 12 else { return .drop }
+        var q = Query()
+        q.id = u16(p, 0)
+        q.flags = u16(p, 2)
+        if q.flags & 0x8000 != 0 { return .drop }  // QR=1: never answer a response
+        let qdcount = u16(p, 4), ancount = u16(p, 6), nscount = u16(p, 8), arcount = u16(p, 10)
+        guard qdcount == 1 else {
+            return .error(rcode: q.opcode == 0 ? Rcode.formErr : Rcode.notImp, query: q, questionParsed: false)
+        }
+        guard let nameLength = plainNameLength(p, at: 12), 12 + nameLength + 4 <= p.count else {
+            return .error(rcode: Rcode.formErr, query: q, questionParsed: false)
+        }
+        q.qnameLength = nameLength
+        q.qtype = u16(p, 12 + nameLength)
+        q.qclass = u16(p, 14 + nameLength)
+        q.questionEnd = 16 + nameLength
+        if q.opcode != 0 { return .error(rcode: Rcode.notImp, query: q, questionParsed: true) }
+
+        var i = q.questionEnd
+        // Answer and authority records of a query are skipped (RFC 1035 §4.1.1 allows none to matter).
+        for _ in 0..<(Int(ancount) + Int(nscount)) {
+            guard let next = skipRR(p, at: i) else {
+                return .error(rcode: Rcode.formErr, query: q, questionParsed: true)
+            }
+            i = next
+        }
+        var sawOPT = false
+        for _ in 0..<Int(arcount) {
+            guard let afterName = skipName(p, at: i), afterName + 10 <= p.count else {
+                return .error(rcode: Rcode.formErr, query: q, questionParsed: true)
+            }
+            let type = u16(p, afterName)
+            let rdlen = Int(u16(p, afterName + 8))
+            let rdStart = afterName + 10
+            guard rdStart + rdlen <= p.count else {
+                return .error(rcode: Rcode.formErr, query: q, questionParsed: true)
+            }
+            if type == RRType.opt {
+                // RFC 6891 §6.1.1: one OPT, owned by the root.
+                guard !sawOPT, afterName == i + 1, p[i] == 0 else {
+                    return .error(rcode: Rcode.formErr, query: q, questionParsed: true)
+                }
+                sawOPT = true
+                q.hasEDNS = true
+                q.ednsPayload = u16(p, afterName + 2)
+                q.ednsVersion = p[afterName + 5]
+                q.dnssecOK = p[afterName + 6] & 0x80 != 0
+                guard parseOptions(p, from: rdStart, to: rdStart + rdlen, into: &q) else {
+                    return .error(rcode: Rcode.formErr, query: q, questionParsed: true)
+                }
+            }
+            i = rdStart + rdlen
+        }
+        // RFC 1035 leaves no room for octets past the last record: knot answers FORMERR too.
+        guard i == p.count else { return .error(rcode: Rcode.formErr, query: q, questionParsed: true) }
+        return .query(q)
+    }
+
+    static func skipRR(_ p: UnsafeRawBufferPointer, at offset: Int) -> Int? {
+        guard let afterName = skipName(p, at: offset), afterName + 10 <= p.count else { return nil }
+        let end = afterName + 10 + Int(u16(p, afterName + 8))
+        return end <= p.count ? end : nil
+    }
+
+    static func parseOptions(_ p: UnsafeRawBufferPointer, from start: Int, to end: Int, into q: inout Query) -> Bool {
+        var i = start
+        while i < end {
+            guard i + 4 <= end else { return false }
+            let code = u16(p, i)
+            let len = Int(u16(p, i + 2))
+            guard i + 4 + len <= end else { return false }
+            switch code {
+            case EDNSOption.nsid:
+                q.nsidRequested = true
+            case EDNSOption.clientSubnet:
+                // RFC 7871 §7.1.1: a malformed option or a non-zero scope in a query is FORMERR.
+                guard q.clientSubnet == nil,
+                    let ecs = ClientSubnet.parse(UnsafeRawBufferPointer(rebasing: p[(i + 4)..<(i + 4 + len)])),
+                    ecs.scopePrefix == 0
+                else { return false }
+                q.clientSubnet = ecs
+            default:
+                break  // RFC 6891 §6.1.2: unknown options are ignored
+            }
+            i += 4 + len
+        }
+        return true
+    }
+}

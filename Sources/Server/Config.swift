@@ -1,0 +1,186 @@
+import Foundation
+import Yams
+
+/// The server configuration (YAML). Every key is optional; flags on the command line override it.
+///
+/// ```yaml
+/// server:
+///   listen: ["127.0.0.1:5300", "[::1]:5300"]
+///   zones: zones               # folder of NAME.zone files, relative to this file
+///   nsid: pop-ams-1            # RFC 5001 NSID text; omitted = no NSID
+///   identity: pop-ams-1        # CH TXT id.server / hostname.bind; default the host name, "" = REFUSED
+///   version: lodestar          # CH TXT version.server / version.bind; default "lodestar VERSION", "" = REFUSED
+///   udp-workers: 0             # receive loops per address; 0 = one per core
+///   tcp-idle-timeout: 10       # seconds a TCP connection may stay silent (RFC 7766 §6.2.3)
+///   tcp-max-connections: 1024  # beyond this, new connections are closed at once
+/// transfer:
+///   allow: ["127.0.0.1/32", "::1/128"]   # who may AXFR/IXFR; default nobody
+/// ```
+package struct Config: Sendable {
+    package var file: String? = nil
+    package var listen: [String] = ["127.0.0.1:5300", "[::1]:5300"]
+    package var zonesDirectory: String = "zones"
+    package var nsid: String? = nil
+    /// Defaults as knot's: the host name and the software version; "" refuses the query.
+    package var identity: String? = Config.hostName
+    package var version: String? = "lodestar \(Config.softwareVersion)"
+    package var udpWorkers: Int = 0
+    package var tcpIdleTimeout: Double = 10
+    package var tcpMaxConnections: Int = 1024
+    package var transferAllow: [CIDR] = []
+
+    package init() {}
+
+    /// The version `lodestar --version` and CH TXT version.bind report.
+    package static let softwareVersion = "0.1.0"
+
+    static var hostName: String {
+        var buf = [CChar](repeating: 0, count: 256)
+        gethostname(&buf, 255)
+        return String(cString: buf)
+    }
+
+    /// Options the query engine reads.
+    package var engineOptions: EngineOptions {
+        var o = EngineOptions()
+        o.nsid = Array((nsid ?? "").utf8)
+        o.identity = identity
+        o.version = version
+        return o
+    }
+
+    /// Loads and validates a config file; every problem carries its line.
+    package static func load(_ path: String) throws -> Config {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: path, line: 0, message: "cannot read the config file")
+        }
+        var config = Config()
+        config.file = path
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw ConfigError(file: path, line: Self.line(of: error), message: "invalid YAML: \(error)")
+        }
+        guard let root else { return config }
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let top = try Section(root, file: path, name: "top level")
+        try top.allow(["server", "transfer", "regions", "names", "geo", "admin", "prober"])
+        if let server = try top.section("server") {
+            try server.allow(["listen", "zones", "nsid", "identity", "version", "udp-workers", "tcp-idle-timeout",
+                              "tcp-max-connections"])
+            if let listen = try server.strings("listen") {
+                for (value, line) in listen {
+                    guard ListenAddress.parse(value) != nil else {
+                        throw ConfigError(file: path, line: line, message: "listen address \"\(value)\" is not ADDR:PORT")
+                    }
+                }
+                config.listen = listen.map(\.0)
+            }
+            if let (zones, _) = try server.string("zones") {
+                config.zonesDirectory = zones.hasPrefix("/") ? zones : (base as NSString).appendingPathComponent(zones)
+            } else {
+                config.zonesDirectory = (base as NSString).appendingPathComponent("zones")
+            }
+            config.nsid = try server.string("nsid")?.0
+            if let (v, _) = try server.string("identity") { config.identity = v }
+            if let (v, _) = try server.string("version") { config.version = v }
+            if let v = try server.number("udp-workers", range: 0...256) { config.udpWorkers = Int(v) }
+            if let v = try server.number("tcp-idle-timeout", range: 0.1...3600) { config.tcpIdleTimeout = v }
+            if let v = try server.number("tcp-max-connections", range: 1...1_000_000) { config.tcpMaxConnections = Int(v) }
+        } else {
+            config.zonesDirectory = (base as NSString).appendingPathComponent("zones")
+        }
+        if let transfer = try top.section("transfer") {
+            try transfer.allow(["allow"])
+            for (value, line) in try transfer.strings("allow") ?? [] {
+                guard let cidr = CIDR(value) else {
+                    throw ConfigError(file: path, line: line, message: "\"\(value)\" is not an address or CIDR prefix")
+                }
+                config.transferAllow.append(cidr)
+            }
+        }
+        return config
+    }
+
+    static func line(of error: YamlError) -> Int {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _):
+            return mark.line
+        default:
+            return 0
+        }
+    }
+}
+
+/// A YAML mapping with line-aware accessors.
+struct Section {
+    let node: Node
+    let mapping: Node.Mapping
+    let file: String
+    let name: String
+
+    init(_ node: Node, file: String, name: String) throws {
+        guard let mapping = node.mapping else {
+            throw ConfigError(file: file, line: (node.mark?.line ?? 0), message: "\(name) must be a mapping")
+        }
+        self.node = node
+        self.mapping = mapping
+        self.file = file
+        self.name = name
+    }
+
+    func line(_ n: Node) -> Int { n.mark?.line ?? 0 }
+
+    func allow(_ keys: [String]) throws {
+        for (k, _) in mapping {
+            guard let key = k.string, keys.contains(key) else {
+                throw ConfigError(file: file, line: line(k), message:
+                    "unknown key \"\(k.string ?? "?")\" in \(name) (known: \(keys.joined(separator: ", ")))")
+            }
+        }
+    }
+
+    func value(_ key: String) -> (Node, Int)? {
+        for (k, v) in mapping where k.string == key { return (v, line(k)) }
+        return nil
+    }
+
+    func section(_ key: String) throws -> Section? {
+        guard let (v, _) = value(key) else { return nil }
+        return try Section(v, file: file, name: key)
+    }
+
+    func string(_ key: String) throws -> (String, Int)? {
+        guard let (v, l) = value(key) else { return nil }
+        guard let s = v.scalar?.string else {
+            throw ConfigError(file: file, line: l, message: "\(key) must be a string")
+        }
+        return (s, line(v))
+    }
+
+    func strings(_ key: String) throws -> [(String, Int)]? {
+        guard let (v, l) = value(key) else { return nil }
+        if let s = v.scalar?.string { return [(s, line(v))] }
+        guard let seq = v.sequence else {
+            throw ConfigError(file: file, line: l, message: "\(key) must be a string or a list of strings")
+        }
+        return try seq.map { item in
+            guard let s = item.scalar?.string else {
+                throw ConfigError(file: file, line: line(item), message: "\(key) entries must be strings")
+            }
+            return (s, line(item))
+        }
+    }
+
+    func number(_ key: String, range: ClosedRange<Double>) throws -> Double? {
+        guard let (v, l) = value(key) else { return nil }
+        guard let s = v.scalar?.string, let d = Double(s) else {
+            throw ConfigError(file: file, line: l, message: "\(key) must be a number")
+        }
+        guard range.contains(d) else {
+            throw ConfigError(file: file, line: l, message: "\(key) must be between \(range.lowerBound) and \(range.upperBound)")
+        }
+        return d
+    }
+}

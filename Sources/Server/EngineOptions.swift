@@ -1,0 +1,19 @@
+/// What the query engine needs from the configuration, fixed per snapshot.
+package struct EngineOptions: Sendable {
+    /// NSID payload (RFC 5001) returned when a query asks for it; empty disables NSID.
+    package var nsid: [UInt8] = []
+    /// TXT answer for `id.server.`/`hostname.bind.` in class CH; nil refuses those queries.
+    package var identity: String? = nil
+    /// TXT answer for `version.server.`/`version.bind.` in class CH; nil refuses those queries.
+    package var version: String? = nil
+    /// The largest UDP response we send (RFC 6891 §6.2.5); also what we advertise.
+    package var maxUDPPayload: Int = 1232
+
+    package init() {}
+}
+
+/// How a query arrived: it decides size limits and whether transfers are possible.
+package enum Transport: Sendable {
+    case udp
+    case tcp
+}

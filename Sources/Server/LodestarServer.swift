@@ -1,0 +1,98 @@
+import Dispatch
+import Foundation
+import Logging
+import Zones
+
+/// Runs the listeners over a snapshot store; reloads on SIGHUP, stops on SIGTERM/SIGINT.
+package final class LodestarServer: @unchecked Sendable {
+    let logger: Logger
+    let configPath: String?
+    let overrides: (inout Config) -> Void
+    let store: SnapshotStore
+    let udp: UDPServer
+    let tcp: TCPServer
+    let reloadQueue = DispatchQueue(label: "lodestar.reload")
+    var signalSources: [DispatchSourceSignal] = []
+
+    /// Loads config and zones; throws when the config is unusable. Bad zones are logged and skipped.
+    package init(configPath: String?, overrides: @escaping (inout Config) -> Void, logger: Logger) throws {
+        self.logger = logger
+        self.configPath = configPath
+        self.overrides = overrides
+        let config = try Self.loadConfig(configPath, overrides)
+        let outcome = try SnapshotLoader.load(config: config, previous: nil)
+        Self.report(outcome, logger: logger)
+        store = SnapshotStore(outcome.snapshot)
+        udp = UDPServer(store: store, workers: config.udpWorkers, logger: logger)
+        tcp = TCPServer(store: store, logger: logger)
+    }
+
+    static func loadConfig(_ path: String?, _ overrides: (inout Config) -> Void) throws -> Config {
+        var config = try path.map(Config.load) ?? Config()
+        overrides(&config)
+        return config
+    }
+
+    static func report(_ outcome: SnapshotLoader.Outcome, logger: Logger) {
+        for p in outcome.problems {
+            if p.isWarning { logger.warning("\(p)") } else { logger.error("\(p)") }
+        }
+        for l in outcome.loaded {
+            if let z = l.zone {
+                logger.info("zone \(l.origin) loaded: \(z.recordCount) records, serial \(z.serial), parse \(String(format: "%.3f", l.parseSeconds)) s, build \(String(format: "%.3f", l.buildSeconds)) s")
+            } else if outcome.keptPrevious.contains(l.origin) {
+                logger.error("zone \(l.origin) not reloaded: still serving the previous version")
+            } else {
+                logger.error("zone \(l.origin) not served: it has errors")
+            }
+        }
+    }
+
+    /// Binds every listen address and starts answering.
+    package func start() throws {
+        let addresses = try store.current.config.listen.map { text -> ListenAddress in
+            guard let a = ListenAddress.parse(text) else { throw ServerError("listen address \"\(text)\" is not ADDR:PORT") }
+            return a
+        }
+        try udp.start(addresses)
+        try tcp.start(addresses)
+        logger.info("serving on \(addresses.map(\.description).joined(separator: ", ")) (UDP and TCP)")
+    }
+
+    /// Re-reads config and zones; on success swaps the snapshot, on failure keeps the old one.
+    package func reload() {
+        do {
+            let config = try Self.loadConfig(configPath, overrides)
+            let outcome = try SnapshotLoader.load(config: config, previous: store.current)
+            Self.report(outcome, logger: logger)
+            store.replace(outcome.snapshot)
+            logger.info("reloaded: generation \(outcome.snapshot.generation), \(outcome.snapshot.zones.zones.count) zones")
+        } catch {
+            logger.error("reload failed, still serving the previous snapshot: \(error)")
+        }
+    }
+
+    /// Blocks until SIGTERM or SIGINT, reloading on SIGHUP.
+    package func runUntilSignalled() {
+        let done = DispatchSemaphore(value: 0)
+        for sig in [SIGHUP, SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: reloadQueue)
+        hup.setEventHandler { [self] in logger.info("SIGHUP: reloading"); reload() }
+        hup.resume()
+        for sig in [SIGTERM, SIGINT] {
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { done.signal() }
+            s.resume()
+            signalSources.append(s)
+        }
+        signalSources.append(hup)
+        done.wait()
+        logger.info("stopping")
+        stop()
+    }
+
+    package func stop() {
+        udp.stop()
+        tcp.stop()
+    }
+}

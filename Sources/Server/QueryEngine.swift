@@ -1,0 +1,201 @@
+import DNSWire
+import Zones
+
+/// Answers one query from an immutable snapshot, writing the response into a caller's buffer.
+///
+/// The engine is authoritative only (RFC 1034 §4.3.2, never recursive). It never throws and never
+/// allocates on the query path: failures become rcodes. A response length of 0 means "send nothing".
+package struct QueryEngine: Sendable {
+    package let zones: ZoneSet
+    package let options: EngineOptions
+
+    package init(zones: ZoneSet, options: EngineOptions) {
+        self.zones = zones
+        self.options = options
+    }
+
+    /// Bound on CNAME/DNAME chain length, as knot's CNAME_CHAIN_MAX; loops end here too.
+    static let maxChain = 8
+
+    /// Answers `packet` into `out` (at least 512 octets; 65535 for TCP). Returns the response length.
+    package func respond(to packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer, capacity: Int,
+                         transport: Transport) -> Int {
+        switch QueryParser.parse(packet) {
+        case .drop:
+            return 0
+        case .error(let rcode, let query, let questionParsed):
+            return errorResponse(packet, query, rcode: rcode, withQuestion: questionParsed, into: out,
+                                 capacity: capacity, transport: transport)
+        case .query(let query):
+            return answer(packet, query, into: out, capacity: capacity, transport: transport)
+        }
+    }
+
+    /// The size the response may take (RFC 1035 §4.2.1, RFC 6891 §6.2.5).
+    @inline(__always)
+    func sizeLimit(_ q: Query, capacity: Int, transport: Transport) -> Int {
+        switch transport {
+        case .tcp: return min(capacity, WireLimits.maxMessageSize)
+        case .udp:
+            let wanted = q.hasEDNS ? max(WireLimits.classicUDPSize, min(Int(q.ednsPayload), options.maxUDPPayload))
+                : WireLimits.classicUDPSize
+            return min(capacity, wanted)
+        }
+    }
+
+    func errorResponse(_ packet: UnsafeRawBufferPointer, _ q: Query, rcode: UInt16, withQuestion: Bool,
+                       into out: UnsafeMutableRawPointer, capacity: Int, transport: Transport) -> Int {
+        var w = MessageWriter(base: out, limit: sizeLimit(q, capacity: capacity, transport: transport))
+        let flags = HeaderFlags.qr | (q.flags & (0x7800 | HeaderFlags.rd | HeaderFlags.cd))
+        guard w.writeHeader(id: q.id, flags: flags) else { return 0 }
+        if withQuestion {
+            let qlen = q.qnameLength + 4
+            guard w.append(UnsafeRawBufferPointer(rebasing: packet[12..<(12 + qlen)])) else { return 0 }
+            w.incrementCount(section: 0)
+        }
+        w.setRcode(rcode)
+        if q.hasEDNS {
+            var opt = OPTWriter(query: q, options: options, rcode: rcode)
+            opt.includeClientSubnet = false
+            _ = opt.write(&w)
+        }
+        return w.position
+    }
+
+    func answer(_ packet: UnsafeRawBufferPointer, _ q: Query, into out: UnsafeMutableRawPointer, capacity: Int,
+                transport: Transport) -> Int {
+        let limit = sizeLimit(q, capacity: capacity, transport: transport)
+        var w = MessageWriter(base: out, limit: limit)
+        let flags = HeaderFlags.qr | (q.flags & (HeaderFlags.rd | HeaderFlags.cd))
+        guard w.writeHeader(id: q.id, flags: flags) else { return 0 }
+        let qname = UnsafeRawBufferPointer(rebasing: packet[12..<(12 + q.qnameLength)])
+        guard w.append(UnsafeRawBufferPointer(rebasing: packet[12..<(q.questionEnd)])) else { return 0 }
+        w.incrementCount(section: 0)
+        w.registerName(at: 12)
+
+        // RFC 6891 §6.1.3: an unsupported EDNS version gets BADVERS and nothing else.
+        if q.hasEDNS && q.ednsVersion > 0 {
+            _ = OPTWriter(query: q, options: options, rcode: Rcode.badVers).write(&w)
+            return w.position
+        }
+        var opt = OPTWriter(query: q, options: options, rcode: 0)
+        let reserve = q.hasEDNS ? opt.size : 0
+        w.limit = limit - reserve
+
+        var rcode = Rcode.noError
+        switch q.qclass {
+        case RRClass.in, RRClass.any:  // knot answers class ANY from its IN data
+            rcode = answerInternet(qname: qname, q: q, transport: transport, writer: &w)
+        case RRClass.ch:
+            rcode = answerChaos(qname: qname, q: q, writer: &w)
+        default:
+            rcode = Rcode.refused
+        }
+        w.setRcode(rcode)
+        w.limit = limit
+        if q.hasEDNS {
+            opt.rcode = rcode
+            _ = opt.write(&w)
+        }
+        return w.position
+    }
+
+    /// Class IN: find the zone and walk it.
+    func answerInternet(qname: UnsafeRawBufferPointer, q: Query, transport: Transport, writer w: inout MessageWriter)
+        -> UInt16
+    {
+        // Meta-types are not answered from zones (RFC 6895 §3.1); transfers need TCP (RFC 5936 §4.2).
+        if q.qtype == RRType.axfr || q.qtype == RRType.ixfr {
+            return transport == .udp && q.qtype == RRType.ixfr ? ixfrOverUDP(qname: qname, writer: &w) : Rcode.notImp
+        }
+        if q.qtype == RRType.opt || q.qtype == RRType.tsig || q.qtype == RRType.tkey
+            || q.qtype == RRType.maila || q.qtype == RRType.mailb {
+            return Rcode.notImp
+        }
+        var labels = LabelOffsets()
+        labels.compute(qname)
+        guard var zone = zones.zone(for: qname, labels: labels) else {
+            return Rcode.refused
+        }
+        // RFC 4035 §3.1.4.1: DS at a child apex belongs to the parent zone when we serve it.
+        if q.qtype == RRType.ds && labels.count == zone.originLabels, let parent = zones.parent(of: zone) {
+            zone = parent
+        }
+        w.setFlags(HeaderFlags.aa)
+        let state = withUnsafeTemporaryAllocation(byteCount: 256 * QueryEngine.maxChain, alignment: 8) { scratch in
+            var state = Resolution(zone: zone, qtype: q.qtype, dnssecOK: q.dnssecOK, scratch: scratch.baseAddress!)
+            state.resolve(qname, writer: &w)
+            return (truncated: state.truncated, glueTruncated: state.glueTruncated, authoritative: state.authoritative,
+                    rcode: state.rcode)
+        }
+        if state.truncated {
+            // RFC 2181 §9: whole RRsets only; a resolver retries over TCP.
+            w.rewind(to: 12 + qname.count + 4)
+            w.setU16(0, at: 6); w.setU16(0, at: 8); w.setU16(0, at: 10)
+            w.setFlags(HeaderFlags.tc)
+        }
+        if state.glueTruncated { w.setFlags(HeaderFlags.tc) }
+        if !state.authoritative { w.setU16(w.u16(at: 2) & ~HeaderFlags.aa, at: 2) }
+        return state.rcode
+    }
+
+    /// IXFR over UDP: the SOA alone, telling the client to use TCP (RFC 1995 §2).
+    func ixfrOverUDP(qname: UnsafeRawBufferPointer, writer w: inout MessageWriter) -> UInt16 {
+        var labels = LabelOffsets()
+        labels.compute(qname)
+        guard let zone = zones.zone(for: qname, labels: labels),
+            labels.count == zone.originLabels
+        else { return Rcode.refused }
+        w.setFlags(HeaderFlags.aa)
+        let ok = withUnsafeTemporaryAllocation(byteCount: 256, alignment: 8) { scratch in
+            var state = Resolution(zone: zone, qtype: RRType.soa, dnssecOK: false, scratch: scratch.baseAddress!)
+            return state.writeRRset(zone.soa, owner: qname, section: 1, writer: &w)
+        }
+        if !ok { w.setFlags(HeaderFlags.tc) }
+        return Rcode.noError
+    }
+
+    /// Class CH: the server's identity and version as TXT (as BIND and knot answer them).
+    func answerChaos(qname: UnsafeRawBufferPointer, q: Query, writer w: inout MessageWriter) -> UInt16 {
+        let text: String?
+        if ChaosNames.isIdentity(qname) {
+            text = options.identity
+        } else if ChaosNames.isVersion(qname) {
+            text = options.version
+        } else {
+            return Rcode.refused
+        }
+        guard let text, !text.isEmpty else { return Rcode.refused }
+        w.setFlags(HeaderFlags.aa)
+        guard q.qtype == RRType.txt || q.qtype == RRType.any else { return Rcode.noError }
+        var rdata: [UInt8] = []
+        for chunk in Array(text.utf8).chunked(255) { rdata.append(UInt8(chunk.count)); rdata += chunk }
+        let ok = rdata.withUnsafeBytes { rd in
+            w.writePointer(to: 12) && w.appendU16(RRType.txt) && w.appendU16(RRClass.ch) && w.appendU32(0)
+                && w.writeRDATA(type: RRType.txt, rd)
+        }
+        if ok { w.incrementCount(section: 1) } else { w.setFlags(HeaderFlags.tc) }
+        return Rcode.noError
+    }
+}
+
+extension Array {
+    func chunked(_ n: Int) -> [ArraySlice<Element>] {
+        if isEmpty { return [self[...]] }
+        return stride(from: 0, to: count, by: n).map { self[$0..<Swift.min($0 + n, count)] }
+    }
+}
+
+/// The CH-class names knot and BIND answer.
+enum ChaosNames {
+    static let identity: [[UInt8]] = ["id.server.", "hostname.bind."].map { Name.fromText($0)! }
+    static let version: [[UInt8]] = ["version.server.", "version.bind."].map { Name.fromText($0)! }
+
+    static func isIdentity(_ n: UnsafeRawBufferPointer) -> Bool {
+        identity.contains { $0.withUnsafeBytes { Name.equal($0, n) } }
+    }
+
+    static func isVersion(_ n: UnsafeRawBufferPointer) -> Bool {
+        version.contains { $0.withUnsafeBytes { Name.equal($0, n) } }
+    }
+}

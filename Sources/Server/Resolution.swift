@@ -1,0 +1,249 @@
+import DNSWire
+import Zones
+
+/// The walk of one query through one zone (RFC 1034 §4.3.2, RFC 4592, RFC 6672), writing as it goes.
+///
+/// Sections are written in order: answer while following CNAME/DNAME chains, then authority,
+/// then additional. A section that does not fit sets `truncated`; the caller then sends only the
+/// question with TC=1 (RFC 2181 §9).
+struct Resolution {
+    let zone: Zone
+    let qtype: UInt16
+    let dnssecOK: Bool
+    /// 256 octets per chain step, for names synthesized from DNAMEs and wildcards.
+    let scratch: UnsafeMutableRawPointer
+    var rcode = Rcode.noError
+    var authoritative = true
+    /// An answer or authority RRset did not fit: send the question alone with TC=1 (RFC 2181 §9).
+    var truncated = false
+    /// Required glue did not fit: keep what fits and set TC (RFC 9471 §3, as knot does).
+    var glueTruncated = false
+    var chain = 0
+    private var visited = InlineArray<10, Int32>(repeating: -1)
+    private var extraDone = InlineArray<16, Int32>(repeating: -1)
+    private var extraCount = 0
+
+    init(zone: Zone, qtype: UInt16, dnssecOK: Bool, scratch: UnsafeMutableRawPointer) {
+        self.zone = zone
+        self.qtype = qtype
+        self.dnssecOK = dnssecOK
+        self.scratch = scratch
+    }
+
+    /// Answers `sname` from this zone; `sname` is the query name or a CNAME/DNAME target inside the zone.
+    mutating func resolve(_ sname: UnsafeRawBufferPointer, writer w: inout MessageWriter) {
+        var labels = LabelOffsets()
+        labels.compute(sname)
+        let n = labels.count
+        var node = zone.apex
+        var k = zone.originLabels
+        while k < n {
+            let candidate = labels.suffix(sname, labels: k + 1)
+            let child = zone.find(candidate)
+            if child < 0 { break }
+            node = child
+            k += 1
+            let flags = zone.nodes[node].flags
+            if k < n {
+                if flags & Zone.Flag.delegation != 0 { referral(node, owner: candidate, writer: &w); return }
+                if flags & Zone.Flag.dname != 0 {
+                    dname(node, owner: candidate, sname: sname, prefixLength: labels[n - k], writer: &w)
+                    return
+                }
+            }
+        }
+        if k == n {
+            exact(node, owner: sname, writer: &w)
+            return
+        }
+        // RFC 4592 §3.3.1: the closest encloser's wildcard child answers for the missing name.
+        if zone.nodes[node].flags & Zone.Flag.wildcardChild != 0 {
+            let encloser = labels.suffix(sname, labels: k)
+            let star = scratch + 256 * chain
+            star.storeBytes(of: 1, as: UInt8.self)
+            star.storeBytes(of: UInt8(ascii: "*"), toByteOffset: 1, as: UInt8.self)
+            (star + 2).copyMemory(from: encloser.baseAddress!, byteCount: encloser.count)
+            let wildcard = zone.find(UnsafeRawBufferPointer(start: star, count: encloser.count + 2))
+            if wildcard >= 0 { exact(wildcard, owner: sname, writer: &w); return }
+        }
+        rcode = Rcode.nxDomain
+        negative(writer: &w)
+    }
+
+    /// The name exists (or a wildcard stands for it): answer, alias, refer or say NODATA.
+    mutating func exact(_ node: Int, owner: UnsafeRawBufferPointer, writer w: inout MessageWriter) {
+        let flags = zone.nodes[node].flags
+        if flags & Zone.Flag.delegation != 0 && qtype != RRType.ds {
+            referral(node, owner: owner, writer: &w)
+            return
+        }
+        // A CNAME answers every type but itself; ANY gets the CNAME unchased (RFC 1034 §3.6.2), and
+        // RRSIG/NSEC, which live beside a CNAME in signed zones, are answered from the node (as knot does).
+        if flags & Zone.Flag.cname != 0 && qtype != RRType.cname && qtype != RRType.any && qtype != RRType.rrsig
+            && qtype != RRType.nsec {
+            let cname = zone.rrset(at: node, type: RRType.cname)
+            guard writeRRset(cname, owner: owner, section: 1, writer: &w) else { truncated = true; return }
+            var target = UnsafeRawBufferPointer(start: nil, count: 0)
+            _ = zone.forEachRecord(cname) { target = $0; return false }
+            follow(target, from: node, writer: &w)
+            return
+        }
+        if qtype == RRType.any {
+            // RFC 8482 §4.1: answer ANY with one RRset of the name, not all of them.
+            let n = zone.nodes[node]
+            if n.rrsetCount > 0 {
+                var pick = Int(n.rrsetStart)
+                for r in Int(n.rrsetStart)..<Int(n.rrsetStart + n.rrsetCount) where zone.rrsets[r].type != RRType.rrsig {
+                    pick = r; break
+                }
+                guard writeRRset(pick, owner: owner, section: 1, writer: &w) else { truncated = true; return }
+                additional(for: pick, writer: &w)
+                return
+            }
+            negative(writer: &w)
+            return
+        }
+        let r = zone.rrset(at: node, type: qtype)
+        if r >= 0 {
+            guard writeRRset(r, owner: owner, section: 1, writer: &w) else { truncated = true; return }
+            additional(for: r, writer: &w)
+            return
+        }
+        negative(writer: &w)
+    }
+
+    /// Follows a CNAME or synthesized CNAME target inside this zone; targets elsewhere are the resolver's.
+    mutating func follow(_ target: UnsafeRawBufferPointer, from node: Int, writer w: inout MessageWriter) {
+        guard chain < QueryEngine.maxChain - 1, target.count >= zone.origin.count else { return }
+        let inZone = zone.origin.withUnsafeBytes { origin in
+            Name.equal(UnsafeRawBufferPointer(rebasing: target[(target.count - origin.count)...]), origin)
+        }
+        guard inZone, isLabelBoundary(target, at: target.count - zone.origin.count) else { return }
+        // A name already on the chain means a loop: stop with what is written.
+        let targetNode = zone.find(target)
+        if targetNode >= 0 {
+            for i in 0..<min(chain + 1, 10) where visited[i] == Int32(targetNode) { return }
+        }
+        if chain < 10 { visited[chain] = Int32(node) }
+        chain += 1
+        resolve(target, writer: &w)
+    }
+
+    func isLabelBoundary(_ name: UnsafeRawBufferPointer, at offset: Int) -> Bool {
+        var i = 0
+        while i < offset { i += Int(name[i]) + 1 }
+        return i == offset
+    }
+
+    /// RFC 6672 §3.3: answer with the DNAME and a CNAME synthesized from it, then follow that.
+    mutating func dname(_ node: Int, owner: UnsafeRawBufferPointer, sname: UnsafeRawBufferPointer, prefixLength: Int,
+                        writer w: inout MessageWriter) {
+        let set = zone.rrset(at: node, type: RRType.dname)
+        guard writeRRset(set, owner: owner, section: 1, writer: &w) else { truncated = true; return }
+        var target = UnsafeRawBufferPointer(start: nil, count: 0)
+        _ = zone.forEachRecord(set) { target = $0; return false }
+        // RFC 6672 §2.2: a synthesized name longer than 255 octets is YXDOMAIN.
+        guard prefixLength + target.count <= WireLimits.maxNameLength else { rcode = Rcode.yxDomain; return }
+        let synthesized = scratch + 256 * chain
+        synthesized.copyMemory(from: sname.baseAddress!, byteCount: prefixLength)
+        (synthesized + prefixLength).copyMemory(from: target.baseAddress!, byteCount: target.count)
+        let name = UnsafeRawBufferPointer(start: synthesized, count: prefixLength + target.count)
+        let start = w.position
+        let ttl = zone.rrsets[set].ttl
+        guard w.writeName(sname), w.appendU16(RRType.cname), w.appendU16(RRClass.in), w.appendU32(ttl),
+            w.writeRDATA(type: RRType.cname, name)
+        else { w.rewind(to: start); truncated = true; return }
+        w.incrementCount(section: 1)
+        // The synthesized CNAME is itself the answer to a CNAME query.
+        if qtype != RRType.cname { follow(name, from: node, writer: &w) }
+    }
+
+    /// A referral to the zone cut at `node` (RFC 1034 §4.3.2 step 3b), with glue (RFC 9471).
+    mutating func referral(_ node: Int, owner: UnsafeRawBufferPointer, writer w: inout MessageWriter) {
+        authoritative = w.u16(at: 6) > 0  // AA stays only for the aliases already answered
+        let ns = zone.rrset(at: node, type: RRType.ns)
+        guard writeRRset(ns, owner: owner, section: 2, writer: &w) else { truncated = true; return }
+        if dnssecOK {
+            let ds = zone.rrset(at: node, type: RRType.ds)
+            if ds >= 0 && !writeRRset(ds, owner: owner, section: 2, writer: &w) { truncated = true; return }
+        }
+        let ownerCopy = owner
+        _ = zone.forEachRecord(ns) { target in
+            let inBailiwick = target.count >= ownerCopy.count
+                && Name.equal(UnsafeRawBufferPointer(rebasing: target[(target.count - ownerCopy.count)...]), ownerCopy)
+            // RFC 9471 §3: glue for names under the cut must fit, else TC; other glue is optional.
+            if !addAddresses(of: target, allowOccluded: true, writer: &w) && inBailiwick {
+                glueTruncated = true
+            }
+            return true
+        }
+    }
+
+    /// NXDOMAIN or NODATA: the zone's SOA in authority, TTL capped by its MINIMUM (RFC 2308 §3).
+    mutating func negative(writer w: inout MessageWriter) {
+        var minimum: UInt32 = 0
+        _ = zone.forEachRecord(zone.soa) { rd in
+            let m = rd.count - 4
+            minimum = UInt32(rd[m]) << 24 | UInt32(rd[m + 1]) << 16 | UInt32(rd[m + 2]) << 8 | UInt32(rd[m + 3])
+            return false
+        }
+        let ttl = min(zone.rrsets[zone.soa].ttl, minimum)
+        let ok = zone.origin.withUnsafeBytes { writeRRset(zone.soa, owner: $0, section: 2, ttl: ttl, writer: &w) }
+        if !ok { truncated = true }
+    }
+
+    /// A/AAAA of in-zone targets of NS, MX and SRV answers (RFC 1035 §3.3.9, RFC 2782).
+    mutating func additional(for rrset: Int, writer w: inout MessageWriter) {
+        let type = zone.rrsets[rrset].type
+        let skip: Int
+        switch type {
+        case RRType.ns: skip = 0
+        case RRType.mx: skip = 2
+        case RRType.srv: skip = 6
+        default: return
+        }
+        _ = zone.forEachRecord(rrset) { rd in
+            guard rd.count > skip else { return true }
+            _ = addAddresses(of: UnsafeRawBufferPointer(rebasing: rd[skip...]), allowOccluded: type == RRType.ns,
+                             writer: &w)
+            return true
+        }
+    }
+
+    /// Writes the A and AAAA RRsets of `target` to additional when it is in the zone. False if they did not fit.
+    mutating func addAddresses(of target: UnsafeRawBufferPointer, allowOccluded: Bool, writer w: inout MessageWriter)
+        -> Bool
+    {
+        let node = zone.find(target)
+        guard node >= 0 else { return true }
+        if !allowOccluded && zone.nodes[node].flags & Zone.Flag.occluded != 0 { return true }
+        for i in 0..<extraCount where extraDone[i] == Int32(node) { return true }
+        if extraCount < 16 { extraDone[extraCount] = Int32(node); extraCount += 1 }
+        let start = w.position
+        let startCount = w.u16(at: 10)
+        for type in [RRType.a, RRType.aaaa] {
+            let r = zone.rrset(at: node, type: type)
+            if r >= 0 && !writeRRset(r, owner: target, section: 3, writer: &w) {
+                w.rewind(to: start)
+                w.setU16(startCount, at: 10)
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Writes every record of an RRset, or nothing when it does not fit.
+    mutating func writeRRset(_ rrset: Int, owner: UnsafeRawBufferPointer, section: Int, ttl: UInt32? = nil,
+                             writer w: inout MessageWriter) -> Bool {
+        let set = zone.rrsets[rrset]
+        let start = w.position
+        let ttl = ttl ?? set.ttl
+        let ok = zone.forEachRecord(rrset) { rd in
+            w.writeName(owner) && w.appendU16(set.type) && w.appendU16(RRClass.in) && w.appendU32(ttl)
+                && w.writeRDATA(type: set.type, rd)
+        }
+        guard ok else { w.rewind(to: start); return false }
+        w.incrementCount(section: section, by: Int(set.count))
+        return true
+    }
+}

@@ -1,0 +1,63 @@
+/// Records as parsed from zone text, packed into one byte arena to keep the peak load memory low.
+///
+/// One entry per RR; owner and RDATA are ranges of `bytes` in uncompressed wire form.
+package struct RecordList: Sendable {
+    package struct Entry: Sendable {
+        package var ownerStart: UInt32
+        package var ownerLength: UInt16
+        package var type: UInt16
+        package var rrClass: UInt16
+        package var file: UInt16
+        package var ttl: UInt32
+        package var rdataStart: UInt32
+        package var rdataLength: UInt16
+        package var line: Int32
+    }
+
+    package var bytes: [UInt8] = []
+    package var entries: [Entry] = []
+    /// Names of the files entries came from (the zone file and its `$INCLUDE`s).
+    package var files: [String] = []
+
+    package init() {}
+
+    package func owner(_ e: Entry) -> ArraySlice<UInt8> {
+        bytes[Int(e.ownerStart)..<(Int(e.ownerStart) + Int(e.ownerLength))]
+    }
+
+    package func rdata(_ e: Entry) -> ArraySlice<UInt8> {
+        bytes[Int(e.rdataStart)..<(Int(e.rdataStart) + Int(e.rdataLength))]
+    }
+
+    package mutating func fileIndex(_ path: String) -> UInt16 {
+        if let i = files.firstIndex(of: path) { return UInt16(i) }
+        files.append(path)
+        return UInt16(files.count - 1)
+    }
+
+    package mutating func append(owner: UnsafeRawBufferPointer, type: UInt16, rrClass: UInt16, ttl: UInt32,
+                                 rdata: UnsafeRawBufferPointer, file: UInt16, line: Int) {
+        let ownerStart = UInt32(bytes.count)
+        bytes.append(contentsOf: owner)
+        let rdataStart = UInt32(bytes.count)
+        bytes.append(contentsOf: rdata)
+        entries.append(Entry(ownerStart: ownerStart, ownerLength: UInt16(owner.count), type: type, rrClass: rrClass,
+                             file: file, ttl: ttl, rdataStart: rdataStart, rdataLength: UInt16(rdata.count),
+                             line: Int32(line)))
+    }
+
+    /// Appends another list (used to merge the chunks parsed in parallel).
+    package mutating func append(contentsOf other: RecordList) {
+        let shift = UInt32(bytes.count)
+        var map: [UInt16] = []
+        for f in other.files { map.append(fileIndex(f)) }
+        bytes.append(contentsOf: other.bytes)
+        entries.reserveCapacity(entries.count + other.entries.count)
+        for var e in other.entries {
+            e.ownerStart += shift
+            e.rdataStart += shift
+            e.file = map.isEmpty ? e.file : map[Int(e.file)]
+            entries.append(e)
+        }
+    }
+}

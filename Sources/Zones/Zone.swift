@@ -1,0 +1,138 @@
+import DNSWire
+
+/// One authoritative zone, immutable once built, stored in flat arrays for fast, allocation-free lookup.
+///
+/// Every owner name and every empty non-terminal between an owner and the apex is a node. Nodes
+/// are found through an open-addressing hash table keyed by the lower-case wire name, so a lookup
+/// hashes bytes straight out of the query packet. RRsets keep their RDATA uncompressed in one
+/// arena, each record prefixed by its 16-bit length.
+package final class Zone: Sendable {
+    /// A name in the zone.
+    package struct Node: Sendable {
+        package var nameStart: UInt32
+        package var nameLength: UInt16
+        package var flags: UInt16
+        package var rrsetStart: UInt32
+        package var rrsetCount: UInt32
+    }
+
+    /// One RRset: `count` records of one type at one node.
+    package struct RRset: Sendable {
+        package var type: UInt16
+        package var count: UInt16
+        package var ttl: UInt32
+        package var dataStart: UInt32
+        package var dataEnd: UInt32
+    }
+
+    /// Node flags, computed at load so the query path tests bits instead of scanning RRsets.
+    package enum Flag {
+        package static let apex: UInt16 = 1
+        /// NS at a name other than the apex: a zone cut (RFC 1034 §4.2.1).
+        package static let delegation: UInt16 = 2
+        package static let cname: UInt16 = 4
+        package static let dname: UInt16 = 8
+        /// A child labelled `*` exists (RFC 4592).
+        package static let wildcardChild: UInt16 = 16
+        /// Below a zone cut: glue, served only as additional data.
+        package static let occluded: UInt16 = 32
+    }
+
+    package let origin: [UInt8]
+    package let originText: String
+    package let originLabels: Int
+    package let names: [UInt8]
+    package let nodes: [Node]
+    package let rrsets: [RRset]
+    package let data: [UInt8]
+    let table: [Int32]
+    let mask: Int
+    /// Index of the apex node.
+    package let apex: Int
+    /// Index of the SOA RRset.
+    package let soa: Int
+    /// The SOA serial, for IXFR (RFC 1995).
+    package let serial: UInt32
+
+    init(origin: [UInt8], names: [UInt8], nodes: [Node], rrsets: [RRset], data: [UInt8], table: [Int32], apex: Int,
+         soa: Int, serial: UInt32) {
+        self.origin = origin
+        self.originText = DNSWire.Name.toText(origin)
+        self.originLabels = DNSWire.Name.labelCount(origin)
+        self.names = names
+        self.nodes = nodes
+        self.rrsets = rrsets
+        self.data = data
+        self.table = table
+        self.mask = table.count - 1
+        self.apex = apex
+        self.soa = soa
+        self.serial = serial
+    }
+
+    /// FNV-1a over the lower-cased octets.
+    @inline(__always)
+    static func hash(_ name: UnsafeRawBufferPointer) -> Int {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in name { h = (h ^ UInt64(DNSWire.Name.lower(b))) &* 0x0000_0100_0000_01B3 }
+        return Int(truncatingIfNeeded: h ^ (h >> 29))
+    }
+
+    /// The node for a wire name (any case), or -1.
+    @inline(__always)
+    package func find(_ name: UnsafeRawBufferPointer) -> Int {
+        var slot = Zone.hash(name) & mask
+        return table.withUnsafeBufferPointer { t in
+            names.withUnsafeBytes { n in
+                while true {
+                    let idx = Int(t[slot])
+                    if idx < 0 { return -1 }
+                    let node = nodes[idx]
+                    if Int(node.nameLength) == name.count {
+                        let stored = UnsafeRawBufferPointer(rebasing: n[Int(node.nameStart)..<(Int(node.nameStart) + name.count)])
+                        if DNSWire.Name.equal(stored, name) { return idx }
+                    }
+                    slot = (slot + 1) & mask
+                }
+            }
+        }
+    }
+
+    /// The lower-case wire name of a node.
+    package func name(of node: Int) -> ArraySlice<UInt8> {
+        let n = nodes[node]
+        return names[Int(n.nameStart)..<(Int(n.nameStart) + Int(n.nameLength))]
+    }
+
+    /// The RRset of `type` at `node`, or -1.
+    @inline(__always)
+    package func rrset(at node: Int, type: UInt16) -> Int {
+        let n = nodes[node]
+        var i = Int(n.rrsetStart)
+        let end = i + Int(n.rrsetCount)
+        while i < end {
+            if rrsets[i] .type == type { return i }
+            i += 1
+        }
+        return -1
+    }
+
+    /// Calls `body` with the RDATA of each record of an RRset.
+    @inline(__always)
+    package func forEachRecord(_ rrset: Int, _ body: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+        let r = rrsets[rrset]
+        return data.withUnsafeBytes { d in
+            var i = Int(r.dataStart)
+            let end = Int(r.dataEnd)
+            while i < end {
+                let len = Int(d[i]) << 8 | Int(d[i + 1])
+                if !body(UnsafeRawBufferPointer(rebasing: d[(i + 2)..<(i + 2 + len)])) { return false }
+                i += 2 + len
+            }
+            return true
+        }
+    }
+
+    /// Number of records in the zone.
+    package var recordCount: Int { rrsets.reduce(0) { $0 + Int($1.count) } }
+}

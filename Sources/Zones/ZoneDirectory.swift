@@ -1,0 +1,54 @@
+import DNSWire
+import Foundation
+
+/// Loads every `NAME.zone` file of a folder as zone `NAME.`.
+package enum ZoneDirectory {
+    /// One zone file's outcome.
+    package struct Loaded: Sendable {
+        package var file: String
+        package var origin: String
+        package var zone: Zone?
+        package var problems: [ZoneError]
+        package var parseSeconds: Double
+        package var buildSeconds: Double
+    }
+
+    /// Zone name for a file name, or nil when it is not a zone file.
+    package static func origin(forFile name: String) -> String? {
+        guard name.hasSuffix(".zone"), name.count > 5 else { return nil }
+        let base = String(name.dropLast(5))
+        if base == "root" || base == "." { return "." }
+        return base.hasSuffix(".") ? base : base + "."
+    }
+
+    /// Loads one file.
+    package static func loadFile(_ path: String, origin: String) -> Loaded {
+        var list = RecordList()
+        var problems: [ZoneError] = []
+        let t0 = Date()
+        ZoneFileReader.read(path: path, origin: origin, into: &list, errors: &problems)
+        let t1 = Date()
+        var zone: Zone? = nil
+        if !problems.contains(where: { !$0.isWarning }) {
+            let (z, more) = ZoneBuilder.build(origin: origin, records: list, mainFile: path)
+            zone = z
+            problems += more
+        }
+        return Loaded(file: path, origin: origin, zone: zone, problems: problems,
+                      parseSeconds: t1.timeIntervalSince(t0), buildSeconds: Date().timeIntervalSince(t1))
+    }
+
+    /// Loads every zone file in `directory`; a file with errors yields no zone, the others load.
+    package static func load(_ directory: String) throws -> [Loaded] {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+        } catch {
+            throw ZoneError(file: directory, line: 0, message: "cannot read zones folder")
+        }
+        return names.compactMap { name in
+            guard let origin = origin(forFile: name) else { return nil }
+            return loadFile((directory as NSString).appendingPathComponent(name), origin: origin)
+        }
+    }
+}

@@ -1,0 +1,181 @@
+import CLDNS
+import DNSWire
+import Foundation
+
+/// Reads RFC 1035 zone text through libldns, the only place in Lodestar that sees ldns types.
+///
+/// libldns handles `$ORIGIN`, `$TTL`, parentheses, escapes and RFC 3597 `\#` RDATA; `$INCLUDE`
+/// it reports but leaves to the caller, so the text is cut into segments at `$INCLUDE` lines and
+/// each included file is read with a copy of the parser state (RFC 1035 §5.1: an include does
+/// not change the origin of the including file).
+package enum ZoneFileReader {
+    /// `$INCLUDE` nesting deeper than this is refused (it is almost certainly a loop).
+    static let maxIncludeDepth = 8
+    /// Zones at least this large are parsed on every core (see `ParallelSplit`).
+    static let parallelThreshold = 4 << 20
+
+    /// Parser state carried across segments and includes.
+    struct State {
+        var origin: String
+        var defaultTTL: UInt32
+    }
+
+    /// Reads `path` as zone `origin`, appending records to `list` and problems to `errors`.
+    package static func read(path: String, origin: String, into list: inout RecordList, errors: inout [ZoneError]) {
+        var state = State(origin: origin, defaultTTL: 3600)
+        read(path: path, state: &state, depth: 0, into: &list, errors: &errors)
+    }
+
+    static func read(path: String, state: inout State, depth: Int, into list: inout RecordList,
+                     errors: inout [ZoneError]) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            errors.append(ZoneError(file: path, line: 0, message: "cannot read file"))
+            return
+        }
+        let text = [UInt8](data)
+        var segmentStart = 0
+        var segmentLine = 1
+        var line = 1
+        var depthParens = 0
+        var inQuote = false
+        var i = 0
+        var atLineStart = true
+        while i < text.count {
+            let c = text[i]
+            if atLineStart && depthParens == 0 && !inQuote && c == UInt8(ascii: "$") && hasPrefixCI(text, i, "$INCLUDE") {
+                // Parse what came before, then the include, then go on after its line.
+                parseSegment(text, segmentStart..<i, firstLine: segmentLine, path: path, state: &state,
+                             into: &list, errors: &errors)
+                var end = i
+                while end < text.count && text[end] != UInt8(ascii: "\n") { end += 1 }
+                let directive = String(decoding: text[i..<end], as: UTF8.self)
+                include(directive, from: path, line: line, state: state, depth: depth, into: &list, errors: &errors)
+                i = end
+                segmentStart = min(end + 1, text.count)
+                segmentLine = line + 1
+                continue
+            }
+            atLineStart = false
+            switch c {
+            case UInt8(ascii: "\n"): line += 1; atLineStart = true
+            case UInt8(ascii: "\""): inQuote.toggle()
+            case UInt8(ascii: "\\"): i += 1
+            case UInt8(ascii: ";") where !inQuote:
+                while i + 1 < text.count && text[i + 1] != UInt8(ascii: "\n") { i += 1 }
+            case UInt8(ascii: "(") where !inQuote: depthParens += 1
+            case UInt8(ascii: ")") where !inQuote: depthParens = max(0, depthParens - 1)
+            default: break
+            }
+            i += 1
+        }
+        let rest = segmentStart..<text.count
+        if segmentStart == 0 && depth == 0 && text.count >= parallelThreshold {
+            ParallelSplit.parse(text, path: path, state: &state, into: &list, errors: &errors)
+        } else {
+            parseSegment(text, rest, firstLine: segmentLine, path: path, state: &state, into: &list, errors: &errors)
+        }
+    }
+
+    static func hasPrefixCI(_ text: [UInt8], _ at: Int, _ prefix: String) -> Bool {
+        let p = Array(prefix.utf8)
+        guard at + p.count < text.count else { return false }
+        for k in 0..<p.count where Name.lower(text[at + k]) != Name.lower(p[k]) { return false }
+        let next = text[at + p.count]
+        return next == UInt8(ascii: " ") || next == UInt8(ascii: "\t")
+    }
+
+    static func include(_ directive: String, from path: String, line: Int, state: State, depth: Int,
+                        into list: inout RecordList, errors: inout [ZoneError]) {
+        let words = directive.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            .prefix { !$0.hasPrefix(";") }
+        guard words.count >= 2, words.count <= 3 else {
+            errors.append(ZoneError(file: path, line: line, message: "$INCLUDE needs a file name and an optional origin"))
+            return
+        }
+        guard depth < maxIncludeDepth else {
+            errors.append(ZoneError(file: path, line: line, message: "$INCLUDE nested more than \(maxIncludeDepth) deep"))
+            return
+        }
+        var file = String(words[1])
+        if !file.hasPrefix("/") {
+            file = (URL(fileURLWithPath: path).deletingLastPathComponent().path as NSString).appendingPathComponent(file)
+        }
+        var inner = state
+        if words.count == 3 {
+            let o = String(words[2])
+            inner.origin = o.hasSuffix(".") ? o : o + "." + state.origin
+        }
+        guard FileManager.default.isReadableFile(atPath: file) else {
+            errors.append(ZoneError(file: path, line: line, message: "$INCLUDE file \(file) cannot be read"))
+            return
+        }
+        read(path: file, state: &inner, depth: depth + 1, into: &list, errors: &errors)
+    }
+
+    /// Parses one run of zone text with libldns.
+    static func parseSegment(_ text: [UInt8], _ range: Range<Int>, firstLine: Int, path: String, state: inout State,
+                             into list: inout RecordList, errors: inout [ZoneError]) {
+        guard !range.isEmpty else { return }
+        let fileIndex = list.fileIndex(path)
+        text.withUnsafeBufferPointer { buf in
+            let start = UnsafeMutableRawPointer(mutating: buf.baseAddress! + range.lowerBound)
+            guard let fp = fmemopen(start, range.count, "r") else {
+                errors.append(ZoneError(file: path, line: firstLine, message: "cannot open text for parsing"))
+                return
+            }
+            defer { fclose(fp) }
+            var origin = ldns_dname_new_frm_str(state.origin)
+            var prev = origin.map { ldns_rdf_clone($0) } ?? nil
+            defer {
+                if let o = origin { state.origin = rdfText(o) ?? state.origin; ldns_rdf_deep_free(o) }
+                if let p = prev { ldns_rdf_deep_free(p) }
+            }
+            guard let buffer = ldns_buffer_new(65536) else { return }
+            defer { ldns_buffer_free(buffer) }
+            var ttl = state.defaultTTL
+            defer { state.defaultTTL = ttl }
+            var lineNumber: Int32 = Int32(firstLine - 1)
+            var guardCount = 0
+            while feof(fp) == 0 {
+                guardCount += 1
+                if guardCount > 100_000_000 { break }  // bounded: more RRs than any zone here will hold
+                var rr: UnsafeMutablePointer<ldns_rr>? = nil
+                let before = lineNumber
+                let status = ldns_rr_new_frm_fp_l(&rr, fp, &ttl, &origin, &prev, &lineNumber)
+                let recordLine = Int(max(before + 1, lineNumber))
+                switch status {
+                case LDNS_STATUS_OK:
+                    guard let rr else { continue }
+                    append(rr, buffer: OpaquePointer(buffer), file: fileIndex, line: recordLine, into: &list)
+                    ldns_rr_free(rr)
+                case LDNS_STATUS_SYNTAX_EMPTY, LDNS_STATUS_SYNTAX_TTL, LDNS_STATUS_SYNTAX_ORIGIN:
+                    continue
+                default:
+                    if feof(fp) != 0 && status == LDNS_STATUS_SYNTAX_ERR && lineNumber == before { break }
+                    let reason = String(cString: ldns_get_errorstr_by_id(status))
+                    errors.append(ZoneError(file: path, line: recordLine, message: reason.lowercased()))
+                }
+            }
+        }
+    }
+
+    static func rdfText(_ rdf: UnsafeMutablePointer<ldns_rdf>) -> String? {
+        guard let s = ldns_rdf2str(rdf) else { return nil }
+        defer { free(s) }
+        return String(cString: s)
+    }
+
+    static func append(_ rr: UnsafeMutablePointer<ldns_rr>, buffer: OpaquePointer, file: UInt16, line: Int,
+                       into list: inout RecordList) {
+        guard let owner = ldns_rr_owner(rr) else { return }
+        // ldns writes the RDATA exactly as it goes on the wire (names uncompressed).
+        ldns_buffer_clear(UnsafeMutablePointer(buffer))
+        guard ldns_rr_rdata2buffer_wire(UnsafeMutablePointer(buffer), rr) == LDNS_STATUS_OK else { return }
+        let b = UnsafeMutablePointer<ldns_buffer>(buffer)
+        let rd = UnsafeRawBufferPointer(start: ldns_buffer_begin(b), count: ldns_buffer_position(b))
+        let ownerBytes = UnsafeRawBufferPointer(start: ldns_rdf_data(owner), count: ldns_rdf_size(owner))
+        list.append(owner: ownerBytes, type: UInt16(ldns_rr_get_type(rr).rawValue),
+                    rrClass: UInt16(ldns_rr_get_class(rr).rawValue), ttl: ldns_rr_ttl(rr), rdata: rd,
+                    file: file, line: line)
+    }
+}

@@ -1,0 +1,50 @@
+import DNSWire
+
+/// The zones served together, found by longest suffix of the query name.
+package final class ZoneSet: Sendable {
+    package let zones: [Zone]
+    /// Zone indices by the hash of their lower-case origin; collisions resolved by comparing names.
+    let byHash: [Int: [Int]]
+    let minLabels: Int
+
+    package init(_ zones: [Zone]) {
+        self.zones = zones
+        var map: [Int: [Int]] = [:]
+        for (i, z) in zones.enumerated() {
+            z.origin.withUnsafeBytes { map[Zone.hash($0), default: []].append(i) }
+        }
+        byHash = map
+        minLabels = zones.map(\.originLabels).min() ?? 0
+    }
+
+    /// The zone with the longest origin that `name` falls in, or nil.
+    ///
+    /// `labels` holds the label offsets of `name`.
+    @inline(__always)
+    package func zone(for name: UnsafeRawBufferPointer, labels: LabelOffsets) -> Zone? {
+        guard !zones.isEmpty else { return nil }
+        var k = labels.count
+        while k >= minLabels {
+            let suffix = labels.suffix(name, labels: k)
+            if let candidates = byHash[Zone.hash(suffix)] {
+                for c in candidates {
+                    let z = zones[c]
+                    let match = z.origin.withUnsafeBytes { DNSWire.Name.equal($0, suffix) }
+                    if match { return z }
+                }
+            }
+            k -= 1
+        }
+        return nil
+    }
+
+    /// The zone strictly above `zone` (for DS at a child apex, RFC 4035 §3.1.4.1), or nil.
+    package func parent(of zone: Zone) -> Zone? {
+        var best: Zone? = nil
+        for z in zones where z !== zone && z.originLabels < zone.originLabels
+            && DNSWire.Name.isSubdomain(zone.origin, of: z.origin) {
+            if best == nil || z.originLabels > best!.originLabels { best = z }
+        }
+        return best
+    }
+}
