@@ -105,6 +105,36 @@ void lodestar_batch_set_out_len(lodestar_batch *b, unsigned i, unsigned len) { b
 
 struct sockaddr_storage *lodestar_batch_peer(lodestar_batch *b, unsigned i) { return &b->peers[i]; }
 
+static uint64_t load_be64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int k = 0; k < 8; k++) v = (v << 8) | p[k];
+    return v;
+}
+
+int lodestar_batch_peer_octets(lodestar_batch *b, unsigned i, uint64_t *high, uint64_t *low) {
+    struct sockaddr_storage *ss = &b->peers[i];
+    if (ss->ss_family == AF_INET) {
+        const uint8_t *a = (const uint8_t *)&((struct sockaddr_in *)ss)->sin_addr;
+        *high = (uint64_t)a[0] << 56 | (uint64_t)a[1] << 48 | (uint64_t)a[2] << 40 | (uint64_t)a[3] << 32;
+        *low = 0;
+        return 4;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const uint8_t *a = ((struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(a, mapped, 12) == 0) {
+            *high = (uint64_t)a[12] << 56 | (uint64_t)a[13] << 48 | (uint64_t)a[14] << 40 | (uint64_t)a[15] << 32;
+            *low = 0;
+            return 4;
+        }
+        *high = load_be64(a);
+        *low = load_be64(a + 8);
+        return 6;
+    }
+    *high = *low = 0;
+    return 0;
+}
+
 int lodestar_udp_socket(const struct sockaddr *addr, socklen_t len, int timeout_ms) {
     int fd = socket(addr->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;

@@ -119,6 +119,8 @@ package enum QueryParser {
             if type == RRType.opt {
                 // RFC 6891 §6.1.1: one OPT, owned by the root.
                 guard !sawOPT, afterName == i + 1, p[i] == 0 else {
+                    // Which OPT would we echo? None, as knot.
+                    q.hasEDNS = false
                     return .error(rcode: Rcode.formErr, query: q, questionParsed: true)
                 }
                 sawOPT = true

@@ -1,3 +1,4 @@
+import DNSWire
 import Foundation
 import Yams
 
@@ -7,7 +8,7 @@ import Yams
 /// server:
 ///   listen: ["127.0.0.1:5300", "[::1]:5300"]
 ///   zones: zones               # folder of NAME.zone files, relative to this file
-///   nsid: pop-ams-1            # RFC 5001 NSID text; omitted = no NSID
+///   nsid: pop-ams-1            # RFC 5001 NSID text; default the host name, "" = no NSID
 ///   identity: pop-ams-1        # CH TXT id.server / hostname.bind; default the host name, "" = REFUSED
 ///   version: lodestar          # CH TXT version.server / version.bind; default "lodestar VERSION", "" = REFUSED
 ///   udp-workers: 0             # receive loops per address; 0 = one per core
@@ -20,7 +21,8 @@ package struct Config: Sendable {
     package var file: String? = nil
     package var listen: [String] = ["127.0.0.1:5300", "[::1]:5300"]
     package var zonesDirectory: String = "zones"
-    package var nsid: String? = nil
+    /// Default as knot's: the host name; "" disables NSID.
+    package var nsid: String? = Config.hostName
     /// Defaults as knot's: the host name and the software version; "" refuses the query.
     package var identity: String? = Config.hostName
     package var version: String? = "lodestar \(Config.softwareVersion)"
@@ -40,9 +42,16 @@ package struct Config: Sendable {
         return String(cString: buf)
     }
 
+    /// Whether `client` may transfer zones (AXFR/IXFR).
+    package func allowsTransfer(to client: ClientAddress) -> Bool {
+        let bytes = client.bytes
+        return transferAllow.contains { $0.contains(bytes) }
+    }
+
     /// Options the query engine reads.
     package var engineOptions: EngineOptions {
         var o = EngineOptions()
+        o.transferAllow = transferAllow
         o.nsid = Array((nsid ?? "").utf8)
         o.identity = identity
         o.version = version
@@ -82,7 +91,7 @@ package struct Config: Sendable {
             } else {
                 config.zonesDirectory = (base as NSString).appendingPathComponent("zones")
             }
-            config.nsid = try server.string("nsid")?.0
+            if let (v, _) = try server.string("nsid") { config.nsid = v }
             if let (v, _) = try server.string("identity") { config.identity = v }
             if let (v, _) = try server.string("version") { config.version = v }
             if let v = try server.number("udp-workers", range: 0...256) { config.udpWorkers = Int(v) }

@@ -1,3 +1,5 @@
+import DNSWire
+
 /// What the query engine needs from the configuration, fixed per snapshot.
 package struct EngineOptions: Sendable {
     /// NSID payload (RFC 5001) returned when a query asks for it; empty disables NSID.
@@ -8,6 +10,8 @@ package struct EngineOptions: Sendable {
     package var version: String? = nil
     /// The largest UDP response we send (RFC 6891 §6.2.5); also what we advertise.
     package var maxUDPPayload: Int = 1232
+    /// Who may ask for IXFR over UDP (answered with the SOA); the TCP transfer path checks the same list.
+    package var transferAllow: [CIDR] = []
 
     package init() {}
 }

@@ -19,7 +19,7 @@ package struct QueryEngine: Sendable {
 
     /// Answers `packet` into `out` (at least 512 octets; 65535 for TCP). Returns the response length.
     package func respond(to packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer, capacity: Int,
-                         transport: Transport) -> Int {
+                         transport: Transport, client: ClientAddress) -> Int {
         switch QueryParser.parse(packet) {
         case .drop:
             return 0
@@ -27,7 +27,7 @@ package struct QueryEngine: Sendable {
             return errorResponse(packet, query, rcode: rcode, withQuestion: questionParsed, into: out,
                                  capacity: capacity, transport: transport)
         case .query(let query):
-            return answer(packet, query, into: out, capacity: capacity, transport: transport)
+            return answer(packet, query, into: out, capacity: capacity, transport: transport, client: client)
         }
     }
 
@@ -46,7 +46,7 @@ package struct QueryEngine: Sendable {
     func errorResponse(_ packet: UnsafeRawBufferPointer, _ q: Query, rcode: UInt16, withQuestion: Bool,
                        into out: UnsafeMutableRawPointer, capacity: Int, transport: Transport) -> Int {
         var w = MessageWriter(base: out, limit: sizeLimit(q, capacity: capacity, transport: transport))
-        let flags = HeaderFlags.qr | (q.flags & (0x7800 | HeaderFlags.rd | HeaderFlags.cd))
+        let flags = HeaderFlags.qr | (q.flags & (0x7800 | HeaderFlags.rd))
         guard w.writeHeader(id: q.id, flags: flags) else { return 0 }
         if withQuestion {
             let qlen = q.qnameLength + 4
@@ -63,10 +63,11 @@ package struct QueryEngine: Sendable {
     }
 
     func answer(_ packet: UnsafeRawBufferPointer, _ q: Query, into out: UnsafeMutableRawPointer, capacity: Int,
-                transport: Transport) -> Int {
+                transport: Transport, client: ClientAddress) -> Int {
         let limit = sizeLimit(q, capacity: capacity, transport: transport)
         var w = MessageWriter(base: out, limit: limit)
-        let flags = HeaderFlags.qr | (q.flags & (HeaderFlags.rd | HeaderFlags.cd))
+        // RD is copied (RFC 1035 §4.1.1); CD is not, as knot and NSD leave it for resolvers.
+        let flags = HeaderFlags.qr | (q.flags & HeaderFlags.rd)
         guard w.writeHeader(id: q.id, flags: flags) else { return 0 }
         let qname = UnsafeRawBufferPointer(rebasing: packet[12..<(12 + q.qnameLength)])
         guard w.append(UnsafeRawBufferPointer(rebasing: packet[12..<(q.questionEnd)])) else { return 0 }
@@ -85,7 +86,7 @@ package struct QueryEngine: Sendable {
         var rcode = Rcode.noError
         switch q.qclass {
         case RRClass.in, RRClass.any:  // knot answers class ANY from its IN data
-            rcode = answerInternet(qname: qname, q: q, transport: transport, writer: &w)
+            rcode = answerInternet(qname: qname, q: q, transport: transport, client: client, writer: &w)
         case RRClass.ch:
             rcode = answerChaos(qname: qname, q: q, writer: &w)
         default:
@@ -101,17 +102,17 @@ package struct QueryEngine: Sendable {
     }
 
     /// Class IN: find the zone and walk it.
-    func answerInternet(qname: UnsafeRawBufferPointer, q: Query, transport: Transport, writer w: inout MessageWriter)
-        -> UInt16
-    {
-        // Meta-types are not answered from zones (RFC 6895 §3.1); transfers need TCP (RFC 5936 §4.2).
+    func answerInternet(qname: UnsafeRawBufferPointer, q: Query, transport: Transport, client: ClientAddress,
+                        writer w: inout MessageWriter) -> UInt16 {
+        // Transfers need TCP (RFC 5936 §4.2); IXFR over UDP gets the SOA (RFC 1995 §2). Type 0 is
+        // reserved: NOTIMP, as knot. Other meta-types find no data, as in knot.
         if q.qtype == RRType.axfr || q.qtype == RRType.ixfr {
-            return transport == .udp && q.qtype == RRType.ixfr ? ixfrOverUDP(qname: qname, writer: &w) : Rcode.notImp
+            guard q.qtype == RRType.ixfr else { return Rcode.notImp }
+            let bytes = client.bytes
+            guard options.transferAllow.contains(where: { $0.contains(bytes) }) else { return Rcode.refused }
+            return ixfrOverUDP(qname: qname, writer: &w)
         }
-        if q.qtype == RRType.opt || q.qtype == RRType.tsig || q.qtype == RRType.tkey
-            || q.qtype == RRType.maila || q.qtype == RRType.mailb {
-            return Rcode.notImp
-        }
+        if q.qtype == 0 { return Rcode.notImp }
         var labels = LabelOffsets()
         labels.compute(qname)
         guard var zone = zones.zone(for: qname, labels: labels) else {
@@ -166,7 +167,7 @@ package struct QueryEngine: Sendable {
             return Rcode.refused
         }
         guard let text, !text.isEmpty else { return Rcode.refused }
-        w.setFlags(HeaderFlags.aa)
+        // Not authoritative data: knot leaves AA clear here.
         guard q.qtype == RRType.txt || q.qtype == RRType.any else { return Rcode.noError }
         var rdata: [UInt8] = []
         for chunk in Array(text.utf8).chunked(255) { rdata.append(UInt8(chunk.count)); rdata += chunk }

@@ -88,11 +88,11 @@ final class DNSQueryHandler: ChannelInboundHandler {
         var message = unwrapInboundIn(data)
         let bytes = message.readBytes(length: message.readableBytes) ?? []
         let snapshot = store.current
+        let client = ClientAddress(bytes: context.remoteAddress?.ipAddress.flatMap(IPAddress.parse) ?? [])
         let transfer: ZoneTransfer.Outcome? = bytes.withUnsafeBytes { packet in
             guard case .query(let q) = QueryParser.parse(packet),
                 q.qtype == RRType.axfr || q.qtype == RRType.ixfr
             else { return nil }
-            let client = context.remoteAddress?.ipAddress.flatMap(IPAddress.parse) ?? []
             let outcome = ZoneTransfer.respond(to: packet, query: q, snapshot: snapshot, client: client)
             if case .refuse(let rcode) = outcome {
                 var out = [UInt8](repeating: 0, count: 512)
@@ -109,7 +109,8 @@ final class DNSQueryHandler: ChannelInboundHandler {
         } else {
             let n = bytes.withUnsafeBytes { packet in
                 scratch.withUnsafeMutableBytes { out in
-                    snapshot.engine.respond(to: packet, into: out.baseAddress!, capacity: out.count, transport: .tcp)
+                    snapshot.engine.respond(to: packet, into: out.baseAddress!, capacity: out.count, transport: .tcp,
+                                            client: client)
                 }
             }
             if n > 0 { write(context, scratch[0..<n]) }

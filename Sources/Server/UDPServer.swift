@@ -87,8 +87,11 @@ package final class UDPServer: Sendable {
                 var capacity: UInt32 = 0
                 let input = lodestar_batch_in(batch, i, &inLen)!
                 let output = lodestar_batch_out(batch, i, &capacity)!
+                var high: UInt64 = 0, low: UInt64 = 0
+                let family = lodestar_batch_peer_octets(batch, i, &high, &low)
+                let client = ClientAddress(family: UInt8(family), octets: (high, low))
                 let length = engine.respond(to: UnsafeRawBufferPointer(start: input, count: Int(inLen)),
-                                            into: output, capacity: Int(capacity), transport: .udp)
+                                            into: output, capacity: Int(capacity), transport: .udp, client: client)
                 lodestar_batch_set_out_len(batch, i, UInt32(length))
             }
             _ = lodestar_batch_send(batch, fd, UInt32(n))

@@ -15,11 +15,11 @@ package enum ZoneTransfer {
     }
 
     /// Builds the response messages for an AXFR/IXFR `query` from `client` (4 or 16 address octets).
-    package static func respond(to packet: UnsafeRawBufferPointer, query q: Query, snapshot: Snapshot, client: [UInt8])
+    package static func respond(to packet: UnsafeRawBufferPointer, query q: Query, snapshot: Snapshot, client: ClientAddress)
         -> Outcome
     {
         guard q.qclass == RRClass.in else { return .refuse(Rcode.refused) }
-        guard snapshot.config.transferAllow.contains(where: { $0.contains(client) }) else {
+        guard snapshot.config.allowsTransfer(to: client) else {
             return .refuse(Rcode.refused)
         }
         let qname = UnsafeRawBufferPointer(rebasing: packet[12..<(12 + q.qnameLength)])

@@ -18,6 +18,8 @@ uint8_t *lodestar_batch_in(lodestar_batch *b, unsigned i, unsigned *len);
 uint8_t *lodestar_batch_out(lodestar_batch *b, unsigned i, unsigned *capacity);
 void lodestar_batch_set_out_len(lodestar_batch *b, unsigned i, unsigned len);
 struct sockaddr_storage *lodestar_batch_peer(lodestar_batch *b, unsigned i);
+/// The peer of slot i as network-order halves; returns 4, 6, or 0 when unknown. IPv4-mapped becomes 4.
+int lodestar_batch_peer_octets(lodestar_batch *b, unsigned i, uint64_t *high, uint64_t *low);
 
 /// Creates a bound UDP socket with SO_REUSEPORT and a receive timeout in milliseconds. Returns -errno.
 int lodestar_udp_socket(const struct sockaddr *addr, socklen_t len, int timeout_ms);
