@@ -1,0 +1,31 @@
+import Foundation
+
+/// A loopback port free for both UDP and TCP right now (the kernel picks it).
+enum FreePort {
+    static func pick() -> Int {
+        for _ in 0..<50 {
+            let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(tcp) }
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = 0
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(tcp, $0, len) == 0 && getsockname(tcp, $0, &len) == 0
+                }
+            }
+            guard bound else { continue }
+            let port = Int(UInt16(bigEndian: addr.sin_port))
+            // The same port must be free for UDP too.
+            let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            defer { close(udp) }
+            let udpOK = withUnsafeMutablePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(udp, $0, len) == 0 }
+            }
+            if udpOK { return port }
+        }
+        return 20000 + Int.random(in: 0..<20000)
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+
+/// The real `lodestar serve` binary on a free loopback port, stopped by pid when done.
+final class LodestarProcess: @unchecked Sendable {
+    let port: Int
+    let process: Process
+    let logPath: String
+    let workDir: String
+
+    /// Starts the server and waits (at most 15 s) until it answers over UDP and TCP.
+    init(zones: String = Paths.fixtures + "/zones", config: String? = nil, extra: [String] = []) throws {
+        port = FreePort.pick()
+        workDir = try Paths.temporaryDirectory()
+        logPath = workDir + "/lodestar.log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: Paths.binary)
+        process.currentDirectoryURL = URL(fileURLWithPath: workDir)
+        var args = ["serve", "--zones", zones, "--listen", "127.0.0.1:\(port)"]
+        if let config { args += ["--config", config] }
+        process.arguments = args + extra
+        let logHandle = FileHandle(forWritingAtPath: logPath)
+        process.standardOutput = logHandle
+        process.standardError = logHandle
+        guard FileManager.default.isExecutableFile(atPath: Paths.binary) else {
+            throw TestFailure("no lodestar binary at \(Paths.binary): run `swift build` first")
+        }
+        try process.run()
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            if !process.isRunning { throw TestFailure("lodestar exited: \(log())") }
+            if let r = try? dig(["example.com", "SOA", "+tries=1", "+time=1"]), r.status == "NOERROR",
+                let t = try? dig(["example.com", "SOA", "+tcp", "+tries=1", "+time=1"]), t.status == "NOERROR" {
+                return
+            }
+            usleep(100_000)
+        }
+        stop()
+        throw TestFailure("lodestar did not answer within 15 s: \(log())")
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Queries with dig on this server; `args` as on dig's command line.
+    func dig(_ args: [String]) throws -> DigResult {
+        let r = try Command.run("/usr/bin/dig", ["@127.0.0.1", "-p", "\(port)", "+norec"] + args, timeout: 15)
+        return DigResult(r.output)
+    }
+
+    func dig(_ args: String...) throws -> DigResult { try dig(args) }
+
+    func signal(_ sig: Int32) { kill(pid, sig) }
+
+    /// SIGTERM, then SIGKILL after 5 s; waits for the exit.
+    func stop() {
+        guard process.isRunning else { return }
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(5)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(pid, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(atPath: workDir)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
