@@ -41,6 +41,6 @@ let package = Package(
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "DNSWire"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Zones", "DNSWire"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["DNSWire"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["DNSWire", "Zones"]),
     ]
 )

@@ -31,6 +31,18 @@ package enum RRType {
     package static let maila: UInt16 = 254
     package static let any: UInt16 = 255
 
+    static let mnemonics: [UInt16: String] = [
+        1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 13: "HINFO", 15: "MX", 16: "TXT", 17: "RP", 18: "AFSDB",
+        24: "SIG", 25: "KEY", 28: "AAAA", 29: "LOC", 33: "SRV", 35: "NAPTR", 36: "KX", 37: "CERT", 39: "DNAME",
+        41: "OPT", 42: "APL", 43: "DS", 44: "SSHFP", 45: "IPSECKEY", 46: "RRSIG", 47: "NSEC", 48: "DNSKEY",
+        49: "DHCID", 50: "NSEC3", 51: "NSEC3PARAM", 52: "TLSA", 53: "SMIMEA", 59: "CDS", 60: "CDNSKEY",
+        61: "OPENPGPKEY", 62: "CSYNC", 63: "ZONEMD", 64: "SVCB", 65: "HTTPS", 99: "SPF", 108: "EUI48", 109: "EUI64",
+        249: "TKEY", 250: "TSIG", 251: "IXFR", 252: "AXFR", 255: "ANY", 256: "URI", 257: "CAA",
+    ]
+
+    /// The mnemonic of a type (`MX`), or `TYPE65280` in RFC 3597 form.
+    package static func name(_ type: UInt16) -> String { mnemonics[type] ?? "TYPE\(type)" }
+
     /// Types whose RDATA names may be compressed (RFC 3597 §4: only the RFC 1035 types).
     @inline(__always)
     package static func hasCompressibleRDATA(_ type: UInt16) -> Bool {

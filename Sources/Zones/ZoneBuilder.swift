@@ -29,7 +29,7 @@ package enum ZoneBuilder {
                 continue
             }
             if RRType.isMetaType(e.type) {
-                problems.append(ZoneError(file: file, line: line, message: "type \(e.type) is a meta-type and cannot be in a zone"))
+                problems.append(ZoneError(file: file, line: line, message: "type \(RRType.name(e.type)) is a meta-type and cannot be in a zone"))
                 continue
             }
             let owner = Name.lowercased(Array(list.owner(e)))
@@ -170,7 +170,7 @@ package enum ZoneBuilder {
                             let (file, line) = where_(e)
                             let what = f & Zone.Flag.dname != 0 ? "DNAME" : "delegation"
                             problems.append(ZoneError(file: file, line: line, message:
-                                "\(Name.toText(name)) type \(t) is below the \(what) at \(Name.toText(Array(name[offset...]))) (only address glue is allowed below a delegation, nothing below a DNAME)"))
+                                "\(Name.toText(name)) \(RRType.name(t)) is below the \(what) at \(Name.toText(Array(name[offset...]))) (only address glue is allowed below a delegation, nothing below a DNAME)"))
                         }
                     }
                     break
