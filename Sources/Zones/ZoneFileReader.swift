@@ -11,8 +11,9 @@ import Foundation
 package enum ZoneFileReader {
     /// `$INCLUDE` nesting deeper than this is refused (it is almost certainly a loop).
     static let maxIncludeDepth = 8
-    /// Zones at least this large are parsed on every core (see `ParallelSplit`).
-    static let parallelThreshold = 4 << 20
+    /// Zones at least this large are parsed on every core (see `ParallelSplit`): below it the
+    /// threads cost more than they save.
+    package static let defaultParallelThreshold = 4 << 20
 
     /// Parser state carried across segments and includes.
     struct State {
@@ -21,13 +22,14 @@ package enum ZoneFileReader {
     }
 
     /// Reads `path` as zone `origin`, appending records to `list` and problems to `errors`.
-    package static func read(path: String, origin: String, into list: inout RecordList, errors: inout [ZoneError]) {
+    package static func read(path: String, origin: String, into list: inout RecordList, errors: inout [ZoneError],
+                             parallelThreshold: Int = defaultParallelThreshold) {
         var state = State(origin: origin, defaultTTL: 3600)
-        read(path: path, state: &state, depth: 0, into: &list, errors: &errors)
+        read(path: path, state: &state, depth: 0, into: &list, errors: &errors, parallelThreshold: parallelThreshold)
     }
 
     static func read(path: String, state: inout State, depth: Int, into list: inout RecordList,
-                     errors: inout [ZoneError]) {
+                     errors: inout [ZoneError], parallelThreshold: Int = defaultParallelThreshold) {
         guard let data = FileManager.default.contents(atPath: path) else {
             errors.append(ZoneError(file: path, line: 0, message: "cannot read file"))
             return
@@ -109,7 +111,8 @@ package enum ZoneFileReader {
             errors.append(ZoneError(file: path, line: line, message: "$INCLUDE file \(file) cannot be read"))
             return
         }
-        read(path: file, state: &inner, depth: depth + 1, into: &list, errors: &errors)
+        read(path: file, state: &inner, depth: depth + 1, into: &list, errors: &errors,
+             parallelThreshold: defaultParallelThreshold)
     }
 
     /// Parses one run of zone text with libldns.
