@@ -19,7 +19,12 @@ import Yams
 /// ```
 package struct Config: Sendable {
     package var file: String? = nil
-    package var listen: [String] = ["127.0.0.1:5300", "[::1]:5300"]
+    package var listen: [String] = Config.defaultListen {
+        didSet { listenIsDefault = false }
+    }
+    /// The built-in addresses: one that cannot bind (no IPv6 loopback) is skipped with a warning.
+    package static let defaultListen = ["127.0.0.1:5300", "[::1]:5300"]
+    package private(set) var listenIsDefault = true
     package var zonesDirectory: String = "zones"
     /// Default as knot's: the host name; "" disables NSID.
     package var nsid: String? = Config.hostName

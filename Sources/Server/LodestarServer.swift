@@ -50,9 +50,21 @@ package final class LodestarServer: @unchecked Sendable {
 
     /// Binds every listen address and starts answering.
     package func start() throws {
-        let addresses = try store.current.config.listen.map { text -> ListenAddress in
+        let config = store.current.config
+        var addresses = try config.listen.map { text -> ListenAddress in
             guard let a = ListenAddress.parse(text) else { throw ServerError("listen address \"\(text)\" is not ADDR:PORT") }
             return a
+        }
+        if config.listenIsDefault {
+            addresses = addresses.filter { a in
+                do {
+                    close(try UDPServer.bind(a))
+                    return true
+                } catch {
+                    logger.warning("skipping default address \(a): \(error)")
+                    return false
+                }
+            }
         }
         try udp.start(addresses)
         try tcp.start(addresses)

@@ -7,11 +7,13 @@ import Zones
 /// allocates on the query path: failures become rcodes. A response length of 0 means "send nothing".
 package struct QueryEngine: Sendable {
     package let zones: ZoneSet
-    package let options: EngineOptions
+    /// Options in a box of their own, so a response borrows them instead of copying arrays and strings.
+    let box: OptionsBox
+    package var options: EngineOptions { box.options }
 
     package init(zones: ZoneSet, options: EngineOptions) {
         self.zones = zones
-        self.options = options
+        self.box = OptionsBox(options)
     }
 
     /// Bound on CNAME/DNAME chain length, as knot's CNAME_CHAIN_MAX; loops end here too.
@@ -55,7 +57,7 @@ package struct QueryEngine: Sendable {
         }
         w.setRcode(rcode)
         if q.hasEDNS {
-            var opt = OPTWriter(query: q, options: options, rcode: rcode)
+            var opt = OPTWriter(query: q, options: box.pointer, rcode: rcode)
             opt.includeClientSubnet = false
             _ = opt.write(&w)
         }
@@ -76,10 +78,10 @@ package struct QueryEngine: Sendable {
 
         // RFC 6891 §6.1.3: an unsupported EDNS version gets BADVERS and nothing else.
         if q.hasEDNS && q.ednsVersion > 0 {
-            _ = OPTWriter(query: q, options: options, rcode: Rcode.badVers).write(&w)
+            _ = OPTWriter(query: q, options: box.pointer, rcode: Rcode.badVers).write(&w)
             return w.position
         }
-        var opt = OPTWriter(query: q, options: options, rcode: 0)
+        var opt = OPTWriter(query: q, options: box.pointer, rcode: 0)
         let reserve = q.hasEDNS ? opt.size : 0
         w.limit = limit - reserve
 
@@ -109,7 +111,7 @@ package struct QueryEngine: Sendable {
         if q.qtype == RRType.axfr || q.qtype == RRType.ixfr {
             guard q.qtype == RRType.ixfr else { return Rcode.notImp }
             let bytes = client.bytes
-            guard options.transferAllow.contains(where: { $0.contains(bytes) }) else { return Rcode.refused }
+            guard box.options.transferAllow.contains(where: { $0.contains(bytes) }) else { return Rcode.refused }
             return ixfrOverUDP(qname: qname, writer: &w)
         }
         if q.qtype == 0 { return Rcode.notImp }
@@ -123,7 +125,7 @@ package struct QueryEngine: Sendable {
             zone = parent
         }
         w.setFlags(HeaderFlags.aa)
-        let state = withUnsafeTemporaryAllocation(byteCount: 256 * QueryEngine.maxChain, alignment: 8) { scratch in
+        let state = withUnsafeTemporaryAllocation(byteCount: Resolution.scratchSize, alignment: 8) { scratch in
             var state = Resolution(zone: zone, qtype: q.qtype, dnssecOK: q.dnssecOK, scratch: scratch.baseAddress!)
             state.resolve(qname, writer: &w)
             return (truncated: state.truncated, glueTruncated: state.glueTruncated, authoritative: state.authoritative,
@@ -160,9 +162,9 @@ package struct QueryEngine: Sendable {
     func answerChaos(qname: UnsafeRawBufferPointer, q: Query, writer w: inout MessageWriter) -> UInt16 {
         let text: String?
         if ChaosNames.isIdentity(qname) {
-            text = options.identity
+            text = box.options.identity
         } else if ChaosNames.isVersion(qname) {
-            text = options.version
+            text = box.options.version
         } else {
             return Rcode.refused
         }
@@ -184,6 +186,23 @@ extension Array {
     func chunked(_ n: Int) -> [ArraySlice<Element>] {
         if isEmpty { return [self[...]] }
         return stride(from: 0, to: count, by: n).map { self[$0..<Swift.min($0 + n, count)] }
+    }
+}
+
+/// Engine options at a stable address for the engine's lifetime.
+final class OptionsBox: Sendable {
+    let options: EngineOptions
+    nonisolated(unsafe) let pointer: UnsafeMutablePointer<EngineOptions>
+
+    init(_ options: EngineOptions) {
+        self.options = options
+        pointer = .allocate(capacity: 1)
+        pointer.initialize(to: options)
+    }
+
+    deinit {
+        pointer.deinitialize(count: 1)
+        pointer.deallocate()
     }
 }
 

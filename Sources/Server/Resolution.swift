@@ -10,8 +10,14 @@ struct Resolution {
     let zone: Zone
     let qtype: UInt16
     let dnssecOK: Bool
-    /// 256 octets per chain step, for names synthesized from DNAMEs and wildcards.
+    /// Two 256-octet buffers used in turn, for names synthesized from DNAMEs and wildcards: a step
+    /// only needs the previous step's name. 512 octets stay on the stack (larger temporary
+    /// allocations go to the heap).
     let scratch: UnsafeMutableRawPointer
+    static let scratchSize = 512
+
+    @inline(__always)
+    var scratchForStep: UnsafeMutableRawPointer { scratch + 256 * (chain & 1) }
     var rcode = Rcode.noError
     var authoritative = true
     /// An answer or authority RRset did not fit: send the question alone with TC=1 (RFC 2181 §9).
@@ -59,7 +65,7 @@ struct Resolution {
         // RFC 4592 §3.3.1: the closest encloser's wildcard child answers for the missing name.
         if zone.nodes[node].flags & Zone.Flag.wildcardChild != 0 {
             let encloser = labels.suffix(sname, labels: k)
-            let star = scratch + 256 * chain
+            let star = scratchForStep
             star.storeBytes(of: 1, as: UInt8.self)
             star.storeBytes(of: UInt8(ascii: "*"), toByteOffset: 1, as: UInt8.self)
             (star + 2).copyMemory(from: encloser.baseAddress!, byteCount: encloser.count)
@@ -144,7 +150,7 @@ struct Resolution {
         _ = zone.forEachRecord(set) { target = $0; return false }
         // RFC 6672 §2.2: a synthesized name longer than 255 octets is YXDOMAIN.
         guard prefixLength + target.count <= WireLimits.maxNameLength else { rcode = Rcode.yxDomain; return }
-        let synthesized = scratch + 256 * chain
+        let synthesized = scratchForStep
         synthesized.copyMemory(from: sname.baseAddress!, byteCount: prefixLength)
         (synthesized + prefixLength).copyMemory(from: target.baseAddress!, byteCount: target.count)
         let name = UnsafeRawBufferPointer(start: synthesized, count: prefixLength + target.count)

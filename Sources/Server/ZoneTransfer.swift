@@ -96,7 +96,8 @@ package enum ZoneTransfer {
                 taken += 1
             }
             if q.hasEDNS && first {
-                _ = OPTWriter(query: q, options: EngineOptions(), rcode: 0).write(&w)
+                var options = EngineOptions()
+                _ = withUnsafePointer(to: &options) { OPTWriter(query: q, options: $0, rcode: 0).write(&w) }
             }
             return w.position
         }

@@ -6,6 +6,7 @@ package final class ZoneSet: Sendable {
     /// Zone indices by the hash of their lower-case origin; collisions resolved by comparing names.
     let byHash: [Int: [Int]]
     let minLabels: Int
+    let sortedZones: [Zone]
 
     package init(_ zones: [Zone]) {
         self.zones = zones
@@ -14,6 +15,7 @@ package final class ZoneSet: Sendable {
             z.origin.withUnsafeBytes { map[Zone.hash($0), default: []].append(i) }
         }
         byHash = map
+        sortedZones = zones.sorted { $0.origin.count > $1.origin.count }
         minLabels = zones.map(\.originLabels).min() ?? 0
     }
 
@@ -23,6 +25,7 @@ package final class ZoneSet: Sendable {
     @inline(__always)
     package func zone(for name: UnsafeRawBufferPointer, labels: LabelOffsets) -> Zone? {
         guard !zones.isEmpty else { return nil }
+        if zones.count <= ZoneSet.linearLimit { return linearZone(for: name) }
         var k = labels.count
         while k >= minLabels {
             let suffix = labels.suffix(name, labels: k)
@@ -34,6 +37,25 @@ package final class ZoneSet: Sendable {
                 }
             }
             k -= 1
+        }
+        return nil
+    }
+
+    /// Up to this many zones a scan (longest origin first) beats hashing every suffix.
+    static let linearLimit = 16
+
+    @inline(__always)
+    func linearZone(for name: UnsafeRawBufferPointer) -> Zone? {
+        for z in sortedZones {
+            let match = z.origin.withUnsafeBytes { origin -> Bool in
+                guard origin.count <= name.count else { return false }
+                let start = name.count - origin.count
+                guard DNSWire.Name.equal(UnsafeRawBufferPointer(rebasing: name[start...]), origin) else { return false }
+                var i = 0
+                while i < start { i += Int(name[i]) + 1 }
+                return i == start
+            }
+            if match { return z }
         }
         return nil
     }

@@ -1,0 +1,385 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: lodestar, knot, NSD and gdnsd on the same zones, driven by dnsperf.
+
+Every server is pinned to CPU 0 and dnsperf to CPU 1; each workload runs RUNS times per server and
+the median is reported. Since dnsperf itself saturates a core here, qps per server core
+(qps / the server's CPU share during the run, from /proc) is the figure to compare.
+Traffic goes to 127.0.0.1 only. Every process started is stopped by its pid.
+
+usage: bench.py WORKDIR LODESTAR_BIN [--runs N] [--seconds S] [--big N] [--only NAME,...]
+"""
+import argparse
+import os
+import re
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def tree(pid):
+    """pid and all its descendants."""
+    pids, frontier = {pid}, [pid]
+    while frontier:
+        p = frontier.pop()
+        try:
+            children = open(f"/proc/{p}/task/{p}/children").read().split()
+        except OSError:
+            children = []
+        for c in map(int, children):
+            if c not in pids:
+                pids.add(c)
+                frontier.append(c)
+    return pids
+
+
+def cpu_split(pid):
+    """(user, kernel) CPU seconds of the process tree."""
+    user = kernel = 0
+    for p in tree(pid):
+        try:
+            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            user += int(fields[11])
+            kernel += int(fields[12])
+        except OSError:
+            pass
+    return user / CLK, kernel / CLK
+
+
+def cpu_seconds(pid):
+    return sum(cpu_split(pid))
+
+
+def memory_kib(pid):
+    """(peak RSS of the largest process, total PSS of the tree) in KiB."""
+    peak, pss = 0, 0
+    for p in tree(pid):
+        try:
+            for line in open(f"/proc/{p}/status"):
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+            for line in open(f"/proc/{p}/smaps_rollup"):
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+        except OSError:
+            pass
+    return peak, pss
+
+
+def query(port, name, qtype=1, timeout=0.5):
+    qname = b"".join(bytes([len(l)]) + l.encode() for l in name.strip(".").split(".")) + b"\0"
+    packet = struct.pack("!HHHHHH", 0x4242, 0, 1, 0, 0, 0) + qname + struct.pack("!HH", qtype, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    try:
+        s.sendto(packet, ("127.0.0.1", port))
+        data = s.recv(4096)
+        return data[3] & 0xF, struct.unpack("!H", data[6:8])[0]
+    except OSError:
+        return None
+    finally:
+        s.close()
+
+
+class Server:
+    def __init__(self, name, work, port):
+        self.name, self.work, self.port = name, work, port
+        self.proc = None
+        os.makedirs(work, exist_ok=True)
+
+    def start(self, zones):
+        raise NotImplementedError
+
+    def launch(self, argv):
+        self.log = open(f"{self.work}/log", "w")
+        self.proc = subprocess.Popen(["taskset", "-c", "0"] + argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                     cwd=self.work)
+
+    def wait_answer(self, name, deadline_s):
+        """Seconds until `name A` is answered NOERROR with data, or None."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < deadline_s:
+            if self.proc.poll() is not None:
+                return None
+            r = query(self.port, name, timeout=0.2)
+            if r and r[0] == 0 and r[1] > 0:
+                return time.monotonic() - t0
+            time.sleep(0.02)
+        return None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class Lodestar(Server):
+    def __init__(self, work, port, binary):
+        super().__init__("lodestar", work, port)
+        self.binary = binary
+
+    def start(self, zones):
+        with open(f"{self.work}/lodestar.yaml", "w") as f:
+            f.write(f"server:\n  listen: [\"127.0.0.1:{self.port}\"]\n  zones: {zones}\n  udp-workers: 1\n")
+        self.launch([self.binary, "serve", "--config", f"{self.work}/lodestar.yaml"])
+
+
+class Knot(Server):
+    def __init__(self, work, port):
+        super().__init__("knot", work, port)
+
+    def start(self, zones):
+        names = [f[:-5] for f in os.listdir(zones) if f.endswith(".zone")]
+        conf = (f"server:\n  listen: 127.0.0.1@{self.port}\n  rundir: {self.work}\n  udp-workers: 1\n"
+                f"  tcp-workers: 1\n  background-workers: 1\n"
+                f"database:\n  storage: {self.work}/db\n"
+                f"template:\n  - id: default\n    storage: {zones}\n    semantic-checks: off\n    journal-content: none\n"
+                f"    zonefile-sync: -1\n"
+                "zone:\n" + "".join(f"  - domain: {n}\n    file: {n}.zone\n" for n in names) +
+                "log:\n  - target: stderr\n    any: warning\n")
+        open(f"{self.work}/knot.conf", "w").write(conf)
+        self.launch(["knotd", "-c", f"{self.work}/knot.conf"])
+
+
+class NSD(Server):
+    def __init__(self, work, port):
+        super().__init__("nsd", work, port)
+
+    def start(self, zones):
+        names = [f[:-5] for f in os.listdir(zones) if f.endswith(".zone")]
+        conf = (f"server:\n  ip-address: 127.0.0.1@{self.port}\n  server-count: 1\n  username: \"\"\n"
+                f"  zonesdir: \"{zones}\"\n  pidfile: \"{self.work}/nsd.pid\"\n  database: \"\"\n"
+                f"  xfrdfile: \"{self.work}/xfrd.state\"\n  zonelistfile: \"{self.work}/zone.list\"\n"
+                f"  chroot: \"\"\n  verbosity: 0\n  tcp-count: 200\n"
+                # Debian's NSD rate-limits responses (RRL) by default; every query here comes from one address.
+                "  rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n"
+                "remote-control:\n  control-enable: no\n" +
+                "".join(f"zone:\n  name: {n}\n  zonefile: {n}.zone\n" for n in names))
+        open(f"{self.work}/nsd.conf", "w").write(conf)
+        self.launch(["nsd", "-d", "-c", f"{self.work}/nsd.conf"])
+
+
+class Gdnsd(Server):
+    def __init__(self, work, port):
+        super().__init__("gdnsd", work, port)
+
+    def start(self, zones):
+        os.makedirs(f"{self.work}/etc/zones", exist_ok=True)
+        for f in os.listdir(f"{self.work}/etc/zones"):
+            os.unlink(f"{self.work}/etc/zones/{f}")
+        for f in os.listdir(zones):
+            if f.endswith(".zone"):
+                os.symlink(f"{zones}/{f}", f"{self.work}/etc/zones/{f[:-5]}")
+        open(f"{self.work}/etc/config", "w").write(
+            f"options => {{\n  listen => [ 127.0.0.1 ]\n  dns_port => {self.port}\n  udp_threads => 1\n"
+            f"  tcp_threads => 1\n}}\n")
+        env = dict(os.environ, RUNTIME_DIRECTORY=f"{self.work}/run", STATE_DIRECTORY=f"{self.work}/state")
+        os.makedirs(f"{self.work}/run", exist_ok=True)
+        os.makedirs(f"{self.work}/state", exist_ok=True)
+        self.log = open(f"{self.work}/log", "w")
+        self.proc = subprocess.Popen(["taskset", "-c", "0", "gdnsd", "-c", f"{self.work}/etc", "start"],
+                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=self.work, env=env)
+
+
+def dnsperf(port, queries, seconds, tcp, rate=0):
+    argv = ["taskset", "-c", "1", "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", queries,
+            "-l", str(seconds), "-c", "20" if tcp else "4", "-q", "500", "-t", "2"]
+    if rate:
+        argv += ["-Q", str(rate)]
+    if tcp:
+        argv += ["-m", "tcp"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
+    num = lambda pat: float(re.search(pat, out).group(1)) if re.search(pat, out) else float("nan")
+    return {
+        "qps": num(r"Queries per second:\s+([\d.]+)"),
+        "sent": num(r"Queries sent:\s+(\d+)"),
+        "lost": num(r"Queries lost:\s+(\d+)"),
+        "latency_ms": num(r"Average Latency \(s\):\s+([\d.]+)") * 1000,
+    }
+
+
+class CpuQuota:
+    """Caps a process tree at a share of one core (cgroup v1 cpu controller), so the server, not
+    dnsperf, is the bottleneck. Without the controller, runs uncapped (the report says which)."""
+
+    ROOT = "/sys/fs/cgroup/cpu"
+
+    def __init__(self, name, share):
+        self.path = f"{self.ROOT}/lodestar-bench-{name}-{os.getpid()}"
+        self.share = share
+        self.active = False
+        if share and os.path.isdir(self.ROOT):
+            try:
+                os.makedirs(self.path, exist_ok=True)
+                open(f"{self.path}/cpu.cfs_period_us", "w").write("100000")
+                open(f"{self.path}/cpu.cfs_quota_us", "w").write(str(int(100000 * share)))
+                self.active = True
+            except OSError:
+                self.active = False
+
+    def add(self, pid):
+        if self.active:
+            for p in tree(pid):
+                try:
+                    open(f"{self.path}/cgroup.procs", "w").write(str(p))
+                except OSError:
+                    pass
+
+    def close(self):
+        if self.active:
+            parent = f"{self.ROOT}/cgroup.procs"
+            for p in open(f"{self.path}/cgroup.procs").read().split():
+                try:
+                    open(parent, "w").write(p)
+                except OSError:
+                    pass
+            try:
+                os.rmdir(self.path)
+            except OSError:
+                pass
+
+
+def measure(server, zones, check_name, queries, seconds, runs, tcp, quota_share, rate=0):
+    server.start(zones)
+    quota = CpuQuota(server.name, quota_share)
+    try:
+        if server.wait_answer(check_name, 120) is None:
+            return {"error": f"{server.name} did not answer: " + open(f"{server.work}/log").read()[-500:]}
+        quota.add(server.proc.pid)
+        time.sleep(0.2)
+        results = []
+        for _ in range(runs):
+            pid = server.proc.pid
+            (u0, k0), t0 = cpu_split(pid), time.monotonic()
+            r = dnsperf(server.port, queries, seconds, tcp, rate)
+            (u1, k1), t1 = cpu_split(pid), time.monotonic()
+            r["cpu"] = (u1 - u0 + k1 - k0) / (t1 - t0)
+            answered = max(1.0, r["qps"] * (t1 - t0))
+            r["user_us"] = (u1 - u0) / answered * 1e6
+            r["kernel_us"] = (k1 - k0) / answered * 1e6
+            r["qps_per_core"] = r["qps"] / r["cpu"] if r["cpu"] > 0 else float("nan")
+            results.append(r)
+        med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+        med["rss_mib"] = memory_kib(server.proc.pid)[1] / 1024
+        med["runs"] = [round(r["qps_per_core"]) for r in results]
+        med["capped"] = quota.active
+        return med
+    finally:
+        server.stop()
+        quota.close()
+
+
+def load_time(server, zones, last_name):
+    server.start(zones)
+    try:
+        took = server.wait_answer(last_name, 600)
+        peak, pss = memory_kib(server.proc.pid)
+        return {"seconds": took, "peak_rss_mib": peak / 1024, "pss_mib": pss / 1024}
+    finally:
+        server.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("work")
+    ap.add_argument("lodestar")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--big", type=int, default=1000000)
+    ap.add_argument("--only", default="lodestar,knot,nsd,gdnsd")
+    ap.add_argument("--skip", default="")
+    ap.add_argument("--quota", type=float, default=0.5, help="server CPU cap (share of one core); 0 = none")
+    ap.add_argument("--rate", type=int, default=40000,
+                    help="offered qps of the fixed-rate UDP run (every server unsaturated, uncapped); 0 = skip")
+    args = ap.parse_args()
+    work = os.path.abspath(args.work)
+    mix_dir, big_dir = f"{work}/zones-mix", f"{work}/zones-big"
+    os.makedirs(mix_dir, exist_ok=True)
+    os.makedirs(big_dir, exist_ok=True)
+    here = os.path.dirname(os.path.abspath(__file__))
+    subprocess.run([sys.executable, f"{here}/gen_zone.py", "mix", mix_dir], check=True)
+    queries = f"{mix_dir}/queries-udp.txt"
+    os.rename(queries, f"{work}/queries-udp.txt")
+    queries = f"{work}/queries-udp.txt"
+
+    def make(name):
+        port = free_port()
+        if name == "lodestar":
+            return Lodestar(f"{work}/{name}", port, os.path.abspath(args.lodestar))
+        return {"knot": Knot, "nsd": NSD, "gdnsd": Gdnsd}[name](f"{work}/{name}", port)
+
+    names = args.only.split(",")
+    skip = set(args.skip.split(","))
+    report = {}
+    workloads = [("udp", False, args.quota, 0), ("tcp", True, args.quota, 0)]
+    if args.rate:
+        workloads.append(("udp-rate", False, 0, args.rate))
+    for workload, tcp, quota_share, rate in workloads:
+        if workload in skip:
+            continue
+        for n in names:
+            r = measure(make(n), mix_dir, "h1.bench.test", queries, args.seconds, args.runs, tcp, quota_share, rate)
+            report[(workload, n)] = r
+            print(workload, n, r, flush=True)
+    if "load" not in skip:
+        subprocess.run([sys.executable, f"{here}/gen_zone.py", "big", big_dir, str(args.big)], check=True)
+        last = open(f"{big_dir}/big-last.txt").read().strip()
+        os.rename(f"{big_dir}/big-last.txt", f"{work}/big-last.txt")
+        for n in names:
+            r = load_time(make(n), big_dir, last)
+            report[("load", n)] = r
+            print("load", n, r, flush=True)
+    print_table(report, names, args)
+
+
+def print_table(report, names, args):
+    print()
+    for workload in ("udp", "tcp", "udp-rate"):
+        rows = [(n, report.get((workload, n))) for n in names if (workload, n) in report]
+        if not rows:
+            continue
+        capped = all(r.get("capped") for _, r in rows if "error" not in r)
+        cap = f"server capped at {args.quota:.0%} of CPU 0" if capped and args.quota else "server uncapped on CPU 0"
+        if workload == "udp-rate":
+            cap = f"offered {args.rate:,} qps, server uncapped on CPU 0 (CPU cost per query at equal load)"
+        print(f"\n{workload.upper()}, static mix (~10% NXDOMAIN), median of {args.runs} x {args.seconds} s, {cap}, "
+              f"dnsperf on CPU 1:\n")
+        print("| server | qps per server core | qps | server CPU | user µs/q | kernel µs/q | lost | avg latency ms | memory (PSS) MiB | per-run qps/core |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for n, r in rows:
+            if "error" in r:
+                print(f"| {n} | error: {r['error'][:80]} |")
+                continue
+            print(f"| {n} | {r['qps_per_core']:,.0f} | {r['qps']:,.0f} | {r['cpu'] * 100:.0f}% | {r['user_us']:.2f} | "
+                  f"{r['kernel_us']:.2f} | {r['lost']:.0f} | "
+                  f"{r['latency_ms']:.3f} | {r['rss_mib']:.1f} | {r['runs']} |")
+    rows = [(n, report.get(("load", n))) for n in names if ("load", n) in report]
+    if rows:
+        print(f"\nZone of {args.big:,} A records: time from start until the last name answers, and memory:\n")
+        print("| server | load s | peak RSS MiB | PSS MiB |")
+        print("|---|---|---|---|")
+        for n, r in rows:
+            s = "timeout" if r["seconds"] is None else f"{r['seconds']:.2f}"
+            print(f"| {n} | {s} | {r['peak_rss_mib']:.0f} | {r['pss_mib']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what Lodestar needs on Debian 12, skipping what is already there.
+#   scripts/install-deps.sh          runtime: libldns, libmaxminddb, dig
+#   scripts/install-deps.sh --test   also what the tests need: knot (differential), python dnspython
+#   scripts/install-deps.sh --bench  also the benchmark peers: knot, nsd, gdnsd, dnsperf
+set -euo pipefail
+packages=(libldns-dev libmaxminddb-dev bind9-dnsutils pkg-config)
+for arg in "$@"; do
+  case "$arg" in
+    --test) packages+=(knot knot-dnsutils) ;;
+    --bench) packages+=(knot knot-dnsutils nsd gdnsd dnsperf ldnsutils) ;;
+    *) echo "unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -qq
+  # Daemons pulled in here (knot, nsd, gdnsd) must not start as services: tests start their own.
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod +x /usr/sbin/policy-rc.d
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  $sudo rm -f /usr/sbin/policy-rc.d
+fi
+if [[ " $* " == *" --test "* ]]; then
+  python3 -c 'import dns.message' 2>/dev/null || python3 -m pip install -q dnspython
+fi

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# One command for the whole test suite: installs what the tests need, builds, runs every test
+# (unit, integration against the real binary with dig, the differential comparison with knot).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --test
+swift build --build-tests
+log=$(mktemp)
+set +e
+swift test --skip-build 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+summary=$(grep -E '^. Test run with [0-9]+ tests?' "$log" | tail -1 || true)
+rm -f "$log"
+if [[ $status -eq 0 && $summary == *passed* ]]; then
+  n=$(sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' <<<"$summary")
+  echo "$n passed, 0 failed"
+fi
+exit "$status"
