@@ -1,6 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// Release builds optimise across modules: DNSWire's small functions are inlined into the query
+/// path in Server (without this, `@inline(__always)` stops at the module boundary).
+let crossModule: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+
 let package = Package(
     name: "lodestar",
     platforms: [.macOS(.v14)],
@@ -17,9 +21,9 @@ let package = Package(
         .systemLibrary(name: "CLDNS", pkgConfig: "ldns", providers: [.apt(["libldns-dev"])]),
         .systemLibrary(name: "CMaxMindDB", pkgConfig: "libmaxminddb", providers: [.apt(["libmaxminddb-dev"])]),
         .target(name: "CLodestarSys"),
-        .target(name: "DNSWire"),
-        .target(name: "Zones", dependencies: ["DNSWire", "CLDNS"]),
-        .target(name: "Geo", dependencies: ["CMaxMindDB"]),
+        .target(name: "DNSWire", swiftSettings: crossModule),
+        .target(name: "Zones", dependencies: ["DNSWire", "CLDNS"], swiftSettings: crossModule),
+        .target(name: "Geo", dependencies: ["CMaxMindDB"], swiftSettings: crossModule),
         .target(
             name: "Server",
             dependencies: [
@@ -28,7 +32,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
-            ]
+            ],
+            swiftSettings: crossModule
         ),
         .executableTarget(
             name: "lodestar",
@@ -36,10 +41,12 @@ let package = Package(
                 "Server", "Zones",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: crossModule
         ),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "DNSWire"]),
+        .testTarget(name: "GeoTests", dependencies: ["Geo"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Zones", "DNSWire"]),
         .testTarget(name: "IntegrationTests", dependencies: ["DNSWire", "Zones"]),
     ]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Lodestar needs on Debian 12, skipping what is already there.
 #   scripts/install-deps.sh          runtime: libldns, libmaxminddb, dig
-#   scripts/install-deps.sh --test   also what the tests need: knot (differential), python dnspython
+#   scripts/install-deps.sh --test   also what the tests need: knot (differential), dnspython, GeoLite2-City
 #   scripts/install-deps.sh --bench  also the benchmark peers: knot, nsd, gdnsd, dnsperf
 set -euo pipefail
 packages=(libldns-dev libmaxminddb-dev bind9-dnsutils pkg-config)
@@ -27,4 +27,6 @@ if ((${#missing[@]})); then
 fi
 if [[ " $* " == *" --test "* ]]; then
   python3 -c 'import dns.message' 2>/dev/null || python3 -m pip install -q dnspython
+  # A real GeoLite2-City database for the geo tests.
+  python3 -c 'import _maxminddb_geolite2' 2>/dev/null || python3 -m pip install -q maxminddb-geolite2
 fi

@@ -46,6 +46,19 @@ package struct RecordList: Sendable {
                              line: Int32(line)))
     }
 
+    /// Lower-cases every owner name in place (RFC 4343): the builder keys names by their lower-case form.
+    package mutating func lowercaseOwners() {
+        bytes.withUnsafeMutableBufferPointer { b in
+            for e in entries {
+                let start = Int(e.ownerStart)
+                for i in start..<(start + Int(e.ownerLength)) {
+                    let c = b[i]
+                    if c &- 65 < 26 { b[i] = c | 0x20 }
+                }
+            }
+        }
+    }
+
     /// Appends another list (used to merge the chunks parsed in parallel).
     package mutating func append(contentsOf other: RecordList) {
         let shift = UInt32(bytes.count)

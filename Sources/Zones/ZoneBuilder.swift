@@ -1,4 +1,5 @@
 import DNSWire
+import Foundation
 
 /// Turns parsed records into a `Zone`, enforcing the load-time checks of RFC 1034/1035/2181/6672.
 ///
@@ -7,9 +8,11 @@ import DNSWire
 /// address glue below a zone cut; nothing below a DNAME (RFC 6672 §2.4). Duplicate records are
 /// dropped (RFC 2181 §5); differing TTLs within an RRset take the first one, with a warning.
 package enum ZoneBuilder {
-    package static func build(origin originText: String, records list: RecordList, mainFile: String)
+    package static func build(origin originText: String, records input: RecordList, mainFile: String)
         -> (zone: Zone?, problems: [ZoneError])
     {
+        var list = input
+        list.lowercaseOwners()
         var problems: [ZoneError] = []
         guard let originWire = Name.fromText(originText) else {
             return (nil, [ZoneError(file: mainFile, line: 0, message: "invalid zone name \(originText)")])
@@ -32,13 +35,13 @@ package enum ZoneBuilder {
                 problems.append(ZoneError(file: file, line: line, message: "type \(RRType.name(e.type)) is a meta-type and cannot be in a zone"))
                 continue
             }
-            let owner = Name.lowercased(Array(list.owner(e)))
-            guard Name.isSubdomain(owner, of: origin) else {
+            let owner = list.owner(e)
+            guard isSubdomain(owner, of: origin) else {
                 problems.append(ZoneError(file: file, line: line,
-                                          message: "owner \(Name.toText(owner)) is outside the zone \(Name.toText(origin))"))
+                                          message: "owner \(Name.toText(Array(owner))) is outside the zone \(Name.toText(origin))"))
                 continue
             }
-            let node = table.insert(owner[...], origin: origin)
+            let node = table.insert(owner, origin: origin)
             while heads.count < table.nodes.count { heads.append(-1) }
             next[k] = heads[node]
             heads[node] = Int32(k)
@@ -51,15 +54,18 @@ package enum ZoneBuilder {
         data.reserveCapacity(list.entries.count * 8)
         var soaRRset = -1
         var serial: UInt32 = 0
+        var entries: [Int] = []
+        var seen: [ArraySlice<UInt8>] = []
+        var types: [UInt16] = []
         for node in 0..<table.nodes.count {
-            var entries: [Int] = []
+            entries.removeAll(keepingCapacity: true)
             var e = heads[node]
             while e >= 0 { entries.append(Int(e)); e = next[Int(e)] }
             entries.reverse()  // file order
             table.nodes[node].rrsetStart = UInt32(rrsets.count)
             guard !entries.isEmpty else { continue }
             if entries.count > 1 { entries.sort { list.entries[$0].type < list.entries[$1].type || (list.entries[$0].type == list.entries[$1].type && $0 < $1) } }
-            var types: [UInt16] = []
+            types.removeAll(keepingCapacity: true)
             var i = 0
             while i < entries.count {
                 let type = list.entries[entries[i]].type
@@ -67,7 +73,7 @@ package enum ZoneBuilder {
                 while j < entries.count && list.entries[entries[j]].type == type { j += 1 }
                 let group = entries[i..<j]
                 let first = list.entries[group.first!]
-                var seen: [ArraySlice<UInt8>] = []
+                seen.removeAll(keepingCapacity: true)
                 var seenSet: Set<ArraySlice<UInt8>> = []
                 let start = UInt32(data.count)
                 var count = 0
@@ -149,13 +155,14 @@ package enum ZoneBuilder {
         // Occlusion and wildcard flags need every node in place: walk each node's ancestors.
         let originLabels = Name.labelCount(origin)
         for node in 0..<table.nodes.count where node != apex {
-            let name = Array(table.name(node))
-            if name[0] == 1 && name[1] == UInt8(ascii: "*") {
-                let parent = table.find(name[2...])
+            let name = table.name(node)
+            let base = name.startIndex
+            if name[base] == 1 && name[base + 1] == UInt8(ascii: "*") {
+                let parent = table.find(name[(base + 2)...])
                 if parent >= 0 { table.nodes[parent].flags |= Zone.Flag.wildcardChild }
             }
-            var offset = Int(name[0]) + 1
-            var labels = Name.labelCount(name) - 1
+            var offset = base + Int(name[base]) + 1
+            var labels = labelCount(name) - 1
             while labels > originLabels {
                 let ancestor = table.find(name[offset...])
                 let f = ancestor >= 0 ? table.nodes[ancestor].flags : 0
@@ -170,7 +177,7 @@ package enum ZoneBuilder {
                             let (file, line) = where_(e)
                             let what = f & Zone.Flag.dname != 0 ? "DNAME" : "delegation"
                             problems.append(ZoneError(file: file, line: line, message:
-                                "\(Name.toText(name)) \(RRType.name(t)) is below the \(what) at \(Name.toText(Array(name[offset...]))) (only address glue is allowed below a delegation, nothing below a DNAME)"))
+                                "\(Name.toText(Array(name))) \(RRType.name(t)) is below the \(what) at \(Name.toText(Array(name[offset...]))) (only address glue is allowed below a delegation, nothing below a DNAME)"))
                         }
                     }
                     break
@@ -185,6 +192,22 @@ package enum ZoneBuilder {
         let zone = Zone(origin: origin, names: table.names, nodes: table.nodes, rrsets: rrsets, data: data,
                         table: table.slots, apex: apex, soa: soaRRset, serial: serial)
         return (zone, problems)
+    }
+
+    /// Whether a lower-case wire name equals or lies below `ancestor`, without copying.
+    static func isSubdomain(_ name: ArraySlice<UInt8>, of ancestor: [UInt8]) -> Bool {
+        guard name.count >= ancestor.count else { return false }
+        let start = name.endIndex - ancestor.count
+        guard name[start...].elementsEqual(ancestor) else { return false }
+        var i = name.startIndex
+        while i < start { i += Int(name[i]) + 1 }
+        return i == start
+    }
+
+    static func labelCount(_ name: ArraySlice<UInt8>) -> Int {
+        var i = name.startIndex, n = 0
+        while i < name.endIndex, name[i] != 0 { i += Int(name[i]) + 1; n += 1 }
+        return n
     }
 
     static func firstEntry(_ head: Int32, _ next: [Int32], _ list: RecordList, type: UInt16) -> Int {
@@ -228,16 +251,25 @@ struct BuildTable {
     }
 
     func find(_ name: ArraySlice<UInt8>) -> Int {
+        // Names here are already lower-case: compare raw octets.
         name.withUnsafeBytes { key in
-            var slot = Zone.hash(key) & (slots.count - 1)
-            while true {
-                let idx = Int(slots[slot])
-                if idx < 0 { return -1 }
-                let n = nodes[idx]
-                if Int(n.nameLength) == key.count && names[Int(n.nameStart)..<(Int(n.nameStart) + key.count)].elementsEqual(key) {
-                    return idx
+            names.withUnsafeBytes { stored in
+                slots.withUnsafeBufferPointer { table in
+                    nodes.withUnsafeBufferPointer { nodes in
+                        let mask = table.count - 1
+                        var slot = Zone.hash(key) & mask
+                        while true {
+                            let idx = Int(table[slot])
+                            if idx < 0 { return -1 }
+                            let n = nodes[idx]
+                            if Int(n.nameLength) == key.count
+                                && memcmp(stored.baseAddress! + Int(n.nameStart), key.baseAddress!, key.count) == 0 {
+                                return idx
+                            }
+                            slot = (slot + 1) & mask
+                        }
+                    }
                 }
-                slot = (slot + 1) & (slots.count - 1)
             }
         }
     }
