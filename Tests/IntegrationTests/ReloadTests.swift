@@ -42,6 +42,23 @@ struct ReloadTests {
         #expect(server.process.isRunning)
     }
 
+    @Test("A config broken before SIGHUP keeps the whole previous snapshot serving", .timeLimit(.minutes(1)))
+    func badConfigReload() throws {
+        let dir = try Self.copyFixtures()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = dir + "/lodestar.yaml"
+        try "server:\n  nsid: before\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let server = try LodestarProcess(zones: dir, config: config)
+        defer { server.stop() }
+        try "server:\n  nsid: [not, a, string]\n".write(toFile: config, atomically: true, encoding: .utf8)
+        server.signal(SIGHUP)
+        #expect(Self.waitFor(5) { server.log().contains("reload failed") && server.log().contains(config + ":2:") },
+                "\(server.log())")
+        let r = try server.dig("+nsid", "www.example.com", "A")
+        #expect(r.answer.count == 2)
+        #expect(r.options.contains { $0.contains("before") }, "the old config still applies: \(r)")
+    }
+
     @Test("Reloading under query load loses no query", .timeLimit(.minutes(2)))
     func reloadUnderLoad() throws {
         let dir = try Self.copyFixtures()
