@@ -17,6 +17,8 @@ struct lodestar_batch {
     unsigned *out_len;
     uint8_t *in_buf;
     uint8_t *out_buf;
+    /* Entries the previous recvmmsg filled: only their msg_namelen needs resetting. */
+    unsigned last_used;
 };
 
 lodestar_batch *lodestar_batch_new(unsigned count, unsigned size) {
@@ -37,6 +39,16 @@ lodestar_batch *lodestar_batch_new(unsigned count, unsigned size) {
         lodestar_batch_free(b);
         return NULL;
     }
+    /* The receive headers are set up once; recvmmsg only writes msg_len, msg_namelen, msg_flags. */
+    for (unsigned i = 0; i < count; i++) {
+        b->in_iov[i].iov_base = b->in_buf + (size_t)i * size;
+        b->in_iov[i].iov_len = size;
+        b->in_msgs[i].msg_hdr.msg_iov = &b->in_iov[i];
+        b->in_msgs[i].msg_hdr.msg_iovlen = 1;
+        b->in_msgs[i].msg_hdr.msg_name = &b->peers[i];
+        b->in_msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+    }
+    b->last_used = 0;
     return b;
 }
 
@@ -48,18 +60,16 @@ void lodestar_batch_free(lodestar_batch *b) {
 }
 
 int lodestar_batch_recv(lodestar_batch *b, int fd) {
-    for (unsigned i = 0; i < b->count; i++) {
-        b->in_iov[i].iov_base = b->in_buf + (size_t)i * b->size;
-        b->in_iov[i].iov_len = b->size;
-        memset(&b->in_msgs[i].msg_hdr, 0, sizeof(struct msghdr));
-        b->in_msgs[i].msg_hdr.msg_iov = &b->in_iov[i];
-        b->in_msgs[i].msg_hdr.msg_iovlen = 1;
-        b->in_msgs[i].msg_hdr.msg_name = &b->peers[i];
+    for (unsigned i = 0; i < b->last_used; i++) {
         b->in_msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
-        b->in_msgs[i].msg_len = 0;
+        b->in_msgs[i].msg_hdr.msg_flags = 0;
     }
     int n = recvmmsg(fd, b->in_msgs, b->count, MSG_WAITFORONE, NULL);
-    if (n < 0) return -errno;
+    if (n < 0) {
+        b->last_used = 0;
+        return -errno;
+    }
+    b->last_used = (unsigned)n;
     return n;
 }
 

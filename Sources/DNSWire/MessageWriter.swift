@@ -1,3 +1,5 @@
+import Glibc
+
 /// Builds a DNS message in a caller-owned buffer, with name compression (RFC 1035 §4.1.4).
 ///
 /// The writer never allocates: compression targets live in a fixed inline table. Every write
@@ -103,7 +105,12 @@ package struct MessageWriter {
             let nlen = Int(name[n])
             if len != nlen { return false }
             if len == 0 { return true }
-            for k in 1...len where Name.lower(byte(at: m + k)) != Name.lower(name[n + k]) { return false }
+            if memcmp(base + m + 1, name.baseAddress! + n + 1, len) != 0 {
+                for k in 1...len {
+                    let x = byte(at: m + k), y = name[n + k]
+                    if x != y && ((x &- 65) < 26 ? x | 0x20 : x) != ((y &- 65) < 26 ? y | 0x20 : y) { return false }
+                }
+            }
             m += len + 1
             n += len + 1
         }

@@ -1,18 +1,29 @@
+import Glibc
+
 /// Helpers for domain names in uncompressed wire form (a sequence of length-prefixed labels ending in 0).
 ///
 /// Names are handled as byte ranges, never as `String`, so the query path allocates nothing.
 package enum Name {
     /// ASCII lower-casing of one octet (RFC 4343: only A–Z fold).
-    @inline(__always)
+    @inlinable @inline(__always)
     package static func lower(_ b: UInt8) -> UInt8 {
         (b &- 65) < 26 ? b | 0x20 : b
     }
 
     /// Compares two wire names case-insensitively.
-    @inline(__always)
+    ///
+    /// Names in zones are stored lower-case and most queries are lower-case too, so an exact
+    /// comparison settles almost every call; only a mismatch pays for case folding.
+    @inlinable @inline(__always)
     package static func equal(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
         guard a.count == b.count else { return false }
-        for i in 0..<a.count where lower(a[i]) != lower(b[i]) { return false }
+        if a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 { return true }
+        var i = 0
+        while i < a.count {
+            let x = a[i], y = b[i]
+            if x != y && ((x &- 65) < 26 ? x | 0x20 : x) != ((y &- 65) < 26 ? y | 0x20 : y) { return false }
+            i += 1
+        }
         return true
     }
 

@@ -127,7 +127,7 @@ package struct QueryEngine: Sendable {
         w.setFlags(HeaderFlags.aa)
         let state = withUnsafeTemporaryAllocation(byteCount: Resolution.scratchSize, alignment: 8) { scratch in
             var state = Resolution(zone: zone, qtype: q.qtype, dnssecOK: q.dnssecOK, scratch: scratch.baseAddress!)
-            state.resolve(qname, writer: &w)
+            state.resolve(qname, labels: labels, writer: &w)
             return (truncated: state.truncated, glueTruncated: state.glueTruncated, authoritative: state.authoritative,
                     rcode: state.rcode)
         }

@@ -40,6 +40,11 @@ struct Resolution {
     mutating func resolve(_ sname: UnsafeRawBufferPointer, writer w: inout MessageWriter) {
         var labels = LabelOffsets()
         labels.compute(sname)
+        resolve(sname, labels: labels, writer: &w)
+    }
+
+    /// As above, with the label offsets of `sname` already computed.
+    mutating func resolve(_ sname: UnsafeRawBufferPointer, labels: LabelOffsets, writer w: inout MessageWriter) {
         let n = labels.count
         var node = zone.apex
         var k = zone.originLabels

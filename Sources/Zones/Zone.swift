@@ -74,7 +74,7 @@ package final class Zone: Sendable {
     @inline(__always)
     static func hash(_ name: UnsafeRawBufferPointer) -> Int {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in name { h = (h ^ UInt64(DNSWire.Name.lower(b))) &* 0x0000_0100_0000_01B3 }
+        for b in name { h = (h ^ UInt64((b &- 65) < 26 ? b | 0x20 : b)) &* 0x0000_0100_0000_01B3 }
         return Int(truncatingIfNeeded: h ^ (h >> 29))
     }
 
