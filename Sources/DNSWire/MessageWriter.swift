@@ -95,11 +95,13 @@ package struct MessageWriter {
         var n = from
         var hops = 0
         while true {
+            guard m < position else { return false }  // only complete, written names are targets
             var len = Int(byte(at: m))
             while len & 0xC0 == 0xC0 {
                 hops += 1
                 if hops > 32 { return false }
                 m = (len & 0x3F) << 8 | Int(byte(at: m + 1))
+                guard m < position else { return false }
                 len = Int(byte(at: m))
             }
             let nlen = Int(name[n])
@@ -117,28 +119,49 @@ package struct MessageWriter {
     }
 
     /// Writes a wire name, compressing against earlier names when `compress` is set.
+    ///
+    /// The labels written here become compression targets only once the whole name is in place:
+    /// matching a later suffix of the same name against a half-written one would read octets not
+    /// yet written (stale bytes of an earlier response in a reused buffer).
     package mutating func writeName(_ name: UnsafeRawBufferPointer, compress: Bool = true) -> Bool {
         let start = position
+        let firstNew = targetCount
+        var newLabels = InlineArray<8, UInt16>(repeating: 0)
+        var newCount = 0
         var i = 0
-        while true {
+        var done = false
+        while !done {
             let len = Int(name[i])
             if len == 0 {
                 guard appendByte(0) else { rewind(to: start); return false }
-                return true
+                done = true
+                break
             }
             if compress {
-                for t in 0..<targetCount where matches(Int(targets[t]), name, from: i) {
-                    guard appendU16(0xC000 | targets[t]) else { rewind(to: start); return false }
-                    return true
+                var found = -1
+                for t in 0..<firstNew where matches(Int(targets[t]), name, from: i) {
+                    found = t
+                    break
+                }
+                if found >= 0 {
+                    guard appendU16(0xC000 | targets[found]) else { rewind(to: start); return false }
+                    done = true
+                    break
                 }
             }
             guard position + len + 1 <= limit else { rewind(to: start); return false }
-            if compress && targetCount < 64 && position < 0x4000 {
-                targets[targetCount] = UInt16(position); targetCount += 1
+            if compress && newCount < 8 && position < 0x4000 {
+                newLabels[newCount] = UInt16(position)
+                newCount += 1
             }
             _ = append(UnsafeRawBufferPointer(rebasing: name[i..<(i + len + 1)]))
             i += len + 1
         }
+        for k in 0..<newCount where targetCount < 64 {
+            targets[targetCount] = newLabels[k]
+            targetCount += 1
+        }
+        return true
     }
 
     /// Writes a pointer to an offset known to hold a name (e.g. 12, the question name).

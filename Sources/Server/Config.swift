@@ -79,7 +79,7 @@ package struct Config: Sendable {
         guard let root else { return config }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
         let top = try Section(root, file: path, name: "top level")
-        try top.allow(["server", "transfer", "regions", "names", "geo", "admin", "prober"])
+        try top.allow(["server", "transfer"])
         if let server = try top.section("server") {
             try server.allow(["listen", "zones", "nsid", "identity", "version", "udp-workers", "tcp-idle-timeout",
                               "tcp-max-connections"])

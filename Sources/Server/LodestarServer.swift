@@ -75,6 +75,10 @@ package final class LodestarServer: @unchecked Sendable {
     package func reload() {
         do {
             let config = try Self.loadConfig(configPath, overrides)
+            let running = store.current.config
+            if config.listen != running.listen || config.udpWorkers != running.udpWorkers {
+                logger.warning("listen addresses and udp-workers change only on restart; still serving on \(running.listen)")
+            }
             let outcome = try SnapshotLoader.load(config: config, previous: store.current)
             Self.report(outcome, logger: logger)
             store.replace(outcome.snapshot)

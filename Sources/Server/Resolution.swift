@@ -174,7 +174,8 @@ struct Resolution {
         authoritative = w.u16(at: 6) > 0  // AA stays only for the aliases already answered
         let ns = zone.rrset(at: node, type: RRType.ns)
         guard writeRRset(ns, owner: owner, section: 2, writer: &w) else { truncated = true; return }
-        if dnssecOK {
+        // RFC 4035 §3.1.4: a signed zone's referral carries the DS; an unsigned zone has none to vouch for.
+        if dnssecOK && zone.isSigned {
             let ds = zone.rrset(at: node, type: RRType.ds)
             if ds >= 0 && !writeRRset(ds, owner: owner, section: 2, writer: &w) { truncated = true; return }
         }

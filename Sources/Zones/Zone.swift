@@ -53,6 +53,8 @@ package final class Zone: Sendable {
     package let soa: Int
     /// The SOA serial, for IXFR (RFC 1995).
     package let serial: UInt32
+    /// Whether the zone is signed (a DNSKEY at the apex): only then do referrals carry DS, as in knot.
+    package let isSigned: Bool
 
     init(origin: [UInt8], names: [UInt8], nodes: [Node], rrsets: [RRset], data: [UInt8], table: [Int32], apex: Int,
          soa: Int, serial: UInt32) {
@@ -68,6 +70,10 @@ package final class Zone: Sendable {
         self.apex = apex
         self.soa = soa
         self.serial = serial
+        var signed = false
+        let a = nodes[apex]
+        for r in Int(a.rrsetStart)..<Int(a.rrsetStart + a.rrsetCount) where rrsets[r].type == 48 { signed = true }
+        self.isSigned = signed
     }
 
     /// FNV-1a over the lower-cased octets.

@@ -186,7 +186,6 @@ package enum ZoneBuilder {
                 labels -= 1
             }
         }
-        // The apex DNAME would occlude everything: also an error (RFC 6672 §2.4 forbids data below it).
         let fatal = problems.contains { !$0.isWarning }
         if fatal { return (nil, problems) }
         let zone = Zone(origin: origin, names: table.names, nodes: table.nodes, rrsets: rrsets, data: data,

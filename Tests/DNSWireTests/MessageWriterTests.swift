@@ -65,3 +65,79 @@ import Testing
         }
     }
 }
+
+/// Decodes a possibly compressed name at `offset`, refusing pointers that do not point backwards.
+func decodeName(_ m: [UInt8], at offset: Int) -> String? {
+    var out: [String] = []
+    var i = offset
+    var limit = offset
+    var hops = 0
+    while true {
+        guard i < m.count else { return nil }
+        let len = Int(m[i])
+        if len == 0 { return out.joined(separator: ".") + "." }
+        if len & 0xC0 == 0xC0 {
+            let target = (len & 0x3F) << 8 | Int(m[i + 1])
+            guard target < limit, hops < 64 else { return nil }  // strictly backwards, as resolvers require
+            limit = target
+            i = target
+            hops += 1
+            continue
+        }
+        out.append(String(decoding: m[(i + 1)..<(i + 1 + len)], as: UTF8.self))
+        i += len + 1
+    }
+}
+
+@Suite struct CompressionSafetyTests {
+    @Test("A name is never compressed against itself while half-written (stale bytes in a reused buffer)")
+    func staleBytes() throws {
+        // The buffer still holds an older response: pointers to "rnd.test." everywhere.
+        var buf = [UInt8](repeating: 0, count: 512)
+        for k in stride(from: 0, to: 512, by: 2) { buf[k] = 0xC0; buf[k + 1] = 24 }
+        let qname = Name.fromText("_tcp.deep.x.rnd.test.")!
+        let target = Name.fromText("z.c.c.rnd.test.")!
+        var at = 0
+        buf.withUnsafeMutableBytes { b in
+            var w = MessageWriter(base: b.baseAddress!, limit: 512)
+            _ = w.writeHeader(id: 1, flags: 0)
+            _ = qname.withUnsafeBytes { w.append($0) }
+            w.registerName(at: 12)
+            at = w.position
+            _ = target.withUnsafeBytes { w.writeName($0) }
+        }
+        #expect(decodeName(buf, at: at) == "z.c.c.rnd.test.")
+    }
+
+    @Test("Random names written one after another all decode back", arguments: [1, 2, 3] as [UInt64])
+    func roundTrip(seed: UInt64) throws {
+        var state = seed
+        func next() -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(truncatingIfNeeded: state >> 33)
+        }
+        let labels = ["a", "b", "c", "rnd", "test", "x", "deep", "_tcp", "A", "Rnd"]
+        for _ in 0..<200 {
+            var buf = [UInt8](repeating: 0, count: 1024)
+            for k in 0..<1024 { buf[k] = UInt8(truncatingIfNeeded: next()) }
+            var names: [String] = []
+            var offsets: [Int] = []
+            buf.withUnsafeMutableBytes { b in
+                var w = MessageWriter(base: b.baseAddress!, limit: 1024)
+                _ = w.writeHeader(id: 1, flags: 0)
+                for _ in 0..<(1 + next() % 12) {
+                    let text = (0..<(1 + next() % 5)).map { _ in labels[next() % labels.count] }.joined(separator: ".") + "."
+                    let wire = Name.fromText(text)!
+                    let at = w.position
+                    if wire.withUnsafeBytes({ w.writeName($0) }) {
+                        names.append(text)
+                        offsets.append(at)
+                    }
+                }
+            }
+            for (text, at) in zip(names, offsets) {
+                #expect(decodeName(buf, at: at)?.lowercased() == text.lowercased(), "\(text) at \(at)")
+            }
+        }
+    }
+}

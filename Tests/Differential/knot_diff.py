@@ -5,7 +5,10 @@ Sends the same queries (UDP and TCP, with and without EDNS) to both servers on l
 compares rcode, flags and every section as sets of records (names case-insensitively).
 Exits 1 and prints each difference when they disagree.
 
-usage: knot_diff.py LODESTAR_PORT KNOT_PORT [--verbose]
+usage: knot_diff.py LODESTAR_PORT KNOT_PORT [--verbose] [--queries FILE]
+
+With --queries, only the "name type" lines of FILE are sent (UDP with and without EDNS, TCP,
+and with DO), instead of the built-in cases for Tests/Fixtures/zones.
 """
 import itertools
 import sys
@@ -77,6 +80,13 @@ def main():
     ours, theirs = int(sys.argv[1]), int(sys.argv[2])
     verbose = "--verbose" in sys.argv
     cases = []
+    if "--queries" in sys.argv:
+        path = sys.argv[sys.argv.index("--queries") + 1]
+        for line in open(path):
+            name, rdtype = line.split()
+            for edns, tcp, do in ((0, False, False), (-1, False, False), (0, True, False), (0, False, True)):
+                cases.append((name, rdtype, "IN", edns, tcp, do))
+        return compare(cases, ours, theirs, verbose, raw=[])
     for name, rdtype in itertools.product(NAMES, TYPES):
         for edns, tcp in ((0, False), (-1, False), (0, True)):
             cases.append((name, rdtype, "IN", edns, tcp, False))
@@ -87,6 +97,10 @@ def main():
     for name, rdclass in (("version.bind.", "CH"), ("id.server.", "CH"), ("www.example.com.", "CH"),
                           ("www.example.com.", "ANY"), ("www.example.com.", "HS"), ("example.com.", "CH")):
         cases.append((name, "TXT", rdclass, 0, False, False))
+    return compare(cases, ours, theirs, verbose, raw=raw_cases())
+
+
+def compare(cases, ours, theirs, verbose, raw):
     differences = 0
     for name, rdtype, rdclass, edns, tcp, do in cases:
         q = dns.message.make_query(name, rdtype, rdclass, use_edns=edns, want_dnssec=do)
@@ -110,7 +124,6 @@ def main():
                         print(f"  {key}: lodestar {a[key]}  knot {b[key]}")
         elif verbose:
             print(f"same {name} {rdtype} {rdclass} edns={edns} tcp={tcp}")
-    raw = raw_cases()
     for label, packet in raw:
         a, b = raw_summary(ask_raw(ours, packet)), raw_summary(ask_raw(theirs, packet))
         if a != b and label in INTENDED:
