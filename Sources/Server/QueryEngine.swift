@@ -16,8 +16,9 @@ package struct QueryEngine: Sendable {
         self.box = OptionsBox(options)
     }
 
-    /// Bound on CNAME/DNAME chain length, as knot's CNAME_CHAIN_MAX; loops end here too.
-    static let maxChain = 8
+    /// At most this many CNAMEs (written or synthesized from a DNAME) in one answer, as knot's
+    /// CNAME_CHAIN_MAX: the last one is written but not followed. Loops end here or earlier.
+    static let maxChain = 5
 
     /// Answers `packet` into `out` (at least 512 octets; 65535 for TCP). Returns the response length.
     package func respond(to packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer, capacity: Int,

@@ -28,6 +28,9 @@ struct Resolution {
     private var visited = InlineArray<10, Int32>(repeating: -1)
     private var extraDone = InlineArray<16, Int32>(repeating: -1)
     private var extraCount = 0
+    /// DNAME RRsets already in the answer: a DNAME that maps into itself is written once (as knot).
+    private var dnamesWritten = InlineArray<8, Int32>(repeating: -1)
+    private var dnameCount = 0
 
     init(zone: Zone, qtype: UInt16, dnssecOK: Bool, scratch: UnsafeMutableRawPointer) {
         self.zone = zone
@@ -150,7 +153,12 @@ struct Resolution {
     mutating func dname(_ node: Int, owner: UnsafeRawBufferPointer, sname: UnsafeRawBufferPointer, prefixLength: Int,
                         writer w: inout MessageWriter) {
         let set = zone.rrset(at: node, type: RRType.dname)
-        guard writeRRset(set, owner: owner, section: 1, writer: &w) else { truncated = true; return }
+        var already = false
+        for i in 0..<dnameCount where dnamesWritten[i] == Int32(set) { already = true }
+        if !already {
+            guard writeRRset(set, owner: owner, section: 1, writer: &w) else { truncated = true; return }
+            if dnameCount < 8 { dnamesWritten[dnameCount] = Int32(set); dnameCount += 1 }
+        }
         var target = UnsafeRawBufferPointer(start: nil, count: 0)
         _ = zone.forEachRecord(set) { target = $0; return false }
         // RFC 6672 §2.2: a synthesized name longer than 255 octets is YXDOMAIN.

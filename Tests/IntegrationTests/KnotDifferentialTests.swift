@@ -26,7 +26,7 @@ struct KnotDifferentialTests {
     }
 
     @Test("Seeded random zones (cuts, chains, loops, wildcards, DNAMEs, empty non-terminals): same answers as knot",
-          .timeLimit(.minutes(3)), arguments: [1, 2, 3, 4, 5, 6])
+          .timeLimit(.minutes(3)), arguments: [1, 2, 3, 4, 5, 6, 8])
     func randomZones(seed: Int) throws {
         let dir = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
