@@ -129,16 +129,10 @@ package struct QueryEngine: Sendable {
         let state = withUnsafeTemporaryAllocation(byteCount: Resolution.scratchSize, alignment: 8) { scratch in
             var state = Resolution(zone: zone, qtype: q.qtype, dnssecOK: q.dnssecOK, scratch: scratch.baseAddress!)
             state.resolve(qname, labels: labels, writer: &w)
-            return (truncated: state.truncated, glueTruncated: state.glueTruncated, authoritative: state.authoritative,
-                    rcode: state.rcode)
+            return (truncated: state.truncated, authoritative: state.authoritative, rcode: state.rcode)
         }
-        if state.truncated {
-            // RFC 2181 §9: whole RRsets only; a resolver retries over TCP.
-            w.rewind(to: 12 + qname.count + 4)
-            w.setU16(0, at: 6); w.setU16(0, at: 8); w.setU16(0, at: 10)
-            w.setFlags(HeaderFlags.tc)
-        }
-        if state.glueTruncated { w.setFlags(HeaderFlags.tc) }
+        // RFC 2181 §9: whole RRsets only, TC set; a resolver retries over TCP.
+        if state.truncated { w.setFlags(HeaderFlags.tc) }
         if !state.authoritative { w.setU16(w.u16(at: 2) & ~HeaderFlags.aa, at: 2) }
         return state.rcode
     }

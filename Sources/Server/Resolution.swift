@@ -4,8 +4,8 @@ import Zones
 /// The walk of one query through one zone (RFC 1034 §4.3.2, RFC 4592, RFC 6672), writing as it goes.
 ///
 /// Sections are written in order: answer while following CNAME/DNAME chains, then authority,
-/// then additional. A section that does not fit sets `truncated`; the caller then sends only the
-/// question with TC=1 (RFC 2181 §9).
+/// then additional. An RRset that does not fit is left out whole and sets `truncated`: the
+/// response keeps the RRsets before it and carries TC=1 (RFC 2181 §9; knot does the same).
 struct Resolution {
     let zone: Zone
     let qtype: UInt16
@@ -20,10 +20,8 @@ struct Resolution {
     var scratchForStep: UnsafeMutableRawPointer { scratch + 256 * (chain & 1) }
     var rcode = Rcode.noError
     var authoritative = true
-    /// An answer or authority RRset did not fit: send the question alone with TC=1 (RFC 2181 §9).
+    /// An answer or authority RRset, or required glue (RFC 9471 §3), did not fit: set TC.
     var truncated = false
-    /// Required glue did not fit: keep what fits and set TC (RFC 9471 §3, as knot does).
-    var glueTruncated = false
     var chain = 0
     private var visited = InlineArray<10, Int32>(repeating: -1)
     private var extraDone = InlineArray<16, Int32>(repeating: -1)
@@ -193,7 +191,7 @@ struct Resolution {
                 && Name.equal(UnsafeRawBufferPointer(rebasing: target[(target.count - ownerCopy.count)...]), ownerCopy)
             // RFC 9471 §3: glue for names under the cut must fit, else TC; other glue is optional.
             if !addAddresses(of: target, allowOccluded: true, writer: &w) && inBailiwick {
-                glueTruncated = true
+                truncated = true
             }
             return true
         }
@@ -224,8 +222,8 @@ struct Resolution {
         }
         _ = zone.forEachRecord(rrset) { rd in
             guard rd.count > skip else { return true }
-            _ = addAddresses(of: UnsafeRawBufferPointer(rebasing: rd[skip...]), allowOccluded: type == RRType.ns,
-                             writer: &w)
+            // Glue below a cut is added for MX and SRV targets too, as knot does.
+            _ = addAddresses(of: UnsafeRawBufferPointer(rebasing: rd[skip...]), allowOccluded: true, writer: &w)
             return true
         }
     }

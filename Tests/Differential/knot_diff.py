@@ -84,7 +84,8 @@ def main():
         path = sys.argv[sys.argv.index("--queries") + 1]
         for line in open(path):
             name, rdtype = line.split()
-            for edns, tcp, do in ((0, False, False), (-1, False, False), (0, True, False), (0, False, True)):
+            for edns, tcp, do in ((0, False, False), (-1, False, False), (0, True, False), (0, False, True),
+                                  (512, False, False)):
                 cases.append((name, rdtype, "IN", edns, tcp, do))
         return compare(cases, ours, theirs, verbose, raw=[])
     for name, rdtype in itertools.product(NAMES, TYPES):
@@ -103,7 +104,11 @@ def main():
 def compare(cases, ours, theirs, verbose, raw):
     differences = 0
     for name, rdtype, rdclass, edns, tcp, do in cases:
-        q = dns.message.make_query(name, rdtype, rdclass, use_edns=edns, want_dnssec=do)
+        # edns 512: EDNS version 0 with a 512-octet buffer.
+        if edns == 512:
+            q = dns.message.make_query(name, rdtype, rdclass, use_edns=0, payload=512, want_dnssec=do)
+        else:
+            q = dns.message.make_query(name, rdtype, rdclass, use_edns=edns, want_dnssec=do)
         q.flags &= ~dns.flags.RD
         a, b = summary(ask(ours, q, tcp)), summary(ask(theirs, q, tcp))
         if rdclass == "CH" and a and b:

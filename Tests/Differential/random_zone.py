@@ -38,6 +38,10 @@ def main():
             return n
         return None
 
+    if rnd.random() < 0.3:
+        # A wildcard at the apex answers for every missing name one label down.
+        lines.append(f"*.rnd.test. IN TXT \"apex wildcard\"")
+        taken.add("*")
     for _ in range(rnd.randint(25, 45)):
         kind = rnd.random()
         n = fresh()
@@ -78,9 +82,31 @@ def main():
             lines.append(f"{n} IN SRV 0 1 443 {rnd.choice(sorted(taken - {''}) + ['srv.other.test.'])}.rnd.test."
                          .replace(".other.test..rnd.test.", ".other.test."))
             taken.add(n)
-        else:
+        elif kind < 0.9:
             lines.append(f"{n} IN MX {rnd.randint(1, 50)} {rnd.choice(sorted(taken - {''}))}")
             taken.add(n)
+        elif kind < 0.94:
+            # An RRset too big for 512 octets (and sometimes for 1232): truncation.
+            for k in range(rnd.choice([8, 14, 30])):
+                lines.append(f'{n.upper()} IN TXT "{k:02d} ' + "x" * 50 + '"')
+            taken.add(n)
+        elif kind < 0.97 and cuts:
+            # Sibling glue, a CNAME into a delegation, an MX target below a cut.
+            cut = rnd.choice(sorted(cuts))
+            pick = rnd.random()
+            if pick < 0.34:
+                lines.append(f"{n} IN NS ns.{cut}")
+                cuts.add(n)
+            elif pick < 0.67:
+                lines.append(f"{n} IN CNAME host.{cut}")
+                cnames.add(n)
+            else:
+                lines.append(f"{n} IN MX 1 ns.{cut}")
+                taken.add(n)
+        else:
+            lines.append(f"{n} IN NS ns1")
+            lines.append(f"{n} IN NS ns.other.test.")
+            cuts.add(n)
     zone = "\n".join(lines) + "\n"
     open(f"{out}/rnd.test.zone", "w").write(zone)
 
@@ -92,7 +118,7 @@ def main():
             if rnd.random() < 0.3:
                 o = rnd.choice(labels) + "." + o
             o = o.replace("*", rnd.choice(["star", "q"]))
-            name = "rnd.test." if o == "@" else f"{o}.rnd.test."
+            name = "rnd.test." if o == "@" else (o if o.endswith(".") else f"{o}.rnd.test.")
             if rnd.random() < 0.2:
                 name = "".join(c.upper() if rnd.random() < 0.5 else c for c in name)
             q.write(f"{name} {rnd.choice(TYPES)}\n")
