@@ -29,4 +29,6 @@ if [[ " $* " == *" --test "* ]]; then
   python3 -c 'import dns.message' 2>/dev/null || python3 -m pip install -q dnspython
   # A real GeoLite2-City database for the geo tests.
   python3 -c 'import _maxminddb_geolite2' 2>/dev/null || python3 -m pip install -q maxminddb-geolite2
+  # The writer that rebuilds geo/sample.mmdb (a test checks the committed file is reproducible).
+  python3 -c 'import mmdb_writer, netaddr' 2>/dev/null || python3 -m pip install -q mmdb-writer netaddr
 fi

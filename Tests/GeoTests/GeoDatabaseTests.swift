@@ -63,3 +63,47 @@ import Testing
         }
     }
 }
+
+/// The bundled sample database (geo/sample.mmdb, rebuilt by geo/build_sample.py from geo/sample.csv).
+@Suite struct SampleDatabaseTests {
+    static let path: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path + "/geo/sample.mmdb"
+    }()
+
+    @Test("The sample places each documentation network, with the network's prefix length", arguments: [
+        ("192.0.2.1", "NA", "US", "CA", 25), ("192.0.2.200", "NA", "US", "NY", 25), ("198.51.100.7", "EU", "DE", "BE", 24),
+        ("203.0.113.9", "AS", "JP", "13", 25), ("203.0.113.200", "OC", "AU", "NSW", 25),
+        ("2001:db8:2::1", "EU", "DE", "BE", 48), ("2001:db8:4:ffff::1", "SA", "BR", "SP", 48),
+    ] as [(String, String, String, String, Int)])
+    func places(address: String, continent: String, country: String, subdivision: String, prefix: Int) throws {
+        let db = try GeoDatabase(path: Self.path)
+        let r = try #require(db.lookup(GeoDatabaseTests.octets(address)))
+        #expect(r.continent == continent && r.country == country && r.subdivision == subdivision, "\(r)")
+        #expect(r.prefixLength == prefix)
+        #expect(r.latitude != nil && r.longitude != nil)
+    }
+
+    @Test("geo/build_sample.py rebuilds the committed sample byte for byte")
+    func reproducible() throws {
+        let out = NSTemporaryDirectory() + "sample-\(UUID().uuidString).mmdb"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", URL(fileURLWithPath: Self.path).deletingLastPathComponent().path + "/build_sample.py", out]
+        p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "pip install mmdb-writer netaddr (scripts/install-deps.sh --test does)")
+        let rebuilt = FileManager.default.contents(atPath: out)
+        #expect(rebuilt != nil && rebuilt == FileManager.default.contents(atPath: Self.path))
+    }
+
+    @Test("Addresses outside the sample have no record")
+    func outside() throws {
+        let db = try GeoDatabase(path: Self.path)
+        #expect(db.lookup(GeoDatabaseTests.octets("8.8.8.8")) == nil)
+        #expect(db.lookup(GeoDatabaseTests.octets("2001:db8:9::1")) == nil)
+    }
+}
