@@ -1,4 +1,5 @@
 import DNSWire
+import Dispatch
 import Logging
 import NIOCore
 import NIOPosix
@@ -89,34 +90,52 @@ final class DNSQueryHandler: ChannelInboundHandler {
         let bytes = message.readBytes(length: message.readableBytes) ?? []
         let snapshot = store.current
         let client = ClientAddress(bytes: context.remoteAddress?.ipAddress.flatMap(IPAddress.parse) ?? [])
-        let transfer: ZoneTransfer.Outcome? = bytes.withUnsafeBytes { packet in
-            guard case .query(let q) = QueryParser.parse(packet),
-                q.qtype == RRType.axfr || q.qtype == RRType.ixfr
-            else { return nil }
-            let outcome = ZoneTransfer.respond(to: packet, query: q, snapshot: snapshot, client: client)
-            if case .refuse(let rcode) = outcome {
+        let isTransfer = bytes.withUnsafeBytes { packet -> Bool in
+            guard case .query(let q) = QueryParser.parse(packet) else { return false }
+            return q.qtype == RRType.axfr || q.qtype == RRType.ixfr
+        }
+        if isTransfer {
+            // A transfer of a large zone takes seconds to build: never on the event loop, where it
+            // would stall every other TCP client. Its answer may overtake it (RFC 7766 §7).
+            let loop = context.eventLoop
+            let boundContext = NIOLoopBound(context, eventLoop: loop)
+            let boundSelf = NIOLoopBound(self, eventLoop: loop)
+            DispatchQueue.global(qos: .utility).async {
+                let messages = Self.transfer(bytes, snapshot: snapshot, client: client)
+                loop.execute {
+                    for m in messages { boundSelf.value.write(boundContext.value, m[...]) }
+                    boundContext.value.flush()
+                }
+            }
+            return
+        }
+        let n = bytes.withUnsafeBytes { packet in
+            scratch.withUnsafeMutableBytes { out in
+                snapshot.engine.respond(to: packet, into: out.baseAddress!, capacity: out.count, transport: .tcp,
+                                        client: client)
+            }
+        }
+        if n > 0 { write(context, scratch[0..<n]) }
+        // Back-pressure: stop reading while the client does not drain its answers.
+        if !context.channel.isWritable { context.channel.setOption(.autoRead, value: false).whenFailure { _ in } }
+    }
+
+    /// The messages answering an AXFR/IXFR: the transfer, or one error response.
+    static func transfer(_ bytes: [UInt8], snapshot: Snapshot, client: ClientAddress) -> [[UInt8]] {
+        bytes.withUnsafeBytes { packet -> [[UInt8]] in
+            guard case .query(let q) = QueryParser.parse(packet) else { return [] }
+            switch ZoneTransfer.respond(to: packet, query: q, snapshot: snapshot, client: client) {
+            case .messages(let messages):
+                return messages
+            case .refuse(let rcode):
                 var out = [UInt8](repeating: 0, count: 512)
                 let n = out.withUnsafeMutableBytes { o in
                     snapshot.engine.errorResponse(packet, q, rcode: rcode, withQuestion: true, into: o.baseAddress!,
                                                   capacity: 512, transport: .tcp)
                 }
-                return .messages([Array(out[0..<n])])
+                return [Array(out[0..<n])]
             }
-            return outcome
         }
-        if case .messages(let messages)? = transfer {
-            for m in messages { write(context, m[...]) }
-        } else {
-            let n = bytes.withUnsafeBytes { packet in
-                scratch.withUnsafeMutableBytes { out in
-                    snapshot.engine.respond(to: packet, into: out.baseAddress!, capacity: out.count, transport: .tcp,
-                                            client: client)
-                }
-            }
-            if n > 0 { write(context, scratch[0..<n]) }
-        }
-        // Back-pressure: stop reading while the client does not drain its answers.
-        if !context.channel.isWritable { context.channel.setOption(.autoRead, value: false).whenFailure { _ in } }
     }
 
     func write(_ context: ChannelHandlerContext, _ bytes: ArraySlice<UInt8>) {

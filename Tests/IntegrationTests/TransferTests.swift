@@ -41,4 +41,39 @@ struct TransferTests {
         let old = try server.dig("example.com", "IXFR=1")
         #expect(old.raw.split(separator: "\n").filter { !$0.hasPrefix(";") && !$0.isEmpty }.count == 83, "\(old)")
     }
+
+    @Test("Building a large transfer does not stall other TCP clients", .timeLimit(.minutes(2)))
+    func largeTransferDoesNotStall() throws {
+        let dir = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/zones", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Paths.packageRoot + "/zones/example.com.zone", toPath: dir + "/zones/example.com.zone")
+        var text = "$ORIGIN big.test.\n$TTL 300\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n"
+        for i in 0..<300_000 { text += "r\(i) A 10.\((i >> 16) & 255).\((i >> 8) & 255).\(i & 255)\n" }
+        try text.write(toFile: dir + "/zones/big.test.zone", atomically: true, encoding: .utf8)
+        try "transfer:\n  allow: [\"127.0.0.0/8\"]\n".write(toFile: dir + "/c.yaml", atomically: true, encoding: .utf8)
+        let server = try LodestarProcess(zones: dir + "/zones", config: dir + "/c.yaml")
+        defer { server.stop() }
+        let fd = RawDNS.tcpConnect(port: server.port, timeout: 30)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        #expect(RawDNS.sendAll(fd, RawDNS.framed(RawDNS.query(id: 9, name: "big.test", type: 252))))
+        usleep(50_000)
+        // While the transfer is built and sent, other TCP clients are answered at once.
+        var slowest = 0.0
+        for _ in 0..<5 {
+            let start = Date()
+            let r = try server.dig("+tcp", "www.example.com", "A")
+            slowest = max(slowest, Date().timeIntervalSince(start))
+            #expect(r.status == "NOERROR")
+        }
+        #expect(slowest < 0.5, "a TCP query waited \(slowest) s behind the transfer")
+        // And the transfer completes: the zone's 300,003 records and the closing SOA.
+        var records = 0
+        while records < 300_004, let m = RawDNS.readFramed(fd) {
+            #expect(RawDNS.rcode(m) == 0)
+            records += RawDNS.ancount(m)
+        }
+        #expect(records == 300_004)
+    }
 }
