@@ -38,6 +38,13 @@ struct TransferTests {
         // IXFR from the current serial: the SOA alone; from an older one: the whole zone.
         let current = try server.dig("example.com", "IXFR=2026112301")
         #expect(current.raw.split(separator: "\n").filter { !$0.hasPrefix(";") && !$0.isEmpty }.count == 1, "\(current)")
+        // IXFR over UDP from an allowed client: the SOA alone (RFC 1995 §2), authoritative.
+        let udp = try server.dig("+notcp", "example.com", "IXFR=1")
+        let udpRecords = udp.raw.split(separator: "\n").filter { !$0.hasPrefix(";") && !$0.isEmpty }
+            .map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ") }
+        #expect(udp.raw.contains("(UDP)"), "\(udp)")
+        #expect(udpRecords == ["example.com. 3600 IN SOA ns1.example.com. hostmaster.example.com. 2026112301 7200 3600 1209600 300"],
+                "\(udp)")
         let old = try server.dig("example.com", "IXFR=1")
         #expect(old.raw.split(separator: "\n").filter { !$0.hasPrefix(";") && !$0.isEmpty }.count == 83, "\(old)")
     }
