@@ -3,93 +3,194 @@ import Glibc
 
 /// A MaxMind-format database (GeoLite2/GeoIP2 City or Country, ASN, DB-IP), opened with libmaxminddb.
 ///
-/// This is the only module that sees libmaxminddb types. Opening validates the file, so a missing
-/// or corrupt database is an error at load time, never at query time.
+/// This is the only module that sees libmaxminddb types. Opening validates the file and walks its
+/// whole search tree once, decoding every distinct data record into `records`: a missing or corrupt
+/// database is an error at load time, never at query time, and the query path (`locate`) only
+/// walks the tree to an index into `records` — no decoding, no allocation.
 package final class GeoDatabase: @unchecked Sendable {
     package let path: String
-    private var mmdb = MMDB_s()
+    /// libmaxminddb's handle at a stable address: entries it returns point back at it.
+    private let db: UnsafeMutablePointer<MMDB_s>
     /// The database's IP version: 4 or 6 (an IPv6 database also holds IPv4 under ::/96).
     package let ipVersion: Int
     /// The database type from its metadata (`GeoLite2-City`, `GeoLite2-ASN`…).
     package let databaseType: String
+    /// Every distinct data record, in the order of their offsets in the file (`prefixLength` 0).
+    package private(set) var records: [GeoRecord] = []
+    /// Data-section offset of each record in `records`, ascending: `locate` binary-searches it.
+    private var offsets: [UInt32] = []
+
+    /// Search-tree nodes visited at load beyond this are taken as a corrupt file (GeoLite2-City has ~4M).
+    static let maxNodes: UInt32 = 64 << 20
 
     package init(path: String) throws {
         self.path = path
-        let status = MMDB_open(path, UInt32(MMDB_MODE_MMAP), &mmdb)
+        db = .allocate(capacity: 1)
+        db.initialize(to: MMDB_s())
+        let status = MMDB_open(path, UInt32(MMDB_MODE_MMAP), db)
         guard status == MMDB_SUCCESS else {
+            db.deallocate()
             throw GeoError(file: path, message: String(cString: MMDB_strerror(status)))
         }
-        ipVersion = Int(mmdb.metadata.ip_version)
-        databaseType = mmdb.metadata.database_type.map { String(cString: $0) } ?? "unknown"
+        ipVersion = Int(db.pointee.metadata.ip_version)
+        databaseType = db.pointee.metadata.database_type.map { String(cString: $0) } ?? "unknown"
+        do {
+            try loadRecords()
+        } catch {
+            MMDB_close(db)
+            db.deallocate()
+            throw error
+        }
     }
 
-    deinit { MMDB_close(&mmdb) }
+    deinit {
+        MMDB_close(db)
+        db.deallocate()
+    }
 
-    /// Looks up an address given as 4 (IPv4) or 16 (IPv6) network-order octets; nil when the
-    /// database has no entry for it.
+    /// Walks the search tree once (shared IPv4 subtrees once) and decodes every data record.
+    private func loadRecords() throws {
+        let nodeCount = db.pointee.metadata.node_count
+        guard nodeCount > 0, nodeCount < Self.maxNodes else {
+            throw GeoError(file: path, message: "search tree of \(nodeCount) nodes")
+        }
+        var visited = [UInt64](repeating: 0, count: Int(nodeCount) / 64 + 1)
+        var found = Set<UInt32>()
+        var stack: [UInt32] = [0]
+        while let n = stack.popLast() {
+            let (word, bit) = (Int(n) / 64, UInt64(1) << UInt64(n % 64))
+            if visited[word] & bit != 0 { continue }
+            visited[word] |= bit
+            var node = MMDB_search_node_s()
+            guard MMDB_read_node(db, n, &node) == MMDB_SUCCESS else {
+                throw GeoError(file: path, message: "corrupt search tree at node \(n)")
+            }
+            for (type, record, entry) in [(node.left_record_type, node.left_record, node.left_record_entry),
+                                          (node.right_record_type, node.right_record, node.right_record_entry)] {
+                switch Int32(type) {
+                case MMDB_RECORD_TYPE_SEARCH_NODE: stack.append(UInt32(record))
+                case MMDB_RECORD_TYPE_DATA: found.insert(entry.offset)
+                case MMDB_RECORD_TYPE_EMPTY: break
+                default: throw GeoError(file: path, message: "corrupt search tree at node \(n)")
+                }
+            }
+        }
+        offsets = found.sorted()
+        records = offsets.map { offset in
+            var entry = MMDB_entry_s(mmdb: db, offset: offset)
+            return decode(&entry, prefixLength: 0)
+        }
+    }
+
+    /// The index into `records` of the record for an address (4 or 16 network-order octets) and the
+    /// prefix length of the database network holding it, or nil. Allocates nothing.
+    package func locate(_ octets: UnsafeRawBufferPointer) -> (record: Int, prefixLength: Int)? {
+        guard let found = lookupEntry(octets) else { return nil }
+        var lo = 0, hi = offsets.count - 1
+        let target = found.entry.offset
+        while lo <= hi {
+            let mid = (lo + hi) >> 1
+            let v = offsets[mid]
+            if v == target { return (mid, prefixLength(found, family: octets.count)) }
+            if v < target { lo = mid + 1 } else { hi = mid - 1 }
+        }
+        return nil
+    }
+
+    /// Looks up an address and decodes its record (allocates: for load-time and diagnostic use).
     package func lookup(_ octets: [UInt8]) -> GeoRecord? {
+        octets.withUnsafeBytes { raw in
+            guard var found = lookupEntry(raw) else { return nil }
+            return decode(&found.entry, prefixLength: prefixLength(found, family: raw.count))
+        }
+    }
+
+    /// libmaxminddb counts the netmask in the IPv6 tree; an IPv4 address in an IPv6 database sits under ::/96.
+    private func prefixLength(_ found: MMDB_lookup_result_s, family: Int) -> Int {
+        let netmask = Int(found.netmask)
+        return family == 4 && ipVersion == 6 ? max(0, netmask - 96) : netmask
+    }
+
+    private func lookupEntry(_ octets: UnsafeRawBufferPointer) -> MMDB_lookup_result_s? {
         var storage = sockaddr_storage()
-        let found: MMDB_lookup_result_s
         var error: Int32 = 0
-        if octets.count == 4 {
+        let found: MMDB_lookup_result_s
+        switch octets.count {
+        case 4:
             found = withUnsafeMutablePointer(to: &storage) { ptr in
                 ptr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
                     sin.pointee.sin_family = sa_family_t(AF_INET)
-                    withUnsafeMutableBytes(of: &sin.pointee.sin_addr) { $0.copyBytes(from: octets) }
-                    return sin.withMemoryRebound(to: sockaddr.self, capacity: 1) { MMDB_lookup_sockaddr(&mmdb, $0, &error) }
+                    withUnsafeMutableBytes(of: &sin.pointee.sin_addr) { $0.copyMemory(from: octets) }
+                    return sin.withMemoryRebound(to: sockaddr.self, capacity: 1) { MMDB_lookup_sockaddr(db, $0, &error) }
                 }
             }
-        } else if octets.count == 16 {
+        case 16:
             found = withUnsafeMutablePointer(to: &storage) { ptr in
                 ptr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin in
                     sin.pointee.sin6_family = sa_family_t(AF_INET6)
-                    withUnsafeMutableBytes(of: &sin.pointee.sin6_addr) { $0.copyBytes(from: octets) }
-                    return sin.withMemoryRebound(to: sockaddr.self, capacity: 1) { MMDB_lookup_sockaddr(&mmdb, $0, &error) }
+                    withUnsafeMutableBytes(of: &sin.pointee.sin6_addr) { $0.copyMemory(from: octets) }
+                    return sin.withMemoryRebound(to: sockaddr.self, capacity: 1) { MMDB_lookup_sockaddr(db, $0, &error) }
                 }
             }
-        } else {
+        default:
             return nil
         }
         guard error == MMDB_SUCCESS, found.found_entry else { return nil }
-        var entry = found.entry
+        return found
+    }
+
+    /// The record fields read, as the NULL-terminated C string arrays MMDB_aget_value takes;
+    /// built once for the process (they are constants, never freed).
+    private struct Path: @unchecked Sendable {
+        let argv: UnsafeMutablePointer<UnsafePointer<CChar>?>
+        init(_ components: String...) {
+            argv = .allocate(capacity: components.count + 1)
+            for (i, c) in components.enumerated() { argv[i] = UnsafePointer(strdup(c)) }
+            argv[components.count] = nil
+        }
+    }
+
+    private static let continent = Path("continent", "code")
+    private static let country = Path("country", "iso_code")
+    private static let registeredCountry = Path("registered_country", "iso_code")
+    private static let subdivision = Path("subdivisions", "0", "iso_code")
+    private static let latitude = Path("location", "latitude")
+    private static let longitude = Path("location", "longitude")
+    private static let asn = Path("autonomous_system_number")
+
+    private func decode(_ entry: inout MMDB_entry_s, prefixLength: Int) -> GeoRecord {
         var record = GeoRecord()
-        // libmaxminddb counts the netmask in the IPv6 tree; an IPv4 address in an IPv6 database sits under ::/96.
-        let netmask = Int(found.netmask)
-        record.prefixLength = octets.count == 4 && ipVersion == 6 ? max(0, netmask - 96) : netmask
-        record.continent = string(&entry, ["continent", "code"])
-        record.country = string(&entry, ["country", "iso_code"]) ?? string(&entry, ["registered_country", "iso_code"])
-        record.subdivision = string(&entry, ["subdivisions", "0", "iso_code"])
-        record.latitude = double(&entry, ["location", "latitude"])
-        record.longitude = double(&entry, ["location", "longitude"])
-        record.asn = uint32(&entry, ["autonomous_system_number"])
+        record.prefixLength = prefixLength
+        record.continent = string(&entry, Self.continent)
+        record.country = string(&entry, Self.country) ?? string(&entry, Self.registeredCountry)
+        record.subdivision = string(&entry, Self.subdivision)
+        record.latitude = double(&entry, Self.latitude)
+        record.longitude = double(&entry, Self.longitude)
+        record.asn = uint32(&entry, Self.asn)
         return record
     }
 
-    private func value(_ entry: inout MMDB_entry_s, _ path: [String]) -> MMDB_entry_data_s? {
+    private func value(_ entry: inout MMDB_entry_s, _ path: Path) -> MMDB_entry_data_s? {
         var data = MMDB_entry_data_s()
-        // MMDB_aget takes a NULL-terminated array of C strings.
-        let cStrings = path.map { strdup($0) }
-        defer { cStrings.forEach { free($0) } }
-        var argv: [UnsafePointer<CChar>?] = cStrings.map { UnsafePointer($0) } + [nil]
-        let status = argv.withUnsafeMutableBufferPointer { MMDB_aget_value(&entry, &data, $0.baseAddress) }
+        let status = MMDB_aget_value(&entry, &data, path.argv)
         guard status == MMDB_SUCCESS, data.has_data else { return nil }
         return data
     }
 
-    private func string(_ entry: inout MMDB_entry_s, _ path: [String]) -> String? {
+    private func string(_ entry: inout MMDB_entry_s, _ path: Path) -> String? {
         guard let d = value(&entry, path), d.type == UInt32(MMDB_DATA_TYPE_UTF8_STRING) else { return nil }
         let bytes = UnsafeRawBufferPointer(start: d.utf8_string, count: Int(d.data_size))
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    private func double(_ entry: inout MMDB_entry_s, _ path: [String]) -> Double? {
+    private func double(_ entry: inout MMDB_entry_s, _ path: Path) -> Double? {
         guard let d = value(&entry, path) else { return nil }
         if d.type == UInt32(MMDB_DATA_TYPE_DOUBLE) { return d.double_value }
         if d.type == UInt32(MMDB_DATA_TYPE_FLOAT) { return Double(d.float_value) }
         return nil
     }
 
-    private func uint32(_ entry: inout MMDB_entry_s, _ path: [String]) -> UInt32? {
+    private func uint32(_ entry: inout MMDB_entry_s, _ path: Path) -> UInt32? {
         guard let d = value(&entry, path), d.type == UInt32(MMDB_DATA_TYPE_UINT32) else { return nil }
         return d.uint32
     }

@@ -49,6 +49,36 @@ import Testing
         }
     }
 
+    @Test("locate (no decoding, no allocation) agrees with the decoding lookup on 4,000 random addresses")
+    func locateAgrees() throws {
+        let path = try #require(Self.geoLite2City, "GeoLite2-City.mmdb not found: pip install maxminddb-geolite2")
+        let db = try GeoDatabase(path: path)
+        #expect(db.records.count > 10_000, "every distinct record decoded at load (\(db.records.count))")
+        var state: UInt64 = 0x5eed
+        func next() -> UInt64 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return state
+        }
+        var located = 0
+        for i in 0..<4000 {
+            let r = next()
+            // IPv6 addresses inside 2000::/4, where the allocated space is.
+            let octets: [UInt8] = i % 2 == 0
+                ? (0..<4).map { UInt8(truncatingIfNeeded: r >> (8 * UInt64($0))) }
+                : [0x20 | UInt8(truncatingIfNeeded: r & 0x0F)] + (1..<16).map { UInt8(truncatingIfNeeded: next() >> (8 * UInt64($0 % 8))) }
+            let slow = db.lookup(octets)
+            let fast = octets.withUnsafeBytes { db.locate($0) }
+            #expect((slow == nil) == (fast == nil), "\(octets)")
+            if let slow, let fast {
+                var expected = db.records[fast.record]
+                expected.prefixLength = fast.prefixLength
+                #expect(expected == slow, "\(octets)")
+                located += 1
+            }
+        }
+        #expect(located > 1000)
+    }
+
     @Test("A missing or corrupt database is an error naming the file")
     func badFiles() throws {
         #expect(throws: GeoError.self) { try GeoDatabase(path: "/nonexistent/GeoLite2-City.mmdb") }
@@ -103,6 +133,7 @@ import Testing
     @Test("Addresses outside the sample have no record")
     func outside() throws {
         let db = try GeoDatabase(path: Self.path)
+        #expect(Set(db.records.compactMap(\.country)) == ["US", "DE", "JP", "AU", "BR", "ZA"])
         #expect(db.lookup(GeoDatabaseTests.octets("8.8.8.8")) == nil)
         #expect(db.lookup(GeoDatabaseTests.octets("2001:db8:9::1")) == nil)
     }
