@@ -95,33 +95,35 @@ package enum QueryParser {
         q.qtype = u16(p, 12 + nameLength)
         q.qclass = u16(p, 14 + nameLength)
         q.questionEnd = 16 + nameLength
-        if q.opcode != 0 { return .error(rcode: Rcode.notImp, query: q, questionParsed: true) }
-
+        // Other opcodes get NOTIMP, but only after the OPT is found: RFC 6891 §7 wants it echoed.
+        // What follows the question may be anything in them (UPDATE's sections): a parse error there is
+        // still NOTIMP.
+        let sectionError = q.opcode == 0 ? Rcode.formErr : Rcode.notImp
         var i = q.questionEnd
         // Answer and authority records of a query are skipped (RFC 1035 §4.1.1 allows none to matter).
         for _ in 0..<(Int(ancount) + Int(nscount)) {
             guard let next = skipRR(p, at: i) else {
-                return .error(rcode: Rcode.formErr, query: q, questionParsed: true)
+                return .error(rcode: sectionError, query: q, questionParsed: true)
             }
             i = next
         }
         var sawOPT = false
         for _ in 0..<Int(arcount) {
             guard let afterName = skipName(p, at: i), afterName + 10 <= p.count else {
-                return .error(rcode: Rcode.formErr, query: q, questionParsed: true)
+                return .error(rcode: sectionError, query: q, questionParsed: true)
             }
             let type = u16(p, afterName)
             let rdlen = Int(u16(p, afterName + 8))
             let rdStart = afterName + 10
             guard rdStart + rdlen <= p.count else {
-                return .error(rcode: Rcode.formErr, query: q, questionParsed: true)
+                return .error(rcode: sectionError, query: q, questionParsed: true)
             }
             if type == RRType.opt {
                 // RFC 6891 §6.1.1: one OPT, owned by the root.
                 guard !sawOPT, afterName == i + 1, p[i] == 0 else {
                     // Which OPT would we echo? None, as knot.
                     q.hasEDNS = false
-                    return .error(rcode: Rcode.formErr, query: q, questionParsed: true)
+                    return .error(rcode: sectionError, query: q, questionParsed: true)
                 }
                 sawOPT = true
                 q.hasEDNS = true
@@ -129,11 +131,12 @@ package enum QueryParser {
                 q.ednsVersion = p[afterName + 5]
                 q.dnssecOK = p[afterName + 6] & 0x80 != 0
                 guard parseOptions(p, from: rdStart, to: rdStart + rdlen, into: &q) else {
-                    return .error(rcode: Rcode.formErr, query: q, questionParsed: true)
+                    return .error(rcode: sectionError, query: q, questionParsed: true)
                 }
             }
             i = rdStart + rdlen
         }
+        if q.opcode != 0 { return .error(rcode: Rcode.notImp, query: q, questionParsed: true) }
         // RFC 1035 leaves no room for octets past the last record: knot answers FORMERR too.
         guard i == p.count else { return .error(rcode: Rcode.formErr, query: q, questionParsed: true) }
         return .query(q)

@@ -100,8 +100,9 @@ let answerCases: [AnswerCase] = [
     // Class ANY answered from IN data, as knot.
     AnswerCase(args: ["www.example.com", "ANY", "A"], answer: [
         "www.example.com. 3600 IN A 192.0.2.10", "www.example.com. 3600 IN A 192.0.2.11"]),
-    // Opcodes other than QUERY: NOTIMP.
+    // Opcodes other than QUERY: NOTIMP (the OPT still echoed: see EDNSTests).
     AnswerCase(args: ["+opcode=status", "www.example.com", "A"], status: "NOTIMP", flags: ["qr"]),
+    AnswerCase(args: ["+opcode=notify", "www.example.com", "SOA"], status: "NOTIMP", flags: ["qr"]),
     // EDNS version > 0: BADVERS.
     AnswerCase(args: ["+edns=1", "+noednsnegotiation", "www.example.com", "A"], status: "BADVERS", flags: ["qr"]),
 ]

@@ -17,6 +17,10 @@ struct EDNSTests {
         // Error replies to EDNS queries carry OPT too.
         let refused = try server.dig("www.example.org", "A")
         #expect(refused.status == "REFUSED" && refused.hasOPT, "\(refused)")
+        let notimp = try server.dig("+opcode=status", "www.example.com", "A")
+        #expect(notimp.status == "NOTIMP" && notimp.hasOPT, "\(notimp)")
+        let badvers = try server.dig("+edns=1", "+noednsnegotiation", "www.example.com", "A")
+        #expect(badvers.status == "BADVERS" && badvers.hasOPT, "\(badvers)")
     }
 
     @Test("NSID from the config; ECS echoed with scope 0", .timeLimit(.minutes(1)))
