@@ -86,6 +86,20 @@ package enum QueryParser {
         if q.flags & 0x8000 != 0 { return .drop }  // QR=1: never answer a response
         let qdcount = u16(p, 4), ancount = u16(p, 6), nscount = u16(p, 8), arcount = u16(p, 10)
         guard qdcount == 1 else {
+            // No question to echo, but the OPT (if the rest parses) still is (RFC 6891 §7).
+            var i = 12
+            var ok = true
+            for _ in 0..<Int(qdcount) {
+                guard let next = skipName(p, at: i), next + 4 <= p.count else { ok = false; break }
+                i = next + 4
+            }
+            if ok {
+                for _ in 0..<(Int(ancount) + Int(nscount)) {
+                    guard let next = skipRR(p, at: i) else { ok = false; break }
+                    i = next
+                }
+            }
+            if ok { scanOPT(p, from: i, count: Int(arcount), into: &q) }
             return .error(rcode: q.opcode == 0 ? Rcode.formErr : Rcode.notImp, query: q, questionParsed: false)
         }
         guard let nameLength = plainNameLength(p, at: 12), 12 + nameLength + 4 <= p.count else {
@@ -140,6 +154,24 @@ package enum QueryParser {
         // RFC 1035 leaves no room for octets past the last record: knot answers FORMERR too.
         guard i == p.count else { return .error(rcode: Rcode.formErr, query: q, questionParsed: true) }
         return .query(q)
+    }
+
+    /// Finds a well-formed OPT among `count` additional records, only to echo EDNS on an error reply.
+    static func scanOPT(_ p: UnsafeRawBufferPointer, from start: Int, count: Int, into q: inout Query) {
+        var i = start
+        for _ in 0..<count {
+            guard let afterName = skipName(p, at: i), afterName + 10 <= p.count else { return }
+            let rdlen = Int(u16(p, afterName + 8))
+            guard afterName + 10 + rdlen <= p.count else { return }
+            if u16(p, afterName) == RRType.opt && afterName == i + 1 && p[i] == 0 {
+                q.hasEDNS = true
+                q.ednsPayload = u16(p, afterName + 2)
+                q.ednsVersion = p[afterName + 5]
+                q.dnssecOK = p[afterName + 6] & 0x80 != 0
+                return
+            }
+            i = afterName + 10 + rdlen
+        }
     }
 
     static func skipRR(_ p: UnsafeRawBufferPointer, at offset: Int) -> Int? {

@@ -42,6 +42,14 @@ import Testing
         #expect(Self.rcode(packet) == Rcode.formErr)
     }
 
+    @Test("FORMERR for qdcount 0 or 2 still echoes EDNS when the OPT is there")
+    func formErrKeepsEDNS() {
+        for p in [Self.header(qd: 0, ar: 1) + Self.opt(), Self.header(qd: 2, ar: 1) + Self.question + Self.question + Self.opt()] {
+            guard case .error(let rcode, let q, let withQuestion) = Self.parse(p) else { Issue.record("not an error"); continue }
+            #expect(rcode == Rcode.formErr && q.hasEDNS && !withQuestion)
+        }
+    }
+
     @Test("Other opcodes are NOTIMP")
     func notImp() {
         #expect(Self.rcode(Self.header(flags: 4 << 11) + Self.question) == Rcode.notImp)
