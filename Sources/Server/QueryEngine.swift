@@ -40,7 +40,7 @@ package struct QueryEngine: Sendable {
         switch transport {
         case .tcp: return min(capacity, WireLimits.maxMessageSize)
         case .udp:
-            let wanted = q.hasEDNS ? max(WireLimits.classicUDPSize, min(Int(q.ednsPayload), options.maxUDPPayload))
+            let wanted = q.hasEDNS ? max(WireLimits.classicUDPSize, min(Int(q.ednsPayload), box.pointer.pointee.maxUDPPayload))
                 : WireLimits.classicUDPSize
             return min(capacity, wanted)
         }
