@@ -210,6 +210,15 @@ package struct MessageWriter {
         }
     }
 
+    /// Writes one resource record (owner compressed, RDATA compressed where allowed), or nothing.
+    package mutating func writeRR(owner: UnsafeRawBufferPointer, type: UInt16, rrClass: UInt16, ttl: UInt32,
+                                  rdata: UnsafeRawBufferPointer) -> Bool {
+        let start = position
+        guard writeName(owner), appendU16(type), appendU16(rrClass), appendU32(ttl), writeRDATA(type: type, rdata)
+        else { rewind(to: start); return false }
+        return true
+    }
+
     /// Increments one of the four section counts (0 = question … 3 = additional).
     @inline(__always)
     package mutating func incrementCount(section: Int, by n: Int = 1) {

@@ -37,15 +37,22 @@ package enum Name {
     /// Lower-cased copy.
     package static func lowercased(_ name: [UInt8]) -> [UInt8] { name.map(lower) }
 
-    /// Whether `name` equals `ancestor` or lies below it (both lower-case wire names).
-    package static func isSubdomain(_ name: [UInt8], of ancestor: [UInt8]) -> Bool {
+    /// Whether the wire name `name` equals `ancestor` or lies below it, case-insensitively.
+    ///
+    /// The match must begin at a label boundary: `xsub.example.` is not below `sub.example.`.
+    @inlinable
+    package static func isSubdomain(_ name: UnsafeRawBufferPointer, of ancestor: UnsafeRawBufferPointer) -> Bool {
         guard name.count >= ancestor.count else { return false }
         let start = name.count - ancestor.count
-        guard name[start...].elementsEqual(ancestor) else { return false }
-        // The match must begin at a label boundary.
+        guard equal(UnsafeRawBufferPointer(rebasing: name[start...]), ancestor) else { return false }
         var i = 0
         while i < start { i += Int(name[i]) + 1 }
         return i == start
+    }
+
+    /// As above, for names held in arrays or slices (load time).
+    package static func isSubdomain(_ name: ArraySlice<UInt8>, of ancestor: ArraySlice<UInt8>) -> Bool {
+        name.withUnsafeBytes { n in ancestor.withUnsafeBytes { a in isSubdomain(n, of: a) } }
     }
 
     /// Parses presentation form (`www.example.com.`, `\.` and `\DDD` escapes) into wire form.

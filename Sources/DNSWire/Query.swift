@@ -57,7 +57,7 @@ package enum QueryParser {
     }
 
     /// Skips a possibly compressed name; returns the offset after it, or nil when malformed.
-    static func skipName(_ p: UnsafeRawBufferPointer, at offset: Int) -> Int? {
+    package static func skipName(_ p: UnsafeRawBufferPointer, at offset: Int) -> Int? {
         var i = offset
         var total = 0
         while true {

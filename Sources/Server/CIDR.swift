@@ -1,3 +1,4 @@
+import DNSWire
 import Foundation
 
 /// An IPv4 or IPv6 prefix, for access lists.
@@ -40,6 +41,14 @@ package struct CIDR: Sendable, Equatable {
             i += 1
         }
         return true
+    }
+}
+
+extension Array where Element == CIDR {
+    /// Whether any prefix of this access list holds `client`.
+    package func allows(_ client: ClientAddress) -> Bool {
+        let bytes = client.bytes
+        return contains { $0.contains(bytes) }
     }
 }
 

@@ -48,10 +48,7 @@ package struct Config: Sendable {
     }
 
     /// Whether `client` may transfer zones (AXFR/IXFR).
-    package func allowsTransfer(to client: ClientAddress) -> Bool {
-        let bytes = client.bytes
-        return transferAllow.contains { $0.contains(bytes) }
-    }
+    package func allowsTransfer(to client: ClientAddress) -> Bool { transferAllow.allows(client) }
 
     /// Options the query engine reads.
     package var engineOptions: EngineOptions {

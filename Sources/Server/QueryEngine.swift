@@ -111,8 +111,7 @@ package struct QueryEngine: Sendable {
         // reserved: NOTIMP, as knot. Other meta-types find no data, as in knot.
         if q.qtype == RRType.axfr || q.qtype == RRType.ixfr {
             guard q.qtype == RRType.ixfr else { return Rcode.notImp }
-            let bytes = client.bytes
-            guard box.options.transferAllow.contains(where: { $0.contains(bytes) }) else { return Rcode.refused }
+            guard box.options.transferAllow.allows(client) else { return Rcode.refused }
             return ixfrOverUDP(qname: qname, writer: &w)
         }
         if q.qtype == 0 { return Rcode.notImp }
@@ -168,10 +167,7 @@ package struct QueryEngine: Sendable {
         guard q.qtype == RRType.txt || q.qtype == RRType.any else { return Rcode.noError }
         var rdata: [UInt8] = []
         for chunk in Array(text.utf8).chunked(255) { rdata.append(UInt8(chunk.count)); rdata += chunk }
-        let ok = rdata.withUnsafeBytes { rd in
-            w.writePointer(to: 12) && w.appendU16(RRType.txt) && w.appendU16(RRClass.ch) && w.appendU32(0)
-                && w.writeRDATA(type: RRType.txt, rd)
-        }
+        let ok = rdata.withUnsafeBytes { rd in w.writeRR(owner: qname, type: RRType.txt, rrClass: RRClass.ch, ttl: 0, rdata: rd) }
         if ok { w.incrementCount(section: 1) } else { w.setFlags(HeaderFlags.tc) }
         return Rcode.noError
     }

@@ -126,11 +126,8 @@ struct Resolution {
 
     /// Follows a CNAME or synthesized CNAME target inside this zone; targets elsewhere are the resolver's.
     mutating func follow(_ target: UnsafeRawBufferPointer, from node: Int, writer w: inout MessageWriter) {
-        guard chain < QueryEngine.maxChain - 1, target.count >= zone.origin.count else { return }
-        let inZone = zone.origin.withUnsafeBytes { origin in
-            Name.equal(UnsafeRawBufferPointer(rebasing: target[(target.count - origin.count)...]), origin)
-        }
-        guard inZone, isLabelBoundary(target, at: target.count - zone.origin.count) else { return }
+        guard chain < QueryEngine.maxChain - 1, zone.origin.withUnsafeBytes({ Name.isSubdomain(target, of: $0) })
+        else { return }
         // A name already on the chain means a loop: stop with what is written.
         let targetNode = zone.find(target)
         if targetNode >= 0 {
@@ -139,12 +136,6 @@ struct Resolution {
         if chain < 10 { visited[chain] = Int32(node) }
         chain += 1
         resolve(target, writer: &w)
-    }
-
-    func isLabelBoundary(_ name: UnsafeRawBufferPointer, at offset: Int) -> Bool {
-        var i = 0
-        while i < offset { i += Int(name[i]) + 1 }
-        return i == offset
     }
 
     /// RFC 6672 §3.3: answer with the DNAME and a CNAME synthesized from it, then follow that.
@@ -165,11 +156,8 @@ struct Resolution {
         synthesized.copyMemory(from: sname.baseAddress!, byteCount: prefixLength)
         (synthesized + prefixLength).copyMemory(from: target.baseAddress!, byteCount: target.count)
         let name = UnsafeRawBufferPointer(start: synthesized, count: prefixLength + target.count)
-        let start = w.position
-        let ttl = zone.rrsets[set].ttl
-        guard w.writeName(sname), w.appendU16(RRType.cname), w.appendU16(RRClass.in), w.appendU32(ttl),
-            w.writeRDATA(type: RRType.cname, name)
-        else { w.rewind(to: start); truncated = true; return }
+        guard w.writeRR(owner: sname, type: RRType.cname, rrClass: RRClass.in, ttl: zone.rrsets[set].ttl, rdata: name)
+        else { truncated = true; return }
         w.incrementCount(section: 1)
         // The synthesized CNAME is itself the answer to a CNAME query.
         if qtype != RRType.cname { follow(name, from: node, writer: &w) }
@@ -187,8 +175,7 @@ struct Resolution {
         }
         let ownerCopy = owner
         _ = zone.forEachRecord(ns) { target in
-            let inBailiwick = target.count >= ownerCopy.count
-                && Name.equal(UnsafeRawBufferPointer(rebasing: target[(target.count - ownerCopy.count)...]), ownerCopy)
+            let inBailiwick = Name.isSubdomain(target, of: ownerCopy)
             // RFC 9471 §3: glue for names under the cut must fit, else TC; other glue is optional.
             if !addAddresses(of: target, allowOccluded: true, writer: &w) && inBailiwick {
                 truncated = true
@@ -257,8 +244,7 @@ struct Resolution {
         let start = w.position
         let ttl = ttl ?? set.ttl
         let ok = zone.forEachRecord(rrset) { rd in
-            w.writeName(owner) && w.appendU16(set.type) && w.appendU16(RRClass.in) && w.appendU32(ttl)
-                && w.writeRDATA(type: set.type, rd)
+            w.writeRR(owner: owner, type: set.type, rrClass: RRClass.in, ttl: ttl, rdata: rd)
         }
         guard ok else { w.rewind(to: start); return false }
         w.incrementCount(section: section, by: Int(set.count))

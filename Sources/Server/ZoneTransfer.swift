@@ -72,24 +72,21 @@ package enum ZoneTransfer {
             }
             for (node, rrset) in records {
                 let set = zone.rrsets[rrset]
-                let owner = Array(zone.name(of: node))
+                let owner = zone.name(of: node)
                 let start = w.position
-                var fits = owner.withUnsafeBytes { name in
-                    zone.forEachRecord(rrset) { rd in
-                        w.writeName(name) && w.appendU16(set.type) && w.appendU16(RRClass.in) && w.appendU32(set.ttl)
-                            && w.writeRDATA(type: set.type, rd)
+                func writeSet(_ w: inout MessageWriter) -> Bool {
+                    owner.withUnsafeBytes { name in
+                        zone.forEachRecord(rrset) { rd in
+                            w.writeRR(owner: name, type: set.type, rrClass: RRClass.in, ttl: set.ttl, rdata: rd)
+                        }
                     }
                 }
+                var fits = writeSet(&w)
                 if !fits && taken == 0 {
                     // A single RRset larger than a message: give it the whole 64 KiB.
                     w.rewind(to: start)
                     w.limit = WireLimits.maxMessageSize
-                    fits = owner.withUnsafeBytes { name in
-                        zone.forEachRecord(rrset) { rd in
-                            w.writeName(name) && w.appendU16(set.type) && w.appendU16(RRClass.in)
-                                && w.appendU32(set.ttl) && w.writeRDATA(type: set.type, rd)
-                        }
-                    }
+                    fits = writeSet(&w)
                 }
                 guard fits else { w.rewind(to: start); break }
                 w.incrementCount(section: 1, by: Int(set.count))
@@ -109,23 +106,12 @@ package enum ZoneTransfer {
         guard p.count >= 12, (UInt16(p[8]) << 8 | UInt16(p[9])) >= 1 else { return nil }
         var i = offset
         // Skip answers (an IXFR query has none) and read the first authority record.
-        guard let afterOwner = skipName(p, i), afterOwner + 10 <= p.count else { return nil }
+        guard let afterOwner = QueryParser.skipName(p, at: i), afterOwner + 10 <= p.count else { return nil }
         let type = UInt16(p[afterOwner]) << 8 | UInt16(p[afterOwner + 1])
         guard type == RRType.soa else { return nil }
         i = afterOwner + 10
-        guard let m = skipName(p, i), let r = skipName(p, m), r + 4 <= p.count else { return nil }
+        guard let m = QueryParser.skipName(p, at: i), let r = QueryParser.skipName(p, at: m), r + 4 <= p.count else { return nil }
         return UInt32(p[r]) << 24 | UInt32(p[r + 1]) << 16 | UInt32(p[r + 2]) << 8 | UInt32(p[r + 3])
-    }
-
-    static func skipName(_ p: UnsafeRawBufferPointer, _ offset: Int) -> Int? {
-        var i = offset
-        while i < p.count {
-            let len = Int(p[i])
-            if len == 0 { return i + 1 }
-            if len & 0xC0 == 0xC0 { return i + 2 <= p.count ? i + 2 : nil }
-            i += len + 1
-        }
-        return nil
     }
 
     /// RFC 1982 serial number arithmetic: whether `a` is newer than `b`.

@@ -36,7 +36,7 @@ package enum ZoneBuilder {
                 continue
             }
             let owner = list.owner(e)
-            guard isSubdomain(owner, of: origin) else {
+            guard Name.isSubdomain(owner, of: origin[...]) else {
                 problems.append(ZoneError(file: file, line: line,
                                           message: "owner \(Name.toText(Array(owner))) is outside the zone \(Name.toText(origin))"))
                 continue
@@ -191,16 +191,6 @@ package enum ZoneBuilder {
         let zone = Zone(origin: origin, names: table.names, nodes: table.nodes, rrsets: rrsets, data: data,
                         table: table.slots, apex: apex, soa: soaRRset, serial: serial)
         return (zone, problems)
-    }
-
-    /// Whether a lower-case wire name equals or lies below `ancestor`, without copying.
-    static func isSubdomain(_ name: ArraySlice<UInt8>, of ancestor: [UInt8]) -> Bool {
-        guard name.count >= ancestor.count else { return false }
-        let start = name.endIndex - ancestor.count
-        guard name[start...].elementsEqual(ancestor) else { return false }
-        var i = name.startIndex
-        while i < start { i += Int(name[i]) + 1 }
-        return i == start
     }
 
     static func labelCount(_ name: ArraySlice<UInt8>) -> Int {

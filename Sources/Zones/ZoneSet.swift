@@ -47,14 +47,7 @@ package final class ZoneSet: Sendable {
     @inline(__always)
     func linearZone(for name: UnsafeRawBufferPointer) -> Zone? {
         for z in sortedZones {
-            let match = z.origin.withUnsafeBytes { origin -> Bool in
-                guard origin.count <= name.count else { return false }
-                let start = name.count - origin.count
-                guard DNSWire.Name.equal(UnsafeRawBufferPointer(rebasing: name[start...]), origin) else { return false }
-                var i = 0
-                while i < start { i += Int(name[i]) + 1 }
-                return i == start
-            }
+            let match = z.origin.withUnsafeBytes { DNSWire.Name.isSubdomain(name, of: $0) }
             if match { return z }
         }
         return nil
@@ -64,7 +57,7 @@ package final class ZoneSet: Sendable {
     package func parent(of zone: Zone) -> Zone? {
         var best: Zone? = nil
         for z in zones where z !== zone && z.originLabels < zone.originLabels
-            && DNSWire.Name.isSubdomain(zone.origin, of: z.origin) {
+            && DNSWire.Name.isSubdomain(zone.origin[...], of: z.origin[...]) {
             if best == nil || z.originLabels > best!.originLabels { best = z }
         }
         return best

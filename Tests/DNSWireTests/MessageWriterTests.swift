@@ -10,6 +10,17 @@ import Testing
         #expect(Name.toText(wire) == text)
     }
 
+    @Test("A subdomain match starts at a label boundary and ignores case")
+    func subdomain() {
+        let sub = Name.fromText("sub.example.com.")![...]
+        #expect(Name.isSubdomain(Name.fromText("ns1.SUB.example.com.")![...], of: sub))
+        #expect(Name.isSubdomain(sub, of: sub))
+        #expect(!Name.isSubdomain(Name.fromText("xsub.example.com.")![...], of: sub))
+        // A label whose last octets spell the suffix's wire form is still not below it.
+        #expect(!Name.isSubdomain(Name.fromText("a\\003sub.example.com.")![...], of: sub))
+        #expect(!Name.isSubdomain(Name.fromText("example.com.")![...], of: sub))
+    }
+
     @Test("Overlong labels and names are rejected")
     func nameLimits() {
         #expect(Name.fromText(String(repeating: "a", count: 64) + ".") == nil)
