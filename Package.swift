@@ -24,12 +24,14 @@ let package = Package(
         .target(name: "DNSWire", swiftSettings: crossModule),
         .target(name: "Zones", dependencies: ["DNSWire", "CLDNS"], swiftSettings: crossModule),
         .target(name: "Geo", dependencies: ["CMaxMindDB"], swiftSettings: crossModule),
+        .target(name: "Steering", dependencies: ["Geo"], swiftSettings: crossModule),
         .target(
             name: "Server",
             dependencies: [
-                "DNSWire", "Zones", "Geo", "CLodestarSys",
+                "DNSWire", "Zones", "Geo", "Steering", "CLodestarSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -38,7 +40,7 @@ let package = Package(
         .executableTarget(
             name: "lodestar",
             dependencies: [
-                "Server", "Zones",
+                "Server", "Zones", "Steering",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -47,6 +49,7 @@ let package = Package(
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "DNSWire"]),
         .testTarget(name: "GeoTests", dependencies: ["Geo"]),
+        .testTarget(name: "SteeringTests", dependencies: ["Steering", "Geo"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Zones", "DNSWire"]),
         .testTarget(name: "IntegrationTests", dependencies: ["DNSWire", "Zones"]),
     ]

@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <time.h>
 #include "lodestar_sys.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -159,4 +160,21 @@ int lodestar_udp_socket(const struct sockaddr *addr, socklen_t len, int timeout_
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     if (bind(fd, addr, len) < 0) { int e = errno; close(fd); return -e; }
     return fd;
+}
+
+double lodestar_monotonic(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+uint64_t lodestar_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+unsigned lodestar_next_shard(void) {
+    static unsigned next = 0;
+    return __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED) % 64;
 }

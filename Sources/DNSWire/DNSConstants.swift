@@ -40,6 +40,14 @@ package enum RRType {
         249: "TKEY", 250: "TSIG", 251: "IXFR", 252: "AXFR", 255: "ANY", 256: "URI", 257: "CAA",
     ]
 
+    /// The type for a mnemonic (`MX`) or RFC 3597 form (`TYPE65280`).
+    package static func code(_ text: String) -> UInt16? {
+        let t = text.uppercased()
+        if let (k, _) = mnemonics.first(where: { $0.value == t }) { return k }
+        if t.hasPrefix("TYPE") { return UInt16(t.dropFirst(4)) }
+        return nil
+    }
+
     /// The mnemonic of a type (`MX`), or `TYPE65280` in RFC 3597 form.
     package static func name(_ type: UInt16) -> String { mnemonics[type] ?? "TYPE\(type)" }
 

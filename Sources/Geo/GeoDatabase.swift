@@ -1,5 +1,5 @@
 import CMaxMindDB
-import Glibc
+import Foundation
 
 /// A MaxMind-format database (GeoLite2/GeoIP2 City or Country, ASN, DB-IP), opened with libmaxminddb.
 ///
@@ -15,6 +15,8 @@ package final class GeoDatabase: @unchecked Sendable {
     package let ipVersion: Int
     /// The database type from its metadata (`GeoLite2-City`, `GeoLite2-ASN`…).
     package let databaseType: String
+    /// The file's modification time when opened: a reload reopens only a changed file.
+    package let modified: Date?
     /// Every distinct data record, in the order of their offsets in the file (`prefixLength` 0).
     package private(set) var records: [GeoRecord] = []
     /// Data-section offset of each record in `records`, ascending: `locate` binary-searches it.
@@ -25,6 +27,7 @@ package final class GeoDatabase: @unchecked Sendable {
 
     package init(path: String) throws {
         self.path = path
+        modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
         db = .allocate(capacity: 1)
         db.initialize(to: MMDB_s())
         let status = MMDB_open(path, UInt32(MMDB_MODE_MMAP), db)
@@ -93,6 +96,56 @@ package final class GeoDatabase: @unchecked Sendable {
             let v = offsets[mid]
             if v == target { return (mid, prefixLength(found, family: octets.count)) }
             if v < target { lo = mid + 1 } else { hi = mid - 1 }
+        }
+        return nil
+    }
+
+    /// One branch of a search-tree node: another node, a data record (index into `records`), or nothing.
+    package enum Branch: Sendable, Equatable {
+        case node(UInt32)
+        case record(Int)
+        case empty
+    }
+
+    /// Number of search-tree nodes.
+    package var nodeCount: UInt32 { db.pointee.metadata.node_count }
+
+    /// The node where IPv4 addresses start: the root of an IPv4 database, the end of ::/96 in an IPv6
+    /// one (nil when that path leaves the tree early).
+    package var ipv4Root: Branch {
+        guard ipVersion == 6 else { return .node(0) }
+        var b = Branch.node(0)
+        for _ in 0..<96 {
+            guard case .node(let n) = b else { return b }
+            b = branches(of: n).0
+        }
+        return b
+    }
+
+    /// The two branches (bit 0, bit 1) of a search-tree node. For load-time walks; the file was
+    /// checked at open, so a read failure is reported as empty.
+    package func branches(of node: UInt32) -> (Branch, Branch) {
+        var n = MMDB_search_node_s()
+        guard MMDB_read_node(db, node, &n) == MMDB_SUCCESS else { return (.empty, .empty) }
+        return (branch(n.left_record_type, n.left_record, n.left_record_entry),
+                branch(n.right_record_type, n.right_record, n.right_record_entry))
+    }
+
+    private func branch(_ type: UInt8, _ record: UInt64, _ entry: MMDB_entry_s) -> Branch {
+        switch Int32(type) {
+        case MMDB_RECORD_TYPE_SEARCH_NODE: return .node(UInt32(record))
+        case MMDB_RECORD_TYPE_DATA: return recordIndex(entry.offset).map { .record($0) } ?? .empty
+        default: return .empty
+        }
+    }
+
+    private func recordIndex(_ offset: UInt32) -> Int? {
+        var lo = 0, hi = offsets.count - 1
+        while lo <= hi {
+            let mid = (lo + hi) >> 1
+            let v = offsets[mid]
+            if v == offset { return mid }
+            if v < offset { lo = mid + 1 } else { hi = mid - 1 }
         }
         return nil
     }

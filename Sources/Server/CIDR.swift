@@ -1,5 +1,6 @@
 import DNSWire
 import Foundation
+import Steering
 
 /// An IPv4 or IPv6 prefix, for access lists.
 package struct CIDR: Sendable, Equatable {
@@ -44,6 +45,14 @@ package struct CIDR: Sendable, Equatable {
     }
 }
 
+extension CIDR {
+    /// The prefix as the steering module's `Prefix` (bits in two 64-bit halves).
+    package var asPrefix: Prefix {
+        let c = ClientAddress(bytes: bytes)
+        return Prefix(family: isIPv6 ? 6 : 4, high: c.octets.0, low: c.octets.1, length: prefix)
+    }
+}
+
 extension Array where Element == CIDR {
     /// Whether any prefix of this access list holds `client`.
     package func allows(_ client: ClientAddress) -> Bool {
@@ -54,6 +63,14 @@ extension Array where Element == CIDR {
 
 /// Textual IP address parsing through inet_pton.
 package enum IPAddress {
+    /// Text form of 4 or 16 octets (inet_ntop).
+    package static func format(_ b: [UInt8]) -> String {
+        var buf = [CChar](repeating: 0, count: 64)
+        let family = b.count == 4 ? AF_INET : AF_INET6
+        _ = b.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &buf, 64) }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     package static func parse(_ text: String) -> [UInt8]? {
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 {
@@ -93,4 +110,10 @@ package struct ListenAddress: Sendable, CustomStringConvertible {
     }
 
     package var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// 127.0.0.0/8 or ::1.
+    package var isLoopback: Bool {
+        guard let b = IPAddress.parse(host) else { return false }
+        return b.count == 4 ? b[0] == 127 : b == [UInt8](repeating: 0, count: 15) + [1]
+    }
 }

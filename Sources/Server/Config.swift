@@ -1,5 +1,6 @@
 import DNSWire
 import Foundation
+import Steering
 import Yams
 
 /// The server configuration (YAML). Every key is optional; flags on the command line override it.
@@ -35,6 +36,16 @@ package struct Config: Sendable {
     package var tcpIdleTimeout: Double = 10
     package var tcpMaxConnections: Int = 1024
     package var transferAllow: [CIDR] = []
+    /// MaxMind-format databases: City/Country (locations) and ASN.
+    package var geoDatabase: String? = nil
+    package var asnDatabase: String? = nil
+    /// Regions, pools and load-balanced names.
+    package var steering = SteeringModel()
+    /// Admin API and metrics (HTTP on a loopback address); nil = off.
+    package var adminListen: String? = nil
+    package var adminTokenFile: String? = nil
+    /// Where admin overrides persist across reloads and restarts.
+    package var stateFile: String? = nil
 
     package init() {}
 
@@ -76,7 +87,7 @@ package struct Config: Sendable {
         guard let root else { return config }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
         let top = try Section(root, file: path, name: "top level")
-        try top.allow(["server", "transfer"])
+        try top.allow(["server", "transfer"] + Config.steeringKeys)
         if let server = try top.section("server") {
             try server.allow(["listen", "zones", "nsid", "identity", "version", "udp-workers", "tcp-idle-timeout",
                               "tcp-max-connections"])
@@ -111,6 +122,7 @@ package struct Config: Sendable {
                 config.transferAllow.append(cidr)
             }
         }
+        try config.loadSteering(top, base: base)
         return config
     }
 

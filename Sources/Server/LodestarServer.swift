@@ -1,6 +1,9 @@
+import CLodestarSys
 import Dispatch
 import Foundation
 import Logging
+import Steering
+import Synchronization
 import Zones
 
 /// Runs the listeners over a snapshot store; reloads on SIGHUP, stops on SIGTERM/SIGINT.
@@ -13,6 +16,10 @@ package final class LodestarServer: @unchecked Sendable {
     let tcp: TCPServer
     let reloadQueue = DispatchQueue(label: "lodestar.reload")
     var signalSources: [DispatchSourceSignal] = []
+    package let health: HealthController
+    var admin: AdminServer? = nil
+    /// Reloads done and failed, for /metrics.
+    package let reloads = Mutex<(ok: Int, failed: Int)>((0, 0))
 
     /// Loads config and zones; throws when the config is unusable. Bad zones are logged and skipped.
     package init(configPath: String?, overrides: @escaping (inout Config) -> Void, logger: Logger) throws {
@@ -20,9 +27,19 @@ package final class LodestarServer: @unchecked Sendable {
         self.configPath = configPath
         self.overrides = overrides
         let config = try Self.loadConfig(configPath, overrides)
-        let outcome = try SnapshotLoader.load(config: config, previous: nil)
+        let saved = HealthController.loadOverrides(config.stateFile, logger: logger)
+        nonisolated(unsafe) var board: HealthBoard? = nil
+        let outcome = try SnapshotLoader.load(config: config, previous: nil, health: { model in
+            var b = HealthBoard(model: model)
+            b.setOverrides(saved, now: lodestar_monotonic())
+            board = b
+            return b.view
+        })
         Self.report(outcome, logger: logger)
         store = SnapshotStore(outcome.snapshot)
+        health = HealthController(store: store, stateFile: config.stateFile, logger: logger)
+        if let board { health.board = board } else { health.board.setOverrides(saved, now: lodestar_monotonic()) }
+        if !saved.isEmptyOverrides, let f = config.stateFile { logger.info("admin overrides restored from \(f)") }
         udp = UDPServer(store: store, workers: config.udpWorkers, logger: logger)
         tcp = TCPServer(store: store, logger: logger)
     }
@@ -69,22 +86,47 @@ package final class LodestarServer: @unchecked Sendable {
         try udp.start(addresses)
         try tcp.start(addresses)
         logger.info("serving on \(addresses.map(\.description).joined(separator: ", ")) (UDP and TCP)")
+        if let a = config.adminListen {
+            guard let address = ListenAddress.parse(a) else { throw ServerError("admin listen address \(a) is not ADDR:PORT") }
+            let token = try config.adminTokenFile.map(AdminServer.readToken)
+            let server = AdminServer(server: self, token: token, logger: logger)
+            try server.start(address)
+            admin = server
+            logger.info("admin API and /metrics on http://\(address)\(token == nil ? " (no token: loopback only)" : "")")
+        }
     }
 
     /// Re-reads config and zones; on success swaps the snapshot, on failure keeps the old one.
-    package func reload() {
+    @discardableResult
+    package func reload() -> Result<Int, Error> {
         do {
             let config = try Self.loadConfig(configPath, overrides)
             let running = store.current.config
             if config.listen != running.listen || config.udpWorkers != running.udpWorkers {
                 logger.warning("listen addresses and udp-workers change only on restart; still serving on \(running.listen)")
             }
-            let outcome = try SnapshotLoader.load(config: config, previous: store.current)
-            Self.report(outcome, logger: logger)
-            store.replace(outcome.snapshot)
-            logger.info("reloaded: generation \(outcome.snapshot.generation), \(outcome.snapshot.zones.zones.count) zones")
+            if config.adminListen != running.adminListen || config.adminTokenFile != running.adminTokenFile {
+                logger.warning("the admin listen address and token change only on restart")
+            }
+            // Health and admin changes wait while the new snapshot is built, so none is lost.
+            let generation = try health.withLock {
+                let fileChanged = config.stateFile != health.stateFile
+                health.stateFile = config.stateFile
+                let saved = fileChanged ? HealthController.loadOverrides(config.stateFile, logger: logger) : nil
+                let outcome = try SnapshotLoader.load(config: config, previous: store.current, health: { model in
+                    self.health.adopt(model, overrides: saved)
+                })
+                Self.report(outcome, logger: logger)
+                store.replace(outcome.snapshot)
+                return outcome.snapshot.generation
+            }
+            reloads.withLock { $0.ok += 1 }
+            logger.info("reloaded: generation \(generation), \(store.current.zones.zones.count) zones")
+            return .success(generation)
         } catch {
+            reloads.withLock { $0.failed += 1 }
             logger.error("reload failed, still serving the previous snapshot: \(error)")
+            return .failure(error)
         }
     }
 
@@ -108,6 +150,7 @@ package final class LodestarServer: @unchecked Sendable {
     }
 
     package func stop() {
+        admin?.stop()
         udp.stop()
         tcp.stop()
     }

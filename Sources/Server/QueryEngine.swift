@@ -1,4 +1,6 @@
+import CLodestarSys
 import DNSWire
+import Steering
 import Zones
 
 /// Answers one query from an immutable snapshot, writing the response into a caller's buffer.
@@ -11,9 +13,15 @@ package struct QueryEngine: Sendable {
     let box: OptionsBox
     package var options: EngineOptions { box.options }
 
-    package init(zones: ZoneSet, options: EngineOptions) {
+    /// Load-balanced names and their health; nil when the config declares none.
+    package let steering: SteeringRuntime?
+    /// For `explain`: the randomness of load-balanced decisions, fixed so the answer shown matches the trace.
+    package var fixedRandom: UInt64? = nil
+
+    package init(zones: ZoneSet, options: EngineOptions, steering: SteeringRuntime? = nil) {
         self.zones = zones
         self.box = OptionsBox(options)
+        self.steering = steering
     }
 
     /// At most this many CNAMEs (written or synthesized from a DNAME) in one answer, as knot's
@@ -27,10 +35,18 @@ package struct QueryEngine: Sendable {
         case .drop:
             return 0
         case .error(let rcode, let query, let questionParsed):
-            return errorResponse(packet, query, rcode: rcode, withQuestion: questionParsed, into: out,
-                                 capacity: capacity, transport: transport)
+            let n = errorResponse(packet, query, rcode: rcode, withQuestion: questionParsed, into: out,
+                                  capacity: capacity, transport: transport)
+            QueryMetrics.shared.record(transport: transport, rcode: UInt8(rcode & 0xF), qtype: query.qtype,
+                                       ecs: query.clientSubnet != nil)
+            return n
         case .query(let query):
-            return answer(packet, query, into: out, capacity: capacity, transport: transport, client: client)
+            let n = answer(packet, query, into: out, capacity: capacity, transport: transport, client: client)
+            if n >= 4 {
+                QueryMetrics.shared.record(transport: transport, rcode: out.load(fromByteOffset: 3, as: UInt8.self),
+                                           qtype: query.qtype, ecs: query.clientSubnet != nil)
+            }
+            return n
         }
     }
 
@@ -89,7 +105,12 @@ package struct QueryEngine: Sendable {
         var rcode = Rcode.noError
         switch q.qclass {
         case RRClass.in, RRClass.any:  // knot answers class ANY from its IN data
-            rcode = answerInternet(qname: qname, q: q, transport: transport, client: client, writer: &w)
+            var scope = 0
+            rcode = answerInternet(qname: qname, q: q, transport: transport, client: client, scope: &scope, writer: &w)
+            // RFC 7871 §7.2.1: the scope of the answer; 0 when the query's source prefix was 0.
+            if let ecs = q.clientSubnet, ecs.sourcePrefix > 0 {
+                opt.scopePrefix = UInt8(min(scope, ecs.family == 1 ? 32 : 128))
+            }
         case RRClass.ch:
             rcode = answerChaos(qname: qname, q: q, writer: &w)
         default:
@@ -106,7 +127,7 @@ package struct QueryEngine: Sendable {
 
     /// Class IN: find the zone and walk it.
     func answerInternet(qname: UnsafeRawBufferPointer, q: Query, transport: Transport, client: ClientAddress,
-                        writer w: inout MessageWriter) -> UInt16 {
+                        scope: inout Int, writer w: inout MessageWriter) -> UInt16 {
         // Transfers need TCP (RFC 5936 §4.2); IXFR over UDP gets the SOA (RFC 1995 §2). Type 0 is
         // reserved: NOTIMP, as knot. Other meta-types find no data, as in knot.
         if q.qtype == RRType.axfr || q.qtype == RRType.ixfr {
@@ -127,9 +148,15 @@ package struct QueryEngine: Sendable {
         w.setFlags(HeaderFlags.aa)
         let state = withUnsafeTemporaryAllocation(byteCount: Resolution.scratchSize, alignment: 8) { scratch in
             var state = Resolution(zone: zone, qtype: q.qtype, dnssecOK: q.dnssecOK, scratch: scratch.baseAddress!)
+            if let steering {
+                state.steer = SteerContext(query: q, client: client, runtime: steering)
+                state.steer!.fixedRandom = fixedRandom
+            }
             state.resolve(qname, labels: labels, writer: &w)
-            return (truncated: state.truncated, authoritative: state.authoritative, rcode: state.rcode)
+            return (truncated: state.truncated, authoritative: state.authoritative, rcode: state.rcode,
+                    scope: state.steer?.scope ?? 0)
         }
+        scope = state.scope
         // RFC 2181 §9: whole RRsets only, TC set; a resolver retries over TCP.
         if state.truncated { w.setFlags(HeaderFlags.tc) }
         if !state.authoritative { w.setU16(w.u16(at: 2) & ~HeaderFlags.aa, at: 2) }

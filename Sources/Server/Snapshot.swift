@@ -1,19 +1,87 @@
+import CLodestarSys
+import Steering
 import Synchronization
 import Zones
 
-/// Everything a query reads, immutable: swapped whole on reload so a query never sees half of one.
+/// Everything a query reads, immutable: swapped whole on reload, and on every health or admin
+/// change, so a query never sees half of one.
 package final class Snapshot: Sendable {
     package let engine: QueryEngine
     package let config: Config
     package let zones: ZoneSet
+    package let steering: SteeringRuntime?
     package let generation: Int
 
-    package init(config: Config, zones: ZoneSet, generation: Int) {
+    package init(config: Config, zones: ZoneSet, steering: SteeringRuntime? = nil, generation: Int) {
         self.config = config
         self.zones = zones
-        self.engine = QueryEngine(zones: zones, options: config.engineOptions)
+        self.steering = steering
+        self.engine = QueryEngine(zones: zones, options: config.engineOptions, steering: steering)
         self.generation = generation
     }
+
+    /// The same snapshot with other health: for probe results and admin changes.
+    package func with(health: HealthView) -> Snapshot {
+        Snapshot(config: config, zones: zones, steering: steering?.with(health: health), generation: generation)
+    }
+}
+
+/// The compiled steering table, the health in force, and the answer counters (shared across the
+/// health updates of one table).
+package final class SteeringRuntime: Sendable {
+    package let table: SteeringTable
+    package let health: HealthView
+    package let counters: AnswerCounters
+
+    package init(table: SteeringTable, health: HealthView, counters: AnswerCounters) {
+        self.table = table
+        self.health = health
+        self.counters = counters
+    }
+
+    func with(health: HealthView) -> SteeringRuntime {
+        SteeringRuntime(table: table, health: health, counters: counters)
+    }
+}
+
+/// Answers given, per endpoint and per (name, pool), counted with relaxed atomics.
+package final class AnswerCounters: @unchecked Sendable {
+    let endpoints: UnsafeMutablePointer<UInt64>
+    let byNamePool: UnsafeMutablePointer<UInt64>
+    let endpointCount: Int
+    let poolCount: Int
+    let nameCount: Int
+    /// Per name: answers failing open, from the zone (all down or no endpoint of the type), SERVFAIL.
+    let outcomes: UnsafeMutablePointer<UInt64>
+
+    package init(model: SteeringModel) {
+        endpointCount = model.endpoints.count
+        poolCount = model.pools.count
+        nameCount = model.names.count
+        endpoints = .allocate(capacity: max(1, endpointCount))
+        endpoints.initialize(repeating: 0, count: max(1, endpointCount))
+        byNamePool = .allocate(capacity: max(1, nameCount * poolCount))
+        byNamePool.initialize(repeating: 0, count: max(1, nameCount * poolCount))
+        outcomes = .allocate(capacity: max(1, nameCount * 3))
+        outcomes.initialize(repeating: 0, count: max(1, nameCount * 3))
+    }
+
+    deinit {
+        endpoints.deallocate()
+        byNamePool.deallocate()
+        outcomes.deallocate()
+    }
+
+    @inline(__always)
+    func count(name: Int, pool: Int) { lodestar_count(byNamePool + (name * poolCount + pool), 1) }
+    @inline(__always)
+    func count(endpoint: Int) { lodestar_count(endpoints + endpoint, 1) }
+    @inline(__always)
+    func count(name: Int, outcome: Int) { lodestar_count(outcomes + (name * 3 + outcome), 1) }
+
+    package func endpoint(_ e: Int) -> UInt64 { lodestar_read(endpoints + e) }
+    package func namePool(_ n: Int, _ p: Int) -> UInt64 { lodestar_read(byNamePool + (n * poolCount + p)) }
+    package func outcome(_ n: Int, _ o: Int) -> UInt64 { lodestar_read(outcomes + (n * 3 + o)) }
 }
 
 /// Holds the current snapshot; readers take it once per batch of datagrams or per TCP message.

@@ -1,3 +1,7 @@
+import DNSWire
+import Foundation
+import Geo
+import Steering
 import Zones
 
 /// Builds snapshots from the config and the zones folder.
@@ -12,9 +16,12 @@ package enum SnapshotLoader {
     }
 
     /// Loads every zone in `config.zonesDirectory`. A zone that fails to load is left out, or, on a
-    /// reload, keeps serving the version in `previous`; the others are served.
-    package static func load(config: Config, previous: Snapshot?) throws -> Outcome {
-        let loaded = try ZoneDirectory.load(config.zonesDirectory)
+    /// reload, keeps serving the version in `previous`; the others are served. The load-balanced
+    /// names are checked against the zones and compiled; a problem there throws (`file:line`), so
+    /// a reload keeps the previous snapshot whole.
+    package static func load(config: Config, previous: Snapshot?,
+                             health: (SteeringModel) -> HealthView = { HealthView(model: $0) }) throws -> Outcome {
+        let loaded = try ZoneDirectory.load(config.zonesDirectory, steered: config.steering.names.map(\.wire))
         var zones: [Zone] = []
         var problems: [ZoneError] = []
         var kept: [String] = []
@@ -27,7 +34,84 @@ package enum SnapshotLoader {
                 kept.append(l.origin)
             }
         }
-        let snapshot = Snapshot(config: config, zones: ZoneSet(zones), generation: (previous?.generation ?? 0) + 1)
+        let set = ZoneSet(zones)
+        let steering = try compileSteering(config: config, zones: set, previous: previous?.steering, health: health)
+        let snapshot = Snapshot(config: config, zones: set, steering: steering, generation: (previous?.generation ?? 0) + 1)
         return Outcome(snapshot: snapshot, problems: problems, loaded: loaded, keptPrevious: kept)
+    }
+
+    /// Validates the load-balanced names against the zones, opens the databases and compiles.
+    static func compileSteering(config: Config, zones: ZoneSet, previous: SteeringRuntime?,
+                                health: (SteeringModel) -> HealthView) throws -> SteeringRuntime? {
+        let model = config.steering
+        guard !model.names.isEmpty else { return nil }
+        let file = config.file ?? "config"
+        for n in model.names {
+            try validate(n, model: model, zones: zones, file: file)
+        }
+        let needsLocation = model.names.contains { $0.has(.geo) || $0.has(.latency) }
+        var city: GeoDatabase? = nil, asn: GeoDatabase? = nil
+        if needsLocation {
+            city = try config.geoDatabase.map { try open($0, reusing: previous?.table.city) }
+            asn = try config.asnDatabase.map { try open($0, reusing: previous?.table.asn) }
+            if city == nil, let n = model.names.first(where: { needsDatabase($0) }) {
+                throw ConfigError(file: file, line: n.line, message:
+                    "name \(n.name) has geo rules by continent, country, subdivision or distance, but no geo.database is configured")
+            }
+        }
+        let table = SteeringTable(model: model, city: city, asn: asn)
+        return SteeringRuntime(table: table, health: health(model), counters: AnswerCounters(model: model))
+    }
+
+    static func needsDatabase(_ n: SteeredName) -> Bool {
+        if n.has(.latency) { return true }
+        guard n.has(.geo), let g = n.geo else { return false }
+        return !(g.continent.isEmpty && g.country.isEmpty && g.subdivision.isEmpty && g.asn.isEmpty && g.defaultRegions != nil)
+    }
+
+    /// Opens a database, or keeps the one already open when the file has not changed.
+    static func open(_ path: String, reusing old: GeoDatabase?) throws -> GeoDatabase {
+        if let old, old.path == path, let a = modified(path), a == old.modified { return old }
+        do {
+            return try GeoDatabase(path: path)
+        } catch let e as GeoError {
+            throw ConfigError(file: e.file, line: 0, message: "geo database: \(e.message)")
+        }
+    }
+
+    static func modified(_ path: String) -> Date? {
+        (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
+    }
+
+    /// A load-balanced name must sit inside a served zone, above any cut, without a CNAME of its own.
+    static func validate(_ n: SteeredName, model: SteeringModel, zones: ZoneSet, file: String) throws {
+        func fail(_ m: String) -> ConfigError { ConfigError(file: file, line: n.line, message: "name \(n.name): \(m)") }
+        try n.wire.withUnsafeBytes { wire in
+            var labels = LabelOffsets()
+            labels.compute(wire)
+            guard let zone = zones.zone(for: wire, labels: labels) else {
+                throw fail("not inside any zone served (zones: \(zones.zones.map(\.originText).joined(separator: ", ")))")
+            }
+            let node = zone.find(wire)
+            guard node >= 0 else { throw fail("not found in zone \(zone.originText)") }
+            let flags = zone.nodes[node].flags
+            if flags & (Zone.Flag.occluded | Zone.Flag.delegation) != 0 {
+                throw fail("at or below a delegation in zone \(zone.originText); it belongs to the child zone")
+            }
+            if flags & Zone.Flag.cname != 0 {
+                throw fail("the zone file has a CNAME at this name; a load-balanced name answers its own A/AAAA")
+            }
+            let cnamePools = n.pools.filter { p in model.pools[p].endpoints.contains { model.endpoints[$0].target.family == 0 } }
+            if flags & Zone.Flag.apex != 0, let p = cnamePools.first {
+                throw fail("is the zone apex, which cannot hold a CNAME (pool \(model.pools[p].name))")
+            }
+            for p in cnamePools {
+                for e in model.pools[p].endpoints {
+                    if case .cname(let t) = model.endpoints[e].target, t == n.wire {
+                        throw fail("endpoint \(model.endpoints[e].name) is a CNAME to the name itself")
+                    }
+                }
+            }
+        }
     }
 }

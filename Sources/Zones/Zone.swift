@@ -36,6 +36,8 @@ package final class Zone: Sendable {
         package static let wildcardChild: UInt16 = 16
         /// Below a zone cut: glue, served only as additional data.
         package static let occluded: UInt16 = 32
+        /// A load-balanced name: its A/AAAA answers come from the steering policy.
+        package static let steered: UInt16 = 64
     }
 
     package let origin: [UInt8]

@@ -8,7 +8,10 @@ import Foundation
 /// address glue below a zone cut; nothing below a DNAME (RFC 6672 §2.4). Duplicate records are
 /// dropped (RFC 2181 §5); differing TTLs within an RRset take the first one, with a warning.
 package enum ZoneBuilder {
-    package static func build(origin originText: String, records input: RecordList, mainFile: String)
+    /// `steered` names (lower-case wire, inside the zone) are load-balanced: each gets a node, even
+    /// without records, flagged `Zone.Flag.steered`.
+    package static func build(origin originText: String, records input: RecordList, mainFile: String,
+                              steered: [[UInt8]] = [])
         -> (zone: Zone?, problems: [ZoneError])
     {
         var list = input
@@ -45,6 +48,10 @@ package enum ZoneBuilder {
             while heads.count < table.nodes.count { heads.append(-1) }
             next[k] = heads[node]
             heads[node] = Int32(k)
+        }
+        var steeredNodes: [Int] = []
+        for name in steered where Name.isSubdomain(name[...], of: origin[...]) {
+            steeredNodes.append(table.insert(name[...], origin: origin))
         }
         while heads.count < table.nodes.count { heads.append(-1) }
 
@@ -151,6 +158,7 @@ package enum ZoneBuilder {
             problems.append(ZoneError(file: mainFile, line: 1, message: "no NS records at the apex \(Name.toText(origin))"))
         }
         table.nodes[apex].flags |= Zone.Flag.apex
+        for n in steeredNodes { table.nodes[n].flags |= Zone.Flag.steered }
 
         // Occlusion and wildcard flags need every node in place: walk each node's ancestors.
         let originLabels = Name.labelCount(origin)

@@ -22,7 +22,7 @@ package enum ZoneDirectory {
     }
 
     /// Loads one file.
-    package static func loadFile(_ path: String, origin: String) -> Loaded {
+    package static func loadFile(_ path: String, origin: String, steered: [[UInt8]] = []) -> Loaded {
         var list = RecordList()
         var problems: [ZoneError] = []
         let t0 = Date()
@@ -30,7 +30,7 @@ package enum ZoneDirectory {
         let t1 = Date()
         var zone: Zone? = nil
         if !problems.contains(where: { !$0.isWarning }) {
-            let (z, more) = ZoneBuilder.build(origin: origin, records: list, mainFile: path)
+            let (z, more) = ZoneBuilder.build(origin: origin, records: list, mainFile: path, steered: steered)
             zone = z
             problems += more
         }
@@ -39,16 +39,23 @@ package enum ZoneDirectory {
     }
 
     /// Loads every zone file in `directory`; a file with errors yields no zone, the others load.
-    package static func load(_ directory: String) throws -> [Loaded] {
+    /// Each `steered` name (lower-case wire) goes to the most specific zone that contains it.
+    package static func load(_ directory: String, steered: [[UInt8]] = []) throws -> [Loaded] {
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
         } catch {
             throw ZoneError(file: directory, line: 0, message: "cannot read zones folder")
         }
+        let origins = names.compactMap { origin(forFile: $0) }.compactMap { o in Name.fromText(o).map(Name.lowercased) }
+        func home(_ n: [UInt8]) -> [UInt8]? {
+            origins.filter { Name.isSubdomain(n[...], of: $0[...]) }.max { $0.count < $1.count }
+        }
         return names.compactMap { name in
             guard let origin = origin(forFile: name) else { return nil }
-            return loadFile((directory as NSString).appendingPathComponent(name), origin: origin)
+            let wire = Name.fromText(origin).map(Name.lowercased) ?? []
+            let mine = steered.filter { home($0) == wire }
+            return loadFile((directory as NSString).appendingPathComponent(name), origin: origin, steered: mine)
         }
     }
 }

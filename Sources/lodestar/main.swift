@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Server
+import Steering
 import Zones
 
 /// The `lodestar` command line.
@@ -10,7 +11,7 @@ struct Lodestar: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lodestar",
         abstract: "A GSLB that is the authoritative nameserver of its zones.",
-        subcommands: [Serve.self, Check.self],
+        subcommands: [Serve.self, Check.self, Explain.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -23,6 +24,15 @@ struct SourceOptions: ParsableArguments {
     @Option(name: .long, help: "Folder of NAME.zone files (overrides the config).")
     var zones: String?
 
+    @Option(name: .long, help: "MaxMind-format City or Country database (overrides geo.database in the config).")
+    var geo: String?
+
+    /// Applies the command-line overrides to a loaded config.
+    func apply(_ config: inout Config) {
+        if let zones { config.zonesDirectory = zones }
+        if let geo { config.geoDatabase = geo }
+    }
+
     /// The config path to use: explicit, or ./lodestar.yaml when it exists.
     var configPath: String? {
         if let config { return config }
@@ -32,6 +42,9 @@ struct SourceOptions: ParsableArguments {
     func validateConfig() throws {
         if let config, !FileManager.default.isReadableFile(atPath: config) {
             throw ValidationError("config file \(config) cannot be read")
+        }
+        if let geo, !FileManager.default.isReadableFile(atPath: geo) {
+            throw ValidationError("geo database \(geo) cannot be read")
         }
         if let zones {
             var isDir: ObjCBool = false
@@ -64,12 +77,12 @@ struct Serve: ParsableCommand {
     func run() throws {
         var logger = Logger(label: "lodestar") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let zones = source.zones
+        let source = source
         let listen = listen
         let server: LodestarServer
         do {
             server = try LodestarServer(configPath: source.configPath, overrides: { config in
-                if let zones { config.zonesDirectory = zones }
+                source.apply(&config)
                 if !listen.isEmpty { config.listen = listen }
             }, logger: logger)
             try server.start()
@@ -97,14 +110,19 @@ struct Check: ParsableCommand {
             print("\(error)")
             throw ExitCode(1)
         }
-        if let zones = source.zones { config.zonesDirectory = zones }
-        let loaded: [ZoneDirectory.Loaded]
+        source.apply(&config)
+        let outcome: SnapshotLoader.Outcome
         do {
-            loaded = try ZoneDirectory.load(config.zonesDirectory)
+            outcome = try SnapshotLoader.load(config: config, previous: nil)
         } catch {
+            // Zone problems are printed before the steering problem that follows from them.
+            if let loaded = try? ZoneDirectory.load(config.zonesDirectory, steered: config.steering.names.map(\.wire)) {
+                for l in loaded { for p in l.problems { print(p) } }
+            }
             print("\(error)")
             throw ExitCode(1)
         }
+        let loaded = outcome.loaded
         var failed = false
         for l in loaded {
             for p in l.problems { print(p) }
@@ -116,6 +134,57 @@ struct Check: ParsableCommand {
         }
         if failed { throw ExitCode(1) }
         let total = loaded.compactMap(\.zone).reduce(0) { $0 + $1.recordCount }
-        print("ok: \(loaded.count) zones, \(total) records")
+        var summary = "ok: \(loaded.count) zones, \(total) records"
+        if let s = outcome.snapshot.steering {
+            let m = s.table.model
+            summary += "; \(m.names.count) load-balanced names, \(m.regions.count) regions, \(m.pools.count) pools, \(m.endpoints.count) endpoints"
+            if let city = s.table.city { summary += "; geo database \(city.path) (\(city.databaseType), \(city.records.count) records)" }
+        }
+        print(summary)
+    }
+}
+
+struct Explain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Explain the answer a client gets: location, rules, health, weights, answer, ECS scope, TTL.")
+
+    @OptionGroup var source: SourceOptions
+
+    @Argument(help: "The name queried.")
+    var name: String
+
+    @Argument(help: "The query type (A, AAAA, or any other type).")
+    var type: String = "A"
+
+    @Option(name: .long, help: "The client: IP (as the query's source address) or IP/LEN (as EDNS Client Subnet).")
+    var client: String
+
+    @Flag(name: .long, help: "Print JSON (as the admin API's /v1/explain).")
+    var json = false
+
+    func validate() throws { try source.validateConfig() }
+
+    func run() throws {
+        do {
+            var config = try source.configPath.map(Config.load) ?? Config()
+            source.apply(&config)
+            let overrides = config.stateFile.flatMap { StateFile.read($0) } ?? AdminOverrides()
+            let outcome = try SnapshotLoader.load(config: config, previous: nil, health: { model in
+                var board = HealthBoard(model: model)
+                board.setOverrides(overrides, now: 0)
+                return board.view
+            })
+            let e = try Explainer.explain(outcome.snapshot, name: name, type: type, client: client)
+            if json {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try enc.encode(e), as: UTF8.self))
+            } else {
+                print(e.text, terminator: "")
+            }
+        } catch {
+            print("\(error)")
+            throw ExitCode(1)
+        }
     }
 }

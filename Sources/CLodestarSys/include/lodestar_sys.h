@@ -23,4 +23,18 @@ int lodestar_batch_peer_octets(lodestar_batch *b, unsigned i, uint64_t *high, ui
 
 /// Creates a bound UDP socket with SO_REUSEPORT and a receive timeout in milliseconds. Returns -errno.
 int lodestar_udp_socket(const struct sockaddr *addr, socklen_t len, int timeout_ms);
+
+/// Relaxed atomic add, for counters several threads bump (metrics).
+static inline void lodestar_count(uint64_t *p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+static inline uint64_t lodestar_read(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+/// A small per-thread number (0..63) so threads bump different copies of hot counters.
+unsigned lodestar_next_shard(void);
+static inline unsigned lodestar_shard(void) {
+    static __thread int shard = -1;
+    if (shard < 0) shard = (int)lodestar_next_shard();
+    return (unsigned)shard;
+}
+/// Monotonic clock: seconds, and nanoseconds for mixing into per-query randomness.
+double lodestar_monotonic(void);
+uint64_t lodestar_monotonic_ns(void);
 #endif

@@ -1,0 +1,341 @@
+import CLodestarSys
+import DNSWire
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Steering
+import Synchronization
+
+/// The admin API and Prometheus metrics: JSON over HTTP/1.1 on a loopback address.
+///
+/// - `GET /v1/state`: every region, pool and endpoint: health and why, configured and effective
+///   weight, slow-start progress, share of recent answers; the overrides in force.
+/// - `POST /v1/{regions|pools|endpoints}/NAME` with `{"state": "up"|"down"|"drain"|"auto", "weight": N|null}`:
+///   an override (persisted in the state file; `auto` and `null` clear it).
+/// - `POST /v1/reload`: as SIGHUP; answers with the outcome.
+/// - `GET /v1/explain?name=N&type=T&client=IP[/LEN]`: as `lodestar explain`, with live health.
+/// - `GET /metrics`: Prometheus text.
+/// With a token file configured, every request needs `Authorization: Bearer TOKEN`.
+final class AdminServer: @unchecked Sendable {
+    unowned let server: LodestarServer
+    let token: String?
+    let logger: Logger
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    var channel: Channel? = nil
+    let shares = ShareWindow()
+    var timer: RepeatedTask? = nil
+
+    init(server: LodestarServer, token: String?, logger: Logger) {
+        self.server = server
+        self.token = token
+        self.logger = logger
+    }
+
+    static func readToken(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path),
+            let t = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), !t.isEmpty
+        else { throw ServerError("\(path): cannot read the admin token (an empty file is not a token)") }
+        return t
+    }
+
+    func start(_ address: ListenAddress) throws {
+        guard token != nil || address.isLoopback else {
+            throw ServerError("admin listen address \(address) is not loopback: configure admin.token-file to expose it")
+        }
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { [self] channel in
+                channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
+                    channel.pipeline.addHandler(AdminHandler(admin: self))
+                }
+            }
+        do {
+            channel = try bootstrap.bind(host: address.host, port: address.port).wait()
+        } catch {
+            throw ServerError("cannot listen on admin address \(address): \(error)")
+        }
+        // Sample answer counters every 5 s: "share of recent answers" covers the last minute.
+        timer = group.next().scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(5)) { [self] _ in
+            shares.sample(server.store.current.steering)
+        }
+    }
+
+    func stop() {
+        timer?.cancel()
+        try? channel?.close().wait()
+        try? group.syncShutdownGracefully()
+    }
+
+    struct Response {
+        var status: HTTPResponseStatus
+        var body: String
+        var contentType = "application/json"
+    }
+
+    static func json<T: Encodable>(_ value: T, status: HTTPResponseStatus = .ok) -> Response {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let body = (try? enc.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return Response(status: status, body: body + "\n")
+    }
+
+    static func error(_ status: HTTPResponseStatus, _ message: String) -> Response {
+        json(["error": message], status: status)
+    }
+
+    func handle(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: [UInt8]) -> Response {
+        if let token {
+            guard headers["authorization"].first == "Bearer \(token)" else {
+                return Self.error(.unauthorized, "a bearer token is required")
+            }
+        }
+        let parts = uri.split(separator: "?", maxSplits: 1)
+        let path = String(parts.first ?? "")
+        var query: [String: String] = [:]
+        if parts.count == 2 {
+            for pair in parts[1].split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+                if kv.count == 2 { query[kv[0]] = kv[1] }
+            }
+        }
+        let segments = path.split(separator: "/").map(String.init)
+        switch (method, segments) {
+        case (.GET, ["metrics"]):
+            return Response(status: .ok, body: metrics(), contentType: "text/plain; version=0.0.4")
+        case (.GET, ["v1", "state"]):
+            return Self.json(state())
+        case (.POST, ["v1", "reload"]):
+            switch server.reload() {
+            case .success(let g): return Self.json(["result": "reloaded", "generation": "\(g)"])
+            case .failure(let e): return Self.json(["result": "failed", "error": "\(e)"], status: .unprocessableEntity)
+            }
+        case (.GET, ["v1", "explain"]):
+            guard let name = query["name"], let client = query["client"] else {
+                return Self.error(.badRequest, "explain needs name and client (type is optional)")
+            }
+            do {
+                return Self.json(try Explainer.explain(server.store.current, name: name, type: query["type"] ?? "A", client: client))
+            } catch {
+                return Self.error(.badRequest, "\(error)")
+            }
+        case (.POST, let s) where s.count == 3 && s[0] == "v1":
+            guard let kind = HealthController.Kind(rawValue: s[1]) else {
+                return Self.error(.notFound, "unknown path \(path)")
+            }
+            return override(kind, name: s[2], body: body)
+        case (.GET, _), (.POST, _):
+            return Self.error(.notFound, "unknown path \(path)")
+        default:
+            return Self.error(.methodNotAllowed, "use GET or POST")
+        }
+    }
+
+    func override(_ kind: HealthController.Kind, name: String, body: [UInt8]) -> Response {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
+            return Self.error(.badRequest, "the body must be a JSON object like {\"state\": \"down\"} or {\"weight\": 10}")
+        }
+        var newState: AdminOverride.State?? = nil
+        var weight: Double?? = nil
+        for key in object.keys where key != "state" && key != "weight" {
+            return Self.error(.badRequest, "unknown key \(key) (known: state, weight)")
+        }
+        if let s = object["state"] {
+            switch s as? String {
+            case "auto"?: newState = .some(nil)
+            case let v? where AdminOverride.State(rawValue: v) != nil: newState = .some(AdminOverride.State(rawValue: v))
+            default: return Self.error(.badRequest, "state must be up, down, drain or auto")
+            }
+        }
+        if let w = object["weight"] {
+            if w is NSNull {
+                weight = .some(nil)
+            } else if let d = (w as? NSNumber)?.doubleValue, d >= 0, d <= 1_000_000 {
+                weight = .some(d)
+            } else {
+                return Self.error(.badRequest, "weight must be a number from 0 to 1000000, or null")
+            }
+        }
+        do {
+            try server.health.set(kind, name: name, state: newState, weight: weight)
+        } catch let f as HealthController.Failure {
+            return Self.error(HTTPResponseStatus(statusCode: f.status), f.description)
+        } catch {
+            return Self.error(.internalServerError, "\(error)")
+        }
+        return Self.json(state())
+    }
+
+    struct EndpointState: Encodable {
+        var name: String, pool: String, region: String, target: String
+        var up: Bool, reason: String
+        var configuredWeight: Double, effectiveWeight: Double
+        var slowStart: Double
+        var answers: UInt64, share: Double
+    }
+
+    struct PoolState: Encodable {
+        var name: String, region: String, up: Bool, reason: String, upFraction: Double
+        var configuredWeight: Double, effectiveWeight: Double, slowStart: Double, capacity: Double
+        var endpoints: [EndpointState]
+    }
+
+    struct NameState: Encodable {
+        var name: String, policy: [String], pools: [String], answersByPool: [String: UInt64]
+        var failOpen: UInt64, fromZone: UInt64, servfail: UInt64
+    }
+
+    struct State: Encodable {
+        var generation: Int
+        var regions: [String]
+        var pools: [PoolState]
+        var names: [NameState]
+        var overrides: AdminOverrides
+        var shareWindowSeconds: Double
+    }
+
+    func state() -> State {
+        let snapshot = server.store.current
+        let overrides = server.health.overrides
+        guard let rt = snapshot.steering else {
+            return State(generation: snapshot.generation, regions: [], pools: [], names: [], overrides: overrides, shareWindowSeconds: 0)
+        }
+        let m = rt.table.model, h = rt.health
+        let now = lodestar_monotonic()
+        let (recent, window) = shares.recent(rt)
+        let total = max(1, recent.reduce(0, +))
+        let pools = m.pools.enumerated().map { (p, pool) -> PoolState in
+            let pf = h.factor(pool: p, window: pool.slowStart, now: now)
+            let eps = pool.endpoints.map { e -> EndpointState in
+                let ep = m.endpoints[e]
+                let f = h.factor(endpoint: e, window: pool.slowStart, now: now)
+                let target: String
+                switch ep.target {
+                case .address(let b): target = IPAddress.format(b)
+                case .cname(let w): target = Name.toText(w)
+                }
+                return EndpointState(name: ep.name, pool: pool.name, region: m.regions[pool.region].name, target: target,
+                                     up: h.endpoints[e].up, reason: h.endpoints[e].reason, configuredWeight: ep.weight,
+                                     effectiveWeight: h.endpoints[e].weight * f * pf, slowStart: f,
+                                     answers: rt.counters.endpoint(e), share: Double(recent[e]) / Double(total))
+            }
+            return PoolState(name: pool.name, region: m.regions[pool.region].name, up: h.pools[p].passing,
+                             reason: h.pools[p].reason, upFraction: h.pools[p].upFraction, configuredWeight: pool.weight,
+                             effectiveWeight: h.pools[p].weight * pf, slowStart: pf, capacity: pool.capacity, endpoints: eps)
+        }
+        let names = m.names.enumerated().map { (n, name) -> NameState in
+            var byPool: [String: UInt64] = [:]
+            for p in name.pools { byPool[m.pools[p].name] = rt.counters.namePool(n, p) }
+            return NameState(name: name.name, policy: name.chain.map(\.rawValue), pools: name.pools.map { m.pools[$0].name },
+                             answersByPool: byPool, failOpen: rt.counters.outcome(n, 0), fromZone: rt.counters.outcome(n, 1),
+                             servfail: rt.counters.outcome(n, 2))
+        }
+        return State(generation: snapshot.generation, regions: m.regions.map(\.name), pools: pools, names: names,
+                     overrides: overrides, shareWindowSeconds: window)
+    }
+
+    func metrics() -> String {
+        var out = QueryMetrics.shared.exposition()
+        let snapshot = server.store.current
+        let r = server.reloads.withLock { $0 }
+        out += "# HELP lodestar_reloads_total Reloads of config and zones, by result.\n# TYPE lodestar_reloads_total counter\n"
+        out += "lodestar_reloads_total{result=\"ok\"} \(r.ok)\nlodestar_reloads_total{result=\"failed\"} \(r.failed)\n"
+        out += "# HELP lodestar_snapshot_generation Generation of the snapshot being served.\n# TYPE lodestar_snapshot_generation gauge\n"
+        out += "lodestar_snapshot_generation \(snapshot.generation)\n"
+        guard let rt = snapshot.steering else { return out }
+        let m = rt.table.model, h = rt.health
+        let now = lodestar_monotonic()
+        func esc(_ s: String) -> String { s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") }
+        out += "# HELP lodestar_answers_total Load-balanced answers, by name, pool and region.\n# TYPE lodestar_answers_total counter\n"
+        for (n, name) in m.names.enumerated() {
+            for p in name.pools {
+                out += "lodestar_answers_total{name=\"\(esc(name.name))\",pool=\"\(esc(m.pools[p].name))\",region=\"\(esc(m.regions[m.pools[p].region].name))\"} \(rt.counters.namePool(n, p))\n"
+            }
+        }
+        out += "# HELP lodestar_answers_fallback_total Load-balanced queries not answered by the policy, by reason.\n# TYPE lodestar_answers_fallback_total counter\n"
+        for (n, name) in m.names.enumerated() {
+            for (i, what) in ["fail-open", "zone", "servfail"].enumerated() {
+                out += "lodestar_answers_fallback_total{name=\"\(esc(name.name))\",outcome=\"\(what)\"} \(rt.counters.outcome(n, i))\n"
+            }
+        }
+        out += "# HELP lodestar_endpoint_answers_total Answers naming each endpoint.\n# TYPE lodestar_endpoint_answers_total counter\n"
+        for (e, ep) in m.endpoints.enumerated() {
+            out += "lodestar_endpoint_answers_total{endpoint=\"\(esc(ep.name))\",pool=\"\(esc(m.pools[ep.pool].name))\"} \(rt.counters.endpoint(e))\n"
+        }
+        out += "# HELP lodestar_endpoint_up Whether the endpoint is up (health and admin).\n# TYPE lodestar_endpoint_up gauge\n"
+        for (e, ep) in m.endpoints.enumerated() {
+            out += "lodestar_endpoint_up{endpoint=\"\(esc(ep.name))\",pool=\"\(esc(m.pools[ep.pool].name))\"} \(h.endpoints[e].up ? 1 : 0)\n"
+        }
+        out += "# HELP lodestar_endpoint_weight Configured and effective (health, slow start, overrides) weight.\n# TYPE lodestar_endpoint_weight gauge\n"
+        for (e, ep) in m.endpoints.enumerated() {
+            let pool = m.pools[ep.pool]
+            let f = h.factor(endpoint: e, window: pool.slowStart, now: now) * h.factor(pool: ep.pool, window: pool.slowStart, now: now)
+            out += "lodestar_endpoint_weight{endpoint=\"\(esc(ep.name))\",kind=\"configured\"} \(ep.weight)\n"
+            out += "lodestar_endpoint_weight{endpoint=\"\(esc(ep.name))\",kind=\"effective\"} \(h.endpoints[e].weight * f)\n"
+        }
+        out += "# HELP lodestar_pool_up Whether the pool meets its up threshold (or is forced up).\n# TYPE lodestar_pool_up gauge\n"
+        for (p, pool) in m.pools.enumerated() {
+            out += "lodestar_pool_up{pool=\"\(esc(pool.name))\",region=\"\(esc(m.regions[pool.region].name))\"} \(h.pools[p].passing ? 1 : 0)\n"
+        }
+        return out
+    }
+}
+
+/// Samples of the per-endpoint answer counters, for "share of recent answers".
+final class ShareWindow: @unchecked Sendable {
+    let lock = NSLock()
+    var samples: [(time: Double, counts: [UInt64])] = []
+    weak var table: SteeringTable?
+
+    func sample(_ rt: SteeringRuntime?) {
+        guard let rt else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        if table !== rt.table { samples.removeAll(); table = rt.table }
+        samples.append((lodestar_monotonic(), (0..<rt.table.model.endpoints.count).map { rt.counters.endpoint($0) }))
+        if samples.count > 13 { samples.removeFirst(samples.count - 13) }
+    }
+
+    /// Answers per endpoint since the oldest sample (up to a minute ago), and the window's length.
+    func recent(_ rt: SteeringRuntime) -> ([UInt64], Double) {
+        lock.lock()
+        defer { lock.unlock() }
+        let now = (0..<rt.table.model.endpoints.count).map { rt.counters.endpoint($0) }
+        guard table === rt.table, let first = samples.first, first.counts.count == now.count else { return (now, 0) }
+        return (zip(now, first.counts).map { $0 &- $1 }, lodestar_monotonic() - first.time)
+    }
+}
+
+final class AdminHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    let admin: AdminServer
+    var head: HTTPRequestHead? = nil
+    var body: [UInt8] = []
+
+    init(admin: AdminServer) { self.admin = admin }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            body = []
+        case .body(var buf):
+            if body.count < 65536 { body += buf.readBytes(length: min(buf.readableBytes, 65536 - body.count)) ?? [] }
+        case .end:
+            guard let head else { return }
+            let r = admin.handle(method: head.method, uri: head.uri, headers: head.headers, body: body)
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: r.contentType)
+            headers.add(name: "content-length", value: "\(r.body.utf8.count)")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: r.status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: r.body)))), promise: nil)
+            let keepAlive = head.isKeepAlive
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+                if !keepAlive { context.close(promise: nil) }
+            }
+            self.head = nil
+        }
+    }
+}

@@ -1,0 +1,176 @@
+/// Health as the query path reads it: immutable, rebuilt and swapped whole when anything changes.
+///
+/// Times are seconds on the monotonic clock the `HealthBoard` was given. A share that ramps
+/// after a recovery is computed from `upSince` and the pool's slow-start window at query time.
+package struct HealthView: Sendable {
+    package struct EndpointState: Sendable, Equatable {
+        package var up: Bool = true
+        package var upSince: Double = -.infinity
+        /// The weight in force: configured, or the admin's override.
+        package var weight: Double
+        package var reason: String = "up"
+    }
+
+    package struct PoolState: Sendable, Equatable {
+        /// At least `upThreshold` of its endpoints are up, or the admin forces it up.
+        package var passing: Bool = true
+        package var upSince: Double = -.infinity
+        package var weight: Double
+        package var upFraction: Double = 1
+        package var reason: String = "up"
+    }
+
+    package var endpoints: [EndpointState]
+    package var pools: [PoolState]
+
+    /// Everything up, configured weights: the view before any check or override.
+    package init(model: SteeringModel) {
+        endpoints = model.endpoints.map { EndpointState(weight: $0.weight) }
+        pools = model.pools.map { PoolState(weight: $0.weight) }
+    }
+
+    /// 0…1: how much of its share an endpoint takes now (0 down, ramping during slow start).
+    @inline(__always)
+    package func factor(endpoint e: Int, window: Double, now: Double) -> Double {
+        let s = endpoints[e]
+        guard s.up else { return 0 }
+        return ramp(since: s.upSince, window: window, now: now)
+    }
+
+    @inline(__always)
+    package func factor(pool p: Int, window: Double, now: Double) -> Double {
+        let s = pools[p]
+        guard s.passing else { return 0 }
+        return ramp(since: s.upSince, window: window, now: now)
+    }
+
+    @inline(__always)
+    func ramp(since: Double, window: Double, now: Double) -> Double {
+        guard window > 0, now - since < window else { return 1 }
+        return max(0, (now - since) / window)
+    }
+}
+
+/// An operator's override of a region, pool or endpoint (gdnsd's admin_state, NS1's `up`).
+package struct AdminOverride: Sendable, Equatable, Codable {
+    package enum State: String, Sendable, Codable {
+        /// Up whatever the prober says.
+        case up
+        /// Down: no answers, counts as failed.
+        case down
+        /// No new answers, for maintenance; counts as failed for thresholds.
+        case drain
+    }
+
+    package var state: State?
+    package var weight: Double?
+
+    package init(state: State? = nil, weight: Double? = nil) {
+        self.state = state
+        self.weight = weight
+    }
+
+    package var isEmpty: Bool { state == nil && weight == nil }
+}
+
+/// The overrides in force, by name so they survive reloads that renumber things.
+package struct AdminOverrides: Sendable, Equatable, Codable {
+    package var regions: [String: AdminOverride] = [:]
+    package var pools: [String: AdminOverride] = [:]
+    package var endpoints: [String: AdminOverride] = [:]
+
+    package init() {}
+
+    package var isEmptyOverrides: Bool { regions.isEmpty && pools.isEmpty && endpoints.isEmpty }
+}
+
+/// Combines the prober's results and the admin's overrides into `HealthView`s, remembering when
+/// each endpoint and pool last came up (for slow start). Not thread-safe: the owner serialises it.
+package struct HealthBoard: Sendable {
+    package private(set) var model: SteeringModel
+    package private(set) var view: HealthView
+    package private(set) var overrides = AdminOverrides()
+    /// What the prober (or an external feed) says, by endpoint name; absent = up (never checked).
+    package private(set) var observed: [String: (up: Bool, reason: String)] = [:]
+
+    package init(model: SteeringModel) {
+        self.model = model
+        self.view = HealthView(model: model)
+    }
+
+    /// A new model (reload): state carries over by name.
+    package mutating func replaceModel(_ m: SteeringModel, now: Double) {
+        let old = (model: model, view: view)
+        model = m
+        view = HealthView(model: m)
+        for (i, e) in m.endpoints.enumerated() {
+            if let j = old.model.endpoint(named: e.name) { view.endpoints[i].upSince = old.view.endpoints[j].upSince }
+        }
+        for (i, p) in m.pools.enumerated() {
+            if let j = old.model.pool(named: p.name) { view.pools[i].upSince = old.view.pools[j].upSince }
+        }
+        recompute(now: now, initial: false, previous: old.view, previousModel: old.model)
+    }
+
+    package mutating func setOverrides(_ o: AdminOverrides, now: Double) {
+        let previous = view
+        overrides = o
+        recompute(now: now, initial: false, previous: previous, previousModel: model)
+    }
+
+    package mutating func setObserved(endpoint: String, up: Bool, reason: String, now: Double) {
+        let previous = view
+        observed[endpoint] = (up, reason)
+        recompute(now: now, initial: false, previous: previous, previousModel: model)
+    }
+
+    /// Recomputes every state; a transition from down to up starts that thing's slow start.
+    mutating func recompute(now: Double, initial: Bool, previous: HealthView, previousModel: SteeringModel) {
+        var v = HealthView(model: model)
+        for (i, e) in model.endpoints.enumerated() {
+            let pool = model.pools[e.pool]
+            let region = model.regions[pool.region]
+            // The most specific override wins for state; weights multiply down only through the endpoint's own.
+            let o = overrides.endpoints[e.name], po = overrides.pools[pool.name], ro = overrides.regions[region.name]
+            var s = HealthView.EndpointState(weight: o?.weight ?? e.weight)
+            let forced = o?.state ?? po?.state ?? ro?.state
+            let who = o?.state != nil ? "endpoint" : (po?.state != nil ? "pool" : "region")
+            switch forced {
+            case .up?: s.up = true; s.reason = "forced up by admin (\(who))"
+            case .down?: s.up = false; s.reason = "forced down by admin (\(who))"
+            case .drain?: s.up = false; s.reason = "drained by admin (\(who))"
+            case nil:
+                if let ob = observed[e.name] { s.up = ob.up; s.reason = ob.reason } else { s.up = true; s.reason = "up (not checked)" }
+            }
+            let before = previousModel.endpoint(named: e.name).map { previous.endpoints[$0] }
+            if let before {
+                s.upSince = before.upSince
+                if s.up && !before.up { s.upSince = now }
+            }
+            v.endpoints[i] = s
+        }
+        for (i, p) in model.pools.enumerated() {
+            let region = model.regions[p.region]
+            let o = overrides.pools[p.name], ro = overrides.regions[region.name]
+            var s = HealthView.PoolState(weight: o?.weight ?? ro?.weight ?? p.weight)
+            let up = p.endpoints.filter { v.endpoints[$0].up }.count
+            s.upFraction = p.endpoints.isEmpty ? 0 : Double(up) / Double(p.endpoints.count)
+            switch o?.state ?? ro?.state {
+            case .up?: s.passing = true; s.reason = "forced up by admin"
+            case .down?: s.passing = false; s.reason = "forced down by admin"
+            case .drain?: s.passing = false; s.reason = "drained by admin"
+            case nil:
+                s.passing = up > 0 && s.upFraction + 1e-9 >= p.upThreshold
+                s.reason = s.passing ? "\(up) of \(p.endpoints.count) endpoints up"
+                    : "\(up) of \(p.endpoints.count) endpoints up, below the threshold \(p.upThreshold)"
+            }
+            if let j = previousModel.pool(named: p.name) {
+                let before = previous.pools[j]
+                s.upSince = before.upSince
+                if s.passing && !before.passing { s.upSince = now }
+            }
+            v.pools[i] = s
+        }
+        view = v
+    }
+}

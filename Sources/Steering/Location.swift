@@ -1,0 +1,323 @@
+import Foundation
+import Geo
+
+/// What one name's location-dependent steps (geo, latency) make of a client: the pools in the
+/// order to try, and the expected RTT to each. Computed at load for every distinct location.
+package struct LocationClass: Sendable, Equatable, Hashable {
+    /// Pool indices (global), best first.
+    package var order: [Int]
+    /// Expected RTT in ms per pool of `order` (same positions); empty without a latency step.
+    package var rtt: [Double]
+}
+
+/// The facts known about a client location, as the classifier reads them.
+package struct LocationFacts: Sendable {
+    package var record: GeoRecord?
+    package var asn: UInt32?
+    /// Index into the name's geo `nets` (longest match), and into the latency `nets`.
+    package var geoNet: Int?
+    package var latencyNet: Int?
+
+    package init(record: GeoRecord? = nil, asn: UInt32? = nil, geoNet: Int? = nil, latencyNet: Int? = nil) {
+        self.record = record
+        self.asn = asn
+        self.geoNet = geoNet
+        self.latencyNet = latencyNet
+    }
+}
+
+/// Turns location facts into a `LocationClass` for one name; also explains the choice.
+package struct Classifier: Sendable {
+    let model: SteeringModel
+    let name: SteeredName
+
+    package init(model: SteeringModel, name: SteeredName) {
+        self.model = model
+        self.name = name
+    }
+
+    /// The class and, for `explain`, what decided it.
+    package func classify(_ f: LocationFacts) -> (LocationClass, [String]) {
+        var why: [String] = []
+        var order = name.pools
+        if let geo = name.geo, name.has(.geo) {
+            var listed: [Int]? = nil
+            if let n = f.geoNet {
+                listed = geo.nets[n].1
+                why.append("geo: CIDR map entry \(geo.nets[n].0)")
+            } else if let asn = f.asn ?? f.record?.asn, let l = geo.asn[asn] {
+                listed = l
+                why.append("geo: ASN \(asn)")
+            } else if let c = f.record?.country, let s = f.record?.subdivision, let l = geo.subdivision["\(c)-\(s)"] {
+                listed = l
+                why.append("geo: subdivision \(c)-\(s)")
+            } else if let c = f.record?.country, let l = geo.country[c] {
+                listed = l
+                why.append("geo: country \(c)")
+            } else if let c = f.record?.continent, let l = geo.continent[c] {
+                listed = l
+                why.append("geo: continent \(c)")
+            } else if let l = geo.defaultRegions {
+                listed = l
+                why.append("geo: no rule matched; default regions")
+            }
+            order = orderPools(listed: listed ?? [], record: f.record, why: &why)
+            // With `failover: spread` only the first pool's place matters (the rest share by capacity):
+            // keep the rest in configured order so that neighbours with the same first pool merge
+            // into one network (a larger ECS scope). A latency step still needs the full order.
+            if name.has(.failover) && name.spread && !name.has(.latency), order.count > 2 {
+                order = [order[0]] + name.pools.filter { $0 != order[0] && order.contains($0) }
+            }
+        }
+        var rtt: [Double] = []
+        if let lat = name.latency, name.has(.latency) {
+            var row = lat.defaultRTT
+            if let n = f.latencyNet {
+                row = lat.nets[n].1
+                why.append("latency: CIDR map entry \(lat.nets[n].0)")
+            } else if let c = f.record?.country, let r = lat.country[c] {
+                row = r
+                why.append("latency: country \(c)")
+            } else if let c = f.record?.continent, let r = lat.continent[c] {
+                row = r
+                why.append("latency: continent \(c)")
+            } else {
+                why.append("latency: default RTTs")
+            }
+            rtt = order.map { p in
+                let region = model.pools[p].region
+                if let ms = row[region] { return ms }
+                // Unknown: estimate from distance (light in fibre, ~100 km per ms round trip), else last.
+                if let d = distanceKm(f.record, model.regions[region]) { return 5 + d / 100 }
+                return .infinity
+            }
+        }
+        return (LocationClass(order: order, rtt: rtt), why)
+    }
+
+    /// Pools whose region is listed come first, in list order; the others follow by (biased)
+    /// distance from the client when its coordinates are known, else in configured order.
+    func orderPools(listed: [Int], record: GeoRecord?, why: inout [String]) -> [Int] {
+        var rank: [Int: Int] = [:]
+        for (i, r) in listed.enumerated() where rank[r] == nil { rank[r] = i }
+        let first = name.pools.filter { rank[model.pools[$0].region] != nil }
+            .sorted { rank[model.pools[$0].region]! < rank[model.pools[$1].region]! }
+        var rest = name.pools.filter { rank[model.pools[$0].region] == nil }
+        if record?.latitude != nil, record?.longitude != nil {
+            let keyed = rest.map { p -> (Int, Double) in
+                let region = model.regions[model.pools[p].region]
+                return (p, biased(distanceKm(record, region) ?? .infinity, bias: region.bias))
+            }
+            rest = keyed.enumerated().sorted { ($0.element.1, $0.offset) < ($1.element.1, $1.offset) }.map(\.element.0)
+            if listed.isEmpty {
+                let coords = String(format: "%.2f, %.2f", record!.latitude!, record!.longitude!)
+                why.append("geo: no rule matched; nearest regions from \(coords)")
+            }
+        }
+        return first + rest
+    }
+
+    /// Route 53's geoproximity bias: d × (1 − b/100) for b > 0, d / (1 + b/100) for b < 0.
+    func biased(_ d: Double, bias: Double) -> Double {
+        if bias > 0 { return d * (1 - bias / 100) }
+        if bias < 0 { return d / (1 + bias / 100) }
+        return d
+    }
+
+    func distanceKm(_ record: GeoRecord?, _ region: Region) -> Double? {
+        guard let lat1 = record?.latitude, let lon1 = record?.longitude, let lat2 = region.latitude,
+            let lon2 = region.longitude
+        else { return nil }
+        return greatCircleKm(lat1, lon1, lat2, lon2)
+    }
+}
+
+/// Haversine distance on a sphere of the Earth's mean radius.
+package func greatCircleKm(_ lat1: Double, _ lon1: Double, _ lat2: Double, _ lon2: Double) -> Double {
+    let r = 6371.0088
+    let p1 = lat1 * .pi / 180, p2 = lat2 * .pi / 180
+    let dp = p2 - p1, dl = (lon2 - lon1) * .pi / 180
+    let a = sin(dp / 2) * sin(dp / 2) + cos(p1) * cos(p2) * sin(dl / 2) * sin(dl / 2)
+    return 2 * r * asin(min(1, sqrt(a)))
+}
+
+/// A binary trie over one address family whose leaves are location classes, merged so that a
+/// leaf is the largest network with one class (gdnsd's semantics for the ECS scope): the depth
+/// of the leaf a client reaches is the answer's scope prefix.
+package struct LocationTrie: Sendable {
+    /// Two child codes per node; a code with the top bit set is a leaf holding a class index.
+    var nodes: [UInt32] = []
+    var root: UInt32 = LocationTrie.leafBit
+    static let leafBit: UInt32 = 1 << 31
+
+    /// The class of an address (IPv4 in the top 32 bits of `high`) and the depth it was decided at.
+    @inline(__always)
+    package func locate(high: UInt64, low: UInt64) -> (cls: Int, depth: Int) {
+        var code = root
+        var depth = 0
+        while code & Self.leafBit == 0 {
+            let bit = depth < 64 ? Int(truncatingIfNeeded: high >> (63 - UInt64(depth)) & 1)
+                : Int(truncatingIfNeeded: low >> (127 - UInt64(depth)) & 1)
+            code = nodes.withUnsafeBufferPointer { $0[Int(code) &* 2 &+ bit] }
+            depth &+= 1
+        }
+        return (Int(code & ~Self.leafBit), depth)
+    }
+
+    package var nodeCount: Int { nodes.count / 2 }
+}
+
+/// Builds a name's tries from the databases and CIDR maps, interning the classes.
+package struct LocationTrieBuilder {
+    let classifier: Classifier
+    let city: GeoDatabase?
+    let asnDB: GeoDatabase?
+    package private(set) var classes: [LocationClass] = []
+    private var classIndex: [LocationClass: Int] = [:]
+    private var factsCache: [FactsKey: UInt32] = [:]
+    /// The class of each city record when nothing else (CIDR maps, ASN) applies: the common case.
+    private var recordClass: [UInt32]
+
+    struct FactsKey: Hashable {
+        var record: Int
+        var asn: Int
+        var geoNet: Int
+        var latencyNet: Int
+    }
+
+    /// A trie of the CIDR-map entries of one family: which geo / latency entry ends at each node.
+    struct NetsTrie {
+        var children: [(Int32, Int32)] = [(-1, -1)]
+        var geo: [Int32] = [-1]
+        var latency: [Int32] = [-1]
+
+        mutating func insert(_ p: Prefix, geo g: Int?, latency l: Int?) {
+            var n = 0
+            for i in 0..<p.length {
+                let b = p.bit(i)
+                var next = b == 0 ? children[n].0 : children[n].1
+                if next < 0 {
+                    next = Int32(children.count)
+                    children.append((-1, -1)); geo.append(-1); latency.append(-1)
+                    if b == 0 { children[n].0 = next } else { children[n].1 = next }
+                }
+                n = Int(next)
+            }
+            if let g { geo[n] = Int32(g) }
+            if let l { latency[n] = Int32(l) }
+        }
+    }
+
+    package init(classifier: Classifier, city: GeoDatabase?, asn: GeoDatabase?) {
+        self.classifier = classifier
+        self.city = city
+        self.asnDB = asn
+        self.recordClass = [UInt32](repeating: 0, count: (city?.records.count ?? 0) + 1)
+    }
+
+    var usesDatabase: Bool { classifier.name.has(.geo) || classifier.name.has(.latency) }
+
+    /// The class for facts; interned.
+    mutating func classCode(record: Int?, asn: Int?, geoNet: Int?, latencyNet: Int?) -> UInt32 {
+        let simple = asn == nil && geoNet == nil && latencyNet == nil
+        let slot = (record ?? -1) + 1
+        if simple, recordClass[slot] != 0 { return recordClass[slot] }
+        let code = slowClassCode(record: record, asn: asn, geoNet: geoNet, latencyNet: latencyNet)
+        if simple { recordClass[slot] = code }
+        return code
+    }
+
+    mutating func slowClassCode(record: Int?, asn: Int?, geoNet: Int?, latencyNet: Int?) -> UInt32 {
+        let key = FactsKey(record: record ?? -1, asn: asn ?? -1, geoNet: geoNet ?? -1, latencyNet: latencyNet ?? -1)
+        if let c = factsCache[key] { return c }
+        var facts = LocationFacts(geoNet: geoNet, latencyNet: latencyNet)
+        if let record, let city { facts.record = city.records[record] }
+        if let asn, let asnDB { facts.asn = asnDB.records[asn].asn }
+        let (cls, _) = classifier.classify(facts)
+        let index: Int
+        if let i = classIndex[cls] {
+            index = i
+        } else {
+            index = classes.count
+            classes.append(cls)
+            classIndex[cls] = index
+        }
+        let code = UInt32(index) | LocationTrie.leafBit
+        factsCache[key] = code
+        return code
+    }
+
+    /// The trie for one family (4 or 6).
+    package mutating func build(family: Int) -> LocationTrie {
+        var trie = LocationTrie()
+        let name = classifier.name
+        var nets = NetsTrie()
+        if name.has(.geo), let geo = name.geo {
+            for (i, (p, _)) in geo.nets.enumerated() where p.family == family { nets.insert(p, geo: i, latency: nil) }
+        }
+        if name.has(.latency), let lat = name.latency {
+            for (i, (p, _)) in lat.nets.enumerated() where p.family == family { nets.insert(p, geo: nil, latency: i) }
+        }
+        func root(_ db: GeoDatabase?) -> GeoDatabase.Branch {
+            guard let db, usesDatabase else { return .empty }
+            if family == 4 { return db.ipv4Root }
+            return db.ipVersion == 6 ? .node(0) : .empty
+        }
+        let cityRoot = root(city), asnRoot = root(asnDB)
+        let v4Start: UInt32? = {
+            if family == 6, let city, city.ipVersion == 6, case .node(let n) = city.ipv4Root { return n }
+            return nil
+        }()
+        let maxDepth = family == 4 ? 32 : 128
+
+        func build(_ db: GeoDatabase.Branch, _ asn: GeoDatabase.Branch, _ netsNode: Int, _ geoNet: Int, _ latNet: Int,
+                   _ depth: Int) -> UInt32 {
+            var geoNet = geoNet, latNet = latNet
+            if netsNode >= 0 {
+                if nets.geo[netsNode] >= 0 { geoNet = Int(nets.geo[netsNode]) }
+                if nets.latency[netsNode] >= 0 { latNet = Int(nets.latency[netsNode]) }
+            }
+            let netsDone = netsNode < 0 || (nets.children[netsNode].0 < 0 && nets.children[netsNode].1 < 0)
+            var dbB = db, asnB = asn
+            // IPv4 under an IPv6 database (::/96, ::ffff:0:0/96, 2002::/16) is looked up as IPv4.
+            if case .node(let n) = dbB, n == v4Start { dbB = .empty }
+            // Once the CIDR maps decide everything the class depends on, the databases no longer matter.
+            let geoFixed = !name.has(.geo) || geoNet >= 0
+            let latFixed = !name.has(.latency) || latNet >= 0
+            if netsDone && geoFixed && latFixed { dbB = .empty; asnB = .empty }
+            let dbLeaf: Bool = { if case .node = dbB { return false }; return true }()
+            let asnLeaf: Bool = { if case .node = asnB { return false }; return true }()
+            if (netsDone && dbLeaf && asnLeaf) || depth == maxDepth {
+                var rec: Int? = nil, asnRec: Int? = nil
+                if case .record(let r) = dbB { rec = r }
+                if case .record(let r) = asnB { asnRec = r }
+                return classCode(record: rec, asn: asnRec, geoNet: geoNet >= 0 ? geoNet : nil,
+                                 latencyNet: latNet >= 0 ? latNet : nil)
+            }
+            // Search trees share no subtrees apart from the IPv4 aliases skipped above: no memo needed.
+            let (d0, d1): (GeoDatabase.Branch, GeoDatabase.Branch) = {
+                if case .node(let n) = dbB, let city { return city.branches(of: n) }
+                return (dbB, dbB)
+            }()
+            let (a0, a1): (GeoDatabase.Branch, GeoDatabase.Branch) = {
+                if case .node(let n) = asnB, let asnDB { return asnDB.branches(of: n) }
+                return (asnB, asnB)
+            }()
+            let n0 = netsNode >= 0 ? Int(nets.children[netsNode].0) : -1
+            let n1 = netsNode >= 0 ? Int(nets.children[netsNode].1) : -1
+            let c0 = build(d0, a0, n0, geoNet, latNet, depth + 1)
+            let c1 = build(d1, a1, n1, geoNet, latNet, depth + 1)
+            let code: UInt32
+            if c0 == c1 && c0 & LocationTrie.leafBit != 0 {
+                code = c0  // neighbours agree: one larger network
+            } else {
+                code = UInt32(trie.nodes.count / 2)
+                trie.nodes.append(c0)
+                trie.nodes.append(c1)
+            }
+            return code
+        }
+        trie.root = build(cityRoot, asnRoot, 0, -1, -1, 0)
+        return trie
+    }
+}

@@ -1,0 +1,243 @@
+/// The load-balancing model: regions, pools of endpoints, and the names answered from them.
+///
+/// Built from the config (see `Server/SteeringConfig.swift`), validated there, immutable here.
+/// Indices tie the parts together: a pool names its region by index, an endpoint its pool.
+
+/// A place traffic can go: a data centre or cloud region, with coordinates for distance ordering.
+package struct Region: Sendable, Equatable {
+    package var name: String
+    package var latitude: Double?
+    package var longitude: Double?
+    /// Geoproximity bias, −99…99 (Route 53's): positive draws clients from farther away.
+    package var bias: Double = 0
+
+    package init(name: String, latitude: Double? = nil, longitude: Double? = nil, bias: Double = 0) {
+        self.name = name
+        self.latitude = latitude
+        self.longitude = longitude
+        self.bias = bias
+    }
+}
+
+/// What an endpoint answers with.
+package enum EndpointTarget: Sendable, Equatable {
+    /// 4 or 16 octets: an A or AAAA record.
+    case address([UInt8])
+    /// A CNAME target in wire form, lower-cased.
+    case cname([UInt8])
+
+    /// 4, 6, or 0 for a CNAME (usable for either family).
+    package var family: Int {
+        switch self {
+        case .address(let a): return a.count == 4 ? 4 : 6
+        case .cname: return 0
+        }
+    }
+}
+
+package struct Endpoint: Sendable, Equatable {
+    /// Unique across the config: the admin API and metrics name endpoints by it.
+    package var name: String
+    package var target: EndpointTarget
+    package var weight: Double = 1
+    /// Share of traffic this endpoint can take when others fail; defaults to its weight.
+    package var capacity: Double
+    package var pool: Int = 0
+
+    package init(name: String, target: EndpointTarget, weight: Double = 1, capacity: Double? = nil, pool: Int = 0) {
+        self.name = name
+        self.target = target
+        self.weight = weight
+        self.capacity = capacity ?? weight
+        self.pool = pool
+    }
+}
+
+/// The endpoints of one region that a name can answer with.
+package struct Pool: Sendable, Equatable {
+    package var name: String
+    package var region: Int
+    /// Indices into `SteeringModel.endpoints`.
+    package var endpoints: [Int]
+    /// Share when a name spreads traffic over pools by weight (`weighted` without `failover`).
+    package var weight: Double = 1
+    /// Traffic the pool can take when another region fails; defaults to the sum of its endpoints'.
+    package var capacity: Double
+    /// A pool is up while at least this fraction of its endpoints is up (gdnsd's `up_thresh`).
+    package var upThreshold: Double = 0.5
+    /// After recovering, a pool's and its endpoints' share ramps linearly over this many seconds.
+    package var slowStart: Double = 0
+
+    package init(name: String, region: Int, endpoints: [Int], weight: Double = 1, capacity: Double,
+                 upThreshold: Double = 0.5, slowStart: Double = 0) {
+        self.name = name
+        self.region = region
+        self.endpoints = endpoints
+        self.weight = weight
+        self.capacity = capacity
+        self.upThreshold = upThreshold
+        self.slowStart = slowStart
+    }
+}
+
+/// One step of a name's policy chain, evaluated in order (like NS1's filter chain).
+package enum PolicyStep: String, Sendable, CaseIterable {
+    /// Drops endpoints the prober or the admin marks down; pools below their threshold.
+    case health
+    /// Orders regions by rules (continent, country, subdivision, ASN, CIDR) or distance.
+    case geo
+    /// Orders regions by expected RTT, with hysteresis.
+    case latency
+    /// Keeps the first pool that is up (or spreads its share when `spread`).
+    case failover
+    /// Picks endpoints (and pools, without failover) by weighted random.
+    case weighted
+}
+
+/// What a name answers when no pool is usable.
+package enum AllDownMode: String, Sendable {
+    /// Every configured endpoint of the queried family (gdnsd, Route 53).
+    case failOpen = "fail-open"
+    /// The RRset in the zone file at the name, or NODATA.
+    case lastResort = "last-resort"
+    case servfail
+}
+
+/// An address prefix (for CIDR maps), bits in network order, IPv4 in the top 32 bits of `high`.
+package struct Prefix: Sendable, Equatable, CustomStringConvertible {
+    package var family: Int
+    package var high: UInt64
+    package var low: UInt64
+    package var length: Int
+
+    package init(family: Int, high: UInt64, low: UInt64, length: Int) {
+        self.family = family
+        self.length = length
+        let (h, l) = Prefix.mask(length: length)
+        self.high = high & h
+        self.low = low & l
+    }
+
+    static func mask(length: Int) -> (UInt64, UInt64) {
+        let h: UInt64 = length >= 64 ? ~0 : (length == 0 ? 0 : ~0 << (64 - UInt64(length)))
+        let l: UInt64 = length >= 128 ? ~0 : (length <= 64 ? 0 : ~0 << (128 - UInt64(length)))
+        return (h, l)
+    }
+
+    /// Bit `i` (0 = most significant) of the prefix.
+    package func bit(_ i: Int) -> Int {
+        i < 64 ? Int(high >> (63 - UInt64(i)) & 1) : Int(low >> (127 - UInt64(i)) & 1)
+    }
+
+    /// Whether the prefix covers an address of the same family.
+    package func contains(family f: Int, high h: UInt64, low l: UInt64) -> Bool {
+        guard f == family else { return false }
+        let (mh, ml) = Prefix.mask(length: length)
+        return h & mh == high && l & ml == low
+    }
+
+    package var description: String {
+        if family == 4 {
+            let v = UInt32(truncatingIfNeeded: high >> 32)
+            return "\(v >> 24).\(v >> 16 & 0xFF).\(v >> 8 & 0xFF).\(v & 0xFF)/\(length)"
+        }
+        var groups: [String] = []
+        for i in 0..<8 {
+            let word = i < 4 ? high >> (48 - 16 * UInt64(i)) : low >> (48 - 16 * UInt64(i - 4))
+            groups.append(String(word & 0xFFFF, radix: 16))
+        }
+        return groups.joined(separator: ":") + "/\(length)"
+    }
+}
+
+/// Geo rules of one name: the most specific match wins (nets, ASN, subdivision, country,
+/// continent, default); without any, regions by great-circle distance from the client.
+package struct GeoRules: Sendable, Equatable {
+    /// Region index lists, keyed by continent code (`EU`), country (`DE`), country-subdivision (`US-CA`), ASN.
+    package var continent: [String: [Int]] = [:]
+    package var country: [String: [Int]] = [:]
+    package var subdivision: [String: [Int]] = [:]
+    package var asn: [UInt32: [Int]] = [:]
+    /// CIDR map, longest prefix wins; overrides the database (gdnsd's `nets`).
+    package var nets: [(Prefix, [Int])] = []
+    package var defaultRegions: [Int]? = nil
+
+    package init() {}
+
+    package static func == (a: GeoRules, b: GeoRules) -> Bool {
+        a.continent == b.continent && a.country == b.country && a.subdivision == b.subdivision && a.asn == b.asn
+            && a.defaultRegions == b.defaultRegions && a.nets.count == b.nets.count
+            && zip(a.nets, b.nets).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+    }
+}
+
+/// Expected RTT in milliseconds from a client's location to each region (by region index).
+package struct LatencyMap: Sendable, Equatable {
+    package var continent: [String: [Int: Double]] = [:]
+    package var country: [String: [Int: Double]] = [:]
+    package var nets: [(Prefix, [Int: Double])] = []
+    package var defaultRTT: [Int: Double] = [:]
+    /// RTTs within this many milliseconds of the best count as equal: the earlier order stands.
+    package var hysteresis: Double = 10
+
+    package init() {}
+
+    package static func == (a: LatencyMap, b: LatencyMap) -> Bool {
+        a.continent == b.continent && a.country == b.country && a.defaultRTT == b.defaultRTT
+            && a.hysteresis == b.hysteresis && a.nets.count == b.nets.count
+            && zip(a.nets, b.nets).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+    }
+}
+
+/// A load-balanced name.
+package struct SteeredName: Sendable {
+    package var name: String
+    /// Lower-case wire form.
+    package var wire: [UInt8]
+    /// Query types answered by the policy (A, AAAA); others come from the zone.
+    package var types: [UInt16]
+    /// TTL while everything is healthy, and while anything the name depends on is degraded.
+    package var ttlHigh: UInt32
+    package var ttlLow: UInt32
+    package var chain: [PolicyStep]
+    /// Pool indices, in configured order.
+    package var pools: [Int]
+    package var geo: GeoRules? = nil
+    package var latency: LatencyMap? = nil
+    /// Endpoints per answer; 0 = every usable endpoint of the chosen pool.
+    package var answers: Int = 1
+    /// Sticky per client subnet (consistent hashing) when set: prefix lengths for IPv4 and IPv6.
+    package var sticky: (v4: Int, v6: Int)? = nil
+    /// Failover spreads a failed pool's share over the others by capacity instead of the next one taking all.
+    package var spread: Bool = false
+    package var allDown: AllDownMode = .failOpen
+    /// Where the name was declared, for messages.
+    package var line: Int = 0
+
+    package init(name: String, wire: [UInt8], types: [UInt16], ttlHigh: UInt32, ttlLow: UInt32, chain: [PolicyStep],
+                 pools: [Int]) {
+        self.name = name
+        self.wire = wire
+        self.types = types
+        self.ttlHigh = ttlHigh
+        self.ttlLow = ttlLow
+        self.chain = chain
+        self.pools = pools
+    }
+
+    package func has(_ step: PolicyStep) -> Bool { chain.contains(step) }
+}
+
+/// Everything the config says about load balancing.
+package struct SteeringModel: Sendable {
+    package var regions: [Region] = []
+    package var pools: [Pool] = []
+    package var endpoints: [Endpoint] = []
+    package var names: [SteeredName] = []
+
+    package init() {}
+
+    package func region(named n: String) -> Int? { regions.firstIndex { $0.name == n } }
+    package func pool(named n: String) -> Int? { pools.firstIndex { $0.name == n } }
+    package func endpoint(named n: String) -> Int? { endpoints.firstIndex { $0.name == n } }
+}

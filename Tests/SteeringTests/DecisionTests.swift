@@ -1,0 +1,286 @@
+import Foundation
+import Geo
+import Steering
+import Testing
+
+/// A model with three regions, a pool of two IPv4 endpoints in each, and one name.
+func makeModel(chain: [PolicyStep], spread: Bool = false, capacities: [Double] = [1, 1, 1], slowStart: Double = 0,
+               sticky: Bool = false, answers: Int = 1, allDown: AllDownMode = .failOpen) -> SteeringModel {
+    var m = SteeringModel()
+    m.regions = [Region(name: "na", latitude: 39, longitude: -77), Region(name: "eu", latitude: 50, longitude: 8.7),
+                 Region(name: "ap", latitude: 35.7, longitude: 139.7)]
+    for (r, region) in m.regions.enumerated() {
+        let first = m.endpoints.count
+        for k in 0..<2 {
+            m.endpoints.append(Endpoint(name: "\(region.name)-\(k + 1)", target: .address([192, 0, 2, UInt8(10 * r + k)]),
+                                        capacity: capacities[r] / 2, pool: r))
+        }
+        m.pools.append(Pool(name: region.name, region: r, endpoints: [first, first + 1], capacity: capacities[r],
+                            slowStart: slowStart))
+    }
+    var n = SteeredName(name: "www.example.com.", wire: [3, 119, 119, 119, 7, 101, 120, 97, 109, 112, 108, 101, 3, 99, 111, 109, 0],
+                        types: [1, 28], ttlHigh: 60, ttlLow: 10, chain: chain, pools: [0, 1, 2])
+    n.spread = spread
+    n.answers = answers
+    n.allDown = allDown
+    if sticky { n.sticky = (24, 56) }
+    if chain.contains(.geo) {
+        var g = GeoRules()
+        g.continent = ["NA": [0], "EU": [1], "AS": [2], "OC": [2]]
+        g.nets = [(Prefix(family: 4, high: 0x0A00_0000 << 32, low: 0, length: 8), [1]),
+                  (Prefix(family: 4, high: 0x0A01_0000 << 32, low: 0, length: 16), [2])]
+        n.geo = g
+    }
+    m.names = [n]
+    return m
+}
+
+/// Runs `count` decisions with seeds 1…count and counts answers per pool.
+func poolShares(_ table: SteeringTable, health: HealthView, now: Double = 0, count: Int = 20_000,
+                client: (Int, UInt64, UInt64) = (4, 0xC000_0201 << 32, 0)) -> [Int] {
+    var hits = [0, 0, 0]
+    var trace = NoTrace()
+    for i in 0..<count {
+        let d = table.decide(name: 0, family: 4, clientFamily: client.0, high: client.1, low: client.2, health: health,
+                             now: now, random: mix(UInt64(i) &+ 12345), trace: &trace)
+        if d.outcome == .answer { hits[d.pool] += 1 }
+    }
+    return hits
+}
+
+/// |observed − expected| within 5 standard deviations of a binomial: never flaky with fixed seeds,
+/// and still a real check of the distribution.
+func withinBound(_ observed: Int, count: Int, p: Double) -> Bool {
+    let sd = (Double(count) * p * (1 - p)).squareRoot()
+    return abs(Double(observed) - Double(count) * p) <= 5 * sd + 1
+}
+
+@Suite("Policy decisions")
+struct DecisionTests {
+    @Test("weighted: endpoint shares follow weights within a statistical bound")
+    func weightedShares() {
+        var m = makeModel(chain: [.health, .weighted])
+        m.endpoints[0].weight = 3  // na-1 : na-2 = 3 : 1 inside pool na
+        m.pools[0].weight = 2      // pools na : eu : ap = 2 : 1 : 1
+        let table = SteeringTable(model: m, city: nil, asn: nil)
+        let health = HealthView(model: m)
+        let n = 40_000
+        var pools = [0, 0, 0], naFirst = 0
+        var trace = NoTrace()
+        for i in 0..<n {
+            let d = table.decide(name: 0, family: 4, clientFamily: 4, high: 0, low: 0, health: health, now: 0,
+                                 random: mix(UInt64(i)), trace: &trace)
+            pools[d.pool] += 1
+            if d.pool == 0 && d.picks[0] == 0 { naFirst += 1 }
+            #expect(d.scope == 0)  // the answer does not depend on the client
+        }
+        #expect(withinBound(pools[0], count: n, p: 0.5), "\(pools)")
+        #expect(withinBound(pools[1], count: n, p: 0.25), "\(pools)")
+        #expect(withinBound(naFirst, count: pools[0], p: 0.75), "\(naFirst) of \(pools[0])")
+    }
+
+    @Test("weighted multi-value: N distinct endpoints")
+    func multiValue() {
+        let m = makeModel(chain: [.weighted], answers: 2)
+        let table = SteeringTable(model: m, city: nil, asn: nil)
+        var trace = NoTrace()
+        for i in 0..<200 {
+            let d = table.decide(name: 0, family: 4, clientFamily: 0, high: 0, low: 0, health: HealthView(model: m), now: 0,
+                                 random: mix(UInt64(i)), trace: &trace)
+            #expect(d.count == 2 && d.picks[0] != d.picks[1])
+        }
+    }
+
+    @Test("failover: the first pool that is up wins; a pool below its threshold is skipped")
+    func orderedFailover() {
+        let m = makeModel(chain: [.health, .failover])
+        let table = SteeringTable(model: m, city: nil, asn: nil)
+        var board = HealthBoard(model: m)
+        #expect(poolShares(table, health: board.view, count: 100) == [100, 0, 0])
+        board.setObserved(endpoint: "na-1", up: false, reason: "timeout", now: 0)
+        // 1 of 2 up meets the default threshold of 0.5.
+        #expect(poolShares(table, health: board.view, count: 100) == [100, 0, 0])
+        board.setObserved(endpoint: "na-2", up: false, reason: "timeout", now: 0)
+        #expect(poolShares(table, health: board.view, count: 100) == [0, 100, 0])
+    }
+
+    @Test("spread: a failed pool's share goes to the others in proportion to capacity")
+    func spread() {
+        let m = makeModel(chain: [.health, .failover], spread: true, capacities: [1, 1, 3])
+        let table = SteeringTable(model: m, city: nil, asn: nil)
+        var board = HealthBoard(model: m)
+        var o = AdminOverrides()
+        o.pools["na"] = AdminOverride(state: .down)
+        board.setOverrides(o, now: 0)
+        let n = 20_000
+        let hits = poolShares(table, health: board.view, count: n)
+        #expect(hits[0] == 0)
+        #expect(withinBound(hits[1], count: n, p: 0.25), "\(hits)")
+        #expect(withinBound(hits[2], count: n, p: 0.75), "\(hits)")
+    }
+
+    @Test("slow start: a recovered pool's share ramps linearly over the window")
+    func slowStart() {
+        let m = makeModel(chain: [.health, .failover], spread: true, slowStart: 100)
+        let table = SteeringTable(model: m, city: nil, asn: nil)
+        var board = HealthBoard(model: m)
+        var o = AdminOverrides()
+        o.pools["na"] = AdminOverride(state: .down)
+        board.setOverrides(o, now: 1000)
+        board.setOverrides(AdminOverrides(), now: 2000)  // back up at t = 2000
+        let n = 20_000
+        for (t, p) in [(2000.0, 0.0), (2025.0, 0.25), (2050.0, 0.5), (2075.0, 0.75), (2100.0, 1.0)] {
+            let hits = poolShares(table, health: board.view, now: t, count: n)
+            #expect(withinBound(hits[0], count: n, p: p), "at \(t): \(hits)")
+        }
+    }
+
+    @Test("sticky: a client keeps its answer; a weight change moves only the share it must")
+    func sticky() {
+        var m = makeModel(chain: [.weighted], sticky: true)
+        let table = SteeringTable(model: m, city: nil, asn: nil)
+        var trace = NoTrace()
+        func answer(_ t: SteeringTable, _ h: HealthView, client: UInt32, seed: UInt64) -> Decision {
+            t.decide(name: 0, family: 4, clientFamily: 4, high: UInt64(client) << 40, low: 0, health: h, now: 0,
+                     random: seed, trace: &trace)
+        }
+        let h = HealthView(model: m)
+        var before: [Int32] = []
+        for c in 0..<2000 {
+            let a = answer(table, h, client: UInt32(c), seed: 1), b = answer(table, h, client: UInt32(c), seed: 99)
+            #expect(a.picks[0] == b.picks[0])  // the query's randomness does not matter
+            #expect(a.scope == 24)
+            before.append(a.picks[0])
+        }
+        // Pool eu's weight 1 → 2: its share goes from 1/3 to 1/2; only clients moving to eu change.
+        m.pools[1].weight = 2
+        let t2 = SteeringTable(model: m, city: nil, asn: nil)
+        let h2 = HealthView(model: m)
+        var moved = 0, wrong = 0
+        for c in 0..<2000 {
+            let a = answer(t2, h2, client: UInt32(c), seed: 1)
+            if a.picks[0] != before[c] {
+                moved += 1
+                if a.pool != 1 { wrong += 1 }
+            }
+        }
+        #expect(wrong == 0)
+        #expect(withinBound(moved, count: 2000, p: 0.5 - 1.0 / 3.0), "moved \(moved)")
+    }
+
+    @Test("all down: fail open, the zone's RRset, or SERVFAIL; TTL low while degraded")
+    func allDown() {
+        for (mode, outcome) in [(AllDownMode.failOpen, Decision.Outcome.failOpen), (.lastResort, .zone), (.servfail, .servfail)] {
+            let m = makeModel(chain: [.health, .failover], allDown: mode)
+            let table = SteeringTable(model: m, city: nil, asn: nil)
+            var board = HealthBoard(model: m)
+            var trace = NoTrace()
+            let healthy = table.decide(name: 0, family: 4, clientFamily: 0, high: 0, low: 0, health: board.view, now: 0,
+                                       random: 1, trace: &trace)
+            #expect(healthy.ttl == 60)
+            var o = AdminOverrides()
+            o.pools["eu"] = AdminOverride(state: .drain)
+            board.setOverrides(o, now: 0)
+            let degraded = table.decide(name: 0, family: 4, clientFamily: 0, high: 0, low: 0, health: board.view, now: 0,
+                                        random: 1, trace: &trace)
+            #expect(degraded.outcome == .answer && degraded.ttl == 10)
+            o.regions["na"] = AdminOverride(state: .down)
+            o.regions["ap"] = AdminOverride(state: .down)
+            board.setOverrides(o, now: 0)
+            let d = table.decide(name: 0, family: 4, clientFamily: 0, high: 0, low: 0, health: board.view, now: 0,
+                                 random: 1, trace: &trace)
+            #expect(d.outcome == outcome)
+        }
+    }
+
+    @Test("an AAAA query skips pools without IPv6 endpoints")
+    func family() {
+        let m = makeModel(chain: [.failover])
+        let table = SteeringTable(model: m, city: nil, asn: nil)
+        var trace = NoTrace()
+        let d = table.decide(name: 0, family: 6, clientFamily: 0, high: 0, low: 0, health: HealthView(model: m), now: 0,
+                             random: 1, trace: &trace)
+        #expect(d.outcome == .zone)
+    }
+}
+
+@Suite("Location tries and ECS scope")
+struct LocationTests {
+    static let sample = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path + "/geo/sample.mmdb"
+
+    func v4(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) -> UInt64 {
+        (UInt64(a) << 24 | UInt64(b) << 16 | UInt64(c) << 8 | UInt64(d)) << 32
+    }
+
+    @Test("the sample database: continent rules, nearest regions, merged networks, CIDR maps")
+    func sampleTrie() throws {
+        let db = try GeoDatabase(path: Self.sample)
+        let m = makeModel(chain: [.health, .geo, .failover])
+        let table = SteeringTable(model: m, city: db, asn: nil)
+        let c = table.names[0]
+        func at(_ high: UInt64, family: Int = 4, low: UInt64 = 0) -> (order: [String], depth: Int) {
+            let (cls, depth) = family == 4 ? c.v4.locate(high: high, low: low) : c.v6.locate(high: high, low: low)
+            return (c.classes[cls].order.map { m.pools[$0].name }, depth)
+        }
+        // 198.51.100.0/24 is Berlin: EU first, then by distance: Ashburn before Tokyo.
+        #expect(at(v4(198, 51, 100, 7)) == (["eu", "na", "ap"], 24))
+        // 203.0.113.0/25 Tokyo and /25 Sydney: both map to ap, but their nearest-next differ.
+        #expect(at(v4(203, 0, 113, 1)).order == ["ap", "eu", "na"])  // Tokyo: Frankfurt is nearer than Ashburn
+        #expect(at(v4(203, 0, 113, 1)).depth == 25)
+        // San Francisco (192.0.2.0/25) and New York (/25): na first; the next region differs by distance.
+        #expect(at(v4(192, 0, 2, 1)) == (["na", "ap", "eu"], 25))
+        #expect(at(v4(192, 0, 2, 200)) == (["na", "eu", "ap"], 25))
+        // CIDR map: 10.0.0.0/8 → eu, the longer 10.1.0.0/16 → ap (longest prefix wins).
+        #expect(at(v4(10, 2, 3, 4)).order.first == "eu")
+        #expect(at(v4(10, 2, 3, 4)).depth == 15)  // 10.2.0.0/15: the largest network without 10.1/16 in it
+        #expect(at(v4(10, 1, 3, 4)) == (["ap", "na", "eu"], 16))  // no coordinates: the rest in configured order
+        // IPv6: 2001:db8:3::/48 is Tokyo.
+        #expect(at(0x2001_0DB8_0003_0000, family: 6).order.first == "ap")
+        #expect(at(0x2001_0DB8_0003_0000, family: 6).depth == 48)
+        // Nowhere in the database: the configured order, one network as large as the gaps allow.
+        #expect(at(v4(100, 64, 0, 1)).order == ["na", "eu", "ap"])
+    }
+
+    @Test("the trie agrees with rule-by-rule classification on random GeoLite2 addresses")
+    func geoLite2Agreement() throws {
+        let path = try #require(GeoLite2.path, "maxminddb-geolite2 is not installed")
+        let db = try GeoDatabase(path: path)
+        let m = makeModel(chain: [.health, .geo, .failover])
+        let table = SteeringTable(model: m, city: db, asn: nil)
+        let c = table.names[0]
+        let classifier = Classifier(model: m, name: m.names[0])
+        var rng = UInt64(7)
+        var checked = 0
+        for _ in 0..<3000 {
+            rng = mix(rng)
+            let high = rng & 0xFFFF_FFFF_0000_0000
+            let bytes = (0..<4).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64($0))) }
+            if bytes[0] == 10 { continue }  // the CIDR map's range
+            let (cls, depth) = c.v4.locate(high: high, low: 0)
+            let (expected, _) = classifier.classify(LocationFacts(record: db.lookup(bytes)))
+            #expect(c.classes[cls] == expected, "\(bytes)")
+            // Scope semantics: the whole network of `depth` bits gets the same class.
+            let other = high ^ (depth < 32 ? (mix(rng) & ((UInt64(1) << UInt64(32 - depth)) - 1)) << 32 : 0)
+            #expect(c.v4.locate(high: other, low: 0).cls == cls)
+            checked += 1
+        }
+        #expect(checked > 2500)
+    }
+}
+
+enum GeoLite2 {
+    static let path: String? = {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import _maxminddb_geolite2,os;print(os.path.join(os.path.dirname(_maxminddb_geolite2.__file__),'GeoLite2-City.mmdb'))"]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return nil }
+        p.waitUntilExit()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return p.terminationStatus == 0 && FileManager.default.fileExists(atPath: out) ? out : nil
+    }()
+}
