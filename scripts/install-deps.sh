@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(libldns-dev libmaxminddb-dev bind9-dnsutils pkg-config)
 for arg in "$@"; do
   case "$arg" in
-    --test) packages+=(knot knot-dnsutils) ;;
+    --test) packages+=(knot knot-dnsutils curl) ;;
     --bench) packages+=(knot knot-dnsutils nsd gdnsd dnsperf ldnsutils) ;;
     *) echo "unknown option $arg" >&2; exit 2 ;;
   esac

@@ -8,7 +8,8 @@ final class LodestarProcess: @unchecked Sendable {
     let workDir: String
 
     /// Starts the server and waits (at most 15 s) until it answers over UDP and TCP.
-    init(zones: String = Paths.fixtures + "/zones", config: String? = nil, extra: [String] = []) throws {
+    init(zones: String = Paths.fixtures + "/zones", config: String? = nil, extra: [String] = [],
+         startupTimeout: Double = 15) throws {
         port = FreePort.pick()
         workDir = try Paths.temporaryDirectory()
         logPath = workDir + "/lodestar.log"
@@ -26,7 +27,7 @@ final class LodestarProcess: @unchecked Sendable {
             throw TestFailure("no lodestar binary at \(Paths.binary): run `swift build` first")
         }
         try process.run()
-        let deadline = Date().addingTimeInterval(15)
+        let deadline = Date().addingTimeInterval(startupTimeout)
         while Date() < deadline {
             if !process.isRunning { throw TestFailure("lodestar exited: \(log())") }
             if let r = try? dig(["example.com", "SOA", "+tries=1", "+time=1"]), r.status == "NOERROR",
@@ -36,7 +37,7 @@ final class LodestarProcess: @unchecked Sendable {
             usleep(100_000)
         }
         stop()
-        throw TestFailure("lodestar did not answer within 15 s: \(log())")
+        throw TestFailure("lodestar did not answer within \(startupTimeout) s: \(log())")
     }
 
     var pid: Int32 { process.processIdentifier }
