@@ -142,6 +142,68 @@ class Lodestar(Server):
         self.launch([self.binary, "serve", "--config", f"{self.work}/lodestar.yaml"])
 
 
+# Load-balanced name: www.gslb.test over three regions by continent (nearest next), on one database.
+GSLB_REGIONS = [("na", "192.0.2.11", 39.04, -77.49), ("eu", "198.51.100.11", 50.11, 8.68),
+                ("ap", "203.0.113.11", 35.68, 139.69)]
+GSLB_MAP = {"NA": "na", "SA": "na", "EU": "eu", "AF": "eu", "AS": "ap", "OC": "ap"}
+GSLB_SOA = ("$TTL 3600\n@ IN SOA ns1.gslb.test. hostmaster.gslb.test. 1 7200 3600 1209600 300\n"
+            "@ IN NS ns1.gslb.test.\nns1 IN A 192.0.2.53\n")
+# ECS subnets, one per run: GB (EU), US (NA), AU (OC); family 1, source /24, scope 0.
+GSLB_ECS = [["-E", "8:" + "00011800" + a] for a in ("510245", "080808", "010101")]
+
+
+class LodestarGSLB(Lodestar):
+    def __init__(self, work, port, binary, db):
+        super().__init__(work, port, binary)
+        self.db = db
+
+    def start(self, zones):
+        os.makedirs(f"{self.work}/zones", exist_ok=True)
+        open(f"{self.work}/zones/gslb.test.zone", "w").write(GSLB_SOA + "www 60 IN A 192.0.2.10\n")
+        regions = "".join(f"  {n}: {{ coordinates: [{la}, {lo}] }}\n" for n, _, la, lo in GSLB_REGIONS)
+        pools = "".join(f"  {n}: {{ region: {n}, endpoints: [ {{ address: {a} }} ] }}\n" for n, a, _, _ in GSLB_REGIONS)
+        rules = "".join(f"        {c}: [{r}]\n" for c, r in GSLB_MAP.items())
+        open(f"{self.work}/lodestar.yaml", "w").write(
+            f"server:\n  listen: [\"127.0.0.1:{self.port}\"]\n  zones: {self.work}/zones\n  udp-workers: 1\n"
+            f"geo:\n  database: {self.db}\nregions:\n{regions}pools:\n{pools}names:\n  www.gslb.test:\n"
+            f"    policy: [health, geo, failover]\n    pools: [na, eu, ap]\n    ttl: [30, 60]\n"
+            f"    geo:\n      continent:\n{rules}")
+        self.launch([self.binary, "serve", "--config", f"{self.work}/lodestar.yaml"])
+
+
+class GdnsdGSLB(Server):
+    def __init__(self, work, port, db):
+        super().__init__("gdnsd", work, port)
+        self.db = db
+
+    def start(self, zones):
+        os.makedirs(f"{self.work}/etc/zones", exist_ok=True)
+        open(f"{self.work}/etc/zones/gslb.test", "w").write(GSLB_SOA + "www 60/30 DYNA geoip!www\n")
+        dcs = " ".join(n for n, _, _, _ in GSLB_REGIONS)
+        coords = ", ".join(f"{n} => [ {la}, {lo} ]" for n, _, la, lo in GSLB_REGIONS)
+        rules = ", ".join(f"{c} => [ {r} ]" for c, r in GSLB_MAP.items())
+        dcmap = ", ".join(f"{n} => {a}" for n, a, _, _ in GSLB_REGIONS)
+        open(f"{self.work}/etc/config", "w").write(
+            f"options => {{\n  listen => [ 127.0.0.1 ]\n  dns_port => {self.port}\n  udp_threads => 1\n"
+            f"  tcp_threads => 1\n}}\n"
+            f"plugins => {{ geoip => {{\n  maps => {{ m1 => {{\n    geoip2_db => {self.db}\n"
+            f"    datacenters => [ {dcs} ]\n    map => {{ {rules} }}\n    auto_dc_coords => {{ {coords} }}\n  }} }}\n"
+            f"  resources => {{ www => {{ map => m1, dcmap => {{ {dcmap} }} }} }}\n}} }}\n")
+        env = dict(os.environ, RUNTIME_DIRECTORY=f"{self.work}/run", STATE_DIRECTORY=f"{self.work}/state")
+        os.makedirs(f"{self.work}/run", exist_ok=True)
+        os.makedirs(f"{self.work}/state", exist_ok=True)
+        self.log = open(f"{self.work}/log", "w")
+        self.proc = subprocess.Popen(["taskset", "-c", "0", "gdnsd", "-c", f"{self.work}/etc", "start"],
+                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=self.work, env=env)
+
+
+def geolite2_path():
+    out = subprocess.run([sys.executable, "-c", "import _maxminddb_geolite2,os;print(os.path.join("
+                          "os.path.dirname(_maxminddb_geolite2.__file__),'GeoLite2-City.mmdb'))"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
 class Knot(Server):
     def __init__(self, work, port):
         super().__init__("knot", work, port)
@@ -199,9 +261,9 @@ class Gdnsd(Server):
                                      stdout=self.log, stderr=subprocess.STDOUT, cwd=self.work, env=env)
 
 
-def dnsperf(port, queries, seconds, tcp, rate=0):
+def dnsperf(port, queries, seconds, tcp, rate=0, extra=()):
     argv = ["taskset", "-c", "1", "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", queries,
-            "-l", str(seconds), "-c", "20" if tcp else "4", "-q", "500", "-t", "2"]
+            "-l", str(seconds), "-c", "20" if tcp else "4", "-q", "500", "-t", "2"] + list(extra)
     if rate:
         argv += ["-Q", str(rate)]
     if tcp:
@@ -257,7 +319,7 @@ class CpuQuota:
                 pass
 
 
-def measure(server, zones, check_name, queries, seconds, runs, tcp, quota_share, rate=0):
+def measure(server, zones, check_name, queries, seconds, runs, tcp, quota_share, rate=0, per_run=None):
     server.start(zones)
     quota = CpuQuota(server.name, quota_share)
     try:
@@ -266,10 +328,10 @@ def measure(server, zones, check_name, queries, seconds, runs, tcp, quota_share,
         quota.add(server.proc.pid)
         time.sleep(0.2)
         results = []
-        for _ in range(runs):
+        for i in range(runs):
             pid = server.proc.pid
             (u0, k0), t0 = cpu_split(pid), time.monotonic()
-            r = dnsperf(server.port, queries, seconds, tcp, rate)
+            r = dnsperf(server.port, queries, seconds, tcp, rate, per_run[i % len(per_run)] if per_run else ())
             (u1, k1), t1 = cpu_split(pid), time.monotonic()
             r["cpu"] = (u1 - u0 + k1 - k0) / (t1 - t0)
             answered = max(1.0, r["qps"] * (t1 - t0))
@@ -370,6 +432,23 @@ def run_all(args, names, skip, report, make, mix_dir, big_dir, queries, here, wo
             r = measure(make(n), mix_dir, "h1.bench.test", queries, args.seconds, args.runs, tcp, quota_share, rate)
             report[(workload, n)] = r
             print(workload, n, r, flush=True)
+    db = geolite2_path()
+    gslb_names = [n for n in names if n in ("lodestar", "gdnsd")]
+    if db and gslb_names and not {"gslb", "gslb-ecs"} <= skip:
+        qfile = f"{work}/queries-gslb.txt"
+        open(qfile, "w").write("www.gslb.test A\n")
+        for workload, per_run in (("gslb", None), ("gslb-ecs", GSLB_ECS)):
+            if workload in skip:
+                continue
+            for n in gslb_names:
+                port = free_port()
+                server = (LodestarGSLB(f"{work}/{n}-gslb", port, os.path.abspath(args.lodestar), db) if n == "lodestar"
+                          else GdnsdGSLB(f"{work}/{n}-gslb", port, db))
+                server.check_name = "www.gslb.test"
+                r = measure(server, None, "www.gslb.test", qfile, args.seconds, args.runs, False, args.quota,
+                            per_run=per_run)
+                report[(workload, n)] = r
+                print(workload, n, r, flush=True)
     if "load" not in skip:
         subprocess.run([sys.executable, f"{here}/gen_zone.py", "big", big_dir, str(args.big)], check=True)
         last = open(f"{big_dir}/big-last.txt").read().strip()
@@ -382,7 +461,7 @@ def run_all(args, names, skip, report, make, mix_dir, big_dir, queries, here, wo
 
 def print_table(report, names, args):
     print()
-    for workload in ("udp", "tcp", "udp-rate"):
+    for workload in ("udp", "tcp", "udp-rate", "gslb", "gslb-ecs"):
         rows = [(n, report.get((workload, n))) for n in names if (workload, n) in report]
         if not rows:
             continue
@@ -390,6 +469,19 @@ def print_table(report, names, args):
         cap = f"server capped at {args.quota:.0%} of CPU 0" if capped and args.quota else "server uncapped on CPU 0"
         if workload == "udp-rate":
             cap = f"offered {args.rate:,} qps, server uncapped on CPU 0 (CPU cost per query at equal load)"
+        if workload.startswith("gslb"):
+            what = ("load-balanced www.gslb.test A, GeoLite2-City, "
+                    + ("ECS /24 from GB, US, AU (one subnet per run)" if workload == "gslb-ecs" else "no ECS"))
+            print(f"\n{workload.upper()}, {what}, median of {args.runs} x {args.seconds} s, {cap}, dnsperf on CPU 1:\n")
+            print("| server | qps per server core | qps | server CPU | user µs/q | kernel µs/q | lost | avg latency ms | memory (PSS) MiB | per-run qps/core |")
+            print("|---|---|---|---|---|---|---|---|---|---|")
+            for n, r in rows:
+                if "error" in r:
+                    print(f"| {n} | error: {r['error'][:80]} |")
+                    continue
+                print(f"| {n} | {r['qps_per_core']:,.0f} | {r['qps']:,.0f} | {r['cpu'] * 100:.0f}% | {r['user_us']:.2f} | "
+                      f"{r['kernel_us']:.2f} | {r['lost']:.0f} | {r['latency_ms']:.3f} | {r['rss_mib']:.1f} | {r['runs']} |")
+            continue
         print(f"\n{workload.upper()}, static mix (~10% NXDOMAIN), median of {args.runs} x {args.seconds} s, {cap}, "
               f"dnsperf on CPU 1:\n")
         print("| server | qps per server core | qps | server CPU | user µs/q | kernel µs/q | lost | avg latency ms | memory (PSS) MiB | per-run qps/core |")
