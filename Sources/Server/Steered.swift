@@ -39,14 +39,14 @@ extension Resolution {
         let table = rt.table
         let n = table.find(owner)
         guard n >= 0 else { return false }
-        let cfg = table.names[n].config
-        guard cfg.types.contains(qtype) else { return false }
+        let c = table.names[n]
+        guard qtype == RRType.a ? c.answersA : c.answersAAAA else { return false }
         let ns = lodestar_monotonic_ns()
         let random = ctx.fixedRandom ?? mix(ns ^ UInt64(ctx.queryID) << 48 ^ ctx.high ^ mix(ctx.low))
         var trace = NoTrace()
-        let d = table.decide(name: n, family: qtype == RRType.a ? 4 : 6, clientFamily: ctx.clientFamily, high: ctx.high,
+        let family = qtype == RRType.a ? 4 : 6
+        let d = table.decide(name: n, family: family, clientFamily: ctx.clientFamily, high: ctx.high,
                              low: ctx.low, health: rt.health, now: Double(ns) * 1e-9, random: random, trace: &trace)
-        let model = table.model
         switch d.outcome {
         case .zone:
             rt.counters.count(name: n, outcome: 1)
@@ -57,10 +57,10 @@ extension Resolution {
             return true
         case .failOpen:
             rt.counters.count(name: n, outcome: 0)
-            let family = qtype == RRType.a ? 4 : 6
+            let model = table.model
             let start = w.position, startCount = w.u16(at: 6)
             var written = 0
-            for p in cfg.pools {
+            for p in c.config.pools {
                 for e in model.pools[p].endpoints where model.endpoints[e].target.family == family {
                     guard writeEndpoint(e, owner: owner, ttl: d.ttl, writer: &w) else {
                         w.rewind(to: start); w.setU16(startCount, at: 6); truncated = true; return true
@@ -68,7 +68,7 @@ extension Resolution {
                     written += 1
                 }
             }
-            if written == 0, let p = cfg.pools.first(where: { model.pools[$0].endpoints.contains { model.endpoints[$0].target.family == 0 } }) {
+            if written == 0, let p = c.config.pools.first(where: { model.pools[$0].endpoints.contains { model.endpoints[$0].target.family == 0 } }) {
                 return writeCNAME(model.pools[p].endpoints[0], node: node, owner: owner, ttl: d.ttl, writer: &w)
             }
             return true
@@ -76,7 +76,7 @@ extension Resolution {
             ctx.scope = max(ctx.scope, d.scope)
             steer = ctx
             rt.counters.count(name: n, pool: d.pool)
-            if d.count == 1, case .cname = model.endpoints[Int(d.picks[0])].target {
+            if d.count == 1 && table.endpointFamily[Int(d.picks[0])] == 0 {  // a CNAME endpoint
                 rt.counters.count(endpoint: Int(d.picks[0]))
                 return writeCNAME(Int(d.picks[0]), node: node, owner: owner, ttl: d.ttl, writer: &w)
             }
@@ -92,18 +92,27 @@ extension Resolution {
         }
     }
 
+    /// The pre-encoded RDATA of endpoint `e` (an address, or a CNAME target in wire form).
+    @inline(__always)
+    func endpointRDATA<R>(_ e: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let table = steer!.runtime.table
+        return table.rdata.withUnsafeBytes { all in
+            body(UnsafeRawBufferPointer(rebasing: all[Int(table.rdataStart[e])..<Int(table.rdataStart[e] + table.rdataLength[e])]))
+        }
+    }
+
     /// One A or AAAA record of an endpoint in the answer section.
     mutating func writeEndpoint(_ e: Int, owner: UnsafeRawBufferPointer, ttl: UInt32, writer w: inout MessageWriter) -> Bool {
-        guard case .address(let bytes) = steer!.runtime.table.model.endpoints[e].target else { return true }
-        let type = bytes.count == 4 ? RRType.a : RRType.aaaa
-        let ok = bytes.withUnsafeBytes { w.writeRR(owner: owner, type: type, rrClass: RRClass.in, ttl: ttl, rdata: $0) }
+        let ok = endpointRDATA(e) { rd in
+            w.writeRR(owner: owner, type: rd.count == 4 ? RRType.a : RRType.aaaa, rrClass: RRClass.in, ttl: ttl, rdata: rd)
+        }
         if ok { w.incrementCount(section: 1) }
         return ok
     }
 
     /// A CNAME endpoint: the alias, then the target's data when it is in this zone.
     mutating func writeCNAME(_ e: Int, node: Int, owner: UnsafeRawBufferPointer, ttl: UInt32, writer w: inout MessageWriter) -> Bool {
-        guard case .cname(let target) = steer!.runtime.table.model.endpoints[e].target else { return true }
+        let target: [UInt8] = endpointRDATA(e) { Array($0) }
         let ok = target.withUnsafeBytes { w.writeRR(owner: owner, type: RRType.cname, rrClass: RRClass.in, ttl: ttl, rdata: $0) }
         guard ok else { truncated = true; return true }
         w.incrementCount(section: 1)

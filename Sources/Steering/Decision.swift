@@ -45,8 +45,9 @@ package struct Decision: Sendable {
     package var endpoints: [Int] { (0..<count).map { Int(picks[$0]) } }
 }
 
-/// One name ready for queries: its tries and location classes.
-package struct CompiledName: Sendable {
+/// One name ready for queries: its tries and location classes, and its settings as flat fields
+/// (a class, so the query path takes one reference instead of copying arrays and strings).
+package final class CompiledName: Sendable {
     package let config: SteeredName
     package let v4: LocationTrie
     package let v6: LocationTrie
@@ -55,9 +56,62 @@ package struct CompiledName: Sendable {
     package let defaultClass: Int
     /// Geo or latency in the chain: the answer depends on where the client is.
     package let locationDependent: Bool
-    /// For each pool of the name, whether it holds endpoints usable for IPv4 / IPv6 answers.
+    /// Classes flattened: pool order and RTTs, `SteeringTable.maxPoolsPerName` slots per class.
+    let classOrder: [Int16]
+    let classRTT: [Double]
+    let classLength: [UInt8]
+    /// Per global pool: whether it holds endpoints usable for IPv4 / IPv6 answers.
     let poolHas4: [Bool]
     let poolHas6: [Bool]
+    let pools: [Int32]
+    let useHealth: Bool, useLatency: Bool, useFailover: Bool, useWeighted: Bool, spread: Bool
+    let allDown: AllDownMode
+    let answers: Int
+    let stickyV4: Int, stickyV6: Int
+    package let ttlHigh: UInt32, ttlLow: UInt32
+    let hysteresis: Double
+    package let answersA: Bool, answersAAAA: Bool
+
+    init(config: SteeredName, v4: LocationTrie, v6: LocationTrie, classes: [LocationClass], defaultClass: Int,
+         locationDependent: Bool, model: SteeringModel) {
+        self.config = config
+        self.v4 = v4
+        self.v6 = v6
+        self.classes = classes
+        self.defaultClass = defaultClass
+        self.locationDependent = locationDependent
+        let stride = SteeringTable.maxPoolsPerName
+        var order = [Int16](repeating: -1, count: classes.count * stride)
+        var rtt = [Double](repeating: 0, count: classes.count * stride)
+        var length = [UInt8](repeating: 0, count: classes.count)
+        for (k, c) in classes.enumerated() {
+            length[k] = UInt8(min(stride, c.order.count))
+            for (i, p) in c.order.prefix(stride).enumerated() {
+                order[k * stride + i] = Int16(p)
+                rtt[k * stride + i] = c.rtt.isEmpty ? 0 : c.rtt[i]
+            }
+        }
+        classOrder = order
+        classRTT = rtt
+        classLength = length
+        poolHas4 = model.pools.map { p in p.endpoints.contains { [0, 4].contains(model.endpoints[$0].target.family) } }
+        poolHas6 = model.pools.map { p in p.endpoints.contains { [0, 6].contains(model.endpoints[$0].target.family) } }
+        pools = config.pools.map { Int32($0) }
+        useHealth = config.has(.health)
+        useLatency = config.has(.latency)
+        useFailover = config.has(.failover)
+        useWeighted = config.has(.weighted)
+        spread = config.spread
+        allDown = config.allDown
+        answers = config.answers
+        stickyV4 = config.sticky?.v4 ?? -1
+        stickyV6 = config.sticky?.v6 ?? -1
+        ttlHigh = config.ttlHigh
+        ttlLow = config.ttlLow
+        hysteresis = config.latency?.hysteresis ?? 0
+        answersA = config.types.contains(1)
+        answersAAAA = config.types.contains(28)
+    }
 }
 
 /// The compiled steering config: what a snapshot holds. Immutable.
@@ -69,13 +123,26 @@ package final class SteeringTable: Sendable {
     /// Open-addressing table over lower-case wire names → index into `names`.
     let slots: [Int32]
     let mask: Int
+    /// Pools and endpoints as flat arrays for the query path.
+    let poolCapacity: [Double]
+    let poolSlowStart: [Double]
+    let poolFirst: [Int32]
+    let poolCount: [Int32]
+    /// Endpoint indices of every pool, pool after pool.
+    let poolEndpoints: [Int32]
+    package let endpointFamily: [UInt8]
+    let endpointCapacity: [Double]
+    /// Pre-encoded RDATA (4 or 16 octets, or a wire name for a CNAME) of every endpoint.
+    package let rdata: [UInt8]
+    package let rdataStart: [Int32]
+    package let rdataLength: [Int32]
 
     /// Most pools one name may use (the decision keeps them on the stack).
     package static let maxPoolsPerName = 16
     /// Most endpoints one answer may carry when picking (`answers`).
     package static let maxAnswers = 8
 
-    /// Compiles the model; walks the databases once per distinct geo/latency configuration.
+    /// Compiles the model; walks the databases once per name using them.
     package init(model: SteeringModel, city: GeoDatabase?, asn: GeoDatabase?) {
         self.model = model
         self.city = city
@@ -85,22 +152,19 @@ package final class SteeringTable: Sendable {
             let classifier = Classifier(model: model, name: n)
             var builder = LocationTrieBuilder(classifier: classifier, city: city, asn: asn)
             let dependent = n.has(.geo) || n.has(.latency)
-            let v4 = dependent ? builder.build(family: 4) : LocationTrie()
-            let v6 = dependent ? builder.build(family: 6) : LocationTrie()
+            var v4 = dependent ? builder.build(family: 4) : LocationTrie()
+            var v6 = dependent ? builder.build(family: 6) : LocationTrie()
             var classes = builder.classes
             // The location-free class: what a client with no known location gets.
             let (plain, _) = classifier.classify(LocationFacts())
             var defaultClass = classes.firstIndex(of: plain) ?? -1
             if defaultClass < 0 { defaultClass = classes.count; classes.append(plain) }
-            var v4t = v4, v6t = v6
             if !dependent {
-                v4t.root = UInt32(defaultClass) | LocationTrie.leafBit
-                v6t.root = v4t.root
+                v4.root = UInt32(defaultClass) | LocationTrie.leafBit
+                v6.root = v4.root
             }
-            let has4 = model.pools.map { p in p.endpoints.contains { [0, 4].contains(model.endpoints[$0].target.family) } }
-            let has6 = model.pools.map { p in p.endpoints.contains { [0, 6].contains(model.endpoints[$0].target.family) } }
-            compiled.append(CompiledName(config: n, v4: v4t, v6: v6t, classes: classes, defaultClass: defaultClass,
-                                         locationDependent: dependent, poolHas4: has4, poolHas6: has6))
+            compiled.append(CompiledName(config: n, v4: v4, v6: v6, classes: classes, defaultClass: defaultClass,
+                                         locationDependent: dependent, model: model))
         }
         names = compiled
         var size = 8
@@ -113,6 +177,33 @@ package final class SteeringTable: Sendable {
         }
         self.slots = slots
         self.mask = size - 1
+        poolCapacity = model.pools.map(\.capacity)
+        poolSlowStart = model.pools.map(\.slowStart)
+        var first: [Int32] = [], count: [Int32] = [], list: [Int32] = []
+        for p in model.pools {
+            first.append(Int32(list.count))
+            count.append(Int32(p.endpoints.count))
+            list += p.endpoints.map { Int32($0) }
+        }
+        poolFirst = first
+        poolCount = count
+        poolEndpoints = list
+        endpointFamily = model.endpoints.map { UInt8($0.target.family) }
+        endpointCapacity = model.endpoints.map(\.capacity)
+        var rd: [UInt8] = [], starts: [Int32] = [], lengths: [Int32] = []
+        for e in model.endpoints {
+            let bytes: [UInt8]
+            switch e.target {
+            case .address(let a): bytes = a
+            case .cname(let w): bytes = w
+            }
+            starts.append(Int32(rd.count))
+            lengths.append(Int32(bytes.count))
+            rd += bytes
+        }
+        rdata = rd
+        rdataStart = starts
+        rdataLength = lengths
     }
 
     @inline(__always)
@@ -145,13 +236,18 @@ package final class SteeringTable: Sendable {
         }
     }
 
+    @inline(__always)
+    func usable(_ e: Int, _ family: Int) -> Bool {
+        let f = Int(endpointFamily[e])
+        return f == 0 || f == family
+    }
+
     /// Decides the answer to a query for name `n` of address family `family` (4 for A, 6 for AAAA).
     /// `client` is the ECS address when present, else the source address (IPv4 in the top 32 bits
     /// of `high`). `random` is fresh per query; a sticky name ignores it.
     package func decide<T: DecisionTrace>(name n: Int, family: Int, clientFamily: Int, high: UInt64, low: UInt64,
                                           health: HealthView, now: Double, random: UInt64, trace: inout T) -> Decision {
         let c = names[n]
-        let cfg = c.config
         var d = Decision()
         // 1. Where the client is.
         var cls = c.defaultClass
@@ -160,30 +256,31 @@ package final class SteeringTable: Sendable {
             (cls, depth) = clientFamily == 4 ? c.v4.locate(high: high, low: low) : c.v6.locate(high: high, low: low)
             trace.note("location class \(cls): network of \(depth) bits")
         }
-        let lc = c.classes[cls]
         var seed = random
-        if let sticky = cfg.sticky, clientFamily == 4 || clientFamily == 6 {
-            let len = clientFamily == 4 ? sticky.v4 : sticky.v6
-            let p = Prefix(family: clientFamily, high: high, low: low, length: len)
+        let stickyLength = clientFamily == 4 ? c.stickyV4 : (clientFamily == 6 ? c.stickyV6 : -1)
+        if stickyLength >= 0 {
+            let p = Prefix(family: clientFamily, high: high, low: low, length: stickyLength)
             seed = mix(p.high ^ mix(p.low ^ UInt64(n) &* 0x9E37_79B9_7F4A_7C15))
-            trace.note("sticky: hashing the client's /\(len)")
-            depth = max(depth, len)
+            trace.note("sticky: hashing the client's /\(stickyLength)")
+            depth = max(depth, stickyLength)
         }
-        d.scope = (c.locationDependent || cfg.sticky != nil) ? depth : 0
-        d.ttl = degraded(c, health: health, now: now) ? cfg.ttlLow : cfg.ttlHigh
+        d.scope = (c.locationDependent || stickyLength >= 0) ? depth : 0
+        d.ttl = degraded(c, health: health, now: now) ? c.ttlLow : c.ttlHigh
 
         // 2. Candidate pools in the order of the location steps, keeping those with endpoints of this family.
         var order = InlineArray<16, Int16>(repeating: -1)
         var rtt = InlineArray<16, Double>(repeating: 0)
         var count = 0
-        for (i, p) in lc.order.enumerated() where count < Self.maxPoolsPerName {
-            let usable = family == 4 ? c.poolHas4[p] : c.poolHas6[p]
-            if !usable {
+        let base = cls * Self.maxPoolsPerName
+        for i in 0..<Int(c.classLength[cls]) {
+            let p = Int(c.classOrder[base + i])
+            let ok = family == 4 ? c.poolHas4[p] : c.poolHas6[p]
+            if !ok {
                 trace.note("pool \(model.pools[p].name): no endpoint for this type, skipped")
                 continue
             }
             order[count] = Int16(p)
-            rtt[count] = lc.rtt.isEmpty ? 0 : lc.rtt[i]
+            rtt[count] = c.classRTT[base + i]
             count += 1
         }
         guard count > 0 else {
@@ -194,7 +291,7 @@ package final class SteeringTable: Sendable {
         trace.note("order: " + (0..<count).map { model.pools[Int(order[$0])].name }.joined(separator: ", "))
 
         // 3. Latency: lowest expected RTT first; RTTs within the hysteresis of the best keep their order.
-        if cfg.has(.latency), let lat = cfg.latency, count > 1 {
+        if c.useLatency && count > 1 {
             var sorted = InlineArray<16, Int16>(repeating: -1)
             var sortedRTT = InlineArray<16, Double>(repeating: 0)
             var taken = InlineArray<16, Bool>(repeating: false)
@@ -202,127 +299,140 @@ package final class SteeringTable: Sendable {
             while k < count {
                 var best = Double.infinity
                 for i in 0..<count where !taken[i] && rtt[i] < best { best = rtt[i] }
-                for i in 0..<count where !taken[i] && (rtt[i] <= best + lat.hysteresis || best == .infinity) {
+                for i in 0..<count where !taken[i] && (rtt[i] <= best + c.hysteresis || best == .infinity) {
                     taken[i] = true
                     sorted[k] = order[i]; sortedRTT[k] = rtt[i]; k += 1
                 }
             }
             order = sorted
             rtt = sortedRTT
-            trace.note("latency order (hysteresis \(lat.hysteresis) ms): "
+            trace.note("latency order (hysteresis \(c.hysteresis) ms): "
                 + (0..<count).map { "\(model.pools[Int(order[$0])].name) \(rtt[$0]) ms" }.joined(separator: ", "))
         }
 
         // 4. Health: each pool's availability (0 down … 1 up, ramping in slow start).
-        let useHealth = cfg.has(.health)
         var avail = InlineArray<16, Double>(repeating: 1)
-        if useHealth {
+        if c.useHealth {
             for i in 0..<count {
                 let p = Int(order[i])
-                let pool = model.pools[p]
-                var a = health.factor(pool: p, window: pool.slowStart, now: now)
+                var a = health.factor(pool: p, window: poolSlowStart[p], now: now)
                 if a > 0 {
                     var any = false
-                    for e in pool.endpoints where usable(e, family) && health.endpoints[e].up { any = true; break }
+                    let f = Int(poolFirst[p])
+                    for k in f..<(f + Int(poolCount[p])) {
+                        let e = Int(poolEndpoints[k])
+                        if usable(e, family) && health.endpointUp[e] { any = true; break }
+                    }
                     if !any { a = 0 }
                 }
                 avail[i] = a
-                trace.note("pool \(pool.name): \(health.pools[p].reason)" + (a > 0 && a < 1 ? ", slow start at \(Int(a * 100))%" : "")
-                    + (a == 0 ? " — dropped" : ""))
+                trace.note("pool \(model.pools[p].name): \(health.pools[p].reason)"
+                    + (a > 0 && a < 1 ? ", slow start at \(Int(a * 100))%" : "") + (a == 0 ? " — dropped" : ""))
             }
         }
 
         // 5. Choose the pool.
         var chosen = -1
-        var u = unit(mix(seed ^ 0xA5A5_5A5A_0F0F_F0F0))
-        if cfg.has(.failover) && !cfg.spread {
+        if c.useFailover && !c.spread || !(c.useFailover || c.useWeighted) {
+            var u = unit(mix(seed ^ 0xA5A5_5A5A_0F0F_F0F0))
             for i in 0..<count where avail[i] > 0 {
                 if avail[i] >= 1 || u < avail[i] { chosen = i; break }
                 u = unit(mix(seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15))
             }
-            if chosen >= 0 { trace.note("failover: first pool up is \(model.pools[Int(order[chosen])].name)") }
-        } else if cfg.has(.failover) || cfg.has(.weighted) {
-            // Nominal shares: all to the first pool (failover with spread) or by pool weight. A pool
-            // that is down (or ramping) keeps only its available part; the rest is spread over the
-            // others in proportion to their capacity.
-            var share = InlineArray<16, Double>(repeating: 0)
-            var total = 0.0
-            for i in 0..<count {
-                share[i] = cfg.has(.failover) ? (i == 0 ? 1 : 0) : max(0, health.pools[Int(order[i])].weight)
-                total += share[i]
-            }
-            var eff = InlineArray<16, Double>(repeating: 0)
-            if total > 0 {
-                var capacity = 0.0
-                for i in 0..<count {
-                    share[i] /= total
-                    capacity += model.pools[Int(order[i])].capacity * avail[i]
-                }
-                for i in 0..<count { eff[i] = share[i] * avail[i] }
-                // Each pool's lost share goes to the *other* pools by available capacity (a pool in slow
-                // start must not win back what it is ramping out of).
-                for i in 0..<count where share[i] * (1 - avail[i]) > 0 {
-                    let others = capacity - model.pools[Int(order[i])].capacity * avail[i]
-                    guard others > 0 else { continue }
-                    let lost = share[i] * (1 - avail[i])
-                    for j in 0..<count where j != i {
-                        eff[j] += lost * model.pools[Int(order[j])].capacity * avail[j] / others
-                    }
-                }
-                trace.note("pool shares: " + (0..<count).map {
-                    "\(model.pools[Int(order[$0])].name) \(String(format: "%.1f", eff[$0] * 100))%"
-                }.joined(separator: ", "))
-                var best = Double.infinity
-                for i in 0..<count where eff[i] > 0 {
-                    // Rendezvous hashing: a client (sticky) keeps its pool unless shares move.
-                    let key = -log(unit(mix(seed ^ UInt64(order[i] + 1) &* 0xC2B2_AE3D_27D4_EB4F))) / eff[i]
-                    if key < best { best = key; chosen = i }
-                }
-            }
+            if chosen >= 0 && c.useFailover { trace.note("failover: first pool up is \(model.pools[Int(order[chosen])].name)") }
         } else {
-            for i in 0..<count where avail[i] > 0 {
-                if avail[i] >= 1 || u < avail[i] { chosen = i; break }
-                u = unit(mix(seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15))
-            }
+            chosen = spreadPick(c, order: order, avail: avail, count: count, health: health, seed: seed, trace: &trace)
         }
 
         guard chosen >= 0 else {
-            trace.note("all pools down: \(cfg.allDown.rawValue)")
-            switch cfg.allDown {
+            trace.note("all pools down: \(c.allDown.rawValue)")
+            switch c.allDown {
             case .failOpen: d.outcome = .failOpen
             case .lastResort: d.outcome = .zone
             case .servfail: d.outcome = .servfail
             }
-            d.ttl = cfg.ttlLow
+            d.ttl = c.ttlLow
             return d
         }
         let p = Int(order[chosen])
         d.pool = p
-        let pool = model.pools[p]
+        pickEndpoints(c, pool: p, family: family, health: health, now: now, seed: seed, into: &d)
+        trace.note("\(c.useWeighted ? "weighted: " : "")answer: " + d.endpoints.map { model.endpoints[$0].name }.joined(separator: ", ")
+            + " (pool \(model.pools[p].name), region \(model.regions[model.pools[p].region].name))")
+        return d
+    }
 
-        // 6. Endpoints of the pool.
-        let isCNAME = pool.endpoints.contains { model.endpoints[$0].target.family == 0 }
-        let want = isCNAME ? 1 : (cfg.has(.weighted) ? (cfg.answers == 0 ? Self.maxAnswers : cfg.answers) : Self.maxAnswers)
-        if cfg.has(.weighted) || isCNAME {
-            // Weighted sampling without replacement (Efraimidis–Spirakis) over effective weights; a
-            // down endpoint's share spreads by capacity, as for pools.
+    /// The pool by shares: all to the first pool (failover with spread) or by pool weight. A pool
+    /// that is down (or ramping) keeps only its available part; the rest goes to the *other* pools
+    /// in proportion to their available capacity (never back to itself while it ramps).
+    func spreadPick<T: DecisionTrace>(_ c: CompiledName, order: InlineArray<16, Int16>, avail: InlineArray<16, Double>,
+                                      count: Int, health: HealthView, seed: UInt64, trace: inout T) -> Int {
+        var share = InlineArray<16, Double>(repeating: 0)
+        var total = 0.0
+        for i in 0..<count {
+            share[i] = c.useFailover ? (i == 0 ? 1 : 0) : max(0, health.poolWeight[Int(order[i])])
+            total += share[i]
+        }
+        guard total > 0 else { return -1 }
+        var eff = InlineArray<16, Double>(repeating: 0)
+        var capacity = 0.0
+        for i in 0..<count {
+            share[i] /= total
+            capacity += poolCapacity[Int(order[i])] * avail[i]
+            eff[i] = share[i] * avail[i]
+        }
+        for i in 0..<count where share[i] * (1 - avail[i]) > 0 {
+            let others = capacity - poolCapacity[Int(order[i])] * avail[i]
+            guard others > 0 else { continue }
+            let lost = share[i] * (1 - avail[i])
+            for j in 0..<count where j != i { eff[j] += lost * poolCapacity[Int(order[j])] * avail[j] / others }
+        }
+        trace.note("pool shares: " + (0..<count).map {
+            "\(model.pools[Int(order[$0])].name) \(String(format: "%.1f", eff[$0] * 100))%"
+        }.joined(separator: ", "))
+        var chosen = -1
+        var best = Double.infinity
+        for i in 0..<count where eff[i] > 0 {
+            // Rendezvous hashing: a client (sticky) keeps its pool unless shares move.
+            let key = -log(unit(mix(seed ^ UInt64(order[i] + 1) &* 0xC2B2_AE3D_27D4_EB4F))) / eff[i]
+            if key < best { best = key; chosen = i }
+        }
+        return chosen
+    }
+
+    /// The endpoints of the chosen pool: weighted sampling without replacement (Efraimidis–Spirakis)
+    /// over effective weights, a down endpoint's share going to the others by capacity; without
+    /// `weighted`, every endpoint that is up.
+    func pickEndpoints(_ c: CompiledName, pool p: Int, family: Int, health: HealthView, now: Double, seed: UInt64,
+                       into d: inout Decision) {
+        let first = Int(poolFirst[p]), end = first + Int(poolCount[p])
+        let window = poolSlowStart[p]
+        var isCNAME = false
+        for k in first..<end where endpointFamily[Int(poolEndpoints[k])] == 0 { isCNAME = true }
+        let want = isCNAME ? 1 : (c.useWeighted ? (c.answers == 0 ? Self.maxAnswers : c.answers) : Self.maxAnswers)
+        if c.useWeighted || isCNAME {
             var keys = InlineArray<8, Double>(repeating: .infinity)
             var total = 0.0, capacity = 0.0
-            for e in pool.endpoints where usable(e, family) {
-                let f = useHealth ? health.factor(endpoint: e, window: pool.slowStart, now: now) : 1
-                total += max(0, health.endpoints[e].weight)
-                capacity += model.endpoints[e].capacity * f
+            for k in first..<end {
+                let e = Int(poolEndpoints[k])
+                guard usable(e, family) else { continue }
+                let f = c.useHealth ? health.factor(endpoint: e, window: window, now: now) : 1
+                total += max(0, health.endpointWeight[e])
+                capacity += endpointCapacity[e] * f
             }
-            for e in pool.endpoints where usable(e, family) {
-                let f = useHealth ? health.factor(endpoint: e, window: pool.slowStart, now: now) : 1
-                var w = total > 0 ? max(0, health.endpoints[e].weight) / total * f : 0
-                // The shares other endpoints lose come here by capacity (never an endpoint's own).
-                let mine = model.endpoints[e].capacity * f
-                if mine > 0 && total > 0 {
-                    for o in pool.endpoints where o != e && usable(o, family) {
-                        let fo = useHealth ? health.factor(endpoint: o, window: pool.slowStart, now: now) : 1
-                        let lost = max(0, health.endpoints[o].weight) / total * (1 - fo)
-                        let others = capacity - model.endpoints[o].capacity * fo
+            for k in first..<end {
+                let e = Int(poolEndpoints[k])
+                guard usable(e, family) else { continue }
+                let f = c.useHealth ? health.factor(endpoint: e, window: window, now: now) : 1
+                var w = total > 0 ? max(0, health.endpointWeight[e]) / total * f : 0
+                let mine = endpointCapacity[e] * f
+                if mine > 0 && total > 0 && c.useHealth {
+                    for k2 in first..<end {
+                        let o = Int(poolEndpoints[k2])
+                        guard o != e, usable(o, family) else { continue }
+                        let fo = health.factor(endpoint: o, window: window, now: now)
+                        let lost = max(0, health.endpointWeight[o]) / total * (1 - fo)
+                        let others = capacity - endpointCapacity[o] * fo
                         if lost > 0 && others > 0 { w += lost * mine / others }
                     }
                 }
@@ -336,10 +446,11 @@ package final class SteeringTable: Sendable {
                 keys[j] = key
                 d.picks[j] = Int32(e)
             }
-            trace.note("weighted: picked \(d.count) of \(pool.endpoints.filter { usable($0, family) }.count) endpoints")
         } else {
-            for e in pool.endpoints where usable(e, family) && d.count < want {
-                let f = useHealth ? health.factor(endpoint: e, window: pool.slowStart, now: now) : 1
+            for k in first..<end where d.count < want {
+                let e = Int(poolEndpoints[k])
+                guard usable(e, family) else { continue }
+                let f = c.useHealth ? health.factor(endpoint: e, window: window, now: now) : 1
                 if f >= 1 || (f > 0 && unit(mix(seed ^ UInt64(e) &* 0x27D4_EB2F_1656_67C5)) < f) {
                     d.picks[d.count] = Int32(e)
                     d.count += 1
@@ -348,29 +459,25 @@ package final class SteeringTable: Sendable {
         }
         if d.count == 0 {
             // The pool passed its threshold with none of this family up: its endpoints, fail open.
-            for e in pool.endpoints where usable(e, family) && d.count < want {
-                d.picks[d.count] = Int32(e)
+            for k in first..<end where d.count < want && usable(Int(poolEndpoints[k]), family) {
+                d.picks[d.count] = poolEndpoints[k]
                 d.count += 1
             }
         }
-        trace.note("answer: " + d.endpoints.map { model.endpoints[$0].name }.joined(separator: ", ")
-            + " (pool \(pool.name), region \(model.regions[pool.region].name))")
-        return d
-    }
-
-    @inline(__always)
-    func usable(_ e: Int, _ family: Int) -> Bool {
-        let f = model.endpoints[e].target.family
-        return f == 0 || f == family
     }
 
     /// Whether anything the name depends on is down or ramping: answers then use the low TTL.
+    @inline(__always)
     func degraded(_ c: CompiledName, health: HealthView, now: Double) -> Bool {
-        guard c.config.has(.health) else { return false }
-        for p in c.config.pools {
-            let pool = model.pools[p]
-            if health.factor(pool: p, window: pool.slowStart, now: now) < 1 { return true }
-            for e in pool.endpoints where health.factor(endpoint: e, window: pool.slowStart, now: now) < 1 { return true }
+        guard c.useHealth else { return false }
+        for p32 in c.pools {
+            let p = Int(p32)
+            let window = poolSlowStart[p]
+            if health.factor(pool: p, window: window, now: now) < 1 { return true }
+            let f = Int(poolFirst[p])
+            for k in f..<(f + Int(poolCount[p])) where health.factor(endpoint: Int(poolEndpoints[k]), window: window, now: now) < 1 {
+                return true
+            }
         }
         return false
     }

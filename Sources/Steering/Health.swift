@@ -22,26 +22,42 @@ package struct HealthView: Sendable {
 
     package var endpoints: [EndpointState]
     package var pools: [PoolState]
+    /// The same facts in flat arrays for the query path (no strings to retain): set by `freeze()`.
+    package private(set) var endpointUp: [Bool] = []
+    package private(set) var endpointSince: [Double] = []
+    package private(set) var endpointWeight: [Double] = []
+    package private(set) var poolPassing: [Bool] = []
+    package private(set) var poolSince: [Double] = []
+    package private(set) var poolWeight: [Double] = []
 
     /// Everything up, configured weights: the view before any check or override.
     package init(model: SteeringModel) {
         endpoints = model.endpoints.map { EndpointState(weight: $0.weight) }
         pools = model.pools.map { PoolState(weight: $0.weight) }
+        freeze()
+    }
+
+    /// Copies `endpoints` and `pools` into the flat arrays the query path reads.
+    package mutating func freeze() {
+        endpointUp = endpoints.map(\.up)
+        endpointSince = endpoints.map(\.upSince)
+        endpointWeight = endpoints.map(\.weight)
+        poolPassing = pools.map(\.passing)
+        poolSince = pools.map(\.upSince)
+        poolWeight = pools.map(\.weight)
     }
 
     /// 0…1: how much of its share an endpoint takes now (0 down, ramping during slow start).
     @inline(__always)
     package func factor(endpoint e: Int, window: Double, now: Double) -> Double {
-        let s = endpoints[e]
-        guard s.up else { return 0 }
-        return ramp(since: s.upSince, window: window, now: now)
+        guard endpointUp[e] else { return 0 }
+        return ramp(since: endpointSince[e], window: window, now: now)
     }
 
     @inline(__always)
     package func factor(pool p: Int, window: Double, now: Double) -> Double {
-        let s = pools[p]
-        guard s.passing else { return 0 }
-        return ramp(since: s.upSince, window: window, now: now)
+        guard poolPassing[p] else { return 0 }
+        return ramp(since: poolSince[p], window: window, now: now)
     }
 
     @inline(__always)
@@ -171,6 +187,7 @@ package struct HealthBoard: Sendable {
             }
             v.pools[i] = s
         }
+        v.freeze()
         view = v
     }
 }
