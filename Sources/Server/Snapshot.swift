@@ -31,11 +31,14 @@ package final class Snapshot: Sendable {
 package final class SteeringRuntime: Sendable {
     package let table: SteeringTable
     package let health: HealthView
+    /// `health`'s flat arrays, held directly so a query takes one reference.
+    let facts: HealthFacts
     package let counters: AnswerCounters
 
     package init(table: SteeringTable, health: HealthView, counters: AnswerCounters) {
         self.table = table
         self.health = health
+        self.facts = health.facts
         self.counters = counters
     }
 

@@ -46,7 +46,7 @@ extension Resolution {
         var trace = NoTrace()
         let family = qtype == RRType.a ? 4 : 6
         let d = table.decide(name: n, family: family, clientFamily: ctx.clientFamily, high: ctx.high,
-                             low: ctx.low, health: rt.health, now: Double(ns) * 1e-9, random: random, trace: &trace)
+                             low: ctx.low, health: rt.facts, now: Double(ns) * 1e-9, random: random, trace: &trace)
         switch d.outcome {
         case .zone:
             rt.counters.count(name: n, outcome: 1)

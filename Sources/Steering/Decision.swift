@@ -123,6 +123,9 @@ package final class SteeringTable: Sendable {
     /// Open-addressing table over lower-case wire names → index into `names`.
     let slots: [Int32]
     let mask: Int
+    /// The names' lower-case wire forms, back to back.
+    let wireBytes: [UInt8]
+    let wireStart: [Int32]
     /// Pools and endpoints as flat arrays for the query path.
     let poolCapacity: [Double]
     let poolSlowStart: [Double]
@@ -177,6 +180,14 @@ package final class SteeringTable: Sendable {
         }
         self.slots = slots
         self.mask = size - 1
+        var bytes: [UInt8] = [], wstart: [Int32] = []
+        for c in compiled {
+            wstart.append(Int32(bytes.count))
+            bytes += c.config.wire
+        }
+        wstart.append(Int32(bytes.count))
+        wireBytes = bytes
+        wireStart = wstart
         poolCapacity = model.pools.map(\.capacity)
         poolSlowStart = model.pools.map(\.slowStart)
         var first: [Int32] = [], count: [Int32] = [], list: [Int32] = []
@@ -220,19 +231,22 @@ package final class SteeringTable: Sendable {
     @inline(__always)
     package func find(_ name: UnsafeRawBufferPointer) -> Int {
         var h = Self.hash(name) & mask
-        while true {
-            let i = Int(slots[h])
-            if i < 0 { return -1 }
-            let equal = names[i].config.wire.withUnsafeBytes { w -> Bool in
-                guard w.count == name.count else { return false }
-                for k in 0..<w.count {
-                    let a = w[k], b = name[k]
-                    if a != b && a != b &+ ((b &- 65) < 26 ? 32 : 0) { return false }
+        return wireBytes.withUnsafeBytes { all in
+            while true {
+                let i = Int(slots[h])
+                if i < 0 { return -1 }
+                let start = Int(wireStart[i]), length = Int(wireStart[i + 1]) - start
+                if length == name.count {
+                    var k = 0
+                    while k < length {
+                        let a = all[start + k], b = name[k]
+                        if a != b && a != b &+ ((b &- 65) < 26 ? 32 : 0) { break }
+                        k += 1
+                    }
+                    if k == length { return i }
                 }
-                return true
+                h = (h + 1) & mask
             }
-            if equal { return i }
-            h = (h + 1) & mask
         }
     }
 
@@ -247,6 +261,12 @@ package final class SteeringTable: Sendable {
     /// of `high`). `random` is fresh per query; a sticky name ignores it.
     package func decide<T: DecisionTrace>(name n: Int, family: Int, clientFamily: Int, high: UInt64, low: UInt64,
                                           health: HealthView, now: Double, random: UInt64, trace: inout T) -> Decision {
+        decide(name: n, family: family, clientFamily: clientFamily, high: high, low: low, health: health.facts, now: now,
+               random: random, trace: &trace)
+    }
+
+    package func decide<T: DecisionTrace>(name n: Int, family: Int, clientFamily: Int, high: UInt64, low: UInt64,
+                                          health: HealthFacts, now: Double, random: UInt64, trace: inout T) -> Decision {
         let c = names[n]
         var d = Decision()
         // 1. Where the client is.
@@ -326,7 +346,7 @@ package final class SteeringTable: Sendable {
                     if !any { a = 0 }
                 }
                 avail[i] = a
-                trace.note("pool \(model.pools[p].name): \(health.pools[p].reason)"
+                trace.note("pool \(model.pools[p].name): \(health.poolReason[p])"
                     + (a > 0 && a < 1 ? ", slow start at \(Int(a * 100))%" : "") + (a == 0 ? " — dropped" : ""))
             }
         }
@@ -366,7 +386,7 @@ package final class SteeringTable: Sendable {
     /// that is down (or ramping) keeps only its available part; the rest goes to the *other* pools
     /// in proportion to their available capacity (never back to itself while it ramps).
     func spreadPick<T: DecisionTrace>(_ c: CompiledName, order: InlineArray<16, Int16>, avail: InlineArray<16, Double>,
-                                      count: Int, health: HealthView, seed: UInt64, trace: inout T) -> Int {
+                                      count: Int, health: HealthFacts, seed: UInt64, trace: inout T) -> Int {
         var share = InlineArray<16, Double>(repeating: 0)
         var total = 0.0
         for i in 0..<count {
@@ -403,7 +423,7 @@ package final class SteeringTable: Sendable {
     /// The endpoints of the chosen pool: weighted sampling without replacement (Efraimidis–Spirakis)
     /// over effective weights, a down endpoint's share going to the others by capacity; without
     /// `weighted`, every endpoint that is up.
-    func pickEndpoints(_ c: CompiledName, pool p: Int, family: Int, health: HealthView, now: Double, seed: UInt64,
+    func pickEndpoints(_ c: CompiledName, pool p: Int, family: Int, health: HealthFacts, now: Double, seed: UInt64,
                        into d: inout Decision) {
         let first = Int(poolFirst[p]), end = first + Int(poolCount[p])
         let window = poolSlowStart[p]
@@ -468,7 +488,7 @@ package final class SteeringTable: Sendable {
 
     /// Whether anything the name depends on is down or ramping: answers then use the low TTL.
     @inline(__always)
-    func degraded(_ c: CompiledName, health: HealthView, now: Double) -> Bool {
+    func degraded(_ c: CompiledName, health: HealthFacts, now: Double) -> Bool {
         guard c.useHealth else { return false }
         for p32 in c.pools {
             let p = Int(p32)

@@ -22,29 +22,52 @@ package struct HealthView: Sendable {
 
     package var endpoints: [EndpointState]
     package var pools: [PoolState]
-    /// The same facts in flat arrays for the query path (no strings to retain): set by `freeze()`.
-    package private(set) var endpointUp: [Bool] = []
-    package private(set) var endpointSince: [Double] = []
-    package private(set) var endpointWeight: [Double] = []
-    package private(set) var poolPassing: [Bool] = []
-    package private(set) var poolSince: [Double] = []
-    package private(set) var poolWeight: [Double] = []
+    /// The same facts in flat arrays for the query path, in a class so a query takes one reference
+    /// instead of copying arrays: set by `freeze()`.
+    package private(set) var facts: HealthFacts
 
     /// Everything up, configured weights: the view before any check or override.
     package init(model: SteeringModel) {
         endpoints = model.endpoints.map { EndpointState(weight: $0.weight) }
         pools = model.pools.map { PoolState(weight: $0.weight) }
-        freeze()
+        facts = HealthFacts(endpoints: endpoints, pools: pools)
     }
 
     /// Copies `endpoints` and `pools` into the flat arrays the query path reads.
     package mutating func freeze() {
+        facts = HealthFacts(endpoints: endpoints, pools: pools)
+    }
+
+    @inline(__always)
+    package func factor(endpoint e: Int, window: Double, now: Double) -> Double {
+        facts.factor(endpoint: e, window: window, now: now)
+    }
+
+    @inline(__always)
+    package func factor(pool p: Int, window: Double, now: Double) -> Double {
+        facts.factor(pool: p, window: window, now: now)
+    }
+}
+
+/// Health in flat arrays, immutable: what a query reads.
+package final class HealthFacts: Sendable {
+    package let endpointUp: [Bool]
+    package let endpointSince: [Double]
+    package let endpointWeight: [Double]
+    package let poolPassing: [Bool]
+    package let poolSince: [Double]
+    package let poolWeight: [Double]
+    /// For explanations only.
+    package let poolReason: [String]
+
+    init(endpoints: [HealthView.EndpointState], pools: [HealthView.PoolState]) {
         endpointUp = endpoints.map(\.up)
         endpointSince = endpoints.map(\.upSince)
         endpointWeight = endpoints.map(\.weight)
         poolPassing = pools.map(\.passing)
         poolSince = pools.map(\.upSince)
         poolWeight = pools.map(\.weight)
+        poolReason = pools.map(\.reason)
     }
 
     /// 0…1: how much of its share an endpoint takes now (0 down, ramping during slow start).
