@@ -27,9 +27,11 @@ struct GSLBSetup {
 
     /// An admin API call through curl; returns the body.
     @discardableResult
-    func admin(_ method: String, _ path: String, _ body: String? = nil) throws -> String {
+    func admin(_ method: String, _ path: String, _ body: String? = nil, token: String? = nil, status: Bool = false) throws -> String {
         var args = ["-s", "-X", method, "http://127.0.0.1:\(adminPort)\(path)", "--max-time", "5"]
         if let body { args += ["-d", body] }
+        if let token { args += ["-H", "Authorization: Bearer \(token)"] }
+        if status { args += ["-o", "/dev/null", "-w", "%{http_code}"] }
         return try Command.run("/usr/bin/curl", args, timeout: 10).output
     }
 
@@ -254,6 +256,20 @@ struct GSLBTests {
         try good.write(toFile: setup.config, atomically: true, encoding: .utf8)
         let db = try Command.run(Paths.binary, ["check", "--config", setup.config, "--geo", corrupt], timeout: 30)
         #expect(db.status == 1 && db.output.contains("\(corrupt):0: geo database:"), "\(db.output)")
+    }
+
+    @Test("admin API with a token file: refused without the bearer token, served with it", .timeLimit(.minutes(1)))
+    func token() throws {
+        let setup = try GSLBSetup { $0.replacingOccurrences(of: "  state-file: .lodestar.state", with: "  state-file: .lodestar.state\n  token-file: admin.token") }
+        defer { setup.remove() }
+        try "s3cret-token\n".write(toFile: setup.dir + "/admin.token", atomically: true, encoding: .utf8)
+        let server = try setup.start()
+        defer { server.stop() }
+        #expect(try setup.admin("GET", "/v1/state", status: true) == "401")
+        #expect(try setup.admin("POST", "/v1/pools/eu", #"{"state": "down"}"#, token: "wrong", status: true) == "401")
+        #expect(try setup.admin("GET", "/metrics", token: "s3cret-token", status: true) == "200")
+        #expect(try setup.admin("POST", "/v1/pools/eu", #"{"state": "down"}"#, token: "s3cret-token", status: true) == "200")
+        #expect(Self.region(try server.dig("www.example.com", "A", "+subnet=198.51.100.0/24").addresses.first ?? "") != "eu")
     }
 
     @Test("explain prints the decision through the server's code; the admin API gives it as JSON", .timeLimit(.minutes(1)))
