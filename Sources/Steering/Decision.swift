@@ -151,13 +151,25 @@ package final class SteeringTable: Sendable {
         self.city = city
         self.asn = asn
         var compiled: [CompiledName] = []
+        // Names whose location steps are configured alike share one walk of the databases.
+        var built: [(name: SteeredName, v4: LocationTrie, v6: LocationTrie, classes: [LocationClass])] = []
+        func sameLocation(_ a: SteeredName, _ b: SteeredName) -> Bool {
+            a.chain == b.chain && a.pools == b.pools && a.spread == b.spread && a.geo == b.geo && a.latency == b.latency
+        }
         for n in model.names {
             let classifier = Classifier(model: model, name: n)
-            var builder = LocationTrieBuilder(classifier: classifier, city: city, asn: asn)
             let dependent = n.has(.geo) || n.has(.latency)
-            var v4 = dependent ? builder.build(family: 4) : LocationTrie()
-            var v6 = dependent ? builder.build(family: 6) : LocationTrie()
-            var classes = builder.classes
+            var v4 = LocationTrie(), v6 = LocationTrie()
+            var classes: [LocationClass] = []
+            if let twin = built.first(where: { sameLocation($0.name, n) }) {
+                (v4, v6, classes) = (twin.v4, twin.v6, twin.classes)
+            } else if dependent {
+                var builder = LocationTrieBuilder(classifier: classifier, city: city, asn: asn)
+                v4 = builder.build(family: 4)
+                v6 = builder.build(family: 6)
+                classes = builder.classes
+                built.append((n, v4, v6, classes))
+            }
             // The location-free class: what a client with no known location gets.
             let (plain, _) = classifier.classify(LocationFacts())
             var defaultClass = classes.firstIndex(of: plain) ?? -1

@@ -242,6 +242,27 @@ struct LocationTests {
         #expect(at(v4(100, 64, 0, 1)).order == ["na", "eu", "ap"])
     }
 
+    @Test("names configured alike share one compiled trie; a different rule set gets its own")
+    func sharedTries() throws {
+        let db = try GeoDatabase(path: Self.sample)
+        var m = makeModel(chain: [.health, .geo, .failover])
+        var twin = m.names[0]
+        twin.name = "api.example.com."
+        twin.wire = [3, 97, 112, 105, 7, 101, 120, 97, 109, 112, 108, 101, 3, 99, 111, 109, 0]
+        var other = twin
+        other.name = "img.example.com."
+        other.wire = [3, 105, 109, 103, 7, 101, 120, 97, 109, 112, 108, 101, 3, 99, 111, 109, 0]
+        other.geo!.continent["EU"] = [2]
+        m.names += [twin, other]
+        let table = SteeringTable(model: m, city: db, asn: nil)
+        #expect(table.names[1].classes == table.names[0].classes)
+        #expect(table.names[1].v4.nodeCount == table.names[0].v4.nodeCount)
+        let berlin: UInt64 = (198 << 24 | 51 << 16 | 100 << 8 | 7) << 32
+        #expect(table.names[0].classes[table.names[0].v4.locate(high: berlin, low: 0).cls].order.first == 1)
+        #expect(table.names[2].classes[table.names[2].v4.locate(high: berlin, low: 0).cls].order.first == 2)
+        #expect(m.names[1].wire.withUnsafeBytes { table.find($0) } == 1)
+    }
+
     @Test("the trie agrees with rule-by-rule classification on random GeoLite2 addresses")
     func geoLite2Agreement() throws {
         let path = try #require(GeoLite2.path, "maxminddb-geolite2 is not installed")
