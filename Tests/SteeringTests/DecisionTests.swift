@@ -204,6 +204,58 @@ struct DecisionTests {
     }
 }
 
+@Suite("Latency and geoproximity")
+struct LatencyTests {
+    func latencyModel(_ row: [Int: Double], hysteresis: Double = 10) -> SteeringModel {
+        var m = makeModel(chain: [.health, .latency, .failover])
+        var lat = LatencyMap()
+        lat.nets = [(Prefix(family: 4, high: 0x0A00_0000 << 32, low: 0, length: 8), row)]
+        lat.defaultRTT = [0: 10, 1: 50, 2: 200]
+        lat.hysteresis = hysteresis
+        m.names[0].latency = lat
+        return m
+    }
+
+    func first(_ m: SteeringModel, client: UInt64) -> (pool: String, scope: Int) {
+        let table = SteeringTable(model: m, city: nil, asn: nil)
+        var trace = NoTrace()
+        let d = table.decide(name: 0, family: 4, clientFamily: 4, high: client, low: 0, health: HealthView(model: m),
+                             now: 0, random: 1, trace: &trace)
+        return (m.pools[d.pool].name, d.scope)
+    }
+
+    @Test("latency: lowest expected RTT wins; within the hysteresis the earlier order stands")
+    func latency() {
+        let inTen: UInt64 = 0x0A01_0203 << 32, elsewhere: UInt64 = 0xC000_0201 << 32
+        // 10/8: eu 20 ms, ap 25 ms (within 10 of the best: configured order, eu first), na 100 ms.
+        #expect(first(latencyModel([0: 100, 1: 20, 2: 25]), client: inTen) == ("eu", 8))
+        // ap 5 ms is more than 10 ms better than eu: ap.
+        #expect(first(latencyModel([0: 100, 1: 20, 2: 5]), client: inTen).pool == "ap")
+        // ap 12 ms against eu 20 ms: inside the hysteresis, so eu keeps its place.
+        #expect(first(latencyModel([0: 100, 1: 20, 2: 12]), client: inTen).pool == "eu")
+        #expect(first(latencyModel([0: 100, 1: 20, 2: 12], hysteresis: 5), client: inTen).pool == "ap")
+        // Outside the CIDR map: the default row (na 10 ms).
+        #expect(first(latencyModel([0: 100, 1: 20, 2: 25]), client: elsewhere).pool == "na")
+    }
+
+    @Test("geoproximity: nearest region by great-circle distance, moved by a region's bias")
+    func bias() {
+        var m = makeModel(chain: [.geo, .failover])
+        m.names[0].geo = GeoRules()  // no rules: distance only
+        let paris = GeoRecord(continent: "EU", country: "FR", latitude: 48.85, longitude: 2.35)
+        #expect(Classifier(model: m, name: m.names[0]).classify(LocationFacts(record: paris)).0.order == [1, 0, 2])
+        // Frankfurt is ~480 km from Paris, Ashburn ~6,200 km: a bias of 95 makes Ashburn count as ~310 km.
+        m.regions[0].bias = 95
+        #expect(Classifier(model: m, name: m.names[0]).classify(LocationFacts(record: paris)).0.order == [0, 1, 2])
+        // A negative bias pushes a region away: Frankfurt at −99 counts as 480 / 0.01 ≈ 48,000 km, behind
+        // Ashburn (~6,200 km) and Tokyo (~9,700 km).
+        m.regions[0].bias = 0
+        m.regions[1].bias = -99
+        #expect(Classifier(model: m, name: m.names[0]).classify(LocationFacts(record: paris)).0.order == [0, 2, 1])
+        #expect(abs(greatCircleKm(48.85, 2.35, 50.11, 8.68) - 480) < 20)
+    }
+}
+
 @Suite("Location tries and ECS scope")
 struct LocationTests {
     static let sample = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
