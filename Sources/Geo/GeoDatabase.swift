@@ -243,8 +243,15 @@ package final class GeoDatabase: @unchecked Sendable {
         return nil
     }
 
+    /// An unsigned number of any width the format allows (writers pick the smallest that fits).
     private func uint32(_ entry: inout MMDB_entry_s, _ path: Path) -> UInt32? {
-        guard let d = value(&entry, path), d.type == UInt32(MMDB_DATA_TYPE_UINT32) else { return nil }
-        return d.uint32
+        guard let d = value(&entry, path) else { return nil }
+        switch Int32(d.type) {
+        case MMDB_DATA_TYPE_UINT16: return UInt32(d.uint16)
+        case MMDB_DATA_TYPE_UINT32: return d.uint32
+        case MMDB_DATA_TYPE_INT32: return d.int32 >= 0 ? UInt32(d.int32) : nil
+        case MMDB_DATA_TYPE_UINT64: return d.uint64 <= UInt64(UInt32.max) ? UInt32(d.uint64) : nil
+        default: return nil
+        }
     }
 }

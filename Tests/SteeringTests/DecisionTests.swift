@@ -315,6 +315,41 @@ struct LocationTests {
         #expect(m.names[1].wire.withUnsafeBytes { table.find($0) } == 1)
     }
 
+    @Test("an ASN database: an ASN rule beats the City database's continent, and the scope merges both trees")
+    func asnRules() throws {
+        // A GeoLite2-ASN-format database written by mmdb-writer: AS64500 holds 198.51.100.0/25 only.
+        let dir = NSTemporaryDirectory() + "asn-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = """
+            from mmdb_writer import MMDBWriter
+            from netaddr import IPSet
+            w = MMDBWriter(ip_version=6, database_type="GeoLite2-ASN", ipv4_compatible=True)
+            w.insert_network(IPSet(["198.51.100.0/25"]), {"autonomous_system_number": 64500,
+                             "autonomous_system_organization": "Example"})
+            w.to_db_file("\(dir)/asn.mmdb")
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script]
+        try p.run()
+        p.waitUntilExit()
+        try #require(p.terminationStatus == 0, "mmdb-writer is not installed")
+        let asn = try GeoDatabase(path: dir + "/asn.mmdb")
+        let city = try GeoDatabase(path: Self.sample)
+        var m = makeModel(chain: [.health, .geo, .failover])
+        m.names[0].geo!.asn[64500] = [2]
+        let table = SteeringTable(model: m, city: city, asn: asn)
+        let c = table.names[0]
+        func at(_ last: UInt64) -> (String?, Int) {
+            let (cls, depth) = c.v4.locate(high: (198 << 24 | 51 << 16 | 100 << 8 | last) << 32, low: 0)
+            return (c.classes[cls].order.first.map { m.pools[$0].name }, depth)
+        }
+        // 198.51.100.0/25 is AS64500 → ap; the other /25 of the same City network stays EU → eu.
+        #expect(at(7) == ("ap", 25))
+        #expect(at(200) == ("eu", 25))
+    }
+
     @Test("the trie agrees with rule-by-rule classification on random GeoLite2 addresses")
     func geoLite2Agreement() throws {
         let path = try #require(GeoLite2.path, "maxminddb-geolite2 is not installed")
