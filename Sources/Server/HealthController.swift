@@ -45,8 +45,6 @@ package final class HealthController: @unchecked Sendable {
     }
 
     package var overrides: AdminOverrides { withLock { board.overrides } }
-    package var view: HealthView { withLock { board.view } }
-    package var observed: [String: (up: Bool, reason: String)] { withLock { board.observed } }
 
     package enum Kind: String, Sendable { case regions, pools, endpoints }
 
@@ -90,14 +88,6 @@ package final class HealthController: @unchecked Sendable {
                 }
             }
             logger.notice("admin: \(kind.rawValue) \(name) → state \(entry.state?.rawValue ?? "auto"), weight \(entry.weight.map { "\($0)" } ?? "configured")")
-            publishLocked()
-        }
-    }
-
-    /// What the prober (or an external feed) says about an endpoint.
-    package func observe(endpoint: String, up: Bool, reason: String) {
-        withLock {
-            board.setObserved(endpoint: endpoint, up: up, reason: reason, now: lodestar_monotonic())
             publishLocked()
         }
     }

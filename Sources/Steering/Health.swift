@@ -141,30 +141,23 @@ package struct HealthBoard: Sendable {
     package mutating func replaceModel(_ m: SteeringModel, now: Double) {
         let old = (model: model, view: view)
         model = m
-        view = HealthView(model: m)
-        for (i, e) in m.endpoints.enumerated() {
-            if let j = old.model.endpoint(named: e.name) { view.endpoints[i].upSince = old.view.endpoints[j].upSince }
-        }
-        for (i, p) in m.pools.enumerated() {
-            if let j = old.model.pool(named: p.name) { view.pools[i].upSince = old.view.pools[j].upSince }
-        }
-        recompute(now: now, initial: false, previous: old.view, previousModel: old.model)
+        recompute(now: now, previous: old.view, previousModel: old.model)
     }
 
     package mutating func setOverrides(_ o: AdminOverrides, now: Double) {
         let previous = view
         overrides = o
-        recompute(now: now, initial: false, previous: previous, previousModel: model)
+        recompute(now: now, previous: previous, previousModel: model)
     }
 
     package mutating func setObserved(endpoint: String, up: Bool, reason: String, now: Double) {
         let previous = view
         observed[endpoint] = (up, reason)
-        recompute(now: now, initial: false, previous: previous, previousModel: model)
+        recompute(now: now, previous: previous, previousModel: model)
     }
 
     /// Recomputes every state; a transition from down to up starts that thing's slow start.
-    mutating func recompute(now: Double, initial: Bool, previous: HealthView, previousModel: SteeringModel) {
+    mutating func recompute(now: Double, previous: HealthView, previousModel: SteeringModel) {
         var v = HealthView(model: model)
         for (i, e) in model.endpoints.enumerated() {
             let pool = model.pools[e.pool]
