@@ -1,4 +1,5 @@
 import CLodestarSys
+import DNSWire
 import Steering
 import Synchronization
 import Zones
@@ -34,16 +35,48 @@ package final class SteeringRuntime: Sendable {
     /// `health`'s flat arrays, held directly so a query takes one reference.
     let facts: HealthFacts
     package let counters: AnswerCounters
+    /// Where each name lives: (zone, node) → index into `table.names`, so a query at a steered node
+    /// finds its name without hashing it again. Scanned linearly: a handful of names per snapshot.
+    let homeZone: [ObjectIdentifier]
+    let homeNode: [Int32]
 
-    package init(table: SteeringTable, health: HealthView, counters: AnswerCounters) {
+    package init(table: SteeringTable, health: HealthView, counters: AnswerCounters, zones: ZoneSet) {
         self.table = table
         self.health = health
         self.facts = health.facts
         self.counters = counters
+        var zs: [ObjectIdentifier] = [], ns: [Int32] = []
+        for c in table.names {
+            let (z, n) = c.config.wire.withUnsafeBytes { wire -> (ObjectIdentifier?, Int32) in
+                var labels = LabelOffsets()
+                labels.compute(wire)
+                guard let zone = zones.zone(for: wire, labels: labels) else { return (nil, -1) }
+                return (ObjectIdentifier(zone), Int32(zone.find(wire)))
+            }
+            zs.append(z ?? ObjectIdentifier(counters))  // never a zone: matches nothing
+            ns.append(n)
+        }
+        homeZone = zs
+        homeNode = ns
     }
 
-    func with(health: HealthView) -> SteeringRuntime {
-        SteeringRuntime(table: table, health: health, counters: counters)
+    init(_ other: SteeringRuntime, health: HealthView) {
+        table = other.table
+        self.health = health
+        facts = health.facts
+        counters = other.counters
+        homeZone = other.homeZone
+        homeNode = other.homeNode
+    }
+
+    func with(health: HealthView) -> SteeringRuntime { SteeringRuntime(self, health: health) }
+
+    /// The name at `node` of `zone`, or -1.
+    @inline(__always)
+    func name(zone: Zone, node: Int) -> Int {
+        let z = ObjectIdentifier(zone), n = Int32(node)
+        for i in 0..<homeNode.count where homeNode[i] == n && homeZone[i] == z { return i }
+        return -1
     }
 }
 

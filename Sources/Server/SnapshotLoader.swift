@@ -60,7 +60,7 @@ package enum SnapshotLoader {
             }
         }
         let table = SteeringTable(model: model, city: city, asn: asn)
-        return SteeringRuntime(table: table, health: health(model), counters: AnswerCounters(model: model))
+        return SteeringRuntime(table: table, health: health(model), counters: AnswerCounters(model: model), zones: zones)
     }
 
     static func needsDatabase(_ n: SteeredName) -> Bool {

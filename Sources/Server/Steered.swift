@@ -37,7 +37,7 @@ extension Resolution {
         guard var ctx = steer else { return false }
         let rt = ctx.runtime
         let table = rt.table
-        let n = table.find(owner)
+        let n = rt.name(zone: zone, node: node)
         guard n >= 0 else { return false }
         let c = table.names[n]
         guard qtype == RRType.a ? c.answersA : c.answersAAAA else { return false }

@@ -348,15 +348,7 @@ package final class SteeringTable: Sendable {
             for i in 0..<count {
                 let p = Int(order[i])
                 var a = health.factor(pool: p, window: poolSlowStart[p], now: now)
-                if a > 0 {
-                    var any = false
-                    let f = Int(poolFirst[p])
-                    for k in f..<(f + Int(poolCount[p])) {
-                        let e = Int(poolEndpoints[k])
-                        if usable(e, family) && health.endpointUp[e] { any = true; break }
-                    }
-                    if !any { a = 0 }
-                }
+                if !(family == 4 ? health.poolUp4[p] : health.poolUp6[p]) { a = 0 }
                 avail[i] = a
                 trace.note("pool \(model.pools[p].name): \(health.poolReason[p])"
                     + (a > 0 && a < 1 ? ", slow start at \(Int(a * 100))%" : "") + (a == 0 ? " — dropped" : ""))
@@ -502,15 +494,7 @@ package final class SteeringTable: Sendable {
     @inline(__always)
     func degraded(_ c: CompiledName, health: HealthFacts, now: Double) -> Bool {
         guard c.useHealth else { return false }
-        for p32 in c.pools {
-            let p = Int(p32)
-            let window = poolSlowStart[p]
-            if health.factor(pool: p, window: window, now: now) < 1 { return true }
-            let f = Int(poolFirst[p])
-            for k in f..<(f + Int(poolCount[p])) where health.factor(endpoint: Int(poolEndpoints[k]), window: window, now: now) < 1 {
-                return true
-            }
-        }
+        for p in c.pools where now < health.poolSettled[Int(p)] { return true }
         return false
     }
 }

@@ -30,12 +30,12 @@ package struct HealthView: Sendable {
     package init(model: SteeringModel) {
         endpoints = model.endpoints.map { EndpointState(weight: $0.weight) }
         pools = model.pools.map { PoolState(weight: $0.weight) }
-        facts = HealthFacts(endpoints: endpoints, pools: pools)
+        facts = HealthFacts(endpoints: endpoints, pools: pools, model: model)
     }
 
     /// Copies `endpoints` and `pools` into the flat arrays the query path reads.
-    package mutating func freeze() {
-        facts = HealthFacts(endpoints: endpoints, pools: pools)
+    package mutating func freeze(model: SteeringModel) {
+        facts = HealthFacts(endpoints: endpoints, pools: pools, model: model)
     }
 
     @inline(__always)
@@ -59,8 +59,14 @@ package final class HealthFacts: Sendable {
     package let poolWeight: [Double]
     /// For explanations only.
     package let poolReason: [String]
+    /// Per pool: whether an endpoint usable for IPv4 (an address or a CNAME) is up; the same for IPv6.
+    package let poolUp4: [Bool]
+    package let poolUp6: [Bool]
+    /// Per pool: from when the pool and all its endpoints are up and past slow start (+∞ while any
+    /// is down). Before that, names using the pool answer with their low TTL.
+    package let poolSettled: [Double]
 
-    init(endpoints: [HealthView.EndpointState], pools: [HealthView.PoolState]) {
+    init(endpoints: [HealthView.EndpointState], pools: [HealthView.PoolState], model: SteeringModel) {
         endpointUp = endpoints.map(\.up)
         endpointSince = endpoints.map(\.upSince)
         endpointWeight = endpoints.map(\.weight)
@@ -68,6 +74,19 @@ package final class HealthFacts: Sendable {
         poolSince = pools.map(\.upSince)
         poolWeight = pools.map(\.weight)
         poolReason = pools.map(\.reason)
+        func anyUp(_ p: Pool, _ family: Int) -> Bool {
+            p.endpoints.contains { e in
+                let f = model.endpoints[e].target.family
+                return (f == 0 || f == family) && endpoints[e].up
+            }
+        }
+        poolUp4 = model.pools.map { anyUp($0, 4) }
+        poolUp6 = model.pools.map { anyUp($0, 6) }
+        poolSettled = model.pools.enumerated().map { (i, p) in
+            guard pools[i].passing, p.endpoints.allSatisfy({ endpoints[$0].up }) else { return .infinity }
+            guard p.slowStart > 0 else { return -.infinity }
+            return p.endpoints.reduce(pools[i].upSince) { max($0, endpoints[$1].upSince) } + p.slowStart
+        }
     }
 
     /// 0…1: how much of its share an endpoint takes now (0 down, ramping during slow start).
@@ -203,7 +222,7 @@ package struct HealthBoard: Sendable {
             }
             v.pools[i] = s
         }
-        v.freeze()
+        v.freeze(model: model)
         view = v
     }
 }

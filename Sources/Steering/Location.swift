@@ -153,15 +153,19 @@ package struct LocationTrie: Sendable {
     /// The class of an address (IPv4 in the top 32 bits of `high`) and the depth it was decided at.
     @inline(__always)
     package func locate(high: UInt64, low: UInt64) -> (cls: Int, depth: Int) {
-        var code = root
-        var depth = 0
-        while code & Self.leafBit == 0 {
-            let bit = depth < 64 ? Int(truncatingIfNeeded: high >> (63 - UInt64(depth)) & 1)
-                : Int(truncatingIfNeeded: low >> (127 - UInt64(depth)) & 1)
-            code = nodes.withUnsafeBufferPointer { $0[Int(code) &* 2 &+ bit] }
-            depth &+= 1
+        nodes.withUnsafeBufferPointer { n in
+            var code = root
+            var depth = 0
+            // The address as one 128-bit stream, shifted left one bit per level.
+            var h = high, l = low
+            while code & Self.leafBit == 0 {
+                code = n[Int(code) &* 2 &+ Int(truncatingIfNeeded: h >> 63)]
+                h = h << 1 | l >> 63
+                l <<= 1
+                depth &+= 1
+            }
+            return (Int(code & ~Self.leafBit), depth)
         }
-        return (Int(code & ~Self.leafBit), depth)
     }
 
     package var nodeCount: Int { nodes.count / 2 }
