@@ -2,62 +2,31 @@ import DNSWire
 import Foundation
 import Steering
 
-/// An IPv4 or IPv6 prefix, for access lists.
-package struct CIDR: Sendable, Equatable {
-    package var isIPv6: Bool
-    package var bytes: [UInt8]
-    package var prefix: Int
-
-    package init?(_ text: String) {
+/// `ADDR` or `ADDR/LEN` in config files (access lists, CIDR maps), parsed into the `Prefix` the
+/// steering module uses too: one prefix type, matched without allocating.
+package enum CIDR {
+    package static func parse(_ text: String) -> Prefix? {
         let parts = text.split(separator: "/", maxSplits: 1)
-        guard let addr = parts.first else { return nil }
-        if let b = IPAddress.parse(String(addr)) {
-            bytes = b
-            isIPv6 = b.count == 16
-        } else {
-            return nil
-        }
-        let maxPrefix = isIPv6 ? 128 : 32
+        guard let addr = parts.first, let bytes = IPAddress.parse(String(addr)) else { return nil }
+        let maxPrefix = bytes.count * 8
+        var length = maxPrefix
         if parts.count == 2 {
             guard let p = Int(parts[1]), p >= 0, p <= maxPrefix else { return nil }
-            prefix = p
-        } else {
-            prefix = maxPrefix
+            length = p
         }
-    }
-
-    /// Whether `address` (4 or 16 octets) lies in the prefix; IPv4-mapped IPv6 counts as IPv4.
-    package func contains(_ address: [UInt8]) -> Bool {
-        var a = address
-        if a.count == 16 && !isIPv6 && a[0..<10].allSatisfy({ $0 == 0 }) && a[10] == 0xFF && a[11] == 0xFF {
-            a = Array(a[12...])
+        var high: UInt64 = 0, low: UInt64 = 0
+        for (i, b) in bytes.enumerated() {
+            if i < 8 { high |= UInt64(b) << UInt64(56 - 8 * i) } else { low |= UInt64(b) << UInt64(56 - 8 * (i - 8)) }
         }
-        guard a.count == bytes.count else { return false }
-        var bits = prefix
-        var i = 0
-        while bits > 0 {
-            let mask: UInt8 = bits >= 8 ? 0xFF : UInt8(0xFF) << (8 - bits)
-            if a[i] & mask != bytes[i] & mask { return false }
-            bits -= 8
-            i += 1
-        }
-        return true
+        return Prefix(family: bytes.count == 4 ? 4 : 6, high: high, low: low, length: length)
     }
 }
 
-extension CIDR {
-    /// The prefix as the steering module's `Prefix` (bits in two 64-bit halves).
-    package var asPrefix: Prefix {
-        let c = ClientAddress(bytes: bytes)
-        return Prefix(family: isIPv6 ? 6 : 4, high: c.octets.0, low: c.octets.1, length: prefix)
-    }
-}
-
-extension Array where Element == CIDR {
-    /// Whether any prefix of this access list holds `client`.
+extension Array where Element == Prefix {
+    /// Whether any prefix of this access list holds `client` (an IPv4-mapped client counts as IPv4:
+    /// `ClientAddress` stores it so).
     package func allows(_ client: ClientAddress) -> Bool {
-        let bytes = client.bytes
-        return contains { $0.contains(bytes) }
+        contains { $0.contains(family: Int(client.family), high: client.octets.0, low: client.octets.1) }
     }
 }
 

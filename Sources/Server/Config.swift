@@ -35,7 +35,7 @@ package struct Config: Sendable {
     package var udpWorkers: Int = 0
     package var tcpIdleTimeout: Double = 10
     package var tcpMaxConnections: Int = 1024
-    package var transferAllow: [CIDR] = []
+    package var transferAllow: [Prefix] = []
     /// MaxMind-format databases: City/Country (locations) and ASN.
     package var geoDatabase: String? = nil
     package var asnDatabase: String? = nil
@@ -116,7 +116,7 @@ package struct Config: Sendable {
         if let transfer = try top.section("transfer") {
             try transfer.allow(["allow"])
             for (value, line) in try transfer.strings("allow") ?? [] {
-                guard let cidr = CIDR(value) else {
+                guard let cidr = CIDR.parse(value) else {
                     throw ConfigError(file: path, line: line, message: "\"\(value)\" is not an address or CIDR prefix")
                 }
                 config.transferAllow.append(cidr)

@@ -1,3 +1,4 @@
+import Steering
 import DNSWire
 
 /// What the query engine needs from the configuration, fixed per snapshot.
@@ -11,7 +12,7 @@ package struct EngineOptions: Sendable {
     /// The largest UDP response we send (RFC 6891 §6.2.5); also what we advertise.
     package var maxUDPPayload: Int = 1232
     /// Who may ask for IXFR over UDP (answered with the SOA); the TCP transfer path checks the same list.
-    package var transferAllow: [CIDR] = []
+    package var transferAllow: [Prefix] = []
 
     package init() {}
 }

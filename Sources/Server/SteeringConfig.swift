@@ -326,10 +326,10 @@ extension Config {
     }
 
     private func prefix(_ text: String, line: Int, file: String) throws -> Prefix {
-        guard let c = CIDR(text) else {
+        guard let p = CIDR.parse(text) else {
             throw ConfigError(file: file, line: line, message: "\"\(text)\" is not a CIDR prefix")
         }
-        return c.asPrefix
+        return p
     }
 }
 
