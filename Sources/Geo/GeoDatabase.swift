@@ -88,16 +88,8 @@ package final class GeoDatabase: @unchecked Sendable {
     /// The index into `records` of the record for an address (4 or 16 network-order octets) and the
     /// prefix length of the database network holding it, or nil. Allocates nothing.
     package func locate(_ octets: UnsafeRawBufferPointer) -> (record: Int, prefixLength: Int)? {
-        guard let found = lookupEntry(octets) else { return nil }
-        var lo = 0, hi = offsets.count - 1
-        let target = found.entry.offset
-        while lo <= hi {
-            let mid = (lo + hi) >> 1
-            let v = offsets[mid]
-            if v == target { return (mid, prefixLength(found, family: octets.count)) }
-            if v < target { lo = mid + 1 } else { hi = mid - 1 }
-        }
-        return nil
+        guard let found = lookupEntry(octets), let index = recordIndex(found.entry.offset) else { return nil }
+        return (index, prefixLength(found, family: octets.count))
     }
 
     /// One branch of a search-tree node: another node, a data record (index into `records`), or nothing.
@@ -139,6 +131,7 @@ package final class GeoDatabase: @unchecked Sendable {
         }
     }
 
+    /// The index into `records` of the record at a data-section offset (binary search, no allocation).
     private func recordIndex(_ offset: UInt32) -> Int? {
         var lo = 0, hi = offsets.count - 1
         while lo <= hi {

@@ -70,12 +70,6 @@ extension Config {
                 m.regions.append(region)
             }
         }
-        func region(_ name: String, _ line: Int) throws -> Int {
-            guard let i = m.region(named: name) else {
-                throw ConfigError(file: file, line: line, message: "unknown region \"\(name)\" (known: \(m.regions.map(\.name).joined(separator: ", ")))")
-            }
-            return i
-        }
         if let pools = try top.section("pools") {
             for (name, node, line) in try pools.entries() {
                 let p = try Section(node, file: file, name: "pool \(name)")
@@ -83,11 +77,10 @@ extension Config {
                 guard let (rname, rline) = try p.string("region") else {
                     throw ConfigError(file: file, line: line, message: "pool \(name) needs a region")
                 }
-                let r = try region(rname, rline)
-                guard let (eps, eline) = p.value("endpoints"), let seq = eps.sequence, !seq.isEmpty else {
+                let r = try regionIndex(rname, rline, m, file)
+                guard let (eps, _) = p.value("endpoints"), let seq = eps.sequence, !seq.isEmpty else {
                     throw ConfigError(file: file, line: line, message: "pool \(name) needs a list of endpoints")
                 }
-                _ = eline
                 var indices: [Int] = []
                 var kinds = Set<Bool>()
                 for item in seq {
@@ -248,10 +241,7 @@ extension Config {
         func regionList(_ node: Node) throws -> [Int] {
             let items = node.sequence.map(Array.init) ?? [node]
             return try items.map { item in
-                guard let r = item.scalar?.string, let i = m.region(named: r) else {
-                    throw ConfigError(file: file, line: item.mark?.line ?? line, message: "unknown region \"\(item.scalar?.string ?? "?")\" (known: \(m.regions.map(\.name).joined(separator: ", ")))")
-                }
-                return i
+                try regionIndex(item.scalar?.string ?? "?", item.mark?.line ?? line, m, file)
             }
         }
         if let g = try s.section("geo") {
@@ -294,7 +284,7 @@ extension Config {
                     guard let ms = v.scalar.flatMap({ Double($0.string) }), ms >= 0 else {
                         throw ConfigError(file: file, line: rl, message: "RTT to \(region) must be milliseconds ≥ 0")
                     }
-                    r[try self.regionIndex(region, rl, m, file)] = ms
+                    r[try regionIndex(region, rl, m, file)] = ms
                 }
                 return r
             }
@@ -318,6 +308,7 @@ extension Config {
         return n
     }
 
+    /// The index of region `name`, or an error at `line` listing the known regions.
     private func regionIndex(_ name: String, _ line: Int, _ m: SteeringModel, _ file: String) throws -> Int {
         guard let i = m.region(named: name) else {
             throw ConfigError(file: file, line: line, message: "unknown region \"\(name)\" (known: \(m.regions.map(\.name).joined(separator: ", ")))")
