@@ -228,8 +228,8 @@ final class AdminServer: @unchecked Sendable {
             var byPool: [String: UInt64] = [:]
             for p in name.pools { byPool[m.pools[p].name] = rt.counters.namePool(n, p) }
             return NameState(name: name.name, policy: name.chain.map(\.rawValue), pools: name.pools.map { m.pools[$0].name },
-                             answersByPool: byPool, failOpen: rt.counters.outcome(n, 0), fromZone: rt.counters.outcome(n, 1),
-                             servfail: rt.counters.outcome(n, 2))
+                             answersByPool: byPool, failOpen: rt.counters.fallbacks(n, .failOpen),
+                             fromZone: rt.counters.fallbacks(n, .zone), servfail: rt.counters.fallbacks(n, .servfail))
         }
         return State(generation: snapshot.generation, regions: m.regions.map(\.name), pools: pools, names: names,
                      overrides: overrides, shareWindowSeconds: window)
@@ -255,8 +255,8 @@ final class AdminServer: @unchecked Sendable {
         }
         out += "# HELP lodestar_answers_fallback_total Load-balanced queries not answered by the policy, by reason.\n# TYPE lodestar_answers_fallback_total counter\n"
         for (n, name) in m.names.enumerated() {
-            for (i, what) in ["fail-open", "zone", "servfail"].enumerated() {
-                out += "lodestar_answers_fallback_total{name=\"\(esc(name.name))\",outcome=\"\(what)\"} \(rt.counters.outcome(n, i))\n"
+            for f in AnswerCounters.Fallback.allCases {
+                out += "lodestar_answers_fallback_total{name=\"\(esc(name.name))\",outcome=\"\(f.label)\"} \(rt.counters.fallbacks(n, f))\n"
             }
         }
         out += "# HELP lodestar_endpoint_answers_total Answers naming each endpoint.\n# TYPE lodestar_endpoint_answers_total counter\n"

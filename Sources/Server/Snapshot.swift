@@ -87,8 +87,18 @@ package final class AnswerCounters: @unchecked Sendable {
     let endpointCount: Int
     let poolCount: Int
     let nameCount: Int
-    /// Per name: answers failing open, from the zone (all down or no endpoint of the type), SERVFAIL.
+    /// Per name: the load-balanced queries the policy did not answer, by what happened instead.
     let outcomes: UnsafeMutablePointer<UInt64>
+
+    package enum Fallback: Int, CaseIterable {
+        /// All down, `fail-open`: every configured endpoint.
+        case failOpen
+        /// All down with `last-resort`, or no endpoint of the queried family: the zone's RRset.
+        case zone
+        case servfail
+
+        package var label: String { ["fail-open", "zone", "servfail"][rawValue] }
+    }
 
     package init(model: SteeringModel) {
         endpointCount = model.endpoints.count
@@ -113,11 +123,11 @@ package final class AnswerCounters: @unchecked Sendable {
     @inline(__always)
     func count(endpoint: Int) { lodestar_count(endpoints + endpoint, 1) }
     @inline(__always)
-    func count(name: Int, outcome: Int) { lodestar_count(outcomes + (name * 3 + outcome), 1) }
+    func count(name: Int, fallback: Fallback) { lodestar_count(outcomes + (name * 3 + fallback.rawValue), 1) }
 
     package func endpoint(_ e: Int) -> UInt64 { lodestar_read(endpoints + e) }
     package func namePool(_ n: Int, _ p: Int) -> UInt64 { lodestar_read(byNamePool + (n * poolCount + p)) }
-    package func outcome(_ n: Int, _ o: Int) -> UInt64 { lodestar_read(outcomes + (n * 3 + o)) }
+    package func fallbacks(_ n: Int, _ f: Fallback) -> UInt64 { lodestar_read(outcomes + (n * 3 + f.rawValue)) }
 }
 
 /// Holds the current snapshot; readers take it once per batch of datagrams or per TCP message.

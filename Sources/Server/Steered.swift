@@ -49,26 +49,26 @@ extension Resolution {
                              low: ctx.low, health: rt.facts, now: Double(ns) * 1e-9, random: random, trace: &trace)
         switch d.outcome {
         case .zone:
-            rt.counters.count(name: n, outcome: 1)
+            rt.counters.count(name: n, fallback: .zone)
             return false
         case .servfail:
-            rt.counters.count(name: n, outcome: 2)
+            rt.counters.count(name: n, fallback: .servfail)
             rcode = Rcode.servFail
             return true
         case .failOpen:
-            rt.counters.count(name: n, outcome: 0)
+            rt.counters.count(name: n, fallback: .failOpen)
             let model = table.model
             let start = w.position, startCount = w.u16(at: 6)
             var written = 0
             for p in c.config.pools {
-                for e in model.pools[p].endpoints where model.endpoints[e].target.family == family {
+                for e in model.pools[p].endpoints where Int(table.endpointFamily[e]) == family {
                     guard writeEndpoint(e, owner: owner, ttl: d.ttl, writer: &w) else {
                         w.rewind(to: start); w.setU16(startCount, at: 6); truncated = true; return true
                     }
                     written += 1
                 }
             }
-            if written == 0, let p = c.config.pools.first(where: { model.pools[$0].endpoints.contains { model.endpoints[$0].target.family == 0 } }) {
+            if written == 0, let p = c.config.pools.first(where: { model.pools[$0].endpoints.contains { table.endpointFamily[$0] == 0 } }) {
                 return writeCNAME(model.pools[p].endpoints[0], node: node, owner: owner, ttl: d.ttl, writer: &w)
             }
             return true
