@@ -103,10 +103,10 @@ class Server:
     def start(self, zones):
         raise NotImplementedError
 
-    def launch(self, argv):
+    def launch(self, argv, env=None):
         self.log = open(f"{self.work}/log", "w")
         self.proc = subprocess.Popen(["taskset", "-c", "0"] + argv, stdout=self.log, stderr=subprocess.STDOUT,
-                                     cwd=self.work)
+                                     cwd=self.work, env=env)
 
     def wait_answer(self, name, deadline_s):
         """Seconds until `name A` is answered NOERROR with data, or None."""
@@ -171,32 +171,6 @@ class LodestarGSLB(Lodestar):
         self.launch([self.binary, "serve", "--config", f"{self.work}/lodestar.yaml"])
 
 
-class GdnsdGSLB(Server):
-    def __init__(self, work, port, db):
-        super().__init__("gdnsd", work, port)
-        self.db = db
-
-    def start(self, zones):
-        os.makedirs(f"{self.work}/etc/zones", exist_ok=True)
-        open(f"{self.work}/etc/zones/gslb.test", "w").write(GSLB_SOA + "www 60/30 DYNA geoip!www\n")
-        dcs = " ".join(n for n, _, _, _ in GSLB_REGIONS)
-        coords = ", ".join(f"{n} => [ {la}, {lo} ]" for n, _, la, lo in GSLB_REGIONS)
-        rules = ", ".join(f"{c} => [ {r} ]" for c, r in GSLB_MAP.items())
-        dcmap = ", ".join(f"{n} => {a}" for n, a, _, _ in GSLB_REGIONS)
-        open(f"{self.work}/etc/config", "w").write(
-            f"options => {{\n  listen => [ 127.0.0.1 ]\n  dns_port => {self.port}\n  udp_threads => 1\n"
-            f"  tcp_threads => 1\n}}\n"
-            f"plugins => {{ geoip => {{\n  maps => {{ m1 => {{\n    geoip2_db => {self.db}\n"
-            f"    datacenters => [ {dcs} ]\n    map => {{ {rules} }}\n    auto_dc_coords => {{ {coords} }}\n  }} }}\n"
-            f"  resources => {{ www => {{ map => m1, dcmap => {{ {dcmap} }} }} }}\n}} }}\n")
-        env = dict(os.environ, RUNTIME_DIRECTORY=f"{self.work}/run", STATE_DIRECTORY=f"{self.work}/state")
-        os.makedirs(f"{self.work}/run", exist_ok=True)
-        os.makedirs(f"{self.work}/state", exist_ok=True)
-        self.log = open(f"{self.work}/log", "w")
-        self.proc = subprocess.Popen(["taskset", "-c", "0", "gdnsd", "-c", f"{self.work}/etc", "start"],
-                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=self.work, env=env)
-
-
 def geolite2_path():
     out = subprocess.run([sys.executable, "-c", "import _maxminddb_geolite2,os;print(os.path.join("
                           "os.path.dirname(_maxminddb_geolite2.__file__),'GeoLite2-City.mmdb'))"],
@@ -250,15 +224,34 @@ class Gdnsd(Server):
         for f in os.listdir(zones):
             if f.endswith(".zone"):
                 os.symlink(f"{zones}/{f}", f"{self.work}/etc/zones/{f[:-5]}")
+        self.configure_and_launch()
+
+    def configure_and_launch(self, plugins=""):
         open(f"{self.work}/etc/config", "w").write(
             f"options => {{\n  listen => [ 127.0.0.1 ]\n  dns_port => {self.port}\n  udp_threads => 1\n"
-            f"  tcp_threads => 1\n}}\n")
-        env = dict(os.environ, RUNTIME_DIRECTORY=f"{self.work}/run", STATE_DIRECTORY=f"{self.work}/state")
+            f"  tcp_threads => 1\n}}\n" + plugins)
         os.makedirs(f"{self.work}/run", exist_ok=True)
         os.makedirs(f"{self.work}/state", exist_ok=True)
-        self.log = open(f"{self.work}/log", "w")
-        self.proc = subprocess.Popen(["taskset", "-c", "0", "gdnsd", "-c", f"{self.work}/etc", "start"],
-                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=self.work, env=env)
+        env = dict(os.environ, RUNTIME_DIRECTORY=f"{self.work}/run", STATE_DIRECTORY=f"{self.work}/state")
+        self.launch(["gdnsd", "-c", f"{self.work}/etc", "start"], env)
+
+
+class GdnsdGSLB(Gdnsd):
+    def __init__(self, work, port, db):
+        super().__init__(work, port)
+        self.db = db
+
+    def start(self, zones):
+        os.makedirs(f"{self.work}/etc/zones", exist_ok=True)
+        open(f"{self.work}/etc/zones/gslb.test", "w").write(GSLB_SOA + "www 60/30 DYNA geoip!www\n")
+        dcs = " ".join(n for n, _, _, _ in GSLB_REGIONS)
+        coords = ", ".join(f"{n} => [ {la}, {lo} ]" for n, _, la, lo in GSLB_REGIONS)
+        rules = ", ".join(f"{c} => [ {r} ]" for c, r in GSLB_MAP.items())
+        dcmap = ", ".join(f"{n} => {a}" for n, a, _, _ in GSLB_REGIONS)
+        self.configure_and_launch(
+            f"plugins => {{ geoip => {{\n  maps => {{ m1 => {{\n    geoip2_db => {self.db}\n"
+            f"    datacenters => [ {dcs} ]\n    map => {{ {rules} }}\n    auto_dc_coords => {{ {coords} }}\n  }} }}\n"
+            f"  resources => {{ www => {{ map => m1, dcmap => {{ {dcmap} }} }} }}\n}} }}\n")
 
 
 def dnsperf(port, queries, seconds, tcp, rate=0, extra=()):
@@ -444,7 +437,6 @@ def run_all(args, names, skip, report, make, mix_dir, big_dir, queries, here, wo
                 port = free_port()
                 server = (LodestarGSLB(f"{work}/{n}-gslb", port, os.path.abspath(args.lodestar), db) if n == "lodestar"
                           else GdnsdGSLB(f"{work}/{n}-gslb", port, db))
-                server.check_name = "www.gslb.test"
                 r = measure(server, None, "www.gslb.test", qfile, args.seconds, args.runs, False, args.quota,
                             per_run=per_run)
                 report[(workload, n)] = r
@@ -457,6 +449,17 @@ def run_all(args, names, skip, report, make, mix_dir, big_dir, queries, here, wo
             r = load_time(make(n), big_dir, last)
             report[("load", n)] = r
             print("load", n, r, flush=True)
+
+
+def print_rows(rows):
+    print("| server | qps per server core | qps | server CPU | user µs/q | kernel µs/q | lost | avg latency ms | memory (PSS) MiB | per-run qps/core |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for n, r in rows:
+        if "error" in r:
+            print(f"| {n} | error: {r['error'][:80]} |")
+            continue
+        print(f"| {n} | {r['qps_per_core']:,.0f} | {r['qps']:,.0f} | {r['cpu'] * 100:.0f}% | {r['user_us']:.2f} | "
+              f"{r['kernel_us']:.2f} | {r['lost']:.0f} | {r['latency_ms']:.3f} | {r['rss_mib']:.1f} | {r['runs']} |")
 
 
 def print_table(report, names, args):
@@ -473,26 +476,11 @@ def print_table(report, names, args):
             what = ("load-balanced www.gslb.test A, GeoLite2-City, "
                     + ("ECS /24 from GB, US, AU (one subnet per run)" if workload == "gslb-ecs" else "no ECS"))
             print(f"\n{workload.upper()}, {what}, median of {args.runs} x {args.seconds} s, {cap}, dnsperf on CPU 1:\n")
-            print("| server | qps per server core | qps | server CPU | user µs/q | kernel µs/q | lost | avg latency ms | memory (PSS) MiB | per-run qps/core |")
-            print("|---|---|---|---|---|---|---|---|---|---|")
-            for n, r in rows:
-                if "error" in r:
-                    print(f"| {n} | error: {r['error'][:80]} |")
-                    continue
-                print(f"| {n} | {r['qps_per_core']:,.0f} | {r['qps']:,.0f} | {r['cpu'] * 100:.0f}% | {r['user_us']:.2f} | "
-                      f"{r['kernel_us']:.2f} | {r['lost']:.0f} | {r['latency_ms']:.3f} | {r['rss_mib']:.1f} | {r['runs']} |")
+            print_rows(rows)
             continue
         print(f"\n{workload.upper()}, static mix (~10% NXDOMAIN), median of {args.runs} x {args.seconds} s, {cap}, "
               f"dnsperf on CPU 1:\n")
-        print("| server | qps per server core | qps | server CPU | user µs/q | kernel µs/q | lost | avg latency ms | memory (PSS) MiB | per-run qps/core |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        for n, r in rows:
-            if "error" in r:
-                print(f"| {n} | error: {r['error'][:80]} |")
-                continue
-            print(f"| {n} | {r['qps_per_core']:,.0f} | {r['qps']:,.0f} | {r['cpu'] * 100:.0f}% | {r['user_us']:.2f} | "
-                  f"{r['kernel_us']:.2f} | {r['lost']:.0f} | "
-                  f"{r['latency_ms']:.3f} | {r['rss_mib']:.1f} | {r['runs']} |")
+        print_rows(rows)
     rows = [(n, report.get(("load", n))) for n in names if ("load", n) in report]
     if rows:
         print(f"\nZone of {args.big:,} A records: time from start until the last name answers, and memory:\n")
