@@ -115,7 +115,8 @@ package enum Explainer {
 
     static func describeLocation(_ e: inout Explanation, table: SteeringTable, name n: Int, client: ClientAddress) {
         let c = table.names[n]
-        if let city = table.city, let r = city.lookup(client.bytes) {
+        let record = table.city?.lookup(client.bytes)
+        if let city = table.city, let r = record {
             e.location["database"] = "\(city.path) (\(city.databaseType))"
             e.location["network"] = "/\(r.prefixLength) in the database"
             if let v = r.continent { e.location["continent"] = v }
@@ -136,7 +137,7 @@ package enum Explainer {
             return best
         }
         var facts = LocationFacts()
-        facts.record = table.city?.lookup(client.bytes)
+        facts.record = record
         facts.asn = table.asn?.lookup(client.bytes)?.asn
         if c.config.has(.geo), let g = c.config.geo { facts.geoNet = longest(g.nets) }
         if c.config.has(.latency), let l = c.config.latency { facts.latencyNet = longest(l.nets) }
