@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         .systemLibrary(name: "CLDNS", pkgConfig: "ldns", providers: [.apt(["libldns-dev"])]),
@@ -30,9 +31,21 @@ let package = Package(
         .target(name: "Geo", dependencies: ["CMaxMindDB"], swiftSettings: optimisedAlways),
         .target(name: "Steering", dependencies: ["Geo"], swiftSettings: optimisedAlways),
         .target(
+            name: "Prober",
+            dependencies: [
+                "DNSWire", "Steering", "CLodestarSys",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: crossModule
+        ),
+        .target(
             name: "Server",
             dependencies: [
-                "DNSWire", "Zones", "Geo", "Steering", "CLodestarSys",
+                "DNSWire", "Zones", "Geo", "Steering", "Prober", "CLodestarSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -54,6 +67,7 @@ let package = Package(
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "DNSWire"]),
         .testTarget(name: "GeoTests", dependencies: ["Geo"]),
         .testTarget(name: "SteeringTests", dependencies: ["Steering", "Geo"]),
+        .testTarget(name: "ProberTests", dependencies: ["Prober", "Steering"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Zones", "DNSWire"]),
         .testTarget(name: "IntegrationTests", dependencies: ["DNSWire", "Zones"]),
     ]

@@ -178,3 +178,8 @@ unsigned lodestar_next_shard(void) {
     static unsigned next = 0;
     return __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED) % 64;
 }
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int lodestar_thread_id(void) { return (int)syscall(SYS_gettid); }

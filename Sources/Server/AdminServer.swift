@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Prober
 import Steering
 import Synchronization
 
@@ -14,6 +15,8 @@ import Synchronization
 ///   weight, slow-start progress, share of recent answers; the overrides in force.
 /// - `POST /v1/{regions|pools|endpoints}/NAME` with `{"state": "up"|"down"|"drain"|"auto", "weight": N|null}`:
 ///   an override (persisted in the state file; `auto` and `null` clear it).
+/// - `POST /v1/health/NAME` with `{"state": "up"|"down"|"auto", "reason": "…", "ttl": seconds}`: external
+///   health input for an endpoint checked elsewhere; ignored after `ttl` (default `external-stale-after`).
 /// - `POST /v1/reload`: as SIGHUP; answers with the outcome.
 /// - `GET /v1/explain?name=N&type=T&client=IP[/LEN]`: as `lodestar explain`, with live health.
 /// - `GET /metrics`: Prometheus text.
@@ -120,6 +123,8 @@ final class AdminServer: @unchecked Sendable {
             } catch {
                 return Self.error(.badRequest, "\(error)")
             }
+        case (.POST, let s) where s.count == 3 && s[0] == "v1" && s[1] == "health":
+            return external(name: s[2], body: body)
         case (.POST, let s) where s.count == 3 && s[0] == "v1":
             guard let kind = HealthController.Kind(rawValue: s[1]) else {
                 return Self.error(.notFound, "unknown path \(path)")
@@ -167,12 +172,58 @@ final class AdminServer: @unchecked Sendable {
         return Self.json(state())
     }
 
+    func external(name: String, body: [UInt8]) -> Response {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
+            return Self.error(.badRequest, "the body must be a JSON object like {\"state\": \"down\", \"reason\": \"…\", \"ttl\": 60}")
+        }
+        for key in object.keys where !["state", "reason", "ttl"].contains(key) {
+            return Self.error(.badRequest, "unknown key \(key) (known: state, reason, ttl)")
+        }
+        let up: Bool?
+        switch object["state"] as? String {
+        case "up"?: up = true
+        case "down"?: up = false
+        case "auto"?: up = nil
+        default: return Self.error(.badRequest, "state must be up, down or auto")
+        }
+        var ttl: Double? = nil
+        if let t = object["ttl"] {
+            guard let d = (t as? NSNumber)?.doubleValue, d > 0, d <= 86400 * 7 else {
+                return Self.error(.badRequest, "ttl must be a number of seconds from 1 to 604800")
+            }
+            ttl = d
+        }
+        let reason = (object["reason"] as? String) ?? (up == true ? "up" : "down")
+        guard server.prober.setExternal(endpoint: name, up: up, reason: "\(reason) (admin API)", ttl: ttl) else {
+            return Self.error(.notFound, "no endpoint named \(name)")
+        }
+        logger.notice("external health: \(name) → \(up.map { $0 ? "up" : "down" } ?? "auto") (\(reason))")
+        return Self.json(state())
+    }
+
+    struct CheckState: Encodable {
+        var target: String, type: String, up: Bool?, reason: String
+        var rttMs: Double?, lastRttMs: Double?, flapPenalty: Double, heldDown: Bool, flaps: Int
+        var runs: Int, failures: [String: Int], certDaysLeft: Double?, secondsSinceLast: Double?
+    }
+
+    struct ExternalState: Encodable {
+        var up: Bool, reason: String, expiresInSeconds: Double
+    }
+
     struct EndpointState: Encodable {
         var name: String, pool: String, region: String, target: String
         var up: Bool, reason: String
         var configuredWeight: Double, effectiveWeight: Double
         var slowStart: Double
         var answers: UInt64, share: Double
+        var checks: [CheckState]
+        var external: ExternalState?
+    }
+
+    struct ProberState: Encodable {
+        var checksRun: Int, late: Int, maxLagSeconds: Double, maxLagLastMinuteSeconds: Double, inFlight: Int
+        var regionRttMs: [String: Double], regionRttExcessMs: [String: Double]
     }
 
     struct PoolState: Encodable {
@@ -193,13 +244,26 @@ final class AdminServer: @unchecked Sendable {
         var names: [NameState]
         var overrides: AdminOverrides
         var shareWindowSeconds: Double
+        var prober: ProberState
     }
 
     func state() -> State {
         let snapshot = server.store.current
         let overrides = server.health.overrides
+        let ps = server.prober.status()
+        let prober = ProberState(checksRun: ps.runs, late: ps.late, maxLagSeconds: ps.maxLag, maxLagLastMinuteSeconds: ps.maxLagRecent,
+                                 inFlight: ps.inFlight, regionRttMs: ps.regionRTTMs.mapValues(\.rtt),
+                                 regionRttExcessMs: ps.regionRTTMs.mapValues(\.extra))
         guard let rt = snapshot.steering else {
-            return State(generation: snapshot.generation, regions: [], pools: [], names: [], overrides: overrides, shareWindowSeconds: 0)
+            return State(generation: snapshot.generation, regions: [], pools: [], names: [], overrides: overrides, shareWindowSeconds: 0,
+                         prober: prober)
+        }
+        var checks: [String: [CheckState]] = [:]
+        for c in ps.checks {
+            checks[c.endpoint, default: []].append(CheckState(
+                target: c.target, type: c.kind, up: c.up, reason: c.reason, rttMs: c.rttMs, lastRttMs: c.lastRttMs,
+                flapPenalty: c.penalty.rounded(), heldDown: c.suppressed, flaps: c.flaps, runs: c.runs, failures: c.failures,
+                certDaysLeft: c.certDaysLeft, secondsSinceLast: c.secondsSinceLast))
         }
         let m = rt.table.model, h = rt.health
         let now = lodestar_monotonic()
@@ -218,7 +282,9 @@ final class AdminServer: @unchecked Sendable {
                 return EndpointState(name: ep.name, pool: pool.name, region: m.regions[pool.region].name, target: target,
                                      up: h.endpoints[e].up, reason: h.endpoints[e].reason, configuredWeight: ep.weight,
                                      effectiveWeight: h.endpoints[e].weight * f * pf, slowStart: f,
-                                     answers: rt.counters.endpoint(e), share: Double(recent[e]) / Double(total))
+                                     answers: rt.counters.endpoint(e), share: Double(recent[e]) / Double(total),
+                                     checks: checks[ep.name] ?? [],
+                                     external: ps.external[ep.name].map { ExternalState(up: $0.up, reason: $0.reason, expiresInSeconds: $0.expiresIn) })
             }
             return PoolState(name: pool.name, region: m.regions[pool.region].name, up: h.pools[p].passing,
                              reason: h.pools[p].reason, upFraction: h.pools[p].upFraction, configuredWeight: pool.weight,
@@ -232,7 +298,7 @@ final class AdminServer: @unchecked Sendable {
                              fromZone: rt.counters.fallbacks(n, .zone), servfail: rt.counters.fallbacks(n, .servfail))
         }
         return State(generation: snapshot.generation, regions: m.regions.map(\.name), pools: pools, names: names,
-                     overrides: overrides, shareWindowSeconds: window)
+                     overrides: overrides, shareWindowSeconds: window, prober: prober)
     }
 
     func metrics() -> String {
@@ -278,6 +344,40 @@ final class AdminServer: @unchecked Sendable {
         for (p, pool) in m.pools.enumerated() {
             out += "lodestar_pool_up{pool=\"\(esc(pool.name))\",region=\"\(esc(m.regions[pool.region].name))\"} \(h.pools[p].passing ? 1 : 0)\n"
         }
+        out += proberMetrics(server.prober.status(), esc: esc)
+        return out
+    }
+
+    func proberMetrics(_ s: ProberStatus, esc: (String) -> String) -> String {
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String, _ rows: [(String, String)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for (labels, value) in rows { out += "\(name){\(labels)} \(value)\n" }
+        }
+        func labels(_ c: CheckStatus) -> String { "endpoint=\"\(esc(c.endpoint))\",check=\"\(esc(c.target))\"" }
+        family("lodestar_check_up", "gauge", "Whether the check passes after rise/fall and damping (-1: not checked yet).",
+               s.checks.map { (labels($0), $0.up.map { $0 ? "1" : "0" } ?? "-1") })
+        family("lodestar_check_rtt_seconds", "gauge", "Moving average (EWMA, alpha 0.3) of the check's round-trip time.",
+               s.checks.compactMap { c in c.rttMs.map { (labels(c), "\($0 / 1000)") } })
+        family("lodestar_check_runs_total", "counter", "Checks run.", s.checks.map { (labels($0), "\($0.runs)") })
+        family("lodestar_check_failures_total", "counter", "Failed checks by reason.",
+               s.checks.flatMap { c in c.failures.sorted { $0.key < $1.key }.map { ("\(labels(c)),reason=\"\($0.key)\"", "\($0.value)") } })
+        family("lodestar_check_flap_penalty", "gauge", "Flap-damping penalty (held down above 2000 until below 750).",
+               s.checks.map { (labels($0), "\($0.penalty.rounded())") })
+        family("lodestar_check_flaps_total", "counter", "Up-to-down transitions.", s.checks.map { (labels($0), "\($0.flaps)") })
+        family("lodestar_tls_certificate_days_left", "gauge", "Days until the origin's certificate expires.",
+               s.checks.compactMap { c in c.certDaysLeft.map { (labels(c), String(format: "%.2f", $0)) } })
+        family("lodestar_region_rtt_seconds", "gauge", "Mean check RTT to the region's endpoints, and its excess over the recent best.",
+               s.regionRTTMs.sorted { $0.key < $1.key }.flatMap { r in
+                   [("region=\"\(esc(r.key))\",kind=\"average\"", "\(r.value.rtt / 1000)"),
+                    ("region=\"\(esc(r.key))\",kind=\"excess\"", "\(r.value.extra / 1000)")]
+               })
+        out += "# HELP lodestar_prober_checks_total Checks started.\n# TYPE lodestar_prober_checks_total counter\nlodestar_prober_checks_total \(s.runs)\n"
+        out += "# HELP lodestar_prober_late_total Checks started later than due by more than a tenth of their interval.\n"
+        out += "# TYPE lodestar_prober_late_total counter\nlodestar_prober_late_total \(s.late)\n"
+        out += "# HELP lodestar_prober_lag_seconds Largest delay between due and start, over the last minute.\n"
+        out += "# TYPE lodestar_prober_lag_seconds gauge\nlodestar_prober_lag_seconds \(s.maxLagRecent)\n"
+        out += "# HELP lodestar_prober_in_flight Checks running now.\n# TYPE lodestar_prober_in_flight gauge\nlodestar_prober_in_flight \(s.inFlight)\n"
         return out
     }
 }

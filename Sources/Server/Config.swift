@@ -1,5 +1,6 @@
 import DNSWire
 import Foundation
+import Prober
 import Steering
 import Yams
 
@@ -46,6 +47,8 @@ package struct Config: Sendable {
     package var adminTokenFile: String? = nil
     /// Where admin overrides persist across reloads and restarts.
     package var stateFile: String? = nil
+    /// The prober's settings (`prober:`); the checks themselves live in `steering`'s endpoints.
+    package var prober = ProberSettings()
 
     package init() {}
 

@@ -1,6 +1,7 @@
 import CLodestarSys
 import Foundation
 import Logging
+import Prober
 import Steering
 
 /// Owns the mutable health state (the prober's results, the admin's overrides) and publishes it
@@ -21,13 +22,59 @@ package final class HealthController: @unchecked Sendable {
 
     /// Overrides persisted by an earlier run (or before a reload).
     static func loadOverrides(_ path: String?, logger: Logger) -> AdminOverrides {
-        guard let path else { return AdminOverrides() }
-        guard FileManager.default.fileExists(atPath: path) else { return AdminOverrides() }
-        guard let o = StateFile.read(path) else {
-            logger.error("\(path): cannot read the state file; starting without admin overrides")
-            return AdminOverrides()
+        loadState(path, logger: logger)?.overrides ?? AdminOverrides()
+    }
+
+    static func loadState(_ path: String?, logger: Logger) -> StateFile.Contents? {
+        guard let path, FileManager.default.fileExists(atPath: path) else { return nil }
+        guard let c = StateFile.read(path) else {
+            logger.error("\(path): cannot read the state file; starting without admin overrides or saved health")
+            return nil
         }
-        return o
+        return c
+    }
+
+    /// Endpoint health saved by an earlier run, when younger than `maxAge` seconds.
+    static func resumableHealth(_ path: String?, maxAge: Double, logger: Logger) -> [String: (up: Bool, reason: String)] {
+        guard let h = loadState(path, logger: logger)?.health else { return [:] }
+        let age = Date().timeIntervalSince1970 - h.savedAt
+        guard age >= 0, age <= maxAge else {
+            logger.info("saved health is \(Int(age)) s old (resume-max-age \(Int(maxAge)) s): checking afresh")
+            return [:]
+        }
+        return h.endpoints.mapValues { ($0.up, $0.reason) }
+    }
+
+    /// The prober's findings: endpoints up or down (or unknown again); takes effect on the next query.
+    package func observe(_ changes: [EndpointObservation], persist: Bool = true) {
+        withLock {
+            board.setObserved(changes.map { ($0.endpoint, $0.up, $0.reason) }, now: lodestar_monotonic())
+            if persist { persistLocked() }
+            publishLocked()
+        }
+    }
+
+    /// Live RTT excess per region from the prober, for the latency step.
+    package func setLiveRTT(_ extra: [String: Double]) {
+        withLock {
+            board.setLiveRTT(extra, now: lodestar_monotonic())
+            publishLocked()
+        }
+    }
+
+    /// Writes the overrides and the observed health to the state file.
+    func persistLocked() {
+        guard let stateFile else { return }
+        let health = StateFile.Health(savedAt: Date().timeIntervalSince1970,
+                                      endpoints: board.observed.mapValues { o in
+                                          let reason = o.reason.hasSuffix(" (resumed)") ? String(o.reason.dropLast(10)) : o.reason
+                                          return StateFile.Health.Entry(up: o.up, reason: reason)
+                                      })
+        do {
+            try StateFile.write(StateFile.Contents(overrides: board.overrides, health: health), to: stateFile)
+        } catch {
+            logger.error("\(stateFile): cannot save the state: \(error)")
+        }
     }
 
     /// The health view for a newly loaded model, carrying state over by name; called inside `withLock`.
@@ -80,13 +127,7 @@ package final class HealthController: @unchecked Sendable {
             case .endpoints: o.endpoints[name] = value
             }
             board.setOverrides(o, now: lodestar_monotonic())
-            if let stateFile {
-                do {
-                    try StateFile.write(o, to: stateFile)
-                } catch {
-                    logger.error("\(stateFile): cannot save admin overrides: \(error)")
-                }
-            }
+            persistLocked()
             logger.notice("admin: \(kind.rawValue) \(name) → state \(entry.state?.rawValue ?? "auto"), weight \(entry.weight.map { "\($0)" } ?? "configured")")
             publishLocked()
         }

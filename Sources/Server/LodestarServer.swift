@@ -2,6 +2,7 @@ import CLodestarSys
 import Dispatch
 import Foundation
 import Logging
+import Prober
 import Steering
 import Synchronization
 import Zones
@@ -18,6 +19,10 @@ package final class LodestarServer: @unchecked Sendable {
     var signalSources: [DispatchSourceSignal] = []
     package let health: HealthController
     var admin: AdminServer? = nil
+    /// Checks the endpoints' health; reports to `health`.
+    package let prober: Prober
+    /// Endpoint health resumed from the state file at start (empty: run a first round instead).
+    let resumed: [String: (up: Bool, reason: String)]
     /// Reloads done and failed, for /metrics.
     package let reloads = Mutex<(ok: Int, failed: Int)>((0, 0))
 
@@ -40,6 +45,14 @@ package final class LodestarServer: @unchecked Sendable {
         health = HealthController(store: store, stateFile: config.stateFile, logger: logger)
         if let board { health.board = board } else { health.board.setOverrides(saved, now: lodestar_monotonic()) }
         if !saved.isEmptyOverrides, let f = config.stateFile { logger.info("admin overrides restored from \(f)") }
+        let health = health
+        prober = Prober(logger: logger, onChange: { health.observe($0) }, onRTT: { health.setLiveRTT($0) })
+        resumed = HealthController.resumableHealth(config.stateFile, maxAge: config.prober.resumeMaxAge, logger: logger)
+        if !resumed.isEmpty {
+            health.observe(resumed.map { EndpointObservation(endpoint: $0.key, up: $0.value.up, reason: $0.value.reason + " (resumed)") },
+                           persist: false)
+            logger.info("health of \(resumed.count) endpoints resumed from \(config.stateFile ?? "")")
+        }
         udp = UDPServer(store: store, workers: config.udpWorkers, logger: logger)
         tcp = TCPServer(store: store, logger: logger)
     }
@@ -65,9 +78,26 @@ package final class LodestarServer: @unchecked Sendable {
         }
     }
 
+    /// Starts the prober, and when no recent health was resumed, waits (bounded) for its first
+    /// round, so the first answers already avoid dead origins.
+    func startProber(_ config: Config) {
+        let checks = config.steering.endpoints.reduce(0) { $0 + $1.checks.count }
+        prober.configure(model: config.steering, settings: config.prober, resume: resumed)
+        guard checks > 0 else { return }
+        if resumed.isEmpty {
+            let t0 = lodestar_monotonic()
+            let left = prober.waitForFirstRound(timeout: config.prober.coldStartTimeout)
+            let rest = left > 0 ? "; \(left) still running count as not checked (up)" : ""
+            logger.info("first round of \(checks) health checks done in \(String(format: "%.2f", lodestar_monotonic() - t0)) s\(rest)")
+        } else {
+            logger.info("\(checks) health checks started from the resumed state")
+        }
+    }
+
     /// Binds every listen address and starts answering.
     package func start() throws {
         let config = store.current.config
+        startProber(config)
         var addresses = try config.listen.map { text -> ListenAddress in
             guard let a = ListenAddress.parse(text) else { throw ServerError("listen address \"\(text)\" is not ADDR:PORT") }
             return a
@@ -120,6 +150,7 @@ package final class LodestarServer: @unchecked Sendable {
                 store.replace(outcome.snapshot)
                 return outcome.snapshot.generation
             }
+            prober.configure(model: config.steering, settings: config.prober)
             reloads.withLock { $0.ok += 1 }
             logger.info("reloaded: generation \(generation), \(store.current.zones.zones.count) zones")
             return .success(generation)
@@ -150,6 +181,8 @@ package final class LodestarServer: @unchecked Sendable {
     }
 
     package func stop() {
+        prober.stop()
+        health.withLock { health.persistLocked() }
         admin?.stop()
         udp.stop()
         tcp.stop()

@@ -1,23 +1,35 @@
 import Foundation
 import Steering
 
-/// Admin overrides on disk (JSON), written atomically so a crash leaves the old or the new file.
+/// Admin overrides and the last known endpoint health on disk (JSON), written atomically so a
+/// crash leaves the old or the new file.
 package enum StateFile {
+    package struct Health: Codable, Equatable {
+        package struct Entry: Codable, Equatable {
+            package var up: Bool
+            package var reason: String
+        }
+        /// Seconds since 1970 when written: health older than `prober.resume-max-age` is not resumed.
+        package var savedAt: Double
+        package var endpoints: [String: Entry]
+    }
+
     package struct Contents: Codable {
         var version = 1
-        var overrides: AdminOverrides
+        package var overrides: AdminOverrides
+        package var health: Health? = nil
     }
 
-    /// The overrides in `path`, or nil when the file does not exist or cannot be read.
-    package static func read(_ path: String) -> AdminOverrides? {
+    /// The file's contents, or nil when the file does not exist or cannot be read.
+    package static func read(_ path: String) -> Contents? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        return (try? JSONDecoder().decode(Contents.self, from: data))?.overrides
+        return try? JSONDecoder().decode(Contents.self, from: data)
     }
 
-    package static func write(_ overrides: AdminOverrides, to path: String) throws {
+    package static func write(_ contents: Contents, to path: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try enc.encode(Contents(overrides: overrides))
+        let data = try enc.encode(contents)
         let tmp = path + ".tmp"
         guard FileManager.default.createFile(atPath: tmp, contents: data) else {
             throw ServerError("cannot write \(tmp)")

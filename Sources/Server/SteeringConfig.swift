@@ -30,7 +30,7 @@ import Yams
 ///   state-file: lodestar.state
 /// ```
 extension Config {
-    static let steeringKeys = ["geo", "regions", "pools", "names", "admin"]
+    static let steeringKeys = ["geo", "regions", "pools", "names", "admin", "checks", "prober"]
 
     mutating func loadSteering(_ top: Section, base: String) throws {
         let file = top.file
@@ -51,6 +51,8 @@ extension Config {
             if let (v, _) = try admin.string("token-file") { adminTokenFile = path(v) }
             if let (v, _) = try admin.string("state-file") { stateFile = path(v) }
         }
+        try loadProber(top, base: base)
+        let templates = try Config.checkTemplates(top)
         var m = SteeringModel()
         var regionLines: [String: Int] = [:]
         if let regions = try top.section("regions") {
@@ -73,7 +75,7 @@ extension Config {
         if let pools = try top.section("pools") {
             for (name, node, line) in try pools.entries() {
                 let p = try Section(node, file: file, name: "pool \(name)")
-                try p.allow(["region", "endpoints", "weight", "capacity", "up-threshold", "slow-start"])
+                try p.allow(["region", "endpoints", "weight", "capacity", "up-threshold", "slow-start", "check", "checks", "check-mode"])
                 guard let (rname, rline) = try p.string("region") else {
                     throw ConfigError(file: file, line: line, message: "pool \(name) needs a region")
                 }
@@ -85,7 +87,7 @@ extension Config {
                 var kinds = Set<Bool>()
                 for item in seq {
                     let e = try Section(item, file: file, name: "endpoint of pool \(name)")
-                    try e.allow(["name", "address", "cname", "weight", "capacity"])
+                    try e.allow(["name", "address", "cname", "weight", "capacity", "probe", "check", "checks", "check-mode"])
                     let l = e.line(item)
                     let target: EndpointTarget
                     let text: String
@@ -112,9 +114,23 @@ extension Config {
                     }
                     let weight = try e.number("weight", range: 0...1_000_000) ?? 1
                     let capacity = try e.number("capacity", range: 0...1_000_000_000)
+                    var probe: String? = nil
+                    if case .address = target { probe = text }
+                    if let (a, al) = try e.string("probe") {
+                        guard IPAddress.parse(a) != nil else {
+                            throw ConfigError(file: file, line: al, message: "probe address \"\(a)\" is not an IPv4 or IPv6 address")
+                        }
+                        probe = a
+                    }
+                    var endpoint = Endpoint(name: ename, target: target, weight: weight, capacity: capacity, pool: m.pools.count)
+                    let owner = "endpoint \(ename)"
+                    if let (checks, mode) = try e.checks(templates: templates, address: probe, owner: owner)
+                        ?? p.checks(templates: templates, address: probe, owner: owner) {
+                        endpoint.checks = checks
+                        endpoint.checkMode = mode
+                    }
                     indices.append(m.endpoints.count)
-                    m.endpoints.append(Endpoint(name: ename, target: target, weight: weight, capacity: capacity,
-                                                pool: m.pools.count))
+                    m.endpoints.append(endpoint)
                 }
                 if kinds.count > 1 {
                     throw ConfigError(file: file, line: line, message: "pool \(name) mixes addresses and CNAMEs; put them in separate pools")

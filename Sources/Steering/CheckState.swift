@@ -6,7 +6,7 @@ import Foundation
 /// to come up and 10 failures to go down — minutes; Route 53 uses 3 both ways at 30 s). A failed
 /// origin is out within interval × fall = 30 s, back within 20 s, and flapping is handled by
 /// damping instead of by long counters.
-package struct CheckPolicy: Sendable, Equatable {
+package struct CheckPolicy: Sendable, Equatable, Hashable {
     /// Consecutive successes to go from down to up.
     package var rise = 2
     /// Consecutive failures to go from up to down.
@@ -53,6 +53,13 @@ package struct CheckState: Sendable, Equatable {
 
     package init(policy: CheckPolicy = CheckPolicy()) {
         self.policy = policy
+    }
+
+    /// A state resumed from an earlier run (the persisted state file): thresholds apply from there.
+    package init(policy: CheckPolicy, resumed up: Bool, reason: String) {
+        self.policy = policy
+        self.up = up
+        self.lastReason = reason
     }
 
     /// The decayed penalty at `now`.

@@ -313,6 +313,7 @@ package final class SteeringTable: Sendable {
             }
             order[count] = Int16(p)
             rtt[count] = c.classRTT[base + i]
+            if c.useLatency { rtt[count] += health.poolExtraRTT[p] }
             count += 1
         }
         guard count > 0 else {
@@ -339,7 +340,10 @@ package final class SteeringTable: Sendable {
             order = sorted
             rtt = sortedRTT
             trace.note("latency order (hysteresis \(c.hysteresis) ms): "
-                + (0..<count).map { "\(model.pools[Int(order[$0])].name) \(rtt[$0]) ms" }.joined(separator: ", "))
+                + (0..<count).map { i -> String in
+                    let p = Int(order[i]), extra = health.poolExtraRTT[p]
+                    return "\(model.pools[p].name) \(rtt[i]) ms" + (extra > 0 ? " (\(extra) ms of it live excess)" : "")
+                }.joined(separator: ", "))
         }
 
         // 4. Health: each pool's availability (0 down … 1 up, ramping in slow start).

@@ -22,6 +22,9 @@ package struct HealthView: Sendable {
 
     package var endpoints: [EndpointState]
     package var pools: [PoolState]
+    /// Per region: how many milliseconds the prober's RTT to its endpoints currently exceeds their
+    /// best (0 without live measurements); the latency step adds it to the map's RTT.
+    package var regionExtraRTT: [Double]
     /// The same facts in flat arrays for the query path, in a class so a query takes one reference
     /// instead of copying arrays: set by `freeze()`.
     package private(set) var facts: HealthFacts
@@ -30,12 +33,13 @@ package struct HealthView: Sendable {
     package init(model: SteeringModel) {
         endpoints = model.endpoints.map { EndpointState(weight: $0.weight) }
         pools = model.pools.map { PoolState(weight: $0.weight) }
-        facts = HealthFacts(endpoints: endpoints, pools: pools, model: model)
+        regionExtraRTT = model.regions.map { _ in 0 }
+        facts = HealthFacts(endpoints: endpoints, pools: pools, regionExtraRTT: regionExtraRTT, model: model)
     }
 
     /// Copies `endpoints` and `pools` into the flat arrays the query path reads.
     package mutating func freeze(model: SteeringModel) {
-        facts = HealthFacts(endpoints: endpoints, pools: pools, model: model)
+        facts = HealthFacts(endpoints: endpoints, pools: pools, regionExtraRTT: regionExtraRTT, model: model)
     }
 
     @inline(__always)
@@ -65,8 +69,12 @@ package final class HealthFacts: Sendable {
     /// Per pool: from when the pool and all its endpoints are up and past slow start (+∞ while any
     /// is down). Before that, names using the pool answer with their low TTL.
     package let poolSettled: [Double]
+    /// Per pool: its region's live RTT excess in milliseconds (see `HealthView.regionExtraRTT`).
+    package let poolExtraRTT: [Double]
 
-    init(endpoints: [HealthView.EndpointState], pools: [HealthView.PoolState], model: SteeringModel) {
+    init(endpoints: [HealthView.EndpointState], pools: [HealthView.PoolState], regionExtraRTT: [Double],
+         model: SteeringModel) {
+        poolExtraRTT = model.pools.map { regionExtraRTT[$0.region] }
         endpointUp = endpoints.map(\.up)
         endpointSince = endpoints.map(\.upSince)
         endpointWeight = endpoints.map(\.weight)
@@ -170,8 +178,22 @@ package struct HealthBoard: Sendable {
     }
 
     package mutating func setObserved(endpoint: String, up: Bool, reason: String, now: Double) {
+        setObserved([(endpoint, up, reason)], now: now)
+    }
+
+    /// Several prober results at once (one recomputation); `up: nil` forgets what was observed.
+    package mutating func setObserved(_ changes: [(endpoint: String, up: Bool?, reason: String)], now: Double) {
         let previous = view
-        observed[endpoint] = (up, reason)
+        for c in changes { observed[c.endpoint] = c.up.map { ($0, c.reason) } }
+        recompute(now: now, previous: previous, previousModel: model)
+    }
+
+    /// Live RTT excess per region name (milliseconds over the best measured), from the prober.
+    package private(set) var liveExtraRTT: [String: Double] = [:]
+
+    package mutating func setLiveRTT(_ extra: [String: Double], now: Double) {
+        let previous = view
+        liveExtraRTT = extra
         recompute(now: now, previous: previous, previousModel: model)
     }
 
@@ -222,6 +244,7 @@ package struct HealthBoard: Sendable {
             }
             v.pools[i] = s
         }
+        v.regionExtraRTT = model.regions.map { liveExtraRTT[$0.name] ?? 0 }
         v.freeze(model: model)
         view = v
     }

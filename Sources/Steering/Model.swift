@@ -43,6 +43,11 @@ package struct Endpoint: Sendable, Equatable {
     /// Share of traffic this endpoint can take when others fail; defaults to its weight.
     package var capacity: Double
     package var pool: Int = 0
+    /// Health checks the prober runs for this endpoint (none: up unless the admin or an external
+    /// input says otherwise).
+    package var checks: [CheckSpec] = []
+    /// Whether every check must pass (`all`, the default) or one is enough (`any`).
+    package var checkMode: CheckMode = .all
 
     package init(name: String, target: EndpointTarget, weight: Double = 1, capacity: Double? = nil, pool: Int = 0) {
         self.name = name
@@ -240,4 +245,67 @@ package struct SteeringModel: Sendable {
     package func region(named n: String) -> Int? { regions.firstIndex { $0.name == n } }
     package func pool(named n: String) -> Int? { pools.firstIndex { $0.name == n } }
     package func endpoint(named n: String) -> Int? { endpoints.firstIndex { $0.name == n } }
+}
+
+/// How an endpoint combines several checks.
+package enum CheckMode: String, Sendable, Equatable {
+    case all, any
+}
+
+/// One health check of one endpoint, as configured: where to probe, how, and how often.
+package struct CheckSpec: Sendable, Equatable, Hashable {
+    package enum Kind: String, Sendable, Equatable, Hashable, CaseIterable {
+        case tcp, http, https, dns
+    }
+
+    package var kind: Kind
+    /// The address probed: the check's `address`, else the endpoint's `probe`, else its answer address.
+    package var address: String
+    package var port: Int
+    /// Seconds between the starts of two checks, and the deadline of one.
+    package var interval: Double = 10
+    package var timeout: Double = 5
+    /// Each check starts up to `jitter × interval` later than due, spreading load on the origins.
+    package var jitter: Double = 0.1
+    package var policy = CheckPolicy()
+    // HTTP and HTTPS.
+    package var path = "/"
+    /// The Host header (and the TLS server name unless `sni` is set); default the address.
+    package var host: String? = nil
+    package var sni: String? = nil
+    /// Status codes that pass (inclusive ranges); default 200–399 (Route 53: 2xx and 3xx).
+    package var expectStatus: [ClosedRange<Int>] = [200...399]
+    /// A substring the first `bodyLimit` bytes of the response body must contain.
+    package var expectBody: String? = nil
+    /// Certificate validation (chain, dates, name), on by default.
+    package var verifyTLS = true
+    /// PEM file of trust roots used instead of the system's.
+    package var caFile: String? = nil
+    /// The check fails when the certificate expires in fewer days than this (0: only when expired).
+    package var certMinDays: Double = 0
+    // DNS.
+    package var query: String = "."
+    package var qtype: UInt16 = 6
+    /// Rcodes that pass (default NOERROR).
+    package var expectRcode: [UInt8] = [0]
+    /// The reply must carry at least one answer record.
+    package var expectAnswer = false
+
+    package static let bodyLimit = 4096
+
+    package init(kind: Kind, address: String, port: Int) {
+        self.kind = kind
+        self.address = address
+        self.port = port
+    }
+
+    /// `http://192.0.2.1:80/health`, `tcp://[2001:db8::1]:443`, `dns://127.0.0.1:53/example.com/SOA`.
+    package var target: String {
+        let a = address.contains(":") ? "[\(address)]" : address
+        switch kind {
+        case .tcp: return "tcp://\(a):\(port)"
+        case .http, .https: return "\(kind.rawValue)://\(a):\(port)\(path)"
+        case .dns: return "dns://\(a):\(port)/\(query)"
+        }
+    }
 }

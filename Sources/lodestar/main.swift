@@ -168,7 +168,7 @@ struct Explain: ParsableCommand {
         do {
             var config = try source.configPath.map(Config.load) ?? Config()
             source.apply(&config)
-            let overrides = config.stateFile.flatMap { StateFile.read($0) } ?? AdminOverrides()
+            let overrides = config.stateFile.flatMap { StateFile.read($0)?.overrides } ?? AdminOverrides()
             let outcome = try SnapshotLoader.load(config: config, previous: nil, health: { model in
                 var board = HealthBoard(model: model)
                 board.setOverrides(overrides, now: 0)

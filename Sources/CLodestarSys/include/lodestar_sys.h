@@ -37,4 +37,6 @@ static inline unsigned lodestar_shard(void) {
 /// Monotonic clock: seconds, and nanoseconds for mixing into per-query randomness.
 double lodestar_monotonic(void);
 uint64_t lodestar_monotonic_ns(void);
+/// The calling thread's kernel id (for setpriority on one thread).
+int lodestar_thread_id(void);
 #endif

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Test origins for the prober: HTTP listeners on loopback addresses whose behaviour the test
+switches at run time.
+
+    origin.py --control PORT [--cert CERT --key KEY] ADDR:PORT[:tls] ...
+
+Modes (GET http://127.0.0.1:CONTROL/mode?origin=ADDR:PORT&mode=M):
+  ok       200 with body "ok"          500      500 "broken"
+  hang     accept, never answer        garbage  bytes that are not HTTP
+  reset    accept, close with RST      trickle  a valid response, one byte per second
+  slow:MS  200 after MS milliseconds   down     stop listening (connection refused)
+GET /hits?origin=ADDR:PORT returns the number of connections accepted.
+Everything listens on loopback only; the process exits on SIGTERM, or after --lifetime seconds.
+"""
+import argparse
+import asyncio
+import socket
+import ssl
+import struct
+from urllib.parse import parse_qs, urlparse
+
+
+class Origin:
+    def __init__(self, spec, tls_context):
+        parts = spec.rsplit(":", 2) if spec.endswith(":tls") else spec.rsplit(":", 1)
+        self.address = parts[0]
+        self.port = int(parts[1])
+        self.tls = tls_context if spec.endswith(":tls") else None
+        self.key = f"{self.address}:{self.port}"
+        self.mode = "ok"
+        self.server = None
+        self.hits = 0
+        assert self.address.startswith("127.") or self.address == "::1", "loopback only"
+
+    async def listen(self):
+        if self.server is None:
+            self.server = await asyncio.start_server(self.handle, self.address, self.port, ssl=self.tls,
+                                                     reuse_address=True)
+
+    async def close(self):
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+            self.server = None
+
+    async def handle(self, reader, writer):
+        self.hits += 1
+        mode = self.mode
+        try:
+            if mode == "hang":
+                await asyncio.sleep(3600)
+                return
+            if mode == "reset":
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+                return
+            try:
+                await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            except Exception:
+                writer.close()
+                return
+            if mode == "garbage":
+                writer.write(b"\x00\x01garbage that is not HTTP\r\n\r\n")
+            elif mode == "trickle":
+                for b in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok":
+                    writer.write(bytes([b]))
+                    await writer.drain()
+                    await asyncio.sleep(1)
+            else:
+                if mode.startswith("slow:"):
+                    await asyncio.sleep(int(mode[5:]) / 1000)
+                status, body = (500, b"broken") if mode == "500" else (200, b"ok")
+                reason = b"OK" if status == 200 else b"Internal Server Error"
+                writer.write(b"HTTP/1.1 %d %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                             % (status, reason, len(body), body))
+            await writer.drain()
+        except Exception:
+            pass
+        finally:
+            try:
+                writer.close()
+            except Exception:
+                pass
+
+
+async def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--control", type=int, required=True)
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    ap.add_argument("--lifetime", type=float, default=900, help="seconds before exiting on its own")
+    ap.add_argument("origins", nargs="+")
+    args = ap.parse_args()
+    tls = None
+    if args.cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.cert, args.key)
+    origins = {}
+    for spec in args.origins:
+        o = Origin(spec, tls)
+        origins[o.key] = o
+        await o.listen()
+
+    async def control(reader, writer):
+        try:
+            line = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            url = urlparse(line.split(b" ")[1].decode())
+            q = {k: v[0] for k, v in parse_qs(url.query).items()}
+            o = origins.get(q.get("origin", ""))
+            if o is None:
+                status, body = 404, "no such origin"
+            elif url.path == "/mode":
+                mode = q.get("mode", "ok")
+                if mode == "down":
+                    await o.close()
+                else:
+                    await o.listen()
+                o.mode = mode
+                status, body = 200, mode
+            elif url.path == "/hits":
+                status, body = 200, str(o.hits)
+            else:
+                status, body = 404, "unknown path"
+            data = body.encode()
+            writer.write(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (status, len(data), data))
+            await writer.drain()
+        finally:
+            writer.close()
+
+    await asyncio.start_server(control, "127.0.0.1", args.control, reuse_address=True)
+    print("ready", flush=True)
+    await asyncio.sleep(args.lifetime)
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
