@@ -240,6 +240,8 @@ final class HTTPProbeHandler: ChannelInboundHandler, @unchecked Sendable {
     var bytes: [UInt8] = []
     var status: Int? = nil
     var bodyStart: Int? = nil
+    /// A failed handshake is being diagnosed: the connection's end is not the result.
+    var diagnosing = false
     static let headerLimit = 16384
 
     init(attempt: Attempt) {
@@ -288,8 +290,9 @@ final class HTTPProbeHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        guard !attempt.done else { return }
+        guard !attempt.done, !diagnosing else { return }
         if let e = error as? NIOSSLError, case .handshakeFailed = e {
+            diagnosing = true
             diagnoseTLS(error: e)
             return
         }
@@ -302,7 +305,7 @@ final class HTTPProbeHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// Decides as soon as the bytes so far allow, or at end of stream.
     func evaluate(eof: Bool) {
-        guard !attempt.done else { return }
+        guard !attempt.done, !diagnosing else { return }
         let s = attempt.spec
         if status == nil {
             let prefix = Array("HTTP/".utf8)

@@ -2,7 +2,11 @@
 """Test origins for the prober: HTTP listeners on loopback addresses whose behaviour the test
 switches at run time.
 
-    origin.py --control PORT [--cert CERT --key KEY] ADDR:PORT[:tls] ...
+    origin.py --control PORT [--certs DIR] ADDR:PORT[:tls=NAME|:dns] ...
+
+`:tls=NAME` serves HTTPS with DIR/NAME.pem and DIR/NAME.key (see make_certs.py); `:dns` answers
+DNS over UDP instead of HTTP (mode ok: NOERROR with one A record; 500: SERVFAIL; hang: silence;
+garbage: 5 bytes).
 
 Modes (GET http://127.0.0.1:CONTROL/mode?origin=ADDR:PORT&mode=M):
   ok       200 with body "ok"          500      500 "broken"
@@ -20,12 +24,43 @@ import struct
 from urllib.parse import parse_qs, urlparse
 
 
+class DNSResponder(asyncio.DatagramProtocol):
+    def __init__(self, origin):
+        self.origin = origin
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        self.origin.hits += 1
+        mode = self.origin.mode
+        if mode == "hang" or len(data) < 12:
+            return
+        if mode == "garbage":
+            self.transport.sendto(b"\x00\x01\x02\x03\x04", addr)
+            return
+        end = 12
+        while data[end] != 0:
+            end += data[end] + 1
+        question = data[12:end + 5]
+        rcode = 2 if mode == "500" else 0
+        answer = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x7f\x00\x00\x01" if rcode == 0 else b""
+        header = data[:2] + bytes([0x84, rcode]) + b"\x00\x01" + (b"\x00\x01" if answer else b"\x00\x00") + b"\x00\x00\x00\x00"
+        self.transport.sendto(header + question + answer, addr)
+
+
 class Origin:
-    def __init__(self, spec, tls_context):
-        parts = spec.rsplit(":", 2) if spec.endswith(":tls") else spec.rsplit(":", 1)
-        self.address = parts[0]
-        self.port = int(parts[1])
-        self.tls = tls_context if spec.endswith(":tls") else None
+    def __init__(self, spec, certs):
+        kind = spec.split(":")[-1] if not spec.startswith("[") else ""
+        base = spec.rsplit(":", 1)[0] if (kind.startswith("tls=") or kind == "dns") else spec
+        self.address, port = base.rsplit(":", 1)
+        self.port = int(port)
+        self.dns = kind == "dns"
+        self.tls = None
+        if kind.startswith("tls="):
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            name = kind[4:]
+            self.tls.load_cert_chain(f"{certs}/{name}.pem", f"{certs}/{name}.key")
         self.key = f"{self.address}:{self.port}"
         self.mode = "ok"
         self.server = None
@@ -33,12 +68,19 @@ class Origin:
         assert self.address.startswith("127.") or self.address == "::1", "loopback only"
 
     async def listen(self):
-        if self.server is None:
+        if self.server is None and self.dns:
+            loop = asyncio.get_running_loop()
+            self.server, _ = await loop.create_datagram_endpoint(lambda: DNSResponder(self),
+                                                                local_addr=(self.address, self.port))
+        elif self.server is None:
             self.server = await asyncio.start_server(self.handle, self.address, self.port, ssl=self.tls,
                                                      reuse_address=True)
 
     async def close(self):
-        if self.server is not None:
+        if self.server is not None and self.dns:
+            self.server.close()
+            self.server = None
+        elif self.server is not None:
             self.server.close()
             await self.server.wait_closed()
             self.server = None
@@ -87,18 +129,13 @@ class Origin:
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--control", type=int, required=True)
-    ap.add_argument("--cert")
-    ap.add_argument("--key")
+    ap.add_argument("--certs")
     ap.add_argument("--lifetime", type=float, default=900, help="seconds before exiting on its own")
     ap.add_argument("origins", nargs="+")
     args = ap.parse_args()
-    tls = None
-    if args.cert:
-        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        tls.load_cert_chain(args.cert, args.key)
     origins = {}
     for spec in args.origins:
-        o = Origin(spec, tls)
+        o = Origin(spec, args.certs)
         origins[o.key] = o
         await o.listen()
 
