@@ -219,9 +219,13 @@ package final class Prober: @unchecked Sendable {
         lock.unlock()
         _ = sem.wait(timeout: .now() + timeout)
         lock.lock()
-        defer { lock.unlock() }
         firstRoundDone = nil
-        return firstRoundLeft
+        let left = firstRoundLeft
+        lock.unlock()
+        // Deliver what the round found before returning: the caller is about to answer queries.
+        // Flushes run on the loop in order, so this one runs after any already scheduled.
+        try? loop.submit { self.flushPending() }.wait()
+        return left
     }
 
     package func stop() {
@@ -334,15 +338,17 @@ package final class Prober: @unchecked Sendable {
         pending += changes
         guard !flushScheduled else { return }
         flushScheduled = true
-        loop.execute { [weak self] in
-            guard let self else { return }
-            self.lock.lock()
-            let batch = self.pending
-            self.pending = []
-            self.flushScheduled = false
-            self.lock.unlock()
-            if !batch.isEmpty { self.onChange(batch) }
-        }
+        loop.execute { [weak self] in self?.flushPending() }
+    }
+
+    /// Reports the queued changes; runs on the loop.
+    func flushPending() {
+        lock.lock()
+        let batch = pending
+        pending = []
+        flushScheduled = false
+        lock.unlock()
+        if !batch.isEmpty { onChange(batch) }
     }
 
     /// The endpoint's state from its checks and external input; the change to report, if any.
