@@ -238,6 +238,32 @@ struct LatencyTests {
         #expect(first(latencyModel([0: 100, 1: 20, 2: 25]), client: elsewhere).pool == "na")
     }
 
+    @Test("live RTT: a region whose checks are slower than their recent best loses its place")
+    func liveExcess() {
+        let m = latencyModel([0: 100, 1: 20, 2: 25])
+        let table = SteeringTable(model: m, city: nil, asn: nil)
+        var board = HealthBoard(model: m)
+        func pool() -> String {
+            var trace = NoTrace()
+            let d = table.decide(name: 0, family: 4, clientFamily: 4, high: 0x0A01_0203 << 32, low: 0,
+                                 health: board.view, now: 0, random: 1, trace: &trace)
+            return m.pools[d.pool].name
+        }
+        #expect(pool() == "eu")
+        // eu's origins answer 8 ms slower than their best: 28 against ap's 25 is within the hysteresis.
+        board.setLiveRTT([m.regions[1].name: 8], now: 0)
+        #expect(pool() == "eu")
+        // 40 ms slower: eu 60 ms, ap 25 ms.
+        board.setLiveRTT([m.regions[1].name: 40], now: 0)
+        #expect(pool() == "ap")
+        var trace = TextTrace()
+        _ = table.decide(name: 0, family: 4, clientFamily: 4, high: 0x0A01_0203 << 32, low: 0, health: board.view,
+                         now: 0, random: 1, trace: &trace)
+        #expect(trace.lines.contains { $0.contains("eu 60.0 ms (40.0 ms of it live excess)") }, "\(trace.lines)")
+        board.setLiveRTT([:], now: 0)
+        #expect(pool() == "eu")
+    }
+
     @Test("geoproximity: nearest region by great-circle distance, moved by a region's bias")
     func bias() {
         var m = makeModel(chain: [.geo, .failover])
