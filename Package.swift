@@ -67,8 +67,9 @@ let package = Package(
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "DNSWire"]),
         .testTarget(name: "GeoTests", dependencies: ["Geo"]),
         .testTarget(name: "SteeringTests", dependencies: ["Steering", "Geo"]),
-        .testTarget(name: "ProberTests", dependencies: ["Prober", "Steering", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
+        .target(name: "OriginSupport", path: "Tests/OriginSupport"),
+        .testTarget(name: "ProberTests", dependencies: ["Prober", "Steering", "OriginSupport", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Zones", "DNSWire"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["DNSWire", "Zones"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["DNSWire", "Zones", "OriginSupport"]),
     ]
 )

@@ -61,7 +61,7 @@ package struct ProberStatus: Sendable {
     package var external: [String: (up: Bool, reason: String, expiresIn: Double)] = [:]
     package var regionRTTMs: [String: (rtt: Double, extra: Double)] = [:]
     package var runs = 0
-    /// Checks that started later than due by more than a tenth of their interval.
+    /// Checks that started later than scheduled by more than a quarter of their interval.
     package var late = 0
     /// Largest delay between due and start (seconds), over the last minute and ever.
     package var maxLagRecent = 0.0
@@ -87,6 +87,8 @@ package final class Prober: @unchecked Sendable {
         var failures: [String: Int] = [:]
         var runs = 0
         var due: Double = 0
+        /// When the current run was scheduled to start (due plus its jitter).
+        var fireAt: Double = 0
         var inFlight = false
         var queued = false
         var timer: Scheduled<Void>? = nil
@@ -242,7 +244,8 @@ package final class Prober: @unchecked Sendable {
     func schedule(_ i: Int, at due: Double, generation gen: Int) {
         let t = tasks[i]
         let jitter = t.spec.jitter > 0 ? Double.random(in: 0..<(t.spec.jitter * t.spec.interval)) : 0
-        let delay = max(0, due + jitter - Self.now())
+        t.fireAt = due + jitter
+        let delay = max(0, t.fireAt - Self.now())
         t.timer = loop.scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) { [weak self] in
             self?.fire(i, generation: gen)
         }
@@ -265,9 +268,9 @@ package final class Prober: @unchecked Sendable {
     func launch(_ i: Int, generation gen: Int) {
         let t = tasks[i]
         let now = Self.now()
-        let lag = max(0, now - t.due - t.spec.jitter * t.spec.interval)
+        let lag = max(0, now - t.fireAt)
         runs += 1
-        if lag > t.spec.interval / 10 { late += 1 }
+        if lag > t.spec.interval / 4 { late += 1 }
         maxLag = max(maxLag, lag)
         lagWindow.append((now, lag))
         t.inFlight = true

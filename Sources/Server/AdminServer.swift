@@ -373,9 +373,9 @@ final class AdminServer: @unchecked Sendable {
                     ("region=\"\(esc(r.key))\",kind=\"excess\"", "\(r.value.extra / 1000)")]
                })
         out += "# HELP lodestar_prober_checks_total Checks started.\n# TYPE lodestar_prober_checks_total counter\nlodestar_prober_checks_total \(s.runs)\n"
-        out += "# HELP lodestar_prober_late_total Checks started later than due by more than a tenth of their interval.\n"
+        out += "# HELP lodestar_prober_late_total Checks started later than scheduled by more than a quarter of their interval.\n"
         out += "# TYPE lodestar_prober_late_total counter\nlodestar_prober_late_total \(s.late)\n"
-        out += "# HELP lodestar_prober_lag_seconds Largest delay between due and start, over the last minute.\n"
+        out += "# HELP lodestar_prober_lag_seconds Largest delay between a check's scheduled and actual start, over the last minute.\n"
         out += "# TYPE lodestar_prober_lag_seconds gauge\nlodestar_prober_lag_seconds \(s.maxLagRecent)\n"
         out += "# HELP lodestar_prober_in_flight Checks running now.\n# TYPE lodestar_prober_in_flight gauge\nlodestar_prober_in_flight \(s.inFlight)\n"
         return out

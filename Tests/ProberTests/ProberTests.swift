@@ -1,4 +1,5 @@
 import Foundation
+import OriginSupport
 import Logging
 import Prober
 import Steering
