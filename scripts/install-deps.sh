@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Lodestar needs on Debian 12, skipping what is already there.
 #   scripts/install-deps.sh          runtime: libldns, libmaxminddb, dig
-#   scripts/install-deps.sh --test   also what the tests need: knot (differential), dnspython, GeoLite2-City
+#   scripts/install-deps.sh --test   also what the tests need: knot (differential), dnspython, GeoLite2-City,
+#                                    cryptography (test certificates)
 #   scripts/install-deps.sh --bench  also the benchmark peers: knot, nsd, gdnsd, dnsperf
 set -euo pipefail
 packages=(libldns-dev libmaxminddb-dev bind9-dnsutils pkg-config)
@@ -31,4 +32,6 @@ if [[ " $* " == *" --test "* ]]; then
   python3 -c 'import _maxminddb_geolite2' 2>/dev/null || python3 -m pip install -q maxminddb-geolite2
   # The writer that rebuilds geo/sample.mmdb (a test checks the committed file is reproducible).
   python3 -c 'import mmdb_writer, netaddr' 2>/dev/null || python3 -m pip install -q mmdb-writer netaddr
+  # Test certificates for the HTTPS checks (a CA, a valid and an expired server certificate).
+  python3 -c 'import cryptography.x509' 2>/dev/null || python3 -m pip install -q cryptography
 fi
