@@ -167,6 +167,44 @@ struct ProberIntegrationTests {
         #expect(try setup.admin("POST", "/v1/health/eu-1", #"{"state": "sideways"}"#, status: true) == "400")
     }
 
+    @Test("bad checks are refused by lodestar check with file:line; a reload swaps the checks", .timeLimit(.minutes(1)))
+    func checkConfig() throws {
+        let c = try CheckedSetup()
+        defer { c.setup.remove() }
+        let good = try String(contentsOfFile: c.setup.config, encoding: .utf8)
+        let templateLine = good.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("  web: {") }! + 1
+        let cases: [(String, String, String)] = [
+            ("    check: web\n", "    check: webb\n", "unknown check \"webb\" (known: web)"),
+            ("type: http, port", "type: ftp, port", "unknown check type \"ftp\" (known: tcp, http, https, dns)"),
+            ("type: http, port: \(c.port), ", "type: tcp, ", "a tcp check needs a port"),
+            ("timeout: 0.5", "timeout: 3", "timeout 3.0 s is longer than the interval 1.0 s"),
+            ("path: /health", "path: health", "path \"health\" must start with / and hold no spaces"),
+        ]
+        for (from, to, message) in cases {
+            try good.replacingOccurrences(of: from, with: to).write(toFile: c.setup.config, atomically: true, encoding: .utf8)
+            let r = try Command.run(Paths.binary, ["check", "--config", c.setup.config], timeout: 30)
+            #expect(r.status == 1 && r.output.contains(message), "\(to): \(r.output)")
+            let line = r.output.split(separator: ":").dropFirst().first.flatMap { Int($0) }
+            #expect(line != nil && (line == templateLine || line == templateLine + 3), "\(r.output)")
+        }
+        // A reload moves the checks to another port: the old origin is no longer probed.
+        try good.write(toFile: c.setup.config, atomically: true, encoding: .utf8)
+        let other = FreePort.pick()
+        let origins = try Origins(c.origins + ["127.0.0.11:\(other)", "127.0.0.12:\(other)", "127.0.0.13:\(other)"])
+        defer { origins.stop() }
+        let server = try c.setup.start()
+        defer { server.stop() }
+        try good.replacingOccurrences(of: "port: \(c.port)", with: "port: \(other)").write(toFile: c.setup.config, atomically: true, encoding: .utf8)
+        server.signal(SIGHUP)
+        #expect(ReloadTests.waitFor(5) { server.log().contains("reloaded") })
+        usleep(1_500_000)
+        let before = try origins.get("/hits?origin=127.0.0.11:\(c.port)")
+        usleep(2_000_000)
+        #expect(try origins.get("/hits?origin=127.0.0.11:\(c.port)") == before, "the old check stopped")
+        #expect(Int(try origins.get("/hits?origin=127.0.0.11:\(other)")) ?? 0 >= 2, "the new check runs")
+        #expect(try Self.pool(server) == "na")
+    }
+
     @Test("300 endpoints checked every second hold their schedule while lodestar answers a query flood",
           .timeLimit(.minutes(2)))
     func manyEndpoints() throws {
