@@ -43,9 +43,19 @@ let package = Package(
             swiftSettings: crossModule
         ),
         .target(
+            name: "Anycast",
+            dependencies: [
+                "Prober", "Steering", "CLodestarSys",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: crossModule
+        ),
+        .target(
             name: "Server",
             dependencies: [
-                "DNSWire", "Zones", "Geo", "Steering", "Prober", "CLodestarSys",
+                "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast", "CLodestarSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -68,6 +78,7 @@ let package = Package(
         .testTarget(name: "GeoTests", dependencies: ["Geo"]),
         .testTarget(name: "SteeringTests", dependencies: ["Steering", "Geo"]),
         .target(name: "OriginSupport", path: "Tests/OriginSupport"),
+        .testTarget(name: "AnycastTests", dependencies: ["Anycast"]),
         .testTarget(name: "ProberTests", dependencies: ["Prober", "Steering", "OriginSupport", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Zones", "DNSWire"]),
         .testTarget(name: "IntegrationTests", dependencies: ["DNSWire", "Zones", "OriginSupport"]),

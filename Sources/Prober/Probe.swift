@@ -35,6 +35,9 @@ package final class ProbeRunner: @unchecked Sendable {
         self.loop = loop
     }
 
+    /// A failure result (for callers that could not run a probe at all).
+    package static func failure(_ kind: String, _ reason: String) -> ProbeResult { .fail(kind, reason) }
+
     /// Starts one check; the future completes on `loop` within `spec.timeout` (plus scheduling).
     package func run(_ spec: CheckSpec) -> EventLoopFuture<ProbeResult> {
         let attempt = Attempt(loop: loop, spec: spec)

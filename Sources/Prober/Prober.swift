@@ -144,8 +144,9 @@ package final class Prober: @unchecked Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         loop = group.next()
         runner = ProbeRunner(loop: loop)
-        // Nice the prober's thread: DNS listeners win any contention for CPU.
-        loop.execute { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(lodestar_thread_id()), 10) }
+        // Nice the prober's thread: DNS listeners win contention for CPU (nice 5 weighs about a third
+        // of nice 0), yet under a query flood filling every core it keeps enough to hold its schedule.
+        loop.execute { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(lodestar_thread_id()), 5) }
         ticker = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [weak self] _ in
             self?.tick()
         }
