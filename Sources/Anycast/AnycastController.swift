@@ -119,7 +119,8 @@ package final class AnycastController: @unchecked Sendable {
         self.healthyPools = healthyPools
         runner = ProbeRunner(loop: group.next())
         bird = BirdClient(path: settings.socket, timeout: 2)
-        check = CheckState(policy: settings.selfCheck.policy)
+        // Starts down: announcing needs `rise` passing self-checks, not just the first.
+        check = CheckState(policy: settings.selfCheck.policy, resumed: false, reason: "not passed yet")
         routes = settings.prefixes.map { RouteHealth(minOtherPaths: $0.minOtherPaths, drainTime: settings.drainTime) }
     }
 
@@ -235,7 +236,7 @@ package final class AnycastController: @unchecked Sendable {
     }
 
     /// One command, timed and counted; nil when the transport failed.
-    func command(_ text: String) -> BirdReply? {
+    func command(_ text: String, expected: Set<Int> = []) -> BirdReply? {
         guard bird.isConnected else { return nil }
         let t0 = Self.now()
         do {
@@ -244,7 +245,7 @@ package final class AnycastController: @unchecked Sendable {
             lastCommand = text
             lastCommandSeconds = Self.now() - t0
             lastCommandCode = r.code
-            if !r.ok {
+            if !r.ok && !expected.contains(r.code) {
                 commandErrors += 1
                 logger.error("anycast: BIRD answered \(r.code) to \"\(text)\": \(r.text)")
             }
@@ -307,14 +308,14 @@ package final class AnycastController: @unchecked Sendable {
                 if f.count >= 4, f[0] == p.proto { birdState[p.proto] = String(f[3]) }
             }
         }
-        if let e = p.exportProtocol, let r = command("show route export \(e) \(p.prefix)") {
+        if let e = p.exportProtocol, let r = command("show route export \(e) \(p.prefix)", expected: [8001]) {
             exported[p.proto] = r.ok && r.lines.contains { $0.text.hasPrefix(p.prefix + " ") }
         }
     }
 
     /// Paths to the prefix in BIRD's table from protocols other than this node's anycast statics.
     func countOtherPaths(_ p: AnycastSettings.Prefix) -> Int? {
-        guard let r = command("show route \(p.prefix)") else { return nil }
+        guard let r = command("show route \(p.prefix)", expected: [8001]) else { return nil }
         if r.code == 8001 { return 0 }
         guard r.ok else { return nil }
         let ours = Set(settings.prefixes.map(\.proto))
@@ -360,9 +361,16 @@ package final class AnycastController: @unchecked Sendable {
         return true
     }
 
+    package var isRunning: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return !stopping
+    }
+
     /// Withdraws every prefix (no guard: this node is about to stop answering) and stops the loop.
     package func withdrawAndStop() {
         lock.lock()
+        if stopping { lock.unlock(); return }
         stopping = true
         lock.unlock()
         wake.lock()

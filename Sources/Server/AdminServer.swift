@@ -1,3 +1,4 @@
+import Anycast
 import CLodestarSys
 import DNSWire
 import Foundation
@@ -17,6 +18,8 @@ import Synchronization
 ///   an override (persisted in the state file; `auto` and `null` clear it).
 /// - `POST /v1/health/NAME` with `{"state": "up"|"down"|"auto", "reason": "…", "ttl": seconds}`: external
 ///   health input for an endpoint checked elsewhere; ignored after `ttl` (default `external-stale-after`).
+/// - `GET /v1/anycast`: every anycast prefix: desired, BIRD's and exported state, reason, alarm.
+/// - `POST /v1/anycast/PROTOCOL` with `{"state": "withdraw"|"auto"}`: withdraw for maintenance.
 /// - `POST /v1/reload`: as SIGHUP; answers with the outcome.
 /// - `GET /v1/explain?name=N&type=T&client=IP[/LEN]`: as `lodestar explain`, with live health.
 /// - `GET /metrics`: Prometheus text.
@@ -123,6 +126,20 @@ final class AdminServer: @unchecked Sendable {
             } catch {
                 return Self.error(.badRequest, "\(error)")
             }
+        case (.GET, ["v1", "anycast"]):
+            guard let a = server.anycast else { return Self.error(.notFound, "anycast is not configured") }
+            return Self.json(a.status())
+        case (.POST, let s) where s.count == 3 && s[0] == "v1" && s[1] == "anycast":
+            guard let a = server.anycast else { return Self.error(.notFound, "anycast is not configured") }
+            let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
+            let withdraw: Bool?
+            switch object?["state"] as? String {
+            case "withdraw"?: withdraw = true
+            case "auto"?: withdraw = nil
+            default: return Self.error(.badRequest, "the body must be {\"state\": \"withdraw\"} or {\"state\": \"auto\"}")
+            }
+            guard a.setOverride(proto: s[2], withdraw: withdraw) else { return Self.error(.notFound, "no anycast protocol named \(s[2])") }
+            return Self.json(a.status())
         case (.POST, let s) where s.count == 3 && s[0] == "v1" && s[1] == "health":
             return external(name: s[2], body: body)
         case (.POST, let s) where s.count == 3 && s[0] == "v1":
@@ -345,6 +362,33 @@ final class AdminServer: @unchecked Sendable {
             out += "lodestar_pool_up{pool=\"\(esc(pool.name))\",region=\"\(esc(m.regions[pool.region].name))\"} \(h.pools[p].passing ? 1 : 0)\n"
         }
         out += proberMetrics(server.prober.status(), esc: esc)
+        if let a = server.anycast { out += anycastMetrics(a.status(), esc: esc) }
+        return out
+    }
+
+    func anycastMetrics(_ s: AnycastStatus, esc: (String) -> String) -> String {
+        var out = "# HELP lodestar_anycast_bird_connected Whether the BIRD control socket is connected.\n"
+        out += "# TYPE lodestar_anycast_bird_connected gauge\nlodestar_anycast_bird_connected \(s.connected ? 1 : 0)\n"
+        out += "# HELP lodestar_anycast_commands_total Commands sent to BIRD, and those that failed.\n# TYPE lodestar_anycast_commands_total counter\n"
+        out += "lodestar_anycast_commands_total{result=\"all\"} \(s.commands)\nlodestar_anycast_commands_total{result=\"error\"} \(s.commandErrors)\n"
+        out += "# HELP lodestar_anycast_command_seconds Round trip of the last BIRD command.\n# TYPE lodestar_anycast_command_seconds gauge\n"
+        out += "lodestar_anycast_command_seconds \(s.lastCommandSeconds ?? 0)\n"
+        out += "# HELP lodestar_anycast_self_check_up Whether this node's self-check passes (-1: not yet).\n# TYPE lodestar_anycast_self_check_up gauge\n"
+        out += "lodestar_anycast_self_check_up \(s.selfCheckUp.map { $0 ? 1 : 0 } ?? -1)\n"
+        func rows(_ name: String, _ help: String, _ type: String, _ value: (PrefixStatus) -> String?) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for p in s.prefixes {
+                if let v = value(p) { out += "\(name){prefix=\"\(esc(p.prefix))\",protocol=\"\(esc(p.proto))\"} \(v)\n" }
+            }
+        }
+        rows("lodestar_anycast_announced", "Desired state: 1 announce, 0.5 drain, 0 withdraw.", "gauge") {
+            $0.desired == "announce" ? "1" : ($0.desired == "drain" ? "0.5" : "0")
+        }
+        rows("lodestar_anycast_bird_protocol_up", "BIRD's state of the prefix's static protocol.", "gauge") { p in p.birdState.map { $0 == "up" ? "1" : "0" } }
+        rows("lodestar_anycast_exported", "Whether BIRD exports the prefix to the export protocol.", "gauge") { p in p.exported.map { $0 ? "1" : "0" } }
+        rows("lodestar_anycast_withdrawals_total", "Withdrawals (flaps).", "counter") { "\($0.withdrawals)" }
+        rows("lodestar_anycast_alarm", "1 while a withdrawal is held back by min-other-paths.", "gauge") { $0.alarm == nil ? "0" : "1" }
+        rows("lodestar_anycast_other_paths", "Paths to the prefix from other POPs, last counted.", "gauge") { p in p.otherPaths.map { "\($0)" } }
         return out
     }
 

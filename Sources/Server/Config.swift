@@ -1,3 +1,4 @@
+import Anycast
 import DNSWire
 import Foundation
 import Prober
@@ -49,6 +50,8 @@ package struct Config: Sendable {
     package var stateFile: String? = nil
     /// The prober's settings (`prober:`); the checks themselves live in `steering`'s endpoints.
     package var prober = ProberSettings()
+    /// Anycast route health through BIRD (`anycast:`); nil when not configured.
+    package var anycast: AnycastSettings? = nil
 
     package init() {}
 
@@ -90,7 +93,7 @@ package struct Config: Sendable {
         guard let root else { return config }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
         let top = try Section(root, file: path, name: "top level")
-        try top.allow(["server", "transfer"] + Config.steeringKeys)
+        try top.allow(["server", "transfer", "anycast"] + Config.steeringKeys)
         if let server = try top.section("server") {
             try server.allow(["listen", "zones", "nsid", "identity", "version", "udp-workers", "tcp-idle-timeout",
                               "tcp-max-connections"])
@@ -126,6 +129,7 @@ package struct Config: Sendable {
             }
         }
         try config.loadSteering(top, base: base)
+        try config.loadAnycast(top, base: base)
         return config
     }
 

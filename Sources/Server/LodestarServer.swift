@@ -1,3 +1,4 @@
+import Anycast
 import CLodestarSys
 import Dispatch
 import Foundation
@@ -21,6 +22,8 @@ package final class LodestarServer: @unchecked Sendable {
     var admin: AdminServer? = nil
     /// Checks the endpoints' health; reports to `health`.
     package let prober: Prober
+    /// Anycast route health through BIRD, when configured.
+    package private(set) var anycast: AnycastController? = nil
     /// Endpoint health resumed from the state file at start (empty: run a first round instead).
     let resumed: [String: (up: Bool, reason: String)]
     /// Reloads done and failed, for /metrics.
@@ -124,6 +127,27 @@ package final class LodestarServer: @unchecked Sendable {
             admin = server
             logger.info("admin API and /metrics on http://\(address)\(token == nil ? " (no token: loopback only)" : "")")
         }
+        if var a = config.anycast {
+            // The self-check queries this server: by default on its first listen address.
+            if a.selfCheck.address.isEmpty || a.selfCheck.port == 0, let first = addresses.first {
+                if a.selfCheck.address.isEmpty { a.selfCheck.address = first.host == "0.0.0.0" ? "127.0.0.1" : (first.host == "::" ? "::1" : first.host) }
+                if a.selfCheck.port == 0 { a.selfCheck.port = first.port }
+            }
+            let store = store
+            let controller = AnycastController(settings: a, logger: logger, healthyPools: {
+                guard let rt = store.current.steering else { return ([], []) }
+                let m = rt.table.model
+                var pools = Set<String>(), regions = Set<String>()
+                for (i, p) in m.pools.enumerated() where rt.health.pools[i].passing {
+                    pools.insert(p.name)
+                    regions.insert(m.regions[p.region].name)
+                }
+                return (pools, regions)
+            })
+            controller.start()
+            anycast = controller
+            logger.info("anycast: \(a.prefixes.count) prefixes through BIRD at \(a.socket); self-check \(a.selfCheck.target)")
+        }
     }
 
     /// Re-reads config and zones; on success swaps the snapshot, on failure keeps the old one.
@@ -137,6 +161,9 @@ package final class LodestarServer: @unchecked Sendable {
             }
             if config.adminListen != running.adminListen || config.adminTokenFile != running.adminTokenFile {
                 logger.warning("the admin listen address and token change only on restart")
+            }
+            if config.anycast != running.anycast {
+                logger.warning("anycast settings change only on restart; the running ones stay in force")
             }
             // Health and admin changes wait while the new snapshot is built, so none is lost.
             let generation = try health.withLock {
@@ -176,15 +203,26 @@ package final class LodestarServer: @unchecked Sendable {
         }
         signalSources.append(hup)
         done.wait()
+        if let anycast {
+            // Withdraw first, keep answering while the routes move away, then stop.
+            let delay = store.current.config.anycast?.shutdownDelay ?? 0
+            logger.info("stopping: withdrawing the anycast prefixes, answering for \(seconds(delay)) more")
+            anycast.withdrawAndStop()
+            usleep(UInt32(delay * 1_000_000))
+        }
         logger.info("stopping")
         stop()
     }
 
     package func stop() {
         prober.stop()
+        if let anycast, anycast.isRunning { anycast.withdrawAndStop() }
         health.withLock { health.persistLocked() }
         admin?.stop()
         udp.stop()
         tcp.stop()
     }
 }
+
+/// `2 s`, `0.5 s`.
+func seconds(_ s: Double) -> String { s == s.rounded() ? "\(Int(s)) s" : "\(s) s" }
