@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what Lodestar needs on Debian 12, skipping what is already there.
 #   scripts/install-deps.sh          runtime: libldns, libmaxminddb, dig
-#   scripts/install-deps.sh --test   also what the tests need: knot (differential), dnspython, GeoLite2-City,
+#   scripts/install-deps.sh --test   also what the tests need: knot (differential), bird2 (anycast), dnspython, GeoLite2-City,
 #                                    cryptography (test certificates)
 #   scripts/install-deps.sh --bench  also the benchmark peers: knot, nsd, gdnsd, dnsperf
 set -euo pipefail
 packages=(libldns-dev libmaxminddb-dev bind9-dnsutils pkg-config)
 for arg in "$@"; do
   case "$arg" in
-    --test) packages+=(knot knot-dnsutils curl) ;;
+    --test) packages+=(knot knot-dnsutils curl bird2) ;;
     --bench) packages+=(knot knot-dnsutils nsd gdnsd dnsperf ldnsutils) ;;
     *) echo "unknown option $arg" >&2; exit 2 ;;
   esac

@@ -231,7 +231,7 @@ package final class AnycastController: @unchecked Sendable {
             birdError = text
             connected = false
             nextConnect = now + backoff
-            backoff = min(backoff * 2, 30)
+            backoff = min(backoff * 2, 10)
         }
     }
 
