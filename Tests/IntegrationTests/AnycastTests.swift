@@ -120,6 +120,32 @@ struct AnycastTests {
         #expect(try s.setup.admin("GET", "/v1/anycast").contains("\"otherPaths\" : 1"))
     }
 
+    @Test("soft drain: GRACEFUL_SHUTDOWN reaches the peer first, the withdrawal follows after drain-time",
+          .timeLimit(.minutes(2)))
+    func drain() throws {
+        let s = try AnycastSetup(extra: "  drain-time: 2")
+        defer { s.remove() }
+        let server = try s.setup.start()
+        defer { server.stop() }
+        #expect(s.birds.b.wait(Self.service, present: true, limit: 10) != nil)
+        try s.pools("down")
+        let t0 = Date()
+        var drained: Double? = nil
+        while Date().timeIntervalSince(t0) < 5 {
+            let all = try s.birds.b.birdc("show route \(Self.service) all")
+            if all.contains("BGP.community: (65535,0)") && all.contains("BGP.local_pref: 0") {
+                drained = Date().timeIntervalSince(t0)
+                break
+            }
+            usleep(20_000)
+        }
+        #expect(drained != nil, "B saw the GRACEFUL_SHUTDOWN community: \(server.log())")
+        #expect(s.birds.b.has(Self.service), "still announced while draining")
+        let gone = s.birds.b.wait(Self.service, present: false, limit: 5)
+        #expect(gone != nil && Date().timeIntervalSince(t0) - (drained ?? 0) >= 1.5, "withdrawn after the drain time")
+        #expect(server.log().contains("anycast 198.51.100.53/32 (svc_dns4): drain"))
+    }
+
     @Test("maintenance override; SIGTERM withdraws before exit", .timeLimit(.minutes(2)))
     func overrideAndShutdown() throws {
         let s = try AnycastSetup()
