@@ -20,7 +20,7 @@ done
 if ((${#missing[@]})); then
   sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
   $sudo apt-get update -qq
-  # Daemons pulled in here (knot, nsd, gdnsd) must not start as services: tests start their own.
+  # Daemons pulled in here (knot, nsd, gdnsd, bird) must not start as services: tests start their own.
   printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
   $sudo chmod +x /usr/sbin/policy-rc.d
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
