@@ -87,6 +87,16 @@ package enum Rcode {
     package static let yxDomain: UInt16 = 6
     package static let notAuth: UInt16 = 9
     package static let badVers: UInt16 = 16
+
+    /// Mnemonics of the 4-bit header codes (RFC 1035, RFC 2136), by value.
+    package static let names = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+                                "NXRRSET", "NOTAUTH", "NOTZONE", "RCODE11", "RCODE12", "RCODE13", "RCODE14", "RCODE15"]
+
+    /// `SERVFAIL` for 2; the number for anything past the header's 4 bits.
+    package static func name(_ r: Int) -> String { names.indices.contains(r) ? names[r] : "\(r)" }
+
+    /// The code of a mnemonic (case-insensitive).
+    package static func code(_ text: String) -> UInt8? { names.firstIndex(of: text.uppercased()).map(UInt8.init) }
 }
 
 /// EDNS option codes used by the server.

@@ -196,8 +196,8 @@ func isIPLiteral(_ s: String) -> Bool {
     return inet_pton(AF_INET, s, &buf) == 1 || inet_pton(AF_INET6, s, &buf) == 1
 }
 
-/// `2`, `0.5`: seconds without trailing zeros, for messages.
-func seconds(_ s: Double) -> String {
+/// `2 s`, `0.5 s`: seconds without trailing zeros, for messages.
+package func seconds(_ s: Double) -> String {
     s == s.rounded() ? "\(Int(s)) s" : "\(s) s"
 }
 
@@ -489,7 +489,7 @@ final class DNSProbeHandler: ChannelInboundHandler, @unchecked Sendable {
         if b[2] & 0x02 != 0 {
             attempt.finish(.fail("dns", "DNS reply truncated (TC)"))
         } else if !s.expectRcode.contains(rcode) {
-            attempt.finish(.fail("dns-rcode", "DNS rcode \(Self.rcodeName(rcode))"))
+            attempt.finish(.fail("dns-rcode", "DNS rcode \(Rcode.name(Int(rcode)))"))
         } else if s.expectAnswer && ancount == 0 {
             attempt.finish(.fail("dns-answer", "DNS reply without answers"))
         } else {
@@ -499,10 +499,5 @@ final class DNSProbeHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         attempt.finish(ProbeRunner.classify(error, timeout: attempt.spec.timeout, phase: attempt.phase))
-    }
-
-    static func rcodeName(_ r: UInt8) -> String {
-        ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"].indices.contains(Int(r))
-            ? ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"][Int(r)] : "\(r)"
     }
 }

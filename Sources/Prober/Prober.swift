@@ -74,7 +74,8 @@ package struct ProberStatus: Sendable {
 ///
 /// All mutable state is guarded by `lock`; probes run on `loop`.
 package final class Prober: @unchecked Sendable {
-    final class Task {
+    /// One check of one endpoint with its state and schedule.
+    final class ScheduledCheck {
         let endpoint: Int
         let spec: CheckSpec
         var state: CheckState
@@ -118,7 +119,7 @@ package final class Prober: @unchecked Sendable {
     let onRTT: @Sendable ([String: Double]) -> Void
 
     var settings = ProberSettings()
-    var tasks: [Task] = []
+    var tasks: [ScheduledCheck] = []
     var endpoints: [EndpointEntry] = []
     var waiting: [Int] = []
     var inFlight = 0
@@ -157,16 +158,16 @@ package final class Prober: @unchecked Sendable {
     /// (Re)configures from a model: checks that exist by (endpoint, spec) keep their state; new ones
     /// run at once. `resume` seeds endpoints from persisted health (cold start from disk).
     package func configure(model: SteeringModel, settings: ProberSettings, resume: [String: (up: Bool, reason: String)] = [:]) {
-        var kept: [String: Task] = [:]
+        var kept: [CheckKey: ScheduledCheck] = [:]
         lock.lock()
         self.settings = settings
         for t in tasks {
             t.timer?.cancel()
-            kept[endpoints[t.endpoint].name + "\u{0}" + t.spec.target + "\u{0}\(t.spec.hashValue)"] = t
+            kept[CheckKey(endpoint: endpoints[t.endpoint].name, spec: t.spec)] = t
         }
         generation += 1
         let gen = generation
-        var newTasks: [Task] = []
+        var newTasks: [ScheduledCheck] = []
         var newEndpoints: [EndpointEntry] = []
         var fresh: [Int] = []
         for (i, e) in model.endpoints.enumerated() {
@@ -175,9 +176,8 @@ package final class Prober: @unchecked Sendable {
             var entry = EndpointEntry(name: e.name, region: region, mode: e.checkMode,
                                       reported: old?.reported ?? EndpointObservation(endpoint: e.name, up: nil, reason: "not checked yet"))
             for spec in e.checks {
-                let key = e.name + "\u{0}" + spec.target + "\u{0}\(spec.hashValue)"
-                if let t = kept.removeValue(forKey: key) {
-                    let copy = Task(endpoint: i, spec: spec, state: t.state)
+                if let t = kept.removeValue(forKey: CheckKey(endpoint: e.name, spec: spec)) {
+                    let copy = ScheduledCheck(endpoint: i, spec: spec, state: t.state)
                     (copy.rtt, copy.floor, copy.lastRTT, copy.last, copy.lastAt) = (t.rtt, t.floor, t.lastRTT, t.last, t.lastAt)
                     (copy.failures, copy.runs, copy.due) = (t.failures, t.runs, t.due)
                     entry.tasks.append(newTasks.count)
@@ -187,7 +187,7 @@ package final class Prober: @unchecked Sendable {
                     if let r = resume[e.name] { state = CheckState(policy: spec.policy, resumed: r.up, reason: r.reason) }
                     entry.tasks.append(newTasks.count)
                     fresh.append(newTasks.count)
-                    newTasks.append(Task(endpoint: i, spec: spec, state: state))
+                    newTasks.append(ScheduledCheck(endpoint: i, spec: spec, state: state))
                 }
             }
             if let r = resume[e.name], old == nil {
@@ -210,6 +210,12 @@ package final class Prober: @unchecked Sendable {
         for i in endpoints.indices { if let c = recombine(i) { changes.append(c) } }
         lock.unlock()
         if !changes.isEmpty { onChange(changes) }
+    }
+
+    /// A check carries its state over a reload when its endpoint and every setting are unchanged.
+    struct CheckKey: Hashable {
+        var endpoint: String
+        var spec: CheckSpec
     }
 
     /// Blocks until every new check has a first result or `timeout` passes; returns how many are

@@ -172,12 +172,11 @@ extension Section {
                 s.qtype = 6
             }
             if let list = try c.strings("expect-rcode") {
-                let names = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"]
                 s.expectRcode = try list.map { (t, tl) in
-                    guard let i = names.firstIndex(of: t.uppercased()) else {
-                        throw ConfigError(file: file, line: tl, message: "expect-rcode entries are \(names.joined(separator: ", "))")
+                    guard let code = Rcode.code(t) else {
+                        throw ConfigError(file: file, line: tl, message: "expect-rcode entries are rcode names (\(Rcode.names.prefix(6).joined(separator: ", ")), …)")
                     }
-                    return UInt8(i)
+                    return code
                 }
             }
             if let (v, vl) = try c.string("expect-answer") {

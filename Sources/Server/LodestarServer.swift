@@ -223,6 +223,3 @@ package final class LodestarServer: @unchecked Sendable {
         tcp.stop()
     }
 }
-
-/// `2 s`, `0.5 s`.
-func seconds(_ s: Double) -> String { s == s.rounded() ? "\(Int(s)) s" : "\(s) s" }

@@ -61,9 +61,6 @@ package final class QueryMetrics: @unchecked Sendable {
         return t
     }
 
-    static let rcodeNames = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
-                             "NXRRSET", "NOTAUTH", "NOTZONE", "RCODE11", "RCODE12", "RCODE13", "RCODE14", "RCODE15"]
-
     /// Prometheus text lines.
     package func exposition() -> String {
         var out = "# HELP lodestar_queries_total DNS queries answered, by transport and response code.\n"
@@ -71,7 +68,7 @@ package final class QueryMetrics: @unchecked Sendable {
         for (ti, t) in ["udp", "tcp"].enumerated() {
             for r in 0..<16 {
                 let v = sum(ti * 16 + r)
-                if v > 0 || r == 0 || r == 3 { out += "lodestar_queries_total{transport=\"\(t)\",rcode=\"\(Self.rcodeNames[r])\"} \(v)\n" }
+                if v > 0 || r == 0 || r == 3 { out += "lodestar_queries_total{transport=\"\(t)\",rcode=\"\(Rcode.name(r))\"} \(v)\n" }
             }
         }
         out += "# HELP lodestar_queries_by_type_total DNS queries answered, by query type.\n"

@@ -1,4 +1,5 @@
 import Foundation
+import OriginSupport
 import Testing
 
 /// The bundled config in a temporary folder with free ports: its own zones, state file, admin port.

@@ -1,4 +1,5 @@
 import Foundation
+import OriginSupport
 import Testing
 
 @Suite("Listen addresses")

@@ -19,31 +19,23 @@ public final class Origins: @unchecked Sendable {
         mk.arguments = ["python3", Origins.root + "/Tests/Origins/make_certs.py", certs]
         try mk.run()
         mk.waitUntilExit()
-        control = Self.freePort()
+        control = FreePort.pick()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", Origins.root + "/Tests/Origins/origin.py", "--control", "\(control)", "--certs", certs,
                              "--lifetime", "300"] + specs.map { $0.hasPrefix("127.") ? $0 : "127.0.0.1:\($0)" }
+        let errors = certs + "/origin.err"
+        _ = FileManager.default.createFile(atPath: errors, contents: nil)
         process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle(forWritingAtPath: errors)
         try process.run()
         let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
+        while Date() < deadline && process.isRunning {
             if (try? get("/hits?origin=none")) != nil { return }
             usleep(50_000)
         }
+        let why = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
         stop()
-        throw OriginFailure("origin.py did not start")
-    }
-
-    public static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: a.sin_port))
+        throw OriginFailure("origin.py did not start: \(why.suffix(600))")
     }
 
     /// A request to the control port through a plain socket; returns the body.

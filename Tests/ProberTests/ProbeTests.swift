@@ -33,7 +33,7 @@ struct ProbeTests {
     @Test("HTTP: each way an origin can fail gives its own reason, within the deadline", .timeLimit(.minutes(1)))
     func httpFailures() throws {
         let modes = ["ok", "500", "hang", "garbage", "reset", "trickle", "down", "slow:300"]
-        let ports = modes.map { _ in Origins.freePort() }
+        let ports = modes.map { _ in FreePort.pick() }
         let origins = try Origins(ports.map(String.init))
         defer { origins.stop() }
         for (m, p) in zip(modes, ports) { try origins.mode(p, m) }
@@ -72,7 +72,7 @@ struct ProbeTests {
 
     @Test("HTTPS: certificates are validated by default; expiry is reported in days", .timeLimit(.minutes(1)))
     func https() throws {
-        let good = Origins.freePort(), expired = Origins.freePort()
+        let good = FreePort.pick(), expired = FreePort.pick()
         let origins = try Origins(["\(good):tls=good", "\(expired):tls=expired"])
         defer { origins.stop() }
         var s = CheckSpec(kind: .https, address: "127.0.0.1", port: good)
@@ -105,7 +105,7 @@ struct ProbeTests {
 
     @Test("DNS: rcode, answers, garbage and silence", .timeLimit(.minutes(1)))
     func dns() throws {
-        let port = Origins.freePort()
+        let port = FreePort.pick()
         let origins = try Origins(["\(port):dns"])
         defer { origins.stop() }
         var s = CheckSpec(kind: .dns, address: "127.0.0.1", port: port)

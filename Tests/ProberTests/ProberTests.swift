@@ -64,7 +64,7 @@ struct ProberTests {
     @Test("endpoints combine their checks (all / any); changes come within interval × fall and back within interval × rise",
           .timeLimit(.minutes(1)))
     func combine() throws {
-        let tcpPort = Origins.freePort(), httpPort = Origins.freePort()
+        let tcpPort = FreePort.pick(), httpPort = FreePort.pick()
         let origins = try Origins(["\(tcpPort)", "\(httpPort)"])
         defer { origins.stop() }
         let checks = [Self.check(.tcp, tcpPort), Self.check(.http, httpPort)]
@@ -98,7 +98,7 @@ struct ProberTests {
 
     @Test("bounded concurrency and a bounded first round when origins hang", .timeLimit(.minutes(1)))
     func concurrency() throws {
-        let port = Origins.freePort()
+        let port = FreePort.pick()
         let origins = try Origins(["\(port)"])
         defer { origins.stop() }
         try origins.mode(port, "hang")

@@ -1,4 +1,5 @@
 import Foundation
+import OriginSupport
 
 /// A real BIRD 2 daemon (`bird -f`) with its own config and control socket, stopped by pid.
 final class BirdProcess: @unchecked Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import OriginSupport
 
 /// A real knotd serving a folder of NAME.zone files on a free loopback port, stopped by pid.
 final class KnotProcess: @unchecked Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import OriginSupport
 
 /// The real `lodestar serve` binary on a free loopback port, stopped by pid when done.
 final class LodestarProcess: @unchecked Sendable {

@@ -1,8 +1,13 @@
 import Foundation
+import Synchronization
 
-/// A loopback port free for both UDP and TCP right now (the kernel picks it).
-enum FreePort {
-    static func pick() -> Int {
+/// A loopback port free for both UDP and TCP right now (the kernel picks it), and never handed out
+/// before in this process (tests running in parallel would otherwise race for a port the kernel
+/// offers twice).
+public enum FreePort {
+    static let given = Mutex<Set<Int>>([])
+
+    public static func pick() -> Int {
         for _ in 0..<50 {
             let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             defer { close(tcp) }
@@ -24,7 +29,7 @@ enum FreePort {
             let udpOK = withUnsafeMutablePointer(to: &addr) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(udp, $0, len) == 0 }
             }
-            if udpOK { return port }
+            if udpOK && given.withLock({ $0.insert(port).inserted }) { return port }
         }
         return 20000 + Int.random(in: 0..<20000)
     }
