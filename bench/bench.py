@@ -11,6 +11,7 @@ usage: bench.py WORKDIR LODESTAR_BIN [--runs N] [--seconds S] [--big N] [--only 
 import argparse
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -254,6 +255,35 @@ class GdnsdGSLB(Gdnsd):
             f"  resources => {{ www => {{ map => m1, dcmap => {{ {dcmap} }} }} }}\n}} }}\n")
 
 
+class PdnsGSLB(Server):
+    """PowerDNS Authoritative with a LUA record doing the same by continent (nearest next, through
+    `pickclosest`), the GeoIP backend on the same database. Packet and query caches are off: every
+    query runs the record, as lodestar and gdnsd decide every query."""
+
+    def __init__(self, work, port, db):
+        super().__init__("pdns", work, port)
+        self.db = db
+
+    def start(self, zones):
+        addrs = {n: a for n, a, _, _ in GSLB_REGIONS}
+        conds = " elseif ".join(
+            f"continent({{{','.join(repr(c) for c, r in GSLB_MAP.items() if r == n)}}}) then return '{a}'"
+            for n, a in addrs.items())
+        closest = ",".join(repr(a) for a in addrs.values())
+        open(f"{self.work}/gslb.test.zone", "w").write(
+            GSLB_SOA + f"www 60 IN LUA A \";if {conds} else return pickclosest({{{closest}}}) end\"\n")
+        open(f"{self.work}/named.conf", "w").write(
+            f"zone \"gslb.test\" {{ type master; file \"{self.work}/gslb.test.zone\"; }};\n")
+        open(f"{self.work}/geo.yaml", "w").write("domains: []\n")
+        open(f"{self.work}/pdns.conf", "w").write(
+            f"launch=bind,geoip\nbind-config={self.work}/named.conf\ngeoip-database-files=mmdb:{self.db}\n"
+            f"geoip-zones-file={self.work}/geo.yaml\nenable-lua-records=yes\nedns-subnet-processing=yes\n"
+            f"local-address=127.0.0.1\nlocal-port={self.port}\nsocket-dir={self.work}\ndaemon=no\nguardian=no\n"
+            f"disable-syslog=yes\nreceiver-threads=1\ndistributor-threads=1\n"
+            f"cache-ttl=0\nquery-cache-ttl=0\nnegquery-cache-ttl=0\n")
+        self.launch(["pdns_server", f"--config-dir={self.work}"])
+
+
 def dnsperf(port, queries, seconds, tcp, rate=0, extra=()):
     argv = ["taskset", "-c", "1", "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", queries,
             "-l", str(seconds), "-c", "20" if tcp else "4", "-q", "500", "-t", "2"] + list(extra)
@@ -427,6 +457,8 @@ def run_all(args, names, skip, report, make, mix_dir, big_dir, queries, here, wo
             print(workload, n, r, flush=True)
     db = geolite2_path()
     gslb_names = [n for n in names if n in ("lodestar", "gdnsd")]
+    if shutil.which("pdns_server") and "pdns" not in skip:
+        gslb_names.append("pdns")
     if db and gslb_names and not {"gslb", "gslb-ecs"} <= skip:
         qfile = f"{work}/queries-gslb.txt"
         open(qfile, "w").write("www.gslb.test A\n")
@@ -435,8 +467,9 @@ def run_all(args, names, skip, report, make, mix_dir, big_dir, queries, here, wo
                 continue
             for n in gslb_names:
                 port = free_port()
-                server = (LodestarGSLB(f"{work}/{n}-gslb", port, os.path.abspath(args.lodestar), db) if n == "lodestar"
-                          else GdnsdGSLB(f"{work}/{n}-gslb", port, db))
+                server = {"lodestar": lambda: LodestarGSLB(f"{work}/{n}-gslb", port, os.path.abspath(args.lodestar), db),
+                          "gdnsd": lambda: GdnsdGSLB(f"{work}/{n}-gslb", port, db),
+                          "pdns": lambda: PdnsGSLB(f"{work}/{n}-gslb", port, db)}[n]()
                 r = measure(server, None, "www.gslb.test", qfile, args.seconds, args.runs, False, args.quota,
                             per_run=per_run)
                 report[(workload, n)] = r
@@ -465,7 +498,7 @@ def print_rows(rows):
 def print_table(report, names, args):
     print()
     for workload in ("udp", "tcp", "udp-rate", "gslb", "gslb-ecs"):
-        rows = [(n, report.get((workload, n))) for n in names if (workload, n) in report]
+        rows = [(n, report.get((workload, n))) for n in names + ["pdns"] if (workload, n) in report]
         if not rows:
             continue
         capped = all(r.get("capped") for _, r in rows if "error" not in r)

@@ -3,13 +3,13 @@
 #   scripts/install-deps.sh          runtime: libldns, libmaxminddb, dig
 #   scripts/install-deps.sh --test   also what the tests need: knot (differential), bird2 (anycast), dnspython, GeoLite2-City,
 #                                    cryptography (test certificates)
-#   scripts/install-deps.sh --bench  also the benchmark peers: knot, nsd, gdnsd, dnsperf
+#   scripts/install-deps.sh --bench  also the benchmark peers: knot, nsd, gdnsd, PowerDNS (LUA records), dnsperf
 set -euo pipefail
 packages=(libldns-dev libmaxminddb-dev bind9-dnsutils pkg-config)
 for arg in "$@"; do
   case "$arg" in
     --test) packages+=(knot knot-dnsutils curl bird2) ;;
-    --bench) packages+=(knot knot-dnsutils nsd gdnsd dnsperf ldnsutils) ;;
+    --bench) packages+=(knot knot-dnsutils nsd gdnsd dnsperf ldnsutils pdns-server pdns-backend-bind pdns-backend-geoip) ;;
     *) echo "unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -20,7 +20,7 @@ done
 if ((${#missing[@]})); then
   sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
   $sudo apt-get update -qq
-  # Daemons pulled in here (knot, nsd, gdnsd, bird) must not start as services: tests start their own.
+  # Daemons pulled in here (knot, nsd, gdnsd, pdns, bird) must not start as services: tests start their own.
   printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
   $sudo chmod +x /usr/sbin/policy-rc.d
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -258,7 +258,13 @@ final class HTTPProbeHandler: ChannelInboundHandler, @unchecked Sendable {
         if s.host == nil && s.port != defaultPort { host += ":\(s.port)" }
         let request = "GET \(s.path) HTTP/1.1\r\nHost: \(host)\r\nUser-Agent: lodestar-prober/0.1\r\n"
             + "Accept: */*\r\nConnection: close\r\n\r\n"
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: request)), promise: nil)
+        // A reset before the request is out fails the write, not a read: report it as the reset it is.
+        let written = context.eventLoop.makePromise(of: Void.self)
+        let attempt = attempt
+        written.futureResult.whenFailure { error in
+            attempt.finish(ProbeRunner.classify(error, timeout: attempt.spec.timeout, phase: "sending the request"))
+        }
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: request)), promise: written)
         context.fireChannelActive()
     }
 
