@@ -59,6 +59,9 @@ package struct PrefixStatus: Sendable, Encodable {
     package var otherPaths: Int?
     package var withdrawals: Int
     package var secondsSinceChange: Double?
+    /// The last `enable`/`disable` for this prefix: round trip and BIRD's final code.
+    package var lastCommandSeconds: Double?
+    package var lastCommandCode: Int?
     package var override: String?
 }
 
@@ -99,6 +102,8 @@ package final class AnycastController: @unchecked Sendable {
     /// What BIRD was last told per protocol, and whether its loaded config has the drain flag.
     var applied: [String: RouteDesire] = [:]
     var drainLoaded: Set<String> = []
+    /// Per protocol: round trip and code of the last enable/disable.
+    var prefixCommand: [String: (seconds: Double, code: Int)] = [:]
     var connected = false
     var birdError: String? = nil
     var lastCommand: String? = nil
@@ -283,16 +288,18 @@ package final class AnycastController: @unchecked Sendable {
             if reassert || applied[p.proto] != want {
                 if reassert { refresh(p) }
                 let up = birdState[p.proto].map { $0 == "up" || $0 == "start" }
+                var text: String? = nil
                 switch want {
                 case .announce, .drain:
-                    if applied[p.proto] != want || up == false {
-                        if let r = command("enable \(p.proto)"), r.ok { applied[p.proto] = want }
-                    }
+                    if applied[p.proto] != want || up == false { text = "enable \(p.proto)" }
                 case .withdraw:
                     if applied[p.proto] != want || up == true {
-                        let msg = BirdNames.message("lodestar: \(routes[i].reason)")
-                        if let r = command("disable \(p.proto) \"\(msg)\""), r.ok { applied[p.proto] = want }
+                        text = "disable \(p.proto) \"\(BirdNames.message("lodestar: \(routes[i].reason)"))\""
                     }
+                }
+                if let text, let r = command(text) {
+                    prefixCommand[p.proto] = (lastCommandSeconds ?? 0, r.code)
+                    if r.ok { applied[p.proto] = want }
                 }
                 if reassert || applied[p.proto] == want { refresh(p) }
             }
@@ -408,6 +415,7 @@ package final class AnycastController: @unchecked Sendable {
                              alarm: routes[i].alarm, birdState: birdState[p.proto], exported: exported[p.proto],
                              otherPaths: otherPaths[p.proto], withdrawals: routes[i].withdrawals,
                              secondsSinceChange: routes[i].lastChange.map { now - $0 },
+                             lastCommandSeconds: prefixCommand[p.proto]?.seconds, lastCommandCode: prefixCommand[p.proto]?.code,
                              override: overrides[p.proto] == true ? "withdraw" : nil)
             })
     }

@@ -389,6 +389,9 @@ final class AdminServer: @unchecked Sendable {
         rows("lodestar_anycast_withdrawals_total", "Withdrawals (flaps).", "counter") { "\($0.withdrawals)" }
         rows("lodestar_anycast_alarm", "1 while a withdrawal is held back by min-other-paths.", "gauge") { $0.alarm == nil ? "0" : "1" }
         rows("lodestar_anycast_other_paths", "Paths to the prefix from other POPs, last counted.", "gauge") { p in p.otherPaths.map { "\($0)" } }
+        rows("lodestar_anycast_prefix_command_seconds", "Round trip of the last enable/disable for the prefix.", "gauge") { p in
+            p.lastCommandSeconds.map { "\($0)" }
+        }
         return out
     }
 

@@ -68,6 +68,9 @@ struct AnycastTests {
         let metrics = try s.setup.admin("GET", "/metrics")
         #expect(metrics.contains("lodestar_anycast_announced{prefix=\"198.51.100.53/32\",protocol=\"svc_dns4\"} 1"))
         #expect(metrics.contains("lodestar_anycast_bird_connected 1"))
+        #expect(metrics.contains("lodestar_anycast_prefix_command_seconds{prefix=\"198.51.100.53/32\",protocol=\"svc_dns4\"} 0.0"),
+                "a sub-second enable/disable round trip")
+        #expect(status.contains("\"lastCommandCode\" : 0"), "\(status)")
     }
 
     @Test("a withdrawal survives birdc configure and a restart of BIRD", .timeLimit(.minutes(2)))
