@@ -102,6 +102,8 @@ package final class AnycastController: @unchecked Sendable {
     /// What BIRD was last told per protocol, and whether its loaded config has the drain flag.
     var applied: [String: RouteDesire] = [:]
     var drainLoaded: Set<String> = []
+    /// Protocols whose state in BIRD was looked at before the first decision.
+    var adopted: Set<String> = []
     /// Per protocol: round trip and code of the last enable/disable.
     var prefixCommand: [String: (seconds: Double, code: Int)] = [:]
     var connected = false
@@ -185,6 +187,18 @@ package final class AnycastController: @unchecked Sendable {
         }
         ensureConnected(now: now)
         var changed = false
+        if bird.isConnected {
+            for (i, p) in settings.prefixes.enumerated() where !adopted.contains(p.proto) && routes[i].lastChange == nil {
+                adopted.insert(p.proto)
+                refresh(p)
+                if birdState[p.proto] == "up" {
+                    routes[i].adoptAnnounced(now: now)
+                    applied[p.proto] = .announce
+                    changed = true
+                    logger.notice("anycast \(p.prefix) (\(p.proto)): already announced by BIRD; kept until lodestar decides otherwise")
+                }
+            }
+        }
         for (i, p) in settings.prefixes.enumerated() {
             let (healthy, why) = wanted(p, health: health, now: now)
             var paths: Int? = nil

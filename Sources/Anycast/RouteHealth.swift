@@ -31,6 +31,14 @@ package struct RouteHealth: Sendable, Equatable {
         self.drainTime = drainTime
     }
 
+    /// At start, when BIRD already announces the prefix (left by a run that crashed, or set up before
+    /// lodestar): take that as the current state, so that leaving it goes through the guard like any
+    /// other withdrawal instead of dropping the last POP while the first self-checks run.
+    package mutating func adoptAnnounced(now: Double) {
+        guard lastChange == nil, desired == .withdraw else { return }
+        set(.announce, "announced before lodestar started", now)
+    }
+
     /// Whether a withdrawal must first count other POPs' paths (the caller asks BIRD then).
     package func needsPathCount(healthy: Bool) -> Bool {
         !healthy && desired != .withdraw && minOtherPaths > 0

@@ -61,7 +61,8 @@ struct AnycastTests {
         print("anycast figures (self-check interval 0.5 s, fall 3, rise 2): " + figures.joined(separator: "; "))
         let after = try s.birds.b.birdc("show protocols from_a")
         let sinceAfter = after.split(separator: "\n").first { $0.hasPrefix("from_a") }.map { $0.split(separator: " ", omittingEmptySubsequences: true)[4] }
-        #expect(since != nil && since == sinceAfter, "the BGP session was never reset: \(session) / \(after)")
+        #expect(since != nil && since == sinceAfter,
+                "the BGP session was never reset: \(session) / \(after); B's log: \(s.birds.b.log().suffix(1500))")
         #expect(server.log().contains("anycast 198.51.100.53/32 (svc_dns4): withdraw (self-check failed: DNS rcode SERVFAIL)"), "\(server.log())")
         let status = try s.setup.admin("GET", "/v1/anycast")
         #expect(status.contains("\"birdState\" : \"up\"") && status.contains("\"exported\" : true") && status.contains("\"withdrawals\" : 2"), "\(status)")
@@ -121,6 +122,26 @@ struct AnycastTests {
         #expect(s.birds.a.waitEstablished("from_c"))
         #expect(s.birds.b.wait(Self.service, present: false, limit: 10) != nil, "withdrawn once C's path is seen: \(server.log())")
         #expect(try s.setup.admin("GET", "/v1/anycast").contains("\"otherPaths\" : 1"))
+    }
+
+    @Test("after a crash, a restarted lodestar adopts the announcement and the guard still holds", .timeLimit(.minutes(2)))
+    func adoptAfterCrash() throws {
+        let s = try AnycastSetup(minOtherPaths: 1)
+        defer { s.remove() }
+        var server = try s.setup.start()
+        #expect(s.birds.b.wait(Self.service, present: true, limit: 10) != nil)
+        // Every pool down (kept in the state file), then a crash: nothing withdraws, BIRD keeps announcing.
+        try s.pools("down")
+        usleep(2_000_000)
+        #expect(s.birds.b.has(Self.service), "the guard keeps the only POP announced")
+        server.signal(SIGKILL)
+        server.stop()
+        server = try s.setup.start()
+        defer { server.stop() }
+        usleep(3_000_000)
+        #expect(s.birds.b.has(Self.service), "the restart did not drop the last POP while its self-check fails: \(server.log())")
+        #expect(server.log().contains("already announced by BIRD"))
+        #expect(try s.setup.admin("GET", "/v1/anycast").contains("fewer than the minimum 1"))
     }
 
     @Test("soft drain: GRACEFUL_SHUTDOWN reaches the peer first, the withdrawal follows after drain-time",
