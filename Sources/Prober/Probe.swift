@@ -259,9 +259,11 @@ final class HTTPProbeHandler: ChannelInboundHandler, @unchecked Sendable {
         let request = "GET \(s.path) HTTP/1.1\r\nHost: \(host)\r\nUser-Agent: lodestar-prober/0.1\r\n"
             + "Accept: */*\r\nConnection: close\r\n\r\n"
         // A reset before the request is out fails the write, not a read: report it as the reset it is.
+        // Only socket errors: a write failed because TLS gave up is explained by errorCaught.
         let written = context.eventLoop.makePromise(of: Void.self)
         let attempt = attempt
         written.futureResult.whenFailure { error in
+            guard error is IOError else { return }
             attempt.finish(ProbeRunner.classify(error, timeout: attempt.spec.timeout, phase: "sending the request"))
         }
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: request)), promise: written)
