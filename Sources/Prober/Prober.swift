@@ -169,7 +169,7 @@ package final class Prober: @unchecked Sendable {
         let gen = generation
         var newTasks: [ScheduledCheck] = []
         var newEndpoints: [EndpointEntry] = []
-        var fresh: [Int] = []
+        var fresh = Set<Int>()
         for (i, e) in model.endpoints.enumerated() {
             let region = model.regions[model.pools[e.pool].region].name
             let old = endpoints.first { $0.name == e.name }
@@ -186,7 +186,7 @@ package final class Prober: @unchecked Sendable {
                     var state = CheckState(policy: spec.policy)
                     if let r = resume[e.name] { state = CheckState(policy: spec.policy, resumed: r.up, reason: r.reason) }
                     entry.tasks.append(newTasks.count)
-                    fresh.append(newTasks.count)
+                    fresh.insert(newTasks.count)
                     newTasks.append(ScheduledCheck(endpoint: i, spec: spec, state: state))
                 }
             }
