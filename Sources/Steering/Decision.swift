@@ -277,6 +277,9 @@ package final class SteeringTable: Sendable {
                random: random, trace: &trace)
     }
 
+    // The query path's version is compiled here without the trace (callgrind showed the generic one
+    // called from Server, with every `note` a witness-table call).
+    @_specialize(exported: true, where T == NoTrace)
     package func decide<T: DecisionTrace>(name n: Int, family: Int, clientFamily: Int, high: UInt64, low: UInt64,
                                           health: HealthFacts, now: Double, random: UInt64, trace: inout T) -> Decision {
         let c = names[n]
@@ -393,6 +396,7 @@ package final class SteeringTable: Sendable {
     /// The pool by shares: all to the first pool (failover with spread) or by pool weight. A pool
     /// that is down (or ramping) keeps only its available part; the rest goes to the *other* pools
     /// in proportion to their available capacity (never back to itself while it ramps).
+    @_specialize(where T == NoTrace)
     func spreadPick<T: DecisionTrace>(_ c: CompiledName, order: InlineArray<16, Int16>, avail: InlineArray<16, Double>,
                                       count: Int, health: HealthFacts, seed: UInt64, trace: inout T) -> Int {
         var share = InlineArray<16, Double>(repeating: 0)
