@@ -86,13 +86,7 @@ package final class BirdClient {
         guard path.utf8.count < 108 else { throw BirdError("\(path): socket path longer than 107 bytes") }
         let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard s >= 0 else { throw BirdError("socket: \(String(cString: strerror(errno)))") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            let p = Array(path.utf8)
-            raw.copyBytes(from: p)
-            raw[p.count] = 0
-        }
+        var addr = Self.unixAddress(path)
         let r = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
@@ -114,6 +108,18 @@ package final class BirdClient {
             throw BirdError("\(path): unexpected greeting \"\(hello.text)\"")
         }
         greeting = hello.text
+    }
+
+    /// The address of a unix socket at `path` (shorter than 108 bytes).
+    package static func unixAddress(_ path: String) -> sockaddr_un {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            let p = Array(path.utf8.prefix(raw.count - 1))
+            raw.copyBytes(from: p)
+            raw[p.count] = 0
+        }
+        return addr
     }
 
     package func close() {

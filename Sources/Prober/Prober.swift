@@ -420,15 +420,24 @@ package final class Prober: @unchecked Sendable {
     }
 
     /// Per region: mean over its passing checks of (EWMA − recent best), in milliseconds.
-    func regionExtra() -> [String: Double] {
-        var sum: [String: Double] = [:], count: [String: Int] = [:]
+    func regionExtra() -> [String: Double] { regionRTT().compactMapValues(\.extra) }
+
+    /// Per region, in milliseconds: the mean RTT average of its checks, and the mean excess of the
+    /// passing ones over their recent best (nil while none passes).
+    func regionRTT() -> [String: (rtt: Double, extra: Double?)] {
+        var rtt: [String: (sum: Double, n: Double)] = [:], extra: [String: (sum: Double, n: Double)] = [:]
         for t in tasks {
-            guard case .success? = t.last?.outcome, let avg = t.rtt.value, let floor = t.floor else { continue }
+            guard let avg = t.rtt.value else { continue }
             let r = endpoints[t.endpoint].region
-            sum[r, default: 0] += max(0, avg - floor) * 1000
-            count[r, default: 0] += 1
+            rtt[r, default: (0, 0)].sum += avg * 1000
+            rtt[r, default: (0, 0)].n += 1
+            guard case .success? = t.last?.outcome, let floor = t.floor else { continue }
+            extra[r, default: (0, 0)].sum += max(0, avg - floor) * 1000
+            extra[r, default: (0, 0)].n += 1
         }
-        return sum.reduce(into: [:]) { $0[$1.key] = ($1.value / Double(count[$1.key]!)).rounded() }
+        return rtt.reduce(into: [:]) { out, r in
+            out[r.key] = (r.value.sum / r.value.n, extra[r.key].map { ($0.sum / $0.n).rounded() })
+        }
     }
 
     // MARK: - External input
@@ -524,14 +533,7 @@ package final class Prober: @unchecked Sendable {
         }
         s.endpoints = endpoints.map(\.reported)
         for (k, v) in external { s.external[k] = (v.up, v.reason, v.expires - now) }
-        var sum: [String: Double] = [:], count: [String: Int] = [:]
-        for t in tasks {
-            guard let avg = t.rtt.value else { continue }
-            sum[endpoints[t.endpoint].region, default: 0] += avg * 1000
-            count[endpoints[t.endpoint].region, default: 0] += 1
-        }
-        let extra = regionExtra()
-        for (r, v) in sum { s.regionRTTMs[r] = (v / Double(count[r]!), extra[r] ?? 0) }
+        s.regionRTTMs = regionRTT().mapValues { ($0.rtt, $0.extra ?? 0) }
         s.runs = runs
         s.late = late
         s.maxLag = maxLag

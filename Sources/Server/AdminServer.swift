@@ -319,67 +319,64 @@ final class AdminServer: @unchecked Sendable {
     }
 
     func metrics() -> String {
-        var out = QueryMetrics.shared.exposition()
+        var out = MetricsText(text: QueryMetrics.shared.exposition())
         let snapshot = server.store.current
         let r = server.reloads.withLock { $0 }
-        out += "# HELP lodestar_reloads_total Reloads of config and zones, by result.\n# TYPE lodestar_reloads_total counter\n"
-        out += "lodestar_reloads_total{result=\"ok\"} \(r.ok)\nlodestar_reloads_total{result=\"failed\"} \(r.failed)\n"
-        out += "# HELP lodestar_snapshot_generation Generation of the snapshot being served.\n# TYPE lodestar_snapshot_generation gauge\n"
-        out += "lodestar_snapshot_generation \(snapshot.generation)\n"
-        guard let rt = snapshot.steering else { return out }
-        let m = rt.table.model, h = rt.health
-        let now = lodestar_monotonic()
-        func esc(_ s: String) -> String { s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") }
-        out += "# HELP lodestar_answers_total Load-balanced answers, by name, pool and region.\n# TYPE lodestar_answers_total counter\n"
-        for (n, name) in m.names.enumerated() {
-            for p in name.pools {
-                out += "lodestar_answers_total{name=\"\(esc(name.name))\",pool=\"\(esc(m.pools[p].name))\",region=\"\(esc(m.regions[m.pools[p].region].name))\"} \(rt.counters.namePool(n, p))\n"
-            }
-        }
-        out += "# HELP lodestar_answers_fallback_total Load-balanced queries not answered by the policy, by reason.\n# TYPE lodestar_answers_fallback_total counter\n"
-        for (n, name) in m.names.enumerated() {
-            for f in AnswerCounters.Fallback.allCases {
-                out += "lodestar_answers_fallback_total{name=\"\(esc(name.name))\",outcome=\"\(f.label)\"} \(rt.counters.fallbacks(n, f))\n"
-            }
-        }
-        out += "# HELP lodestar_endpoint_answers_total Answers naming each endpoint.\n# TYPE lodestar_endpoint_answers_total counter\n"
-        for (e, ep) in m.endpoints.enumerated() {
-            out += "lodestar_endpoint_answers_total{endpoint=\"\(esc(ep.name))\",pool=\"\(esc(m.pools[ep.pool].name))\"} \(rt.counters.endpoint(e))\n"
-        }
-        out += "# HELP lodestar_endpoint_up Whether the endpoint is up (health and admin).\n# TYPE lodestar_endpoint_up gauge\n"
-        for (e, ep) in m.endpoints.enumerated() {
-            out += "lodestar_endpoint_up{endpoint=\"\(esc(ep.name))\",pool=\"\(esc(m.pools[ep.pool].name))\"} \(h.endpoints[e].up ? 1 : 0)\n"
-        }
-        out += "# HELP lodestar_endpoint_weight Configured and effective (health, slow start, overrides) weight.\n# TYPE lodestar_endpoint_weight gauge\n"
-        for (e, ep) in m.endpoints.enumerated() {
-            let pool = m.pools[ep.pool]
-            let f = h.factor(endpoint: e, window: pool.slowStart, now: now) * h.factor(pool: ep.pool, window: pool.slowStart, now: now)
-            out += "lodestar_endpoint_weight{endpoint=\"\(esc(ep.name))\",kind=\"configured\"} \(ep.weight)\n"
-            out += "lodestar_endpoint_weight{endpoint=\"\(esc(ep.name))\",kind=\"effective\"} \(h.endpoints[e].weight * f)\n"
-        }
-        out += "# HELP lodestar_pool_up Whether the pool meets its up threshold (or is forced up).\n# TYPE lodestar_pool_up gauge\n"
-        for (p, pool) in m.pools.enumerated() {
-            out += "lodestar_pool_up{pool=\"\(esc(pool.name))\",region=\"\(esc(m.regions[pool.region].name))\"} \(h.pools[p].passing ? 1 : 0)\n"
-        }
-        out += proberMetrics(server.prober.status(), esc: esc)
-        if let a = server.anycast { out += anycastMetrics(a.status(), esc: esc) }
-        return out
+        out.family("lodestar_reloads_total", "counter", "Reloads of config and zones, by result.",
+                   [("result=\"ok\"", "\(r.ok)"), ("result=\"failed\"", "\(r.failed)")])
+        out.single("lodestar_snapshot_generation", "gauge", "Generation of the snapshot being served.", "\(snapshot.generation)")
+        if let rt = snapshot.steering { steeringMetrics(rt, into: &out) }
+        proberMetrics(server.prober.status(), into: &out)
+        if let a = server.anycast { anycastMetrics(a.status(), into: &out) }
+        return out.text
     }
 
-    func anycastMetrics(_ s: AnycastStatus, esc: (String) -> String) -> String {
-        var out = "# HELP lodestar_anycast_bird_connected Whether the BIRD control socket is connected.\n"
-        out += "# TYPE lodestar_anycast_bird_connected gauge\nlodestar_anycast_bird_connected \(s.connected ? 1 : 0)\n"
-        out += "# HELP lodestar_anycast_commands_total Commands sent to BIRD, and those that failed.\n# TYPE lodestar_anycast_commands_total counter\n"
-        out += "lodestar_anycast_commands_total{result=\"all\"} \(s.commands)\nlodestar_anycast_commands_total{result=\"error\"} \(s.commandErrors)\n"
-        out += "# HELP lodestar_anycast_command_seconds Round trip of the last BIRD command.\n# TYPE lodestar_anycast_command_seconds gauge\n"
-        out += "lodestar_anycast_command_seconds \(s.lastCommandSeconds ?? 0)\n"
-        out += "# HELP lodestar_anycast_self_check_up Whether this node's self-check passes (-1: not yet).\n# TYPE lodestar_anycast_self_check_up gauge\n"
-        out += "lodestar_anycast_self_check_up \(s.selfCheckUp.map { $0 ? 1 : 0 } ?? -1)\n"
+    func steeringMetrics(_ rt: SteeringRuntime, into out: inout MetricsText) {
+        let m = rt.table.model, h = rt.health
+        let now = lodestar_monotonic()
+        let esc = MetricsText.esc
+        out.family("lodestar_answers_total", "counter", "Load-balanced answers, by name, pool and region.",
+                   m.names.enumerated().flatMap { (n, name) in
+                       name.pools.map { p in
+                           ("name=\"\(esc(name.name))\",pool=\"\(esc(m.pools[p].name))\",region=\"\(esc(m.regions[m.pools[p].region].name))\"",
+                            "\(rt.counters.namePool(n, p))")
+                       }
+                   })
+        out.family("lodestar_answers_fallback_total", "counter", "Load-balanced queries not answered by the policy, by reason.",
+                   m.names.enumerated().flatMap { (n, name) in
+                       AnswerCounters.Fallback.allCases.map { f in
+                           ("name=\"\(esc(name.name))\",outcome=\"\(f.label)\"", "\(rt.counters.fallbacks(n, f))")
+                       }
+                   })
+        func endpoint(_ ep: Endpoint) -> String { "endpoint=\"\(esc(ep.name))\",pool=\"\(esc(m.pools[ep.pool].name))\"" }
+        out.family("lodestar_endpoint_answers_total", "counter", "Answers naming each endpoint.",
+                   m.endpoints.enumerated().map { (e, ep) in (endpoint(ep), "\(rt.counters.endpoint(e))") })
+        out.family("lodestar_endpoint_up", "gauge", "Whether the endpoint is up (health and admin).",
+                   m.endpoints.enumerated().map { (e, ep) in (endpoint(ep), h.endpoints[e].up ? "1" : "0") })
+        out.family("lodestar_endpoint_weight", "gauge", "Configured and effective (health, slow start, overrides) weight.",
+                   m.endpoints.enumerated().flatMap { (e, ep) -> [(String, String)] in
+                       let pool = m.pools[ep.pool]
+                       let f = h.factor(endpoint: e, window: pool.slowStart, now: now) * h.factor(pool: ep.pool, window: pool.slowStart, now: now)
+                       return [("endpoint=\"\(esc(ep.name))\",kind=\"configured\"", "\(ep.weight)"),
+                               ("endpoint=\"\(esc(ep.name))\",kind=\"effective\"", "\(h.endpoints[e].weight * f)")]
+                   })
+        out.family("lodestar_pool_up", "gauge", "Whether the pool meets its up threshold (or is forced up).",
+                   m.pools.enumerated().map { (p, pool) in
+                       ("pool=\"\(esc(pool.name))\",region=\"\(esc(m.regions[pool.region].name))\"", h.pools[p].passing ? "1" : "0")
+                   })
+    }
+
+    func anycastMetrics(_ s: AnycastStatus, into out: inout MetricsText) {
+        out.single("lodestar_anycast_bird_connected", "gauge", "Whether the BIRD control socket is connected.", s.connected ? "1" : "0")
+        out.family("lodestar_anycast_commands_total", "counter", "Commands sent to BIRD, and those that failed.",
+                   [("result=\"all\"", "\(s.commands)"), ("result=\"error\"", "\(s.commandErrors)")])
+        out.single("lodestar_anycast_command_seconds", "gauge", "Round trip of the last BIRD command.", "\(s.lastCommandSeconds ?? 0)")
+        out.single("lodestar_anycast_self_check_up", "gauge", "Whether this node's self-check passes (-1: not yet).",
+                   s.selfCheckUp.map { $0 ? "1" : "0" } ?? "-1")
         func rows(_ name: String, _ help: String, _ type: String, _ value: (PrefixStatus) -> String?) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-            for p in s.prefixes {
-                if let v = value(p) { out += "\(name){prefix=\"\(esc(p.prefix))\",protocol=\"\(esc(p.proto))\"} \(v)\n" }
-            }
+            out.family(name, type, help, s.prefixes.compactMap { p in
+                value(p).map { ("prefix=\"\(MetricsText.esc(p.prefix))\",protocol=\"\(MetricsText.esc(p.proto))\"", $0) }
+            })
         }
         rows("lodestar_anycast_announced", "Desired state: 1 announce, 0.5 drain, 0 withdraw.", "gauge") {
             $0.desired == "announce" ? "1" : ($0.desired == "drain" ? "0.5" : "0")
@@ -392,40 +389,55 @@ final class AdminServer: @unchecked Sendable {
         rows("lodestar_anycast_prefix_command_seconds", "Round trip of the last enable/disable for the prefix.", "gauge") { p in
             p.lastCommandSeconds.map { "\($0)" }
         }
-        return out
     }
 
-    func proberMetrics(_ s: ProberStatus, esc: (String) -> String) -> String {
-        var out = ""
-        func family(_ name: String, _ type: String, _ help: String, _ rows: [(String, String)]) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-            for (labels, value) in rows { out += "\(name){\(labels)} \(value)\n" }
-        }
+    func proberMetrics(_ s: ProberStatus, into out: inout MetricsText) {
+        let esc = MetricsText.esc
         func labels(_ c: CheckStatus) -> String { "endpoint=\"\(esc(c.endpoint))\",check=\"\(esc(c.target))\"" }
-        family("lodestar_check_up", "gauge", "Whether the check passes after rise/fall and damping (-1: not checked yet).",
-               s.checks.map { (labels($0), $0.up.map { $0 ? "1" : "0" } ?? "-1") })
-        family("lodestar_check_rtt_seconds", "gauge", "Moving average (EWMA, alpha 0.3) of the check's round-trip time.",
-               s.checks.compactMap { c in c.rttMs.map { (labels(c), "\($0 / 1000)") } })
-        family("lodestar_check_runs_total", "counter", "Checks run.", s.checks.map { (labels($0), "\($0.runs)") })
-        family("lodestar_check_failures_total", "counter", "Failed checks by reason.",
-               s.checks.flatMap { c in c.failures.sorted { $0.key < $1.key }.map { ("\(labels(c)),reason=\"\($0.key)\"", "\($0.value)") } })
-        family("lodestar_check_flap_penalty", "gauge", "Flap-damping penalty (held down above 2000 until below 750).",
-               s.checks.map { (labels($0), "\($0.penalty.rounded())") })
-        family("lodestar_check_flaps_total", "counter", "Up-to-down transitions.", s.checks.map { (labels($0), "\($0.flaps)") })
-        family("lodestar_tls_certificate_days_left", "gauge", "Days until the origin's certificate expires.",
-               s.checks.compactMap { c in c.certDaysLeft.map { (labels(c), String(format: "%.2f", $0)) } })
-        family("lodestar_region_rtt_seconds", "gauge", "Mean check RTT to the region's endpoints, and its excess over the recent best.",
-               s.regionRTTMs.sorted { $0.key < $1.key }.flatMap { r in
-                   [("region=\"\(esc(r.key))\",kind=\"average\"", "\(r.value.rtt / 1000)"),
-                    ("region=\"\(esc(r.key))\",kind=\"excess\"", "\(r.value.extra / 1000)")]
-               })
-        out += "# HELP lodestar_prober_checks_total Checks started.\n# TYPE lodestar_prober_checks_total counter\nlodestar_prober_checks_total \(s.runs)\n"
-        out += "# HELP lodestar_prober_late_total Checks started later than scheduled by more than a quarter of their interval.\n"
-        out += "# TYPE lodestar_prober_late_total counter\nlodestar_prober_late_total \(s.late)\n"
-        out += "# HELP lodestar_prober_lag_seconds Largest delay between a check's scheduled and actual start, over the last minute.\n"
-        out += "# TYPE lodestar_prober_lag_seconds gauge\nlodestar_prober_lag_seconds \(s.maxLagRecent)\n"
-        out += "# HELP lodestar_prober_in_flight Checks running now.\n# TYPE lodestar_prober_in_flight gauge\nlodestar_prober_in_flight \(s.inFlight)\n"
-        return out
+        out.family("lodestar_check_up", "gauge", "Whether the check passes after rise/fall and damping (-1: not checked yet).",
+                   s.checks.map { (labels($0), $0.up.map { $0 ? "1" : "0" } ?? "-1") })
+        out.family("lodestar_check_rtt_seconds", "gauge", "Moving average (EWMA, alpha 0.3) of the check's round-trip time.",
+                   s.checks.compactMap { c in c.rttMs.map { (labels(c), "\($0 / 1000)") } })
+        out.family("lodestar_check_runs_total", "counter", "Checks run.", s.checks.map { (labels($0), "\($0.runs)") })
+        out.family("lodestar_check_failures_total", "counter", "Failed checks by reason.",
+                   s.checks.flatMap { c in c.failures.sorted { $0.key < $1.key }.map { ("\(labels(c)),reason=\"\($0.key)\"", "\($0.value)") } })
+        out.family("lodestar_check_flap_penalty", "gauge", "Flap-damping penalty (held down above 2000 until below 750).",
+                   s.checks.map { (labels($0), "\($0.penalty.rounded())") })
+        out.family("lodestar_check_flaps_total", "counter", "Up-to-down transitions.", s.checks.map { (labels($0), "\($0.flaps)") })
+        out.family("lodestar_tls_certificate_days_left", "gauge", "Days until the origin's certificate expires.",
+                   s.checks.compactMap { c in c.certDaysLeft.map { (labels(c), String(format: "%.2f", $0)) } })
+        out.family("lodestar_region_rtt_seconds", "gauge", "Mean check RTT to the region's endpoints, and its excess over the recent best.",
+                   s.regionRTTMs.sorted { $0.key < $1.key }.flatMap { r in
+                       [("region=\"\(esc(r.key))\",kind=\"average\"", "\(r.value.rtt / 1000)"),
+                        ("region=\"\(esc(r.key))\",kind=\"excess\"", "\(r.value.extra / 1000)")]
+                   })
+        out.single("lodestar_prober_checks_total", "counter", "Checks started.", "\(s.runs)")
+        out.single("lodestar_prober_late_total", "counter",
+                   "Checks started later than scheduled by more than a quarter of their interval.", "\(s.late)")
+        out.single("lodestar_prober_lag_seconds", "gauge",
+                   "Largest delay between a check's scheduled and actual start, over the last minute.", "\(s.maxLagRecent)")
+        out.single("lodestar_prober_in_flight", "gauge", "Checks running now.", "\(s.inFlight)")
+    }
+}
+
+/// Prometheus text exposition, one metric family at a time.
+struct MetricsText {
+    var text = ""
+
+    /// HELP and TYPE, then one sample per (labels, value).
+    mutating func family(_ name: String, _ type: String, _ help: String, _ rows: [(String, String)]) {
+        text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        for (labels, value) in rows { text += "\(name){\(labels)} \(value)\n" }
+    }
+
+    /// A family of one unlabelled sample.
+    mutating func single(_ name: String, _ type: String, _ help: String, _ value: String) {
+        text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
+    }
+
+    /// A label value escaped for the text format.
+    static func esc(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
     }
 }
 

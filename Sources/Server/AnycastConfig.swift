@@ -27,6 +27,7 @@ extension Config {
         }
         // The self-check: a DNS query to this server; the address defaults to the first listen address.
         var check = CheckSpec(kind: .dns, address: "", port: 0)
+        check.qtype = 1
         check.interval = 1
         check.timeout = 0.5
         check.jitter = 0
@@ -39,22 +40,8 @@ extension Config {
                 check.address = a
             }
             if let p = try c.number("port", range: 1...65535) { check.port = Int(p) }
-            if let (q, ql) = try c.string("query") {
-                guard Name.fromText(q.hasSuffix(".") ? q : q + ".") != nil else { throw ConfigError(file: file, line: ql, message: "\"\(q)\" is not a domain name") }
-                check.query = q
-            }
-            if let (t, tl) = try c.string("qtype") {
-                guard let v = RRType.code(t) else { throw ConfigError(file: file, line: tl, message: "unknown qtype \(t)") }
-                check.qtype = v
-            } else {
-                check.qtype = 1
-            }
-            check.interval = try c.number("interval", range: 0.1...60) ?? 1
-            check.timeout = try c.number("timeout", range: 0.05...60) ?? min(0.5, check.interval / 2)
-            if let v = try c.number("rise", range: 1...100) { check.policy.rise = Int(v) }
-            if let v = try c.number("fall", range: 1...100) { check.policy.fall = Int(v) }
-        } else {
-            check.qtype = 1
+            _ = try c.dnsQuestion(&check, defaultType: 1)
+            try c.checkTiming(&check, defaultInterval: 1, maxTimeout: 0.5, line: c.line(c.node))
         }
         guard !check.query.isEmpty else {
             throw ConfigError(file: file, line: s.line(s.node), message: "anycast self-check needs a query (a name this server answers)")

@@ -107,14 +107,8 @@ extension Section {
             throw ConfigError(file: file, line: l, message: "a tcp check needs a port")
         }
         var s = CheckSpec(kind: kind, address: target, port: port)
-        s.interval = try c.number("interval", range: 0.1...3600) ?? 10
-        s.timeout = try c.number("timeout", range: 0.05...3600) ?? min(5, s.interval / 2)
-        if s.timeout > s.interval {
-            throw ConfigError(file: file, line: l, message: "timeout \(s.timeout) s is longer than the interval \(s.interval) s")
-        }
+        try c.checkTiming(&s, defaultInterval: 10, maxTimeout: 5, line: l)
         s.jitter = try c.number("jitter", range: 0...0.5) ?? 0.1
-        if let v = try c.number("rise", range: 1...100) { s.policy.rise = Int(v) }
-        if let v = try c.number("fall", range: 1...100) { s.policy.fall = Int(v) }
         if let (v, vl) = try c.string("damping") {
             guard let b = Bool(v) else { throw ConfigError(file: file, line: vl, message: "damping must be true or false") }
             if !b { s.policy.suppress = .infinity }
@@ -158,18 +152,8 @@ extension Section {
             s.certMinDays = try c.number("cert-min-days", range: 0...3650) ?? 0
         }
         if kind == .dns {
-            guard let (q, ql) = try c.string("query") else {
+            guard try c.dnsQuestion(&s, defaultType: 6) else {
                 throw ConfigError(file: file, line: l, message: "a dns check needs a query name")
-            }
-            guard Name.fromText(q.hasSuffix(".") ? q : q + ".") != nil else {
-                throw ConfigError(file: file, line: ql, message: "\"\(q)\" is not a domain name")
-            }
-            s.query = q
-            if let (t, tl) = try c.string("qtype") {
-                guard let v = RRType.code(t) else { throw ConfigError(file: file, line: tl, message: "unknown qtype \(t)") }
-                s.qtype = v
-            } else {
-                s.qtype = 6
             }
             if let list = try c.strings("expect-rcode") {
                 s.expectRcode = try list.map { (t, tl) in
@@ -185,5 +169,33 @@ extension Section {
             }
         }
         return s
+    }
+
+    /// `interval`, `timeout` (default half the interval, at most `maxTimeout`; never longer than
+    /// the interval), `rise` and `fall` of a check.
+    func checkTiming(_ s: inout CheckSpec, defaultInterval: Double, maxTimeout: Double, line: Int) throws {
+        s.interval = try number("interval", range: 0.1...3600) ?? defaultInterval
+        s.timeout = try number("timeout", range: 0.05...3600) ?? min(maxTimeout, s.interval / 2)
+        if s.timeout > s.interval {
+            throw ConfigError(file: file, line: line, message: "timeout \(s.timeout) s is longer than the interval \(s.interval) s")
+        }
+        if let v = try number("rise", range: 1...100) { s.policy.rise = Int(v) }
+        if let v = try number("fall", range: 1...100) { s.policy.fall = Int(v) }
+    }
+
+    /// `query` and `qtype` of a DNS check; false when no query is given (the spec keeps its own).
+    func dnsQuestion(_ s: inout CheckSpec, defaultType: UInt16) throws -> Bool {
+        if let (t, tl) = try string("qtype") {
+            guard let v = RRType.code(t) else { throw ConfigError(file: file, line: tl, message: "unknown qtype \(t)") }
+            s.qtype = v
+        } else {
+            s.qtype = defaultType
+        }
+        guard let (q, ql) = try string("query") else { return false }
+        guard Name.fromText(q.hasSuffix(".") ? q : q + ".") != nil else {
+            throw ConfigError(file: file, line: ql, message: "\"\(q)\" is not a domain name")
+        }
+        s.query = q
+        return true
     }
 }

@@ -49,13 +49,7 @@ struct BirdProtocolTests {
         // A socket that accepts and never greets: what a hung BIRD looks like.
         let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(s) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            let p = Array(path.utf8)
-            raw.copyBytes(from: p)
-            raw[p.count] = 0
-        }
+        var addr = BirdClient.unixAddress(path)
         let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
         #expect(bound == 0 && listen(s, 4) == 0)
         let client = BirdClient(path: path, timeout: 0.3)

@@ -1,4 +1,5 @@
 import Foundation
+import OriginSupport
 import Testing
 
 /// The bundled example with `all-down: servfail` (so the self-check fails when every pool is set
@@ -154,14 +155,9 @@ struct AnycastTests {
         #expect(s.birds.b.wait(Self.service, present: true, limit: 10) != nil)
         try s.pools("down")
         let t0 = Date()
-        var drained: Double? = nil
-        while Date().timeIntervalSince(t0) < 5 {
+        let drained = try Poll.seconds(limit: 5, every: 0.02) {
             let all = try s.birds.b.birdc("show route \(Self.service) all")
-            if all.contains("BGP.community: (65535,0)") && all.contains("BGP.local_pref: 0") {
-                drained = Date().timeIntervalSince(t0)
-                break
-            }
-            usleep(20_000)
+            return all.contains("BGP.community: (65535,0)") && all.contains("BGP.local_pref: 0")
         }
         #expect(drained != nil, "B saw the GRACEFUL_SHUTDOWN community: \(server.log())")
         #expect(s.birds.b.has(Self.service), "still announced while draining")

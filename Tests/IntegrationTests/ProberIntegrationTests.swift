@@ -42,12 +42,7 @@ struct ProberIntegrationTests {
 
     /// Seconds until North American clients get `pool` (polling every 50 ms), nil after `limit`.
     static func time(until want: (String) -> Bool, _ server: LodestarProcess, limit: Double) throws -> Double? {
-        let t0 = Date()
-        while Date().timeIntervalSince(t0) < limit {
-            if want(try pool(server)) { return Date().timeIntervalSince(t0) }
-            usleep(50_000)
-        }
-        return nil
+        try Poll.seconds(limit: limit, every: 0.05) { want(try pool(server)) }
     }
 
     @Test("failover ≤ interval × fall + 1 s when origins are killed, return 500 or hang; back ≤ interval × rise + 1 s",

@@ -18,12 +18,7 @@ final class Reports: Sendable {
 
     /// Waits (bounded) until `endpoint` is reported `up`; returns the seconds waited, nil on timeout.
     func wait(_ endpoint: String, up: Bool?, within limit: Double) -> Double? {
-        let t0 = Date()
-        while Date().timeIntervalSince(t0) < limit {
-            if let l = latest(endpoint), l.up == up { return Date().timeIntervalSince(t0) }
-            usleep(10_000)
-        }
-        return nil
+        Poll.seconds(limit: limit) { latest(endpoint).map { $0.up == up } ?? false }
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import OriginSupport
+import OriginSupport
 
 /// A real BIRD 2 daemon (`bird -f`) with its own config and control socket, stopped by pid.
 final class BirdProcess: @unchecked Sendable {
@@ -58,22 +59,14 @@ final class BirdProcess: @unchecked Sendable {
 
     /// Seconds until `has(prefix) == want` (polling every 10 ms), nil after `limit`.
     func wait(_ prefix: String, present want: Bool, limit: Double) -> Double? {
-        let t0 = Date()
-        while Date().timeIntervalSince(t0) < limit {
-            if has(prefix) == want { return Date().timeIntervalSince(t0) }
-            usleep(10_000)
-        }
-        return nil
+        Poll.seconds(limit: limit) { has(prefix) == want }
     }
 
     /// Waits (bounded) until BGP protocol `proto` is Established.
     func waitEstablished(_ proto: String, limit: Double = 15) -> Bool {
-        let t0 = Date()
-        while Date().timeIntervalSince(t0) < limit {
-            if ((try? birdc("show protocols all \(proto)")) ?? "").contains("BGP state:          Established") { return true }
-            usleep(50_000)
-        }
-        return false
+        Poll.seconds(limit: limit, every: 0.05) {
+            ((try? birdc("show protocols all \(proto)")) ?? "").contains("BGP state:          Established")
+        } != nil
     }
 
     /// SIGTERM, then SIGKILL after 5 s (a hung BIRD ignores SIGTERM); waits for the exit.
