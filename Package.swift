@@ -80,7 +80,7 @@ let package = Package(
         .target(name: "OriginSupport", path: "Tests/OriginSupport"),
         .testTarget(name: "AnycastTests", dependencies: ["Anycast"]),
         .testTarget(name: "ProberTests", dependencies: ["Prober", "Steering", "OriginSupport", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "ServerTests", dependencies: ["Server", "Zones", "DNSWire"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "Zones", "DNSWire", "Steering", "CLodestarSys"]),
         .testTarget(name: "IntegrationTests", dependencies: ["DNSWire", "Zones", "OriginSupport"]),
     ]
 )

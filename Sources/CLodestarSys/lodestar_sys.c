@@ -102,19 +102,7 @@ int lodestar_batch_send(lodestar_batch *b, int fd, unsigned n) {
     return (int)sent;
 }
 
-uint8_t *lodestar_batch_in(lodestar_batch *b, unsigned i, unsigned *len) {
-    *len = b->in_msgs[i].msg_len;
-    return b->in_buf + (size_t)i * b->size;
-}
-
-uint8_t *lodestar_batch_out(lodestar_batch *b, unsigned i, unsigned *capacity) {
-    *capacity = b->size;
-    return b->out_buf + (size_t)i * b->size;
-}
-
 void lodestar_batch_set_out_len(lodestar_batch *b, unsigned i, unsigned len) { b->out_len[i] = len; }
-
-struct sockaddr_storage *lodestar_batch_peer(lodestar_batch *b, unsigned i) { return &b->peers[i]; }
 
 static uint64_t load_be64(const uint8_t *p) {
     uint64_t v = 0;
@@ -144,6 +132,14 @@ int lodestar_batch_peer_octets(lodestar_batch *b, unsigned i, uint64_t *high, ui
     }
     *high = *low = 0;
     return 0;
+}
+
+void lodestar_batch_get(lodestar_batch *b, unsigned i, lodestar_datagram *d) {
+    d->input = b->in_buf + (size_t)i * b->size;
+    d->input_length = b->in_msgs[i].msg_len;
+    d->output = b->out_buf + (size_t)i * b->size;
+    d->capacity = b->size;
+    d->family = lodestar_batch_peer_octets(b, i, &d->high, &d->low);
 }
 
 int lodestar_udp_socket(const struct sockaddr *addr, socklen_t len, int timeout_ms) {

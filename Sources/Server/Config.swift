@@ -15,6 +15,7 @@ import Yams
 ///   identity: pop-ams-1        # CH TXT id.server / hostname.bind; default the host name, "" = REFUSED
 ///   version: lodestar          # CH TXT version.server / version.bind; default "lodestar VERSION", "" = REFUSED
 ///   udp-workers: 0             # receive loops per address; 0 = one per core
+///   answer-cache: 4096         # responses each UDP loop keeps for reuse; 0 = off
 ///   tcp-idle-timeout: 10       # seconds a TCP connection may stay silent (RFC 7766 §6.2.3)
 ///   tcp-max-connections: 1024  # beyond this, new connections are closed at once
 /// transfer:
@@ -35,6 +36,8 @@ package struct Config: Sendable {
     package var identity: String? = Config.hostName
     package var version: String? = "lodestar \(Config.softwareVersion)"
     package var udpWorkers: Int = 0
+    /// Responses each UDP receive loop keeps for reuse (`AnswerCache`); 0 turns the cache off.
+    package var answerCache: Int = 4096
     package var tcpIdleTimeout: Double = 10
     package var tcpMaxConnections: Int = 1024
     package var transferAllow: [Prefix] = []
@@ -95,8 +98,8 @@ package struct Config: Sendable {
         let top = try Section(root, file: path, name: "top level")
         try top.allow(["server", "transfer", "anycast"] + Config.steeringKeys)
         if let server = try top.section("server") {
-            try server.allow(["listen", "zones", "nsid", "identity", "version", "udp-workers", "tcp-idle-timeout",
-                              "tcp-max-connections"])
+            try server.allow(["listen", "zones", "nsid", "identity", "version", "udp-workers", "answer-cache",
+                              "tcp-idle-timeout", "tcp-max-connections"])
             if let listen = try server.strings("listen") {
                 for (value, line) in listen {
                     guard ListenAddress.parse(value) != nil else {
@@ -114,6 +117,7 @@ package struct Config: Sendable {
             if let (v, _) = try server.string("identity") { config.identity = v }
             if let (v, _) = try server.string("version") { config.version = v }
             if let v = try server.number("udp-workers", range: 0...256) { config.udpWorkers = Int(v) }
+            if let v = try server.number("answer-cache", range: 0...1_048_576) { config.answerCache = Int(v) }
             if let v = try server.number("tcp-idle-timeout", range: 0.1...3600) { config.tcpIdleTimeout = v }
             if let v = try server.number("tcp-max-connections", range: 1...1_000_000) { config.tcpMaxConnections = Int(v) }
         } else {

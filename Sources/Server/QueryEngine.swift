@@ -31,17 +31,29 @@ package struct QueryEngine: Sendable {
     /// Answers `packet` into `out` (at least 512 octets; 65535 for TCP). Returns the response length.
     package func respond(to packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer, capacity: Int,
                          transport: Transport, client: ClientAddress) -> Int {
+        var info = ResponseInfo()
+        return respond(to: packet, into: out, capacity: capacity, transport: transport, client: client, info: &info)
+    }
+
+    /// As above, and says in `info` what else than the query's bytes the response depends on.
+    package func respond(to packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer, capacity: Int,
+                         transport: Transport, client: ClientAddress, info: inout ResponseInfo) -> Int {
         switch QueryParser.parse(packet) {
         case .drop:
+            info.repeatable = false
             return 0
         case .error(let rcode, let query, let questionParsed):
+            info.repeatable = false  // answered as cheaply as a cached copy; not worth a slot
             let n = errorResponse(packet, query, rcode: rcode, withQuestion: questionParsed, into: out,
                                   capacity: capacity, transport: transport)
             QueryMetrics.shared.record(transport: transport, rcode: UInt8(rcode & 0xF), qtype: query.qtype,
                                        ecs: query.clientSubnet != nil)
             return n
         case .query(let query):
-            let n = answer(packet, query, into: out, capacity: capacity, transport: transport, client: client)
+            info.qtype = query.qtype
+            info.ecs = query.clientSubnet != nil
+            info.ecsAddressLength = query.clientSubnet?.addressLength ?? -1
+            let n = answer(packet, query, into: out, capacity: capacity, transport: transport, client: client, info: &info)
             if n >= 4 {
                 QueryMetrics.shared.record(transport: transport, rcode: out.load(fromByteOffset: 3, as: UInt8.self),
                                            qtype: query.qtype, ecs: query.clientSubnet != nil)
@@ -82,7 +94,7 @@ package struct QueryEngine: Sendable {
     }
 
     func answer(_ packet: UnsafeRawBufferPointer, _ q: Query, into out: UnsafeMutableRawPointer, capacity: Int,
-                transport: Transport, client: ClientAddress) -> Int {
+                transport: Transport, client: ClientAddress, info: inout ResponseInfo) -> Int {
         let limit = sizeLimit(q, capacity: capacity, transport: transport)
         var w = MessageWriter(base: out, limit: limit)
         // RD is copied (RFC 1035 §4.1.1); CD is not, as knot and NSD leave it for resolvers.
@@ -106,7 +118,8 @@ package struct QueryEngine: Sendable {
         switch q.qclass {
         case RRClass.in, RRClass.any:  // knot answers class ANY from its IN data
             var scope = 0
-            rcode = answerInternet(qname: qname, q: q, transport: transport, client: client, scope: &scope, writer: &w)
+            rcode = answerInternet(qname: qname, q: q, transport: transport, client: client, scope: &scope, info: &info,
+                                   writer: &w)
             // RFC 7871 §7.2.1: the scope of the answer; 0 when the query's source prefix was 0.
             if let ecs = q.clientSubnet, ecs.sourcePrefix > 0 {
                 opt.scopePrefix = UInt8(min(scope, ecs.family == 1 ? 32 : 128))
@@ -127,11 +140,12 @@ package struct QueryEngine: Sendable {
 
     /// Class IN: find the zone and walk it.
     func answerInternet(qname: UnsafeRawBufferPointer, q: Query, transport: Transport, client: ClientAddress,
-                        scope: inout Int, writer w: inout MessageWriter) -> UInt16 {
+                        scope: inout Int, info: inout ResponseInfo, writer w: inout MessageWriter) -> UInt16 {
         // Transfers need TCP (RFC 5936 §4.2); IXFR over UDP gets the SOA (RFC 1995 §2). Type 0 is
         // reserved: NOTIMP, as knot. Other meta-types find no data, as in knot.
         if q.qtype == RRType.axfr || q.qtype == RRType.ixfr {
             guard q.qtype == RRType.ixfr else { return Rcode.notImp }
+            info.repeatable = false  // who asks decides the answer
             guard box.options.transferAllow.allows(client) else { return Rcode.refused }
             return ixfrOverUDP(qname: qname, writer: &w)
         }
@@ -154,9 +168,12 @@ package struct QueryEngine: Sendable {
             }
             state.resolve(qname, labels: labels, writer: &w)
             return (truncated: state.truncated, authoritative: state.authoritative, rcode: state.rcode,
-                    scope: state.steer?.scope ?? 0)
+                    steer: state.steer)
         }
-        scope = state.scope
+        if let s = state.steer, s.decisions > 0 {
+            scope = s.scope
+            info.note(s)
+        }
         // RFC 2181 §9: whole RRsets only, TC set; a resolver retries over TCP.
         if state.truncated { w.setFlags(HeaderFlags.tc) }
         if !state.authoritative { w.setU16(w.u16(at: 2) & ~HeaderFlags.aa, at: 2) }
@@ -204,6 +221,38 @@ extension Array {
     func chunked(_ n: Int) -> [ArraySlice<Element>] {
         if isEmpty { return [self[...]] }
         return stride(from: 0, to: count, by: n).map { self[$0..<Swift.min($0 + n, count)] }
+    }
+}
+
+/// What a response depends on besides the query's own octets and the snapshot: the UDP answer
+/// cache (`AnswerCache`) reuses a response only where it would be the same.
+package struct ResponseInfo {
+    /// False when the same query may get another response: a load-balanced pick drawn at random
+    /// or from a slow-start ramp, more than one load-balanced decision, an answer decided by who
+    /// asks (IXFR), or no answer.
+    package var repeatable = true
+    /// Leading bits of the source address the response depends on (its location network, a
+    /// sticky prefix); -1 when it does not depend on the source.
+    package var sourceBits = -1
+    /// The same for the ECS address, when the decisions read that instead (0: they did not).
+    package var clientBits = 0
+    /// Octets of the query's ECS address; -1 without ECS.
+    package var ecsAddressLength = -1
+    /// Monotonic seconds until which the response stays the same under the same snapshot.
+    package var stableUntil = Double.infinity
+    /// The answer counters the response bumped.
+    package var counted = AnswerCount()
+    /// What the query metrics counted besides transport and rcode.
+    package var qtype: UInt16 = 0
+    package var ecs = false
+
+    package init() {}
+
+    mutating func note(_ s: SteerContext) {
+        if s.decisions > 1 || !s.repeatable { repeatable = false }
+        stableUntil = s.stableUntil
+        if s.fromSource { sourceBits = s.clientBits } else { clientBits = s.clientBits }
+        counted = s.counted
     }
 }
 

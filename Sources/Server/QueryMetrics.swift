@@ -11,6 +11,9 @@ package final class QueryMetrics: @unchecked Sendable {
     static let stride = 128
     static let typeBase = 32
     static let ecsSlot = 64
+    /// UDP answer cache: responses reused, and responses computed by the engine.
+    static let cacheHitSlot = 65
+    static let cacheMissSlot = 66
     let counters: UnsafeMutablePointer<UInt64>
 
     /// The query types counted by name; every other type is counted as "other".
@@ -25,24 +28,25 @@ package final class QueryMetrics: @unchecked Sendable {
 
     @inline(__always)
     static func typeIndex(_ t: UInt16) -> Int {
+        // Literal codes, in the order of `types` (a static let of another module is a call per use).
         switch t {
-        case RRType.a: return 0
-        case RRType.ns: return 1
-        case RRType.cname: return 2
-        case RRType.soa: return 3
-        case RRType.ptr: return 4
-        case RRType.mx: return 5
-        case RRType.txt: return 6
-        case RRType.aaaa: return 7
-        case RRType.srv: return 8
-        case RRType.ds: return 9
+        case 1: return 0  // A
+        case 2: return 1  // NS
+        case 5: return 2  // CNAME
+        case 6: return 3  // SOA
+        case 12: return 4  // PTR
+        case 15: return 5  // MX
+        case 16: return 6  // TXT
+        case 28: return 7  // AAAA
+        case 33: return 8  // SRV
+        case 43: return 9  // DS
         case 48: return 10
         case 64: return 11
         case 65: return 12
         case 257: return 13
-        case RRType.any: return 14
-        case RRType.axfr: return 15
-        case RRType.ixfr: return 16
+        case 255: return 14  // ANY
+        case 252: return 15  // AXFR
+        case 251: return 16  // IXFR
         default: return 17
         }
     }
@@ -53,6 +57,21 @@ package final class QueryMetrics: @unchecked Sendable {
         lodestar_count(base + ((transport == .udp ? 0 : 16) + Int(rcode & 0xF)), 1)
         lodestar_count(base + (Self.typeBase + Self.typeIndex(qtype)), 1)
         if ecs { lodestar_count(base + Self.ecsSlot, 1) }
+    }
+
+    @inline(__always)
+    func recordCache(hit: Bool) {
+        lodestar_count(counters + (Int(lodestar_shard()) * Self.stride + (hit ? Self.cacheHitSlot : Self.cacheMissSlot)), 1)
+    }
+
+    /// A UDP response reused from the answer cache: counted as `record` counts it, and as a hit.
+    @inline(__always)
+    func recordCached(rcode: UInt8, qtype: UInt16, ecs: Bool) {
+        let base = counters + Int(lodestar_shard()) * Self.stride
+        lodestar_count(base + Int(rcode & 0xF), 1)
+        lodestar_count(base + (Self.typeBase + Self.typeIndex(qtype)), 1)
+        if ecs { lodestar_count(base + Self.ecsSlot, 1) }
+        lodestar_count(base + Self.cacheHitSlot, 1)
     }
 
     func sum(_ slot: Int) -> UInt64 {
@@ -80,6 +99,10 @@ package final class QueryMetrics: @unchecked Sendable {
         out += "# HELP lodestar_ecs_queries_total Queries carrying an EDNS Client Subnet option.\n"
         out += "# TYPE lodestar_ecs_queries_total counter\n"
         out += "lodestar_ecs_queries_total \(sum(Self.ecsSlot))\n"
+        out += "# HELP lodestar_answer_cache_total UDP responses reused from the answer cache (hit) or computed (miss).\n"
+        out += "# TYPE lodestar_answer_cache_total counter\n"
+        out += "lodestar_answer_cache_total{result=\"hit\"} \(sum(Self.cacheHitSlot))\n"
+        out += "lodestar_answer_cache_total{result=\"miss\"} \(sum(Self.cacheMissSlot))\n"
         return out
     }
 }

@@ -130,9 +130,53 @@ package final class AnswerCounters: @unchecked Sendable {
     package func fallbacks(_ n: Int, _ f: Fallback) -> UInt64 { lodestar_read(outcomes + (n * 3 + f.rawValue)) }
 }
 
+/// What one response counted in `AnswerCounters`, kept so that a cached copy of the response
+/// counts the same when it is sent again. Holds one decision; a response with more is not cached.
+package struct AnswerCount {
+    var name: Int32 = -1
+    var pool: Int32 = -1
+    var fallback: Int8 = -1
+    var endpointCount: Int8 = 0
+    var endpoints = InlineArray<8, Int32>(repeating: -1)
+
+    package init() {}
+
+    @inline(__always)
+    mutating func count(name n: Int, pool p: Int, in counters: AnswerCounters) {
+        counters.count(name: n, pool: p)
+        name = Int32(n)
+        pool = Int32(p)
+    }
+
+    @inline(__always)
+    mutating func count(name n: Int, fallback f: AnswerCounters.Fallback, in counters: AnswerCounters) {
+        counters.count(name: n, fallback: f)
+        name = Int32(n)
+        fallback = Int8(f.rawValue)
+    }
+
+    @inline(__always)
+    mutating func count(endpoint e: Int, in counters: AnswerCounters) {
+        counters.count(endpoint: e)
+        if endpointCount < 8 { endpoints[Int(endpointCount)] = Int32(e); endpointCount += 1 }
+    }
+
+    /// Counts again what was counted the first time.
+    @inline(__always)
+    func replay(in counters: AnswerCounters) {
+        guard name >= 0 else { return }
+        if pool >= 0 { counters.count(name: Int(name), pool: Int(pool)) }
+        if fallback >= 0 { counters.count(name: Int(name), fallback: AnswerCounters.Fallback(rawValue: Int(fallback))!) }
+        for i in 0..<Int(endpointCount) { counters.count(endpoint: Int(endpoints[i])) }
+    }
+}
+
 /// Holds the current snapshot; readers take it once per batch of datagrams or per TCP message.
+/// `version` changes with every replacement, so a hot loop can keep its snapshot until then
+/// without taking the lock.
 package final class SnapshotStore: Sendable {
     private let box: Mutex<Snapshot>
+    private let counter = Atomic<Int>(0)
 
     package init(_ snapshot: Snapshot) {
         box = Mutex(snapshot)
@@ -140,7 +184,13 @@ package final class SnapshotStore: Sendable {
 
     package var current: Snapshot { box.withLock { $0 } }
 
+    /// Bumped after each `replace`: a reader that saw version v before taking `current` holds a
+    /// snapshot at least as new as v.
+    @inline(__always)
+    package var version: Int { counter.load(ordering: .acquiring) }
+
     package func replace(_ snapshot: Snapshot) {
         box.withLock { $0 = snapshot }
+        counter.add(1, ordering: .releasing)
     }
 }

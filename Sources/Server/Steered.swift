@@ -12,8 +12,19 @@ struct SteerContext {
     let low: UInt64
     let queryID: UInt16
     var fixedRandom: UInt64? = nil
+    /// The client is the query's source address (no ECS with a source prefix): an answer that
+    /// depends on the client depends on the source.
+    let fromSource: Bool
     /// The largest scope of any load-balanced answer in the response (RFC 7871 §7.2.1).
     var scope = 0
+    /// Load-balanced decisions taken for this response, and whether they would repeat.
+    var decisions = 0
+    /// Leading bits of the client address the decisions read (their location network, sticky prefix).
+    var clientBits = 0
+    var repeatable = true
+    var stableUntil = Double.infinity
+    /// What the response counts in the answer counters (counted once the response is done).
+    var counted = AnswerCount()
 
     init(query q: Query, client: ClientAddress, runtime: SteeringRuntime) {
         self.runtime = runtime
@@ -22,10 +33,12 @@ struct SteerContext {
             clientFamily = ecs.family == 1 ? 4 : 6
             high = ecs.high
             low = ecs.low
+            fromSource = false
         } else {
             clientFamily = Int(client.family)
             high = client.octets.0
             low = client.octets.1
+            fromSource = true
         }
     }
 }
@@ -47,16 +60,30 @@ extension Resolution {
         let family = qtype == RRType.a ? 4 : 6
         let d = table.decide(name: n, family: family, clientFamily: ctx.clientFamily, high: ctx.high,
                              low: ctx.low, health: rt.facts, now: Double(ns) * 1e-9, random: random, trace: &trace)
+        ctx.decisions += 1
+        if !d.repeatable { ctx.repeatable = false }
+        ctx.stableUntil = min(ctx.stableUntil, d.stableUntil)
+        // What the decision read of the client, whatever the outcome (the answer cache keys on it).
+        ctx.clientBits = max(ctx.clientBits, d.scope)
+        let counters = rt.counters
+        switch d.outcome {
+        case .zone: ctx.counted.count(name: n, fallback: .zone, in: counters)
+        case .servfail: ctx.counted.count(name: n, fallback: .servfail, in: counters)
+        case .failOpen: ctx.counted.count(name: n, fallback: .failOpen, in: counters)
+        case .answer:
+            ctx.scope = max(ctx.scope, d.scope)
+            ctx.counted.count(name: n, pool: d.pool, in: counters)
+            for i in 0..<d.count { ctx.counted.count(endpoint: Int(d.picks[i]), in: counters) }
+        }
+        // Stored before writing: a CNAME endpoint's target may be load-balanced too.
+        steer = ctx
         switch d.outcome {
         case .zone:
-            rt.counters.count(name: n, fallback: .zone)
             return false
         case .servfail:
-            rt.counters.count(name: n, fallback: .servfail)
             rcode = Rcode.servFail
             return true
         case .failOpen:
-            rt.counters.count(name: n, fallback: .failOpen)
             let model = table.model
             let start = w.position, startCount = w.u16(at: 6)
             var written = 0
@@ -73,18 +100,12 @@ extension Resolution {
             }
             return true
         case .answer:
-            ctx.scope = max(ctx.scope, d.scope)
-            steer = ctx
-            rt.counters.count(name: n, pool: d.pool)
             if d.count == 1 && table.endpointFamily[Int(d.picks[0])] == 0 {  // a CNAME endpoint
-                rt.counters.count(endpoint: Int(d.picks[0]))
                 return writeCNAME(Int(d.picks[0]), node: node, owner: owner, ttl: d.ttl, writer: &w)
             }
             let start = w.position, startCount = w.u16(at: 6)
             for i in 0..<d.count {
-                let e = Int(d.picks[i])
-                rt.counters.count(endpoint: e)
-                guard writeEndpoint(e, owner: owner, ttl: d.ttl, writer: &w) else {
+                guard writeEndpoint(Int(d.picks[i]), owner: owner, ttl: d.ttl, writer: &w) else {
                     w.rewind(to: start); w.setU16(startCount, at: 6); truncated = true; return true
                 }
             }

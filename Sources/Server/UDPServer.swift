@@ -7,7 +7,8 @@ import Synchronization
 /// The UDP hot loop: per address, one receive loop per core on its own SO_REUSEPORT socket, each
 /// taking up to 64 datagrams per `recvmmsg` and answering them with one `sendmmsg`.
 ///
-/// Responses are built in place in preallocated buffers; the snapshot is read once per batch.
+/// Responses are built in place in preallocated buffers, or copied from the loop's `AnswerCache`;
+/// the snapshot is read once per batch.
 package final class UDPServer: Sendable {
     /// Datagrams per system call: 64 amortises the syscall without adding visible latency.
     static let batchSize: UInt32 = 64
@@ -72,6 +73,12 @@ package final class UDPServer: Sendable {
             return
         }
         defer { lodestar_batch_free(batch) }
+        // The snapshot is taken again only when the store's version moves (one atomic load per batch).
+        var version = store.version
+        var snapshot = store.current
+        var engine = snapshot.engine
+        var cache = AnswerCache(slots: snapshot.config.answerCache)
+        cache.use(snapshot)
         while !stopping.load(ordering: .relaxed) {
             let n = lodestar_batch_recv(batch, fd)
             if n <= 0 {
@@ -81,17 +88,20 @@ package final class UDPServer: Sendable {
                 usleep(1000)
                 continue
             }
-            let engine = store.current.engine
+            if store.version != version {
+                version = store.version
+                snapshot = store.current
+                engine = snapshot.engine
+                if snapshot.config.answerCache != cache.requested { cache = AnswerCache(slots: snapshot.config.answerCache) }
+                cache.use(snapshot)
+            }
+            let now = lodestar_monotonic_ns()
             for i in 0..<UInt32(n) {
-                var inLen: UInt32 = 0
-                var capacity: UInt32 = 0
-                let input = lodestar_batch_in(batch, i, &inLen)!
-                let output = lodestar_batch_out(batch, i, &capacity)!
-                var high: UInt64 = 0, low: UInt64 = 0
-                let family = lodestar_batch_peer_octets(batch, i, &high, &low)
-                let client = ClientAddress(family: UInt8(family), octets: (high, low))
-                let length = engine.respond(to: UnsafeRawBufferPointer(start: input, count: Int(inLen)),
-                                            into: output, capacity: Int(capacity), transport: .udp, client: client)
+                var m = lodestar_datagram()
+                lodestar_batch_get(batch, i, &m)
+                let client = ClientAddress(family: UInt8(m.family), octets: (m.high, m.low))
+                let length = cache.respond(engine: engine, to: UnsafeRawBufferPointer(start: m.input, count: Int(m.input_length)),
+                                           into: m.output, capacity: Int(m.capacity), client: client, now: now)
                 lodestar_batch_set_out_len(batch, i, UInt32(length))
             }
             _ = lodestar_batch_send(batch, fd, UInt32(n))

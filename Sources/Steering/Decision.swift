@@ -39,6 +39,13 @@ package struct Decision: Sendable {
     /// answer does not depend on the client.
     package var scope = 0
     package var ttl: UInt32 = 0
+    /// False when the answer drew on this query's randomness (weights, shares, a slow-start ramp):
+    /// the same client may get another answer next time. Sticky names draw on the client's subnet
+    /// instead, so theirs repeat for every client of the scope.
+    package var repeatable = true
+    /// Monotonic seconds until which a repeatable answer stays as it is without a health change:
+    /// when the last pool of a degraded name settles, the TTL goes back up.
+    package var stableUntil = Double.infinity
 
     package init() {}
 
@@ -299,8 +306,9 @@ package final class SteeringTable: Sendable {
             trace.note("sticky: hashing the client's /\(stickyLength)")
             depth = max(depth, stickyLength)
         }
-        d.scope = (c.locationDependent || stickyLength >= 0) ? depth : 0
-        d.ttl = degraded(c, health: health, now: now) ? c.ttlLow : c.ttlHigh
+        let sticky = stickyLength >= 0
+        d.scope = (c.locationDependent || sticky) ? depth : 0
+        d.ttl = degraded(c, health: health, now: now, until: &d.stableUntil) ? c.ttlLow : c.ttlHigh
 
         // 2. Candidate pools in the order of the location steps, keeping those with endpoints of this family.
         var order = InlineArray<16, Int16>(repeating: -1)
@@ -367,12 +375,16 @@ package final class SteeringTable: Sendable {
         if c.useFailover && !c.spread || !(c.useFailover || c.useWeighted) {
             var u = unit(mix(seed ^ 0xA5A5_5A5A_0F0F_F0F0))
             for i in 0..<count where avail[i] > 0 {
-                if avail[i] >= 1 || u < avail[i] { chosen = i; break }
+                if avail[i] >= 1 { chosen = i; break }
+                d.repeatable = false  // a ramping pool takes a random part of its clients
+                if u < avail[i] { chosen = i; break }
                 u = unit(mix(seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15))
             }
             if chosen >= 0 && c.useFailover { trace.note("failover: first pool up is \(model.pools[Int(order[chosen])].name)") }
         } else {
             chosen = spreadPick(c, order: order, avail: avail, count: count, health: health, seed: seed, trace: &trace)
+            // Shares are drawn at random per query, or per client subnet for a sticky name (as long as no ramp moves them).
+            if !sticky || (0..<count).contains(where: { avail[$0] > 0 && avail[$0] < 1 }) { d.repeatable = false }
         }
 
         guard chosen >= 0 else {
@@ -387,7 +399,7 @@ package final class SteeringTable: Sendable {
         }
         let p = Int(order[chosen])
         d.pool = p
-        pickEndpoints(c, pool: p, family: family, health: health, now: now, seed: seed, into: &d)
+        pickEndpoints(c, pool: p, family: family, health: health, now: now, seed: seed, sticky: sticky, into: &d)
         trace.note("\(c.useWeighted ? "weighted: " : "")answer: " + d.endpoints.map { model.endpoints[$0].name }.joined(separator: ", ")
             + " (pool \(model.pools[p].name), region \(model.regions[model.pools[p].region].name))")
         return d
@@ -436,13 +448,14 @@ package final class SteeringTable: Sendable {
     /// over effective weights, a down endpoint's share going to the others by capacity; without
     /// `weighted`, every endpoint that is up.
     func pickEndpoints(_ c: CompiledName, pool p: Int, family: Int, health: HealthFacts, now: Double, seed: UInt64,
-                       into d: inout Decision) {
+                       sticky: Bool, into d: inout Decision) {
         let first = Int(poolFirst[p]), end = first + Int(poolCount[p])
         let window = poolSlowStart[p]
         var isCNAME = false
         for k in first..<end where endpointFamily[Int(poolEndpoints[k])] == 0 { isCNAME = true }
         let want = isCNAME ? 1 : (c.useWeighted ? (c.answers == 0 ? Self.maxAnswers : c.answers) : Self.maxAnswers)
         if c.useWeighted || isCNAME {
+            if !sticky { d.repeatable = false }
             var keys = InlineArray<8, Double>(repeating: .infinity)
             var total = 0.0, capacity = 0.0
             for k in first..<end {
@@ -456,6 +469,7 @@ package final class SteeringTable: Sendable {
                 let e = Int(poolEndpoints[k])
                 guard usable(e, family) else { continue }
                 let f = c.useHealth ? health.factor(endpoint: e, window: window, now: now) : 1
+                if f > 0 && f < 1 { d.repeatable = false }
                 var w = total > 0 ? max(0, health.endpointWeight[e]) / total * f : 0
                 let mine = endpointCapacity[e] * f
                 if mine > 0 && total > 0 && c.useHealth {
@@ -483,6 +497,7 @@ package final class SteeringTable: Sendable {
                 let e = Int(poolEndpoints[k])
                 guard usable(e, family) else { continue }
                 let f = c.useHealth ? health.factor(endpoint: e, window: window, now: now) : 1
+                if f > 0 && f < 1 { d.repeatable = false }
                 if f >= 1 || (f > 0 && unit(mix(seed ^ UInt64(e) &* 0x27D4_EB2F_1656_67C5)) < f) {
                     d.picks[d.count] = Int32(e)
                     d.count += 1
@@ -499,11 +514,19 @@ package final class SteeringTable: Sendable {
     }
 
     /// Whether anything the name depends on is down or ramping: answers then use the low TTL.
+    /// `until` becomes the time the last of them settles, when that is known (not while one is down).
     @inline(__always)
-    func degraded(_ c: CompiledName, health: HealthFacts, now: Double) -> Bool {
+    func degraded(_ c: CompiledName, health: HealthFacts, now: Double, until: inout Double) -> Bool {
         guard c.useHealth else { return false }
-        for p in c.pools where now < health.poolSettled[Int(p)] { return true }
-        return false
+        var low = false
+        for p in c.pools {
+            let settled = health.poolSettled[Int(p)]
+            if now < settled {
+                low = true
+                if settled < until { until = settled }
+            }
+        }
+        return low
     }
 }
 

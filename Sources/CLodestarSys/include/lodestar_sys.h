@@ -14,12 +14,19 @@ void lodestar_batch_free(lodestar_batch *b);
 int lodestar_batch_recv(lodestar_batch *b, int fd);
 /// Sends slots [0, n) whose out_len > 0; returns the number the kernel took.
 int lodestar_batch_send(lodestar_batch *b, int fd, unsigned n);
-uint8_t *lodestar_batch_in(lodestar_batch *b, unsigned i, unsigned *len);
-uint8_t *lodestar_batch_out(lodestar_batch *b, unsigned i, unsigned *capacity);
 void lodestar_batch_set_out_len(lodestar_batch *b, unsigned i, unsigned len);
-struct sockaddr_storage *lodestar_batch_peer(lodestar_batch *b, unsigned i);
 /// The peer of slot i as network-order halves; returns 4, 6, or 0 when unknown. IPv4-mapped becomes 4.
 int lodestar_batch_peer_octets(lodestar_batch *b, unsigned i, uint64_t *high, uint64_t *low);
+/// Datagram i of a batch in one call: its query, the response buffer and the peer's address.
+typedef struct lodestar_datagram {
+    const uint8_t *input;
+    unsigned input_length;
+    unsigned capacity;
+    uint8_t *output;
+    uint64_t high, low;
+    int family;
+} lodestar_datagram;
+void lodestar_batch_get(lodestar_batch *b, unsigned i, lodestar_datagram *d);
 
 /// Creates a bound UDP socket with SO_REUSEPORT and a receive timeout in milliseconds. Returns -errno.
 int lodestar_udp_socket(const struct sockaddr *addr, socklen_t len, int timeout_ms);

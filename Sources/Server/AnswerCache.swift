@@ -1,0 +1,280 @@
+import CLodestarSys
+import Foundation
+import DNSWire
+
+/// Responses to recent UDP queries, per receive loop (one thread, no locks), reused for a query
+/// whose octets after the ID are the same as an earlier one's.
+///
+/// Only what the engine would answer again byte for byte is kept (`ResponseInfo`): a load-balanced
+/// answer drawn at random, or from a slow-start ramp, is computed afresh every time; one that
+/// depends on the source address (no ECS) is reused only for sources in the same location network
+/// (the ECS scope the answer would carry); one whose TTL rises when a pool settles only until then.
+/// Every entry belongs to one snapshot: a reload or any health or admin change starts afresh.
+/// A reused response counts in every metric exactly as a computed one.
+///
+/// Direct-mapped: a slot per hash, the newest response wins it. The hash has a per-process seed,
+/// and the whole key is compared, so a collision costs a miss, never a wrong answer.
+package final class AnswerCache {
+    /// Octets of a query after its ID that can be a key: a question and an OPT with ECS fit.
+    static let maxKey = 160
+    /// Octets of a response that can be kept.
+    static let maxResponse = 864
+    static let slotSize = maxKey + maxResponse
+
+    struct Entry {
+        var hash: UInt64 = 0
+        var epoch: UInt32 = 0
+        var keyLength: UInt16 = 0
+        var responseLength: UInt16 = 0
+        var qtype: UInt16 = 0
+        var ecs = false
+        /// 0: keyed by the whole query. n > 0: keyed without the n address octets of the query's
+        /// trailing ECS option, and `family`/`high`/`low`/`sourceBits` is the ECS network it covers.
+        var ecsLength: UInt8 = 0
+        /// -1: any client; else the client (the source, or the ECS address when `ecsLength` > 0)
+        /// must be of `family` and in `high`/`low` over `sourceBits`.
+        var sourceBits: Int16 = -1
+        var family: UInt8 = 0
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        var stableUntil: UInt64 = .max
+        var counted = AnswerCount()
+    }
+
+    /// The size asked for (`answer-cache`), and the slots that gives (a power of two, or 0).
+    let requested: Int
+    let slots: Int
+    private let mask: Int
+    private let entries: UnsafeMutablePointer<Entry>
+    private let storage: UnsafeMutableRawPointer
+    private let seed: UInt64
+    private let metrics = QueryMetrics.shared
+    /// What changes per query, behind a pointer: no exclusivity check per access.
+    struct State {
+        /// Entries of another epoch are empty: a new snapshot bumps it.
+        var epoch: UInt32 = 1
+        /// The snapshot's answer counters, borrowed: `snapshot` holds them.
+        var counters: Unmanaged<AnswerCounters>? = nil
+        var hits = 0
+        var misses = 0
+    }
+    private let state: UnsafeMutablePointer<State>
+    private var snapshot: Snapshot? = nil
+    /// This loop's own counts (the metrics count all loops).
+    package var hits: Int { state.pointee.hits }
+    package var misses: Int { state.pointee.misses }
+
+    /// `slots` is rounded up to a power of two; 0 turns the cache off.
+    package init(slots requested: Int) {
+        self.requested = requested
+        var n = 1
+        while n < requested { n <<= 1 }
+        slots = requested > 0 ? n : 0
+        mask = max(0, slots - 1)
+        entries = .allocate(capacity: max(1, slots))
+        entries.initialize(repeating: Entry(), count: max(1, slots))
+        storage = .allocate(byteCount: max(1, slots) * Self.slotSize, alignment: 16)
+        seed = UInt64.random(in: .min ... .max)
+        state = .allocate(capacity: 1)
+        state.initialize(to: State())
+    }
+
+    deinit {
+        state.deinitialize(count: 1)
+        state.deallocate()
+        entries.deinitialize(count: max(1, slots))
+        entries.deallocate()
+        storage.deallocate()
+    }
+
+    /// Forgets every entry when `current` is not the snapshot they were computed from.
+    @inline(__always)
+    package func use(_ current: Snapshot) {
+        guard current !== snapshot else { return }
+        snapshot = current
+        state.pointee.counters = current.steering.map { Unmanaged.passUnretained($0.counters) }
+        state.pointee.epoch &+= 1
+        if state.pointee.epoch == 0 {  // after 2^32 snapshots: clear for real rather than meet old entries again
+            for i in 0..<max(1, slots) { entries[i].epoch = 0 }
+            state.pointee.epoch = 1
+        }
+    }
+
+    /// Answers `packet` from the cache or from `engine`, keeping the engine's response when it
+    /// may be reused. `now` is the monotonic clock in nanoseconds.
+    ///
+    /// Two keys: the query's octets after the ID; and, for a query whose last option is ECS, the
+    /// same octets without the ECS address, so that every client subnet of one location network
+    /// shares an entry (the response's trailing address octets are then the query's own).
+    @inline(__always)
+    package func respond(engine: QueryEngine, to packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer,
+                         capacity: Int, client: ClientAddress, now: UInt64) -> Int {
+        let keyLength = packet.count - 2
+        guard slots > 0, keyLength >= 10, keyLength <= Self.maxKey, capacity >= Self.maxResponse else {
+            return engine.respond(to: packet, into: out, capacity: capacity, transport: .udp, client: client)
+        }
+        let key = packet.baseAddress! + 2
+        let hash = Self.hash(key, keyLength, seed: seed)
+        let slot = Int(truncatingIfNeeded: hash) & mask
+        let e = entries + slot
+        if e.pointee.matches(hash: hash, keyLength: keyLength, epoch: state.pointee.epoch, now: now)
+            && memcmp(storage + slot * Self.slotSize, key, keyLength) == 0 && e.pointee.covers(client)
+        {
+            return reuse(e, slot: slot, packet: packet, into: out, capacity: capacity, addressLength: 0)
+        }
+        // The ECS key: the address octets of a trailing ECS option left out.
+        let ecs = Self.trailingClientSubnet(packet)
+        var ecsSlot = -1, ecsHash: UInt64 = 0
+        if let ecs {
+            ecsHash = Self.hash(key, keyLength - ecs.addressLength, seed: ~seed)
+            ecsSlot = Int(truncatingIfNeeded: ecsHash) & mask
+            let e2 = entries + ecsSlot
+            if e2.pointee.matches(hash: ecsHash, keyLength: keyLength - ecs.addressLength, epoch: state.pointee.epoch, now: now)
+                && Int(e2.pointee.ecsLength) == ecs.addressLength
+                && memcmp(storage + ecsSlot * Self.slotSize, key, keyLength - ecs.addressLength) == 0
+                && e2.pointee.covers(family: ecs.family == 1 ? 4 : 6, high: ecs.high, low: ecs.low)
+            {
+                return reuse(e2, slot: ecsSlot, packet: packet, into: out, capacity: capacity, addressLength: ecs.addressLength)
+            }
+        }
+        var info = ResponseInfo()
+        let length = engine.respond(to: packet, into: out, capacity: capacity, transport: .udp, client: client,
+                                    info: &info)
+        metrics.recordCache(hit: false)
+        state.pointee.misses += 1
+        guard info.repeatable, length >= 12, length <= Self.maxResponse, info.stableUntil * 1e9 > Double(now) else {
+            return length
+        }
+        var entry = Entry()
+        entry.epoch = state.pointee.epoch
+        entry.responseLength = UInt16(length)
+        entry.qtype = info.qtype
+        entry.ecs = info.ecs
+        entry.stableUntil = info.stableUntil.isFinite ? UInt64(info.stableUntil * 1e9) : .max
+        entry.counted = info.counted
+        let n = ecs?.addressLength ?? 0
+        if let ecs, info.ecsAddressLength == n, info.sourceBits < 0,
+            memcmp(out + (length - n), packet.baseAddress! + (packet.count - n), n) == 0
+        {
+            // The answer read the ECS address (not the source) and echoes it last: keyed without it.
+            let family: UInt8 = ecs.family == 1 ? 4 : 6
+            let bits = min(info.clientBits, family == 4 ? 32 : 128)
+            entry.hash = ecsHash
+            entry.keyLength = UInt16(keyLength - n)
+            entry.ecsLength = UInt8(n)
+            entry.sourceBits = Int16(bits)
+            entry.family = family
+            (entry.high, entry.low) = Self.network(ecs.high, ecs.low, bits: bits)
+            store(entry, slot: ecsSlot, key: key, response: out)
+            return length
+        }
+        entry.hash = hash
+        entry.keyLength = UInt16(keyLength)
+        if info.sourceBits >= 0 {
+            let bits = min(info.sourceBits, client.family == 4 ? 32 : 128)
+            entry.sourceBits = Int16(bits)
+            entry.family = client.family
+            (entry.high, entry.low) = Self.network(client.octets.0, client.octets.1, bits: bits)
+        }
+        store(entry, slot: slot, key: key, response: out)
+        return length
+    }
+
+    /// Sends a kept response: the query's ID, and its ECS address octets where the entry left them out.
+    @inline(__always)
+    private func reuse(_ e: UnsafeMutablePointer<Entry>, slot: Int, packet: UnsafeRawBufferPointer,
+                       into out: UnsafeMutableRawPointer, capacity: Int, addressLength n: Int) -> Int {
+        let length = Int(e.pointee.responseLength)
+        out.copyMemory(from: storage + slot * Self.slotSize + Self.maxKey, byteCount: length)
+        out.copyMemory(from: packet.baseAddress!, byteCount: 2)
+        if n > 0 { (out + (length - n)).copyMemory(from: packet.baseAddress! + (packet.count - n), byteCount: n) }
+        metrics.recordCached(rcode: out.load(fromByteOffset: 3, as: UInt8.self), qtype: e.pointee.qtype, ecs: e.pointee.ecs)
+        state.pointee.hits += 1
+        if e.pointee.counted.name >= 0, let counters = state.pointee.counters {
+            counters._withUnsafeGuaranteedRef { e.pointee.counted.replay(in: $0) }
+        }
+        return length
+    }
+
+    @inline(__always)
+    private func store(_ entry: Entry, slot: Int, key: UnsafeRawPointer, response: UnsafeRawPointer) {
+        let base = storage + slot * Self.slotSize
+        base.copyMemory(from: key, byteCount: Int(entry.keyLength))
+        (base + Self.maxKey).copyMemory(from: response, byteCount: Int(entry.responseLength))
+        entries[slot] = entry
+    }
+
+    /// The ECS option a packet ends with (RFC 7871 §6), when it does and is well formed with a
+    /// non-zero source prefix: `… 00 08 LL LL FF FF SS 00 address`. Anything else is left to the
+    /// parser (through the exact key).
+    @inline(__always)
+    static func trailingClientSubnet(_ p: UnsafeRawBufferPointer) -> ClientSubnet? {
+        let count = p.count
+        // Header, a root question and an OPT with this option at least; ARCOUNT ≥ 1.
+        guard count >= 12 + 5 + 11 + 9, p[10] | p[11] != 0 else { return nil }
+        for n in 1...16 {
+            let at = count - n - 8
+            guard p[at] == 0, p[at + 1] == 8, p[at + 2] == 0, Int(p[at + 3]) == n + 4, p[at + 4] == 0 else { continue }
+            let family = UInt16(p[at + 5]), source = Int(p[at + 6])
+            guard family == 1 || family == 2, source > 0, source <= (family == 1 ? 32 : 128), (source + 7) / 8 == n,
+                p[at + 7] == 0
+            else { return nil }
+            // Bits past the source prefix must be zero (else the parser's FORMERR decides).
+            if source % 8 != 0, p[count - 1] & (UInt8(0xFF) >> (source % 8)) != 0 { return nil }
+            var ecs = ClientSubnet(family: family, sourcePrefix: UInt8(source))
+            for i in 0..<n {
+                let b = UInt64(p[count - n + i])
+                if i < 8 { ecs.high |= b << UInt64(56 - 8 * i) } else { ecs.low |= b << UInt64(56 - 8 * (i - 8)) }
+            }
+            return ecs
+        }
+        return nil
+    }
+
+    /// The first `bits` bits of an address.
+    @inline(__always)
+    static func network(_ high: UInt64, _ low: UInt64, bits: Int) -> (UInt64, UInt64) {
+        let mh: UInt64 = bits >= 64 ? ~0 : (bits <= 0 ? 0 : ~0 << UInt64(64 - bits))
+        let ml: UInt64 = bits >= 128 ? ~0 : (bits <= 64 ? 0 : ~0 << UInt64(128 - bits))
+        return (high & mh, low & ml)
+    }
+
+    /// 64-bit words through a multiply-xorshift; the tail folded in last.
+    @inline(__always)
+    static func hash(_ p: UnsafeRawPointer, _ n: Int, seed: UInt64) -> UInt64 {
+        var h = seed ^ UInt64(n) &* 0x9E37_79B9_7F4A_7C15
+        var i = 0
+        while i + 8 <= n {
+            h = (h ^ p.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
+            h ^= h >> 29
+            i += 8
+        }
+        var tail: UInt64 = 0
+        while i < n {
+            tail = tail << 8 | UInt64(p.load(fromByteOffset: i, as: UInt8.self))
+            i += 1
+        }
+        h = (h ^ tail) &* 0x94D0_49BB_1331_11EB
+        return h ^ (h >> 31)
+    }
+}
+
+extension AnswerCache.Entry {
+    @inline(__always)
+    func matches(hash h: UInt64, keyLength n: Int, epoch now: UInt32, now time: UInt64) -> Bool {
+        epoch == now && hash == h && Int(keyLength) == n && time < stableUntil
+    }
+
+    /// Whether a query from `client` (the exact key's entries) may have this response.
+    @inline(__always)
+    func covers(_ client: ClientAddress) -> Bool {
+        ecsLength == 0 && covers(family: client.family, high: client.octets.0, low: client.octets.1)
+    }
+
+    @inline(__always)
+    func covers(family f: UInt8, high h: UInt64, low l: UInt64) -> Bool {
+        guard sourceBits >= 0 else { return true }
+        let (mh, ml) = AnswerCache.network(h, l, bits: Int(sourceBits))
+        return f == family && mh == high && ml == low
+    }
+}
