@@ -151,6 +151,18 @@ GSLB_SOA = ("$TTL 3600\n@ IN SOA ns1.gslb.test. hostmaster.gslb.test. 1 7200 360
             "@ IN NS ns1.gslb.test.\nns1 IN A 192.0.2.53\n")
 # ECS subnets, one per run: GB (EU), US (NA), AU (OC); family 1, source /24, scope 0.
 GSLB_ECS = [["-E", "8:" + "00011800" + a] for a in ("510245", "080808", "010101")]
+# gslb-ecs-many: this many random public /24s per run, each query the next one (bench/ecsflood.c).
+GSLB_SUBNETS = 100_000
+
+
+def build_ecsflood(work, here):
+    """Compiles bench/ecsflood.c into the work folder; None without a C compiler."""
+    out = f"{work}/ecsflood"
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not cc:
+        return None
+    subprocess.run([cc, "-O2", "-o", out, f"{here}/ecsflood.c"], check=True)
+    return out
 
 
 class LodestarGSLB(Lodestar):
@@ -301,6 +313,17 @@ def dnsperf(port, queries, seconds, tcp, rate=0, extra=()):
     }
 
 
+def ecsflood(binary, port, seconds, subnets, seed):
+    """bench/ecsflood: www.gslb.test A from `subnets` different ECS /24s in turn (dnsperf's -E is one
+    fixed option per run), 500 outstanding like dnsperf -q 500, on CPU 1."""
+    argv = ["taskset", "-c", "1", binary, str(port), str(seconds), "www.gslb.test", str(subnets), str(seed), "500"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
+    m = re.search(r"sent (\d+) received (\d+) lost (\d+) qps ([\d.]+)", out)
+    if not m:
+        return {"qps": float("nan"), "sent": float("nan"), "lost": float("nan"), "latency_ms": float("nan")}
+    return {"qps": float(m.group(4)), "sent": float(m.group(1)), "lost": float(m.group(3)), "latency_ms": float("nan")}
+
+
 class CpuQuota:
     """Caps a process tree at a share of one core (cgroup v1 cpu controller), so the server, not
     dnsperf, is the bottleneck. Without the controller, runs uncapped (the report says which)."""
@@ -342,7 +365,7 @@ class CpuQuota:
                 pass
 
 
-def measure(server, zones, check_name, queries, seconds, runs, tcp, quota_share, rate=0, per_run=None):
+def measure(server, zones, check_name, queries, seconds, runs, tcp, quota_share, rate=0, per_run=None, load=None):
     server.start(zones)
     quota = CpuQuota(server.name, quota_share)
     try:
@@ -354,7 +377,10 @@ def measure(server, zones, check_name, queries, seconds, runs, tcp, quota_share,
         for i in range(runs):
             pid = server.proc.pid
             (u0, k0), t0 = cpu_split(pid), time.monotonic()
-            r = dnsperf(server.port, queries, seconds, tcp, rate, per_run[i % len(per_run)] if per_run else ())
+            if load:
+                r = load(server.port, seconds, i)
+            else:
+                r = dnsperf(server.port, queries, seconds, tcp, rate, per_run[i % len(per_run)] if per_run else ())
             (u1, k1), t1 = cpu_split(pid), time.monotonic()
             r["cpu"] = (u1 - u0 + k1 - k0) / (t1 - t0)
             answered = max(1.0, r["qps"] * (t1 - t0))
@@ -462,16 +488,21 @@ def run_all(args, names, skip, report, make, mix_dir, big_dir, queries, here, wo
     if db and gslb_names and not {"gslb", "gslb-ecs"} <= skip:
         qfile = f"{work}/queries-gslb.txt"
         open(qfile, "w").write("www.gslb.test A\n")
-        for workload, per_run in (("gslb", None), ("gslb-ecs", GSLB_ECS)):
-            if workload in skip:
+        flood = build_ecsflood(work, here)
+        for workload, per_run in (("gslb", None), ("gslb-ecs", GSLB_ECS), ("gslb-ecs-many", None)):
+            if workload in skip or (workload == "gslb-ecs-many" and not flood):
                 continue
+            load = (lambda port, seconds, i: ecsflood(flood, port, seconds, GSLB_SUBNETS, i + 1)) \
+                if workload == "gslb-ecs-many" else None
             for n in gslb_names:
+                if workload == "gslb-ecs-many" and n == "pdns":
+                    continue  # ~1,400 qps: the flood would only measure its losses
                 port = free_port()
                 server = {"lodestar": lambda: LodestarGSLB(f"{work}/{n}-gslb", port, os.path.abspath(args.lodestar), db),
                           "gdnsd": lambda: GdnsdGSLB(f"{work}/{n}-gslb", port, db),
                           "pdns": lambda: PdnsGSLB(f"{work}/{n}-gslb", port, db)}[n]()
                 r = measure(server, None, "www.gslb.test", qfile, args.seconds, args.runs, False, args.quota,
-                            per_run=per_run)
+                            per_run=per_run, load=load)
                 report[(workload, n)] = r
                 print(workload, n, r, flush=True)
     if "load" not in skip:
@@ -497,7 +528,7 @@ def print_rows(rows):
 
 def print_table(report, names, args):
     print()
-    for workload in ("udp", "tcp", "udp-rate", "gslb", "gslb-ecs"):
+    for workload in ("udp", "tcp", "udp-rate", "gslb", "gslb-ecs", "gslb-ecs-many"):
         rows = [(n, report.get((workload, n))) for n in names + ["pdns"] if (workload, n) in report]
         if not rows:
             continue
@@ -507,8 +538,11 @@ def print_table(report, names, args):
             cap = f"offered {args.rate:,} qps, server uncapped on CPU 0 (CPU cost per query at equal load)"
         if workload.startswith("gslb"):
             what = ("load-balanced www.gslb.test A, GeoLite2-City, "
-                    + ("ECS /24 from GB, US, AU (one subnet per run)" if workload == "gslb-ecs" else "no ECS"))
-            print(f"\n{workload.upper()}, {what}, median of {args.runs} x {args.seconds} s, {cap}, dnsperf on CPU 1:\n")
+                    + {"gslb-ecs": "ECS /24 from GB, US, AU (one subnet per run)",
+                       "gslb-ecs-many": f"ECS from {GSLB_SUBNETS:,} random public /24s in turn (bench/ecsflood)"}
+                    .get(workload, "no ECS"))
+            driver = "ecsflood" if workload == "gslb-ecs-many" else "dnsperf"
+            print(f"\n{workload.upper()}, {what}, median of {args.runs} x {args.seconds} s, {cap}, {driver} on CPU 1:\n")
             print_rows(rows)
             continue
         print(f"\n{workload.upper()}, static mix (~10% NXDOMAIN), median of {args.runs} x {args.seconds} s, {cap}, "

@@ -9,7 +9,7 @@ packages=(libldns-dev libmaxminddb-dev bind9-dnsutils pkg-config)
 for arg in "$@"; do
   case "$arg" in
     --test) packages+=(knot knot-dnsutils curl bird2) ;;
-    --bench) packages+=(knot knot-dnsutils nsd gdnsd dnsperf ldnsutils pdns-server pdns-backend-bind pdns-backend-geoip) ;;
+    --bench) packages+=(knot knot-dnsutils nsd gdnsd dnsperf ldnsutils gcc pdns-server pdns-backend-bind pdns-backend-geoip) ;;
     *) echo "unknown option $arg" >&2; exit 2 ;;
   esac
 done
