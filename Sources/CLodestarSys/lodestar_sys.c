@@ -110,7 +110,7 @@ static uint64_t load_be64(const uint8_t *p) {
     return v;
 }
 
-int lodestar_batch_peer_octets(lodestar_batch *b, unsigned i, uint64_t *high, uint64_t *low) {
+static int peer_octets(lodestar_batch *b, unsigned i, uint64_t *high, uint64_t *low) {
     struct sockaddr_storage *ss = &b->peers[i];
     if (ss->ss_family == AF_INET) {
         const uint8_t *a = (const uint8_t *)&((struct sockaddr_in *)ss)->sin_addr;
@@ -139,7 +139,7 @@ void lodestar_batch_get(lodestar_batch *b, unsigned i, lodestar_datagram *d) {
     d->input_length = b->in_msgs[i].msg_len;
     d->output = b->out_buf + (size_t)i * b->size;
     d->capacity = b->size;
-    d->family = lodestar_batch_peer_octets(b, i, &d->high, &d->low);
+    d->family = peer_octets(b, i, &d->high, &d->low);
 }
 
 int lodestar_udp_socket(const struct sockaddr *addr, socklen_t len, int timeout_ms) {

@@ -142,8 +142,9 @@ extension Section {
                 guard let b = Bool(v) else { throw ConfigError(file: file, line: vl, message: "tls-verify must be true or false") }
                 s.verifyTLS = b
             }
-            if var (v, vl) = try c.string("ca-file") {
-                if !v.hasPrefix("/") { v = ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent(v) }
+            if let (given, vl) = try c.string("ca-file") {
+                let v = given.hasPrefix("/") ? given
+                    : ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent(given)
                 guard FileManager.default.isReadableFile(atPath: v) else {
                     throw ConfigError(file: file, line: vl, message: "ca-file \(v) cannot be read")
                 }

@@ -53,10 +53,7 @@ package final class QueryMetrics: @unchecked Sendable {
 
     @inline(__always)
     func record(transport: Transport, rcode: UInt8, qtype: UInt16, ecs: Bool) {
-        let base = counters + Int(lodestar_shard()) * Self.stride
-        lodestar_count(base + ((transport == .udp ? 0 : 16) + Int(rcode & 0xF)), 1)
-        lodestar_count(base + (Self.typeBase + Self.typeIndex(qtype)), 1)
-        if ecs { lodestar_count(base + Self.ecsSlot, 1) }
+        count(at: counters + Int(lodestar_shard()) * Self.stride, transport: transport, rcode: rcode, qtype: qtype, ecs: ecs)
     }
 
     @inline(__always)
@@ -68,10 +65,16 @@ package final class QueryMetrics: @unchecked Sendable {
     @inline(__always)
     func recordCached(rcode: UInt8, qtype: UInt16, ecs: Bool) {
         let base = counters + Int(lodestar_shard()) * Self.stride
-        lodestar_count(base + Int(rcode & 0xF), 1)
+        count(at: base, transport: .udp, rcode: rcode, qtype: qtype, ecs: ecs)
+        lodestar_count(base + Self.cacheHitSlot, 1)
+    }
+
+    /// One query in the shard at `base`.
+    @inline(__always)
+    private func count(at base: UnsafeMutablePointer<UInt64>, transport: Transport, rcode: UInt8, qtype: UInt16, ecs: Bool) {
+        lodestar_count(base + ((transport == .udp ? 0 : 16) + Int(rcode & 0xF)), 1)
         lodestar_count(base + (Self.typeBase + Self.typeIndex(qtype)), 1)
         if ecs { lodestar_count(base + Self.ecsSlot, 1) }
-        lodestar_count(base + Self.cacheHitSlot, 1)
     }
 
     func sum(_ slot: Int) -> UInt64 {

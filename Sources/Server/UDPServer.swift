@@ -88,8 +88,9 @@ package final class UDPServer: Sendable {
                 usleep(1000)
                 continue
             }
-            if store.version != version {
-                version = store.version
+            let latest = store.version
+            if latest != version {
+                version = latest
                 snapshot = store.current
                 engine = snapshot.engine
                 if snapshot.config.answerCache != cache.requested { cache = AnswerCache(slots: snapshot.config.answerCache) }

@@ -514,7 +514,8 @@ package final class SteeringTable: Sendable {
     }
 
     /// Whether anything the name depends on is down or ramping: answers then use the low TTL.
-    /// `until` becomes the time the last of them settles, when that is known (not while one is down).
+    /// `until` becomes the earliest time one of them settles (none while one is down): the answer
+    /// may change then.
     @inline(__always)
     func degraded(_ c: CompiledName, health: HealthFacts, now: Double, until: inout Double) -> Bool {
         guard c.useHealth else { return false }

@@ -30,7 +30,7 @@ struct ProbeTests {
         return "ok"
     }
 
-    @Test("HTTP: each way an origin can fail gives its own reason, within the deadline", .timeLimit(.minutes(3)))
+    @Test("HTTP: each way an origin can fail gives its own reason, within the deadline", .timeLimit(.minutes(1)))
     func httpFailures() throws {
         let modes = ["ok", "500", "hang", "garbage", "reset", "trickle", "down", "slow:300"]
         let ports = modes.map { _ in FreePort.pick() }
@@ -70,7 +70,7 @@ struct ProbeTests {
         #expect(Self.reason(try Self.run(tcp).0) == "connection refused")
     }
 
-    @Test("HTTPS: certificates are validated by default; expiry is reported in days", .timeLimit(.minutes(3)))
+    @Test("HTTPS: certificates are validated by default; expiry is reported in days", .timeLimit(.minutes(1)))
     func https() throws {
         let good = FreePort.pick(), expired = FreePort.pick()
         let origins = try Origins(["\(good):tls=good", "\(expired):tls=expired"])
@@ -103,7 +103,7 @@ struct ProbeTests {
         #expect(r.kind == "ok", "tls-verify: false accepts it: \(r)")
     }
 
-    @Test("DNS: rcode, answers, garbage and silence", .timeLimit(.minutes(3)))
+    @Test("DNS: rcode, answers, garbage and silence", .timeLimit(.minutes(1)))
     func dns() throws {
         let port = FreePort.pick()
         let origins = try Origins(["\(port):dns"])

@@ -57,7 +57,7 @@ struct ProberTests {
     }
 
     @Test("endpoints combine their checks (all / any); changes come within interval × fall and back within interval × rise",
-          .timeLimit(.minutes(3)))
+          .timeLimit(.minutes(1)))
     func combine() throws {
         let tcpPort = FreePort.pick(), httpPort = FreePort.pick()
         let origins = try Origins(["\(tcpPort)", "\(httpPort)"])
@@ -91,7 +91,7 @@ struct ProberTests {
         #expect(status.checks.contains { $0.failures["refused"] ?? 0 >= 2 })
     }
 
-    @Test("bounded concurrency and a bounded first round when origins hang", .timeLimit(.minutes(3)))
+    @Test("bounded concurrency and a bounded first round when origins hang", .timeLimit(.minutes(1)))
     func concurrency() throws {
         let port = FreePort.pick()
         let origins = try Origins(["\(port)"])
@@ -120,7 +120,7 @@ struct ProberTests {
         #expect(reports.latest("e0")?.reason.hasSuffix("timeout after 0.3 s waiting for the response") == true)
     }
 
-    @Test("external input: a watched file and direct calls, ignored once stale", .timeLimit(.minutes(3)))
+    @Test("external input: a watched file and direct calls, ignored once stale", .timeLimit(.minutes(1)))
     func external() throws {
         let dir = NSTemporaryDirectory() + "lodestar-ext-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -10,7 +10,7 @@ import Testing
 @Suite struct AnswerCacheTests {
     /// A zone with static names and four load-balanced ones over the sample database:
     /// `geo` (deterministic), `w` (weighted, random), `s` (weighted, sticky), `ramp` (slow start).
-    static func makeSnapshot() throws -> (Snapshot, Config) {
+    static func makeSnapshot() throws -> Snapshot {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ls-cache-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("zones"), withIntermediateDirectories: true)
         let zone = """
@@ -63,7 +63,15 @@ import Testing
         let path = dir.appendingPathComponent("lodestar.yaml").path
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
         let config = try Config.load(path)
-        return (try SnapshotLoader.load(config: config, previous: nil).snapshot, config)
+        return try SnapshotLoader.load(config: config, previous: nil).snapshot
+    }
+
+    /// The snapshot and an empty cache in use for it.
+    static func fixture() throws -> (Snapshot, AnswerCache) {
+        let snapshot = try makeSnapshot()
+        let cache = AnswerCache(slots: 256)
+        cache.use(snapshot)
+        return (snapshot, cache)
     }
 
     static func query(_ name: String, _ type: UInt16 = RRType.a, id: UInt16 = 0x1234, edns: UInt16? = nil,
@@ -102,9 +110,7 @@ import Testing
 
     @Test("Static and deterministic load-balanced answers are reused byte for byte, with the query's ID")
     func reuse() throws {
-        let (snapshot, _) = try Self.makeSnapshot()
-        let cache = AnswerCache(slots: 256)
-        cache.use(snapshot)
+        let (snapshot, cache) = try Self.fixture()
         let here = Self.source(127, 0, 0, 1)
         let queries: [[UInt8]] = [
             Self.query("static.gslb.test."), Self.query("STATIC.gslb.TEST."), Self.query("static.gslb.test.", RRType.aaaa),
@@ -133,9 +139,7 @@ import Testing
 
     @Test("Without ECS, a located answer is reused only for sources in the same location network")
     func sourceNetworks() throws {
-        let (snapshot, _) = try Self.makeSnapshot()
-        let cache = AnswerCache(slots: 256)
-        cache.use(snapshot)
+        let (snapshot, cache) = try Self.fixture()
         let q = Self.query("geo.gslb.test.")
         let sf = Self.both(cache, snapshot, q, from: Self.source(192, 0, 2, 10))  // 192.0.2.0/25, NA
         #expect(sf.cached == sf.engine && cache.misses == 1)
@@ -154,9 +158,7 @@ import Testing
 
     @Test("Random picks are computed every time; sticky picks are reused per client subnet")
     func randomAndSticky() throws {
-        let (snapshot, _) = try Self.makeSnapshot()
-        let cache = AnswerCache(slots: 256)
-        cache.use(snapshot)
+        let (snapshot, cache) = try Self.fixture()
         var seen = Set<[UInt8]>()
         for i in 0..<200 {
             let r = Self.both(cache, snapshot, Self.query("w.gslb.test.", id: UInt16(i)), from: Self.source(127, 0, 0, 1))
@@ -172,7 +174,7 @@ import Testing
 
     @Test("A health change empties the cache; a degraded answer is kept only until its TTL would rise")
     func healthAndSettling() throws {
-        let (snapshot, _) = try Self.makeSnapshot()
+        let snapshot = try Self.makeSnapshot()
         let store = SnapshotStore(snapshot)
         let cache = AnswerCache(slots: 256)
         cache.use(snapshot)
@@ -215,14 +217,10 @@ import Testing
         }
         #expect(settled.cached != low.cached)  // the TTL went back up, and the cache followed
     }
-}
 
-extension AnswerCacheTests {
     @Test("With ECS, every client subnet of one location network shares an entry, its own address echoed")
     func ecsNetworks() throws {
-        let (snapshot, _) = try Self.makeSnapshot()
-        let cache = AnswerCache(slots: 256)
-        cache.use(snapshot)
+        let (snapshot, cache) = try Self.fixture()
         let here = Self.source(127, 0, 0, 1)
         // 192.0.2.0/25 is one network of the sample database (North America).
         let first = Self.both(cache, snapshot, Self.query("geo.gslb.test.", ecs: Self.ecs(192, 0, 2)), from: here)

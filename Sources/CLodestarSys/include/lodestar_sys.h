@@ -15,9 +15,8 @@ int lodestar_batch_recv(lodestar_batch *b, int fd);
 /// Sends slots [0, n) whose out_len > 0; returns the number the kernel took.
 int lodestar_batch_send(lodestar_batch *b, int fd, unsigned n);
 void lodestar_batch_set_out_len(lodestar_batch *b, unsigned i, unsigned len);
-/// The peer of slot i as network-order halves; returns 4, 6, or 0 when unknown. IPv4-mapped becomes 4.
-int lodestar_batch_peer_octets(lodestar_batch *b, unsigned i, uint64_t *high, uint64_t *low);
-/// Datagram i of a batch in one call: its query, the response buffer and the peer's address.
+/// Datagram i of a batch in one call: its query, the response buffer and the peer's address as
+/// network-order halves (family 4, 6, or 0 when unknown; IPv4-mapped becomes 4).
 typedef struct lodestar_datagram {
     const uint8_t *input;
     unsigned input_length;
