@@ -14,6 +14,11 @@ import DNSWire
 ///
 /// Direct-mapped: a slot per hash, the newest response wins it. The hash has a per-process seed,
 /// and the whole key is compared, so a collision costs a miss, never a wrong answer.
+///
+/// When queries hardly ever repeat (ECS from clients everywhere, each in its own location
+/// network), looking up and keeping responses costs more than the rare hit saves. The cache
+/// counts its hits over windows of `window` lookups; below one hit in `lowHitRate` it takes only
+/// every `sampleEvery`th query, and goes back to all of them once a window of those hits again.
 package final class AnswerCache {
     /// Octets of a query after its ID that can be a key: a question and an OPT with ECS fit.
     static let maxKey = 160
@@ -57,12 +62,25 @@ package final class AnswerCache {
         var counters: Unmanaged<AnswerCounters>? = nil
         var hits = 0
         var misses = 0
+        /// Queries passed straight to the engine while sampling.
+        var skipped = 0
+        /// 1: every query goes through the cache; `sampleEvery`: one in that many.
+        var every = 1
+        var tick = 0
+        var windowLookups = 0
+        var windowHits = 0
     }
+    package static let window = 1024
+    static let lowHitRate = 16
+    package static let sampleEvery = 8
     private let state: UnsafeMutablePointer<State>
     private var snapshot: Snapshot? = nil
     /// This loop's own counts (the metrics count all loops).
     package var hits: Int { state.pointee.hits }
     package var misses: Int { state.pointee.misses }
+    package var skipped: Int { state.pointee.skipped }
+    /// Whether the cache is sampling one query in `sampleEvery` (its hit rate was low).
+    package var sampling: Bool { state.pointee.every > 1 }
 
     /// `slots` is rounded up to a power of two; 0 turns the cache off.
     package init(slots requested: Int) {
@@ -113,6 +131,14 @@ package final class AnswerCache {
         guard slots > 0, keyLength >= 10, keyLength <= Self.maxKey, capacity >= Self.maxResponse else {
             return engine.respond(to: packet, into: out, capacity: capacity, transport: .udp, client: client)
         }
+        if state.pointee.every > 1 {
+            state.pointee.tick &+= 1
+            if state.pointee.tick & (state.pointee.every - 1) != 0 {  // `sampleEvery` is a power of two
+                metrics.recordCache(QueryMetrics.cacheSkipSlot)
+                state.pointee.skipped += 1
+                return engine.respond(to: packet, into: out, capacity: capacity, transport: .udp, client: client)
+            }
+        }
         let key = packet.baseAddress! + 2
         let hash = Self.hash(key, keyLength, seed: seed)
         let slot = Int(truncatingIfNeeded: hash) & mask
@@ -140,8 +166,9 @@ package final class AnswerCache {
         var info = ResponseInfo()
         let length = engine.respond(to: packet, into: out, capacity: capacity, transport: .udp, client: client,
                                     info: &info)
-        metrics.recordCache(hit: false)
+        metrics.recordCache(QueryMetrics.cacheMissSlot)
         state.pointee.misses += 1
+        endOfLookup(hit: false)
         guard info.repeatable, length >= 12, length <= Self.maxResponse, info.stableUntil * 1e9 > Double(now) else {
             return length
         }
@@ -190,10 +217,23 @@ package final class AnswerCache {
         if n > 0 { (out + (length - n)).copyMemory(from: packet.baseAddress! + (packet.count - n), byteCount: n) }
         metrics.recordCached(rcode: out.load(fromByteOffset: 3, as: UInt8.self), qtype: e.pointee.qtype, ecs: e.pointee.ecs)
         state.pointee.hits += 1
+        endOfLookup(hit: true)
         if e.pointee.counted.name >= 0, let counters = state.pointee.counters {
             counters._withUnsafeGuaranteedRef { e.pointee.counted.replay(in: $0) }
         }
         return length
+    }
+
+    /// Counts a lookup in the current window; at its end, samples or stops sampling by its hit rate.
+    @inline(__always)
+    private func endOfLookup(hit: Bool) {
+        let s = state
+        s.pointee.windowLookups &+= 1
+        if hit { s.pointee.windowHits &+= 1 }
+        guard s.pointee.windowLookups == Self.window else { return }
+        s.pointee.every = s.pointee.windowHits * Self.lowHitRate < Self.window ? Self.sampleEvery : 1
+        s.pointee.windowLookups = 0
+        s.pointee.windowHits = 0
     }
 
     @inline(__always)

@@ -11,9 +11,11 @@ package final class QueryMetrics: @unchecked Sendable {
     static let stride = 128
     static let typeBase = 32
     static let ecsSlot = 64
-    /// UDP answer cache: responses reused, and responses computed by the engine.
+    /// UDP answer cache: responses reused, responses computed by the engine after a lookup, and
+    /// responses computed without one (the cache sampling while its hit rate is low).
     static let cacheHitSlot = 65
     static let cacheMissSlot = 66
+    static let cacheSkipSlot = 67
     let counters: UnsafeMutablePointer<UInt64>
 
     /// The query types counted by name; every other type is counted as "other".
@@ -57,8 +59,8 @@ package final class QueryMetrics: @unchecked Sendable {
     }
 
     @inline(__always)
-    func recordCache(hit: Bool) {
-        lodestar_count(counters + (Int(lodestar_shard()) * Self.stride + (hit ? Self.cacheHitSlot : Self.cacheMissSlot)), 1)
+    func recordCache(_ slot: Int) {
+        lodestar_count(counters + (Int(lodestar_shard()) * Self.stride + slot), 1)
     }
 
     /// A UDP response reused from the answer cache: counted as `record` counts it, and as a hit.
@@ -102,10 +104,12 @@ package final class QueryMetrics: @unchecked Sendable {
         out += "# HELP lodestar_ecs_queries_total Queries carrying an EDNS Client Subnet option.\n"
         out += "# TYPE lodestar_ecs_queries_total counter\n"
         out += "lodestar_ecs_queries_total \(sum(Self.ecsSlot))\n"
-        out += "# HELP lodestar_answer_cache_total UDP responses reused from the answer cache (hit) or computed (miss).\n"
+        out += "# HELP lodestar_answer_cache_total UDP responses reused from the answer cache (hit), computed after a "
+            + "lookup (miss), or computed without one while the hit rate is low (skip).\n"
         out += "# TYPE lodestar_answer_cache_total counter\n"
         out += "lodestar_answer_cache_total{result=\"hit\"} \(sum(Self.cacheHitSlot))\n"
         out += "lodestar_answer_cache_total{result=\"miss\"} \(sum(Self.cacheMissSlot))\n"
+        out += "lodestar_answer_cache_total{result=\"skip\"} \(sum(Self.cacheSkipSlot))\n"
         return out
     }
 }

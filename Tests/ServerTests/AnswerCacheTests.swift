@@ -257,4 +257,30 @@ import Testing
         let v6again = Self.both(cache, snapshot, Self.query("geo.gslb.test.", RRType.aaaa, ecs: [0, 2, 48, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 2]), from: here)
         #expect(v6.cached == v6.engine && v6again.cached == v6again.engine)
     }
+
+    @Test("When queries hardly repeat the cache samples one in 8; once sampled queries hit again, it takes every one")
+    func sampling() throws {
+        let (snapshot, cache) = try Self.fixture()
+        let here = Self.source(127, 0, 0, 1)
+        // Random weighted picks are never kept: a window of 1,024 lookups without a hit.
+        for i in 0..<AnswerCache.window {
+            let r = Self.both(cache, snapshot, Self.query("w.gslb.test.", id: UInt16(i)), from: here)
+            #expect(r.cached.count == r.engine.count && r.cached.count > 12)
+        }
+        #expect(cache.sampling && cache.misses == AnswerCache.window && cache.skipped == 0)
+        // Sampling: 7 in 8 queries go straight to the engine; answers are still the engine's.
+        for i in 0..<800 {
+            let r = Self.both(cache, snapshot, Self.query("static.gslb.test.", id: UInt16(i)), from: here)
+            #expect(r.cached == r.engine)
+        }
+        #expect(cache.skipped == 700 && cache.hits + cache.misses == AnswerCache.window + 100)
+        // The sampled queries hit: after a window of them the cache takes every query again.
+        for _ in 0..<(AnswerCache.window * AnswerCache.sampleEvery) {
+            _ = Self.both(cache, snapshot, Self.query("static.gslb.test."), from: here)
+        }
+        #expect(!cache.sampling)
+        let hits = cache.hits, skipped = cache.skipped
+        for _ in 0..<10 { _ = Self.both(cache, snapshot, Self.query("static.gslb.test."), from: here) }
+        #expect(cache.hits == hits + 10 && cache.skipped == skipped)
+    }
 }

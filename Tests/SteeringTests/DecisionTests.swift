@@ -401,6 +401,31 @@ struct LocationTests {
         }
         #expect(checked > 2500)
     }
+    @Test("the lookup table gives every address the class and depth of the binary trie it expands")
+    func tableMatchesTrie() throws {
+        let path = try #require(GeoLite2.path, "maxminddb-geolite2 is not installed")
+        let m = makeModel(chain: [.health, .geo, .failover])
+        for db in [try GeoDatabase(path: Self.sample), try GeoDatabase(path: path)] {
+            var builder = LocationTrieBuilder(classifier: Classifier(model: m, name: m.names[0]), city: db, asn: nil)
+            for family in [4, 6] {
+                let binary = builder.build(family: family, expand: false)
+                var table = binary
+                table.compile(classes: builder.classes.count)
+                #expect(table.compiled && !binary.compiled)
+                var rng = UInt64(family)
+                var mismatches = 0
+                for i in 0..<200_000 {
+                    rng = mix(rng)
+                    // Random addresses, and every 4th one in a few common IPv6 prefixes so that deep levels are reached.
+                    var high = family == 4 ? rng & 0xFFFF_FFFF_0000_0000 : rng
+                    if family == 6 && i % 4 == 0 { high = [0x2001_0DB8, 0x2A00_1450, 0x2600_1F18, 0x2001_0000][i / 4 % 4] << 32 | high & 0xFFFF_FFFF }
+                    let low = family == 4 ? 0 : mix(rng)
+                    if table.locate(high: high, low: low) != binary.walk(high: high, low: low) { mismatches += 1 }
+                }
+                #expect(mismatches == 0, "family \(family), \(db.databaseType)")
+            }
+        }
+    }
 }
 
 enum GeoLite2 {
