@@ -1,19 +1,19 @@
 /// The address a query came from, as plain octets (no sockaddr on the query path).
-package struct ClientAddress: Sendable, Equatable {
+public struct ClientAddress: Sendable, Equatable {
     /// 4 or 6; 0 when unknown.
-    package var family: UInt8
+    public var family: UInt8
     /// Network-order octets: 4 used for IPv4, 16 for IPv6.
-    package var octets: (UInt64, UInt64)
+    public var octets: (UInt64, UInt64)
 
-    package static let unknown = ClientAddress(family: 0, octets: (0, 0))
+    public static let unknown = ClientAddress(family: 0, octets: (0, 0))
 
-    package init(family: UInt8, octets: (UInt64, UInt64)) {
+    public init(family: UInt8, octets: (UInt64, UInt64)) {
         self.family = family
         self.octets = octets
     }
 
     /// From 4 or 16 octets; an IPv4-mapped IPv6 address becomes IPv4.
-    package init(bytes: [UInt8]) {
+    public init(bytes: [UInt8]) {
         var b = bytes
         if b.count == 16 && b[0..<10].allSatisfy({ $0 == 0 }) && b[10] == 0xFF && b[11] == 0xFF { b = Array(b[12...]) }
         switch b.count {
@@ -33,7 +33,7 @@ package struct ClientAddress: Sendable, Equatable {
     }
 
     /// The address octets (4 or 16), for access lists and logs.
-    package var bytes: [UInt8] {
+    public var bytes: [UInt8] {
         let n = family == 4 ? 4 : (family == 6 ? 16 : 0)
         return (0..<n).map { i in
             i < 8 ? UInt8(truncatingIfNeeded: octets.0 >> (56 - 8 * UInt64(i)))
@@ -41,7 +41,7 @@ package struct ClientAddress: Sendable, Equatable {
         }
     }
 
-    package static func == (a: ClientAddress, b: ClientAddress) -> Bool {
+    public static func == (a: ClientAddress, b: ClientAddress) -> Bool {
         a.family == b.family && a.octets.0 == b.octets.0 && a.octets.1 == b.octets.1
     }
 }

@@ -2,15 +2,15 @@
 ///
 /// The address is kept in network order in two 64-bit halves (IPv4 in the top 32 bits of `high`),
 /// with every bit past `sourcePrefix` zero, as §6 requires of a well-formed option.
-package struct ClientSubnet: Sendable, Equatable {
+public struct ClientSubnet: Sendable, Equatable {
     /// 1 = IPv4, 2 = IPv6 (IANA address family numbers).
-    package var family: UInt16
-    package var sourcePrefix: UInt8
-    package var scopePrefix: UInt8
-    package var high: UInt64
-    package var low: UInt64
+    public var family: UInt16
+    public var sourcePrefix: UInt8
+    public var scopePrefix: UInt8
+    public var high: UInt64
+    public var low: UInt64
 
-    package init(family: UInt16, sourcePrefix: UInt8, scopePrefix: UInt8 = 0, high: UInt64 = 0, low: UInt64 = 0) {
+    public init(family: UInt16, sourcePrefix: UInt8, scopePrefix: UInt8 = 0, high: UInt64 = 0, low: UInt64 = 0) {
         self.family = family
         self.sourcePrefix = sourcePrefix
         self.scopePrefix = scopePrefix
@@ -19,16 +19,16 @@ package struct ClientSubnet: Sendable, Equatable {
     }
 
     /// Number of address octets carried on the wire: ceil(source / 8) (RFC 7871 §6).
-    package var addressLength: Int { (Int(sourcePrefix) + 7) / 8 }
+    public var addressLength: Int { (Int(sourcePrefix) + 7) / 8 }
 
     /// Octet `i` of the address in network order.
     @inline(__always)
-    package func octet(_ i: Int) -> UInt8 {
+    public func octet(_ i: Int) -> UInt8 {
         i < 8 ? UInt8(truncatingIfNeeded: high >> (56 - 8 * i)) : UInt8(truncatingIfNeeded: low >> (56 - 8 * (i - 8)))
     }
 
     /// Parses the option data; nil when malformed (the caller answers FORMERR).
-    package static func parse(_ data: UnsafeRawBufferPointer) -> ClientSubnet? {
+    public static func parse(_ data: UnsafeRawBufferPointer) -> ClientSubnet? {
         guard data.count >= 4 else { return nil }
         let family = UInt16(data[0]) << 8 | UInt16(data[1])
         let source = data[2]

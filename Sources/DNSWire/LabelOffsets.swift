@@ -1,15 +1,15 @@
 /// Where each label of a wire name starts, so suffixes (ancestors) are found without parsing twice.
 ///
 /// Index 0 is the first (leftmost) label; a 255-octet name has at most 127 labels.
-package struct LabelOffsets {
+public struct LabelOffsets {
     private var storage = InlineArray<128, UInt8>(repeating: 0)
-    package private(set) var count = 0
+    public private(set) var count = 0
 
-    package init() {}
+    public init() {}
 
     /// Fills the offsets for an uncompressed, well-formed name.
     @inline(__always)
-    package mutating func compute(_ name: UnsafeRawBufferPointer) {
+    public mutating func compute(_ name: UnsafeRawBufferPointer) {
         var i = 0
         count = 0
         while i < name.count, name[i] != 0, count < 128 {
@@ -21,13 +21,13 @@ package struct LabelOffsets {
 
     /// Offset of label `k` (k == count gives the root label's offset).
     @inline(__always)
-    package subscript(k: Int) -> Int {
+    public subscript(k: Int) -> Int {
         Int(storage[k])
     }
 
     /// The suffix of `name` holding its last `labels` labels.
     @inline(__always)
-    package func suffix(_ name: UnsafeRawBufferPointer, labels: Int) -> UnsafeRawBufferPointer {
+    public func suffix(_ name: UnsafeRawBufferPointer, labels: Int) -> UnsafeRawBufferPointer {
         let start = labels >= count ? 0 : (labels == 0 ? name.count - 1 : Int(storage[count - labels]))
         return UnsafeRawBufferPointer(rebasing: name[start...])
     }

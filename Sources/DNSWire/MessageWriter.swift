@@ -5,63 +5,63 @@ import Glibc
 /// The writer never allocates: compression targets live in a fixed inline table. Every write
 /// returns false instead of writing past `limit`, leaving the message as it was, so the caller
 /// can stop at a whole-RRset boundary and set TC.
-package struct MessageWriter {
-    package let base: UnsafeMutableRawPointer
+public struct MessageWriter {
+    public let base: UnsafeMutableRawPointer
     /// The size the message may not exceed (512, the EDNS payload, or 65535 over TCP).
-    package var limit: Int
-    package private(set) var position: Int = 0
+    public var limit: Int
+    public private(set) var position: Int = 0
     /// Offsets of label sequences already in the message, usable as pointer targets.
     /// 64 entries cover a full referral with glue; later names are simply written uncompressed.
     private var targets = InlineArray<64, UInt16>(repeating: 0)
     private var targetCount = 0
 
-    package init(base: UnsafeMutableRawPointer, limit: Int) {
+    public init(base: UnsafeMutableRawPointer, limit: Int) {
         self.base = base
         self.limit = limit
     }
 
     @inline(__always)
-    package func byte(at i: Int) -> UInt8 { base.load(fromByteOffset: i, as: UInt8.self) }
+    public func byte(at i: Int) -> UInt8 { base.load(fromByteOffset: i, as: UInt8.self) }
 
     @inline(__always)
-    package mutating func setU16(_ v: UInt16, at i: Int) {
+    public mutating func setU16(_ v: UInt16, at i: Int) {
         base.storeBytes(of: v.bigEndian, toByteOffset: i, as: UInt16.self)
     }
 
     @inline(__always)
-    package func u16(at i: Int) -> UInt16 {
+    public func u16(at i: Int) -> UInt16 {
         UInt16(byte(at: i)) << 8 | UInt16(byte(at: i + 1))
     }
 
     /// Moves back to an earlier position (dropping compression targets written after it).
-    package mutating func rewind(to pos: Int) {
+    public mutating func rewind(to pos: Int) {
         position = pos
         while targetCount > 0 && Int(targets[targetCount - 1]) >= pos { targetCount -= 1 }
     }
 
     @inline(__always)
-    package mutating func appendU16(_ v: UInt16) -> Bool {
+    public mutating func appendU16(_ v: UInt16) -> Bool {
         guard position + 2 <= limit else { return false }
         setU16(v, at: position); position += 2
         return true
     }
 
     @inline(__always)
-    package mutating func appendU32(_ v: UInt32) -> Bool {
+    public mutating func appendU32(_ v: UInt32) -> Bool {
         guard position + 4 <= limit else { return false }
         base.storeBytes(of: v.bigEndian, toByteOffset: position, as: UInt32.self); position += 4
         return true
     }
 
     @inline(__always)
-    package mutating func appendByte(_ v: UInt8) -> Bool {
+    public mutating func appendByte(_ v: UInt8) -> Bool {
         guard position + 1 <= limit else { return false }
         base.storeBytes(of: v, toByteOffset: position, as: UInt8.self); position += 1
         return true
     }
 
     @inline(__always)
-    package mutating func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard position + bytes.count <= limit else { return false }
         if let src = bytes.baseAddress, bytes.count > 0 {
             (base + position).copyMemory(from: src, byteCount: bytes.count)
@@ -71,7 +71,7 @@ package struct MessageWriter {
     }
 
     /// Writes the 12-octet header with all counts zero.
-    package mutating func writeHeader(id: UInt16, flags: UInt16) -> Bool {
+    public mutating func writeHeader(id: UInt16, flags: UInt16) -> Bool {
         guard limit >= 12 else { return false }
         setU16(id, at: 0); setU16(flags, at: 2)
         setU16(0, at: 4); setU16(0, at: 6); setU16(0, at: 8); setU16(0, at: 10)
@@ -80,7 +80,7 @@ package struct MessageWriter {
     }
 
     /// Registers every label of an uncompressed name already written at `offset` as a target.
-    package mutating func registerName(at offset: Int) {
+    public mutating func registerName(at offset: Int) {
         var i = offset
         while byte(at: i) != 0 && byte(at: i) & 0xC0 == 0 {
             if targetCount < 64 && i < 0x4000 { targets[targetCount] = UInt16(i); targetCount += 1 }
@@ -123,7 +123,7 @@ package struct MessageWriter {
     /// The labels written here become compression targets only once the whole name is in place:
     /// matching a later suffix of the same name against a half-written one would read octets not
     /// yet written (stale bytes of an earlier response in a reused buffer).
-    package mutating func writeName(_ name: UnsafeRawBufferPointer, compress: Bool = true) -> Bool {
+    public mutating func writeName(_ name: UnsafeRawBufferPointer, compress: Bool = true) -> Bool {
         let start = position
         let firstNew = targetCount
         var newLabels = InlineArray<8, UInt16>(repeating: 0)
@@ -166,14 +166,14 @@ package struct MessageWriter {
 
     /// Writes a pointer to an offset known to hold a name (e.g. 12, the question name).
     @inline(__always)
-    package mutating func writePointer(to offset: Int) -> Bool {
+    public mutating func writePointer(to offset: Int) -> Bool {
         appendU16(0xC000 | UInt16(offset))
     }
 
     /// Writes RDATA for `type`, compressing embedded names where RFC 3597 §4 allows.
     ///
     /// `rdata` is the uncompressed wire RDATA. Returns false when it does not fit.
-    package mutating func writeRDATA(type: UInt16, _ rdata: UnsafeRawBufferPointer) -> Bool {
+    public mutating func writeRDATA(type: UInt16, _ rdata: UnsafeRawBufferPointer) -> Bool {
         let lengthAt = position
         guard appendU16(0) else { return false }
         let ok: Bool
@@ -211,7 +211,7 @@ package struct MessageWriter {
     }
 
     /// Writes one resource record (owner compressed, RDATA compressed where allowed), or nothing.
-    package mutating func writeRR(owner: UnsafeRawBufferPointer, type: UInt16, rrClass: UInt16, ttl: UInt32,
+    public mutating func writeRR(owner: UnsafeRawBufferPointer, type: UInt16, rrClass: UInt16, ttl: UInt32,
                                   rdata: UnsafeRawBufferPointer) -> Bool {
         let start = position
         guard writeName(owner), appendU16(type), appendU16(rrClass), appendU32(ttl), writeRDATA(type: type, rdata)
@@ -221,31 +221,31 @@ package struct MessageWriter {
 
     /// Increments one of the four section counts (0 = question … 3 = additional).
     @inline(__always)
-    package mutating func incrementCount(section: Int, by n: Int = 1) {
+    public mutating func incrementCount(section: Int, by n: Int = 1) {
         let at = 4 + 2 * section
         setU16(u16(at: at) &+ UInt16(n), at: at)
     }
 
     /// Sets bits in the second header word.
     @inline(__always)
-    package mutating func setFlags(_ bits: UInt16) {
+    public mutating func setFlags(_ bits: UInt16) {
         setU16(u16(at: 2) | bits, at: 2)
     }
 
     /// Replaces the rcode bits of the header.
     @inline(__always)
-    package mutating func setRcode(_ rcode: UInt16) {
+    public mutating func setRcode(_ rcode: UInt16) {
         setU16((u16(at: 2) & ~0x000F) | (rcode & 0xF), at: 2)
     }
 }
 
 /// Bits of the second header word.
-package enum HeaderFlags {
-    package static let qr: UInt16 = 0x8000
-    package static let aa: UInt16 = 0x0400
-    package static let tc: UInt16 = 0x0200
-    package static let rd: UInt16 = 0x0100
-    package static let ra: UInt16 = 0x0080
-    package static let ad: UInt16 = 0x0020
-    package static let cd: UInt16 = 0x0010
+public enum HeaderFlags {
+    public static let qr: UInt16 = 0x8000
+    public static let aa: UInt16 = 0x0400
+    public static let tc: UInt16 = 0x0200
+    public static let rd: UInt16 = 0x0100
+    public static let ra: UInt16 = 0x0080
+    public static let ad: UInt16 = 0x0020
+    public static let cd: UInt16 = 0x0010
 }

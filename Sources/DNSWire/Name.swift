@@ -3,10 +3,10 @@ import Glibc
 /// Helpers for domain names in uncompressed wire form (a sequence of length-prefixed labels ending in 0).
 ///
 /// Names are handled as byte ranges, never as `String`, so the query path allocates nothing.
-package enum Name {
+public enum Name {
     /// ASCII lower-casing of one octet (RFC 4343: only A–Z fold).
     @inlinable @inline(__always)
-    package static func lower(_ b: UInt8) -> UInt8 {
+    public static func lower(_ b: UInt8) -> UInt8 {
         (b &- 65) < 26 ? b | 0x20 : b
     }
 
@@ -15,7 +15,7 @@ package enum Name {
     /// Names in zones are stored lower-case and most queries are lower-case too, so an exact
     /// comparison settles almost every call; only a mismatch pays for case folding.
     @inlinable @inline(__always)
-    package static func equal(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    public static func equal(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
         guard a.count == b.count else { return false }
         if a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 { return true }
         var i = 0
@@ -28,20 +28,20 @@ package enum Name {
     }
 
     /// Number of labels of a wire name, root excluded.
-    package static func labelCount(_ name: [UInt8]) -> Int {
+    public static func labelCount(_ name: [UInt8]) -> Int {
         var i = 0, n = 0
         while i < name.count, name[i] != 0 { i += Int(name[i]) + 1; n += 1 }
         return n
     }
 
     /// Lower-cased copy.
-    package static func lowercased(_ name: [UInt8]) -> [UInt8] { name.map(lower) }
+    public static func lowercased(_ name: [UInt8]) -> [UInt8] { name.map(lower) }
 
     /// Whether the wire name `name` equals `ancestor` or lies below it, case-insensitively.
     ///
     /// The match must begin at a label boundary: `xsub.example.` is not below `sub.example.`.
     @inlinable
-    package static func isSubdomain(_ name: UnsafeRawBufferPointer, of ancestor: UnsafeRawBufferPointer) -> Bool {
+    public static func isSubdomain(_ name: UnsafeRawBufferPointer, of ancestor: UnsafeRawBufferPointer) -> Bool {
         guard name.count >= ancestor.count else { return false }
         let start = name.count - ancestor.count
         guard equal(UnsafeRawBufferPointer(rebasing: name[start...]), ancestor) else { return false }
@@ -51,14 +51,14 @@ package enum Name {
     }
 
     /// As above, for names held in arrays or slices (load time).
-    package static func isSubdomain(_ name: ArraySlice<UInt8>, of ancestor: ArraySlice<UInt8>) -> Bool {
+    public static func isSubdomain(_ name: ArraySlice<UInt8>, of ancestor: ArraySlice<UInt8>) -> Bool {
         name.withUnsafeBytes { n in ancestor.withUnsafeBytes { a in isSubdomain(n, of: a) } }
     }
 
     /// Parses presentation form (`www.example.com.`, `\.` and `\DDD` escapes) into wire form.
     ///
     /// Relative names are taken as absolute. Returns nil for a malformed name.
-    package static func fromText(_ text: String) -> [UInt8]? {
+    public static func fromText(_ text: String) -> [UInt8]? {
         var out: [UInt8] = []
         var label: [UInt8] = []
         let bytes = Array(text.utf8)
@@ -98,7 +98,7 @@ package enum Name {
     }
 
     /// Presentation form of a wire name, with escapes as in RFC 4343 §2.1.
-    package static func toText(_ name: [UInt8]) -> String {
+    public static func toText(_ name: [UInt8]) -> String {
         if name.count <= 1 { return "." }
         var s = ""
         var i = 0

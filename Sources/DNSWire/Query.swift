@@ -2,31 +2,31 @@
 ///
 /// The question name is not copied: `qnameLength` octets start at offset 12 of the packet
 /// (a question name is never compressed, since nothing precedes it to point at).
-package struct Query: Sendable {
-    package var id: UInt16 = 0
+public struct Query: Sendable {
+    public var id: UInt16 = 0
     /// The second header word as received (opcode, RD, CD…).
-    package var flags: UInt16 = 0
-    package var qnameLength: Int = 0
-    package var qtype: UInt16 = 0
-    package var qclass: UInt16 = 0
+    public var flags: UInt16 = 0
+    public var qnameLength: Int = 0
+    public var qtype: UInt16 = 0
+    public var qclass: UInt16 = 0
     /// Offset just past the question.
-    package var questionEnd: Int = 12
-    package var hasEDNS = false
-    package var ednsPayload: UInt16 = 0
-    package var ednsVersion: UInt8 = 0
-    package var dnssecOK = false
-    package var nsidRequested = false
-    package var clientSubnet: ClientSubnet? = nil
+    public var questionEnd: Int = 12
+    public var hasEDNS = false
+    public var ednsPayload: UInt16 = 0
+    public var ednsVersion: UInt8 = 0
+    public var dnssecOK = false
+    public var nsidRequested = false
+    public var clientSubnet: ClientSubnet? = nil
 
-    package init() {}
+    public init() {}
 
-    package var opcode: UInt8 { UInt8((flags >> 11) & 0xF) }
-    package var recursionDesired: Bool { flags & 0x0100 != 0 }
-    package var checkingDisabled: Bool { flags & 0x0010 != 0 }
+    public var opcode: UInt8 { UInt8((flags >> 11) & 0xF) }
+    public var recursionDesired: Bool { flags & 0x0100 != 0 }
+    public var checkingDisabled: Bool { flags & 0x0010 != 0 }
 }
 
 /// What the parser concluded about a packet.
-package enum ParseOutcome: Sendable {
+public enum ParseOutcome: Sendable {
     /// Not to be answered at all: too short for a header, or a response (QR=1).
     case drop
     /// Answer with this rcode; `query` holds what could be parsed (id, flags, maybe the question and EDNS).
@@ -35,7 +35,7 @@ package enum ParseOutcome: Sendable {
 }
 
 /// Parses queries without allocating (RFC 1035 §4.1, RFC 6891 §6).
-package enum QueryParser {
+public enum QueryParser {
     @inline(__always)
     static func u16(_ p: UnsafeRawBufferPointer, _ i: Int) -> UInt16 {
         UInt16(p[i]) << 8 | UInt16(p[i + 1])
@@ -43,7 +43,7 @@ package enum QueryParser {
 
     /// Length of the uncompressed name at `offset`, or nil when malformed, compressed or too long.
     @inline(__always)
-    package static func plainNameLength(_ p: UnsafeRawBufferPointer, at offset: Int) -> Int? {
+    public static func plainNameLength(_ p: UnsafeRawBufferPointer, at offset: Int) -> Int? {
         var i = offset
         while true {
             guard i < p.count else { return nil }
@@ -57,7 +57,7 @@ package enum QueryParser {
     }
 
     /// Skips a possibly compressed name; returns the offset after it, or nil when malformed.
-    package static func skipName(_ p: UnsafeRawBufferPointer, at offset: Int) -> Int? {
+    public static func skipName(_ p: UnsafeRawBufferPointer, at offset: Int) -> Int? {
         var i = offset
         var total = 0
         while true {
@@ -78,7 +78,7 @@ package enum QueryParser {
         }
     }
 
-    package static func parse(_ p: UnsafeRawBufferPointer) -> ParseOutcome {
+    public static func parse(_ p: UnsafeRawBufferPointer) -> ParseOutcome {
         guard p.count >= 12 else { return .drop }
         var q = Query()
         q.id = u16(p, 0)

@@ -7,25 +7,25 @@ import Foundation
 /// whole search tree once, decoding every distinct data record into `records`: a missing or corrupt
 /// database is an error at load time, never at query time, and the query path (`locate`) only
 /// walks the tree to an index into `records` — no decoding, no allocation.
-package final class GeoDatabase: @unchecked Sendable {
-    package let path: String
+public final class GeoDatabase: @unchecked Sendable {
+    public let path: String
     /// libmaxminddb's handle at a stable address: entries it returns point back at it.
     private let db: UnsafeMutablePointer<MMDB_s>
     /// The database's IP version: 4 or 6 (an IPv6 database also holds IPv4 under ::/96).
-    package let ipVersion: Int
+    public let ipVersion: Int
     /// The database type from its metadata (`GeoLite2-City`, `GeoLite2-ASN`…).
-    package let databaseType: String
+    public let databaseType: String
     /// The file's modification time when opened: a reload reopens only a changed file.
-    package let modified: Date?
+    public let modified: Date?
     /// Every distinct data record, in the order of their offsets in the file (`prefixLength` 0).
-    package private(set) var records: [GeoRecord] = []
+    public private(set) var records: [GeoRecord] = []
     /// Data-section offset of each record in `records`, ascending: `locate` binary-searches it.
     private var offsets: [UInt32] = []
 
     /// Search-tree nodes visited at load beyond this are taken as a corrupt file (GeoLite2-City has ~4M).
     static let maxNodes: UInt32 = 64 << 20
 
-    package init(path: String) throws {
+    public init(path: String) throws {
         self.path = path
         modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
         db = .allocate(capacity: 1)
@@ -87,24 +87,24 @@ package final class GeoDatabase: @unchecked Sendable {
 
     /// The index into `records` of the record for an address (4 or 16 network-order octets) and the
     /// prefix length of the database network holding it, or nil. Allocates nothing.
-    package func locate(_ octets: UnsafeRawBufferPointer) -> (record: Int, prefixLength: Int)? {
+    public func locate(_ octets: UnsafeRawBufferPointer) -> (record: Int, prefixLength: Int)? {
         guard let found = lookupEntry(octets), let index = recordIndex(found.entry.offset) else { return nil }
         return (index, prefixLength(found, family: octets.count))
     }
 
     /// One branch of a search-tree node: another node, a data record (index into `records`), or nothing.
-    package enum Branch: Sendable, Equatable {
+    public enum Branch: Sendable, Equatable {
         case node(UInt32)
         case record(Int)
         case empty
     }
 
     /// Number of search-tree nodes.
-    package var nodeCount: UInt32 { db.pointee.metadata.node_count }
+    public var nodeCount: UInt32 { db.pointee.metadata.node_count }
 
     /// The node where IPv4 addresses start: the root of an IPv4 database, the end of ::/96 in an IPv6
     /// one (nil when that path leaves the tree early).
-    package var ipv4Root: Branch {
+    public var ipv4Root: Branch {
         guard ipVersion == 6 else { return .node(0) }
         var b = Branch.node(0)
         for _ in 0..<96 {
@@ -116,7 +116,7 @@ package final class GeoDatabase: @unchecked Sendable {
 
     /// The two branches (bit 0, bit 1) of a search-tree node. For load-time walks; the file was
     /// checked at open, so a read failure is reported as empty.
-    package func branches(of node: UInt32) -> (Branch, Branch) {
+    public func branches(of node: UInt32) -> (Branch, Branch) {
         var n = MMDB_search_node_s()
         guard MMDB_read_node(db, node, &n) == MMDB_SUCCESS else { return (.empty, .empty) }
         return (branch(n.left_record_type, n.left_record, n.left_record_entry),
@@ -144,7 +144,7 @@ package final class GeoDatabase: @unchecked Sendable {
     }
 
     /// Looks up an address and decodes its record (allocates: for load-time and diagnostic use).
-    package func lookup(_ octets: [UInt8]) -> GeoRecord? {
+    public func lookup(_ octets: [UInt8]) -> GeoRecord? {
         octets.withUnsafeBytes { raw in
             guard var found = lookupEntry(raw) else { return nil }
             return decode(&found.entry, prefixLength: prefixLength(found, family: raw.count))

@@ -1,20 +1,20 @@
 /// What a MaxMind-format database says about one address, as plain Swift values.
-package struct GeoRecord: Sendable, Equatable {
+public struct GeoRecord: Sendable, Equatable {
     /// Two-letter continent code (`EU`, `NA`, `AS`…), if known.
-    package var continent: String?
+    public var continent: String?
     /// ISO 3166-1 alpha-2 country code, if known.
-    package var country: String?
+    public var country: String?
     /// ISO 3166-2 subdivision code of the first subdivision (`CA` for California), if known.
-    package var subdivision: String?
-    package var latitude: Double?
-    package var longitude: Double?
+    public var subdivision: String?
+    public var latitude: Double?
+    public var longitude: Double?
     /// Autonomous system number (ASN databases).
-    package var asn: UInt32?
+    public var asn: UInt32?
     /// Prefix length of the database network that holds the address (for ECS scope, RFC 7871 §7.2.1),
     /// counted within the address family (0–32 for IPv4).
-    package var prefixLength: Int
+    public var prefixLength: Int
 
-    package init(continent: String? = nil, country: String? = nil, subdivision: String? = nil, latitude: Double? = nil,
+    public init(continent: String? = nil, country: String? = nil, subdivision: String? = nil, latitude: Double? = nil,
                  longitude: Double? = nil, asn: UInt32? = nil, prefixLength: Int = 0) {
         self.continent = continent
         self.country = country

@@ -164,15 +164,14 @@ package struct QueryEngine: Sendable {
             var state = Resolution(zone: zone, qtype: q.qtype, dnssecOK: q.dnssecOK, scratch: scratch.baseAddress!)
             if let steering {
                 state.steer = SteerContext(query: q, client: client, runtime: steering)
-                state.steer!.fixedRandom = fixedRandom
+                state.steer.fixedRandom = fixedRandom
             }
             state.resolve(qname, labels: labels, writer: &w)
-            return (truncated: state.truncated, authoritative: state.authoritative, rcode: state.rcode,
-                    steer: state.steer)
-        }
-        if let s = state.steer, s.decisions > 0 {
-            scope = s.scope
-            info.note(s)
+            if state.steer.decisions > 0 {
+                scope = state.steer.scope
+                info.note(state.steer)
+            }
+            return (truncated: state.truncated, authoritative: state.authoritative, rcode: state.rcode)
         }
         // RFC 2181 §9: whole RRsets only, TC set; a resolver retries over TCP.
         if state.truncated { w.setFlags(HeaderFlags.tc) }

@@ -30,7 +30,7 @@ struct Resolution {
     private var dnamesWritten = InlineArray<8, Int32>(repeating: -1)
     private var dnameCount = 0
     /// Set when the snapshot has load-balanced names.
-    var steer: SteerContext? = nil
+    var steer = SteerContext()
 
     init(zone: Zone, qtype: UInt16, dnssecOK: Bool, scratch: UnsafeMutableRawPointer) {
         self.zone = zone
@@ -87,7 +87,7 @@ struct Resolution {
     /// The name exists (or a wildcard stands for it): answer, alias, refer or say NODATA.
     mutating func exact(_ node: Int, owner: UnsafeRawBufferPointer, writer w: inout MessageWriter) {
         let flags = zone.nodes[node].flags
-        if flags & Zone.Flag.steered != 0 && (qtype == RRType.a || qtype == RRType.aaaa) && steer != nil {
+        if flags & Zone.Flag.steered != 0 && (qtype == RRType.a || qtype == RRType.aaaa) && steer.runtime != nil {
             if steered(node, owner: owner, writer: &w) { return }
         }
         if flags & Zone.Flag.delegation != 0 && qtype != RRType.ds {

@@ -35,6 +35,8 @@ package final class SteeringRuntime: Sendable {
     /// `health`'s flat arrays, held directly so a query takes one reference.
     let facts: HealthFacts
     package let counters: AnswerCounters
+    /// The decisions of this health state taken ahead, per name, location class and family.
+    package let memo: DecisionMemo
     /// Where each name lives: (zone, node) → index into `table.names`, so a query at a steered node
     /// finds its name without hashing it again. Scanned linearly: a handful of names per snapshot.
     let homeZone: [ObjectIdentifier]
@@ -45,6 +47,7 @@ package final class SteeringRuntime: Sendable {
         self.health = health
         self.facts = health.facts
         self.counters = counters
+        self.memo = table.memo(health: health.facts, now: Double(lodestar_monotonic_ns()) * 1e-9)
         var zs: [ObjectIdentifier] = [], ns: [Int32] = []
         for c in table.names {
             let (z, n) = c.config.wire.withUnsafeBytes { wire -> (ObjectIdentifier?, Int32) in
@@ -65,6 +68,7 @@ package final class SteeringRuntime: Sendable {
         self.health = health
         facts = health.facts
         counters = other.counters
+        memo = table.memo(health: health.facts, now: Double(lodestar_monotonic_ns()) * 1e-9)
         homeZone = other.homeZone
         homeNode = other.homeNode
     }

@@ -6,7 +6,8 @@ import Zones
 /// What a query brings to a load-balanced answer: who the client is (the ECS address when the
 /// query carries one with a non-zero source prefix, else the source address), and what comes back.
 struct SteerContext {
-    unowned(unsafe) let runtime: SteeringRuntime
+    /// nil when the snapshot has no load-balanced names.
+    unowned(unsafe) let runtime: SteeringRuntime?
     let clientFamily: Int
     let high: UInt64
     let low: UInt64
@@ -25,6 +26,16 @@ struct SteerContext {
     var stableUntil = Double.infinity
     /// What the response counts in the answer counters (counted once the response is done).
     var counted = AnswerCount()
+
+    /// No load-balanced names: nothing to decide.
+    init() {
+        runtime = nil
+        clientFamily = 0
+        high = 0
+        low = 0
+        queryID = 0
+        fromSource = true
+    }
 
     init(query q: Query, client: ClientAddress, runtime: SteeringRuntime) {
         self.runtime = runtime
@@ -47,36 +58,19 @@ extension Resolution {
     /// Answers a load-balanced name from its policy. False when the answer comes from the zone
     /// instead (all down with `last-resort`, or no endpoint of the queried family).
     mutating func steered(_ node: Int, owner: UnsafeRawBufferPointer, writer w: inout MessageWriter) -> Bool {
-        guard var ctx = steer else { return false }
-        let rt = ctx.runtime
-        let table = rt.table
-        let n = rt.name(zone: zone, node: node)
-        guard n >= 0 else { return false }
-        let c = table.names[n]
-        guard qtype == RRType.a ? c.answersA : c.answersAAAA else { return false }
-        let ns = lodestar_monotonic_ns()
-        let random = ctx.fixedRandom ?? mix(ns ^ UInt64(ctx.queryID) << 48 ^ ctx.high ^ mix(ctx.low))
-        var trace = NoTrace()
-        let family = qtype == RRType.a ? 4 : 6
-        let d = table.decide(name: n, family: family, clientFamily: ctx.clientFamily, high: ctx.high,
-                             low: ctx.low, health: rt.facts, now: Double(ns) * 1e-9, random: random, trace: &trace)
-        ctx.decisions += 1
-        if !d.repeatable { ctx.repeatable = false }
-        ctx.stableUntil = min(ctx.stableUntil, d.stableUntil)
-        // What the decision read of the client, whatever the outcome (the answer cache keys on it).
-        ctx.clientBits = max(ctx.clientBits, d.scope)
-        let counters = rt.counters
-        switch d.outcome {
-        case .zone: ctx.counted.count(name: n, fallback: .zone, in: counters)
-        case .servfail: ctx.counted.count(name: n, fallback: .servfail, in: counters)
-        case .failOpen: ctx.counted.count(name: n, fallback: .failOpen, in: counters)
-        case .answer:
-            ctx.scope = max(ctx.scope, d.scope)
-            ctx.counted.count(name: n, pool: d.pool, in: counters)
-            for i in 0..<d.count { ctx.counted.count(endpoint: Int(d.picks[i]), in: counters) }
+        guard let runtime = steer.runtime else { return false }
+        // The snapshot holds the runtime for the whole query: borrowed, not retained.
+        return Unmanaged.passUnretained(runtime)._withUnsafeGuaranteedRef { rt in
+            steered(rt, node: node, owner: owner, writer: &w)
         }
-        // Stored before writing: a CNAME endpoint's target may be load-balanced too.
-        steer = ctx
+    }
+
+    mutating func steered(_ rt: SteeringRuntime, node: Int, owner: UnsafeRawBufferPointer,
+                          writer w: inout MessageWriter) -> Bool {
+        guard let (n, d) = decide(rt, node: node) else { return false }
+        let table = rt.table
+        let c = table.names[Int(n)]
+        let family = qtype == RRType.a ? 4 : 6
         switch d.outcome {
         case .zone:
             return false
@@ -113,10 +107,45 @@ extension Resolution {
         }
     }
 
+    /// The decision for the load-balanced name at `node`, counted in the answer counters and noted
+    /// in `steer` (in place: the context is not copied). nil when `node` is not load-balanced for
+    /// the query type.
+    @inline(__always)
+    mutating func decide(_ rt: SteeringRuntime, node: Int) -> (name: Int32, decision: Decision)? {
+        let table = rt.table
+        let n = rt.name(zone: zone, node: node)
+        guard n >= 0 else { return nil }
+        let c = table.names[n]
+        guard qtype == RRType.a ? c.answersA : c.answersAAAA else { return nil }
+        let ns = lodestar_monotonic_ns()
+        let random = steer.fixedRandom ?? mix(ns ^ UInt64(steer.queryID) << 48 ^ steer.high ^ mix(steer.low))
+        var trace = NoTrace()
+        let family = qtype == RRType.a ? 4 : 6
+        let d = table.decide(name: n, family: family, clientFamily: steer.clientFamily, high: steer.high,
+                             low: steer.low, health: rt.facts, now: Double(ns) * 1e-9, random: random, trace: &trace,
+                             memo: rt.memo)
+        steer.decisions += 1
+        if !d.repeatable { steer.repeatable = false }
+        steer.stableUntil = min(steer.stableUntil, d.stableUntil)
+        // What the decision read of the client, whatever the outcome (the answer cache keys on it).
+        steer.clientBits = max(steer.clientBits, d.scope)
+        let counters = rt.counters
+        switch d.outcome {
+        case .zone: steer.counted.count(name: n, fallback: .zone, in: counters)
+        case .servfail: steer.counted.count(name: n, fallback: .servfail, in: counters)
+        case .failOpen: steer.counted.count(name: n, fallback: .failOpen, in: counters)
+        case .answer:
+            steer.scope = max(steer.scope, d.scope)
+            steer.counted.count(name: n, pool: d.pool, in: counters)
+            for i in 0..<d.count { steer.counted.count(endpoint: Int(d.picks[i]), in: counters) }
+        }
+        return (Int32(n), d)
+    }
+
     /// The pre-encoded RDATA of endpoint `e` (an address, or a CNAME target in wire form).
     @inline(__always)
     func endpointRDATA<R>(_ e: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        let table = steer!.runtime.table
+        let table = steer.runtime!.table
         return table.rdata.withUnsafeBytes { all in
             body(UnsafeRawBufferPointer(rebasing: all[Int(table.rdataStart[e])..<Int(table.rdataStart[e] + table.rdataLength[e])]))
         }

@@ -6,31 +6,31 @@ import Foundation
 /// to come up and 10 failures to go down — minutes; Route 53 uses 3 both ways at 30 s). A failed
 /// origin is out within interval × fall = 30 s, back within 20 s, and flapping is handled by
 /// damping instead of by long counters.
-package struct CheckPolicy: Sendable, Equatable, Hashable {
+public struct CheckPolicy: Sendable, Equatable, Hashable {
     /// Consecutive successes to go from down to up.
-    package var rise = 2
+    public var rise = 2
     /// Consecutive failures to go from up to down.
-    package var fall = 3
+    public var fall = 3
     /// Flap damping (RFC 2439's scheme): each up→down change adds `penaltyPerFlap`; the penalty
     /// halves every `halfLife` seconds; above `suppress` the check is held down until the penalty
     /// decays below `reuse`, and never longer than `maxHold` seconds.
-    package var penaltyPerFlap = 1000.0
-    package var suppress = 2000.0
-    package var reuse = 750.0
-    package var halfLife = 60.0
-    package var maxHold = 600.0
+    public var penaltyPerFlap = 1000.0
+    public var suppress = 2000.0
+    public var reuse = 750.0
+    public var halfLife = 60.0
+    public var maxHold = 600.0
 
-    package init() {}
+    public init() {}
 }
 
 /// A check result.
-package enum CheckOutcome: Sendable, Equatable {
+public enum CheckOutcome: Sendable, Equatable {
     case success(rtt: Double)
     case failure(reason: String)
 }
 
 /// What the owner of a check state must do after a result.
-package enum CheckAction: Sendable, Equatable {
+public enum CheckAction: Sendable, Equatable {
     case wentUp(reason: String)
     case wentDown(reason: String)
     /// Checks pass but the check is held down by damping until the given time (at the latest).
@@ -38,43 +38,43 @@ package enum CheckAction: Sendable, Equatable {
 }
 
 /// The state machine of one check: a value driven by results and a clock, returning actions.
-package struct CheckState: Sendable, Equatable {
-    package let policy: CheckPolicy
+public struct CheckState: Sendable, Equatable {
+    public let policy: CheckPolicy
     /// nil until the first result: the first result decides at once (cold start, gdnsd's initial round).
-    package private(set) var up: Bool?
-    package private(set) var successes = 0
-    package private(set) var failures = 0
-    package private(set) var lastReason = "not checked yet"
+    public private(set) var up: Bool?
+    public private(set) var successes = 0
+    public private(set) var failures = 0
+    public private(set) var lastReason = "not checked yet"
     /// Damping penalty as of `penaltyAt`.
     private var penaltyValue = 0.0
     private var penaltyAt = 0.0
     private var suppressedSince: Double? = nil
-    package private(set) var flaps = 0
+    public private(set) var flaps = 0
 
-    package init(policy: CheckPolicy = CheckPolicy()) {
+    public init(policy: CheckPolicy = CheckPolicy()) {
         self.policy = policy
     }
 
     /// A state resumed from an earlier run (the persisted state file): thresholds apply from there.
-    package init(policy: CheckPolicy, resumed up: Bool, reason: String) {
+    public init(policy: CheckPolicy, resumed up: Bool, reason: String) {
         self.policy = policy
         self.up = up
         self.lastReason = reason
     }
 
     /// The decayed penalty at `now`.
-    package func penalty(at now: Double) -> Double {
+    public func penalty(at now: Double) -> Double {
         penaltyValue * pow(0.5, max(0, now - penaltyAt) / policy.halfLife)
     }
 
     /// Whether damping holds the check down at `now`.
-    package func isSuppressed(at now: Double) -> Bool {
+    public func isSuppressed(at now: Double) -> Bool {
         guard let since = suppressedSince else { return false }
         return penalty(at: now) >= policy.reuse && now - since < policy.maxHold
     }
 
     /// Feeds one result; returns what changed.
-    package mutating func record(_ outcome: CheckOutcome, now: Double) -> [CheckAction] {
+    public mutating func record(_ outcome: CheckOutcome, now: Double) -> [CheckAction] {
         var actions: [CheckAction] = []
         if suppressedSince != nil && !isSuppressed(at: now) { suppressedSince = nil }
         switch outcome {
@@ -120,17 +120,17 @@ package struct CheckState: Sendable, Equatable {
 }
 
 /// Exponentially weighted moving average of RTTs (seconds), for the latency policy.
-package struct RTTAverage: Sendable, Equatable {
+public struct RTTAverage: Sendable, Equatable {
     /// Weight of each new sample.
-    package let alpha: Double
-    package private(set) var value: Double? = nil
-    package private(set) var samples = 0
+    public let alpha: Double
+    public private(set) var value: Double? = nil
+    public private(set) var samples = 0
 
-    package init(alpha: Double = 0.3) {
+    public init(alpha: Double = 0.3) {
         self.alpha = alpha
     }
 
-    package mutating func add(_ rtt: Double) {
+    public mutating func add(_ rtt: Double) {
         value = value.map { $0 + alpha * (rtt - $0) } ?? rtt
         samples += 1
     }

@@ -3,24 +3,24 @@ import Geo
 
 /// Receives the steps of a decision, for `lodestar explain` and the admin API. The query path uses
 /// `NoTrace`, whose calls compile away.
-package protocol DecisionTrace {
+public protocol DecisionTrace {
     mutating func note(_ line: @autoclosure () -> String)
 }
 
-package struct NoTrace: DecisionTrace {
-    package init() {}
-    @inline(__always) package mutating func note(_ line: @autoclosure () -> String) {}
+public struct NoTrace: DecisionTrace {
+    public init() {}
+    @inline(__always) public mutating func note(_ line: @autoclosure () -> String) {}
 }
 
-package struct TextTrace: DecisionTrace {
-    package var lines: [String] = []
-    package init() {}
-    package mutating func note(_ line: @autoclosure () -> String) { lines.append(line()) }
+public struct TextTrace: DecisionTrace {
+    public var lines: [String] = []
+    public init() {}
+    public mutating func note(_ line: @autoclosure () -> String) { lines.append(line()) }
 }
 
 /// The outcome of one decision.
-package struct Decision: Sendable {
-    package enum Outcome: Sendable, Equatable {
+public struct Decision: Sendable {
+    public enum Outcome: Sendable, Equatable {
         /// Answer with `picks`.
         case answer
         /// Nothing is up: answer with every configured endpoint of the family.
@@ -30,39 +30,39 @@ package struct Decision: Sendable {
         case servfail
     }
 
-    package var outcome: Outcome = .answer
+    public var outcome: Outcome = .answer
     /// Endpoint indices to answer with, best first.
-    package var picks = InlineArray<8, Int32>(repeating: -1)
-    package var count = 0
-    package var pool = -1
+    public var picks = InlineArray<8, Int32>(repeating: -1)
+    public var count = 0
+    public var pool = -1
     /// RFC 7871 scope prefix: the depth of the location network, or the sticky prefix; 0 when the
     /// answer does not depend on the client.
-    package var scope = 0
-    package var ttl: UInt32 = 0
+    public var scope = 0
+    public var ttl: UInt32 = 0
     /// False when the answer drew on this query's randomness (weights, shares, a slow-start ramp):
     /// the same client may get another answer next time. Sticky names draw on the client's subnet
     /// instead, so theirs repeat for every client of the scope.
-    package var repeatable = true
+    public var repeatable = true
     /// Monotonic seconds until which a repeatable answer stays as it is without a health change:
     /// when the last pool of a degraded name settles, the TTL goes back up.
-    package var stableUntil = Double.infinity
+    public var stableUntil = Double.infinity
 
-    package init() {}
+    public init() {}
 
-    package var endpoints: [Int] { (0..<count).map { Int(picks[$0]) } }
+    public var endpoints: [Int] { (0..<count).map { Int(picks[$0]) } }
 }
 
 /// One name ready for queries: its tries and location classes, and its settings as flat fields
 /// (a class, so the query path takes one reference instead of copying arrays and strings).
-package final class CompiledName: Sendable {
-    package let config: SteeredName
-    package let v4: LocationTrie
-    package let v6: LocationTrie
-    package let classes: [LocationClass]
+public final class CompiledName: Sendable {
+    public let config: SteeredName
+    public let v4: LocationTrie
+    public let v6: LocationTrie
+    public let classes: [LocationClass]
     /// The class used when the answer does not depend on the client.
-    package let defaultClass: Int
+    public let defaultClass: Int
     /// Geo or latency in the chain: the answer depends on where the client is.
-    package let locationDependent: Bool
+    public let locationDependent: Bool
     /// Classes flattened: pool order and RTTs, `SteeringTable.maxPoolsPerName` slots per class.
     let classOrder: [Int16]
     let classRTT: [Double]
@@ -75,9 +75,9 @@ package final class CompiledName: Sendable {
     let allDown: AllDownMode
     let answers: Int
     let stickyV4: Int, stickyV6: Int
-    package let ttlHigh: UInt32, ttlLow: UInt32
+    public let ttlHigh: UInt32, ttlLow: UInt32
     let hysteresis: Double
-    package let answersA: Bool, answersAAAA: Bool
+    public let answersA: Bool, answersAAAA: Bool
 
     init(config: SteeredName, v4: LocationTrie, v6: LocationTrie, classes: [LocationClass], defaultClass: Int,
          locationDependent: Bool, model: SteeringModel) {
@@ -122,11 +122,11 @@ package final class CompiledName: Sendable {
 }
 
 /// The compiled steering config: what a snapshot holds. Immutable.
-package final class SteeringTable: Sendable {
-    package let model: SteeringModel
-    package let names: [CompiledName]
-    package let city: GeoDatabase?
-    package let asn: GeoDatabase?
+public final class SteeringTable: Sendable {
+    public let model: SteeringModel
+    public let names: [CompiledName]
+    public let city: GeoDatabase?
+    public let asn: GeoDatabase?
     /// Open-addressing table over lower-case wire names → index into `names`.
     let slots: [Int32]
     let mask: Int
@@ -140,20 +140,20 @@ package final class SteeringTable: Sendable {
     let poolCount: [Int32]
     /// Endpoint indices of every pool, pool after pool.
     let poolEndpoints: [Int32]
-    package let endpointFamily: [UInt8]
+    public let endpointFamily: [UInt8]
     let endpointCapacity: [Double]
     /// Pre-encoded RDATA (4 or 16 octets, or a wire name for a CNAME) of every endpoint.
-    package let rdata: [UInt8]
-    package let rdataStart: [Int32]
-    package let rdataLength: [Int32]
+    public let rdata: [UInt8]
+    public let rdataStart: [Int32]
+    public let rdataLength: [Int32]
 
     /// Most pools one name may use (the decision keeps them on the stack).
-    package static let maxPoolsPerName = 16
+    public static let maxPoolsPerName = 16
     /// Most endpoints one answer may carry when picking (`answers`).
-    package static let maxAnswers = 8
+    public static let maxAnswers = 8
 
     /// Compiles the model; walks the databases once per name using them.
-    package init(model: SteeringModel, city: GeoDatabase?, asn: GeoDatabase?) {
+    public init(model: SteeringModel, city: GeoDatabase?, asn: GeoDatabase?) {
         self.model = model
         self.city = city
         self.asn = asn
@@ -248,7 +248,7 @@ package final class SteeringTable: Sendable {
 
     /// The index of the load-balanced name `name` (wire form, any case), or -1.
     @inline(__always)
-    package func find(_ name: UnsafeRawBufferPointer) -> Int {
+    public func find(_ name: UnsafeRawBufferPointer) -> Int {
         var h = Self.hash(name) & mask
         return wireBytes.withUnsafeBytes { all in
             while true {
@@ -278,7 +278,7 @@ package final class SteeringTable: Sendable {
     /// Decides the answer to a query for name `n` of address family `family` (4 for A, 6 for AAAA).
     /// `client` is the ECS address when present, else the source address (IPv4 in the top 32 bits
     /// of `high`). `random` is fresh per query; a sticky name ignores it.
-    package func decide<T: DecisionTrace>(name n: Int, family: Int, clientFamily: Int, high: UInt64, low: UInt64,
+    public func decide<T: DecisionTrace>(name n: Int, family: Int, clientFamily: Int, high: UInt64, low: UInt64,
                                           health: HealthView, now: Double, random: UInt64, trace: inout T) -> Decision {
         decide(name: n, family: family, clientFamily: clientFamily, high: high, low: low, health: health.facts, now: now,
                random: random, trace: &trace)
@@ -287,10 +287,10 @@ package final class SteeringTable: Sendable {
     // The query path's version is compiled here without the trace (callgrind showed the generic one
     // called from Server, with every `note` a witness-table call).
     @_specialize(exported: true, where T == NoTrace)
-    package func decide<T: DecisionTrace>(name n: Int, family: Int, clientFamily: Int, high: UInt64, low: UInt64,
-                                          health: HealthFacts, now: Double, random: UInt64, trace: inout T) -> Decision {
+    public func decide<T: DecisionTrace>(name n: Int, family: Int, clientFamily: Int, high: UInt64, low: UInt64,
+                                          health: HealthFacts, now: Double, random: UInt64, trace: inout T,
+                                          memo: DecisionMemo? = nil) -> Decision {
         let c = names[n]
-        var d = Decision()
         // 1. Where the client is.
         var cls = c.defaultClass
         var depth = 0
@@ -298,6 +298,21 @@ package final class SteeringTable: Sendable {
             (cls, depth) = clientFamily == 4 ? c.v4.locate(high: high, low: low) : c.v6.locate(high: high, low: low)
             trace.note("location class \(cls): network of \(depth) bits")
         }
+        if let memo, var d = memo.decision(name: n, class: cls, family: family, now: now) {
+            d.scope = c.locationDependent ? depth : 0
+            return d
+        }
+        return decide(c, name: n, class: cls, depth: depth, family: family, clientFamily: clientFamily, high: high,
+                      low: low, health: health, now: now, random: random, trace: &trace)
+    }
+
+    /// Everything after locating the client: its class `cls`, found at `depth` bits.
+    @_specialize(where T == NoTrace)
+    func decide<T: DecisionTrace>(_ c: CompiledName, name n: Int, class cls: Int, depth: Int, family: Int,
+                                  clientFamily: Int, high: UInt64, low: UInt64, health: HealthFacts, now: Double,
+                                  random: UInt64, trace: inout T) -> Decision {
+        var d = Decision()
+        var depth = depth
         var seed = random
         let stickyLength = clientFamily == 4 ? c.stickyV4 : (clientFamily == 6 ? c.stickyV6 : -1)
         if stickyLength >= 0 {
@@ -531,9 +546,81 @@ package final class SteeringTable: Sendable {
     }
 }
 
+extension SteeringTable {
+    /// The decisions of one health state taken ahead (see `DecisionMemo`), for at most `limit`
+    /// class-and-family pairs in all (about 5 MiB; a name beyond that decides per query).
+    /// `now` is the monotonic clock in seconds.
+    public func memo(health: HealthFacts, now: Double, limit: Int = 1 << 16) -> DecisionMemo {
+        var base: [Int] = [], validFrom: [Double] = [], decisions: [Decision] = [], known: [Bool] = []
+        for (n, c) in names.enumerated() {
+            guard c.stickyV4 < 0 && c.stickyV6 < 0, decisions.count + 2 * c.classes.count <= limit else {
+                base.append(-1); validFrom.append(.infinity); continue
+            }
+            // Once every slow-start ramp of the name's pools and endpoints has ended, health factors
+            // are 0 or 1 and settle times are past: the decision stays what it is at that moment.
+            var from = now
+            for p32 in c.pools {
+                let p = Int(p32), window = poolSlowStart[p]
+                guard window > 0 else { continue }
+                if health.poolPassing[p] { from = max(from, health.poolSince[p] + window) }
+                for k in Int(poolFirst[p])..<Int(poolFirst[p] + poolCount[p]) {
+                    let e = Int(poolEndpoints[k])
+                    if health.endpointUp[e] { from = max(from, health.endpointSince[e] + window) }
+                }
+            }
+            base.append(decisions.count)
+            validFrom.append(from)
+            for cls in 0..<c.classes.count {
+                for family in [4, 6] {
+                    var trace = NoTrace()
+                    let d = decide(c, name: n, class: cls, depth: 0, family: family, clientFamily: 0, high: 0, low: 0,
+                                   health: health, now: from, random: 0, trace: &trace)
+                    decisions.append(d)
+                    // Only what no query's randomness drew and no later moment changes.
+                    known.append(d.repeatable && d.stableUntil == .infinity)
+                }
+            }
+        }
+        return DecisionMemo(base: base, validFrom: validFrom, decisions: decisions, known: known)
+    }
+}
+
+/// Decisions taken ahead for one health state: for every name whose answer depends only on the
+/// client's location class (no weighted or spread pick drawn per query, not sticky), the decision
+/// for each class and address family, valid from the moment its pools' slow-start ramps end.
+/// A query then only locates the client: the rest of `decide` is a read.
+public final class DecisionMemo: Sendable {
+    /// Per name: the index of its class 0, IPv4, in `decisions`; -1 when the name is not memoised.
+    let base: [Int]
+    /// Per name: monotonic seconds from which its memoised decisions hold.
+    let validFrom: [Double]
+    /// Two per class (IPv4, IPv6); `known` false where the decision drew on randomness.
+    let decisions: [Decision]
+    let known: [Bool]
+
+    init(base: [Int], validFrom: [Double], decisions: [Decision], known: [Bool]) {
+        self.base = base
+        self.validFrom = validFrom
+        self.decisions = decisions
+        self.known = known
+    }
+
+    /// Names with decisions taken ahead, and the decisions kept.
+    public var names: Int { base.count { $0 >= 0 } }
+    public var count: Int { known.count { $0 } }
+
+    @inline(__always)
+    func decision(name n: Int, class cls: Int, family: Int, now: Double) -> Decision? {
+        let b = base[n]
+        guard b >= 0, now >= validFrom[n] else { return nil }
+        let i = b + cls * 2 + (family == 6 ? 1 : 0)
+        return known[i] ? decisions[i] : nil
+    }
+}
+
 /// SplitMix64's finaliser.
 @inline(__always)
-package func mix(_ x: UInt64) -> UInt64 {
+public func mix(_ x: UInt64) -> UInt64 {
     var z = x &+ 0x9E37_79B9_7F4A_7C15
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
     z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB

@@ -2,35 +2,35 @@
 ///
 /// Times are seconds on the monotonic clock the `HealthBoard` was given. A share that ramps
 /// after a recovery is computed from `upSince` and the pool's slow-start window at query time.
-package struct HealthView: Sendable {
-    package struct EndpointState: Sendable, Equatable {
-        package var up: Bool = true
-        package var upSince: Double = -.infinity
+public struct HealthView: Sendable {
+    public struct EndpointState: Sendable, Equatable {
+        public var up: Bool = true
+        public var upSince: Double = -.infinity
         /// The weight in force: configured, or the admin's override.
-        package var weight: Double
-        package var reason: String = "up"
+        public var weight: Double
+        public var reason: String = "up"
     }
 
-    package struct PoolState: Sendable, Equatable {
+    public struct PoolState: Sendable, Equatable {
         /// At least `upThreshold` of its endpoints are up, or the admin forces it up.
-        package var passing: Bool = true
-        package var upSince: Double = -.infinity
-        package var weight: Double
-        package var upFraction: Double = 1
-        package var reason: String = "up"
+        public var passing: Bool = true
+        public var upSince: Double = -.infinity
+        public var weight: Double
+        public var upFraction: Double = 1
+        public var reason: String = "up"
     }
 
-    package var endpoints: [EndpointState]
-    package var pools: [PoolState]
+    public var endpoints: [EndpointState]
+    public var pools: [PoolState]
     /// Per region: how many milliseconds the prober's RTT to its endpoints currently exceeds their
     /// best (0 without live measurements); the latency step adds it to the map's RTT.
-    package var regionExtraRTT: [Double]
+    public var regionExtraRTT: [Double]
     /// The same facts in flat arrays for the query path, in a class so a query takes one reference
     /// instead of copying arrays: set by `freeze()`.
-    package private(set) var facts: HealthFacts
+    public private(set) var facts: HealthFacts
 
     /// Everything up, configured weights: the view before any check or override.
-    package init(model: SteeringModel) {
+    public init(model: SteeringModel) {
         endpoints = model.endpoints.map { EndpointState(weight: $0.weight) }
         pools = model.pools.map { PoolState(weight: $0.weight) }
         regionExtraRTT = model.regions.map { _ in 0 }
@@ -38,39 +38,39 @@ package struct HealthView: Sendable {
     }
 
     /// Copies `endpoints` and `pools` into the flat arrays the query path reads.
-    package mutating func freeze(model: SteeringModel) {
+    public mutating func freeze(model: SteeringModel) {
         facts = HealthFacts(endpoints: endpoints, pools: pools, regionExtraRTT: regionExtraRTT, model: model)
     }
 
     @inline(__always)
-    package func factor(endpoint e: Int, window: Double, now: Double) -> Double {
+    public func factor(endpoint e: Int, window: Double, now: Double) -> Double {
         facts.factor(endpoint: e, window: window, now: now)
     }
 
     @inline(__always)
-    package func factor(pool p: Int, window: Double, now: Double) -> Double {
+    public func factor(pool p: Int, window: Double, now: Double) -> Double {
         facts.factor(pool: p, window: window, now: now)
     }
 }
 
 /// Health in flat arrays, immutable: what a query reads.
-package final class HealthFacts: Sendable {
-    package let endpointUp: [Bool]
-    package let endpointSince: [Double]
-    package let endpointWeight: [Double]
-    package let poolPassing: [Bool]
-    package let poolSince: [Double]
-    package let poolWeight: [Double]
+public final class HealthFacts: Sendable {
+    public let endpointUp: [Bool]
+    public let endpointSince: [Double]
+    public let endpointWeight: [Double]
+    public let poolPassing: [Bool]
+    public let poolSince: [Double]
+    public let poolWeight: [Double]
     /// For explanations only.
-    package let poolReason: [String]
+    public let poolReason: [String]
     /// Per pool: whether an endpoint usable for IPv4 (an address or a CNAME) is up; the same for IPv6.
-    package let poolUp4: [Bool]
-    package let poolUp6: [Bool]
+    public let poolUp4: [Bool]
+    public let poolUp6: [Bool]
     /// Per pool: from when the pool and all its endpoints are up and past slow start (+∞ while any
     /// is down). Before that, names using the pool answer with their low TTL.
-    package let poolSettled: [Double]
+    public let poolSettled: [Double]
     /// Per pool: its region's live RTT excess in milliseconds (see `HealthView.regionExtraRTT`).
-    package let poolExtraRTT: [Double]
+    public let poolExtraRTT: [Double]
 
     init(endpoints: [HealthView.EndpointState], pools: [HealthView.PoolState], regionExtraRTT: [Double],
          model: SteeringModel) {
@@ -99,13 +99,13 @@ package final class HealthFacts: Sendable {
 
     /// 0…1: how much of its share an endpoint takes now (0 down, ramping during slow start).
     @inline(__always)
-    package func factor(endpoint e: Int, window: Double, now: Double) -> Double {
+    public func factor(endpoint e: Int, window: Double, now: Double) -> Double {
         guard endpointUp[e] else { return 0 }
         return ramp(since: endpointSince[e], window: window, now: now)
     }
 
     @inline(__always)
-    package func factor(pool p: Int, window: Double, now: Double) -> Double {
+    public func factor(pool p: Int, window: Double, now: Double) -> Double {
         guard poolPassing[p] else { return 0 }
         return ramp(since: poolSince[p], window: window, now: now)
     }
@@ -118,8 +118,8 @@ package final class HealthFacts: Sendable {
 }
 
 /// An operator's override of a region, pool or endpoint (gdnsd's admin_state, NS1's `up`).
-package struct AdminOverride: Sendable, Equatable, Codable {
-    package enum State: String, Sendable, Codable {
+public struct AdminOverride: Sendable, Equatable, Codable {
+    public enum State: String, Sendable, Codable {
         /// Up whatever the prober says.
         case up
         /// Down: no answers, counts as failed.
@@ -128,70 +128,70 @@ package struct AdminOverride: Sendable, Equatable, Codable {
         case drain
     }
 
-    package var state: State?
-    package var weight: Double?
+    public var state: State?
+    public var weight: Double?
 
-    package init(state: State? = nil, weight: Double? = nil) {
+    public init(state: State? = nil, weight: Double? = nil) {
         self.state = state
         self.weight = weight
     }
 
-    package var isEmpty: Bool { state == nil && weight == nil }
+    public var isEmpty: Bool { state == nil && weight == nil }
 }
 
 /// The overrides in force, by name so they survive reloads that renumber things.
-package struct AdminOverrides: Sendable, Equatable, Codable {
-    package var regions: [String: AdminOverride] = [:]
-    package var pools: [String: AdminOverride] = [:]
-    package var endpoints: [String: AdminOverride] = [:]
+public struct AdminOverrides: Sendable, Equatable, Codable {
+    public var regions: [String: AdminOverride] = [:]
+    public var pools: [String: AdminOverride] = [:]
+    public var endpoints: [String: AdminOverride] = [:]
 
-    package init() {}
+    public init() {}
 
-    package var isEmptyOverrides: Bool { regions.isEmpty && pools.isEmpty && endpoints.isEmpty }
+    public var isEmptyOverrides: Bool { regions.isEmpty && pools.isEmpty && endpoints.isEmpty }
 }
 
 /// Combines the prober's results and the admin's overrides into `HealthView`s, remembering when
 /// each endpoint and pool last came up (for slow start). Not thread-safe: the owner serialises it.
-package struct HealthBoard: Sendable {
-    package private(set) var model: SteeringModel
-    package private(set) var view: HealthView
-    package private(set) var overrides = AdminOverrides()
+public struct HealthBoard: Sendable {
+    public private(set) var model: SteeringModel
+    public private(set) var view: HealthView
+    public private(set) var overrides = AdminOverrides()
     /// What the prober (or an external feed) says, by endpoint name; absent = up (never checked).
-    package private(set) var observed: [String: (up: Bool, reason: String)] = [:]
+    public private(set) var observed: [String: (up: Bool, reason: String)] = [:]
 
-    package init(model: SteeringModel) {
+    public init(model: SteeringModel) {
         self.model = model
         self.view = HealthView(model: model)
     }
 
     /// A new model (reload): state carries over by name.
-    package mutating func replaceModel(_ m: SteeringModel, now: Double) {
+    public mutating func replaceModel(_ m: SteeringModel, now: Double) {
         let old = (model: model, view: view)
         model = m
         recompute(now: now, previous: old.view, previousModel: old.model)
     }
 
-    package mutating func setOverrides(_ o: AdminOverrides, now: Double) {
+    public mutating func setOverrides(_ o: AdminOverrides, now: Double) {
         let previous = view
         overrides = o
         recompute(now: now, previous: previous, previousModel: model)
     }
 
-    package mutating func setObserved(endpoint: String, up: Bool, reason: String, now: Double) {
+    public mutating func setObserved(endpoint: String, up: Bool, reason: String, now: Double) {
         setObserved([(endpoint, up, reason)], now: now)
     }
 
     /// Several prober results at once (one recomputation); `up: nil` forgets what was observed.
-    package mutating func setObserved(_ changes: [(endpoint: String, up: Bool?, reason: String)], now: Double) {
+    public mutating func setObserved(_ changes: [(endpoint: String, up: Bool?, reason: String)], now: Double) {
         let previous = view
         for c in changes { observed[c.endpoint] = c.up.map { ($0, c.reason) } }
         recompute(now: now, previous: previous, previousModel: model)
     }
 
     /// Live RTT excess per region name (milliseconds over the best measured), from the prober.
-    package private(set) var liveExtraRTT: [String: Double] = [:]
+    public private(set) var liveExtraRTT: [String: Double] = [:]
 
-    package mutating func setLiveRTT(_ extra: [String: Double], now: Double) {
+    public mutating func setLiveRTT(_ extra: [String: Double], now: Double) {
         let previous = view
         liveExtraRTT = extra
         recompute(now: now, previous: previous, previousModel: model)

@@ -3,22 +3,22 @@ import Geo
 
 /// What one name's location-dependent steps (geo, latency) make of a client: the pools in the
 /// order to try, and the expected RTT to each. Computed at load for every distinct location.
-package struct LocationClass: Sendable, Equatable, Hashable {
+public struct LocationClass: Sendable, Equatable, Hashable {
     /// Pool indices (global), best first.
-    package var order: [Int]
+    public var order: [Int]
     /// Expected RTT in ms per pool of `order` (same positions); empty without a latency step.
-    package var rtt: [Double]
+    public var rtt: [Double]
 }
 
 /// The facts known about a client location, as the classifier reads them.
-package struct LocationFacts: Sendable {
-    package var record: GeoRecord?
-    package var asn: UInt32?
+public struct LocationFacts: Sendable {
+    public var record: GeoRecord?
+    public var asn: UInt32?
     /// Index into the name's geo `nets` (longest match), and into the latency `nets`.
-    package var geoNet: Int?
-    package var latencyNet: Int?
+    public var geoNet: Int?
+    public var latencyNet: Int?
 
-    package init(record: GeoRecord? = nil, asn: UInt32? = nil, geoNet: Int? = nil, latencyNet: Int? = nil) {
+    public init(record: GeoRecord? = nil, asn: UInt32? = nil, geoNet: Int? = nil, latencyNet: Int? = nil) {
         self.record = record
         self.asn = asn
         self.geoNet = geoNet
@@ -27,17 +27,17 @@ package struct LocationFacts: Sendable {
 }
 
 /// Turns location facts into a `LocationClass` for one name; also explains the choice.
-package struct Classifier: Sendable {
+public struct Classifier: Sendable {
     let model: SteeringModel
     let name: SteeredName
 
-    package init(model: SteeringModel, name: SteeredName) {
+    public init(model: SteeringModel, name: SteeredName) {
         self.model = model
         self.name = name
     }
 
     /// The class and, for `explain`, what decided it.
-    package func classify(_ f: LocationFacts) -> (LocationClass, [String]) {
+    public func classify(_ f: LocationFacts) -> (LocationClass, [String]) {
         var why: [String] = []
         var order = name.pools
         if let geo = name.geo, name.has(.geo) {
@@ -133,7 +133,7 @@ package struct Classifier: Sendable {
 }
 
 /// Haversine distance on a sphere of the Earth's mean radius.
-package func greatCircleKm(_ lat1: Double, _ lon1: Double, _ lat2: Double, _ lon2: Double) -> Double {
+public func greatCircleKm(_ lat1: Double, _ lon1: Double, _ lat2: Double, _ lon2: Double) -> Double {
     let r = 6371.0088
     let p1 = lat1 * .pi / 180, p2 = lat2 * .pi / 180
     let dp = p2 - p1, dl = (lon2 - lon1) * .pi / 180
@@ -150,7 +150,7 @@ package func greatCircleKm(_ lat1: Double, _ lon1: Double, _ lat2: Double, _ lon
 /// that a client costs two or three memory reads instead of twenty (each of them a cache miss
 /// when clients come from everywhere). Every table entry keeps the depth of the binary leaf it
 /// expands, so the scope stays the merged network's length.
-package struct LocationTrie: Sendable {
+public struct LocationTrie: Sendable {
     /// Two child codes per node; a code with the top bit set is a leaf holding a class index.
     /// Emptied by `compile()` once the table holds the same map.
     var nodes: [UInt32] = []
@@ -162,15 +162,15 @@ package struct LocationTrie: Sendable {
     var table: [UInt32] = []
     var firstStride = 0
     /// Binary nodes of the trie as built (before `compile()`).
-    package private(set) var nodeCount = 0
+    public private(set) var nodeCount = 0
     /// Whether lookups read the table (false before `compile()` or when it kept the binary trie).
-    package var compiled: Bool { !table.isEmpty }
+    public var compiled: Bool { !table.isEmpty }
     static let classBits: UInt32 = 23
     static let classMask: UInt32 = 1 << classBits - 1
 
     /// The class of an address (IPv4 in the top 32 bits of `high`) and the depth it was decided at.
     @inline(__always)
-    package func locate(high: UInt64, low: UInt64) -> (cls: Int, depth: Int) {
+    public func locate(high: UInt64, low: UInt64) -> (cls: Int, depth: Int) {
         if table.isEmpty { return walk(high: high, low: low) }
         return table.withUnsafeBufferPointer { t in
             var e = t[Int(truncatingIfNeeded: high >> UInt64(truncatingIfNeeded: 64 &- firstStride))]
@@ -187,7 +187,7 @@ package struct LocationTrie: Sendable {
 
     /// The same answer from the binary trie, one bit per step (before `compile()`, or when classes
     /// do not fit a table entry).
-    package func walk(high: UInt64, low: UInt64) -> (cls: Int, depth: Int) {
+    public func walk(high: UInt64, low: UInt64) -> (cls: Int, depth: Int) {
         nodes.withUnsafeBufferPointer { n in
             var code = root
             var depth = 0
@@ -205,7 +205,7 @@ package struct LocationTrie: Sendable {
 
     /// Expands the binary trie into the table and drops the nodes. Keeps the binary trie when a class
     /// index does not fit an entry (more than 8 million classes).
-    package mutating func compile(classes: Int) {
+    public mutating func compile(classes: Int) {
         nodeCount = nodes.count / 2
         guard classes <= Int(Self.classMask) + 1 else { return }
         // The first level no larger than the trie (at most 65,536 entries, 256 KiB).
@@ -237,11 +237,11 @@ package struct LocationTrie: Sendable {
 }
 
 /// Builds a name's tries from the databases and CIDR maps, interning the classes.
-package struct LocationTrieBuilder {
+public struct LocationTrieBuilder {
     let classifier: Classifier
     let city: GeoDatabase?
     let asnDB: GeoDatabase?
-    package private(set) var classes: [LocationClass] = []
+    public private(set) var classes: [LocationClass] = []
     private var classIndex: [LocationClass: Int] = [:]
     private var factsCache: [FactsKey: UInt32] = [:]
     /// The class of each city record when nothing else (CIDR maps, ASN) applies: the common case.
@@ -277,7 +277,7 @@ package struct LocationTrieBuilder {
         }
     }
 
-    package init(classifier: Classifier, city: GeoDatabase?, asn: GeoDatabase?) {
+    public init(classifier: Classifier, city: GeoDatabase?, asn: GeoDatabase?) {
         self.classifier = classifier
         self.city = city
         self.asnDB = asn
@@ -317,7 +317,7 @@ package struct LocationTrieBuilder {
     }
 
     /// The trie for one family (4 or 6), compiled into its lookup table unless `expand` is false.
-    package mutating func build(family: Int, expand: Bool = true) -> LocationTrie {
+    public mutating func build(family: Int, expand: Bool = true) -> LocationTrie {
         var trie = LocationTrie()
         let name = classifier.name
         var nets = NetsTrie()

@@ -4,14 +4,14 @@
 /// Indices tie the parts together: a pool names its region by index, an endpoint its pool.
 
 /// A place traffic can go: a data centre or cloud region, with coordinates for distance ordering.
-package struct Region: Sendable, Equatable {
-    package var name: String
-    package var latitude: Double?
-    package var longitude: Double?
+public struct Region: Sendable, Equatable {
+    public var name: String
+    public var latitude: Double?
+    public var longitude: Double?
     /// Geoproximity bias, −99…99 (Route 53's): positive draws clients from farther away.
-    package var bias: Double = 0
+    public var bias: Double = 0
 
-    package init(name: String, latitude: Double? = nil, longitude: Double? = nil, bias: Double = 0) {
+    public init(name: String, latitude: Double? = nil, longitude: Double? = nil, bias: Double = 0) {
         self.name = name
         self.latitude = latitude
         self.longitude = longitude
@@ -20,14 +20,14 @@ package struct Region: Sendable, Equatable {
 }
 
 /// What an endpoint answers with.
-package enum EndpointTarget: Sendable, Equatable {
+public enum EndpointTarget: Sendable, Equatable {
     /// 4 or 16 octets: an A or AAAA record.
     case address([UInt8])
     /// A CNAME target in wire form, lower-cased.
     case cname([UInt8])
 
     /// 4, 6, or 0 for a CNAME (usable for either family).
-    package var family: Int {
+    public var family: Int {
         switch self {
         case .address(let a): return a.count == 4 ? 4 : 6
         case .cname: return 0
@@ -35,21 +35,21 @@ package enum EndpointTarget: Sendable, Equatable {
     }
 }
 
-package struct Endpoint: Sendable, Equatable {
+public struct Endpoint: Sendable, Equatable {
     /// Unique across the config: the admin API and metrics name endpoints by it.
-    package var name: String
-    package var target: EndpointTarget
-    package var weight: Double = 1
+    public var name: String
+    public var target: EndpointTarget
+    public var weight: Double = 1
     /// Share of traffic this endpoint can take when others fail; defaults to its weight.
-    package var capacity: Double
-    package var pool: Int = 0
+    public var capacity: Double
+    public var pool: Int = 0
     /// Health checks the prober runs for this endpoint (none: up unless the admin or an external
     /// input says otherwise).
-    package var checks: [CheckSpec] = []
+    public var checks: [CheckSpec] = []
     /// Whether every check must pass (`all`, the default) or one is enough (`any`).
-    package var checkMode: CheckMode = .all
+    public var checkMode: CheckMode = .all
 
-    package init(name: String, target: EndpointTarget, weight: Double = 1, capacity: Double? = nil, pool: Int = 0) {
+    public init(name: String, target: EndpointTarget, weight: Double = 1, capacity: Double? = nil, pool: Int = 0) {
         self.name = name
         self.target = target
         self.weight = weight
@@ -59,21 +59,21 @@ package struct Endpoint: Sendable, Equatable {
 }
 
 /// The endpoints of one region that a name can answer with.
-package struct Pool: Sendable, Equatable {
-    package var name: String
-    package var region: Int
+public struct Pool: Sendable, Equatable {
+    public var name: String
+    public var region: Int
     /// Indices into `SteeringModel.endpoints`.
-    package var endpoints: [Int]
+    public var endpoints: [Int]
     /// Share when a name spreads traffic over pools by weight (`weighted` without `failover`).
-    package var weight: Double = 1
+    public var weight: Double = 1
     /// Traffic the pool can take when another region fails; defaults to the sum of its endpoints'.
-    package var capacity: Double
+    public var capacity: Double
     /// A pool is up while at least this fraction of its endpoints is up (gdnsd's `up_thresh`).
-    package var upThreshold: Double = 0.5
+    public var upThreshold: Double = 0.5
     /// After recovering, a pool's and its endpoints' share ramps linearly over this many seconds.
-    package var slowStart: Double = 0
+    public var slowStart: Double = 0
 
-    package init(name: String, region: Int, endpoints: [Int], weight: Double = 1, capacity: Double,
+    public init(name: String, region: Int, endpoints: [Int], weight: Double = 1, capacity: Double,
                  upThreshold: Double = 0.5, slowStart: Double = 0) {
         self.name = name
         self.region = region
@@ -86,7 +86,7 @@ package struct Pool: Sendable, Equatable {
 }
 
 /// One step of a name's policy chain, evaluated in order (like NS1's filter chain).
-package enum PolicyStep: String, Sendable, CaseIterable {
+public enum PolicyStep: String, Sendable, CaseIterable {
     /// Drops endpoints the prober or the admin marks down; pools below their threshold.
     case health
     /// Orders regions by rules (continent, country, subdivision, ASN, CIDR) or distance.
@@ -100,7 +100,7 @@ package enum PolicyStep: String, Sendable, CaseIterable {
 }
 
 /// What a name answers when no pool is usable.
-package enum AllDownMode: String, Sendable {
+public enum AllDownMode: String, Sendable {
     /// Every configured endpoint of the queried family (gdnsd, Route 53).
     case failOpen = "fail-open"
     /// The RRset in the zone file at the name, or NODATA.
@@ -109,13 +109,13 @@ package enum AllDownMode: String, Sendable {
 }
 
 /// An address prefix (for CIDR maps), bits in network order, IPv4 in the top 32 bits of `high`.
-package struct Prefix: Sendable, Equatable, CustomStringConvertible {
-    package var family: Int
-    package var high: UInt64
-    package var low: UInt64
-    package var length: Int
+public struct Prefix: Sendable, Equatable, CustomStringConvertible {
+    public var family: Int
+    public var high: UInt64
+    public var low: UInt64
+    public var length: Int
 
-    package init(family: Int, high: UInt64, low: UInt64, length: Int) {
+    public init(family: Int, high: UInt64, low: UInt64, length: Int) {
         self.family = family
         self.length = length
         let (h, l) = Prefix.mask(length: length)
@@ -130,18 +130,18 @@ package struct Prefix: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Bit `i` (0 = most significant) of the prefix.
-    package func bit(_ i: Int) -> Int {
+    public func bit(_ i: Int) -> Int {
         i < 64 ? Int(high >> (63 - UInt64(i)) & 1) : Int(low >> (127 - UInt64(i)) & 1)
     }
 
     /// Whether the prefix covers an address of the same family.
-    package func contains(family f: Int, high h: UInt64, low l: UInt64) -> Bool {
+    public func contains(family f: Int, high h: UInt64, low l: UInt64) -> Bool {
         guard f == family else { return false }
         let (mh, ml) = Prefix.mask(length: length)
         return h & mh == high && l & ml == low
     }
 
-    package var description: String {
+    public var description: String {
         if family == 4 {
             let v = UInt32(truncatingIfNeeded: high >> 32)
             return "\(v >> 24).\(v >> 16 & 0xFF).\(v >> 8 & 0xFF).\(v & 0xFF)/\(length)"
@@ -157,19 +157,19 @@ package struct Prefix: Sendable, Equatable, CustomStringConvertible {
 
 /// Geo rules of one name: the most specific match wins (nets, ASN, subdivision, country,
 /// continent, default); without any, regions by great-circle distance from the client.
-package struct GeoRules: Sendable, Equatable {
+public struct GeoRules: Sendable, Equatable {
     /// Region index lists, keyed by continent code (`EU`), country (`DE`), country-subdivision (`US-CA`), ASN.
-    package var continent: [String: [Int]] = [:]
-    package var country: [String: [Int]] = [:]
-    package var subdivision: [String: [Int]] = [:]
-    package var asn: [UInt32: [Int]] = [:]
+    public var continent: [String: [Int]] = [:]
+    public var country: [String: [Int]] = [:]
+    public var subdivision: [String: [Int]] = [:]
+    public var asn: [UInt32: [Int]] = [:]
     /// CIDR map, longest prefix wins; overrides the database (gdnsd's `nets`).
-    package var nets: [(Prefix, [Int])] = []
-    package var defaultRegions: [Int]? = nil
+    public var nets: [(Prefix, [Int])] = []
+    public var defaultRegions: [Int]? = nil
 
-    package init() {}
+    public init() {}
 
-    package static func == (a: GeoRules, b: GeoRules) -> Bool {
+    public static func == (a: GeoRules, b: GeoRules) -> Bool {
         a.continent == b.continent && a.country == b.country && a.subdivision == b.subdivision && a.asn == b.asn
             && a.defaultRegions == b.defaultRegions && a.nets.count == b.nets.count
             && zip(a.nets, b.nets).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
@@ -177,17 +177,17 @@ package struct GeoRules: Sendable, Equatable {
 }
 
 /// Expected RTT in milliseconds from a client's location to each region (by region index).
-package struct LatencyMap: Sendable, Equatable {
-    package var continent: [String: [Int: Double]] = [:]
-    package var country: [String: [Int: Double]] = [:]
-    package var nets: [(Prefix, [Int: Double])] = []
-    package var defaultRTT: [Int: Double] = [:]
+public struct LatencyMap: Sendable, Equatable {
+    public var continent: [String: [Int: Double]] = [:]
+    public var country: [String: [Int: Double]] = [:]
+    public var nets: [(Prefix, [Int: Double])] = []
+    public var defaultRTT: [Int: Double] = [:]
     /// RTTs within this many milliseconds of the best count as equal: the earlier order stands.
-    package var hysteresis: Double = 10
+    public var hysteresis: Double = 10
 
-    package init() {}
+    public init() {}
 
-    package static func == (a: LatencyMap, b: LatencyMap) -> Bool {
+    public static func == (a: LatencyMap, b: LatencyMap) -> Bool {
         a.continent == b.continent && a.country == b.country && a.defaultRTT == b.defaultRTT
             && a.hysteresis == b.hysteresis && a.nets.count == b.nets.count
             && zip(a.nets, b.nets).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
@@ -195,31 +195,31 @@ package struct LatencyMap: Sendable, Equatable {
 }
 
 /// A load-balanced name.
-package struct SteeredName: Sendable {
-    package var name: String
+public struct SteeredName: Sendable {
+    public var name: String
     /// Lower-case wire form.
-    package var wire: [UInt8]
+    public var wire: [UInt8]
     /// Query types answered by the policy (A, AAAA); others come from the zone.
-    package var types: [UInt16]
+    public var types: [UInt16]
     /// TTL while everything is healthy, and while anything the name depends on is degraded.
-    package var ttlHigh: UInt32
-    package var ttlLow: UInt32
-    package var chain: [PolicyStep]
+    public var ttlHigh: UInt32
+    public var ttlLow: UInt32
+    public var chain: [PolicyStep]
     /// Pool indices, in configured order.
-    package var pools: [Int]
-    package var geo: GeoRules? = nil
-    package var latency: LatencyMap? = nil
+    public var pools: [Int]
+    public var geo: GeoRules? = nil
+    public var latency: LatencyMap? = nil
     /// Endpoints per answer; 0 = every usable endpoint of the chosen pool.
-    package var answers: Int = 1
+    public var answers: Int = 1
     /// Sticky per client subnet (consistent hashing) when set: prefix lengths for IPv4 and IPv6.
-    package var sticky: (v4: Int, v6: Int)? = nil
+    public var sticky: (v4: Int, v6: Int)? = nil
     /// Failover spreads a failed pool's share over the others by capacity instead of the next one taking all.
-    package var spread: Bool = false
-    package var allDown: AllDownMode = .failOpen
+    public var spread: Bool = false
+    public var allDown: AllDownMode = .failOpen
     /// Where the name was declared, for messages.
-    package var line: Int = 0
+    public var line: Int = 0
 
-    package init(name: String, wire: [UInt8], types: [UInt16], ttlHigh: UInt32, ttlLow: UInt32, chain: [PolicyStep],
+    public init(name: String, wire: [UInt8], types: [UInt16], ttlHigh: UInt32, ttlLow: UInt32, chain: [PolicyStep],
                  pools: [Int]) {
         self.name = name
         self.wire = wire
@@ -230,77 +230,77 @@ package struct SteeredName: Sendable {
         self.pools = pools
     }
 
-    package func has(_ step: PolicyStep) -> Bool { chain.contains(step) }
+    public func has(_ step: PolicyStep) -> Bool { chain.contains(step) }
 }
 
 /// Everything the config says about load balancing.
-package struct SteeringModel: Sendable {
-    package var regions: [Region] = []
-    package var pools: [Pool] = []
-    package var endpoints: [Endpoint] = []
-    package var names: [SteeredName] = []
+public struct SteeringModel: Sendable {
+    public var regions: [Region] = []
+    public var pools: [Pool] = []
+    public var endpoints: [Endpoint] = []
+    public var names: [SteeredName] = []
 
-    package init() {}
+    public init() {}
 
-    package func region(named n: String) -> Int? { regions.firstIndex { $0.name == n } }
-    package func pool(named n: String) -> Int? { pools.firstIndex { $0.name == n } }
-    package func endpoint(named n: String) -> Int? { endpoints.firstIndex { $0.name == n } }
+    public func region(named n: String) -> Int? { regions.firstIndex { $0.name == n } }
+    public func pool(named n: String) -> Int? { pools.firstIndex { $0.name == n } }
+    public func endpoint(named n: String) -> Int? { endpoints.firstIndex { $0.name == n } }
 }
 
 /// How an endpoint combines several checks.
-package enum CheckMode: String, Sendable, Equatable {
+public enum CheckMode: String, Sendable, Equatable {
     case all, any
 }
 
 /// One health check of one endpoint, as configured: where to probe, how, and how often.
-package struct CheckSpec: Sendable, Equatable, Hashable {
-    package enum Kind: String, Sendable, Equatable, Hashable, CaseIterable {
+public struct CheckSpec: Sendable, Equatable, Hashable {
+    public enum Kind: String, Sendable, Equatable, Hashable, CaseIterable {
         case tcp, http, https, dns
     }
 
-    package var kind: Kind
+    public var kind: Kind
     /// The address probed: the check's `address`, else the endpoint's `probe`, else its answer address.
-    package var address: String
-    package var port: Int
+    public var address: String
+    public var port: Int
     /// Seconds between the starts of two checks, and the deadline of one.
-    package var interval: Double = 10
-    package var timeout: Double = 5
+    public var interval: Double = 10
+    public var timeout: Double = 5
     /// Each check starts up to `jitter × interval` later than due, spreading load on the origins.
-    package var jitter: Double = 0.1
-    package var policy = CheckPolicy()
+    public var jitter: Double = 0.1
+    public var policy = CheckPolicy()
     // HTTP and HTTPS.
-    package var path = "/"
+    public var path = "/"
     /// The Host header (and the TLS server name unless `sni` is set); default the address.
-    package var host: String? = nil
-    package var sni: String? = nil
+    public var host: String? = nil
+    public var sni: String? = nil
     /// Status codes that pass (inclusive ranges); default 200–399 (Route 53: 2xx and 3xx).
-    package var expectStatus: [ClosedRange<Int>] = [200...399]
+    public var expectStatus: [ClosedRange<Int>] = [200...399]
     /// A substring the first `bodyLimit` bytes of the response body must contain.
-    package var expectBody: String? = nil
+    public var expectBody: String? = nil
     /// Certificate validation (chain, dates, name), on by default.
-    package var verifyTLS = true
+    public var verifyTLS = true
     /// PEM file of trust roots used instead of the system's.
-    package var caFile: String? = nil
+    public var caFile: String? = nil
     /// The check fails when the certificate expires in fewer days than this (0: only when expired).
-    package var certMinDays: Double = 0
+    public var certMinDays: Double = 0
     // DNS.
-    package var query: String = "."
-    package var qtype: UInt16 = 6
+    public var query: String = "."
+    public var qtype: UInt16 = 6
     /// Rcodes that pass (default NOERROR).
-    package var expectRcode: [UInt8] = [0]
+    public var expectRcode: [UInt8] = [0]
     /// The reply must carry at least one answer record.
-    package var expectAnswer = false
+    public var expectAnswer = false
 
-    package static let bodyLimit = 4096
+    public static let bodyLimit = 4096
 
-    package init(kind: Kind, address: String, port: Int) {
+    public init(kind: Kind, address: String, port: Int) {
         self.kind = kind
         self.address = address
         self.port = port
     }
 
     /// `http://192.0.2.1:80/health`, `tcp://[2001:db8::1]:443`, `dns://127.0.0.1:53/example.com/SOA`.
-    package var target: String {
+    public var target: String {
         let a = address.contains(":") ? "[\(address)]" : address
         switch kind {
         case .tcp: return "tcp://\(a):\(port)"

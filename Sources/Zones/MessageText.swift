@@ -2,19 +2,19 @@ import CLDNS
 import Foundation
 
 /// A DNS message rendered as presentation text through libldns, for tests and diagnostics.
-package struct MessageText: Sendable {
-    package var rcode: String
-    package var flags: Set<String>
-    package var question: [String]
-    package var answer: [String]
-    package var authority: [String]
+public struct MessageText: Sendable {
+    public var rcode: String
+    public var flags: Set<String>
+    public var question: [String]
+    public var answer: [String]
+    public var authority: [String]
     /// Additional records other than OPT.
-    package var additional: [String]
+    public var additional: [String]
     /// The OPT record as ldns prints its pseudo-section, nil when absent.
-    package var hasOPT: Bool
+    public var hasOPT: Bool
 
     /// Parses `wire`; nil when libldns cannot.
-    package init?(_ wire: [UInt8]) {
+    public init?(_ wire: [UInt8]) {
         var pkt: UnsafeMutablePointer<ldns_pkt>? = nil
         let status = wire.withUnsafeBufferPointer { ldns_wire2pkt(&pkt, $0.baseAddress, $0.count) }
         guard status == LDNS_STATUS_OK, let pkt else { return nil }

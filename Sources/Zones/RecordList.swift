@@ -1,41 +1,41 @@
 /// Records as parsed from zone text, packed into one byte arena to keep the peak load memory low.
 ///
 /// One entry per RR; owner and RDATA are ranges of `bytes` in uncompressed wire form.
-package struct RecordList: Sendable {
-    package struct Entry: Sendable {
-        package var ownerStart: UInt32
-        package var ownerLength: UInt16
-        package var type: UInt16
-        package var rrClass: UInt16
-        package var file: UInt16
-        package var ttl: UInt32
-        package var rdataStart: UInt32
-        package var rdataLength: UInt16
-        package var line: Int32
+public struct RecordList: Sendable {
+    public struct Entry: Sendable {
+        public var ownerStart: UInt32
+        public var ownerLength: UInt16
+        public var type: UInt16
+        public var rrClass: UInt16
+        public var file: UInt16
+        public var ttl: UInt32
+        public var rdataStart: UInt32
+        public var rdataLength: UInt16
+        public var line: Int32
     }
 
-    package var bytes: [UInt8] = []
-    package var entries: [Entry] = []
+    public var bytes: [UInt8] = []
+    public var entries: [Entry] = []
     /// Names of the files entries came from (the zone file and its `$INCLUDE`s).
-    package var files: [String] = []
+    public var files: [String] = []
 
-    package init() {}
+    public init() {}
 
-    package func owner(_ e: Entry) -> ArraySlice<UInt8> {
+    public func owner(_ e: Entry) -> ArraySlice<UInt8> {
         bytes[Int(e.ownerStart)..<(Int(e.ownerStart) + Int(e.ownerLength))]
     }
 
-    package func rdata(_ e: Entry) -> ArraySlice<UInt8> {
+    public func rdata(_ e: Entry) -> ArraySlice<UInt8> {
         bytes[Int(e.rdataStart)..<(Int(e.rdataStart) + Int(e.rdataLength))]
     }
 
-    package mutating func fileIndex(_ path: String) -> UInt16 {
+    public mutating func fileIndex(_ path: String) -> UInt16 {
         if let i = files.firstIndex(of: path) { return UInt16(i) }
         files.append(path)
         return UInt16(files.count - 1)
     }
 
-    package mutating func append(owner: UnsafeRawBufferPointer, type: UInt16, rrClass: UInt16, ttl: UInt32,
+    public mutating func append(owner: UnsafeRawBufferPointer, type: UInt16, rrClass: UInt16, ttl: UInt32,
                                  rdata: UnsafeRawBufferPointer, file: UInt16, line: Int) {
         let ownerStart = UInt32(bytes.count)
         bytes.append(contentsOf: owner)
@@ -47,7 +47,7 @@ package struct RecordList: Sendable {
     }
 
     /// Lower-cases every owner name in place (RFC 4343): the builder keys names by their lower-case form.
-    package mutating func lowercaseOwners() {
+    public mutating func lowercaseOwners() {
         bytes.withUnsafeMutableBufferPointer { b in
             for e in entries {
                 let start = Int(e.ownerStart)
@@ -60,7 +60,7 @@ package struct RecordList: Sendable {
     }
 
     /// Appends another list (used to merge the chunks parsed in parallel).
-    package mutating func append(contentsOf other: RecordList) {
+    public mutating func append(contentsOf other: RecordList) {
         let shift = UInt32(bytes.count)
         var map: [UInt16] = []
         for f in other.files { map.append(fileIndex(f)) }

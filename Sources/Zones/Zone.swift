@@ -6,57 +6,57 @@ import DNSWire
 /// are found through an open-addressing hash table keyed by the lower-case wire name, so a lookup
 /// hashes bytes straight out of the query packet. RRsets keep their RDATA uncompressed in one
 /// arena, each record prefixed by its 16-bit length.
-package final class Zone: Sendable {
+public final class Zone: Sendable {
     /// A name in the zone.
-    package struct Node: Sendable {
-        package var nameStart: UInt32
-        package var nameLength: UInt16
-        package var flags: UInt16
-        package var rrsetStart: UInt32
-        package var rrsetCount: UInt32
+    public struct Node: Sendable {
+        public var nameStart: UInt32
+        public var nameLength: UInt16
+        public var flags: UInt16
+        public var rrsetStart: UInt32
+        public var rrsetCount: UInt32
     }
 
     /// One RRset: `count` records of one type at one node.
-    package struct RRset: Sendable {
-        package var type: UInt16
-        package var count: UInt16
-        package var ttl: UInt32
-        package var dataStart: UInt32
-        package var dataEnd: UInt32
+    public struct RRset: Sendable {
+        public var type: UInt16
+        public var count: UInt16
+        public var ttl: UInt32
+        public var dataStart: UInt32
+        public var dataEnd: UInt32
     }
 
     /// Node flags, computed at load so the query path tests bits instead of scanning RRsets.
-    package enum Flag {
-        package static let apex: UInt16 = 1
+    public enum Flag {
+        public static let apex: UInt16 = 1
         /// NS at a name other than the apex: a zone cut (RFC 1034 §4.2.1).
-        package static let delegation: UInt16 = 2
-        package static let cname: UInt16 = 4
-        package static let dname: UInt16 = 8
+        public static let delegation: UInt16 = 2
+        public static let cname: UInt16 = 4
+        public static let dname: UInt16 = 8
         /// A child labelled `*` exists (RFC 4592).
-        package static let wildcardChild: UInt16 = 16
+        public static let wildcardChild: UInt16 = 16
         /// Below a zone cut: glue, served only as additional data.
-        package static let occluded: UInt16 = 32
+        public static let occluded: UInt16 = 32
         /// A load-balanced name: its A/AAAA answers come from the steering policy.
-        package static let steered: UInt16 = 64
+        public static let steered: UInt16 = 64
     }
 
-    package let origin: [UInt8]
-    package let originText: String
-    package let originLabels: Int
-    package let names: [UInt8]
-    package let nodes: [Node]
-    package let rrsets: [RRset]
-    package let data: [UInt8]
+    public let origin: [UInt8]
+    public let originText: String
+    public let originLabels: Int
+    public let names: [UInt8]
+    public let nodes: [Node]
+    public let rrsets: [RRset]
+    public let data: [UInt8]
     let table: [Int32]
     let mask: Int
     /// Index of the apex node.
-    package let apex: Int
+    public let apex: Int
     /// Index of the SOA RRset.
-    package let soa: Int
+    public let soa: Int
     /// The SOA serial, for IXFR (RFC 1995).
-    package let serial: UInt32
+    public let serial: UInt32
     /// Whether the zone is signed (a DNSKEY at the apex): only then do referrals carry DS, as in knot.
-    package let isSigned: Bool
+    public let isSigned: Bool
 
     init(origin: [UInt8], names: [UInt8], nodes: [Node], rrsets: [RRset], data: [UInt8], table: [Int32], apex: Int,
          soa: Int, serial: UInt32) {
@@ -88,7 +88,7 @@ package final class Zone: Sendable {
 
     /// The node for a wire name (any case), or -1.
     @inline(__always)
-    package func find(_ name: UnsafeRawBufferPointer) -> Int {
+    public func find(_ name: UnsafeRawBufferPointer) -> Int {
         var slot = Zone.hash(name) & mask
         return table.withUnsafeBufferPointer { t in
             names.withUnsafeBytes { n in
@@ -107,14 +107,14 @@ package final class Zone: Sendable {
     }
 
     /// The lower-case wire name of a node.
-    package func name(of node: Int) -> ArraySlice<UInt8> {
+    public func name(of node: Int) -> ArraySlice<UInt8> {
         let n = nodes[node]
         return names[Int(n.nameStart)..<(Int(n.nameStart) + Int(n.nameLength))]
     }
 
     /// The RRset of `type` at `node`, or -1.
     @inline(__always)
-    package func rrset(at node: Int, type: UInt16) -> Int {
+    public func rrset(at node: Int, type: UInt16) -> Int {
         let n = nodes[node]
         var i = Int(n.rrsetStart)
         let end = i + Int(n.rrsetCount)
@@ -127,7 +127,7 @@ package final class Zone: Sendable {
 
     /// Calls `body` with the RDATA of each record of an RRset.
     @inline(__always)
-    package func forEachRecord(_ rrset: Int, _ body: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+    public func forEachRecord(_ rrset: Int, _ body: (UnsafeRawBufferPointer) -> Bool) -> Bool {
         let r = rrsets[rrset]
         return data.withUnsafeBytes { d in
             var i = Int(r.dataStart)
@@ -142,5 +142,5 @@ package final class Zone: Sendable {
     }
 
     /// Number of records in the zone.
-    package var recordCount: Int { rrsets.reduce(0) { $0 + Int($1.count) } }
+    public var recordCount: Int { rrsets.reduce(0) { $0 + Int($1.count) } }
 }

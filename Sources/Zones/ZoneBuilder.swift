@@ -7,10 +7,10 @@ import Foundation
 /// NS at the apex; CNAME alone at its name (RFC 1034 §3.6.2, RFC 2181 §10.1) and single; only
 /// address glue below a zone cut; nothing below a DNAME (RFC 6672 §2.4). Duplicate records are
 /// dropped (RFC 2181 §5); differing TTLs within an RRset take the first one, with a warning.
-package enum ZoneBuilder {
+public enum ZoneBuilder {
     /// `steered` names (lower-case wire, inside the zone) are load-balanced: each gets a node, even
     /// without records, flagged `Zone.Flag.steered`.
-    package static func build(origin originText: String, records input: RecordList, mainFile: String,
+    public static func build(origin originText: String, records input: RecordList, mainFile: String,
                               steered: [[UInt8]] = [])
         -> (zone: Zone?, problems: [ZoneError])
     {

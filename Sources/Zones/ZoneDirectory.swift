@@ -2,19 +2,19 @@ import DNSWire
 import Foundation
 
 /// Loads every `NAME.zone` file of a folder as zone `NAME.`.
-package enum ZoneDirectory {
+public enum ZoneDirectory {
     /// One zone file's outcome.
-    package struct Loaded: Sendable {
-        package var file: String
-        package var origin: String
-        package var zone: Zone?
-        package var problems: [ZoneError]
-        package var parseSeconds: Double
-        package var buildSeconds: Double
+    public struct Loaded: Sendable {
+        public var file: String
+        public var origin: String
+        public var zone: Zone?
+        public var problems: [ZoneError]
+        public var parseSeconds: Double
+        public var buildSeconds: Double
     }
 
     /// Zone name for a file name, or nil when it is not a zone file.
-    package static func origin(forFile name: String) -> String? {
+    public static func origin(forFile name: String) -> String? {
         guard name.hasSuffix(".zone"), name.count > 5 else { return nil }
         let base = String(name.dropLast(5))
         if base == "root" || base == "." { return "." }
@@ -22,7 +22,7 @@ package enum ZoneDirectory {
     }
 
     /// Loads one file.
-    package static func loadFile(_ path: String, origin: String, steered: [[UInt8]] = []) -> Loaded {
+    public static func loadFile(_ path: String, origin: String, steered: [[UInt8]] = []) -> Loaded {
         var list = RecordList()
         var problems: [ZoneError] = []
         let t0 = Date()
@@ -40,7 +40,7 @@ package enum ZoneDirectory {
 
     /// Loads every zone file in `directory`; a file with errors yields no zone, the others load.
     /// Each `steered` name (lower-case wire) goes to the most specific zone that contains it.
-    package static func load(_ directory: String, steered: [[UInt8]] = []) throws -> [Loaded] {
+    public static func load(_ directory: String, steered: [[UInt8]] = []) throws -> [Loaded] {
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()

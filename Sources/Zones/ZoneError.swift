@@ -1,20 +1,20 @@
 /// A problem found while loading a zone, located as `file:line`.
 ///
 /// Zone errors make the zone unservable; warnings are logged and the zone is served.
-package struct ZoneError: Error, Sendable, CustomStringConvertible, Equatable {
-    package var file: String
-    package var line: Int
-    package var message: String
-    package var isWarning: Bool
+public struct ZoneError: Error, Sendable, CustomStringConvertible, Equatable {
+    public var file: String
+    public var line: Int
+    public var message: String
+    public var isWarning: Bool
 
-    package init(file: String, line: Int, message: String, isWarning: Bool = false) {
+    public init(file: String, line: Int, message: String, isWarning: Bool = false) {
         self.file = file
         self.line = line
         self.message = message
         self.isWarning = isWarning
     }
 
-    package var description: String {
+    public var description: String {
         "\(file):\(line): \(isWarning ? "warning: " : "")\(message)"
     }
 }

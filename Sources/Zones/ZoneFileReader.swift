@@ -8,12 +8,12 @@ import Foundation
 /// it reports but leaves to the caller, so the text is cut into segments at `$INCLUDE` lines and
 /// each included file is read with a copy of the parser state (RFC 1035 §5.1: an include does
 /// not change the origin of the including file).
-package enum ZoneFileReader {
+public enum ZoneFileReader {
     /// `$INCLUDE` nesting deeper than this is refused (it is almost certainly a loop).
     static let maxIncludeDepth = 8
     /// Zones at least this large are parsed on every core (see `ParallelSplit`): below it the
     /// threads cost more than they save.
-    package static let defaultParallelThreshold = 4 << 20
+    public static let defaultParallelThreshold = 4 << 20
 
     /// Parser state carried across segments and includes.
     struct State {
@@ -22,7 +22,7 @@ package enum ZoneFileReader {
     }
 
     /// Reads `path` as zone `origin`, appending records to `list` and problems to `errors`.
-    package static func read(path: String, origin: String, into list: inout RecordList, errors: inout [ZoneError],
+    public static func read(path: String, origin: String, into list: inout RecordList, errors: inout [ZoneError],
                              parallelThreshold: Int = defaultParallelThreshold) {
         var state = State(origin: origin, defaultTTL: 3600)
         read(path: path, state: &state, depth: 0, into: &list, errors: &errors, parallelThreshold: parallelThreshold)

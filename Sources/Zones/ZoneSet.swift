@@ -1,14 +1,14 @@
 import DNSWire
 
 /// The zones served together, found by longest suffix of the query name.
-package final class ZoneSet: Sendable {
-    package let zones: [Zone]
+public final class ZoneSet: Sendable {
+    public let zones: [Zone]
     /// Zone indices by the hash of their lower-case origin; collisions resolved by comparing names.
     let byHash: [Int: [Int]]
     let minLabels: Int
     let sortedZones: [Zone]
 
-    package init(_ zones: [Zone]) {
+    public init(_ zones: [Zone]) {
         self.zones = zones
         var map: [Int: [Int]] = [:]
         for (i, z) in zones.enumerated() {
@@ -23,7 +23,7 @@ package final class ZoneSet: Sendable {
     ///
     /// `labels` holds the label offsets of `name`.
     @inline(__always)
-    package func zone(for name: UnsafeRawBufferPointer, labels: LabelOffsets) -> Zone? {
+    public func zone(for name: UnsafeRawBufferPointer, labels: LabelOffsets) -> Zone? {
         guard !zones.isEmpty else { return nil }
         if zones.count <= ZoneSet.linearLimit { return linearZone(for: name) }
         var k = labels.count
@@ -54,7 +54,7 @@ package final class ZoneSet: Sendable {
     }
 
     /// The zone strictly above `zone` (for DS at a child apex, RFC 4035 §3.1.4.1), or nil.
-    package func parent(of zone: Zone) -> Zone? {
+    public func parent(of zone: Zone) -> Zone? {
         var best: Zone? = nil
         for z in zones where z !== zone && z.originLabels < zone.originLabels
             && DNSWire.Name.isSubdomain(zone.origin[...], of: z.origin[...]) {

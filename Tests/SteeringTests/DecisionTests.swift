@@ -401,6 +401,67 @@ struct LocationTests {
         }
         #expect(checked > 2500)
     }
+    @Test("decisions taken ahead for a health state equal the ones taken per query, ramps and all")
+    func memoMatchesDecide() throws {
+        let db = try GeoDatabase(path: Self.sample)
+        var failoverDown = AdminOverrides()
+        failoverDown.pools["na"] = AdminOverride(state: .down)
+        var endpointDown = AdminOverrides()
+        endpointDown.endpoints["eu-1"] = AdminOverride(state: .down)
+        // eu-2 stays down: the pool never settles while eu-1 ramps back.
+        var otherDown = AdminOverrides()
+        otherDown.endpoints["eu-2"] = AdminOverride(state: .down)
+        var bothDown = otherDown
+        bothDown.endpoints["eu-1"] = AdminOverride(state: .down)
+        let chains: [(chain: [PolicyStep], spread: Bool, sticky: Bool)] = [
+            ([.health, .geo, .failover], false, false), ([.health, .geo, .failover], true, false),
+            ([.health, .geo, .failover, .weighted], false, false), ([.health, .geo, .failover, .weighted], false, true),
+            ([.health, .failover], false, false),
+        ]
+        for (chain, spread, sticky) in chains {
+            let m = makeModel(chain: chain, spread: spread, slowStart: 100, sticky: sticky, answers: 2)
+            let table = SteeringTable(model: m, city: db, asn: nil)
+            for (overrides, after) in [(AdminOverrides(), AdminOverrides()), (failoverDown, AdminOverrides()),
+                                       (endpointDown, AdminOverrides()), (bothDown, otherDown)] {
+                // Set down at t = 1000 and back up at t = 2000: ramps until 2100.
+                var board = HealthBoard(model: m)
+                board.setOverrides(overrides, now: 1000)
+                board.setOverrides(after, now: 2000)
+                for state in [board.view, { var b = HealthBoard(model: m); b.setOverrides(overrides, now: 1000); return b.view }()] {
+                    let memo = table.memo(health: state.facts, now: 2000)
+                    #expect(memo.names == (sticky ? 0 : 1))
+                    var rng = UInt64(chain.count)
+                    for t in [2000.0, 2050.0, 2099.0, 2100.0, 5000.0] {
+                        for i in 0..<400 {
+                            rng = mix(rng)
+                            let v6 = i % 4 == 3
+                            // Every other IPv4 client in Berlin (198.51.100.0/24), whose first pool is eu.
+                            let high = v6 ? (i % 8 == 3 ? 0x2001_0DB8_0003_0000 : rng)
+                                : (i % 2 == 0 ? 0xC633_6400 << 32 : rng & 0xFFFF_FFFF_0000_0000)
+                            let random = mix(rng ^ 99)
+                            for family in [4, 6] {
+                                var a = NoTrace(), b = NoTrace()
+                                let live = table.decide(name: 0, family: family, clientFamily: v6 ? 6 : 4, high: high, low: 0,
+                                                        health: state.facts, now: t, random: random, trace: &a)
+                                let ahead = table.decide(name: 0, family: family, clientFamily: v6 ? 6 : 4, high: high, low: 0,
+                                                         health: state.facts, now: t, random: random, trace: &b, memo: memo)
+                                #expect(live.outcome == ahead.outcome && live.endpoints == ahead.endpoints
+                                    && live.pool == ahead.pool && live.scope == ahead.scope && live.ttl == ahead.ttl
+                                    && live.repeatable == ahead.repeatable && live.stableUntil == ahead.stableUntil,
+                                    "\(chain) spread \(spread) at \(t)")
+                            }
+                        }
+                    }
+                }
+            }
+            // The memo is used where it applies: a geo name that is fully up keeps every class.
+            if chain == [.health, .geo, .failover] && !spread {
+                let memo = table.memo(health: HealthBoard(model: m).view.facts, now: 0)
+                #expect(memo.count == 2 * table.names[0].classes.count)
+            }
+        }
+    }
+
     @Test("the lookup table gives every address the class and depth of the binary trie it expands")
     func tableMatchesTrie() throws {
         let path = try #require(GeoLite2.path, "maxminddb-geolite2 is not installed")
