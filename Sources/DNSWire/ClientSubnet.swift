@@ -19,10 +19,10 @@ public struct ClientSubnet: Sendable, Equatable {
     }
 
     /// Number of address octets carried on the wire: ceil(source / 8) (RFC 7871 §6).
-    public var addressLength: Int { (Int(sourcePrefix) + 7) / 8 }
+    @inlinable public var addressLength: Int { (Int(sourcePrefix) + 7) / 8 }
 
     /// Octet `i` of the address in network order.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func octet(_ i: Int) -> UInt8 {
         i < 8 ? UInt8(truncatingIfNeeded: high >> (56 - 8 * i)) : UInt8(truncatingIfNeeded: low >> (56 - 8 * (i - 8)))
     }

@@ -9,7 +9,9 @@ public struct MessageWriter {
     public let base: UnsafeMutableRawPointer
     /// The size the message may not exceed (512, the EDNS payload, or 65535 over TCP).
     public var limit: Int
-    public private(set) var position: Int = 0
+    /// Settable only so that the small writers below can be `@inlinable` (inlined into other modules);
+    /// move it with `rewind(to:)`.
+    public var position: Int = 0
     /// Offsets of label sequences already in the message, usable as pointer targets.
     /// 64 entries cover a full referral with glue; later names are simply written uncompressed.
     private var targets = InlineArray<64, UInt16>(repeating: 0)
@@ -20,15 +22,15 @@ public struct MessageWriter {
         self.limit = limit
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public func byte(at i: Int) -> UInt8 { base.load(fromByteOffset: i, as: UInt8.self) }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func setU16(_ v: UInt16, at i: Int) {
         base.storeBytes(of: v.bigEndian, toByteOffset: i, as: UInt16.self)
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public func u16(at i: Int) -> UInt16 {
         UInt16(byte(at: i)) << 8 | UInt16(byte(at: i + 1))
     }
@@ -39,28 +41,28 @@ public struct MessageWriter {
         while targetCount > 0 && Int(targets[targetCount - 1]) >= pos { targetCount -= 1 }
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func appendU16(_ v: UInt16) -> Bool {
         guard position + 2 <= limit else { return false }
         setU16(v, at: position); position += 2
         return true
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func appendU32(_ v: UInt32) -> Bool {
         guard position + 4 <= limit else { return false }
         base.storeBytes(of: v.bigEndian, toByteOffset: position, as: UInt32.self); position += 4
         return true
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func appendByte(_ v: UInt8) -> Bool {
         guard position + 1 <= limit else { return false }
         base.storeBytes(of: v, toByteOffset: position, as: UInt8.self); position += 1
         return true
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard position + bytes.count <= limit else { return false }
         if let src = bytes.baseAddress, bytes.count > 0 {
@@ -220,20 +222,20 @@ public struct MessageWriter {
     }
 
     /// Increments one of the four section counts (0 = question … 3 = additional).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func incrementCount(section: Int, by n: Int = 1) {
         let at = 4 + 2 * section
         setU16(u16(at: at) &+ UInt16(n), at: at)
     }
 
     /// Sets bits in the second header word.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func setFlags(_ bits: UInt16) {
         setU16(u16(at: 2) | bits, at: 2)
     }
 
     /// Replaces the rcode bits of the header.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func setRcode(_ rcode: UInt16) {
         setU16((u16(at: 2) & ~0x000F) | (rcode & 0xF), at: 2)
     }

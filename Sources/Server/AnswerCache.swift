@@ -72,7 +72,7 @@ package final class AnswerCache {
     }
     package static let window = 1024
     static let lowHitRate = 16
-    package static let sampleEvery = 8
+    package static let sampleEvery = 16
     private let state: UnsafeMutablePointer<State>
     private var snapshot: Snapshot? = nil
     /// This loop's own counts (the metrics count all loops).
