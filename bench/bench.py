@@ -529,7 +529,8 @@ def print_rows(rows):
 def print_table(report, names, args):
     print()
     for workload in ("udp", "tcp", "udp-rate", "gslb", "gslb-ecs", "gslb-ecs-many"):
-        rows = [(n, report.get((workload, n))) for n in names + ["pdns"] if (workload, n) in report]
+        # pdns runs only the load-balanced workloads, whether or not `--only` names it.
+        rows = [(n, report.get((workload, n))) for n in dict.fromkeys(names + ["pdns"]) if (workload, n) in report]
         if not rows:
             continue
         capped = all(r.get("capped") for _, r in rows if "error" not in r)

@@ -29,7 +29,7 @@ struct Resolution {
     /// DNAME RRsets already in the answer: a DNAME that maps into itself is written once (as knot).
     private var dnamesWritten = InlineArray<8, Int32>(repeating: -1)
     private var dnameCount = 0
-    /// Set when the snapshot has load-balanced names.
+    /// The load-balanced side of the query; its runtime is nil when the snapshot has no such names.
     var steer = SteerContext()
 
     init(zone: Zone, qtype: UInt16, dnssecOK: Bool, scratch: UnsafeMutableRawPointer) {
