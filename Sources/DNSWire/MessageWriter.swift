@@ -128,6 +128,14 @@ public struct MessageWriter {
     public mutating func writeName(_ name: UnsafeRawBufferPointer, compress: Bool = true) -> Bool {
         let start = position
         let firstNew = targetCount
+        // The common case: the name is, octet for octet, the first one registered (the question
+        // name, for an answer's owner). An uncompressed name there equal in every octet is the same name.
+        if compress && firstNew > 0 {
+            let t = Int(targets[0])
+            if t + name.count <= position && memcmp(base + t, name.baseAddress!, name.count) == 0 {
+                return appendU16(0xC000 | UInt16(t))
+            }
+        }
         var newLabels = InlineArray<8, UInt16>(repeating: 0)
         var newCount = 0
         var i = 0

@@ -15,6 +15,8 @@ package struct QueryEngine: Sendable {
 
     /// Load-balanced names and their health; nil when the config declares none.
     package let steering: SteeringRuntime?
+    /// The same, unretained, for the query path (`steering` keeps it alive).
+    let steeringRef: Unmanaged<SteeringRuntime>?
     /// For `explain`: the randomness of load-balanced decisions, fixed so the answer shown matches the trace.
     package var fixedRandom: UInt64? = nil
 
@@ -22,6 +24,7 @@ package struct QueryEngine: Sendable {
         self.zones = zones
         self.box = OptionsBox(options)
         self.steering = steering
+        steeringRef = steering.map { Unmanaged.passUnretained($0) }
     }
 
     /// At most this many CNAMEs (written or synthesized from a DNAME) in one answer, as knot's
@@ -162,8 +165,8 @@ package struct QueryEngine: Sendable {
         w.setFlags(HeaderFlags.aa)
         let state = withUnsafeTemporaryAllocation(byteCount: Resolution.scratchSize, alignment: 8) { scratch in
             var state = Resolution(zone: zone, qtype: q.qtype, dnssecOK: q.dnssecOK, scratch: scratch.baseAddress!)
-            if let steering {
-                state.steer = SteerContext(query: q, client: client, runtime: steering)
+            if let steeringRef {
+                state.steer = SteerContext(query: q, client: client, runtime: steeringRef)
                 state.steer.fixedRandom = fixedRandom
             }
             state.resolve(qname, labels: labels, writer: &w)

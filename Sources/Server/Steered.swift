@@ -6,8 +6,10 @@ import Zones
 /// What a query brings to a load-balanced answer: who the client is (the ECS address when the
 /// query carries one with a non-zero source prefix, else the source address), and what comes back.
 struct SteerContext {
-    /// nil when the snapshot has no load-balanced names.
-    unowned(unsafe) let runtime: SteeringRuntime?
+    /// nil when the snapshot has no load-balanced names. Unretained: the snapshot holds it for the
+    /// query (and an `Unmanaged` copies as plain bits, where an optional unowned reference went
+    /// through generic value witnesses: ~100 instructions per query).
+    let runtime: Unmanaged<SteeringRuntime>?
     let clientFamily: Int
     let high: UInt64
     let low: UInt64
@@ -37,7 +39,7 @@ struct SteerContext {
         fromSource = true
     }
 
-    init(query q: Query, client: ClientAddress, runtime: SteeringRuntime) {
+    init(query q: Query, client: ClientAddress, runtime: Unmanaged<SteeringRuntime>) {
         self.runtime = runtime
         queryID = q.id
         if let ecs = q.clientSubnet, ecs.sourcePrefix > 0 {
@@ -59,8 +61,7 @@ extension Resolution {
     /// instead (all down with `last-resort`, or no endpoint of the queried family).
     mutating func steered(_ node: Int, owner: UnsafeRawBufferPointer, writer w: inout MessageWriter) -> Bool {
         guard let runtime = steer.runtime else { return false }
-        // The snapshot holds the runtime for the whole query: borrowed, not retained.
-        return Unmanaged.passUnretained(runtime)._withUnsafeGuaranteedRef { rt in
+        return runtime._withUnsafeGuaranteedRef { rt in
             steered(rt, node: node, owner: owner, writer: &w)
         }
     }
@@ -83,23 +84,23 @@ extension Resolution {
             var written = 0
             for p in c.config.pools {
                 for e in model.pools[p].endpoints where Int(table.endpointFamily[e]) == family {
-                    guard writeEndpoint(e, owner: owner, ttl: d.ttl, writer: &w) else {
+                    guard writeEndpoint(table, e, owner: owner, ttl: d.ttl, writer: &w) else {
                         w.rewind(to: start); w.setU16(startCount, at: 6); truncated = true; return true
                     }
                     written += 1
                 }
             }
             if written == 0, let p = c.config.pools.first(where: { model.pools[$0].endpoints.contains { table.endpointFamily[$0] == 0 } }) {
-                return writeCNAME(model.pools[p].endpoints[0], node: node, owner: owner, ttl: d.ttl, writer: &w)
+                return writeCNAME(table, model.pools[p].endpoints[0], node: node, owner: owner, ttl: d.ttl, writer: &w)
             }
             return true
         case .answer:
             if d.count == 1 && table.endpointFamily[Int(d.picks[0])] == 0 {  // a CNAME endpoint
-                return writeCNAME(Int(d.picks[0]), node: node, owner: owner, ttl: d.ttl, writer: &w)
+                return writeCNAME(table, Int(d.picks[0]), node: node, owner: owner, ttl: d.ttl, writer: &w)
             }
             let start = w.position, startCount = w.u16(at: 6)
             for i in 0..<d.count {
-                guard writeEndpoint(Int(d.picks[i]), owner: owner, ttl: d.ttl, writer: &w) else {
+                guard writeEndpoint(table, Int(d.picks[i]), owner: owner, ttl: d.ttl, writer: &w) else {
                     w.rewind(to: start); w.setU16(startCount, at: 6); truncated = true; return true
                 }
             }
@@ -142,18 +143,19 @@ extension Resolution {
         return (Int32(n), d)
     }
 
-    /// The pre-encoded RDATA of endpoint `e` (an address, or a CNAME target in wire form).
+    /// The pre-encoded RDATA of endpoint `e` (an address, or a CNAME target in wire form). `table`
+    /// is borrowed from the caller, which holds the runtime for the query.
     @inline(__always)
-    func endpointRDATA<R>(_ e: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        let table = steer.runtime!.table
-        return table.rdata.withUnsafeBytes { all in
+    func endpointRDATA<R>(_ table: SteeringTable, _ e: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        table.rdata.withUnsafeBytes { all in
             body(UnsafeRawBufferPointer(rebasing: all[Int(table.rdataStart[e])..<Int(table.rdataStart[e] + table.rdataLength[e])]))
         }
     }
 
     /// One A or AAAA record of an endpoint in the answer section.
-    mutating func writeEndpoint(_ e: Int, owner: UnsafeRawBufferPointer, ttl: UInt32, writer w: inout MessageWriter) -> Bool {
-        let ok = endpointRDATA(e) { rd in
+    mutating func writeEndpoint(_ table: SteeringTable, _ e: Int, owner: UnsafeRawBufferPointer, ttl: UInt32,
+                                writer w: inout MessageWriter) -> Bool {
+        let ok = endpointRDATA(table, e) { rd in
             w.writeRR(owner: owner, type: rd.count == 4 ? RRType.a : RRType.aaaa, rrClass: RRClass.in, ttl: ttl, rdata: rd)
         }
         if ok { w.incrementCount(section: 1) }
@@ -161,8 +163,9 @@ extension Resolution {
     }
 
     /// A CNAME endpoint: the alias, then the target's data when it is in this zone.
-    mutating func writeCNAME(_ e: Int, node: Int, owner: UnsafeRawBufferPointer, ttl: UInt32, writer w: inout MessageWriter) -> Bool {
-        let target: [UInt8] = endpointRDATA(e) { Array($0) }
+    mutating func writeCNAME(_ table: SteeringTable, _ e: Int, node: Int, owner: UnsafeRawBufferPointer, ttl: UInt32,
+                             writer w: inout MessageWriter) -> Bool {
+        let target: [UInt8] = endpointRDATA(table, e) { Array($0) }
         let ok = target.withUnsafeBytes { w.writeRR(owner: owner, type: RRType.cname, rrClass: RRClass.in, ttl: ttl, rdata: $0) }
         guard ok else { truncated = true; return true }
         w.incrementCount(section: 1)
