@@ -141,7 +141,8 @@ package struct AnswerCount {
     var pool: Int32 = -1
     var fallback: Int8 = -1
     var endpointCount: Int8 = 0
-    var endpoints = InlineArray<8, Int32>(repeating: -1)
+    /// The first `endpointCount` are the endpoints counted (a SIMD vector: two stores to set up).
+    var endpoints = SIMD8<Int32>()
 
     package init() {}
 

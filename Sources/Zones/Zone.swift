@@ -81,9 +81,32 @@ public final class Zone: Sendable {
     /// FNV-1a over the lower-cased octets.
     @inline(__always)
     static func hash(_ name: UnsafeRawBufferPointer) -> Int {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in name { h = (h ^ UInt64((b &- 65) < 26 ? b | 0x20 : b)) &* 0x0000_0100_0000_01B3 }
+        // Eight octets at a time, ASCII upper case folded in the word (SWAR): any case, one hash.
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(name.count)
+        var i = 0
+        let n = name.count
+        while i + 8 <= n {
+            h = (h ^ Self.folded(name.loadUnaligned(fromByteOffset: i, as: UInt64.self))) &* 0x9E37_79B9_7F4A_7C15
+            h ^= h >> 32
+            i += 8
+        }
+        var tail: UInt64 = 0
+        while i < n {
+            tail = tail << 8 | UInt64(name[i])
+            i += 1
+        }
+        h = (h ^ Self.folded(tail)) &* 0x9E37_79B9_7F4A_7C15
         return Int(truncatingIfNeeded: h ^ (h >> 29))
+    }
+
+    /// `w` with every octet 0x41–0x5A ("A"–"Z") or'ed with 0x20, all eight at once.
+    @inline(__always)
+    static func folded(_ w: UInt64) -> UInt64 {
+        let low7 = w & 0x7F7F_7F7F_7F7F_7F7F
+        let atLeastA = low7 &+ 0x3F3F_3F3F_3F3F_3F3F  // top bit set where the octet's low 7 bits ≥ 0x41
+        let pastZ = low7 &+ 0x2525_2525_2525_2525  // … ≥ 0x5B
+        let upper = atLeastA & ~pastZ & ~w & 0x8080_8080_8080_8080  // and the octet itself < 0x80
+        return w | upper >> 2
     }
 
     /// The node for a wire name (any case), or -1.
