@@ -30,25 +30,25 @@ package final class QueryMetrics: @unchecked Sendable {
 
     @inline(__always)
     static func typeIndex(_ t: UInt16) -> Int {
-        // Literal codes, in the order of `types` (a static let of another module is a call per use).
+        // In the order of `types`.
         switch t {
-        case 1: return 0  // A
-        case 2: return 1  // NS
-        case 5: return 2  // CNAME
-        case 6: return 3  // SOA
-        case 12: return 4  // PTR
-        case 15: return 5  // MX
-        case 16: return 6  // TXT
-        case 28: return 7  // AAAA
-        case 33: return 8  // SRV
-        case 43: return 9  // DS
+        case RRType.a: return 0
+        case RRType.ns: return 1
+        case RRType.cname: return 2
+        case RRType.soa: return 3
+        case RRType.ptr: return 4
+        case RRType.mx: return 5
+        case RRType.txt: return 6
+        case RRType.aaaa: return 7
+        case RRType.srv: return 8
+        case RRType.ds: return 9
         case 48: return 10
         case 64: return 11
         case 65: return 12
         case 257: return 13
-        case 255: return 14  // ANY
-        case 252: return 15  // AXFR
-        case 251: return 16  // IXFR
+        case RRType.any: return 14
+        case RRType.axfr: return 15
+        case RRType.ixfr: return 16
         default: return 17
         }
     }

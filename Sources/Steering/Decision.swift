@@ -551,7 +551,7 @@ extension SteeringTable {
     /// class-and-family pairs in all (about 5 MiB; a name beyond that decides per query).
     /// `now` is the monotonic clock in seconds.
     public func memo(health: HealthFacts, now: Double, limit: Int = 1 << 16) -> DecisionMemo {
-        var base: [Int] = [], validFrom: [Double] = [], decisions: [Decision] = [], known: [Bool] = []
+        var base: [Int] = [], validFrom: [Double] = [], decisions: [Decision?] = []
         for (n, c) in names.enumerated() {
             guard c.stickyV4 < 0 && c.stickyV6 < 0, decisions.count + 2 * c.classes.count <= limit else {
                 base.append(-1); validFrom.append(.infinity); continue
@@ -575,13 +575,12 @@ extension SteeringTable {
                     var trace = NoTrace()
                     let d = decide(c, name: n, class: cls, depth: 0, family: family, clientFamily: 0, high: 0, low: 0,
                                    health: health, now: from, random: 0, trace: &trace)
-                    decisions.append(d)
                     // Only what no query's randomness drew and no later moment changes.
-                    known.append(d.repeatable && d.stableUntil == .infinity)
+                    decisions.append(d.repeatable && d.stableUntil == .infinity ? d : nil)
                 }
             }
         }
-        return DecisionMemo(base: base, validFrom: validFrom, decisions: decisions, known: known)
+        return DecisionMemo(base: base, validFrom: validFrom, decisions: decisions)
     }
 }
 
@@ -594,27 +593,24 @@ public final class DecisionMemo: Sendable {
     let base: [Int]
     /// Per name: monotonic seconds from which its memoised decisions hold.
     let validFrom: [Double]
-    /// Two per class (IPv4, IPv6); `known` false where the decision drew on randomness.
-    let decisions: [Decision]
-    let known: [Bool]
+    /// Two per class (IPv4, IPv6); nil where the decision drew on randomness.
+    let decisions: [Decision?]
 
-    init(base: [Int], validFrom: [Double], decisions: [Decision], known: [Bool]) {
+    init(base: [Int], validFrom: [Double], decisions: [Decision?]) {
         self.base = base
         self.validFrom = validFrom
         self.decisions = decisions
-        self.known = known
     }
 
     /// Names with decisions taken ahead, and the decisions kept.
     public var names: Int { base.count { $0 >= 0 } }
-    public var count: Int { known.count { $0 } }
+    public var count: Int { decisions.count { $0 != nil } }
 
     @inline(__always)
     func decision(name n: Int, class cls: Int, family: Int, now: Double) -> Decision? {
         let b = base[n]
         guard b >= 0, now >= validFrom[n] else { return nil }
-        let i = b + cls * 2 + (family == 6 ? 1 : 0)
-        return known[i] ? decisions[i] : nil
+        return decisions[b + cls * 2 + (family == 6 ? 1 : 0)]
     }
 }
 

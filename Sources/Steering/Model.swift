@@ -123,7 +123,9 @@ public struct Prefix: Sendable, Equatable, CustomStringConvertible {
         self.low = low & l
     }
 
-    static func mask(length: Int) -> (UInt64, UInt64) {
+    /// The masks of the first `length` bits (0…128) of the two address halves.
+    @inlinable @inline(__always)
+    public static func mask(length: Int) -> (UInt64, UInt64) {
         let h: UInt64 = length >= 64 ? ~0 : (length == 0 ? 0 : ~0 << (64 - UInt64(length)))
         let l: UInt64 = length >= 128 ? ~0 : (length <= 64 ? 0 : ~0 << (128 - UInt64(length)))
         return (h, l)
