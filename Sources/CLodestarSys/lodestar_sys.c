@@ -149,6 +149,18 @@ int lodestar_udp_socket(const struct sockaddr *addr, socklen_t len, int timeout_
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (addr->sa_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    /* Responses go out without DF, fragmented at the interface MTU, and ICMP "fragmentation
+     * needed" is ignored (a spoofed one cannot shrink the path MTU), as knot, NSD and gdnsd set
+     * it. The kernel also skips the path-MTU work per datagram. */
+    int omit = IP_PMTUDISC_OMIT, dont = IP_PMTUDISC_DONT;
+    if (addr->sa_family == AF_INET) {
+        if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &omit, sizeof omit) < 0)
+            setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &dont, sizeof dont);
+    } else if (addr->sa_family == AF_INET6) {
+        int omit6 = IPV6_PMTUDISC_OMIT, dont6 = IPV6_PMTUDISC_DONT;
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &omit6, sizeof omit6) < 0)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &dont6, sizeof dont6);
+    }
     int buf = 4 * 1024 * 1024;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);

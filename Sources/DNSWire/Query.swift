@@ -34,6 +34,13 @@ public enum ParseOutcome: Sendable {
     case query(Query)
 }
 
+/// What the parser concluded, the query itself filled in place (`QueryParser.parse(_:into:)`).
+public enum ParseStatus: Sendable, Equatable {
+    case drop
+    case error(rcode: UInt16, questionParsed: Bool)
+    case query
+}
+
 /// Parses queries without allocating (RFC 1035 §4.1, RFC 6891 §6).
 public enum QueryParser {
     @inline(__always)
@@ -79,8 +86,18 @@ public enum QueryParser {
     }
 
     public static func parse(_ p: UnsafeRawBufferPointer) -> ParseOutcome {
-        guard p.count >= 12 else { return .drop }
         var q = Query()
+        switch parse(p, into: &q) {
+        case .drop: return .drop
+        case .error(let rcode, let questionParsed): return .error(rcode: rcode, query: q, questionParsed: questionParsed)
+        case .query: return .query(q)
+        }
+    }
+
+    /// Parses `p` into `q` (a fresh `Query()`), in place: the query path copies no `Query` around.
+    /// After an error, `q` holds what could be parsed (id, flags, maybe the question and EDNS).
+    public static func parse(_ p: UnsafeRawBufferPointer, into q: inout Query) -> ParseStatus {
+        guard p.count >= 12 else { return .drop }
         q.id = u16(p, 0)
         q.flags = u16(p, 2)
         if q.flags & 0x8000 != 0 { return .drop }  // QR=1: never answer a response
@@ -100,10 +117,10 @@ public enum QueryParser {
                 }
             }
             if ok { scanOPT(p, from: i, count: Int(arcount), into: &q) }
-            return .error(rcode: q.opcode == 0 ? Rcode.formErr : Rcode.notImp, query: q, questionParsed: false)
+            return .error(rcode: q.opcode == 0 ? Rcode.formErr : Rcode.notImp, questionParsed: false)
         }
         guard let nameLength = plainNameLength(p, at: 12), 12 + nameLength + 4 <= p.count else {
-            return .error(rcode: Rcode.formErr, query: q, questionParsed: false)
+            return .error(rcode: Rcode.formErr, questionParsed: false)
         }
         q.qnameLength = nameLength
         q.qtype = u16(p, 12 + nameLength)
@@ -117,27 +134,27 @@ public enum QueryParser {
         // Answer and authority records of a query are skipped (RFC 1035 §4.1.1 allows none to matter).
         for _ in 0..<(Int(ancount) + Int(nscount)) {
             guard let next = skipRR(p, at: i) else {
-                return .error(rcode: sectionError, query: q, questionParsed: true)
+                return .error(rcode: sectionError, questionParsed: true)
             }
             i = next
         }
         var sawOPT = false
         for _ in 0..<Int(arcount) {
             guard let afterName = skipName(p, at: i), afterName + 10 <= p.count else {
-                return .error(rcode: sectionError, query: q, questionParsed: true)
+                return .error(rcode: sectionError, questionParsed: true)
             }
             let type = u16(p, afterName)
             let rdlen = Int(u16(p, afterName + 8))
             let rdStart = afterName + 10
             guard rdStart + rdlen <= p.count else {
-                return .error(rcode: sectionError, query: q, questionParsed: true)
+                return .error(rcode: sectionError, questionParsed: true)
             }
             if type == RRType.opt {
                 // RFC 6891 §6.1.1: one OPT, owned by the root.
                 guard !sawOPT, afterName == i + 1, p[i] == 0 else {
                     // Which OPT would we echo? None, as knot.
                     q.hasEDNS = false
-                    return .error(rcode: sectionError, query: q, questionParsed: true)
+                    return .error(rcode: sectionError, questionParsed: true)
                 }
                 sawOPT = true
                 q.hasEDNS = true
@@ -145,15 +162,15 @@ public enum QueryParser {
                 q.ednsVersion = p[afterName + 5]
                 q.dnssecOK = p[afterName + 6] & 0x80 != 0
                 guard parseOptions(p, from: rdStart, to: rdStart + rdlen, into: &q) else {
-                    return .error(rcode: sectionError, query: q, questionParsed: true)
+                    return .error(rcode: sectionError, questionParsed: true)
                 }
             }
             i = rdStart + rdlen
         }
-        if q.opcode != 0 { return .error(rcode: Rcode.notImp, query: q, questionParsed: true) }
+        if q.opcode != 0 { return .error(rcode: Rcode.notImp, questionParsed: true) }
         // RFC 1035 leaves no room for octets past the last record: knot answers FORMERR too.
-        guard i == p.count else { return .error(rcode: Rcode.formErr, query: q, questionParsed: true) }
-        return .query(q)
+        guard i == p.count else { return .error(rcode: Rcode.formErr, questionParsed: true) }
+        return .query
     }
 
     /// Finds a well-formed OPT among `count` additional records, only to echo EDNS on an error reply.

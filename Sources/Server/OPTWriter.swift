@@ -2,7 +2,10 @@ import DNSWire
 
 /// Writes the OPT record of a response (RFC 6891 §6.1.2), echoing NSID and ECS where asked.
 struct OPTWriter {
-    let query: Query
+    /// What of the query the record echoes (not the whole `Query`: a response copies none).
+    let dnssecOK: Bool
+    let nsidRequested: Bool
+    let clientSubnet: ClientSubnet?
     /// The engine's options, borrowed for the duration of one response: no copy, no retain.
     let options: UnsafePointer<EngineOptions>
     var rcode: UInt16
@@ -10,43 +13,56 @@ struct OPTWriter {
     /// ECS scope prefix of the answer (RFC 7871 §7.2.1): 0 when the answer does not depend on the client.
     var scopePrefix: UInt8 = 0
 
-    init(query: Query, options: UnsafePointer<EngineOptions>, rcode: UInt16) {
-        self.query = query
+    init(query: borrowing Query, options: UnsafePointer<EngineOptions>, rcode: UInt16) {
+        dnssecOK = query.dnssecOK
+        nsidRequested = query.nsidRequested
+        clientSubnet = query.clientSubnet
         self.options = options
         self.rcode = rcode
     }
 
-    var wantsNSID: Bool { query.nsidRequested && !options.pointee.nsid.isEmpty }
+    var wantsNSID: Bool { nsidRequested && !options.pointee.nsid.isEmpty }
 
     /// Octets the record takes.
     var size: Int {
         var n = 11
         if wantsNSID { n += 4 + options.pointee.nsid.count }
-        if includeClientSubnet, let ecs = query.clientSubnet { n += 8 + ecs.addressLength }
+        if includeClientSubnet, let ecs = clientSubnet { n += 8 + ecs.addressLength }
         return n
     }
 
+    /// Appends the record, or nothing (false) when it does not fit under the writer's limit.
     func write(_ w: inout MessageWriter) -> Bool {
-        let start = w.position
-        let ttl = UInt32(rcode >> 4) << 24 | (query.dnssecOK ? 0x8000 : 0)
-        guard w.appendByte(0), w.appendU16(RRType.opt), w.appendU16(UInt16(options.pointee.maxUDPPayload)),
-            w.appendU32(ttl)
-        else { w.rewind(to: start); return false }
-        let lengthAt = w.position
-        guard w.appendU16(0) else { w.rewind(to: start); return false }
-        if wantsNSID {
-            let ok = options.pointee.nsid.withUnsafeBytes { w.appendU16(EDNSOption.nsid) && w.appendU16(UInt16($0.count)) && w.append($0) }
-            guard ok else { w.rewind(to: start); return false }
+        let nsid = wantsNSID ? options.pointee.nsid.count : -1
+        let ecs = includeClientSubnet ? clientSubnet : nil
+        let ecsLength = ecs.map { $0.addressLength } ?? -1
+        let rdlength = (nsid >= 0 ? 4 + nsid : 0) + (ecsLength >= 0 ? 8 + ecsLength : 0)
+        guard w.position + 11 + rdlength <= w.limit else { return false }
+        // Checked once above: the fields go in with plain stores.
+        let p = w.base + w.position
+        p.storeBytes(of: 0, as: UInt8.self)  // the root owner
+        p.storeBytes(of: RRType.opt.bigEndian, toByteOffset: 1, as: UInt16.self)
+        p.storeBytes(of: UInt16(options.pointee.maxUDPPayload).bigEndian, toByteOffset: 3, as: UInt16.self)
+        let ttl = UInt32(rcode >> 4) << 24 | (dnssecOK ? 0x8000 : 0)  // extended rcode, version 0, DO
+        p.storeBytes(of: ttl.bigEndian, toByteOffset: 5, as: UInt32.self)
+        p.storeBytes(of: UInt16(rdlength).bigEndian, toByteOffset: 9, as: UInt16.self)
+        var at = 11
+        if nsid >= 0 {
+            p.storeBytes(of: EDNSOption.nsid.bigEndian, toByteOffset: at, as: UInt16.self)
+            p.storeBytes(of: UInt16(nsid).bigEndian, toByteOffset: at + 2, as: UInt16.self)
+            options.pointee.nsid.withUnsafeBytes { (p + at + 4).copyMemory(from: $0.baseAddress!, byteCount: nsid) }
+            at += 4 + nsid
         }
-        if includeClientSubnet, let ecs = query.clientSubnet {
+        if let ecs {
             // RFC 7871 §7.2.1: echo family, source prefix and address; set our scope.
-            let n = ecs.addressLength
-            guard w.appendU16(EDNSOption.clientSubnet), w.appendU16(UInt16(4 + n)), w.appendU16(ecs.family),
-                w.appendByte(ecs.sourcePrefix), w.appendByte(scopePrefix)
-            else { w.rewind(to: start); return false }
-            for i in 0..<n where !w.appendByte(ecs.octet(i)) { w.rewind(to: start); return false }
+            p.storeBytes(of: EDNSOption.clientSubnet.bigEndian, toByteOffset: at, as: UInt16.self)
+            p.storeBytes(of: UInt16(4 + ecsLength).bigEndian, toByteOffset: at + 2, as: UInt16.self)
+            p.storeBytes(of: ecs.family.bigEndian, toByteOffset: at + 4, as: UInt16.self)
+            p.storeBytes(of: ecs.sourcePrefix, toByteOffset: at + 6, as: UInt8.self)
+            p.storeBytes(of: scopePrefix, toByteOffset: at + 7, as: UInt8.self)
+            for i in 0..<ecsLength { p.storeBytes(of: ecs.octet(i), toByteOffset: at + 8 + i, as: UInt8.self) }
         }
-        w.setU16(UInt16(w.position - lengthAt - 2), at: lengthAt)
+        w.position += 11 + rdlength
         w.incrementCount(section: 3)
         return true
     }

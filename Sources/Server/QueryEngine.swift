@@ -41,18 +41,19 @@ package struct QueryEngine: Sendable {
     /// As above, and says in `info` what else than the query's bytes the response depends on.
     package func respond(to packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer, capacity: Int,
                          transport: Transport, client: ClientAddress, info: inout ResponseInfo) -> Int {
-        switch QueryParser.parse(packet) {
+        var query = Query()
+        switch QueryParser.parse(packet, into: &query) {
         case .drop:
             info.repeatable = false
             return 0
-        case .error(let rcode, let query, let questionParsed):
+        case .error(let rcode, let questionParsed):
             info.repeatable = false  // answered as cheaply as a cached copy; not worth a slot
             let n = errorResponse(packet, query, rcode: rcode, withQuestion: questionParsed, into: out,
                                   capacity: capacity, transport: transport)
             QueryMetrics.shared.record(transport: transport, rcode: UInt8(rcode & 0xF), qtype: query.qtype,
                                        ecs: query.clientSubnet != nil)
             return n
-        case .query(let query):
+        case .query:
             info.qtype = query.qtype
             info.ecs = query.clientSubnet != nil
             info.ecsAddressLength = query.clientSubnet?.addressLength ?? -1
@@ -153,29 +154,27 @@ package struct QueryEngine: Sendable {
             return ixfrOverUDP(qname: qname, writer: &w)
         }
         if q.qtype == 0 { return Rcode.notImp }
-        var labels = LabelOffsets()
-        labels.compute(qname)
-        guard var zone = zones.zone(for: qname, labels: labels) else {
-            return Rcode.refused
-        }
-        // RFC 4035 §3.1.4.1: DS at a child apex belongs to the parent zone when we serve it.
-        if q.qtype == RRType.ds && labels.count == zone.originLabels, let parent = zones.parent(of: zone) {
-            zone = parent
-        }
-        w.setFlags(HeaderFlags.aa)
-        let state = withUnsafeTemporaryAllocation(byteCount: Resolution.scratchSize, alignment: 8) { scratch in
+        let state = withUnsafeTemporaryAllocation(byteCount: Resolution.scratchSize, alignment: 8) {
+            scratch -> (truncated: Bool, authoritative: Bool, rcode: UInt16)? in
+            guard var zone = zones.zone(for: qname) else { return nil }
+            // RFC 4035 §3.1.4.1: DS at a child apex belongs to the parent zone when we serve it.
+            if q.qtype == RRType.ds && qname.count == zone.origin.count, let parent = zones.parent(of: zone) {
+                zone = parent
+            }
+            w.setFlags(HeaderFlags.aa)
             var state = Resolution(zone: zone, qtype: q.qtype, dnssecOK: q.dnssecOK, scratch: scratch.baseAddress!)
             if let steeringRef {
-                state.steer = SteerContext(query: q, client: client, runtime: steeringRef)
+                state.steer.begin(query: q, client: client, runtime: steeringRef)
                 state.steer.fixedRandom = fixedRandom
             }
-            state.resolve(qname, labels: labels, writer: &w)
+            state.resolve(qname, writer: &w)
             if state.steer.decisions > 0 {
                 scope = state.steer.scope
                 info.note(state.steer)
             }
             return (truncated: state.truncated, authoritative: state.authoritative, rcode: state.rcode)
         }
+        guard let state else { return Rcode.refused }
         // RFC 2181 §9: whole RRsets only, TC set; a resolver retries over TCP.
         if state.truncated { w.setFlags(HeaderFlags.tc) }
         if !state.authoritative { w.setU16(w.u16(at: 2) & ~HeaderFlags.aa, at: 2) }
@@ -184,8 +183,7 @@ package struct QueryEngine: Sendable {
 
     /// IXFR over UDP: the SOA alone, telling the client to use TCP (RFC 1995 §2).
     func ixfrOverUDP(qname: UnsafeRawBufferPointer, writer w: inout MessageWriter) -> UInt16 {
-        var labels = LabelOffsets()
-        labels.compute(qname)
+        let labels = LabelOffsets(qname)
         guard let zone = zones.zone(for: qname, labels: labels),
             labels.count == zone.originLabels
         else { return Rcode.refused }

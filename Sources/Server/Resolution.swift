@@ -41,13 +41,12 @@ struct Resolution {
 
     /// Answers `sname` from this zone; `sname` is the query name or a CNAME/DNAME target inside the zone.
     mutating func resolve(_ sname: UnsafeRawBufferPointer, writer w: inout MessageWriter) {
-        var labels = LabelOffsets()
-        labels.compute(sname)
+        let labels = LabelOffsets(sname)
         resolve(sname, labels: labels, writer: &w)
     }
 
     /// As above, with the label offsets of `sname` already computed.
-    mutating func resolve(_ sname: UnsafeRawBufferPointer, labels: LabelOffsets, writer w: inout MessageWriter) {
+    mutating func resolve(_ sname: UnsafeRawBufferPointer, labels: borrowing LabelOffsets, writer w: inout MessageWriter) {
         let n = labels.count
         var node = zone.apex
         var k = zone.originLabels

@@ -51,8 +51,7 @@ package final class SteeringRuntime: Sendable {
         var zs: [ObjectIdentifier] = [], ns: [Int32] = []
         for c in table.names {
             let (z, n) = c.config.wire.withUnsafeBytes { wire -> (ObjectIdentifier?, Int32) in
-                var labels = LabelOffsets()
-                labels.compute(wire)
+                let labels = LabelOffsets(wire)
                 guard let zone = zones.zone(for: wire, labels: labels) else { return (nil, -1) }
                 return (ObjectIdentifier(zone), Int32(zone.find(wire)))
             }

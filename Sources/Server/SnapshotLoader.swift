@@ -87,8 +87,7 @@ package enum SnapshotLoader {
     static func validate(_ n: SteeredName, model: SteeringModel, zones: ZoneSet, file: String) throws {
         func fail(_ m: String) -> ConfigError { ConfigError(file: file, line: n.line, message: "name \(n.name): \(m)") }
         try n.wire.withUnsafeBytes { wire in
-            var labels = LabelOffsets()
-            labels.compute(wire)
+            let labels = LabelOffsets(wire)
             guard let zone = zones.zone(for: wire, labels: labels) else {
                 throw fail("not inside any zone served (zones: \(zones.zones.map(\.originText).joined(separator: ", ")))")
             }

@@ -9,15 +9,15 @@ struct SteerContext {
     /// nil when the snapshot has no load-balanced names. Unretained: the snapshot holds it for the
     /// query (and an `Unmanaged` copies as plain bits, where an optional unowned reference went
     /// through generic value witnesses: ~100 instructions per query).
-    let runtime: Unmanaged<SteeringRuntime>?
-    let clientFamily: Int
-    let high: UInt64
-    let low: UInt64
-    let queryID: UInt16
+    private(set) var runtime: Unmanaged<SteeringRuntime>?
+    private(set) var clientFamily: Int
+    private(set) var high: UInt64
+    private(set) var low: UInt64
+    private(set) var queryID: UInt16
     var fixedRandom: UInt64? = nil
     /// The client is the query's source address (no ECS with a source prefix): an answer that
     /// depends on the client depends on the source.
-    let fromSource: Bool
+    private(set) var fromSource: Bool
     /// The largest scope of any load-balanced answer in the response (RFC 7871 §7.2.1).
     var scope = 0
     /// Load-balanced decisions taken for this response, and whether they would repeat.
@@ -39,7 +39,9 @@ struct SteerContext {
         fromSource = true
     }
 
-    init(query q: Query, client: ClientAddress, runtime: Unmanaged<SteeringRuntime>) {
+    /// Sets the context up for a query, in place (a new context would be built aside and copied in).
+    @inline(__always)
+    mutating func begin(query q: Query, client: ClientAddress, runtime: Unmanaged<SteeringRuntime>) {
         self.runtime = runtime
         queryID = q.id
         if let ecs = q.clientSubnet, ecs.sourcePrefix > 0 {
@@ -70,7 +72,6 @@ extension Resolution {
                           writer w: inout MessageWriter) -> Bool {
         guard let (n, d) = decide(rt, node: node) else { return false }
         let table = rt.table
-        let c = table.names[Int(n)]
         let family = qtype == RRType.a ? 4 : 6
         switch d.outcome {
         case .zone:
@@ -79,6 +80,7 @@ extension Resolution {
             rcode = Rcode.servFail
             return true
         case .failOpen:
+            let c = table.names[Int(n)]
             let model = table.model
             let start = w.position, startCount = w.u16(at: 6)
             var written = 0
@@ -116,8 +118,7 @@ extension Resolution {
         let table = rt.table
         let n = rt.name(zone: zone, node: node)
         guard n >= 0 else { return nil }
-        let c = table.names[n]
-        guard qtype == RRType.a ? c.answersA : c.answersAAAA else { return nil }
+        guard table.answerTypes[n] & (qtype == RRType.a ? 1 : 2) != 0 else { return nil }
         let ns = lodestar_monotonic_ns()
         let random = steer.fixedRandom ?? mix(ns ^ UInt64(steer.queryID) << 48 ^ steer.high ^ mix(steer.low))
         var trace = NoTrace()

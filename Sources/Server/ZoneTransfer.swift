@@ -23,8 +23,7 @@ package enum ZoneTransfer {
             return .refuse(Rcode.refused)
         }
         let qname = UnsafeRawBufferPointer(rebasing: packet[12..<(12 + q.qnameLength)])
-        var labels = LabelOffsets()
-        labels.compute(qname)
+        let labels = LabelOffsets(qname)
         guard let zone = snapshot.zones.zone(for: qname, labels: labels), labels.count == zone.originLabels else {
             return .refuse(Rcode.notAuth)
         }

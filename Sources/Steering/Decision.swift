@@ -147,6 +147,10 @@ public final class SteeringTable: Sendable {
     public let rdataStart: [Int32]
     public let rdataLength: [Int32]
 
+    /// Per name, the query types it answers: bit 0 A, bit 1 AAAA (read per query without taking a
+    /// reference to the name).
+    public let answerTypes: [UInt8]
+
     /// Most pools one name may use (the decision keeps them on the stack).
     public static let maxPoolsPerName = 16
     /// Most endpoints one answer may carry when picking (`answers`).
@@ -189,6 +193,7 @@ public final class SteeringTable: Sendable {
                                          locationDependent: dependent, model: model))
         }
         names = compiled
+        answerTypes = compiled.map { ($0.answersA ? 1 : 0) | ($0.answersAAAA ? 2 : 0) }
         var size = 8
         while size < compiled.count * 2 { size <<= 1 }
         var slots = [Int32](repeating: -1, count: size)

@@ -80,7 +80,7 @@ public final class Zone: Sendable {
 
     /// FNV-1a over the lower-cased octets.
     @inline(__always)
-    static func hash(_ name: UnsafeRawBufferPointer) -> Int {
+    @usableFromInline static func hash(_ name: UnsafeRawBufferPointer) -> Int {
         // Eight octets at a time, ASCII upper case folded in the word (SWAR): any case, one hash.
         var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(name.count)
         var i = 0

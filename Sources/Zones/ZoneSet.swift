@@ -4,9 +4,9 @@ import DNSWire
 public final class ZoneSet: Sendable {
     public let zones: [Zone]
     /// Zone indices by the hash of their lower-case origin; collisions resolved by comparing names.
-    let byHash: [Int: [Int]]
-    let minLabels: Int
-    let sortedZones: [Zone]
+    @usableFromInline let byHash: [Int: [Int]]
+    @usableFromInline let minLabels: Int
+    @usableFromInline let sortedZones: [Zone]
 
     public init(_ zones: [Zone]) {
         self.zones = zones
@@ -19,11 +19,17 @@ public final class ZoneSet: Sendable {
         minLabels = zones.map(\.originLabels).min() ?? 0
     }
 
-    /// The zone with the longest origin that `name` falls in, or nil.
-    ///
-    /// `labels` holds the label offsets of `name`.
-    @inline(__always)
-    public func zone(for name: UnsafeRawBufferPointer, labels: LabelOffsets) -> Zone? {
+    /// The zone with the longest origin that `name` falls in, or nil. A few zones are scanned,
+    /// without the label offsets (the query path computes those once, in `Resolution`).
+    @inlinable @inline(__always)
+    public func zone(for name: UnsafeRawBufferPointer) -> Zone? {
+        if zones.count <= ZoneSet.linearLimit { return linearZone(for: name) }
+        return zone(for: name, labels: LabelOffsets(name))
+    }
+
+    /// The same, given the label offsets of `name`.
+    @inlinable @inline(__always)
+    public func zone(for name: UnsafeRawBufferPointer, labels: borrowing LabelOffsets) -> Zone? {
         guard !zones.isEmpty else { return nil }
         if zones.count <= ZoneSet.linearLimit { return linearZone(for: name) }
         var k = labels.count
@@ -42,9 +48,9 @@ public final class ZoneSet: Sendable {
     }
 
     /// Up to this many zones a scan (longest origin first) beats hashing every suffix.
-    static let linearLimit = 16
+    @usableFromInline static let linearLimit = 16
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func linearZone(for name: UnsafeRawBufferPointer) -> Zone? {
         for z in sortedZones {
             let match = z.origin.withUnsafeBytes { DNSWire.Name.isSubdomain(name, of: $0) }
