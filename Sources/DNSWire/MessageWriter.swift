@@ -16,6 +16,8 @@ public struct MessageWriter {
     /// 64 entries cover a full referral with glue; later names are simply written uncompressed.
     private var targets = InlineArray<64, UInt16>(repeating: 0)
     private var targetCount = 0
+    /// The first registered name when only its first label is in `targets` yet (-1: none).
+    private var deferredName = -1
 
     public init(base: UnsafeMutableRawPointer, limit: Int) {
         self.base = base
@@ -82,12 +84,42 @@ public struct MessageWriter {
     }
 
     /// Registers every label of an uncompressed name already written at `offset` as a target.
+    ///
+    /// The first name registered (the question) is registered whole only when a name is first
+    /// compressed label by label: until then its first label is enough, as the common answer's
+    /// owner is the question name itself (the fast path of `writeName`).
     public mutating func registerName(at offset: Int) {
+        if targetCount == 0 && offset < 0x4000 && byte(at: offset) != 0 && byte(at: offset) & 0xC0 == 0 {
+            targets[0] = UInt16(offset)
+            targetCount = 1
+            deferredName = offset
+            return
+        }
         var i = offset
         while byte(at: i) != 0 && byte(at: i) & 0xC0 == 0 {
             if targetCount < 64 && i < 0x4000 { targets[targetCount] = UInt16(i); targetCount += 1 }
             i += Int(byte(at: i)) + 1
         }
+    }
+
+    /// Registers the labels of the deferred first name after its first, right after it in the
+    /// table: targets stay in the order of their offsets (`rewind` relies on it).
+    private mutating func registerDeferred() {
+        guard deferredName >= 0 else { return }
+        var rest = InlineArray<64, UInt16>(repeating: 0)
+        var n = 0
+        var i = deferredName + Int(byte(at: deferredName)) + 1
+        deferredName = -1
+        while byte(at: i) != 0 && byte(at: i) & 0xC0 == 0 && i < 0x4000 && n < 64 {
+            rest[n] = UInt16(i); n += 1
+            i += Int(byte(at: i)) + 1
+        }
+        guard n > 0 else { return }
+        let keep = min(targetCount - 1, 64 - 1 - n)  // targets after the first that still fit
+        var k = keep
+        while k > 0 { targets[n + k] = targets[k]; k -= 1 }
+        for j in 0..<n { targets[1 + j] = rest[j] }
+        targetCount = 1 + n + keep
     }
 
     /// Whether the name in the message at `offset` (following pointers) equals `name[from...]`.
@@ -127,15 +159,16 @@ public struct MessageWriter {
     /// yet written (stale bytes of an earlier response in a reused buffer).
     public mutating func writeName(_ name: UnsafeRawBufferPointer, compress: Bool = true) -> Bool {
         let start = position
-        let firstNew = targetCount
         // The common case: the name is, octet for octet, the first one registered (the question
         // name, for an answer's owner). An uncompressed name there equal in every octet is the same name.
-        if compress && firstNew > 0 {
+        if compress && targetCount > 0 {
             let t = Int(targets[0])
             if t + name.count <= position && memcmp(base + t, name.baseAddress!, name.count) == 0 {
                 return appendU16(0xC000 | UInt16(t))
             }
         }
+        if compress { registerDeferred() }
+        let firstNew = targetCount
         var newLabels = InlineArray<8, UInt16>(repeating: 0)
         var newCount = 0
         var i = 0

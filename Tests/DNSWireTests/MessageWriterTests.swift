@@ -120,6 +120,35 @@ func decodeName(_ m: [UInt8], at offset: Int) -> String? {
         #expect(decodeName(buf, at: at) == "z.c.c.rnd.test.")
     }
 
+    @Test("The question's labels are compression targets once a name needs them (registered late, in order)")
+    func deferredQuestion() throws {
+        var buf = [UInt8](repeating: 0xC0, count: 512)
+        let qname = Name.fromText("www.example.com.")!
+        var at: [Int] = []
+        buf.withUnsafeMutableBytes { b in
+            var w = MessageWriter(base: b.baseAddress!, limit: 512)
+            _ = w.writeHeader(id: 1, flags: 0)
+            _ = qname.withUnsafeBytes { w.append($0) }
+            w.registerName(at: 12)
+            at.append(w.position)
+            _ = qname.withUnsafeBytes { w.writeName($0) }  // the owner: a pointer to 12
+            at.append(w.position)
+            _ = Name.fromText("ns.example.com.")!.withUnsafeBytes { w.writeName($0) }  // "ns" + pointer to example.com
+            at.append(w.position)
+            let before = w.position
+            _ = Name.fromText("mail.other.net.")!.withUnsafeBytes { w.writeName($0) }
+            w.rewind(to: before)  // drops other.net's targets, keeps the question's
+            _ = Name.fromText("x.com.")!.withUnsafeBytes { w.writeName($0) }  // "x" + pointer to com
+            at.append(w.position)
+        }
+        #expect(at[1] - at[0] == 2)
+        #expect(at[2] - at[1] == 3 + 2)
+        #expect(at[3] - at[2] == 2 + 2)
+        #expect(decodeName(buf, at: at[0]) == "www.example.com.")
+        #expect(decodeName(buf, at: at[1]) == "ns.example.com.")
+        #expect(decodeName(buf, at: at[2]) == "x.com.")
+    }
+
     @Test("Random names written one after another all decode back", arguments: [1, 2, 3] as [UInt64])
     func roundTrip(seed: UInt64) throws {
         var state = seed
@@ -136,13 +165,28 @@ func decodeName(_ m: [UInt8], at offset: Int) -> String? {
             buf.withUnsafeMutableBytes { b in
                 var w = MessageWriter(base: b.baseAddress!, limit: 1024)
                 _ = w.writeHeader(id: 1, flags: 0)
+                func randomName() -> String {
+                    (0..<(1 + next() % 5)).map { _ in labels[next() % labels.count] }.joined(separator: ".") + "."
+                }
+                if next() % 2 == 0 {  // a question, registered as the engine does
+                    let text = randomName()
+                    _ = Name.fromText(text)!.withUnsafeBytes { w.append($0) }
+                    w.registerName(at: 12)
+                    names.append(text)
+                    offsets.append(12)
+                }
                 for _ in 0..<(1 + next() % 12) {
-                    let text = (0..<(1 + next() % 5)).map { _ in labels[next() % labels.count] }.joined(separator: ".") + "."
+                    let text = randomName()
                     let wire = Name.fromText(text)!
                     let at = w.position
                     if wire.withUnsafeBytes({ w.writeName($0) }) {
                         names.append(text)
                         offsets.append(at)
+                    }
+                    if next() % 5 == 0 && offsets.last == at {  // take it back, as a record that did not fit
+                        w.rewind(to: at)
+                        names.removeLast()
+                        offsets.removeLast()
                     }
                 }
             }
