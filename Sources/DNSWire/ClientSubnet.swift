@@ -44,9 +44,10 @@ public struct ClientSubnet: Sendable, Equatable {
         var ecs = ClientSubnet(family: family, sourcePrefix: source, scopePrefix: scope)
         let n = ecs.addressLength
         guard data.count == 4 + n else { return nil }
+        // n ≤ 16 octets: shifts within the word, wrapping arithmetic cannot wrap.
         for i in 0..<n {
-            let b = UInt64(data[4 + i])
-            if i < 8 { ecs.high |= b << UInt64(56 - 8 * i) } else { ecs.low |= b << UInt64(56 - 8 * (i - 8)) }
+            let b = UInt64(data[4 &+ i])
+            if i < 8 { ecs.high |= b &<< UInt64(56 &- 8 &* i) } else { ecs.low |= b &<< UInt64(120 &- 8 &* i) }
         }
         // RFC 7871 §6: bits past the source prefix MUST be zero.
         if n > 0, source % 8 != 0 {

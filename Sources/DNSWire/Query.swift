@@ -51,16 +51,17 @@ public enum QueryParser {
     /// Length of the uncompressed name at `offset`, or nil when malformed, compressed or too long.
     @inline(__always)
     public static func plainNameLength(_ p: UnsafeRawBufferPointer, at offset: Int) -> Int? {
+        // Offsets stay below the packet's length (at most 65535): wrapping arithmetic cannot wrap.
         var i = offset
         while true {
             guard i < p.count else { return nil }
             let len = Int(p[i])
             if len == 0 { break }
             guard len <= WireLimits.maxLabelLength else { return nil }
-            i += len + 1
-            guard i - offset < WireLimits.maxNameLength else { return nil }
+            i &+= len &+ 1
+            guard i &- offset < WireLimits.maxNameLength else { return nil }
         }
-        return i + 1 - offset
+        return i &+ 1 &- offset
     }
 
     /// Skips a possibly compressed name; returns the offset after it, or nil when malformed.
@@ -140,7 +141,9 @@ public enum QueryParser {
         }
         var sawOPT = false
         for _ in 0..<Int(arcount) {
-            guard let afterName = skipName(p, at: i), afterName + 10 <= p.count else {
+            // The OPT's owner is the root: one octet, no need to walk a name.
+            let named = i < p.count && p[i] == 0 ? i &+ 1 : skipName(p, at: i)
+            guard let afterName = named, afterName + 10 <= p.count else {
                 return .error(rcode: sectionError, questionParsed: true)
             }
             let type = u16(p, afterName)

@@ -130,14 +130,14 @@ package final class AnswerCache {
                          capacity: Int, client: ClientAddress, now: UInt64) -> Int {
         let keyLength = packet.count - 2
         guard slots > 0, keyLength >= 10, keyLength <= Self.maxKey, capacity >= Self.maxResponse else {
-            return engine.respond(to: packet, into: out, capacity: capacity, transport: .udp, client: client)
+            return engine.respond(to: packet, into: out, capacity: capacity, transport: .udp, client: client, now: now)
         }
         if state.pointee.every > 1 {
             state.pointee.tick &+= 1
             if state.pointee.tick & (state.pointee.every - 1) != 0 {  // `sampleEvery` is a power of two
                 metrics.recordCache(QueryMetrics.cacheSkipSlot)
                 state.pointee.skipped += 1
-                return engine.respond(to: packet, into: out, capacity: capacity, transport: .udp, client: client)
+                return engine.respond(to: packet, into: out, capacity: capacity, transport: .udp, client: client, now: now)
             }
         }
         let key = packet.baseAddress! + 2
@@ -166,7 +166,7 @@ package final class AnswerCache {
         }
         var info = ResponseInfo()
         let length = engine.respond(to: packet, into: out, capacity: capacity, transport: .udp, client: client,
-                                    info: &info)
+                                    info: &info, now: now)
         metrics.recordCache(QueryMetrics.cacheMissSlot)
         state.pointee.misses += 1
         endOfLookup(hit: false)

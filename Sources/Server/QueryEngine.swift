@@ -32,15 +32,18 @@ package struct QueryEngine: Sendable {
     static let maxChain = 5
 
     /// Answers `packet` into `out` (at least 512 octets; 65535 for TCP). Returns the response length.
+    /// `now` is the monotonic clock in nanoseconds when the caller has read it (the UDP loop, once
+    /// per batch), else 0: load-balanced decisions then read it themselves.
     package func respond(to packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer, capacity: Int,
-                         transport: Transport, client: ClientAddress) -> Int {
+                         transport: Transport, client: ClientAddress, now: UInt64 = 0) -> Int {
         var info = ResponseInfo()
-        return respond(to: packet, into: out, capacity: capacity, transport: transport, client: client, info: &info)
+        return respond(to: packet, into: out, capacity: capacity, transport: transport, client: client, info: &info,
+                       now: now)
     }
 
     /// As above, and says in `info` what else than the query's bytes the response depends on.
     package func respond(to packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer, capacity: Int,
-                         transport: Transport, client: ClientAddress, info: inout ResponseInfo) -> Int {
+                         transport: Transport, client: ClientAddress, info: inout ResponseInfo, now: UInt64 = 0) -> Int {
         var query = Query()
         switch QueryParser.parse(packet, into: &query) {
         case .drop:
@@ -57,7 +60,8 @@ package struct QueryEngine: Sendable {
             info.qtype = query.qtype
             info.ecs = query.clientSubnet != nil
             info.ecsAddressLength = query.clientSubnet?.addressLength ?? -1
-            let n = answer(packet, query, into: out, capacity: capacity, transport: transport, client: client, info: &info)
+            let n = answer(packet, query, into: out, capacity: capacity, transport: transport, client: client, info: &info,
+                           now: now)
             if n >= 4 {
                 QueryMetrics.shared.record(transport: transport, rcode: out.load(fromByteOffset: 3, as: UInt8.self),
                                            qtype: query.qtype, ecs: query.clientSubnet != nil)
@@ -98,7 +102,7 @@ package struct QueryEngine: Sendable {
     }
 
     func answer(_ packet: UnsafeRawBufferPointer, _ q: Query, into out: UnsafeMutableRawPointer, capacity: Int,
-                transport: Transport, client: ClientAddress, info: inout ResponseInfo) -> Int {
+                transport: Transport, client: ClientAddress, info: inout ResponseInfo, now: UInt64) -> Int {
         let limit = sizeLimit(q, capacity: capacity, transport: transport)
         var w = MessageWriter(base: out, limit: limit)
         // RD is copied (RFC 1035 §4.1.1); CD is not, as knot and NSD leave it for resolvers.
@@ -123,7 +127,7 @@ package struct QueryEngine: Sendable {
         case RRClass.in, RRClass.any:  // knot answers class ANY from its IN data
             var scope = 0
             rcode = answerInternet(qname: qname, q: q, transport: transport, client: client, scope: &scope, info: &info,
-                                   writer: &w)
+                                   now: now, writer: &w)
             // RFC 7871 §7.2.1: the scope of the answer; 0 when the query's source prefix was 0.
             if let ecs = q.clientSubnet, ecs.sourcePrefix > 0 {
                 opt.scopePrefix = UInt8(min(scope, ecs.family == 1 ? 32 : 128))
@@ -144,7 +148,7 @@ package struct QueryEngine: Sendable {
 
     /// Class IN: find the zone and walk it.
     func answerInternet(qname: UnsafeRawBufferPointer, q: Query, transport: Transport, client: ClientAddress,
-                        scope: inout Int, info: inout ResponseInfo, writer w: inout MessageWriter) -> UInt16 {
+                        scope: inout Int, info: inout ResponseInfo, now: UInt64, writer w: inout MessageWriter) -> UInt16 {
         // Transfers need TCP (RFC 5936 §4.2); IXFR over UDP gets the SOA (RFC 1995 §2). Type 0 is
         // reserved: NOTIMP, as knot. Other meta-types find no data, as in knot.
         if q.qtype == RRType.axfr || q.qtype == RRType.ixfr {
@@ -164,7 +168,7 @@ package struct QueryEngine: Sendable {
             w.setFlags(HeaderFlags.aa)
             var state = Resolution(zone: zone, qtype: q.qtype, dnssecOK: q.dnssecOK, scratch: scratch.baseAddress!)
             if let steeringRef {
-                state.steer.begin(query: q, client: client, runtime: steeringRef)
+                state.steer.begin(query: q, client: client, runtime: steeringRef, now: now)
                 state.steer.fixedRandom = fixedRandom
             }
             state.resolve(qname, writer: &w)

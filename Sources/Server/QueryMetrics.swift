@@ -60,7 +60,7 @@ package final class QueryMetrics: @unchecked Sendable {
 
     @inline(__always)
     func recordCache(_ slot: Int) {
-        lodestar_count(counters + (Int(lodestar_shard()) * Self.stride + slot), 1)
+        lodestar_count_shard(counters + (Int(lodestar_shard()) * Self.stride + slot), 1)
     }
 
     /// A UDP response reused from the answer cache: counted as `record` counts it, and as a hit.
@@ -68,15 +68,15 @@ package final class QueryMetrics: @unchecked Sendable {
     func recordCached(rcode: UInt8, qtype: UInt16, ecs: Bool) {
         let base = counters + Int(lodestar_shard()) * Self.stride
         count(at: base, transport: .udp, rcode: rcode, qtype: qtype, ecs: ecs)
-        lodestar_count(base + Self.cacheHitSlot, 1)
+        lodestar_count_shard(base + Self.cacheHitSlot, 1)
     }
 
     /// One query in the shard at `base`.
     @inline(__always)
     private func count(at base: UnsafeMutablePointer<UInt64>, transport: Transport, rcode: UInt8, qtype: UInt16, ecs: Bool) {
-        lodestar_count(base + ((transport == .udp ? 0 : 16) + Int(rcode & 0xF)), 1)
-        lodestar_count(base + (Self.typeBase + Self.typeIndex(qtype)), 1)
-        if ecs { lodestar_count(base + Self.ecsSlot, 1) }
+        lodestar_count_shard(base + ((transport == .udp ? 0 : 16) + Int(rcode & 0xF)), 1)
+        lodestar_count_shard(base + (Self.typeBase + Self.typeIndex(qtype)), 1)
+        if ecs { lodestar_count_shard(base + Self.ecsSlot, 1) }
     }
 
     func sum(_ slot: Int) -> UInt64 {

@@ -15,6 +15,8 @@ struct SteerContext {
     private(set) var low: UInt64
     private(set) var queryID: UInt16
     var fixedRandom: UInt64? = nil
+    /// The monotonic clock in nanoseconds as the caller read it for this query, or 0.
+    private(set) var now: UInt64 = 0
     /// The client is the query's source address (no ECS with a source prefix): an answer that
     /// depends on the client depends on the source.
     private(set) var fromSource: Bool
@@ -41,8 +43,9 @@ struct SteerContext {
 
     /// Sets the context up for a query, in place (a new context would be built aside and copied in).
     @inline(__always)
-    mutating func begin(query q: Query, client: ClientAddress, runtime: Unmanaged<SteeringRuntime>) {
+    mutating func begin(query q: Query, client: ClientAddress, runtime: Unmanaged<SteeringRuntime>, now: UInt64) {
         self.runtime = runtime
+        self.now = now
         queryID = q.id
         if let ecs = q.clientSubnet, ecs.sourcePrefix > 0 {
             clientFamily = ecs.family == 1 ? 4 : 6
@@ -119,8 +122,8 @@ extension Resolution {
         let n = rt.name(zone: zone, node: node)
         guard n >= 0 else { return nil }
         guard table.answerTypes[n] & (qtype == RRType.a ? 1 : 2) != 0 else { return nil }
-        let ns = lodestar_monotonic_ns()
-        let random = steer.fixedRandom ?? mix(ns ^ UInt64(steer.queryID) << 48 ^ steer.high ^ mix(steer.low))
+        let ns = steer.now != 0 ? steer.now : lodestar_monotonic_ns()
+        let random = steer.fixedRandom ?? mix(ns ^ UInt64(steer.queryID) << 48 ^ steer.high ^ steer.low &* 0x9E37_79B9_7F4A_7C15)
         var trace = NoTrace()
         let family = qtype == RRType.a ? 4 : 6
         let d = table.decide(name: n, family: family, clientFamily: steer.clientFamily, high: steer.high,

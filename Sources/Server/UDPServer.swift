@@ -102,7 +102,8 @@ package final class UDPServer: Sendable {
                 lodestar_batch_get(batch, i, &m)
                 let client = ClientAddress(family: UInt8(m.family), octets: (m.high, m.low))
                 let length = cache.respond(engine: engine, to: UnsafeRawBufferPointer(start: m.input, count: Int(m.input_length)),
-                                           into: m.output, capacity: Int(m.capacity), client: client, now: now)
+                                           into: m.output, capacity: Int(m.capacity), client: client,
+                                           now: now &+ UInt64(i))  // distinct per query: it seeds weighted picks
                 lodestar_batch_set_out_len(batch, i, UInt32(length))
             }
             _ = lodestar_batch_send(batch, fd, UInt32(n))

@@ -33,12 +33,24 @@ int lodestar_udp_socket(const struct sockaddr *addr, socklen_t len, int timeout_
 /// Relaxed atomic add, for counters several threads bump (metrics).
 static inline void lodestar_count(uint64_t *p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 static inline uint64_t lodestar_read(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-/// A small per-thread number (0..63) so threads bump different copies of hot counters.
+/// A small per-thread number (0..63) so threads bump different copies of hot counters. The first
+/// 64 threads to ask own theirs alone; later ones share (`lodestar_next_shard` counts every ask).
 unsigned lodestar_next_shard(void);
+static __thread int lodestar_shard_index = -1;
+static __thread int lodestar_shard_alone = 0;
 static inline unsigned lodestar_shard(void) {
-    static __thread int shard = -1;
-    if (shard < 0) shard = (int)lodestar_next_shard();
-    return (unsigned)shard;
+    if (lodestar_shard_index < 0) {
+        unsigned n = lodestar_next_shard();
+        lodestar_shard_alone = n < 64;
+        lodestar_shard_index = (int)(n % 64);
+    }
+    return (unsigned)lodestar_shard_index;
+}
+/// Adds to a counter of the calling thread's shard (after `lodestar_shard()`): a thread alone in
+/// its shard needs no locked instruction, only a relaxed load and store (readers see whole values).
+static inline void lodestar_count_shard(uint64_t *p, uint64_t v) {
+    if (lodestar_shard_alone) __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+    else __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
 }
 /// Monotonic clock: seconds, and nanoseconds for mixing into per-query randomness.
 double lodestar_monotonic(void);
