@@ -16,8 +16,10 @@ public struct MessageWriter {
     /// 64 entries cover a full referral with glue; later names are simply written uncompressed.
     private var targets = InlineArray<64, UInt16>(repeating: 0)
     private var targetCount = 0
-    /// The first registered name when only its first label is in `targets` yet (-1: none).
-    private var deferredName = -1
+    /// The question name's offset (the first name registered), or -1. Its labels are targets
+    /// too, found by walking the name itself rather than copied into `targets`: an answer owned
+    /// by the question needs none of them (the fast path of `writeName`).
+    private var question = -1
 
     public init(base: UnsafeMutableRawPointer, limit: Int) {
         self.base = base
@@ -40,6 +42,7 @@ public struct MessageWriter {
     /// Moves back to an earlier position (dropping compression targets written after it).
     public mutating func rewind(to pos: Int) {
         position = pos
+        if question >= pos { question = -1 }
         while targetCount > 0 && Int(targets[targetCount - 1]) >= pos { targetCount -= 1 }
     }
 
@@ -84,15 +87,10 @@ public struct MessageWriter {
     }
 
     /// Registers every label of an uncompressed name already written at `offset` as a target.
-    ///
-    /// The first name registered (the question) is registered whole only when a name is first
-    /// compressed label by label: until then its first label is enough, as the common answer's
-    /// owner is the question name itself (the fast path of `writeName`).
+    /// The first name registered is taken as the question (see `question`).
     public mutating func registerName(at offset: Int) {
-        if targetCount == 0 && offset < 0x4000 && byte(at: offset) != 0 && byte(at: offset) & 0xC0 == 0 {
-            targets[0] = UInt16(offset)
-            targetCount = 1
-            deferredName = offset
+        if question < 0 && targetCount == 0 && offset < 0x4000 {
+            question = offset
             return
         }
         var i = offset
@@ -102,24 +100,19 @@ public struct MessageWriter {
         }
     }
 
-    /// Registers the labels of the deferred first name after its first, right after it in the
-    /// table: targets stay in the order of their offsets (`rewind` relies on it).
-    private mutating func registerDeferred() {
-        guard deferredName >= 0 else { return }
-        var rest = InlineArray<64, UInt16>(repeating: 0)
-        var n = 0
-        var i = deferredName + Int(byte(at: deferredName)) + 1
-        deferredName = -1
-        while byte(at: i) != 0 && byte(at: i) & 0xC0 == 0 && i < 0x4000 && n < 64 {
-            rest[n] = UInt16(i); n += 1
-            i += Int(byte(at: i)) + 1
+    /// The first target, among the question's labels and then `targets[..<count]`, that holds
+    /// `name[from...]`; -1 when none does.
+    @inline(__always)
+    private func target(for name: UnsafeRawBufferPointer, from: Int, among count: Int) -> Int {
+        if question >= 0 {
+            var q = question
+            while byte(at: q) != 0 && byte(at: q) & 0xC0 == 0 {
+                if matches(q, name, from: from) { return q }
+                q += Int(byte(at: q)) + 1
+            }
         }
-        guard n > 0 else { return }
-        let keep = min(targetCount - 1, 64 - 1 - n)  // targets after the first that still fit
-        var k = keep
-        while k > 0 { targets[n + k] = targets[k]; k -= 1 }
-        for j in 0..<n { targets[1 + j] = rest[j] }
-        targetCount = 1 + n + keep
+        for t in 0..<count where matches(Int(targets[t]), name, from: from) { return Int(targets[t]) }
+        return -1
     }
 
     /// Whether the name in the message at `offset` (following pointers) equals `name[from...]`.
@@ -159,15 +152,13 @@ public struct MessageWriter {
     /// yet written (stale bytes of an earlier response in a reused buffer).
     public mutating func writeName(_ name: UnsafeRawBufferPointer, compress: Bool = true) -> Bool {
         let start = position
-        // The common case: the name is, octet for octet, the first one registered (the question
-        // name, for an answer's owner). An uncompressed name there equal in every octet is the same name.
-        if compress && targetCount > 0 {
-            let t = Int(targets[0])
-            if t + name.count <= position && memcmp(base + t, name.baseAddress!, name.count) == 0 {
-                return appendU16(0xC000 | UInt16(t))
-            }
+        // The common case: the name is, octet for octet, the question (an answer's owner). An
+        // uncompressed name there equal in every octet is the same name.
+        if compress && question >= 0 && question + name.count <= position
+            && memcmp(base + question, name.baseAddress!, name.count) == 0
+        {
+            return appendU16(0xC000 | UInt16(question))
         }
-        if compress { registerDeferred() }
         let firstNew = targetCount
         var newLabels = InlineArray<8, UInt16>(repeating: 0)
         var newCount = 0
@@ -181,13 +172,9 @@ public struct MessageWriter {
                 break
             }
             if compress {
-                var found = -1
-                for t in 0..<firstNew where matches(Int(targets[t]), name, from: i) {
-                    found = t
-                    break
-                }
+                let found = target(for: name, from: i, among: firstNew)
                 if found >= 0 {
-                    guard appendU16(0xC000 | targets[found]) else { rewind(to: start); return false }
+                    guard appendU16(0xC000 | UInt16(found)) else { rewind(to: start); return false }
                     done = true
                     break
                 }

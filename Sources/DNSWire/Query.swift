@@ -65,6 +65,8 @@ public enum QueryParser {
     }
 
     /// Skips a possibly compressed name; returns the offset after it, or nil when malformed.
+    /// Inlined: an OPT's root owner then costs one compare, not a call.
+    @inline(__always)
     public static func skipName(_ p: UnsafeRawBufferPointer, at offset: Int) -> Int? {
         var i = offset
         var total = 0
@@ -141,9 +143,7 @@ public enum QueryParser {
         }
         var sawOPT = false
         for _ in 0..<Int(arcount) {
-            // The OPT's owner is the root: one octet, no need to walk a name.
-            let named = i < p.count && p[i] == 0 ? i &+ 1 : skipName(p, at: i)
-            guard let afterName = named, afterName + 10 <= p.count else {
+            guard let afterName = skipName(p, at: i), afterName + 10 <= p.count else {
                 return .error(rcode: sectionError, questionParsed: true)
             }
             let type = u16(p, afterName)

@@ -23,20 +23,20 @@ struct OPTWriter {
 
     var wantsNSID: Bool { nsidRequested && !options.pointee.nsid.isEmpty }
 
-    /// Octets the record takes.
-    var size: Int {
-        var n = 11
-        if wantsNSID { n += 4 + options.pointee.nsid.count }
-        if includeClientSubnet, let ecs = clientSubnet { n += 8 + ecs.addressLength }
-        return n
+    /// The ECS option echoed, if any.
+    var echoedSubnet: ClientSubnet? { includeClientSubnet ? clientSubnet : nil }
+
+    /// Octets of the record's options (its RDATA).
+    var rdlength: Int {
+        (wantsNSID ? 4 + options.pointee.nsid.count : 0) + (echoedSubnet.map { 8 + $0.addressLength } ?? 0)
     }
+
+    /// Octets the record takes.
+    var size: Int { 11 + rdlength }
 
     /// Appends the record, or nothing (false) when it does not fit under the writer's limit.
     func write(_ w: inout MessageWriter) -> Bool {
-        let nsid = wantsNSID ? options.pointee.nsid.count : -1
-        let ecs = includeClientSubnet ? clientSubnet : nil
-        let ecsLength = ecs.map { $0.addressLength } ?? -1
-        let rdlength = (nsid >= 0 ? 4 + nsid : 0) + (ecsLength >= 0 ? 8 + ecsLength : 0)
+        let rdlength = self.rdlength
         guard w.position + 11 + rdlength <= w.limit else { return false }
         // Checked once above: the fields go in with plain stores.
         let p = w.base + w.position
@@ -47,13 +47,15 @@ struct OPTWriter {
         p.storeBytes(of: ttl.bigEndian, toByteOffset: 5, as: UInt32.self)
         p.storeBytes(of: UInt16(rdlength).bigEndian, toByteOffset: 9, as: UInt16.self)
         var at = 11
-        if nsid >= 0 {
+        if wantsNSID {
+            let nsid = options.pointee.nsid.count
             p.storeBytes(of: EDNSOption.nsid.bigEndian, toByteOffset: at, as: UInt16.self)
             p.storeBytes(of: UInt16(nsid).bigEndian, toByteOffset: at + 2, as: UInt16.self)
             options.pointee.nsid.withUnsafeBytes { (p + at + 4).copyMemory(from: $0.baseAddress!, byteCount: nsid) }
             at += 4 + nsid
         }
-        if let ecs {
+        if let ecs = echoedSubnet {
+            let ecsLength = ecs.addressLength
             // RFC 7871 §7.2.1: echo family, source prefix and address; set our scope.
             p.storeBytes(of: EDNSOption.clientSubnet.bigEndian, toByteOffset: at, as: UInt16.self)
             p.storeBytes(of: UInt16(4 + ecsLength).bigEndian, toByteOffset: at + 2, as: UInt16.self)

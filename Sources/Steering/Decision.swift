@@ -77,7 +77,6 @@ public final class CompiledName: Sendable {
     let stickyV4: Int, stickyV6: Int
     public let ttlHigh: UInt32, ttlLow: UInt32
     let hysteresis: Double
-    public let answersA: Bool, answersAAAA: Bool
 
     init(config: SteeredName, v4: LocationTrie, v6: LocationTrie, classes: [LocationClass], defaultClass: Int,
          locationDependent: Bool, model: SteeringModel) {
@@ -116,8 +115,6 @@ public final class CompiledName: Sendable {
         ttlHigh = config.ttlHigh
         ttlLow = config.ttlLow
         hysteresis = config.latency?.hysteresis ?? 0
-        answersA = config.types.contains(1)
-        answersAAAA = config.types.contains(28)
     }
 }
 
@@ -193,7 +190,7 @@ public final class SteeringTable: Sendable {
                                          locationDependent: dependent, model: model))
         }
         names = compiled
-        answerTypes = compiled.map { ($0.answersA ? 1 : 0) | ($0.answersAAAA ? 2 : 0) }
+        answerTypes = model.names.map { ($0.types.contains(1) ? 1 : 0) | ($0.types.contains(28) ? 2 : 0) }
         var size = 8
         while size < compiled.count * 2 { size <<= 1 }
         var slots = [Int32](repeating: -1, count: size)

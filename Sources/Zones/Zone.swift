@@ -78,7 +78,8 @@ public final class Zone: Sendable {
         self.isSigned = signed
     }
 
-    /// FNV-1a over the lower-cased octets.
+    /// A hash of the name in any case: eight octets at a time, upper case folded in the word,
+    /// multiplied and folded (a multiply–xorshift, not FNV: one step per word, not per octet).
     @inline(__always)
     @usableFromInline static func hash(_ name: UnsafeRawBufferPointer) -> Int {
         // Eight octets at a time, ASCII upper case folded in the word (SWAR): any case, one hash.
