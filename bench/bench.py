@@ -4,9 +4,11 @@
 Every server is pinned to CPU 0 and dnsperf to CPU 1; each workload runs RUNS times per server and
 the median is reported. Since dnsperf itself saturates a core here, qps per server core
 (qps / the server's CPU share during the run, from /proc) is the figure to compare.
-Traffic goes to 127.0.0.1 only. Every process started is stopped by its pid.
+Everything runs in a network namespace the benchmark makes (see Namespace), over its loopback;
+the load-balanced workloads run with their servers up together and alternate between them.
+Every process started is stopped by its pid.
 
-usage: bench.py WORKDIR LODESTAR_BIN [--runs N] [--seconds S] [--big N] [--only NAME,...]
+usage: bench.py WORKDIR LODESTAR_BIN [--runs N] [--seconds S] [--big N] [--only NAME,...] [--skip WORKLOAD,...]
 """
 import argparse
 import os
@@ -99,6 +101,7 @@ class Server:
     def __init__(self, name, work, port):
         self.name, self.work, self.port = name, work, port
         self.proc = None
+        self.error = None
         os.makedirs(work, exist_ok=True)
 
     def start(self, zones):
@@ -313,10 +316,12 @@ def dnsperf(port, queries, seconds, tcp, rate=0, extra=()):
     }
 
 
-def ecsflood(binary, port, seconds, subnets, seed):
-    """bench/ecsflood: www.gslb.test A from `subnets` different ECS /24s in turn (dnsperf's -E is one
-    fixed option per run), 500 outstanding like dnsperf -q 500, on CPU 1."""
-    argv = ["taskset", "-c", "1", binary, str(port), str(seconds), "www.gslb.test", str(subnets), str(seed), "500"]
+def ecsflood(binary, port, seconds, subnets, seed, mode="ecs", window=500):
+    """bench/ecsflood: www.gslb.test A from `subnets` different /24s in turn, `window` outstanding
+    (500 like dnsperf -q 500), on CPU 1. mode "ecs": each with an ECS option for its /24 (dnsperf's
+    -E is one fixed option per run); "source": no ECS, sent from an address in its /24 (needs NAMESPACE)."""
+    argv = ["taskset", "-c", "1", binary, str(port), str(seconds), "www.gslb.test", str(subnets), str(seed),
+            str(window), mode]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
     m = re.search(r"sent (\d+) received (\d+) lost (\d+) qps ([\d.]+)", out)
     if not m:
@@ -365,7 +370,30 @@ class CpuQuota:
                 pass
 
 
-def measure(server, zones, check_name, queries, seconds, runs, tcp, quota_share, rate=0, per_run=None, load=None):
+def run_once(server, seconds, run):
+    """One run of `run(port, seconds)` against a started server: its result with the server's CPU
+    share, user and kernel µs per answered query and qps per server core."""
+    pid = server.proc.pid
+    (u0, k0), t0 = cpu_split(pid), time.monotonic()
+    r = run(server.port, seconds)
+    (u1, k1), t1 = cpu_split(pid), time.monotonic()
+    r["cpu"] = (u1 - u0 + k1 - k0) / (t1 - t0)
+    answered = max(1.0, r["qps"] * (t1 - t0))
+    r["user_us"] = (u1 - u0) / answered * 1e6
+    r["kernel_us"] = (k1 - k0) / answered * 1e6
+    r["qps_per_core"] = r["qps"] / r["cpu"] if r["cpu"] > 0 else float("nan")
+    return r
+
+
+def summarize(results, server, quota):
+    med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+    med["rss_mib"] = memory_kib(server.proc.pid)[1] / 1024
+    med["runs"] = [round(r["qps_per_core"]) for r in results]
+    med["capped"] = quota.active
+    return med
+
+
+def measure(server, zones, check_name, queries, seconds, runs, tcp, quota_share, rate=0):
     server.start(zones)
     quota = CpuQuota(server.name, quota_share)
     try:
@@ -373,26 +401,9 @@ def measure(server, zones, check_name, queries, seconds, runs, tcp, quota_share,
             return {"error": f"{server.name} did not answer: " + open(f"{server.work}/log").read()[-500:]}
         quota.add(server.proc.pid)
         time.sleep(0.2)
-        results = []
-        for i in range(runs):
-            pid = server.proc.pid
-            (u0, k0), t0 = cpu_split(pid), time.monotonic()
-            if load:
-                r = load(server.port, seconds, i)
-            else:
-                r = dnsperf(server.port, queries, seconds, tcp, rate, per_run[i % len(per_run)] if per_run else ())
-            (u1, k1), t1 = cpu_split(pid), time.monotonic()
-            r["cpu"] = (u1 - u0 + k1 - k0) / (t1 - t0)
-            answered = max(1.0, r["qps"] * (t1 - t0))
-            r["user_us"] = (u1 - u0) / answered * 1e6
-            r["kernel_us"] = (k1 - k0) / answered * 1e6
-            r["qps_per_core"] = r["qps"] / r["cpu"] if r["cpu"] > 0 else float("nan")
-            results.append(r)
-        med = {k: statistics.median(r[k] for r in results) for k in results[0]}
-        med["rss_mib"] = memory_kib(server.proc.pid)[1] / 1024
-        med["runs"] = [round(r["qps_per_core"]) for r in results]
-        med["capped"] = quota.active
-        return med
+        results = [run_once(server, seconds, lambda port, s: dnsperf(port, queries, s, tcp, rate))
+                   for _ in range(runs)]
+        return summarize(results, server, quota)
     finally:
         server.stop()
         quota.close()
@@ -426,6 +437,61 @@ def equal_socket_buffers(size):
         return old
     except OSError:
         return None
+
+
+class Namespace:
+    """The benchmark's own network namespace: loopback up, and every IPv4 address local to it
+    (`local 0.0.0.0/0 dev lo`), so that bench/ecsflood can send queries from client addresses all
+    over the public space and the answers come back over loopback, never leaving the namespace.
+    bench.py enters it (setns) before starting anything, so every server and client runs inside;
+    it is deleted at the end. Needs root and iproute2; without them the benchmark runs on the
+    machine's own loopback and skips the workload that needs it."""
+
+    CLONE_NEWNET = 0x40000000
+
+    def __init__(self):
+        self.name = f"lodestar-bench-{os.getpid()}"
+        self.active = False
+        self.home = None
+
+    def enter(self):
+        if os.geteuid() != 0 or not shutil.which("ip"):
+            return False
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        try:
+            subprocess.run(["ip", "netns", "add", self.name], check=True, capture_output=True)
+        except subprocess.CalledProcessError:
+            return False
+        try:
+            subprocess.run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=True)
+            subprocess.run(["ip", "-n", self.name, "route", "add", "local", "0.0.0.0/0", "dev", "lo"], check=True)
+            self.home = os.open("/proc/self/ns/net", os.O_RDONLY)
+            fd = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
+            try:
+                if libc.setns(fd, self.CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns")
+            finally:
+                os.close(fd)
+            self.active = True
+            self.libc = libc
+            return True
+        except (OSError, subprocess.CalledProcessError) as e:
+            print(f"network namespace: {e}; running on the machine's loopback", flush=True)
+            self.leave()
+            return False
+
+    def leave(self):
+        if self.home is not None:
+            if self.active:
+                self.libc.setns(self.home, self.CLONE_NEWNET)
+            os.close(self.home)
+            self.home = None
+        self.active = False
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+
+NAMESPACE = Namespace()
 
 
 def main():
@@ -463,12 +529,81 @@ def main():
     report = {}
     old_rmem = equal_socket_buffers(4 * 1024 * 1024)
     print(f"socket receive buffers: {'4 MiB for every server' if old_rmem else 'each server its own (sysctl not writable)'}")
+    inside = NAMESPACE.enter()
+    print(f"network: {'the namespace ' + NAMESPACE.name + ' (loopback only)' if inside else 'the loopback of this machine'}")
     try:
         run_all(args, names, skip, report, make, mix_dir, big_dir, queries, here, work)
     finally:
+        NAMESPACE.leave()
         if old_rmem:
             open(RMEM_DEFAULT, "w").write(old_rmem)
     print_table(report, names, args)
+
+
+# The load-balanced workloads: (name, driver, dnsperf options per run or the flood's mode).
+GSLB_WORKLOADS = [("gslb", "dnsperf", None), ("gslb-ecs", "dnsperf", GSLB_ECS),
+                  ("gslb-ecs-many", "ecsflood", "ecs"), ("gslb-many", "ecsflood", "source")]
+
+
+def gslb(args, names, skip, report, here, work):
+    """Every load-balanced workload with lodestar, gdnsd and PowerDNS up together, each under its own
+    CPU cap, and the runs alternating between them (run 1 of each server, then run 2, ...), so that
+    the machine's drift over the minutes of a workload hits every server alike."""
+    db = geolite2_path()
+    gslb_names = [n for n in names if n in ("lodestar", "gdnsd")]
+    if shutil.which("pdns_server") and "pdns" not in skip:
+        gslb_names.append("pdns")
+    workloads = [w for w in GSLB_WORKLOADS if w[0] not in skip]
+    if not db or not gslb_names or not workloads:
+        return
+    flood = build_ecsflood(work, here)
+    qfile = f"{work}/queries-gslb.txt"
+    open(qfile, "w").write("www.gslb.test A\n")
+    servers = {}
+    try:
+        for n in gslb_names:
+            port = free_port()
+            server = {"lodestar": lambda: LodestarGSLB(f"{work}/{n}-gslb", port, os.path.abspath(args.lodestar), db),
+                      "gdnsd": lambda: GdnsdGSLB(f"{work}/{n}-gslb", port, db),
+                      "pdns": lambda: PdnsGSLB(f"{work}/{n}-gslb", port, db)}[n]()
+            server.start(None)
+            servers[n] = (server, CpuQuota(n, args.quota))
+            if server.wait_answer("www.gslb.test", 120) is None:
+                server.error = f"{n} did not answer: " + open(f"{server.work}/log").read()[-500:]
+                continue
+            servers[n][1].add(server.proc.pid)
+        time.sleep(0.2)
+        for workload, driver, extra in workloads:
+            if driver == "ecsflood" and not flood:
+                continue
+            if extra == "source" and not NAMESPACE.active:
+                print(f"{workload}: skipped (needs the benchmark's own network namespace: run as root)", flush=True)
+                continue
+            results = {n: [] for n in servers}
+            for i in range(args.runs):
+                for n, (server, quota) in servers.items():
+                    if server.error:
+                        continue
+                    if driver == "ecsflood":
+                        # PowerDNS answers ~1,400 qps per core: with 500 outstanding every query would wait
+                        # longer than the flood's 100 ms before its answer and count as lost.
+                        window = 20 if n == "pdns" else 500
+                        run = lambda port, seconds: ecsflood(flood, port, seconds, GSLB_SUBNETS, i + 1, extra, window)
+                    else:
+                        opts = extra[i % len(extra)] if extra else ()
+                        run = lambda port, seconds: dnsperf(port, qfile, seconds, False, 0, opts)
+                    results[n].append(run_once(server, args.seconds, run))
+            for n, rows in results.items():
+                server = servers[n][0]
+                if server.error:
+                    report[(workload, n)] = {"error": server.error}
+                elif rows:
+                    report[(workload, n)] = summarize(rows, server, servers[n][1])
+                    print(workload, n, report[(workload, n)], flush=True)
+    finally:
+        for server, quota in servers.values():
+            server.stop()
+            quota.close()
 
 
 def run_all(args, names, skip, report, make, mix_dir, big_dir, queries, here, work):
@@ -482,30 +617,7 @@ def run_all(args, names, skip, report, make, mix_dir, big_dir, queries, here, wo
             r = measure(make(n), mix_dir, "h1.bench.test", queries, args.seconds, args.runs, tcp, quota_share, rate)
             report[(workload, n)] = r
             print(workload, n, r, flush=True)
-    db = geolite2_path()
-    gslb_names = [n for n in names if n in ("lodestar", "gdnsd")]
-    if shutil.which("pdns_server") and "pdns" not in skip:
-        gslb_names.append("pdns")
-    if db and gslb_names and not {"gslb", "gslb-ecs"} <= skip:
-        qfile = f"{work}/queries-gslb.txt"
-        open(qfile, "w").write("www.gslb.test A\n")
-        flood = build_ecsflood(work, here)
-        for workload, per_run in (("gslb", None), ("gslb-ecs", GSLB_ECS), ("gslb-ecs-many", None)):
-            if workload in skip or (workload == "gslb-ecs-many" and not flood):
-                continue
-            load = (lambda port, seconds, i: ecsflood(flood, port, seconds, GSLB_SUBNETS, i + 1)) \
-                if workload == "gslb-ecs-many" else None
-            for n in gslb_names:
-                if workload == "gslb-ecs-many" and n == "pdns":
-                    continue  # ~1,400 qps: the flood would only measure its losses
-                port = free_port()
-                server = {"lodestar": lambda: LodestarGSLB(f"{work}/{n}-gslb", port, os.path.abspath(args.lodestar), db),
-                          "gdnsd": lambda: GdnsdGSLB(f"{work}/{n}-gslb", port, db),
-                          "pdns": lambda: PdnsGSLB(f"{work}/{n}-gslb", port, db)}[n]()
-                r = measure(server, None, "www.gslb.test", qfile, args.seconds, args.runs, False, args.quota,
-                            per_run=per_run, load=load)
-                report[(workload, n)] = r
-                print(workload, n, r, flush=True)
+    gslb(args, names, skip, report, here, work)
     if "load" not in skip:
         subprocess.run([sys.executable, f"{here}/gen_zone.py", "big", big_dir, str(args.big)], check=True)
         last = open(f"{big_dir}/big-last.txt").read().strip()
@@ -529,7 +641,7 @@ def print_rows(rows):
 
 def print_table(report, names, args):
     print()
-    for workload in ("udp", "tcp", "udp-rate", "gslb", "gslb-ecs", "gslb-ecs-many"):
+    for workload in ("udp", "tcp", "udp-rate") + tuple(w[0] for w in GSLB_WORKLOADS):
         # pdns runs only the load-balanced workloads, whether or not `--only` names it.
         rows = [(n, report.get((workload, n))) for n in dict.fromkeys(names + ["pdns"]) if (workload, n) in report]
         if not rows:
@@ -541,10 +653,12 @@ def print_table(report, names, args):
         if workload.startswith("gslb"):
             what = ("load-balanced www.gslb.test A, GeoLite2-City, "
                     + {"gslb-ecs": "ECS /24 from GB, US, AU (one subnet per run)",
-                       "gslb-ecs-many": f"ECS from {GSLB_SUBNETS:,} random public /24s in turn (bench/ecsflood)"}
-                    .get(workload, "no ECS"))
-            driver = "ecsflood" if workload == "gslb-ecs-many" else "dnsperf"
-            print(f"\n{workload.upper()}, {what}, median of {args.runs} x {args.seconds} s, {cap}, {driver} on CPU 1:\n")
+                       "gslb-ecs-many": f"ECS from {GSLB_SUBNETS:,} random public /24s in turn (bench/ecsflood)",
+                       "gslb-many": f"no ECS, sent from {GSLB_SUBNETS:,} random public /24s in turn (bench/ecsflood)"}
+                    .get(workload, "no ECS, from 127.0.0.1"))
+            driver = "ecsflood" if workload in ("gslb-ecs-many", "gslb-many") else "dnsperf"
+            print(f"\n{workload.upper()}, {what}, median of {args.runs} x {args.seconds} s, {cap}, {driver} on CPU 1, "
+                  f"runs alternating between the servers:\n")
             print_rows(rows)
             continue
         print(f"\n{workload.upper()}, static mix (~10% NXDOMAIN), median of {args.runs} x {args.seconds} s, {cap}, "

@@ -1,12 +1,18 @@
-/* ecsflood: queries one name from many ECS client subnets, which dnsperf cannot (its -E option is
- * one fixed option per run).
+/* ecsflood: queries one name from many client subnets, which dnsperf cannot (its -E option is one
+ * fixed option per run, and it sends from one address).
  *
- * usage: ecsflood PORT SECONDS NAME SUBNETS SEED [OUTSTANDING]
+ * usage: ecsflood PORT SECONDS NAME SUBNETS SEED [OUTSTANDING [ecs|source]]
  *
- * Builds SUBNETS queries for NAME A, each with an ECS option for a different /24 drawn from the
- * public IPv4 space (seeded), and sends them to 127.0.0.1:PORT in turn for SECONDS, keeping at
- * most OUTSTANDING (default 500, as the benchmark's dnsperf -q) unanswered. A query unanswered
- * after 100 ms counts as lost. Prints "sent N received N lost N qps X" on one line.
+ * Builds SUBNETS queries for NAME A, one for each of SUBNETS different /24s drawn from the public
+ * IPv4 space (seeded), and sends them to 127.0.0.1:PORT in turn for SECONDS, keeping at most
+ * OUTSTANDING (default 500, as the benchmark's dnsperf -q) unanswered. A query unanswered after
+ * 100 ms counts as lost. Prints "sent N received N lost N qps X" on one line.
+ *
+ * ecs (the default): every query carries an ECS option for its /24 (EDNS payload 1232).
+ * source: no ECS option (an OPT record without options), and the query is sent *from* an address
+ * in its /24 (IP_PKTINFO). That needs every address to be local, so it runs only in a network
+ * namespace whose loopback holds 0.0.0.0/0 (`ip route add local 0.0.0.0/0 dev lo`); bench.py
+ * makes one. The answers come back to those addresses, on the same namespace's loopback.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -60,6 +66,8 @@ int main(int argc, char **argv) {
     long subnets = atol(argv[4]);
     uint64_t seed = strtoull(argv[5], NULL, 10);
     long window = argc > 6 ? atol(argv[6]) : 500;
+    int from_source = argc > 7 && strcmp(argv[7], "source") == 0;
+    if (argc > 7 && !from_source && strcmp(argv[7], "ecs") != 0) return 2;
     if (port <= 0 || seconds <= 0 || subnets <= 0 || window <= 0 || seconds > 600) return 2;
 
     /* The question in wire form. */
@@ -76,12 +84,14 @@ int main(int argc, char **argv) {
         p += l + (dot ? 1 : 0);
     }
     qname[qlen++] = 0;
-    size_t plen = 12 + qlen + 4 + 11 + 4 + 7;
+    size_t plen = 12 + qlen + 4 + 11 + (from_source ? 0 : 4 + 7);
     uint8_t *packets = calloc((size_t)subnets, plen);
-    if (!packets) return 1;
+    uint32_t *sources = calloc((size_t)subnets, sizeof *sources);
+    if (!packets || !sources) return 1;
     for (long i = 0; i < subnets; i++) {
         uint8_t *q = packets + (size_t)i * plen;
         uint32_t a = public24(&seed);
+        sources[i] = a | (uint32_t)(1 + i % 254);
         q[5] = 1;  /* QDCOUNT */
         q[11] = 1; /* ARCOUNT: the OPT */
         memcpy(q + 12, qname, qlen);
@@ -89,6 +99,7 @@ int main(int argc, char **argv) {
         t[1] = 1; t[3] = 1;                       /* A IN */
         t += 4;
         t[2] = 41; t[3] = 1232 >> 8; t[4] = 1232 & 0xFF;  /* OPT, payload 1232 */
+        if (from_source) continue;               /* RDLENGTH 0 */
         t[10] = 11;                              /* RDLENGTH: one 11-octet option */
         t += 11;
         t[1] = 8; t[3] = 7;                      /* ECS, length 7 */
@@ -99,7 +110,15 @@ int main(int argc, char **argv) {
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) { perror("socket"); return 1; }
+    if (fd < 0) { perror("socket"); return 1; }
+    if (from_source) {
+        /* Unconnected and bound to the wildcard, so answers to every source address arrive here. */
+        struct sockaddr_in any = {.sin_family = AF_INET};
+        if (bind(fd, (struct sockaddr *)&any, sizeof any) < 0) { perror("bind"); return 1; }
+    } else if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        perror("connect");
+        return 1;
+    }
     int buf = 4 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
@@ -107,6 +126,7 @@ int main(int argc, char **argv) {
     static uint8_t in[BATCH][4096];
     struct mmsghdr out_msgs[BATCH], in_msgs[BATCH];
     struct iovec out_iov[BATCH], in_iov[BATCH];
+    static union { struct cmsghdr align; uint8_t buf[CMSG_SPACE(sizeof(struct in_pktinfo))]; } control[BATCH];
     for (int i = 0; i < BATCH; i++) {
         in_iov[i].iov_base = in[i];
         in_iov[i].iov_len = sizeof in[i];
@@ -128,12 +148,29 @@ int main(int argc, char **argv) {
             memset(&out_msgs[k], 0, sizeof out_msgs[k]);
             out_msgs[k].msg_hdr.msg_iov = &out_iov[k];
             out_msgs[k].msg_hdr.msg_iovlen = 1;
+            if (from_source) {
+                out_msgs[k].msg_hdr.msg_name = &sa;
+                out_msgs[k].msg_hdr.msg_namelen = sizeof sa;
+                out_msgs[k].msg_hdr.msg_control = control[k].buf;
+                out_msgs[k].msg_hdr.msg_controllen = sizeof control[k].buf;
+                struct cmsghdr *c = CMSG_FIRSTHDR(&out_msgs[k].msg_hdr);
+                c->cmsg_level = IPPROTO_IP;
+                c->cmsg_type = IP_PKTINFO;
+                c->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
+                struct in_pktinfo info = {.ipi_spec_dst.s_addr = htonl(sources[cursor])};
+                memcpy(CMSG_DATA(c), &info, sizeof info);
+            }
             cursor = (cursor + 1) % subnets;
             k++;
         }
         if (k > 0) {
             int r = sendmmsg(fd, out_msgs, (unsigned)k, MSG_DONTWAIT);
             if (r > 0) sent += r;
+            else if (r < 0 && sent == 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+                /* EINVAL from a source address that is not local: not in the namespace bench.py makes. */
+                perror(from_source ? "sendmmsg from client addresses (needs `local 0.0.0.0/0 dev lo`)" : "sendmmsg");
+                return 1;
+            }
         }
         int r = recvmmsg(fd, in_msgs, BATCH, MSG_DONTWAIT, NULL);
         if (r > 0) {
@@ -158,6 +195,7 @@ int main(int argc, char **argv) {
     lost = sent - received;
     printf("sent %ld received %ld lost %ld qps %.0f\n", sent, received, lost, received / took);
     free(packets);
+    free(sources);
     close(fd);
     return 0;
 }
