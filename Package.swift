@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "DNSWire", swiftSettings: crossModule),
         .target(name: "Zones", dependencies: ["DNSWire", "CLDNS"], swiftSettings: crossModule),
         .target(name: "Geo", dependencies: ["CMaxMindDB"], swiftSettings: optimisedAlways),
-        .target(name: "Steering", dependencies: ["Geo"], swiftSettings: optimisedAlways),
+        .target(name: "Steering", dependencies: ["Geo", "CLodestarSys"], swiftSettings: optimisedAlways),
         .target(
             name: "Prober",
             dependencies: [

@@ -10,6 +10,9 @@
 struct lodestar_batch {
     unsigned count;
     unsigned size;
+    /* Slots lie `size` + 64 octets apart, not `size`: with 4 KiB apart every datagram's first
+     * octets would fall in the same L1 cache set and evict each other. */
+    size_t stride;
     struct mmsghdr *in_msgs;
     struct mmsghdr *out_msgs;
     struct iovec *in_iov;
@@ -27,14 +30,15 @@ lodestar_batch *lodestar_batch_new(unsigned count, unsigned size) {
     if (!b) return NULL;
     b->count = count;
     b->size = size;
+    b->stride = (size_t)size + 64;
     b->in_msgs = calloc(count, sizeof(struct mmsghdr));
     b->out_msgs = calloc(count, sizeof(struct mmsghdr));
     b->in_iov = calloc(count, sizeof(struct iovec));
     b->out_iov = calloc(count, sizeof(struct iovec));
     b->peers = calloc(count, sizeof(struct sockaddr_storage));
     b->out_len = calloc(count, sizeof(unsigned));
-    b->in_buf = calloc(count, size);
-    b->out_buf = calloc(count, size);
+    b->in_buf = calloc(count, b->stride);
+    b->out_buf = calloc(count, b->stride);
     if (!b->in_msgs || !b->out_msgs || !b->in_iov || !b->out_iov || !b->peers || !b->out_len ||
         !b->in_buf || !b->out_buf) {
         lodestar_batch_free(b);
@@ -42,7 +46,7 @@ lodestar_batch *lodestar_batch_new(unsigned count, unsigned size) {
     }
     /* The receive headers are set up once; recvmmsg only writes msg_len, msg_namelen, msg_flags. */
     for (unsigned i = 0; i < count; i++) {
-        b->in_iov[i].iov_base = b->in_buf + (size_t)i * size;
+        b->in_iov[i].iov_base = b->in_buf + i * b->stride;
         b->in_iov[i].iov_len = size;
         b->in_msgs[i].msg_hdr.msg_iov = &b->in_iov[i];
         b->in_msgs[i].msg_hdr.msg_iovlen = 1;
@@ -78,7 +82,7 @@ int lodestar_batch_send(lodestar_batch *b, int fd, unsigned n) {
     unsigned k = 0;
     for (unsigned i = 0; i < n; i++) {
         if (b->out_len[i] == 0) continue;
-        b->out_iov[k].iov_base = b->out_buf + (size_t)i * b->size;
+        b->out_iov[k].iov_base = b->out_buf + i * b->stride;
         b->out_iov[k].iov_len = b->out_len[i];
         memset(&b->out_msgs[k].msg_hdr, 0, sizeof(struct msghdr));
         b->out_msgs[k].msg_hdr.msg_iov = &b->out_iov[k];
@@ -135,9 +139,15 @@ static int peer_octets(lodestar_batch *b, unsigned i, uint64_t *high, uint64_t *
 }
 
 void lodestar_batch_get(lodestar_batch *b, unsigned i, lodestar_datagram *d) {
-    d->input = b->in_buf + (size_t)i * b->size;
+    if (i + 1 < b->last_used) {
+        /* The next datagram's query and response lines start loading while this one is answered. */
+        __builtin_prefetch(b->in_buf + (i + 1) * b->stride, 0, 3);
+        __builtin_prefetch(b->out_buf + (i + 1) * b->stride, 1, 3);
+        __builtin_prefetch(&b->peers[i + 1], 0, 3);
+    }
+    d->input = b->in_buf + i * b->stride;
     d->input_length = b->in_msgs[i].msg_len;
-    d->output = b->out_buf + (size_t)i * b->size;
+    d->output = b->out_buf + i * b->stride;
     d->capacity = b->size;
     d->family = peer_octets(b, i, &d->high, &d->low);
 }

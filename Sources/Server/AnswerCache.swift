@@ -16,8 +16,15 @@ import Steering
 /// Direct-mapped: a slot per hash, the newest response wins it. The hash has a per-process seed,
 /// and the whole key is compared, so a collision costs a miss, never a wrong answer.
 ///
-/// When queries hardly ever repeat (ECS from clients everywhere, each in its own location
-/// network), looking up and keeping responses costs more than the rare hit saves. The cache
+/// An answer that depends on the client through its location class alone (`ResponseInfo.locationClass`)
+/// is kept once per class, not per network: a query from anywhere (its ECS address, or its source)
+/// is located in the snapshot's location table, and the entry of its class answers it, with its
+/// own network's depth as the ECS scope. With ECS from clients all over the address space, the
+/// hits then come from a handful of classes instead of tens of thousands of networks. This needs
+/// the location-dependent names to share one location table per family (`locateShared`).
+///
+/// When queries hardly ever repeat (each in a location network and class of its own),
+/// looking up and keeping responses costs more than the rare hit saves. The cache
 /// counts its hits over windows of `window` lookups; below one hit in `lowHitRate` it takes only
 /// every `sampleEvery`th query, and goes back to all of them once a window of those hits again.
 package final class AnswerCache {
@@ -45,6 +52,8 @@ package final class AnswerCache {
         var low: UInt64 = 0
         var stableUntil: UInt64 = .max
         var counted = AnswerCount()
+        /// ≥ 0: kept for every client of this location class (of `family`), under the class key.
+        var locationClass: Int32 = -1
     }
 
     /// The size asked for (`answer-cache`), and the slots that gives (a power of two, or 0).
@@ -52,6 +61,9 @@ package final class AnswerCache {
     let slots: Int
     private let mask: Int
     private let entries: UnsafeMutablePointer<Entry>
+    /// Per slot of a query's own key, that key's hash when some class of it was kept under the
+    /// class key: only those queries are located before the engine runs.
+    private let classKeyed: UnsafeMutablePointer<UInt64>
     private let storage: UnsafeMutableRawPointer
     private let seed: UInt64
     private let metrics = QueryMetrics.shared
@@ -61,6 +73,8 @@ package final class AnswerCache {
         var epoch: UInt32 = 1
         /// The snapshot's answer counters, borrowed: `snapshot` holds them.
         var counters: Unmanaged<AnswerCounters>? = nil
+        /// The snapshot's steering table, borrowed likewise, for the class key.
+        var table: Unmanaged<SteeringTable>? = nil
         var hits = 0
         var misses = 0
         /// Queries passed straight to the engine while sampling.
@@ -92,6 +106,8 @@ package final class AnswerCache {
         mask = max(0, slots - 1)
         entries = .allocate(capacity: max(1, slots))
         entries.initialize(repeating: Entry(), count: max(1, slots))
+        classKeyed = .allocate(capacity: max(1, slots))
+        classKeyed.initialize(repeating: 0, count: max(1, slots))
         storage = .allocate(byteCount: max(1, slots) * Self.slotSize, alignment: 16)
         seed = UInt64.random(in: .min ... .max)
         state = .allocate(capacity: 1)
@@ -103,6 +119,7 @@ package final class AnswerCache {
         state.deallocate()
         entries.deinitialize(count: max(1, slots))
         entries.deallocate()
+        classKeyed.deallocate()
         storage.deallocate()
     }
 
@@ -112,11 +129,14 @@ package final class AnswerCache {
         guard current !== snapshot else { return }
         snapshot = current
         state.pointee.counters = current.steering.map { Unmanaged.passUnretained($0.counters) }
+        state.pointee.table = current.steering.map { Unmanaged.passUnretained($0.table) }
         state.pointee.epoch &+= 1
         if state.pointee.epoch == 0 {  // after 2^32 snapshots: clear for real rather than meet old entries again
             for i in 0..<max(1, slots) { entries[i].epoch = 0 }
             state.pointee.epoch = 1
         }
+        // Hints of the old snapshot would only cost a lookup that misses; cleared all the same.
+        classKeyed.update(repeating: 0, count: max(1, slots))
     }
 
     /// Answers `packet` from the cache or from `engine`, keeping the engine's response when it
@@ -164,6 +184,31 @@ package final class AnswerCache {
                 return reuse(e2, slot: ecsSlot, packet: packet, into: out, capacity: capacity, addressLength: ecs.addressLength)
             }
         }
+        // The class key: the key above (without the ECS address when there is one) and the class
+        // of the client in the shared location table.
+        let n = ecs?.addressLength ?? 0
+        let baseHash = ecs != nil ? ecsHash : hash
+        let baseSlot = ecs != nil ? ecsSlot : slot
+        let family = ecs.map { $0.family == 1 ? 4 : 6 } ?? Int(client.family)
+        var located: (cls: Int, depth: Int)? = nil
+        if classKeyed[baseSlot] == baseHash, let table = state.pointee.table {
+            located = table._withUnsafeGuaranteedRef {
+                $0.locateShared(clientFamily: family, high: ecs?.high ?? client.octets.0, low: ecs?.low ?? client.octets.1)
+            }
+            if let located {
+                let classHash = Self.classHash(baseHash, located.cls)
+                let classSlot = Int(truncatingIfNeeded: classHash) & mask
+                let e3 = entries + classSlot
+                if e3.pointee.matches(hash: classHash, keyLength: keyLength - n, epoch: state.pointee.epoch, now: now)
+                    && e3.pointee.locationClass == Int32(located.cls) && Int(e3.pointee.family) == family
+                    && Int(e3.pointee.ecsLength) == n
+                    && memcmp(storage + classSlot * Self.slotSize, key, keyLength - n) == 0
+                {
+                    return reuse(e3, slot: classSlot, packet: packet, into: out, capacity: capacity, addressLength: n,
+                                 scope: n > 0 ? min(located.depth, family == 4 ? 32 : 128) : -1)
+                }
+            }
+        }
         var info = ResponseInfo()
         let length = engine.respond(to: packet, into: out, capacity: capacity, transport: .udp, client: client,
                                     info: &info, now: now)
@@ -180,7 +225,33 @@ package final class AnswerCache {
         entry.ecs = info.ecs
         entry.stableUntil = info.stableUntil.isFinite ? UInt64(info.stableUntil * 1e9) : .max
         entry.counted = info.counted
-        let n = ecs?.addressLength ?? 0
+        if info.locationClass >= 0, let table = state.pointee.table {
+            if located == nil {
+                located = table._withUnsafeGuaranteedRef {
+                    $0.locateShared(clientFamily: family, high: ecs?.high ?? client.octets.0, low: ecs?.low ?? client.octets.1)
+                }
+            }
+            // Kept per class when the decision's class is this table's class of the client, the
+            // response read the client the way the key says (the ECS address, echoed last after its
+            // scope, or the source), and the scope is that network's depth.
+            if let located, located.cls == Int(info.locationClass),
+                ecs != nil
+                    ? (info.ecsAddressLength == n && info.sourceBits < 0 && length > n
+                        && memcmp(out + (length - n), packet.baseAddress! + (packet.count - n), n) == 0
+                        && Int(out.load(fromByteOffset: length - n - 1, as: UInt8.self)) == min(located.depth, family == 4 ? 32 : 128))
+                    : info.sourceBits >= 0
+            {
+                let classHash = Self.classHash(baseHash, located.cls)
+                entry.hash = classHash
+                entry.keyLength = UInt16(keyLength - n)
+                entry.ecsLength = UInt8(n)
+                entry.family = UInt8(family)
+                entry.locationClass = info.locationClass
+                store(entry, slot: Int(truncatingIfNeeded: classHash) & mask, key: key, response: out)
+                classKeyed[baseSlot] = baseHash
+                return length
+            }
+        }
         if let ecs, info.ecsAddressLength == n, info.sourceBits < 0,
             memcmp(out + (length - n), packet.baseAddress! + (packet.count - n), n) == 0
         {
@@ -211,11 +282,12 @@ package final class AnswerCache {
     /// Sends a kept response: the query's ID, and its ECS address octets where the entry left them out.
     @inline(__always)
     private func reuse(_ e: UnsafeMutablePointer<Entry>, slot: Int, packet: UnsafeRawBufferPointer,
-                       into out: UnsafeMutableRawPointer, capacity: Int, addressLength n: Int) -> Int {
+                       into out: UnsafeMutableRawPointer, capacity: Int, addressLength n: Int, scope: Int = -1) -> Int {
         let length = Int(e.pointee.responseLength)
         out.copyMemory(from: storage + slot * Self.slotSize + Self.maxKey, byteCount: length)
         out.copyMemory(from: packet.baseAddress!, byteCount: 2)
         if n > 0 { (out + (length - n)).copyMemory(from: packet.baseAddress! + (packet.count - n), byteCount: n) }
+        if scope >= 0 { out.storeBytes(of: UInt8(scope), toByteOffset: length - n - 1, as: UInt8.self) }
         metrics.recordCached(rcode: out.load(fromByteOffset: 3, as: UInt8.self), qtype: e.pointee.qtype, ecs: e.pointee.ecs)
         state.pointee.hits += 1
         endOfLookup(hit: true)
@@ -262,6 +334,14 @@ package final class AnswerCache {
             return ecs
         }
         return nil
+    }
+
+    /// The class key's hash: the query's key hash and the class, mixed.
+    @inline(__always)
+    static func classHash(_ base: UInt64, _ cls: Int) -> UInt64 {
+        var h = (base ^ UInt64(truncatingIfNeeded: cls &+ 1) &* 0x9E37_79B9_7F4A_7C15) &* 0xBF58_476D_1CE4_E5B9
+        h ^= h >> 31
+        return h
     }
 
     /// The first `bits` bits of an address.

@@ -103,6 +103,12 @@ package struct QueryEngine: Sendable {
 
     func answer(_ packet: UnsafeRawBufferPointer, _ q: Query, into out: UnsafeMutableRawPointer, capacity: Int,
                 transport: Transport, client: ClientAddress, info: inout ResponseInfo, now: UInt64) -> Int {
+        if let steeringRef, SteerContext.mayDecide(q) {
+            // The location lookup a load-balanced answer makes is a cache miss when clients come from
+            // everywhere: start it now, so it overlaps with writing the header and finding the name.
+            let (family, high, _, _) = SteerContext.client(of: q, source: client)
+            steeringRef._withUnsafeGuaranteedRef { $0.table.prefetch(clientFamily: family, high: high) }
+        }
         let limit = sizeLimit(q, capacity: capacity, transport: transport)
         var w = MessageWriter(base: out, limit: limit)
         // RD is copied (RFC 1035 §4.1.1); CD is not, as knot and NSD leave it for resolvers.
@@ -166,7 +172,8 @@ package struct QueryEngine: Sendable {
                 zone = parent
             }
             w.setFlags(HeaderFlags.aa)
-            var state = Resolution(zone: zone, qtype: q.qtype, dnssecOK: q.dnssecOK, scratch: scratch.baseAddress!)
+            // The found zone is handed over, not copied (one retain and release fewer per query).
+            var state = Resolution(zone: consume zone, qtype: q.qtype, dnssecOK: q.dnssecOK, scratch: scratch.baseAddress!)
             if let steeringRef {
                 state.steer.begin(query: q, client: client, runtime: steeringRef, now: now)
                 state.steer.fixedRandom = fixedRandom
@@ -249,6 +256,10 @@ package struct ResponseInfo {
     /// What the query metrics counted besides transport and rcode.
     package var qtype: UInt16 = 0
     package var ecs = false
+    /// The client's location class when the response depends on the client through that alone
+    /// (one load-balanced decision, `Decision.locationClass`), else -1: every client of the class
+    /// gets this response, with its own network's depth as the ECS scope.
+    package var locationClass: Int32 = -1
 
     package init() {}
 
@@ -257,6 +268,7 @@ package struct ResponseInfo {
         stableUntil = s.stableUntil
         if s.fromSource { sourceBits = s.clientBits } else { clientBits = s.clientBits }
         counted = s.counted
+        locationClass = s.decisions == 1 ? s.locationClass : -1
     }
 }
 

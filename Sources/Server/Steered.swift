@@ -28,6 +28,8 @@ struct SteerContext {
     var clientBits = 0
     var repeatable = true
     var stableUntil = Double.infinity
+    /// The client's location class when the last decision is a function of it alone, else -1.
+    var locationClass: Int32 = -1
     /// What the response counts in the answer counters (counted once the response is done).
     var counted = AnswerCount()
 
@@ -47,18 +49,27 @@ struct SteerContext {
         self.runtime = runtime
         self.now = now
         queryID = q.id
-        if let ecs = q.clientSubnet, ecs.sourcePrefix > 0 {
-            clientFamily = ecs.family == 1 ? 4 : 6
-            high = ecs.high
-            low = ecs.low
-            fromSource = false
-        } else {
-            clientFamily = Int(client.family)
-            high = client.octets.0
-            low = client.octets.1
-            fromSource = true
+        (clientFamily, high, low, fromSource) = Self.client(of: q, source: client)
+        // `QueryEngine.answer` started loading the location tables' first level; take the next step.
+        if Self.mayDecide(q) {
+            let (family, high) = (clientFamily, high)
+            runtime._withUnsafeGuaranteedRef { $0.table.prefetchDeeper(clientFamily: family, high: high) }
         }
     }
+
+    /// Who the client of a query is: the ECS address when the query carries one with a non-zero
+    /// source prefix, else the source address; `fromSource` says which.
+    @inline(__always)
+    static func client(of q: Query, source: ClientAddress) -> (family: Int, high: UInt64, low: UInt64, fromSource: Bool) {
+        if let ecs = q.clientSubnet, ecs.sourcePrefix > 0 {
+            return (ecs.family == 1 ? 4 : 6, ecs.high, ecs.low, false)
+        }
+        return (Int(source.family), source.octets.0, source.octets.1, true)
+    }
+
+    /// Whether a query may reach a load-balanced decision (only A and AAAA do).
+    @inline(__always)
+    static func mayDecide(_ q: Query) -> Bool { q.qtype == RRType.a || q.qtype == RRType.aaaa }
 }
 
 extension Resolution {
@@ -134,6 +145,7 @@ extension Resolution {
         steer.stableUntil = min(steer.stableUntil, d.stableUntil)
         // What the decision read of the client, whatever the outcome (the answer cache keys on it).
         steer.clientBits = max(steer.clientBits, d.scope)
+        steer.locationClass = d.locationClass
         let counters = rt.counters
         switch d.outcome {
         case .zone: steer.counted.count(name: n, fallback: .zone, in: counters)

@@ -1,3 +1,4 @@
+import CLodestarSys
 import Foundation
 import Geo
 
@@ -46,6 +47,10 @@ public struct Decision: Sendable {
     /// Monotonic seconds until which a repeatable answer stays as it is without a health change:
     /// when the last pool of a degraded name settles, the TTL goes back up.
     public var stableUntil = Double.infinity
+    /// The client's location class when the decision is an answer that is a function of that class
+    /// alone (taken ahead for it, `DecisionMemo`, and the name is location-dependent), else -1:
+    /// every client of the class then gets this decision, with `scope` the depth of its own network.
+    public var locationClass: Int32 = -1
 
     public init() {}
 
@@ -148,6 +153,18 @@ public final class SteeringTable: Sendable {
     /// reference to the name).
     public let answerTypes: [UInt8]
 
+    /// The first levels of the distinct location tables (names configured alike share one), at
+    /// most `maxProbes` per family, for `prefetch`.
+    /// (Inline and of plain values: reading them on the query path takes no reference.)
+    @usableFromInline let probes4: InlineArray<4, LocationProbe>
+    @usableFromInline let probes6: InlineArray<4, LocationProbe>
+    @usableFromInline let probeCount4: Int
+    @usableFromInline let probeCount6: Int
+    /// Every location-dependent name has a compiled table of each family, and there are at most
+    /// `maxProbes` of them (so the probes list them all).
+    @usableFromInline let sharedOnly: Bool
+    static let maxProbes = 4
+
     /// Most pools one name may use (the decision keeps them on the stack).
     public static let maxPoolsPerName = 16
     /// Most endpoints one answer may carry when picking (`answers`).
@@ -190,6 +207,23 @@ public final class SteeringTable: Sendable {
                                          locationDependent: dependent, model: model))
         }
         names = compiled
+        var seen = Set<ObjectIdentifier>()
+        var p4: [LocationProbe] = [], p6: [LocationProbe] = []
+        var complete = true
+        for c in compiled {
+            if c.locationDependent && (c.v4.table == nil || c.v6.table == nil) { complete = false }
+            if let t = c.v4.table, seen.insert(ObjectIdentifier(t)).inserted {
+                if p4.count < Self.maxProbes { p4.append(t.probe) } else { complete = false }
+            }
+            if let t = c.v6.table, seen.insert(ObjectIdentifier(t)).inserted {
+                if p6.count < Self.maxProbes { p6.append(t.probe) } else { complete = false }
+            }
+        }
+        sharedOnly = complete
+        var i4 = InlineArray<4, LocationProbe>(repeating: LocationProbe()), i6 = i4
+        for (i, p) in p4.enumerated() { i4[i] = p }
+        for (i, p) in p6.enumerated() { i6[i] = p }
+        (probes4, probes6, probeCount4, probeCount6) = (i4, i6, p4.count, p6.count)
         answerTypes = model.names.map { ($0.types.contains(1) ? 1 : 0) | ($0.types.contains(28) ? 2 : 0) }
         var size = 8
         while size < compiled.count * 2 { size <<= 1 }
@@ -277,6 +311,40 @@ public final class SteeringTable: Sendable {
         return f == 0 || f == family
     }
 
+    /// Starts loading the first-level entries of the location tables a client's address reads,
+    /// so that `decide`, later in the same query, does not wait on them: with clients from all over
+    /// the address space each lookup lands on a cold cache line. The query path calls it as soon
+    /// as it knows the client, and `prefetchDeeper` once other work has passed.
+    /// The class and network depth of an address in the one location table of its family, when
+    /// every load-balanced name that depends on the client shares one (names configured alike do);
+    /// nil otherwise. Classes of `Decision.locationClass` are classes of this table then.
+    @inlinable @inline(__always)
+    public func locateShared(clientFamily: Int, high: UInt64, low: UInt64) -> (cls: Int, depth: Int)? {
+        if clientFamily == 4 { return probeCount4 == 1 && sharedOnly ? probes4[0].locate(high: high, low: low) : nil }
+        if clientFamily == 6 { return probeCount6 == 1 && sharedOnly ? probes6[0].locate(high: high, low: low) : nil }
+        return nil
+    }
+
+    @inlinable @inline(__always)
+    public func prefetch(clientFamily: Int, high: UInt64) {
+        if clientFamily == 4 {
+            for i in 0..<probeCount4 { lodestar_prefetch(probes4[i].first(high)) }
+        } else {
+            for i in 0..<probeCount6 { lodestar_prefetch(probes6[i].first(high)) }
+        }
+    }
+
+    /// The next step: reads the first-level entries (there by now) and starts loading the second
+    /// level where the first does not hold the leaf.
+    @inlinable @inline(__always)
+    public func prefetchDeeper(clientFamily: Int, high: UInt64) {
+        if clientFamily == 4 {
+            for i in 0..<probeCount4 { if let next = probes4[i].second(high) { lodestar_prefetch(next) } }
+        } else {
+            for i in 0..<probeCount6 { if let next = probes6[i].second(high) { lodestar_prefetch(next) } }
+        }
+    }
+
     /// Decides the answer to a query for name `n` of address family `family` (4 for A, 6 for AAAA).
     /// `client` is the ECS address when present, else the source address (IPv4 in the top 32 bits
     /// of `high`). `random` is fresh per query; a sticky name ignores it.
@@ -302,6 +370,7 @@ public final class SteeringTable: Sendable {
         }
         if let memo, var d = memo.decision(name: n, class: cls, family: family, now: now) {
             d.scope = c.locationDependent ? depth : 0
+            d.locationClass = c.locationDependent && d.repeatable && d.outcome == .answer ? Int32(cls) : -1
             return d
         }
         return decide(c, name: n, class: cls, depth: depth, family: family, clientFamily: clientFamily, high: high,

@@ -10,7 +10,7 @@ import Testing
 @Suite struct AnswerCacheTests {
     /// A zone with static names and four load-balanced ones over the sample database:
     /// `geo` (deterministic), `w` (weighted, random), `s` (weighted, sticky), `ramp` (slow start).
-    static func makeSnapshot() throws -> Snapshot {
+    static func makeSnapshot(database: String? = nil) throws -> Snapshot {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ls-cache-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("zones"), withIntermediateDirectories: true)
         let zone = """
@@ -33,7 +33,7 @@ import Testing
             server:
               zones: zones
             geo:
-              database: \(repo.path)/geo/sample.mmdb
+              database: \(database ?? repo.path + "/geo/sample.mmdb")
             regions:
               na: { coordinates: [39.04, -77.49] }
               eu: { coordinates: [50.11, 8.68] }
@@ -256,6 +256,82 @@ import Testing
         let v6 = Self.both(cache, snapshot, Self.query("geo.gslb.test.", RRType.aaaa, ecs: [0, 2, 48, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 2]), from: here)
         let v6again = Self.both(cache, snapshot, Self.query("geo.gslb.test.", RRType.aaaa, ecs: [0, 2, 48, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 2]), from: here)
         #expect(v6.cached == v6.engine && v6again.cached == v6again.engine)
+    }
+
+    @Test("Every client of one location class shares an entry, with its own network's scope and address")
+    func locationClasses() throws {
+        let (snapshot, cache) = try Self.fixture()
+        let here = Self.source(127, 0, 0, 1)
+        // Addresses outside the sample database's networks are all of the class without a location,
+        // in merged networks of different sizes: 10.0.0.0/8 and 100.64.0.0/10 are in different ones.
+        var scopes = Set<UInt8>()
+        var hitsBefore = cache.hits
+        for (i, (a, b, c)) in ([(10, 1, 2), (100, 64, 9), (172, 16, 5), (10, 200, 1), (100, 100, 100), (240, 1, 1)]
+            as [(UInt8, UInt8, UInt8)]).enumerated()
+        {
+            let r = Self.both(cache, snapshot, Self.query("geo.gslb.test.", id: UInt16(i), ecs: Self.ecs(a, b, c)), from: here)
+            #expect(r.cached == r.engine, "\(a).\(b).\(c).0/24")
+            #expect(r.cached.suffix(3) == [a, b, c])
+            scopes.insert(r.cached[r.cached.count - 4])
+        }
+        // One computed, five from its entry although their networks (and scopes) differ.
+        #expect(cache.hits == hitsBefore + 5 && scopes.count > 1, "\(cache.hits - hitsBefore) hits, scopes \(scopes)")
+        // Located classes stay apart: each continent is computed once, then shared by its clients.
+        hitsBefore = cache.hits
+        for (a, b, c) in [(198, 51, 100), (203, 0, 113), (192, 0, 2), (198, 51, 100), (203, 0, 113)] as [(UInt8, UInt8, UInt8)] {
+            let r = Self.both(cache, snapshot, Self.query("geo.gslb.test.", id: 77, ecs: Self.ecs(a, b, c)), from: here)
+            #expect(r.cached == r.engine, "\(a).\(b).\(c).0/24")
+        }
+        #expect(cache.hits == hitsBefore + 2)
+        // Without ECS, by the class of the source address.
+        hitsBefore = cache.hits
+        for src in [Self.source(10, 9, 9, 9), Self.source(100, 65, 1, 1), Self.source(203, 0, 113, 5), Self.source(11, 0, 0, 1)] {
+            let r = Self.both(cache, snapshot, Self.query("geo.gslb.test."), from: src)
+            #expect(r.cached == r.engine)
+        }
+        #expect(cache.hits == hitsBefore + 2)  // 100.65.1.1 and 11.0.0.1 share 10.9.9.9's class; Tokyo does not
+        // An AAAA query for a name without IPv6 endpoints gets the zone's answer, whatever the class:
+        // the class key is not used (the scope is 0), every client still gets the engine's response.
+        for (i, prefix) in ([[0x20, 0x01, 0x0d, 0xb8, 0, 9], [0x2a, 0x00, 0x14, 0x50, 0, 1], [0x20, 0x01, 0x0d, 0xb8, 0, 2]] as [[UInt8]]).enumerated() {
+            let r = Self.both(cache, snapshot, Self.query("geo.gslb.test.", RRType.aaaa, id: UInt16(i), ecs: [0, 2, 48, 0] + prefix), from: here)
+            #expect(r.cached == r.engine)
+        }
+    }
+
+    @Test("On GeoLite2-City, ECS from thousands of random /24s is served by a few class entries, byte for byte")
+    func geoLite2Classes() throws {
+        let out = Process()
+        out.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        out.arguments = ["python3", "-c", "import _maxminddb_geolite2,os;print(os.path.join(os.path.dirname(_maxminddb_geolite2.__file__),'GeoLite2-City.mmdb'))"]
+        let pipe = Pipe()
+        out.standardOutput = pipe
+        out.standardError = FileHandle.nullDevice
+        try out.run()
+        out.waitUntilExit()
+        let path = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        try #require(out.terminationStatus == 0 && FileManager.default.fileExists(atPath: path), "maxminddb-geolite2 is not installed")
+        let snapshot = try Self.makeSnapshot(database: path)
+        let cache = AnswerCache(slots: 4096)
+        cache.use(snapshot)
+        var rng: UInt64 = 42
+        var differ = 0, scopes = Set<UInt8>()
+        let n = 3000
+        for i in 0..<n {
+            rng = rng &* 6364136223846793005 &+ 1442695040888963407
+            let a = UInt8(truncatingIfNeeded: rng >> 56), b = UInt8(truncatingIfNeeded: rng >> 48), c = UInt8(truncatingIfNeeded: rng >> 40)
+            guard a != 0, a != 10, a != 127, a < 224 else { continue }
+            let r = Self.both(cache, snapshot, Self.query("geo.gslb.test.", id: UInt16(truncatingIfNeeded: i), ecs: Self.ecs(a, b, c)),
+                              from: Self.source(127, 0, 0, 1))
+            if r.cached != r.engine { differ += 1 }
+            scopes.insert(r.cached[r.cached.count - 4])
+        }
+        let lookups = cache.hits + cache.misses
+        #expect(differ == 0)
+        // A handful of classes: nearly everything after the first query of each is a hit, though
+        // the clients' networks (and so their scopes) vary.
+        #expect(cache.hits * 100 >= lookups * 95, "\(cache.hits) hits in \(lookups)")
+        #expect(scopes.count > 5 && !cache.sampling)
     }
 
     @Test("When queries hardly repeat the cache samples one in 16; once sampled queries hit again, it takes every one")

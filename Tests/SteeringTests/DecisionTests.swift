@@ -1,6 +1,6 @@
 import Foundation
 import Geo
-import Steering
+@testable import Steering
 import Testing
 
 /// A model with three regions, a pool of two IPv4 endpoints in each, and one name.
@@ -474,16 +474,29 @@ struct LocationTests {
                 table.compile(classes: builder.classes.count)
                 #expect(table.compiled && !binary.compiled)
                 var rng = UInt64(family)
-                var mismatches = 0
+                var mismatches = 0, misprefetched = 0, secondLevel = 0
+                let probe = try #require(table.table).probe
                 for i in 0..<200_000 {
                     rng = mix(rng)
                     // Random addresses, and every 4th one in a few common IPv6 prefixes so that deep levels are reached.
                     var high = family == 4 ? rng & 0xFFFF_FFFF_0000_0000 : rng
                     if family == 6 && i % 4 == 0 { high = [0x2001_0DB8, 0x2A00_1450, 0x2600_1F18, 0x2001_0000][i / 4 % 4] << 32 | high & 0xFFFF_FFFF }
                     let low = family == 4 ? 0 : mix(rng)
-                    if table.locate(high: high, low: low) != binary.walk(high: high, low: low) { mismatches += 1 }
+                    let found = table.locate(high: high, low: low)
+                    if found != binary.walk(high: high, low: low) { mismatches += 1 }
+                    // The entries the query path prefetches are the ones `locate` reads: a leaf at the
+                    // first level, or the second level's entry (a leaf, or the way further down).
+                    let leaf = { (e: UInt32) in (Int(e & LocationTrie.classMask), Int((e >> LocationTrie.classBits) & 0xFF)) }
+                    if let second = probe.second(high) {
+                        secondLevel += 1
+                        let e = second.pointee
+                        if e & LocationTrie.leafBit != 0 && leaf(e) != found { misprefetched += 1 }
+                    } else if leaf(probe.first(high).pointee) != found {
+                        misprefetched += 1
+                    }
                 }
                 #expect(mismatches == 0, "family \(family), \(db.databaseType)")
+                #expect(misprefetched == 0 && secondLevel > 0, "family \(family), \(db.databaseType)")
             }
         }
     }

@@ -30,6 +30,9 @@ void lodestar_batch_get(lodestar_batch *b, unsigned i, lodestar_datagram *d);
 /// Creates a bound UDP socket with SO_REUSEPORT and a receive timeout in milliseconds. Returns -errno.
 int lodestar_udp_socket(const struct sockaddr *addr, socklen_t len, int timeout_ms);
 
+/// Starts loading the cache line at `p` for reading, without waiting for it.
+static inline void lodestar_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+
 /// Relaxed atomic add, for counters several threads bump (metrics).
 static inline void lodestar_count(uint64_t *p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 static inline uint64_t lodestar_read(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
