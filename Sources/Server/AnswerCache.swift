@@ -161,40 +161,45 @@ package final class AnswerCache {
             }
         }
         let key = packet.baseAddress! + 2
-        let hash = Self.hash(key, keyLength, seed: seed)
-        let slot = Int(truncatingIfNeeded: hash) & mask
-        let e = entries + slot
-        if e.pointee.matches(hash: hash, keyLength: keyLength, epoch: state.pointee.epoch, now: now)
-            && memcmp(storage + slot * Self.slotSize, key, keyLength) == 0 && e.pointee.covers(client)
-        {
-            return reuse(e, slot: slot, packet: packet, into: out, capacity: capacity, addressLength: 0)
+        let ecs = Self.trailingClientSubnet(packet)
+        let n = ecs?.addressLength ?? 0
+        let family = ecs.map { $0.family == 1 ? 4 : 6 } ?? Int(client.family)
+        let (high, low) = ecs.map { ($0.high, $0.low) } ?? client.octets
+        if let table = state.pointee.table {
+            // The class key below may locate the client: its first table line starts loading now.
+            table._withUnsafeGuaranteedRef { $0.prefetch(clientFamily: family, high: high) }
+        }
+        // The whole key; for a query ending in ECS it is looked up last (such queries are kept
+        // under it only when their response does not echo the address last).
+        var hash: UInt64 = 0, slot = 0
+        if ecs == nil {
+            hash = Self.hash(key, keyLength, seed: seed)
+            slot = Int(truncatingIfNeeded: hash) & mask
+        }
+        if ecs == nil, let hit = lookupExact(hash: hash, slot: slot, key: key, keyLength: keyLength, client: client, now: now) {
+            return reuse(entries + hit, slot: hit, packet: packet, into: out, capacity: capacity, addressLength: 0)
         }
         // The ECS key: the address octets of a trailing ECS option left out.
-        let ecs = Self.trailingClientSubnet(packet)
         var ecsSlot = -1, ecsHash: UInt64 = 0
         if let ecs {
-            ecsHash = Self.hash(key, keyLength - ecs.addressLength, seed: ~seed)
+            ecsHash = Self.hash(key, keyLength - n, seed: ~seed)
             ecsSlot = Int(truncatingIfNeeded: ecsHash) & mask
             let e2 = entries + ecsSlot
-            if e2.pointee.matches(hash: ecsHash, keyLength: keyLength - ecs.addressLength, epoch: state.pointee.epoch, now: now)
-                && Int(e2.pointee.ecsLength) == ecs.addressLength
-                && memcmp(storage + ecsSlot * Self.slotSize, key, keyLength - ecs.addressLength) == 0
-                && e2.pointee.covers(family: ecs.family == 1 ? 4 : 6, high: ecs.high, low: ecs.low)
+            if e2.pointee.matches(hash: ecsHash, keyLength: keyLength - n, epoch: state.pointee.epoch, now: now)
+                && Int(e2.pointee.ecsLength) == n
+                && memcmp(storage + ecsSlot * Self.slotSize, key, keyLength - n) == 0
+                && e2.pointee.covers(family: UInt8(family), high: ecs.high, low: ecs.low)
             {
-                return reuse(e2, slot: ecsSlot, packet: packet, into: out, capacity: capacity, addressLength: ecs.addressLength)
+                return reuse(e2, slot: ecsSlot, packet: packet, into: out, capacity: capacity, addressLength: n)
             }
         }
         // The class key: the key above (without the ECS address when there is one) and the class
         // of the client in the shared location table.
-        let n = ecs?.addressLength ?? 0
         let baseHash = ecs != nil ? ecsHash : hash
         let baseSlot = ecs != nil ? ecsSlot : slot
-        let family = ecs.map { $0.family == 1 ? 4 : 6 } ?? Int(client.family)
         var located: (cls: Int, depth: Int)? = nil
         if classKeyed[baseSlot] == baseHash, let table = state.pointee.table {
-            located = table._withUnsafeGuaranteedRef {
-                $0.locateShared(clientFamily: family, high: ecs?.high ?? client.octets.0, low: ecs?.low ?? client.octets.1)
-            }
+            located = table._withUnsafeGuaranteedRef { $0.locateShared(clientFamily: family, high: high, low: low) }
             if let located {
                 let classHash = Self.classHash(baseHash, located.cls)
                 let classSlot = Int(truncatingIfNeeded: classHash) & mask
@@ -208,6 +213,13 @@ package final class AnswerCache {
                                  scope: n > 0 ? min(located.depth, family == 4 ? 32 : 128) : -1)
                 }
             }
+        }
+        if ecs != nil {
+            hash = Self.hash(key, keyLength, seed: seed)
+            slot = Int(truncatingIfNeeded: hash) & mask
+        }
+        if ecs != nil, let hit = lookupExact(hash: hash, slot: slot, key: key, keyLength: keyLength, client: client, now: now) {
+            return reuse(entries + hit, slot: hit, packet: packet, into: out, capacity: capacity, addressLength: 0)
         }
         var info = ResponseInfo()
         let length = engine.respond(to: packet, into: out, capacity: capacity, transport: .udp, client: client,
@@ -227,9 +239,7 @@ package final class AnswerCache {
         entry.counted = info.counted
         if info.locationClass >= 0, let table = state.pointee.table {
             if located == nil {
-                located = table._withUnsafeGuaranteedRef {
-                    $0.locateShared(clientFamily: family, high: ecs?.high ?? client.octets.0, low: ecs?.low ?? client.octets.1)
-                }
+                located = table._withUnsafeGuaranteedRef { $0.locateShared(clientFamily: family, high: high, low: low) }
             }
             // Kept per class when the decision's class is this table's class of the client, the
             // response read the client the way the key says (the ECS address, echoed last after its
@@ -277,6 +287,17 @@ package final class AnswerCache {
         }
         store(entry, slot: slot, key: key, response: out)
         return length
+    }
+
+    /// The slot of the whole key's entry for a query from `client`, or nil.
+    @inline(__always)
+    private func lookupExact(hash: UInt64, slot: Int, key: UnsafeRawPointer, keyLength: Int, client: ClientAddress,
+                             now: UInt64) -> Int? {
+        let e = entries + slot
+        guard e.pointee.matches(hash: hash, keyLength: keyLength, epoch: state.pointee.epoch, now: now),
+            memcmp(storage + slot * Self.slotSize, key, keyLength) == 0, e.pointee.covers(client)
+        else { return nil }
+        return slot
     }
 
     /// Sends a kept response: the query's ID, and its ECS address octets where the entry left them out.
@@ -362,9 +383,14 @@ package final class AnswerCache {
             i += 8
         }
         var tail: UInt64 = 0
-        while i < n {
-            tail = tail << 8 | UInt64(p.load(fromByteOffset: i, as: UInt8.self))
-            i += 1
+        if i < n && n >= 8 {
+            // The last 8 octets in one load, shifted so that only the n - i not yet hashed remain.
+            tail = p.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) >> UInt64(truncatingIfNeeded: (8 - (n - i)) * 8)
+        } else {
+            while i < n {
+                tail = tail << 8 | UInt64(p.load(fromByteOffset: i, as: UInt8.self))
+                i += 1
+            }
         }
         h = (h ^ tail) &* 0x94D0_49BB_1331_11EB
         return h ^ (h >> 31)
