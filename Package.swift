@@ -76,11 +76,11 @@ let package = Package(
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "DNSWire"]),
         .testTarget(name: "GeoTests", dependencies: ["Geo"]),
-        .testTarget(name: "SteeringTests", dependencies: ["Steering", "Geo"]),
+        .testTarget(name: "SteeringTests", dependencies: ["Steering", "Geo", "OriginSupport"]),
         .target(name: "OriginSupport", path: "Tests/OriginSupport"),
         .testTarget(name: "AnycastTests", dependencies: ["Anycast"]),
         .testTarget(name: "ProberTests", dependencies: ["Prober", "Steering", "OriginSupport", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "ServerTests", dependencies: ["Server", "Zones", "DNSWire", "Steering", "CLodestarSys"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "Zones", "DNSWire", "Steering", "CLodestarSys", "OriginSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["DNSWire", "Zones", "OriginSupport"]),
     ]
 )

@@ -173,11 +173,10 @@ package final class AnswerCache {
         // under it only when their response does not echo the address last).
         var hash: UInt64 = 0, slot = 0
         if ecs == nil {
-            hash = Self.hash(key, keyLength, seed: seed)
-            slot = Int(truncatingIfNeeded: hash) & mask
-        }
-        if ecs == nil, let hit = lookupExact(hash: hash, slot: slot, key: key, keyLength: keyLength, client: client, now: now) {
-            return reuse(entries + hit, slot: hit, packet: packet, into: out, capacity: capacity, addressLength: 0)
+            (hash, slot) = wholeKey(key, keyLength)
+            if lookupExact(hash: hash, slot: slot, key: key, keyLength: keyLength, client: client, now: now) {
+                return reuse(entries + slot, slot: slot, packet: packet, into: out, capacity: capacity, addressLength: 0)
+            }
         }
         // The ECS key: the address octets of a trailing ECS option left out.
         var ecsSlot = -1, ecsHash: UInt64 = 0
@@ -215,11 +214,10 @@ package final class AnswerCache {
             }
         }
         if ecs != nil {
-            hash = Self.hash(key, keyLength, seed: seed)
-            slot = Int(truncatingIfNeeded: hash) & mask
-        }
-        if ecs != nil, let hit = lookupExact(hash: hash, slot: slot, key: key, keyLength: keyLength, client: client, now: now) {
-            return reuse(entries + hit, slot: hit, packet: packet, into: out, capacity: capacity, addressLength: 0)
+            (hash, slot) = wholeKey(key, keyLength)
+            if lookupExact(hash: hash, slot: slot, key: key, keyLength: keyLength, client: client, now: now) {
+                return reuse(entries + slot, slot: slot, packet: packet, into: out, capacity: capacity, addressLength: 0)
+            }
         }
         var info = ResponseInfo()
         let length = engine.respond(to: packet, into: out, capacity: capacity, transport: .udp, client: client,
@@ -289,15 +287,20 @@ package final class AnswerCache {
         return length
     }
 
-    /// The slot of the whole key's entry for a query from `client`, or nil.
+    /// The whole key's hash and slot.
+    @inline(__always)
+    private func wholeKey(_ key: UnsafeRawPointer, _ keyLength: Int) -> (UInt64, Int) {
+        let hash = Self.hash(key, keyLength, seed: seed)
+        return (hash, Int(truncatingIfNeeded: hash) & mask)
+    }
+
+    /// Whether the whole key's entry answers a query from `client`.
     @inline(__always)
     private func lookupExact(hash: UInt64, slot: Int, key: UnsafeRawPointer, keyLength: Int, client: ClientAddress,
-                             now: UInt64) -> Int? {
+                             now: UInt64) -> Bool {
         let e = entries + slot
-        guard e.pointee.matches(hash: hash, keyLength: keyLength, epoch: state.pointee.epoch, now: now),
-            memcmp(storage + slot * Self.slotSize, key, keyLength) == 0, e.pointee.covers(client)
-        else { return nil }
-        return slot
+        return e.pointee.matches(hash: hash, keyLength: keyLength, epoch: state.pointee.epoch, now: now)
+            && memcmp(storage + slot * Self.slotSize, key, keyLength) == 0 && e.pointee.covers(client)
     }
 
     /// Sends a kept response: the query's ID, and its ECS address octets where the entry left them out.
@@ -411,6 +414,8 @@ extension AnswerCache.Entry {
 
     @inline(__always)
     func covers(family f: UInt8, high h: UInt64, low l: UInt64) -> Bool {
+        // A class entry answers only through the class key, which checks the client's class.
+        guard locationClass < 0 else { return false }
         guard sourceBits >= 0 else { return true }
         let (mh, ml) = AnswerCache.network(h, l, bits: Int(sourceBits))
         return f == family && mh == high && ml == low

@@ -290,14 +290,3 @@ struct GSLBTests {
         #expect(json.contains("\"ecsScope\" : 48") && json.contains("2001:db8:3::11"), "\(json)")
     }
 }
-
-enum GeoLite2 {
-    static let path: String? = {
-        let r = try? Command.run("/usr/bin/env", ["python3", "-c",
-            "import _maxminddb_geolite2,os;print(os.path.join(os.path.dirname(_maxminddb_geolite2.__file__),'GeoLite2-City.mmdb'))"],
-            timeout: 30)
-        guard let out = r?.output.trimmingCharacters(in: .whitespacesAndNewlines), r?.status == 0,
-            FileManager.default.fileExists(atPath: out) else { return nil }
-        return out
-    }()
-}

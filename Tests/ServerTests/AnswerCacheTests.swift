@@ -1,6 +1,7 @@
 import CLodestarSys
 import DNSWire
 import Foundation
+import OriginSupport
 import Server
 import Steering
 import Testing
@@ -300,17 +301,7 @@ import Testing
 
     @Test("On GeoLite2-City, ECS from thousands of random /24s is served by a few class entries, byte for byte")
     func geoLite2Classes() throws {
-        let out = Process()
-        out.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        out.arguments = ["python3", "-c", "import _maxminddb_geolite2,os;print(os.path.join(os.path.dirname(_maxminddb_geolite2.__file__),'GeoLite2-City.mmdb'))"]
-        let pipe = Pipe()
-        out.standardOutput = pipe
-        out.standardError = FileHandle.nullDevice
-        try out.run()
-        out.waitUntilExit()
-        let path = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        try #require(out.terminationStatus == 0 && FileManager.default.fileExists(atPath: path), "maxminddb-geolite2 is not installed")
+        let path = try #require(GeoLite2.path, "maxminddb-geolite2 is not installed")
         let snapshot = try Self.makeSnapshot(database: path)
         let cache = AnswerCache(slots: 4096)
         cache.use(snapshot)

@@ -1,5 +1,6 @@
 import Foundation
 import Geo
+import OriginSupport
 @testable import Steering
 import Testing
 
@@ -500,20 +501,4 @@ struct LocationTests {
             }
         }
     }
-}
-
-enum GeoLite2 {
-    static let path: String? = {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", "import _maxminddb_geolite2,os;print(os.path.join(os.path.dirname(_maxminddb_geolite2.__file__),'GeoLite2-City.mmdb'))"]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return nil }
-        p.waitUntilExit()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        return p.terminationStatus == 0 && FileManager.default.fileExists(atPath: out) ? out : nil
-    }()
 }
