@@ -160,9 +160,10 @@ public final class SteeringTable: Sendable {
     @usableFromInline let probes6: InlineArray<4, LocationProbe>
     @usableFromInline let probeCount4: Int
     @usableFromInline let probeCount6: Int
-    /// Every location-dependent name has a compiled table of each family, and there are at most
-    /// `maxProbes` of them (so the probes list them all).
-    @usableFromInline let sharedOnly: Bool
+    /// Per family, whether every location-dependent name reads one and the same compiled table
+    /// of it (`locateShared`).
+    @usableFromInline let shared4: Bool
+    @usableFromInline let shared6: Bool
     static let maxProbes = 4
 
     /// Most pools one name may use (the decision keeps them on the stack).
@@ -219,7 +220,7 @@ public final class SteeringTable: Sendable {
                 if p6.count < Self.maxProbes { p6.append(t.probe) } else { complete = false }
             }
         }
-        sharedOnly = complete
+        (shared4, shared6) = (complete && p4.count == 1, complete && p6.count == 1)
         var i4 = InlineArray<4, LocationProbe>(repeating: LocationProbe()), i6 = i4
         for (i, p) in p4.enumerated() { i4[i] = p }
         for (i, p) in p6.enumerated() { i6[i] = p }
@@ -320,8 +321,8 @@ public final class SteeringTable: Sendable {
     /// nil otherwise. Classes of `Decision.locationClass` are classes of this table then.
     @inlinable @inline(__always)
     public func locateShared(clientFamily: Int, high: UInt64, low: UInt64) -> (cls: Int, depth: Int)? {
-        if clientFamily == 4 { return probeCount4 == 1 && sharedOnly ? probes4[0].locate(high: high, low: low) : nil }
-        if clientFamily == 6 { return probeCount6 == 1 && sharedOnly ? probes6[0].locate(high: high, low: low) : nil }
+        if clientFamily == 4 { return shared4 ? probes4[0].locate(high: high, low: low) : nil }
+        if clientFamily == 6 { return shared6 ? probes6[0].locate(high: high, low: low) : nil }
         return nil
     }
 
