@@ -15,7 +15,7 @@ struct AnycastSetup {
             text.replacingOccurrences(of: "all-down: fail-open", with: "all-down: servfail")
                 + birds.anycastConfig(minOtherPaths: minOtherPaths, extra: extra)
         }
-        #expect(birds.b.waitEstablished("from_a"), "A–B session: \(birds.a.log())")
+        #expect(birds.b.waitEstablished("from_a"), "A–B session:\n\(birds.a.diagnose())\n\(birds.b.diagnose())")
     }
 
     /// Every pool down (the self-check's query then gets SERVFAIL), or back to automatic.
@@ -93,7 +93,7 @@ struct AnycastTests {
         // BIRD restarts: it comes up withdrawn from the include, lodestar reconnects and re-asserts.
         s.birds.a.stop()
         try s.birds.a.start()
-        #expect(s.birds.b.waitEstablished("from_a"))
+        #expect(s.birds.b.waitEstablished("from_a"), "\(s.birds.a.diagnose())\n\(s.birds.b.diagnose())")
         usleep(3_000_000)
         #expect(!s.birds.b.has(Self.service), "a restart resurrected the prefix")
         #expect(s.birds.b.has(BirdTopology.other))
@@ -120,7 +120,7 @@ struct AnycastTests {
         // Another POP (C) announces the prefix to A: now the withdrawal is safe.
         let c = try s.birds.startC()
         defer { c.stop() }
-        #expect(s.birds.a.waitEstablished("from_c"))
+        #expect(s.birds.a.waitEstablished("from_c"), "\(s.birds.a.diagnose())")
         #expect(s.birds.b.wait(Self.service, present: false, limit: 10) != nil, "withdrawn once C's path is seen: \(server.log())")
         #expect(try s.setup.admin("GET", "/v1/anycast").contains("\"otherPaths\" : 1"))
     }
@@ -205,7 +205,7 @@ struct AnycastTests {
         #expect(try setup.admin("GET", "/metrics").contains("lodestar_anycast_bird_connected 0"))
         #expect(server.log().contains("cannot reach BIRD"))
         try birds.a.start()
-        #expect(birds.b.waitEstablished("from_a"))
+        #expect(birds.b.waitEstablished("from_a"), "\(birds.a.diagnose())\n\(birds.b.diagnose())")
         #expect(birds.b.wait(Self.service, present: true, limit: 40) != nil, "announced once BIRD is there: \(server.log())")
     }
 }

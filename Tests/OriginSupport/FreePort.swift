@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 
-/// A loopback port free for both UDP and TCP right now (the kernel picks it), and never handed out
+/// A port free on every address for both UDP and TCP right now (the kernel picks it), and never handed out
 /// before in this process (tests running in parallel would otherwise race for a port the kernel
 /// offers twice).
 public enum FreePort {
@@ -14,7 +14,11 @@ public enum FreePort {
             var addr = sockaddr_in()
             addr.sin_family = sa_family_t(AF_INET)
             addr.sin_port = 0
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            // The wildcard, not 127.0.0.1: a port is only handed out if no socket on any address
+            // holds it. BIRD listens on 0.0.0.0 unless told otherwise, and its bind fails on a
+            // TIME_WAIT left on 127.0.0.2:port by an earlier BIRD's outgoing session, which a
+            // bind to 127.0.0.1 does not see. Nothing listens here; the socket is closed at once.
+            addr.sin_addr.s_addr = INADDR_ANY
             var len = socklen_t(MemoryLayout<sockaddr_in>.size)
             let bound = withUnsafeMutablePointer(to: &addr) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {

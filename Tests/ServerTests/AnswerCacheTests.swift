@@ -14,6 +14,7 @@ import Testing
     static func makeSnapshot(database: String? = nil) throws -> Snapshot {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ls-cache-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("zones"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }  // the snapshot holds everything it read
         let zone = """
             $ORIGIN gslb.test.
             $TTL 300

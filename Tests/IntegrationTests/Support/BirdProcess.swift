@@ -1,6 +1,5 @@
 import Foundation
 import OriginSupport
-import OriginSupport
 
 /// A real BIRD 2 daemon (`bird -f`) with its own config and control socket, stopped by pid.
 final class BirdProcess: @unchecked Sendable {
@@ -69,6 +68,11 @@ final class BirdProcess: @unchecked Sendable {
         } != nil
     }
 
+    /// What to print when a session does not come up: the protocols and the log's tail.
+    func diagnose() -> String {
+        "\(name): \((try? birdc("show protocols all")) ?? "no answer on \(socket)")\n\(name).log: \(log().suffix(3000))"
+    }
+
     /// SIGTERM, then SIGKILL after 5 s (a hung BIRD ignores SIGTERM); waits for the exit.
     func stop() {
         guard let p = process, p.isRunning else { return }
@@ -84,7 +88,10 @@ final class BirdProcess: @unchecked Sendable {
 
 /// The two-BIRD loopback topology (../shared/research/bird-control-socket.md §4): A (this POP)
 /// holds the anycast static protocols and a BGP session to B, which plays the upstream; C, when
-/// started, plays another POP announcing the same service prefix to A.
+/// started, plays another POP announcing the same service prefix to A. Every session has `strict
+/// bind on`: each daemon listens on its own address only, so a TIME_WAIT that another daemon's
+/// session left on the same port number (another address) cannot make its listening socket fail
+/// ("No listening socket": the session would never come up).
 struct BirdTopology {
     let dir: String
     let a: BirdProcess
@@ -107,16 +114,18 @@ struct BirdTopology {
             .write(toFile: dir + "/lodestar-anycast.conf", atomically: true, encoding: .utf8)
         b = try BirdProcess(name: "b", dir: dir, config: """
             log stderr all;
+            debug protocols { states, events };
             router id 192.0.2.2;
             protocol bgp from_a {
               local 127.0.0.3 port \(portB) as 65002;
               neighbor 127.0.0.2 port \(portsA.toB) as 65001;
-              multihop 2; passive on; error wait time 1, 5;
+              strict bind on; multihop 2; passive on; error wait time 1, 5;
               ipv4 { import filter { if (65535, 0) ~ bgp_community then bgp_local_pref = 0; accept; }; export none; };
             }
             """)
         a = try BirdProcess(name: "a", dir: dir, config: """
             log stderr all;
+            debug protocols { states, events };
             router id 192.0.2.1;
             include "\(dir)/lodestar-anycast.conf";
             protocol static svc_dns4 { disabled LODESTAR_SVC_DNS4_DOWN; ipv4; route \(Self.service) blackhole; }
@@ -129,13 +138,13 @@ struct BirdTopology {
             protocol bgp to_b {
               local 127.0.0.2 port \(portsA.toB) as 65001;
               neighbor 127.0.0.3 port \(portB) as 65002;
-              multihop 2; connect delay time 1; connect retry time 2; error wait time 1, 5;
+              strict bind on; multihop 2; connect delay time 1; connect retry time 2; error wait time 1, 5;
               ipv4 { import none; export filter export_to_b; };
             }
             protocol bgp from_c {
               local 127.0.0.2 port \(portsA.fromC) as 65001;
               neighbor 127.0.0.4 port \(portC) as 65003;
-              multihop 2; passive on; error wait time 1, 5;
+              strict bind on; multihop 2; passive on; error wait time 1, 5;
               ipv4 { import all; export none; };
             }
             """)
@@ -145,12 +154,13 @@ struct BirdTopology {
     func startC() throws -> BirdProcess {
         try BirdProcess(name: "c", dir: dir, config: """
             log stderr all;
+            debug protocols { states, events };
             router id 192.0.2.3;
             protocol static pop_c { ipv4; route \(Self.service) blackhole; }
             protocol bgp to_a {
               local 127.0.0.4 port \(portC) as 65003;
               neighbor 127.0.0.2 port \(portsA.fromC) as 65001;
-              multihop 2; connect delay time 1; connect retry time 2; error wait time 1, 5;
+              strict bind on; multihop 2; connect delay time 1; connect retry time 2; error wait time 1, 5;
               ipv4 { import none; export where proto = "pop_c"; };
             }
             """)
