@@ -11,6 +11,7 @@ Every process started is stopped by its pid.
 usage: bench.py WORKDIR LODESTAR_BIN [--runs N] [--seconds S] [--big N] [--only NAME,...] [--skip WORKLOAD,...]
 """
 import argparse
+import math
 import os
 import re
 import shutil
@@ -393,6 +394,21 @@ def summarize(results, server, quota):
     return med
 
 
+def paired(ours, theirs):
+    """Per-round ratios ours/theirs (the two runs of a round are back to back): their median, a
+    distribution-free confidence interval for that median (order statistics, binomial, >= 95%), how
+    many rounds we were ahead in, and the one-sided sign-test p-value of that count."""
+    ratios = sorted(a / b for a, b in zip(ours, theirs))
+    n = len(ratios)
+    below = lambda k: sum(math.comb(n, i) for i in range(k)) / 2 ** n  # P(X < k), X ~ Bin(n, 1/2)
+    r = max([k for k in range(1, n // 2 + 1) if below(k) <= 0.025], default=None)
+    ahead = sum(1 for x in ratios if x > 1)
+    return {"ratios": [round(x, 3) for x in ratios], "median": statistics.median(ratios),
+            "low": ratios[r - 1] if r else float("nan"), "high": ratios[n - r] if r else float("nan"),
+            "coverage": 1 - 2 * below(r) if r else float("nan"), "ahead": ahead, "rounds": n,
+            "p": sum(math.comb(n, i) for i in range(ahead, n + 1)) / 2 ** n}
+
+
 def measure(server, zones, check_name, queries, seconds, runs, tcp, quota_share, rate=0):
     server.start(zones)
     quota = CpuQuota(server.name, quota_share)
@@ -581,7 +597,10 @@ def gslb(args, names, skip, report, here, work):
                 continue
             results = {n: [] for n in servers}
             for i in range(args.runs):
-                for n, (server, quota) in servers.items():
+                # Rounds alternate the order too (A B, then B A, ...): a drift over a round favours
+                # neither server.
+                order = list(servers.items()) if i % 2 == 0 else list(reversed(servers.items()))
+                for n, (server, quota) in order:
                     if server.error:
                         continue
                     if driver == "ecsflood":
@@ -600,6 +619,10 @@ def gslb(args, names, skip, report, here, work):
                 elif rows:
                     report[(workload, n)] = summarize(rows, server, servers[n][1])
                     print(workload, n, report[(workload, n)], flush=True)
+            if results.get("lodestar") and results.get("gdnsd") and len(results["lodestar"]) == len(results["gdnsd"]):
+                report[(workload, "paired")] = paired([r["qps_per_core"] for r in results["lodestar"]],
+                                                      [r["qps_per_core"] for r in results["gdnsd"]])
+                print(workload, "paired", report[(workload, "paired")], flush=True)
     finally:
         for server, quota in servers.values():
             server.stop()
@@ -660,6 +683,12 @@ def print_table(report, names, args):
             print(f"\n{workload.upper()}, {what}, median of {args.runs} x {args.seconds} s, {cap}, {driver} on CPU 1, "
                   f"runs alternating between the servers:\n")
             print_rows(rows)
+            pr = report.get((workload, "paired"))
+            if pr:
+                print(f"\nlodestar / gdnsd per round (qps per server core, runs back to back): median {pr['median']:.3f}, "
+                      f"{pr['coverage']:.0%} confidence interval of the median [{pr['low']:.3f}, {pr['high']:.3f}], "
+                      f"lodestar ahead in {pr['ahead']} of {pr['rounds']} rounds (sign test p = {pr['p']:.3f}); "
+                      f"ratios {pr['ratios']}")
             continue
         print(f"\n{workload.upper()}, static mix (~10% NXDOMAIN), median of {args.runs} x {args.seconds} s, {cap}, "
               f"dnsperf on CPU 1:\n")

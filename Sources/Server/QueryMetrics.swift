@@ -110,6 +110,10 @@ package final class QueryMetrics: @unchecked Sendable {
         out += "lodestar_answer_cache_total{result=\"hit\"} \(sum(Self.cacheHitSlot))\n"
         out += "lodestar_answer_cache_total{result=\"miss\"} \(sum(Self.cacheMissSlot))\n"
         out += "lodestar_answer_cache_total{result=\"skip\"} \(sum(Self.cacheSkipSlot))\n"
+        out += "# HELP lodestar_udp_too_big_total UDP responses larger than the interface MTU (IPv4 is sent with DF), "
+            + "answered again within 512 octets.\n"
+        out += "# TYPE lodestar_udp_too_big_total counter\n"
+        out += "lodestar_udp_too_big_total \(UDPServer.tooBig.load(ordering: .relaxed))\n"
         return out
     }
 }

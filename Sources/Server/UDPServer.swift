@@ -19,6 +19,9 @@ package final class UDPServer: Sendable {
 
     let store: SnapshotStore
     let logger: Logger
+    /// Responses answered again smaller because the first was larger than the interface MTU.
+    static let tooBig = Atomic<Int>(0)
+    static let tooBigLogged = Atomic<Bool>(false)
     let stopping = Atomic<Bool>(false)
     let running = Atomic<Int>(0)
     private let sockets: Mutex<[Int32]> = Mutex([])
@@ -107,6 +110,28 @@ package final class UDPServer: Sendable {
                 lodestar_batch_set_out_len(batch, i, UInt32(length))
             }
             _ = lodestar_batch_send(batch, fd, UInt32(n))
+            let tooBig = lodestar_batch_too_big_count(batch)
+            if tooBig > 0 { resendSmaller(batch, fd, tooBig, engine: engine) }
+        }
+    }
+
+    /// Responses the kernel refused as larger than the interface MTU (IPv4 carries DF, RFC 9715
+    /// §3.1), answered again within the classic 512 octets, with TC when the answer does not fit,
+    /// so that the client retries over TCP instead of waiting for a response that never left.
+    func resendSmaller(_ batch: OpaquePointer, _ fd: Int32, _ count: UInt32, engine: QueryEngine) {
+        for k in 0..<count {
+            let i = lodestar_batch_too_big(batch, k)
+            var m = lodestar_datagram()
+            lodestar_batch_get(batch, i, &m)
+            let client = ClientAddress(family: UInt8(m.family), octets: (m.high, m.low))
+            let length = engine.respond(to: UnsafeRawBufferPointer(start: m.input, count: Int(m.input_length)),
+                                        into: m.output, capacity: WireLimits.classicUDPSize, transport: .udp, client: client)
+            lodestar_batch_set_out_len(batch, i, UInt32(length))
+            let sent = length > 0 ? lodestar_batch_send_slot(batch, fd, i) : 0
+            Self.tooBig.add(1, ordering: .relaxed)
+            if sent < 0 && Self.tooBigLogged.exchange(true, ordering: .relaxed) == false {
+                logger.warning("UDP response of \(length) octets still larger than the interface MTU: \(String(cString: strerror(-sent)))")
+            }
         }
     }
 }

@@ -15,6 +15,12 @@ int lodestar_batch_recv(lodestar_batch *b, int fd);
 /// Sends slots [0, n) whose out_len > 0; returns the number the kernel took.
 int lodestar_batch_send(lodestar_batch *b, int fd, unsigned n);
 void lodestar_batch_set_out_len(lodestar_batch *b, unsigned i, unsigned len);
+/// After a send: how many responses the kernel refused as larger than the interface MTU
+/// (EMSGSIZE; IPv4 responses carry DF), and the slot of the k-th of them.
+unsigned lodestar_batch_too_big_count(const lodestar_batch *b);
+unsigned lodestar_batch_too_big(const lodestar_batch *b, unsigned k);
+/// Sends slot i alone (its out_len as set); 0 or -errno.
+int lodestar_batch_send_slot(lodestar_batch *b, int fd, unsigned i);
 /// Datagram i of a batch in one call: its query, the response buffer and the peer's address as
 /// network-order halves (family 4, 6, or 0 when unknown; IPv4-mapped becomes 4).
 typedef struct lodestar_datagram {
