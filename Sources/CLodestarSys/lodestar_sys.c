@@ -19,9 +19,7 @@ struct lodestar_batch {
     struct iovec *out_iov;
     struct sockaddr_storage *peers;
     unsigned *out_len;
-    /* out_msgs[k] is slot out_slot[k]; the slots the kernel refused as larger than the interface
-     * MTU (EMSGSIZE, DF set) are listed in too_big. */
-    unsigned *out_slot;
+    /* The slots the kernel refused as larger than the interface MTU (EMSGSIZE, DF set). */
     unsigned *too_big;
     unsigned too_big_count;
     uint8_t *in_buf;
@@ -42,12 +40,11 @@ lodestar_batch *lodestar_batch_new(unsigned count, unsigned size) {
     b->out_iov = calloc(count, sizeof(struct iovec));
     b->peers = calloc(count, sizeof(struct sockaddr_storage));
     b->out_len = calloc(count, sizeof(unsigned));
-    b->out_slot = calloc(count, sizeof(unsigned));
     b->too_big = calloc(count, sizeof(unsigned));
     b->in_buf = calloc(count, b->stride);
     b->out_buf = calloc(count, b->stride);
     if (!b->in_msgs || !b->out_msgs || !b->in_iov || !b->out_iov || !b->peers || !b->out_len ||
-        !b->out_slot || !b->too_big || !b->in_buf || !b->out_buf) {
+        !b->too_big || !b->in_buf || !b->out_buf) {
         lodestar_batch_free(b);
         return NULL;
     }
@@ -67,7 +64,7 @@ lodestar_batch *lodestar_batch_new(unsigned count, unsigned size) {
 void lodestar_batch_free(lodestar_batch *b) {
     if (!b) return;
     free(b->in_msgs); free(b->out_msgs); free(b->in_iov); free(b->out_iov);
-    free(b->peers); free(b->out_len); free(b->out_slot); free(b->too_big); free(b->in_buf); free(b->out_buf);
+    free(b->peers); free(b->out_len); free(b->too_big); free(b->in_buf); free(b->out_buf);
     free(b);
 }
 
@@ -90,7 +87,6 @@ int lodestar_batch_send(lodestar_batch *b, int fd, unsigned n) {
     b->too_big_count = 0;
     for (unsigned i = 0; i < n; i++) {
         if (b->out_len[i] == 0) continue;
-        b->out_slot[k] = i;
         b->out_iov[k].iov_base = b->out_buf + i * b->stride;
         b->out_iov[k].iov_len = b->out_len[i];
         memset(&b->out_msgs[k].msg_hdr, 0, sizeof(struct msghdr));
@@ -107,7 +103,9 @@ int lodestar_batch_send(lodestar_batch *b, int fd, unsigned n) {
         if (r < 0) {
             if (errno == EINTR || errno == EAGAIN) { tries++; continue; }
             /* Larger than the interface MTU with DF set: the caller answers it again, smaller. */
-            if (errno == EMSGSIZE) b->too_big[b->too_big_count++] = b->out_slot[sent];
+            if (errno == EMSGSIZE)
+                b->too_big[b->too_big_count++] =
+                    (unsigned)(((uint8_t *)b->out_iov[sent].iov_base - b->out_buf) / b->stride);
             /* One bad destination must not stop the rest: skip it. */
             sent++;
             continue;
@@ -191,7 +189,8 @@ int lodestar_udp_socket(const struct sockaddr *addr, socklen_t len, int timeout_
      * "fragmentation needed" (a spoofed one cannot shrink anything); a response larger than the
      * interface MTU fails with EMSGSIZE and is answered again in 512 octets (TC if it must). DF
      * also spares the kernel an IP ID per datagram (an unconnected socket's DF datagrams carry
-     * ID 0; RFC 6864: an atomic datagram's ID need not be unique), a hash and a shared atomic counter: 4% of a query's kernel time here.
+     * ID 0; RFC 6864: an atomic datagram's ID need not be unique), a hash and a shared atomic
+     * counter: 4% of a query's kernel time here.
      * IPv6 responses are never fragmented below 1280 either; ICMPv6 "packet too big" is
      * ignored (OMIT) as knot, NSD and gdnsd set it. */
     int probe = IP_PMTUDISC_PROBE, dont = IP_PMTUDISC_DONT;
