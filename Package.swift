@@ -2,7 +2,8 @@
 import PackageDescription
 
 /// Release builds optimise across modules: DNSWire's small functions are inlined into the query
-/// path in Server (without this, `@inline(__always)` stops at the module boundary).
+/// path in Engine, and Engine's into the receive loops in Listeners (without this,
+/// `@inline(__always)` stops at the module boundary).
 let crossModule: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
 
 /// Geo and Steering walk whole databases at load (GeoLite2-City: ~4M tree nodes): optimised even in
@@ -52,22 +53,54 @@ let package = Package(
             ],
             swiftSettings: crossModule
         ),
+        // Answers one query from an immutable snapshot into a buffer: the hot path. No NIO, no Yams,
+        // no Logging, no Foundation: it must stay allocation-free and inlinable across modules.
+        .target(name: "Engine", dependencies: ["DNSWire", "Zones", "Steering", "CLodestarSys"], swiftSettings: crossModule),
+        // YAML to a validated model with file:line errors; the only importer of Yams.
         .target(
-            name: "Server",
+            name: "Config",
+            dependencies: ["DNSWire", "Steering", "Prober", "Anycast", .product(name: "Yams", package: "Yams")],
+            swiftSettings: crossModule
+        ),
+        // Moves packets: the UDP batch loops and the TCP server, over a snapshot store.
+        .target(
+            name: "Listeners",
             dependencies: [
-                "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast", "CLodestarSys",
+                "Engine", "DNSWire", "CLodestarSys",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: crossModule
+        ),
+        // The admin HTTP API, Prometheus text and explain, over read-only views of the others and
+        // the `AdminControl` the composition root hands it.
+        .target(
+            name: "Admin",
+            dependencies: [
+                "Engine", "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast", "CLodestarSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: crossModule
+        ),
+        // The composition root: loads snapshots, owns health and the state file, starts and stops
+        // the others, handles signals and reloads.
+        .target(
+            name: "Server",
+            dependencies: [
+                "Engine", "Config", "Listeners", "Admin", "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast",
+                "CLodestarSys",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: crossModule
         ),
         .executableTarget(
             name: "lodestar",
             dependencies: [
-                "Server", "Zones", "Steering",
+                "Server", "Config", "Admin", "DNSWire", "Zones", "Steering",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -80,7 +113,9 @@ let package = Package(
         .target(name: "OriginSupport", path: "Tests/OriginSupport"),
         .testTarget(name: "AnycastTests", dependencies: ["Anycast"]),
         .testTarget(name: "ProberTests", dependencies: ["Prober", "Steering", "OriginSupport", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "ServerTests", dependencies: ["Server", "Zones", "DNSWire", "Steering", "CLodestarSys", "OriginSupport"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Server", "Config", "Zones", "DNSWire", "Steering", "CLodestarSys", "OriginSupport"]),
+        .testTarget(name: "ConfigTests", dependencies: ["Config", "DNSWire", "Steering"]),
+        .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "IntegrationTests", dependencies: ["DNSWire", "Zones", "OriginSupport"]),
     ]
 )

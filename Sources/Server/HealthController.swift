@@ -1,4 +1,6 @@
+import Admin
 import CLodestarSys
+import Engine
 import Foundation
 import Logging
 import Prober
@@ -93,15 +95,8 @@ package final class HealthController: @unchecked Sendable {
 
     package var overrides: AdminOverrides { withLock { board.overrides } }
 
-    package enum Kind: String, Sendable { case regions, pools, endpoints }
-
-    package struct Failure: Error, CustomStringConvertible {
-        package var status: Int
-        package var description: String
-    }
-
     /// Sets (or with nil clears) an override; takes effect on the next query; persists.
-    package func set(_ kind: Kind, name: String, state: AdminOverride.State??, weight: Double??) throws {
+    package func set(_ kind: OverrideKind, name: String, state: AdminOverride.State??, weight: Double??) throws {
         try withLock {
             let m = board.model
             let known: Bool
@@ -110,7 +105,7 @@ package final class HealthController: @unchecked Sendable {
             case .pools: known = m.pool(named: name) != nil
             case .endpoints: known = m.endpoint(named: name) != nil
             }
-            guard known else { throw Failure(status: 404, description: "no \(kind.rawValue.dropLast()) named \(name)") }
+            guard known else { throw AdminFailure(status: 404, description: "no \(kind.rawValue.dropLast()) named \(name)") }
             var o = board.overrides
             var entry: AdminOverride
             switch kind {

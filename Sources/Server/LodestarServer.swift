@@ -1,4 +1,9 @@
+import Admin
 import Anycast
+import Config
+import DNSWire
+import Engine
+import Listeners
 import CLodestarSys
 import Dispatch
 import Foundation
@@ -9,11 +14,14 @@ import Synchronization
 import Zones
 
 /// Runs the listeners over a snapshot store; reloads on SIGHUP, stops on SIGTERM/SIGINT.
-package final class LodestarServer: @unchecked Sendable {
+package final class LodestarServer: AdminControl, @unchecked Sendable {
     let logger: Logger
     let configPath: String?
-    let overrides: (inout Config) -> Void
-    let store: SnapshotStore
+    /// The command line's changes to the config file (`--zones`, `--listen`), applied on every load.
+    let commandLine: (inout Config) -> Void
+    package let store: SnapshotStore
+    /// The configuration in force: the one the running snapshot was loaded from.
+    let running: Mutex<Config>
     let udp: UDPServer
     let tcp: TCPServer
     let reloadQueue = DispatchQueue(label: "lodestar.reload")
@@ -27,13 +35,13 @@ package final class LodestarServer: @unchecked Sendable {
     /// Endpoint health resumed from the state file at start (empty: run a first round instead).
     let resumed: [String: (up: Bool, reason: String)]
     /// Reloads done and failed, for /metrics.
-    package let reloads = Mutex<(ok: Int, failed: Int)>((0, 0))
+    let reloads = Mutex<(ok: Int, failed: Int)>((0, 0))
 
     /// Loads config and zones; throws when the config is unusable. Bad zones are logged and skipped.
     package init(configPath: String?, overrides: @escaping (inout Config) -> Void, logger: Logger) throws {
         self.logger = logger
         self.configPath = configPath
-        self.overrides = overrides
+        self.commandLine = overrides
         let config = try Self.loadConfig(configPath, overrides)
         let saved = HealthController.loadOverrides(config.stateFile, logger: logger)
         nonisolated(unsafe) var board: HealthBoard? = nil
@@ -45,6 +53,7 @@ package final class LodestarServer: @unchecked Sendable {
         })
         Self.report(outcome, logger: logger)
         store = SnapshotStore(outcome.snapshot)
+        running = Mutex(config)
         health = HealthController(store: store, stateFile: config.stateFile, logger: logger)
         if let board { health.board = board } else { health.board.setOverrides(saved, now: lodestar_monotonic()) }
         if !saved.isEmptyOverrides, let f = config.stateFile { logger.info("admin overrides restored from \(f)") }
@@ -99,7 +108,7 @@ package final class LodestarServer: @unchecked Sendable {
 
     /// Binds every listen address and starts answering.
     package func start() throws {
-        let config = store.current.config
+        let config = running.withLock { $0 }
         startProber(config)
         var addresses = try config.listen.map { text -> ListenAddress in
             guard let a = ListenAddress.parse(text) else { throw ServerError("listen address \"\(text)\" is not ADDR:PORT") }
@@ -154,8 +163,8 @@ package final class LodestarServer: @unchecked Sendable {
     @discardableResult
     package func reload() -> Result<Int, Error> {
         do {
-            let config = try Self.loadConfig(configPath, overrides)
-            let running = store.current.config
+            let config = try Self.loadConfig(configPath, commandLine)
+            let running = self.running.withLock { $0 }
             if config.listen != running.listen || config.udpWorkers != running.udpWorkers {
                 logger.warning("listen addresses and udp-workers change only on restart; still serving on \(running.listen)")
             }
@@ -175,6 +184,7 @@ package final class LodestarServer: @unchecked Sendable {
                 })
                 Self.report(outcome, logger: logger)
                 store.replace(outcome.snapshot)
+                self.running.withLock { $0 = config }
                 return outcome.snapshot.generation
             }
             prober.configure(model: config.steering, settings: config.prober)
@@ -205,13 +215,20 @@ package final class LodestarServer: @unchecked Sendable {
         done.wait()
         if let anycast {
             // Withdraw first, keep answering while the routes move away, then stop.
-            let delay = store.current.config.anycast?.shutdownDelay ?? 0
+            let delay = running.withLock { $0.anycast?.shutdownDelay ?? 0 }
             logger.info("stopping: withdrawing the anycast prefixes, answering for \(seconds(delay)) more")
             anycast.withdrawAndStop()
             usleep(UInt32(delay * 1_000_000))
         }
         logger.info("stopping")
         stop()
+    }
+
+    // AdminControl
+    package var reloadCounts: (ok: Int, failed: Int) { reloads.withLock { $0 } }
+    package var overrides: AdminOverrides { health.overrides }
+    package func setOverride(_ kind: OverrideKind, name: String, state: AdminOverride.State??, weight: Double??) throws {
+        try health.set(kind, name: name, state: state, weight: weight)
     }
 
     package func stop() {

@@ -1,4 +1,6 @@
+import Config
 import DNSWire
+import Engine
 import Foundation
 import Geo
 import Steering
@@ -36,7 +38,8 @@ package enum SnapshotLoader {
         }
         let set = ZoneSet(zones)
         let steering = try compileSteering(config: config, zones: set, previous: previous?.steering, health: health)
-        let snapshot = Snapshot(config: config, zones: set, steering: steering, generation: (previous?.generation ?? 0) + 1)
+        let snapshot = Snapshot(options: config.engineOptions, listener: config.listenerOptions, zones: set, steering: steering,
+                                generation: (previous?.generation ?? 0) + 1)
         return Outcome(snapshot: snapshot, problems: problems, loaded: loaded, keptPrevious: kept)
     }
 

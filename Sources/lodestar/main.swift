@@ -1,4 +1,7 @@
+import Admin
 import ArgumentParser
+import Config
+import DNSWire
 import Foundation
 import Logging
 import Server

@@ -1,0 +1,46 @@
+import Anycast
+import Engine
+import Prober
+import Steering
+
+/// What the admin API reads and changes, handed to it by the composition root (`Server`): the
+/// snapshot store and the prober and anycast status as read-only views, and the few actions an
+/// operator may take. The admin module never sees the server's own types.
+package protocol AdminControl: AnyObject, Sendable {
+    /// The snapshots being served.
+    var store: SnapshotStore { get }
+    /// The health checks (status, and external health input).
+    var prober: Prober { get }
+    /// Anycast route health, when configured.
+    var anycast: AnycastController? { get }
+    /// Reloads done and failed since start.
+    var reloadCounts: (ok: Int, failed: Int) { get }
+    /// The admin overrides in force.
+    var overrides: AdminOverrides { get }
+    /// Re-reads config and zones; the new generation, or why the previous snapshot stays.
+    func reload() -> Result<Int, Error>
+    /// Sets (`state`/`weight` given) or clears (given as nil) an override; throws `AdminFailure`.
+    func setOverride(_ kind: OverrideKind, name: String, state: AdminOverride.State??, weight: Double??) throws
+}
+
+/// What an override applies to: the path segment of `POST /v1/{regions|pools|endpoints}/NAME`.
+package enum OverrideKind: String, Sendable {
+    case regions, pools, endpoints
+}
+
+/// A request the admin API refuses, with the HTTP status to answer.
+package struct AdminFailure: Error, CustomStringConvertible {
+    package var status: Int
+    package var description: String
+
+    package init(status: Int, description: String) {
+        self.status = status
+        self.description = description
+    }
+}
+
+/// A failure to start the admin API, with a message a person can act on.
+package struct AdminError: Error, CustomStringConvertible, Sendable {
+    package var description: String
+    package init(_ description: String) { self.description = description }
+}

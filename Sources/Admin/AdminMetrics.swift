@@ -1,0 +1,110 @@
+import Anycast
+import CLodestarSys
+import Engine
+import Foundation
+import Prober
+import Steering
+
+/// `GET /metrics`: the Prometheus text of every module's counters and gauges.
+extension AdminServer {
+    func metrics() -> String {
+        var out = MetricsText(text: QueryMetrics.shared.exposition())
+        let snapshot = server.store.current
+        let r = server.reloadCounts
+        out.family("lodestar_reloads_total", "counter", "Reloads of config and zones, by result.",
+                   [("result=\"ok\"", "\(r.ok)"), ("result=\"failed\"", "\(r.failed)")])
+        out.single("lodestar_snapshot_generation", "gauge", "Generation of the snapshot being served.", "\(snapshot.generation)")
+        if let rt = snapshot.steering { steeringMetrics(rt, into: &out) }
+        proberMetrics(server.prober.status(), into: &out)
+        if let a = server.anycast { anycastMetrics(a.status(), into: &out) }
+        return out.text
+    }
+
+    func steeringMetrics(_ rt: SteeringRuntime, into out: inout MetricsText) {
+        let m = rt.table.model, h = rt.health
+        let now = lodestar_monotonic()
+        let esc = MetricsText.esc
+        out.family("lodestar_answers_total", "counter", "Load-balanced answers, by name, pool and region.",
+                   m.names.enumerated().flatMap { (n, name) in
+                       name.pools.map { p in
+                           ("name=\"\(esc(name.name))\",pool=\"\(esc(m.pools[p].name))\",region=\"\(esc(m.regions[m.pools[p].region].name))\"",
+                            "\(rt.counters.namePool(n, p))")
+                       }
+                   })
+        out.family("lodestar_answers_fallback_total", "counter", "Load-balanced queries not answered by the policy, by reason.",
+                   m.names.enumerated().flatMap { (n, name) in
+                       AnswerCounters.Fallback.allCases.map { f in
+                           ("name=\"\(esc(name.name))\",outcome=\"\(f.label)\"", "\(rt.counters.fallbacks(n, f))")
+                       }
+                   })
+        func endpoint(_ ep: Endpoint) -> String { "endpoint=\"\(esc(ep.name))\",pool=\"\(esc(m.pools[ep.pool].name))\"" }
+        out.family("lodestar_endpoint_answers_total", "counter", "Answers naming each endpoint.",
+                   m.endpoints.enumerated().map { (e, ep) in (endpoint(ep), "\(rt.counters.endpoint(e))") })
+        out.family("lodestar_endpoint_up", "gauge", "Whether the endpoint is up (health and admin).",
+                   m.endpoints.enumerated().map { (e, ep) in (endpoint(ep), h.endpoints[e].up ? "1" : "0") })
+        out.family("lodestar_endpoint_weight", "gauge", "Configured and effective (health, slow start, overrides) weight.",
+                   m.endpoints.enumerated().flatMap { (e, ep) -> [(String, String)] in
+                       let pool = m.pools[ep.pool]
+                       let f = h.factor(endpoint: e, window: pool.slowStart, now: now) * h.factor(pool: ep.pool, window: pool.slowStart, now: now)
+                       return [("endpoint=\"\(esc(ep.name))\",kind=\"configured\"", "\(ep.weight)"),
+                               ("endpoint=\"\(esc(ep.name))\",kind=\"effective\"", "\(h.endpoints[e].weight * f)")]
+                   })
+        out.family("lodestar_pool_up", "gauge", "Whether the pool meets its up threshold (or is forced up).",
+                   m.pools.enumerated().map { (p, pool) in
+                       ("pool=\"\(esc(pool.name))\",region=\"\(esc(m.regions[pool.region].name))\"", h.pools[p].passing ? "1" : "0")
+                   })
+    }
+
+    func anycastMetrics(_ s: AnycastStatus, into out: inout MetricsText) {
+        out.single("lodestar_anycast_bird_connected", "gauge", "Whether the BIRD control socket is connected.", s.connected ? "1" : "0")
+        out.family("lodestar_anycast_commands_total", "counter", "Commands sent to BIRD, and those that failed.",
+                   [("result=\"all\"", "\(s.commands)"), ("result=\"error\"", "\(s.commandErrors)")])
+        out.single("lodestar_anycast_command_seconds", "gauge", "Round trip of the last BIRD command.", "\(s.lastCommandSeconds ?? 0)")
+        out.single("lodestar_anycast_self_check_up", "gauge", "Whether this node's self-check passes (-1: not yet).",
+                   s.selfCheckUp.map { $0 ? "1" : "0" } ?? "-1")
+        func rows(_ name: String, _ help: String, _ type: String, _ value: (PrefixStatus) -> String?) {
+            out.family(name, type, help, s.prefixes.compactMap { p in
+                value(p).map { ("prefix=\"\(MetricsText.esc(p.prefix))\",protocol=\"\(MetricsText.esc(p.proto))\"", $0) }
+            })
+        }
+        rows("lodestar_anycast_announced", "Desired state: 1 announce, 0.5 drain, 0 withdraw.", "gauge") {
+            $0.desired == "announce" ? "1" : ($0.desired == "drain" ? "0.5" : "0")
+        }
+        rows("lodestar_anycast_bird_protocol_up", "BIRD's state of the prefix's static protocol.", "gauge") { p in p.birdState.map { $0 == "up" ? "1" : "0" } }
+        rows("lodestar_anycast_exported", "Whether BIRD exports the prefix to the export protocol.", "gauge") { p in p.exported.map { $0 ? "1" : "0" } }
+        rows("lodestar_anycast_withdrawals_total", "Withdrawals (flaps).", "counter") { "\($0.withdrawals)" }
+        rows("lodestar_anycast_alarm", "1 while a withdrawal is held back by min-other-paths.", "gauge") { $0.alarm == nil ? "0" : "1" }
+        rows("lodestar_anycast_other_paths", "Paths to the prefix from other POPs, last counted.", "gauge") { p in p.otherPaths.map { "\($0)" } }
+        rows("lodestar_anycast_prefix_command_seconds", "Round trip of the last enable/disable for the prefix.", "gauge") { p in
+            p.lastCommandSeconds.map { "\($0)" }
+        }
+    }
+
+    func proberMetrics(_ s: ProberStatus, into out: inout MetricsText) {
+        let esc = MetricsText.esc
+        func labels(_ c: CheckStatus) -> String { "endpoint=\"\(esc(c.endpoint))\",check=\"\(esc(c.target))\"" }
+        out.family("lodestar_check_up", "gauge", "Whether the check passes after rise/fall and damping (-1: not checked yet).",
+                   s.checks.map { (labels($0), $0.up.map { $0 ? "1" : "0" } ?? "-1") })
+        out.family("lodestar_check_rtt_seconds", "gauge", "Moving average (EWMA, alpha 0.3) of the check's round-trip time.",
+                   s.checks.compactMap { c in c.rttMs.map { (labels(c), "\($0 / 1000)") } })
+        out.family("lodestar_check_runs_total", "counter", "Checks run.", s.checks.map { (labels($0), "\($0.runs)") })
+        out.family("lodestar_check_failures_total", "counter", "Failed checks by reason.",
+                   s.checks.flatMap { c in c.failures.sorted { $0.key < $1.key }.map { ("\(labels(c)),reason=\"\($0.key)\"", "\($0.value)") } })
+        out.family("lodestar_check_flap_penalty", "gauge", "Flap-damping penalty (held down above 2000 until below 750).",
+                   s.checks.map { (labels($0), "\($0.penalty.rounded())") })
+        out.family("lodestar_check_flaps_total", "counter", "Up-to-down transitions.", s.checks.map { (labels($0), "\($0.flaps)") })
+        out.family("lodestar_tls_certificate_days_left", "gauge", "Days until the origin's certificate expires.",
+                   s.checks.compactMap { c in c.certDaysLeft.map { (labels(c), String(format: "%.2f", $0)) } })
+        out.family("lodestar_region_rtt_seconds", "gauge", "Mean check RTT to the region's endpoints, and its excess over the recent best.",
+                   s.regionRTTMs.sorted { $0.key < $1.key }.flatMap { r in
+                       [("region=\"\(esc(r.key))\",kind=\"average\"", "\(r.value.rtt / 1000)"),
+                        ("region=\"\(esc(r.key))\",kind=\"excess\"", "\(r.value.extra / 1000)")]
+                   })
+        out.single("lodestar_prober_checks_total", "counter", "Checks started.", "\(s.runs)")
+        out.single("lodestar_prober_late_total", "counter",
+                   "Checks started later than scheduled by more than a quarter of their interval.", "\(s.late)")
+        out.single("lodestar_prober_lag_seconds", "gauge",
+                   "Largest delay between a check's scheduled and actual start, over the last minute.", "\(s.maxLagRecent)")
+        out.single("lodestar_prober_in_flight", "gauge", "Checks running now.", "\(s.inFlight)")
+    }
+}

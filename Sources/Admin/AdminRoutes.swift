@@ -1,0 +1,134 @@
+import Engine
+import Foundation
+import NIOHTTP1
+import Steering
+
+/// Routing: a request's method and path to its handler, the bodies' validation.
+extension AdminServer {
+    func handle(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: [UInt8]) -> Response {
+        if let token {
+            guard headers["authorization"].first == "Bearer \(token)" else {
+                return Self.error(.unauthorized, "a bearer token is required")
+            }
+        }
+        let parts = uri.split(separator: "?", maxSplits: 1)
+        let path = String(parts.first ?? "")
+        var query: [String: String] = [:]
+        if parts.count == 2 {
+            for pair in parts[1].split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+                if kv.count == 2 { query[kv[0]] = kv[1] }
+            }
+        }
+        let segments = path.split(separator: "/").map(String.init)
+        switch (method, segments) {
+        case (.GET, ["metrics"]):
+            return Response(status: .ok, body: metrics(), contentType: "text/plain; version=0.0.4")
+        case (.GET, ["v1", "state"]):
+            return Self.json(state())
+        case (.POST, ["v1", "reload"]):
+            switch server.reload() {
+            case .success(let g): return Self.json(["result": "reloaded", "generation": "\(g)"])
+            case .failure(let e): return Self.json(["result": "failed", "error": "\(e)"], status: .unprocessableEntity)
+            }
+        case (.GET, ["v1", "explain"]):
+            guard let name = query["name"], let client = query["client"] else {
+                return Self.error(.badRequest, "explain needs name and client (type is optional)")
+            }
+            do {
+                return Self.json(try Explainer.explain(server.store.current, name: name, type: query["type"] ?? "A", client: client))
+            } catch {
+                return Self.error(.badRequest, "\(error)")
+            }
+        case (.GET, ["v1", "anycast"]):
+            guard let a = server.anycast else { return Self.error(.notFound, "anycast is not configured") }
+            return Self.json(a.status())
+        case (.POST, let s) where s.count == 3 && s[0] == "v1" && s[1] == "anycast":
+            guard let a = server.anycast else { return Self.error(.notFound, "anycast is not configured") }
+            let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
+            let withdraw: Bool?
+            switch object?["state"] as? String {
+            case "withdraw"?: withdraw = true
+            case "auto"?: withdraw = nil
+            default: return Self.error(.badRequest, "the body must be {\"state\": \"withdraw\"} or {\"state\": \"auto\"}")
+            }
+            guard a.setOverride(proto: s[2], withdraw: withdraw) else { return Self.error(.notFound, "no anycast protocol named \(s[2])") }
+            return Self.json(a.status())
+        case (.POST, let s) where s.count == 3 && s[0] == "v1" && s[1] == "health":
+            return external(name: s[2], body: body)
+        case (.POST, let s) where s.count == 3 && s[0] == "v1":
+            guard let kind = OverrideKind(rawValue: s[1]) else {
+                return Self.error(.notFound, "unknown path \(path)")
+            }
+            return override(kind, name: s[2], body: body)
+        case (.GET, _), (.POST, _):
+            return Self.error(.notFound, "unknown path \(path)")
+        default:
+            return Self.error(.methodNotAllowed, "use GET or POST")
+        }
+    }
+
+    func override(_ kind: OverrideKind, name: String, body: [UInt8]) -> Response {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
+            return Self.error(.badRequest, "the body must be a JSON object like {\"state\": \"down\"} or {\"weight\": 10}")
+        }
+        var newState: AdminOverride.State?? = nil
+        var weight: Double?? = nil
+        for key in object.keys where key != "state" && key != "weight" {
+            return Self.error(.badRequest, "unknown key \(key) (known: state, weight)")
+        }
+        if let s = object["state"] {
+            switch s as? String {
+            case "auto"?: newState = .some(nil)
+            case let v? where AdminOverride.State(rawValue: v) != nil: newState = .some(AdminOverride.State(rawValue: v))
+            default: return Self.error(.badRequest, "state must be up, down, drain or auto")
+            }
+        }
+        if let w = object["weight"] {
+            if w is NSNull {
+                weight = .some(nil)
+            } else if let d = (w as? NSNumber)?.doubleValue, d >= 0, d <= 1_000_000 {
+                weight = .some(d)
+            } else {
+                return Self.error(.badRequest, "weight must be a number from 0 to 1000000, or null")
+            }
+        }
+        do {
+            try server.setOverride(kind, name: name, state: newState, weight: weight)
+        } catch let f as AdminFailure {
+            return Self.error(HTTPResponseStatus(statusCode: f.status), f.description)
+        } catch {
+            return Self.error(.internalServerError, "\(error)")
+        }
+        return Self.json(state())
+    }
+
+    func external(name: String, body: [UInt8]) -> Response {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
+            return Self.error(.badRequest, "the body must be a JSON object like {\"state\": \"down\", \"reason\": \"…\", \"ttl\": 60}")
+        }
+        for key in object.keys where !["state", "reason", "ttl"].contains(key) {
+            return Self.error(.badRequest, "unknown key \(key) (known: state, reason, ttl)")
+        }
+        let up: Bool?
+        switch object["state"] as? String {
+        case "up"?: up = true
+        case "down"?: up = false
+        case "auto"?: up = nil
+        default: return Self.error(.badRequest, "state must be up, down or auto")
+        }
+        var ttl: Double? = nil
+        if let t = object["ttl"] {
+            guard let d = (t as? NSNumber)?.doubleValue, d > 0, d <= 86400 * 7 else {
+                return Self.error(.badRequest, "ttl must be a number of seconds from 1 to 604800")
+            }
+            ttl = d
+        }
+        let reason = (object["reason"] as? String) ?? (up == true ? "up" : "down")
+        guard server.prober.setExternal(endpoint: name, up: up, reason: "\(reason) (admin API)", ttl: ttl) else {
+            return Self.error(.notFound, "no endpoint named \(name)")
+        }
+        logger.notice("external health: \(name) → \(up.map { $0 ? "up" : "down" } ?? "auto") (\(reason))")
+        return Self.json(state())
+    }
+}

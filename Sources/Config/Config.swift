@@ -1,0 +1,135 @@
+import Anycast
+import DNSWire
+import Foundation
+import Prober
+import Steering
+import Yams
+
+/// The server configuration (YAML). Every key is optional; flags on the command line override it.
+///
+/// ```yaml
+/// server:
+///   listen: ["127.0.0.1:5300", "[::1]:5300"]
+///   zones: zones               # folder of NAME.zone files, relative to this file
+///   nsid: pop-ams-1            # RFC 5001 NSID text; default the host name, "" = no NSID
+///   identity: pop-ams-1        # CH TXT id.server / hostname.bind; default the host name, "" = REFUSED
+///   version: lodestar          # CH TXT version.server / version.bind; default "lodestar VERSION", "" = REFUSED
+///   udp-workers: 0             # receive loops per address; 0 = one per core
+///   answer-cache: 4096         # responses each UDP loop keeps for reuse; 0 = off
+///   tcp-idle-timeout: 10       # seconds a TCP connection may stay silent (RFC 7766 §6.2.3)
+///   tcp-max-connections: 1024  # beyond this, new connections are closed at once
+/// transfer:
+///   allow: ["127.0.0.1/32", "::1/128"]   # who may AXFR/IXFR; default nobody
+/// ```
+package struct Config: Sendable {
+    package var file: String? = nil
+    package var listen: [String] = Config.defaultListen {
+        didSet { listenIsDefault = false }
+    }
+    /// The built-in addresses: one that cannot bind (no IPv6 loopback) is skipped with a warning.
+    package static let defaultListen = ["127.0.0.1:5300", "[::1]:5300"]
+    package private(set) var listenIsDefault = true
+    package var zonesDirectory: String = "zones"
+    /// Default as knot's: the host name; "" disables NSID.
+    package var nsid: String? = Config.hostName
+    /// Defaults as knot's: the host name and the software version; "" refuses the query.
+    package var identity: String? = Config.hostName
+    package var version: String? = "lodestar \(Config.softwareVersion)"
+    package var udpWorkers: Int = 0
+    /// Responses each UDP receive loop keeps for reuse (`AnswerCache`); 0 turns the cache off.
+    package var answerCache: Int = 4096
+    package var tcpIdleTimeout: Double = 10
+    package var tcpMaxConnections: Int = 1024
+    package var transferAllow: [Prefix] = []
+    /// MaxMind-format databases: City/Country (locations) and ASN.
+    package var geoDatabase: String? = nil
+    package var asnDatabase: String? = nil
+    /// Regions, pools and load-balanced names.
+    package var steering = SteeringModel()
+    /// Admin API and metrics (HTTP on a loopback address); nil = off.
+    package var adminListen: String? = nil
+    package var adminTokenFile: String? = nil
+    /// Where admin overrides persist across reloads and restarts.
+    package var stateFile: String? = nil
+    /// The prober's settings (`prober:`); the checks themselves live in `steering`'s endpoints.
+    package var prober = ProberSettings()
+    /// Anycast route health through BIRD (`anycast:`); nil when not configured.
+    package var anycast: AnycastSettings? = nil
+
+    package init() {}
+
+    /// The version `lodestar --version` and CH TXT version.bind report.
+    package static let softwareVersion = "0.1.0"
+
+    static var hostName: String {
+        var buf = [CChar](repeating: 0, count: 256)
+        gethostname(&buf, 255)
+        return String(cString: buf)
+    }
+
+    /// Loads and validates a config file; every problem carries its line.
+    package static func load(_ path: String) throws -> Config {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: path, line: 0, message: "cannot read the config file")
+        }
+        var config = Config()
+        config.file = path
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw ConfigError(file: path, line: Self.line(of: error), message: "invalid YAML: \(error)")
+        }
+        guard let root else { return config }
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let top = try Section(root, file: path, name: "top level")
+        try top.allow(["server", "transfer", "anycast"] + Config.steeringKeys)
+        if let server = try top.section("server") {
+            try server.allow(["listen", "zones", "nsid", "identity", "version", "udp-workers", "answer-cache",
+                              "tcp-idle-timeout", "tcp-max-connections"])
+            if let listen = try server.strings("listen") {
+                for (value, line) in listen {
+                    guard ListenAddress.parse(value) != nil else {
+                        throw ConfigError(file: path, line: line, message: "listen address \"\(value)\" is not ADDR:PORT")
+                    }
+                }
+                config.listen = listen.map(\.0)
+            }
+            if let (zones, _) = try server.string("zones") {
+                config.zonesDirectory = zones.hasPrefix("/") ? zones : (base as NSString).appendingPathComponent(zones)
+            } else {
+                config.zonesDirectory = (base as NSString).appendingPathComponent("zones")
+            }
+            if let (v, _) = try server.string("nsid") { config.nsid = v }
+            if let (v, _) = try server.string("identity") { config.identity = v }
+            if let (v, _) = try server.string("version") { config.version = v }
+            if let v = try server.number("udp-workers", range: 0...256) { config.udpWorkers = Int(v) }
+            if let v = try server.number("answer-cache", range: 0...1_048_576) { config.answerCache = Int(v) }
+            if let v = try server.number("tcp-idle-timeout", range: 0.1...3600) { config.tcpIdleTimeout = v }
+            if let v = try server.number("tcp-max-connections", range: 1...1_000_000) { config.tcpMaxConnections = Int(v) }
+        } else {
+            config.zonesDirectory = (base as NSString).appendingPathComponent("zones")
+        }
+        if let transfer = try top.section("transfer") {
+            try transfer.allow(["allow"])
+            for (value, line) in try transfer.strings("allow") ?? [] {
+                guard let cidr = CIDR.parse(value) else {
+                    throw ConfigError(file: path, line: line, message: "\"\(value)\" is not an address or CIDR prefix")
+                }
+                config.transferAllow.append(cidr)
+            }
+        }
+        try config.loadSteering(top, base: base)
+        try config.loadAnycast(top, base: base)
+        return config
+    }
+
+    static func line(of error: YamlError) -> Int {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _):
+            return mark.line
+        default:
+            return 0
+        }
+    }
+}

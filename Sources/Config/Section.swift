@@ -1,0 +1,73 @@
+import Yams
+
+/// A YAML mapping with line-aware accessors.
+struct Section {
+    let node: Node
+    let mapping: Node.Mapping
+    let file: String
+    let name: String
+
+    init(_ node: Node, file: String, name: String) throws {
+        guard let mapping = node.mapping else {
+            throw ConfigError(file: file, line: (node.mark?.line ?? 0), message: "\(name) must be a mapping")
+        }
+        self.node = node
+        self.mapping = mapping
+        self.file = file
+        self.name = name
+    }
+
+    func line(_ n: Node) -> Int { n.mark?.line ?? 0 }
+
+    func allow(_ keys: [String]) throws {
+        for (k, _) in mapping {
+            guard let key = k.string, keys.contains(key) else {
+                throw ConfigError(file: file, line: line(k), message:
+                    "unknown key \"\(k.string ?? "?")\" in \(name) (known: \(keys.joined(separator: ", ")))")
+            }
+        }
+    }
+
+    func value(_ key: String) -> (Node, Int)? {
+        for (k, v) in mapping where k.string == key { return (v, line(k)) }
+        return nil
+    }
+
+    func section(_ key: String) throws -> Section? {
+        guard let (v, _) = value(key) else { return nil }
+        return try Section(v, file: file, name: key)
+    }
+
+    func string(_ key: String) throws -> (String, Int)? {
+        guard let (v, l) = value(key) else { return nil }
+        guard let s = v.scalar?.string else {
+            throw ConfigError(file: file, line: l, message: "\(key) must be a string")
+        }
+        return (s, line(v))
+    }
+
+    func strings(_ key: String) throws -> [(String, Int)]? {
+        guard let (v, l) = value(key) else { return nil }
+        if let s = v.scalar?.string { return [(s, line(v))] }
+        guard let seq = v.sequence else {
+            throw ConfigError(file: file, line: l, message: "\(key) must be a string or a list of strings")
+        }
+        return try seq.map { item in
+            guard let s = item.scalar?.string else {
+                throw ConfigError(file: file, line: line(item), message: "\(key) entries must be strings")
+            }
+            return (s, line(item))
+        }
+    }
+
+    func number(_ key: String, range: ClosedRange<Double>) throws -> Double? {
+        guard let (v, l) = value(key) else { return nil }
+        guard let s = v.scalar?.string, let d = Double(s) else {
+            throw ConfigError(file: file, line: l, message: "\(key) must be a number")
+        }
+        guard range.contains(d) else {
+            throw ConfigError(file: file, line: l, message: "\(key) must be between \(range.lowerBound) and \(range.upperBound)")
+        }
+        return d
+    }
+}

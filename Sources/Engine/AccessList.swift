@@ -1,0 +1,10 @@
+import DNSWire
+import Steering
+
+extension Array where Element == Prefix {
+    /// Whether any prefix of this access list holds `client` (an IPv4-mapped client counts as IPv4:
+    /// `ClientAddress` stores it so).
+    public func allows(_ client: ClientAddress) -> Bool {
+        contains { $0.contains(family: Int(client.family), high: client.octets.0, low: client.octets.1) }
+    }
+}

@@ -1,0 +1,127 @@
+import CLodestarSys
+import DNSWire
+
+/// Query counters for `/metrics`: by transport and rcode, by query type, and ECS use. Each thread
+/// bumps its own shard (no cache line shared between listener threads); readers sum the shards.
+public final class QueryMetrics: @unchecked Sendable {
+    public static let shared = QueryMetrics()
+
+    static let shards = 64
+    /// Per shard: [transport × 16 rcodes] (32), query types (32), ECS (1); padded to 128 counters.
+    static let stride = 128
+    static let typeBase = 32
+    static let ecsSlot = 64
+    /// UDP answer cache: responses reused, responses computed by the engine after a lookup, and
+    /// responses computed without one (the cache sampling while its hit rate is low).
+    static let cacheHitSlot = 65
+    static let cacheMissSlot = 66
+    static let cacheSkipSlot = 67
+    /// UDP responses the kernel refused as larger than the interface MTU, answered again smaller.
+    static let udpTooBigSlot = 68
+    let counters: UnsafeMutablePointer<UInt64>
+
+    /// The query types counted by name; every other type is counted as "other".
+    static let types: [UInt16] = [RRType.a, RRType.ns, RRType.cname, RRType.soa, RRType.ptr, RRType.mx, RRType.txt,
+                                  RRType.aaaa, RRType.srv, RRType.ds, 48, 64, 65, 257, RRType.any,
+                                  RRType.axfr, RRType.ixfr]
+
+    init() {
+        counters = .allocate(capacity: Self.shards * Self.stride)
+        counters.initialize(repeating: 0, count: Self.shards * Self.stride)
+    }
+
+    @inline(__always)
+    static func typeIndex(_ t: UInt16) -> Int {
+        // In the order of `types`.
+        switch t {
+        case RRType.a: return 0
+        case RRType.ns: return 1
+        case RRType.cname: return 2
+        case RRType.soa: return 3
+        case RRType.ptr: return 4
+        case RRType.mx: return 5
+        case RRType.txt: return 6
+        case RRType.aaaa: return 7
+        case RRType.srv: return 8
+        case RRType.ds: return 9
+        case 48: return 10
+        case 64: return 11
+        case 65: return 12
+        case 257: return 13
+        case RRType.any: return 14
+        case RRType.axfr: return 15
+        case RRType.ixfr: return 16
+        default: return 17
+        }
+    }
+
+    @inline(__always)
+    func record(transport: Transport, rcode: UInt8, qtype: UInt16, ecs: Bool) {
+        count(at: counters + Int(lodestar_shard()) * Self.stride, transport: transport, rcode: rcode, qtype: qtype, ecs: ecs)
+    }
+
+    @inline(__always)
+    /// A UDP response larger than the interface MTU, answered again within 512 octets (the
+    /// receive loops count it here so that `/metrics` has one source of query counters).
+    public func recordUDPTooBig() {
+        lodestar_count_shard(counters + (Int(lodestar_shard()) * Self.stride + Self.udpTooBigSlot), 1)
+    }
+
+    func recordCache(_ slot: Int) {
+        lodestar_count_shard(counters + (Int(lodestar_shard()) * Self.stride + slot), 1)
+    }
+
+    /// A UDP response reused from the answer cache: counted as `record` counts it, and as a hit.
+    @inline(__always)
+    func recordCached(rcode: UInt8, qtype: UInt16, ecs: Bool) {
+        let base = counters + Int(lodestar_shard()) * Self.stride
+        count(at: base, transport: .udp, rcode: rcode, qtype: qtype, ecs: ecs)
+        lodestar_count_shard(base + Self.cacheHitSlot, 1)
+    }
+
+    /// One query in the shard at `base`.
+    @inline(__always)
+    private func count(at base: UnsafeMutablePointer<UInt64>, transport: Transport, rcode: UInt8, qtype: UInt16, ecs: Bool) {
+        lodestar_count_shard(base + ((transport == .udp ? 0 : 16) + Int(rcode & 0xF)), 1)
+        lodestar_count_shard(base + (Self.typeBase + Self.typeIndex(qtype)), 1)
+        if ecs { lodestar_count_shard(base + Self.ecsSlot, 1) }
+    }
+
+    func sum(_ slot: Int) -> UInt64 {
+        var t: UInt64 = 0
+        for s in 0..<Self.shards { t &+= lodestar_read(counters + (s * Self.stride + slot)) }
+        return t
+    }
+
+    /// Prometheus text lines.
+    public func exposition() -> String {
+        var out = "# HELP lodestar_queries_total DNS queries answered, by transport and response code.\n"
+        out += "# TYPE lodestar_queries_total counter\n"
+        for (ti, t) in ["udp", "tcp"].enumerated() {
+            for r in 0..<16 {
+                let v = sum(ti * 16 + r)
+                if v > 0 || r == 0 || r == 3 { out += "lodestar_queries_total{transport=\"\(t)\",rcode=\"\(Rcode.name(r))\"} \(v)\n" }
+            }
+        }
+        out += "# HELP lodestar_queries_by_type_total DNS queries answered, by query type.\n"
+        out += "# TYPE lodestar_queries_by_type_total counter\n"
+        for (i, t) in Self.types.enumerated() {
+            out += "lodestar_queries_by_type_total{qtype=\"\(RRType.name(t))\"} \(sum(Self.typeBase + i))\n"
+        }
+        out += "lodestar_queries_by_type_total{qtype=\"other\"} \(sum(Self.typeBase + 17))\n"
+        out += "# HELP lodestar_ecs_queries_total Queries carrying an EDNS Client Subnet option.\n"
+        out += "# TYPE lodestar_ecs_queries_total counter\n"
+        out += "lodestar_ecs_queries_total \(sum(Self.ecsSlot))\n"
+        out += "# HELP lodestar_answer_cache_total UDP responses reused from the answer cache (hit), computed after a "
+            + "lookup (miss), or computed without one while the hit rate is low (skip).\n"
+        out += "# TYPE lodestar_answer_cache_total counter\n"
+        out += "lodestar_answer_cache_total{result=\"hit\"} \(sum(Self.cacheHitSlot))\n"
+        out += "lodestar_answer_cache_total{result=\"miss\"} \(sum(Self.cacheMissSlot))\n"
+        out += "lodestar_answer_cache_total{result=\"skip\"} \(sum(Self.cacheSkipSlot))\n"
+        out += "# HELP lodestar_udp_too_big_total UDP responses larger than the interface MTU (IPv4 is sent with DF), "
+            + "answered again within 512 octets.\n"
+        out += "# TYPE lodestar_udp_too_big_total counter\n"
+        out += "lodestar_udp_too_big_total \(sum(Self.udpTooBigSlot))\n"
+        return out
+    }
+}

@@ -1,0 +1,43 @@
+import Steering
+import Zones
+
+/// Everything a query reads, immutable: swapped whole on reload, and on every health or admin
+/// change, so a query never sees half of one.
+public final class Snapshot: Sendable {
+    public let engine: QueryEngine
+    /// What the listeners read per snapshot, so a reload changes them with the rest.
+    public let listener: ListenerOptions
+    public let zones: ZoneSet
+    public let steering: SteeringRuntime?
+    public let generation: Int
+
+    public init(options: EngineOptions, listener: ListenerOptions = ListenerOptions(), zones: ZoneSet,
+                steering: SteeringRuntime? = nil, generation: Int) {
+        self.listener = listener
+        self.zones = zones
+        self.steering = steering
+        self.engine = QueryEngine(zones: zones, options: options, steering: steering)
+        self.generation = generation
+    }
+
+    /// The engine's options, as configured.
+    public var options: EngineOptions { engine.options }
+
+    /// The same snapshot with other health: for probe results and admin changes.
+    public func with(health: HealthView) -> Snapshot {
+        Snapshot(options: options, listener: listener, zones: zones, steering: steering?.with(health: health),
+                 generation: generation)
+    }
+}
+
+/// What the UDP and TCP listeners take from the configuration, per snapshot.
+public struct ListenerOptions: Sendable, Equatable {
+    /// Responses each UDP receive loop keeps for reuse (`AnswerCache`); 0 turns the cache off.
+    public var answerCache: Int = 4096
+    /// Seconds a TCP connection may stay silent (RFC 7766 §6.2.3).
+    public var tcpIdleTimeout: Double = 10
+    /// Beyond this many TCP connections, new ones are closed at once.
+    public var tcpMaxConnections: Int = 1024
+
+    public init() {}
+}

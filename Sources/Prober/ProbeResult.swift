@@ -1,0 +1,29 @@
+import DNSWire
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+import NIOTLS
+import Steering
+
+/// The result of one probe: pass or fail with a precise reason, and what else was learnt.
+package struct ProbeResult: Sendable, Equatable {
+    package var outcome: CheckOutcome
+    /// A short class of the failure for metrics (`timeout`, `refused`, `http-status`, …); `ok` on success.
+    package var kind: String
+    /// HTTPS: days until the server's certificate expires (negative once expired).
+    package var certDaysLeft: Double? = nil
+
+    static func ok(_ rtt: Double, certDaysLeft: Double? = nil) -> ProbeResult {
+        ProbeResult(outcome: .success(rtt: rtt), kind: "ok", certDaysLeft: certDaysLeft)
+    }
+
+    static func fail(_ kind: String, _ reason: String, certDaysLeft: Double? = nil) -> ProbeResult {
+        ProbeResult(outcome: .failure(reason: reason), kind: kind, certDaysLeft: certDaysLeft)
+    }
+}
+
+/// `2 s`, `0.5 s`: seconds without trailing zeros, for messages.
+package func seconds(_ s: Double) -> String {
+    s == s.rounded() ? "\(Int(s)) s" : "\(s) s"
+}

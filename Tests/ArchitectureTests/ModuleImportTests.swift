@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+
+/// The module graph of DESIGN.md, checked against every `import` in `Sources/`: a module may
+/// import only what its job needs (SwiftPM lets a module import any module built before it, so the
+/// package manifest alone does not hold the line).
+@Suite struct ModuleImportTests {
+    /// The system modules every target may use.
+    static let system: Set<String> = ["Glibc", "Dispatch", "Synchronization"]
+
+    /// Per module, what it may import besides `system`. Foundation is listed where allowed: the
+    /// engine, on the query path, has none.
+    static let allowed: [String: Set<String>] = [
+        "DNSWire": [],
+        "Zones": ["DNSWire", "CLDNS", "Foundation"],
+        "Geo": ["CMaxMindDB", "Foundation"],
+        "Steering": ["Geo", "CLodestarSys", "Foundation"],
+        "Engine": ["DNSWire", "Zones", "Steering", "CLodestarSys"],
+        "Prober": ["DNSWire", "Steering", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix", "NIOSSL", "NIOTLS"],
+        "Anycast": ["Prober", "Steering", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix"],
+        "Config": ["DNSWire", "Steering", "Prober", "Anycast", "Foundation", "Yams"],
+        "Listeners": ["Engine", "DNSWire", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix"],
+        "Admin": ["Engine", "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast", "CLodestarSys", "Foundation", "Logging",
+                  "NIOCore", "NIOPosix", "NIOHTTP1"],
+        "Server": ["Engine", "Config", "Listeners", "Admin", "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast",
+                   "CLodestarSys", "Foundation", "Logging"],
+        "lodestar": ["Server", "Config", "Admin", "DNSWire", "Zones", "Steering", "ArgumentParser", "Foundation", "Logging"],
+    ]
+
+    static var sources: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Sources")
+    }
+
+    /// (module, file, imported module) for every import line of every Swift source.
+    static func imports() throws -> [(String, String, String)] {
+        var out: [(String, String, String)] = []
+        let fm = FileManager.default
+        for module in try fm.contentsOfDirectory(atPath: sources.path).sorted() {
+            guard let files = fm.enumerator(atPath: sources.appendingPathComponent(module).path) else { continue }
+            for case let file as String in files where file.hasSuffix(".swift") {
+                let text = try String(contentsOf: sources.appendingPathComponent(module).appendingPathComponent(file), encoding: .utf8)
+                for line in text.split(separator: "\n") {
+                    let words = line.split(separator: " ")
+                    // `import X`, `@preconcurrency import X`, `package import X`, `import struct X.Y`.
+                    guard let i = words.firstIndex(of: "import"), i + 1 < words.count else { continue }
+                    guard words[..<i].allSatisfy({ $0.hasPrefix("@") || ["public", "package", "internal"].contains($0) }) else { continue }
+                    var target = words[i + 1]
+                    if ["struct", "class", "enum", "func", "protocol", "typealias", "var", "let"].contains(target), i + 2 < words.count {
+                        target = words[i + 2]
+                    }
+                    out.append((module, file, String(target.split(separator: ".").first ?? target)))
+                }
+            }
+        }
+        return out
+    }
+
+    @Test("every Swift module imports only what DESIGN.md's module graph allows")
+    func graph() throws {
+        let found = try Self.imports()
+        #expect(found.count > 100, "the sources were found")
+        let modules = Set(found.map(\.0))
+        for m in modules {
+            #expect(Self.allowed[m] != nil, "module \(m) is not in the graph: add it to DESIGN.md and to this test")
+        }
+        for (module, file, imported) in found {
+            guard let allowed = Self.allowed[module] else { continue }
+            #expect(allowed.contains(imported) || Self.system.contains(imported), "\(module)/\(file) imports \(imported)")
+        }
+    }
+
+    @Test("each C library has exactly one Swift importer; only Config reads YAML; the engine uses no NIO")
+    func owners() throws {
+        let found = try Self.imports()
+        func importers(_ m: String) -> Set<String> { Set(found.filter { $0.2 == m }.map(\.0)) }
+        #expect(importers("CLDNS") == ["Zones"])
+        #expect(importers("CMaxMindDB") == ["Geo"])
+        #expect(importers("Yams") == ["Config"])
+        #expect(importers("NIOHTTP1") == ["Admin"])
+        #expect(!importers("NIOCore").contains("Engine") && !importers("Foundation").contains("Engine"))
+        #expect(!importers("Server").contains("Steering") && !importers("Server").contains("Prober"))
+    }
+}
