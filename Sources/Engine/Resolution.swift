@@ -23,7 +23,10 @@ struct Resolution {
     /// An answer or authority RRset, or required glue (RFC 9471 §3), did not fit: set TC.
     var truncated = false
     var chain = 0
-    private var visited = InlineArray<10, Int32>(repeating: -1)
+    /// The owners written on the CNAME chain so far, as case-insensitive 64-bit hashes: the names
+    /// themselves may live in scratch space reused two steps later. A target already among them
+    /// is a loop (RFC 2181 §10.1.1 / knot: stop at the first repeat, no RR written twice).
+    private var owners = InlineArray<8, UInt64>(repeating: 0)
     private var extraDone = InlineArray<16, Int32>(repeating: -1)
     private var extraCount = 0
     /// DNAME RRsets already in the answer: a DNAME that maps into itself is written once (as knot).
@@ -101,7 +104,7 @@ struct Resolution {
             guard writeRRset(cname, owner: owner, section: 1, writer: &w) else { truncated = true; return }
             var target = UnsafeRawBufferPointer(start: nil, count: 0)
             _ = zone.forEachRecord(cname) { target = $0; return false }
-            follow(target, from: node, writer: &w)
+            follow(target, owner: owner, writer: &w)
             return
         }
         if qtype == RRType.any {
@@ -129,17 +132,25 @@ struct Resolution {
     }
 
     /// Follows a CNAME or synthesized CNAME target inside this zone; targets elsewhere are the resolver's.
-    mutating func follow(_ target: UnsafeRawBufferPointer, from node: Int, writer w: inout MessageWriter) {
+    /// `owner` is the name whose CNAME was just written.
+    mutating func follow(_ target: UnsafeRawBufferPointer, owner: UnsafeRawBufferPointer, writer w: inout MessageWriter) {
         guard chain < QueryEngine.maxChain - 1, zone.origin.withUnsafeBytes({ Name.isSubdomain(target, of: $0) })
         else { return }
-        // A name already on the chain means a loop: stop with what is written.
-        let targetNode = zone.find(target)
-        if targetNode >= 0 {
-            for i in 0..<min(chain + 1, 10) where visited[i] == Int32(targetNode) { return }
-        }
-        if chain < 10 { visited[chain] = Int32(node) }
+        // A target already an owner on the chain (itself included) means a loop: stop with what is
+        // written, so that no CNAME appears twice (`self CNAME self`, `*.w CNAME x.w`).
+        let seen = min(chain, owners.count - 1)
+        owners[seen] = Self.nameHash(owner)
+        let t = Self.nameHash(target)
+        for i in 0...seen where owners[i] == t { return }
         chain += 1
         resolve(target, writer: &w)
+    }
+
+    /// FNV-1a over the name's octets with ASCII upper case folded: equal for names equal in any case.
+    static func nameHash(_ name: UnsafeRawBufferPointer) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in name { h = (h ^ UInt64(Name.lower(b))) &* 0x100_0000_01b3 }
+        return h
     }
 
     /// RFC 6672 §3.3: answer with the DNAME and a CNAME synthesized from it, then follow that.
@@ -164,7 +175,7 @@ struct Resolution {
         else { truncated = true; return }
         w.incrementCount(section: 1)
         // The synthesized CNAME is itself the answer to a CNAME query.
-        if qtype != RRType.cname { follow(name, from: node, writer: &w) }
+        if qtype != RRType.cname { follow(name, owner: sname, writer: &w) }
     }
 
     /// A referral to the zone cut at `node` (RFC 1034 §4.3.2 step 3b), with glue (RFC 9471).

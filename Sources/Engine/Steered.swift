@@ -185,7 +185,7 @@ extension Resolution {
         let ok = target.withUnsafeBytes { w.writeRR(owner: owner, type: RRType.cname, rrClass: RRClass.in, ttl: ttl, rdata: $0) }
         guard ok else { truncated = true; return true }
         w.incrementCount(section: 1)
-        target.withUnsafeBytes { follow($0, from: node, writer: &w) }
+        target.withUnsafeBytes { follow($0, owner: owner, writer: &w) }
         return true
     }
 }

@@ -12,6 +12,8 @@ With --queries, only the "name type" lines of FILE are sent (UDP with and withou
 and with DO), instead of the built-in cases for Tests/Fixtures/zones.
 """
 import itertools
+import socket
+import struct
 import sys
 
 import dns.edns
@@ -68,11 +70,38 @@ def summary(msg):
     }
 
 
-def ask(port, q, tcp):
+DUPLICATES = []
+
+
+def ask(port, q, tcp, check=False):
+    """The response, or None on timeout. With `check` (lodestar's UDP answers), a section whose
+    header count exceeds its distinct records (dnspython merges repeats) is noted in DUPLICATES:
+    no RR may be written twice in a section (RFC 2181 §5), CNAME and DNAME loops included."""
     try:
         if tcp:
             return dns.query.tcp(q, "127.0.0.1", port=port, timeout=2)
-        return dns.query.udp(q, "127.0.0.1", port=port, timeout=2, ignore_trailing=True)
+        if not check:
+            return dns.query.udp(q, "127.0.0.1", port=port, timeout=2, ignore_trailing=True)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(2)
+        try:
+            s.sendto(q.to_wire(), ("127.0.0.1", port))
+            while True:
+                wire = s.recv(65535)
+                if wire[:2] == q.to_wire()[:2]:
+                    break
+        except socket.timeout:
+            return None
+        finally:
+            s.close()
+        msg = dns.message.from_wire(wire, ignore_trailing=True)
+        counts = struct.unpack("!HHHH", wire[4:12])
+        for k, section in ((1, msg.answer), (2, msg.authority)):
+            distinct = sum(len(r) for r in section)
+            if counts[k] != distinct:
+                DUPLICATES.append(f"{q.question[0].name} {dns.rdatatype.to_text(q.question[0].rdtype)}: section {k} "
+                                  f"has {counts[k]} records, {distinct} distinct")
+        return msg
     except dns.exception.Timeout:
         return None
 
@@ -111,7 +140,7 @@ def compare(cases, ours, theirs, verbose, raw):
         else:
             q = dns.message.make_query(name, rdtype, rdclass, use_edns=edns, want_dnssec=do)
         q.flags &= ~dns.flags.RD
-        a, b = summary(ask(ours, q, tcp)), summary(ask(theirs, q, tcp))
+        a, b = summary(ask(ours, q, tcp, check=True)), summary(ask(theirs, q, tcp))
         if not tcp:
             # Asked again, the answer comes from lodestar's answer cache: it must not differ.
             q.id = (q.id + 1) & 0xFFFF
@@ -146,6 +175,9 @@ def compare(cases, ours, theirs, verbose, raw):
             print(f"DIFF raw {label}\n  lodestar: {a}\n  knot:     {b}")
         elif verbose:
             print(f"same raw {label}: {a}")
+    for d in DUPLICATES:
+        differences += 1
+        print(f"DIFF an RR written twice by lodestar: {d}")
     print(f"{len(cases) + len(raw)} queries, {differences} differences")
     return 1 if differences else 0
 

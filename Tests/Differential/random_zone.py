@@ -42,6 +42,28 @@ def main():
         # A wildcard at the apex answers for every missing name one label down.
         lines.append(f"*.rnd.test. IN TXT \"apex wildcard\"")
         taken.add("*")
+    # Loops (RFC 2181 §10.1.1): the answer stops at the first repeat and no RR is written twice.
+    for _ in range(rnd.randint(1, 3)):
+        loop = rnd.random()
+        n = fresh()
+        if n is None:
+            continue
+        if loop < 0.25:
+            lines.append(f"{n} IN CNAME {n}")  # pointing at itself
+            cnames.add(n)
+        elif loop < 0.5:
+            m = fresh()
+            if m is None or m == n:
+                continue
+            lines.append(f"{n} IN CNAME {m}")  # two names pointing at each other
+            lines.append(f"{m} IN CNAME {n}")
+            cnames.update((n, m))
+        elif loop < 0.75:
+            lines.append(f"*.{n} IN CNAME {rnd.choice(['x', 'star', 'q'])}.{n}")  # a loop through a wildcard
+            taken.update(("*." + n, n))
+        else:
+            lines.append(f"{n} IN DNAME {rnd.choice([n, 'x.' + n, 'rnd.test.'])}" + ("" if "." in n else ""))
+            dnames.add(n)
     for _ in range(rnd.randint(25, 45)):
         kind = rnd.random()
         n = fresh()
