@@ -19,6 +19,9 @@ public enum ZoneFileReader {
     struct State {
         var origin: String
         var defaultTTL: UInt32
+        /// The last owner written out, which a record with a blank owner takes (after an
+        /// `$INCLUDE` too: the included file's owners do not carry over, as in knot).
+        var owner: String? = nil
     }
 
     /// Reads `path` as zone `origin`, appending records to `list` and problems to `errors`.
@@ -34,7 +37,10 @@ public enum ZoneFileReader {
             errors.append(ZoneError(file: path, line: 0, message: "cannot read file"))
             return
         }
-        let text = [UInt8](data)
+        var text = [UInt8](data)
+        for p in ZoneText.normalise(&text, origin: state.origin) {
+            errors.append(ZoneError(file: path, line: p.line, message: p.message))
+        }
         var segmentStart = 0
         var segmentLine = 1
         var line = 1
@@ -128,10 +134,10 @@ public enum ZoneFileReader {
             }
             defer { fclose(fp) }
             var origin = ldns_dname_new_frm_str(state.origin)
-            var prev = origin.map { ldns_rdf_clone($0) } ?? nil
+            var prev = state.owner.flatMap { ldns_dname_new_frm_str($0) } ?? origin.map { ldns_rdf_clone($0) } ?? nil
             defer {
                 if let o = origin { state.origin = rdfText(o) ?? state.origin; ldns_rdf_deep_free(o) }
-                if let p = prev { ldns_rdf_deep_free(p) }
+                if let p = prev { state.owner = rdfText(p); ldns_rdf_deep_free(p) }
             }
             guard let buffer = ldns_buffer_new(65536) else { return }
             defer { ldns_buffer_free(buffer) }

@@ -43,4 +43,15 @@ struct KnotDifferentialTests {
         let r = try Self.compare(lodestar: server.port, knot: knot.port, extra: ["--queries", dir + "/queries.txt"])
         #expect(r.status == 0 && r.summary == "1500 queries, 0 differences", "seed \(seed): \(r.summary)\n\(r.output)")
     }
+
+    @Test("Zone files: every corpus case and 40 seeded re-formattings load to the same records as in knot, or both refuse them",
+          .timeLimit(.minutes(3)), arguments: [1, 2])
+    func zoneLoading(seed: Int) throws {
+        let dir = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try Command.run("/usr/bin/env", ["python3", Paths.packageRoot + "/Tests/Differential/zone_load_diff.py",
+                                                 Paths.binary, dir, "--seed", "\(seed)", "--variants", "40"], timeout: 150)
+        let summary = r.output.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(r.status == 0 && summary == "77 zones, 0 differences", "seed \(seed): \(r.output)\n\(r.error)")
+    }
 }

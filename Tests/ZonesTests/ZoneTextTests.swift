@@ -1,0 +1,53 @@
+@testable import Zones
+import Testing
+
+/// What the zone text pass hands libldns, and the problems it finds itself.
+@Suite struct ZoneTextTests {
+    static func run(_ text: String, origin: String = "example.com.") -> (String, [ZoneText.Problem]) {
+        var bytes = Array(text.utf8)
+        let problems = ZoneText.normalise(&bytes, origin: origin)
+        return (String(decoding: bytes, as: UTF8.self), problems)
+    }
+
+    @Test("class before TTL is swapped in place; everything else is left as written", arguments: [
+        ("www IN 300 A 192.0.2.1\n", "www 300 IN A 192.0.2.1\n"),
+        ("www\tin\t1h30m\tA 192.0.2.1\n", "www\t1h30m\tin\tA 192.0.2.1\n"),
+        ("   CH 60 TXT \"x\"\n", "   60 CH TXT \"x\"\n"),
+        ("www CLASS1 5 A 192.0.2.1\n", "www 5 CLASS1 A 192.0.2.1\n"),
+        ("www 300 IN A 192.0.2.1\n", "www 300 IN A 192.0.2.1\n"),
+        ("IN IN 300 A 192.0.2.1\n", "IN 300 IN A 192.0.2.1\n"),
+        ("t TXT \"IN 300\"\nx ( IN\n 300 A 1.2.3.4 )\n", "t TXT \"IN 300\"\nx ( IN\n 300 A 1.2.3.4 )\n"),
+        ("a IN MX 10 b\n", "a IN MX 10 b\n"),
+    ])
+    func swap(input: String, expected: String) {
+        let (out, problems) = Self.run(input)
+        #expect(out == expected)
+        #expect(problems.isEmpty)
+    }
+
+    @Test("a relative $ORIGIN is made absolute against the origin in force")
+    func relativeOrigin() {
+        let (out, _) = Self.run("$ORIGIN sub\na A 1.2.3.4\n$ORIGIN deeper\n$ORIGIN abs.test.\n$ORIGIN x\\.\n")
+        #expect(out == "$ORIGIN sub.example.com.\na A 1.2.3.4\n$ORIGIN deeper.sub.example.com.\n$ORIGIN abs.test.\n$ORIGIN x\\..abs.test.\n")
+    }
+
+    @Test("bad TTLs, unclosed quotes and parentheses are problems at their line", arguments: [
+        ("a 1x A 1.2.3.4\n", 1, "is not a TTL"),
+        ("ok A 1.2.3.4\na IN 5q A 1.2.3.4\n", 2, "is not a TTL"),
+        ("$TTL forever\n", 1, "$TTL needs a TTL"),
+        ("a A 1.2.3.4\nt TXT \"open\nb A 1.2.3.5\n", 2, "quoted string not closed"),
+        ("a A 1.2.3.4\nt TXT ( \"x\"\nb A 1.2.3.5\n", 2, "parenthesis not closed"),
+    ])
+    func problems(input: String, line: Int, message: String) {
+        let (_, problems) = Self.run(input)
+        #expect(problems.count == 1)
+        #expect(problems.first?.line == line)
+        #expect(problems.first?.message.contains(message) == true, "\(problems)")
+    }
+
+    @Test("TTL forms", arguments: [("0", true), ("300", true), ("1h30m", true), ("1W", true), ("2d1s", true),
+                                   ("1x", false), ("h1", false), ("1hh", false), ("", false)])
+    func ttl(text: String, ok: Bool) {
+        #expect(ZoneText.isTTL(ArraySlice(Array(text.utf8))) == ok)
+    }
+}
