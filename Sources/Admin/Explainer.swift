@@ -60,7 +60,8 @@ package enum Explainer {
             guard let t = RRType.code(type.uppercased()) else { throw Failure(description: "unknown type \(type)") }
             qtype = t
         }
-        let parts = client.split(separator: "/", maxSplits: 1).map(String.init)
+        // Empty parts kept: "/" or "/24" is an empty address, refused below (not an index past the end).
+        let parts = client.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         guard let address = IPAddress.parse(parts[0]) else { throw Failure(description: "\"\(parts[0])\" is not an IP address") }
         let maxBits = address.count * 8
         var sourcePrefix: Int? = nil

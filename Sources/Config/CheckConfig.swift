@@ -129,7 +129,7 @@ extension Section {
             if let (v, _) = try c.string("sni") { s.sni = v }
             if let list = try c.strings("expect-status") {
                 s.expectStatus = try list.map { (text, sl) in
-                    let parts = text.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+                    let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
                     guard (1...2).contains(parts.count), let lo = parts[0], let hi = parts.last!, (100...999).contains(lo),
                           (lo...999).contains(hi) else {
                         throw ConfigError(file: file, line: sl, message: "expect-status entries are codes (200) or ranges (200-299)")

@@ -75,8 +75,8 @@ public enum Name {
                 guard i + 1 < bytes.count else { return nil }
                 let d = bytes[i + 1]
                 if d >= 48 && d <= 57 {
-                    guard i + 3 < bytes.count || i + 3 == bytes.count else { return nil }
-                    guard i + 3 <= bytes.count else { return nil }
+                    // \DDD: exactly three digits after the backslash (RFC 1035 §5.1).
+                    guard i + 4 <= bytes.count else { return nil }
                     let digits = bytes[(i + 1)..<(i + 4)]
                     guard digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
                     let v = digits.reduce(0) { $0 * 10 + Int($1 - 48) }

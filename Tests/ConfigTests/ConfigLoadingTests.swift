@@ -41,6 +41,8 @@ import Testing
         ("transfer:\n  allow: [192.0.2.0/33]\n", 2, "is not an address or CIDR prefix"),
         ("server: [1, 2]\n", 1, "must be a mapping"),
         ("server:\n  listen: [\"127.0.0.1:53\"\n", 3, "invalid YAML"),
+        // A decimal escape cut short trapped the name parser (and a SIGHUP reload with it).
+        ("names:\n  \"x\\\\9.\":\n    pools: [a]\n", 2, "is not a domain name"),
     ])
     func refused(yaml: String, line: Int, message: String) throws {
         do {

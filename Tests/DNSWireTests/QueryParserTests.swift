@@ -85,3 +85,19 @@ import Testing
         #expect((0..<8).map(ecs.octet) == [0x20, 1, 0xd, 0xb8, 1, 2, 3, 4])
     }
 }
+
+/// Presentation names from config files and the admin API: malformed escapes are nil, never a trap.
+@Suite struct NameTextTests {
+    @Test("malformed names are nil", arguments: ["\\1.", "\\12", "\\", "a\\", "\\999.", "\\25a.", "a..b", "..", ".a",
+                                                String(repeating: "a", count: 64) + ".",
+                                                String(repeating: "abcdefg.", count: 32)])
+    func malformed(text: String) {
+        #expect(Name.fromText(text) == nil)
+    }
+
+    @Test("escapes decode", arguments: [("\\065b.", [2, 65, 98, 0]), ("a\\.b.", [3, 97, 46, 98, 0]), ("\\255", [1, 255, 0]),
+                                        (".", [0])])
+    func escapes(text: String, wire: [UInt8]) {
+        #expect(Name.fromText(text) == wire)
+    }
+}
