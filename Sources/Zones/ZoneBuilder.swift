@@ -40,8 +40,10 @@ public enum ZoneBuilder {
             }
             let owner = list.owner(e)
             guard Name.isSubdomain(owner, of: origin[...]) else {
+                // Ignored with a warning, as knot and BIND do: the rest of the zone is served.
                 problems.append(ZoneError(file: file, line: line,
-                                          message: "owner \(Name.toText(Array(owner))) is outside the zone \(Name.toText(origin))"))
+                                          message: "owner \(Name.toText(Array(owner))) is outside the zone \(Name.toText(origin)); record ignored",
+                                          isWarning: true))
                 continue
             }
             let node = table.insert(owner, origin: origin)

@@ -9,7 +9,7 @@ struct CheckTests {
         "include.test.zone:5: $INCLUDE file",
         "nons.test.zone:1: no NS records at the apex nons.test.",
         "nosoa.test.zone:1: no SOA record at the apex nosoa.test.",
-        "outside.test.zone:5: owner www.other.test. is outside the zone outside.test.",
+        "outside.test.zone:5: warning: owner www.other.test. is outside the zone outside.test.; record ignored",
         "syntax.test.zone:6: syntax error",
         "twosoa.test.zone:5: SOA is only allowed at the zone apex",
     ]
