@@ -38,43 +38,22 @@ public enum ZoneFileReader {
             return
         }
         var text = [UInt8](data)
-        for p in ZoneText.normalise(&text, origin: state.origin) {
+        let scan = ZoneText.normalise(&text, origin: state.origin)
+        for p in scan.problems {
             errors.append(ZoneError(file: path, line: p.line, message: p.message))
         }
+        // Parse what comes before each $INCLUDE, then the included file, then go on after its line.
         var segmentStart = 0
         var segmentLine = 1
-        var line = 1
-        var depthParens = 0
-        var inQuote = false
-        var i = 0
-        var atLineStart = true
-        while i < text.count {
-            let c = text[i]
-            if atLineStart && depthParens == 0 && !inQuote && c == UInt8(ascii: "$") && hasPrefixCI(text, i, "$INCLUDE") {
-                // Parse what came before, then the include, then go on after its line.
-                parseSegment(text, segmentStart..<i, firstLine: segmentLine, path: path, state: &state,
-                             into: &list, errors: &errors)
-                var end = i
-                while end < text.count && text[end] != UInt8(ascii: "\n") { end += 1 }
-                let directive = String(decoding: text[i..<end], as: UTF8.self)
-                include(directive, from: path, line: line, state: state, depth: depth, into: &list, errors: &errors)
-                i = end
-                segmentStart = min(end + 1, text.count)
-                segmentLine = line + 1
-                continue
-            }
-            atLineStart = false
-            switch c {
-            case UInt8(ascii: "\n"): line += 1; atLineStart = true
-            case UInt8(ascii: "\""): inQuote.toggle()
-            case UInt8(ascii: "\\"): i += 1
-            case UInt8(ascii: ";") where !inQuote:
-                while i + 1 < text.count && text[i + 1] != UInt8(ascii: "\n") { i += 1 }
-            case UInt8(ascii: "(") where !inQuote: depthParens += 1
-            case UInt8(ascii: ")") where !inQuote: depthParens = max(0, depthParens - 1)
-            default: break
-            }
-            i += 1
+        for (offset, line) in scan.includes {
+            parseSegment(text, segmentStart..<offset, firstLine: segmentLine, path: path, state: &state,
+                         into: &list, errors: &errors)
+            var end = offset
+            while end < text.count && text[end] != UInt8(ascii: "\n") { end += 1 }
+            let directive = String(decoding: text[offset..<end], as: UTF8.self)
+            include(directive, from: path, line: line, state: state, depth: depth, into: &list, errors: &errors)
+            segmentStart = min(end + 1, text.count)
+            segmentLine = line + 1
         }
         let rest = segmentStart..<text.count
         if segmentStart == 0 && depth == 0 && text.count >= parallelThreshold {
@@ -82,14 +61,6 @@ public enum ZoneFileReader {
         } else {
             parseSegment(text, rest, firstLine: segmentLine, path: path, state: &state, into: &list, errors: &errors)
         }
-    }
-
-    static func hasPrefixCI(_ text: [UInt8], _ at: Int, _ prefix: String) -> Bool {
-        let p = Array(prefix.utf8)
-        guard at + p.count < text.count else { return false }
-        for k in 0..<p.count where Name.lower(text[at + k]) != Name.lower(p[k]) { return false }
-        let next = text[at + p.count]
-        return next == UInt8(ascii: " ") || next == UInt8(ascii: "\t")
     }
 
     static func include(_ directive: String, from path: String, line: Int, state: State, depth: Int,

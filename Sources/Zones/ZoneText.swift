@@ -19,9 +19,16 @@ enum ZoneText {
         var message: String
     }
 
-    /// Rewrites `text` (whose origin at the start is `origin`, absolute) and returns its problems.
-    static func normalise(_ text: inout [UInt8], origin: String) -> [Problem] {
+    /// What one pass over a file found: its problems, and where its `$INCLUDE` lines start (octet
+    /// offset in the rewritten text, line number), which the reader handles itself.
+    struct Scan {
         var problems: [Problem] = []
+        var includes: [(offset: Int, line: Int)] = []
+    }
+
+    /// Rewrites `text` (whose origin at the start is `origin`, absolute) and returns what it found.
+    static func normalise(_ text: inout [UInt8], origin: String) -> Scan {
+        var scan = Scan()
         var current = origin.hasSuffix(".") ? origin : origin + "."
         var i = 0
         var line = 1
@@ -34,16 +41,18 @@ enum ZoneText {
             if atLineStart && parens == 0 && !inQuote {
                 atLineStart = false
                 if text[i] == UInt8(ascii: "$") {
-                    directive(&text, at: i, line: line, origin: &current, problems: &problems)
+                    if directive(&text, at: i, line: line, origin: &current, problems: &scan.problems) {
+                        scan.includes.append((i, line))
+                    }
                 } else if let p = swapClassAndTTL(&text, from: i) {
-                    problems.append(Problem(line: line, message: p))
+                    scan.problems.append(Problem(line: line, message: p))
                 }
             }
             let c = text[i]
             switch c {
             case UInt8(ascii: "\n"):
                 if inQuote {
-                    problems.append(Problem(line: quoteLine, message: "quoted string not closed on its line"))
+                    scan.problems.append(Problem(line: quoteLine, message: "quoted string not closed on its line"))
                     inQuote = false
                 }
                 line += 1
@@ -62,15 +71,17 @@ enum ZoneText {
             }
             i += 1
         }
-        if inQuote { problems.append(Problem(line: quoteLine, message: "quoted string not closed")) }
-        if parens > 0 { problems.append(Problem(line: parenLine, message: "parenthesis not closed")) }
-        return problems
+        if inQuote { scan.problems.append(Problem(line: quoteLine, message: "quoted string not closed")) }
+        if parens > 0 { scan.problems.append(Problem(line: parenLine, message: "parenthesis not closed")) }
+        return scan
     }
 
-    /// `$ORIGIN` (made absolute, and followed) and `$TTL` (checked); `$INCLUDE` is the reader's.
-    static func directive(_ text: inout [UInt8], at start: Int, line: Int, origin: inout String, problems: inout [Problem]) {
+    /// `$ORIGIN` (made absolute, and followed) and `$TTL` (checked); true for `$INCLUDE`, which is
+    /// the reader's.
+    static func directive(_ text: inout [UInt8], at start: Int, line: Int, origin: inout String, problems: inout [Problem]) -> Bool {
         let word = token(text, start)
         let name = String(decoding: text[word], as: UTF8.self).uppercased()
+        if name == "$INCLUDE" { return true }
         let valueStart = skipSpace(text, word.upperBound)
         let value = token(text, valueStart)
         if name == "$TTL" {
@@ -85,6 +96,7 @@ enum ZoneText {
             }
             origin = v
         }
+        return false
     }
 
     /// Whether a name in text ends with an unescaped dot.

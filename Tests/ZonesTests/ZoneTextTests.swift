@@ -5,7 +5,7 @@ import Testing
 @Suite struct ZoneTextTests {
     static func run(_ text: String, origin: String = "example.com.") -> (String, [ZoneText.Problem]) {
         var bytes = Array(text.utf8)
-        let problems = ZoneText.normalise(&bytes, origin: origin)
+        let problems = ZoneText.normalise(&bytes, origin: origin).problems
         return (String(decoding: bytes, as: UTF8.self), problems)
     }
 
@@ -49,5 +49,14 @@ import Testing
                                    ("1x", false), ("h1", false), ("1hh", false), ("", false)])
     func ttl(text: String, ok: Bool) {
         #expect(ZoneText.isTTL(ArraySlice(Array(text.utf8))) == ok)
+    }
+
+    @Test("$INCLUDE lines are reported with their offset and line, after the rewrites before them")
+    func includes() {
+        var bytes = Array("$ORIGIN sub\na IN 5 A 1.2.3.4\n$include x.inc\nt TXT ( \"$INCLUDE no\"\n$INCLUDE no )\n$INCLUDE y.inc o\n".utf8)
+        let scan = ZoneText.normalise(&bytes, origin: "example.com.")
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(scan.includes.map(\.line) == [3, 6])
+        #expect(scan.includes.map { String(text.utf8.dropFirst($0.offset).prefix(13))! } == ["$include x.in", "$INCLUDE y.in"])
     }
 }
