@@ -8,16 +8,21 @@ import Foundation
 /// libldns, so they mean exactly what they would sequentially), and the chunks' records are
 /// concatenated in file order.
 enum ParallelSplit {
-    struct Chunk {
-        var range: Range<Int>
-        var firstLine: Int
+    /// How many octets apart `ZoneText` should record cut points in a file of `count` octets:
+    /// four chunks per core, so that uneven chunks still keep every core busy.
+    static func cutEvery(_ count: Int) -> Int {
+        max(1, count / (max(1, ProcessInfo.processInfo.activeProcessorCount) * 4))
     }
 
-    static func parse(_ text: [UInt8], path: String, state: inout ZoneFileReader.State,
+    /// Parses `text` in chunks cut at `scan.cuts`; `scan.directives` are replayed to give each
+    /// chunk the `$ORIGIN`/`$TTL` state in force where it starts.
+    static func parse(_ text: [UInt8], scan: ZoneText.Scan, path: String, state: inout ZoneFileReader.State,
                       into list: inout RecordList, errors: inout [ZoneError]) {
-        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
-        let wanted = cores * 4
-        let (chunks, directives) = split(text, parts: wanted)
+        let starts = [(offset: 0, line: 1)] + scan.cuts
+        let chunks = starts.indices.map { k in
+            (range: starts[k].offset..<(k + 1 < starts.count ? starts[k + 1].offset : text.count), firstLine: starts[k].line)
+        }
+        let directives = scan.directives
         // The state at each chunk start: replay the directives that precede it.
         var states: [ZoneFileReader.State] = []
         var replay = state
@@ -51,50 +56,6 @@ enum ParallelSplit {
             errors += errs[k]
         }
         if let last = finals.last { state = last }
-    }
-
-    /// Finds chunk boundaries and the ranges of `$ORIGIN`/`$TTL` lines.
-    static func split(_ text: [UInt8], parts: Int) -> ([Chunk], [Range<Int>]) {
-        var chunks: [Chunk] = []
-        var directives: [Range<Int>] = []
-        let step = max(1, text.count / parts)
-        var nextCut = step
-        var chunkStart = 0, chunkLine = 1
-        var line = 1
-        var parens = 0
-        var inQuote = false
-        var i = 0
-        var atLineStart = true
-        while i < text.count {
-            let c = text[i]
-            if atLineStart && parens == 0 && !inQuote {
-                if c == UInt8(ascii: "$") {
-                    var end = i
-                    while end < text.count && text[end] != UInt8(ascii: "\n") { end += 1 }
-                    directives.append(i..<min(end + 1, text.count))
-                } else if i >= nextCut && c != UInt8(ascii: " ") && c != UInt8(ascii: "\t")
-                            && c != UInt8(ascii: ";") && c != UInt8(ascii: "\n") && c != UInt8(ascii: "\r") {
-                    chunks.append(Chunk(range: chunkStart..<i, firstLine: chunkLine))
-                    chunkStart = i
-                    chunkLine = line
-                    nextCut = i + step
-                }
-            }
-            atLineStart = false
-            switch c {
-            case UInt8(ascii: "\n"): line += 1; atLineStart = true
-            case UInt8(ascii: "\""): inQuote.toggle()
-            case UInt8(ascii: "\\"): i += 1
-            case UInt8(ascii: ";") where !inQuote:
-                while i + 1 < text.count && text[i + 1] != UInt8(ascii: "\n") { i += 1 }
-            case UInt8(ascii: "(") where !inQuote: parens += 1
-            case UInt8(ascii: ")") where !inQuote: parens = max(0, parens - 1)
-            default: break
-            }
-            i += 1
-        }
-        chunks.append(Chunk(range: chunkStart..<text.count, firstLine: chunkLine))
-        return (chunks, directives)
     }
 }
 

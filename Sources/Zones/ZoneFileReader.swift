@@ -38,7 +38,8 @@ public enum ZoneFileReader {
             return
         }
         var text = [UInt8](data)
-        let scan = ZoneText.normalise(&text, origin: state.origin)
+        let parallel = depth == 0 && text.count >= parallelThreshold
+        let scan = ZoneText.normalise(&text, origin: state.origin, cutEvery: parallel ? ParallelSplit.cutEvery(text.count) : 0)
         for p in scan.problems {
             errors.append(ZoneError(file: path, line: p.line, message: p.message))
         }
@@ -56,8 +57,8 @@ public enum ZoneFileReader {
             segmentLine = line + 1
         }
         let rest = segmentStart..<text.count
-        if segmentStart == 0 && depth == 0 && text.count >= parallelThreshold {
-            ParallelSplit.parse(text, path: path, state: &state, into: &list, errors: &errors)
+        if segmentStart == 0 && parallel {
+            ParallelSplit.parse(text, scan: scan, path: path, state: &state, into: &list, errors: &errors)
         } else {
             parseSegment(text, rest, firstLine: segmentLine, path: path, state: &state, into: &list, errors: &errors)
         }

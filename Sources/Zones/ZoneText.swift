@@ -19,16 +19,23 @@ enum ZoneText {
         var message: String
     }
 
-    /// What one pass over a file found: its problems, and where its `$INCLUDE` lines start (octet
-    /// offset in the rewritten text, line number), which the reader handles itself.
+    /// What one pass over a file found: its problems, where its `$INCLUDE` lines start (octet
+    /// offset in the rewritten text, line number), which the reader handles itself, and, when asked
+    /// for, where a large file may be cut for parsing on every core (`ParallelSplit`).
     struct Scan {
         var problems: [Problem] = []
         var includes: [(offset: Int, line: Int)] = []
+        /// Record starts with an explicit owner, at least `cutEvery` octets apart.
+        var cuts: [(offset: Int, line: Int)] = []
+        /// The other directive lines (`$ORIGIN`, `$TTL`), each with its line end, when cutting.
+        var directives: [Range<Int>] = []
     }
 
     /// Rewrites `text` (whose origin at the start is `origin`, absolute) and returns what it found.
-    static func normalise(_ text: inout [UInt8], origin: String) -> Scan {
+    /// With `cutEvery` > 0 it also records cut points about that many octets apart.
+    static func normalise(_ text: inout [UInt8], origin: String, cutEvery step: Int = 0) -> Scan {
         var scan = Scan()
+        var nextCut = step
         var current = origin.hasSuffix(".") ? origin : origin + "."
         var i = 0
         var line = 1
@@ -43,9 +50,18 @@ enum ZoneText {
                 if text[i] == UInt8(ascii: "$") {
                     if directive(&text, at: i, line: line, origin: &current, problems: &scan.problems) {
                         scan.includes.append((i, line))
+                    } else if step > 0 {
+                        var end = i
+                        while end < text.count && text[end] != UInt8(ascii: "\n") { end += 1 }
+                        scan.directives.append(i..<min(end + 1, text.count))
                     }
-                } else if let p = swapClassAndTTL(&text, from: i) {
-                    scan.problems.append(Problem(line: line, message: p))
+                } else {
+                    if step > 0 && i >= nextCut && !isSpace(text[i]) && text[i] != UInt8(ascii: ";")
+                        && text[i] != UInt8(ascii: "\n") && text[i] != UInt8(ascii: "\r") {
+                        scan.cuts.append((i, line))
+                        nextCut = i + step
+                    }
+                    if let p = swapClassAndTTL(&text, from: i) { scan.problems.append(Problem(line: line, message: p)) }
                 }
             }
             let c = text[i]

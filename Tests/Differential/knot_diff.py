@@ -82,13 +82,14 @@ def ask(port, q, tcp, check=False):
             return dns.query.tcp(q, "127.0.0.1", port=port, timeout=2)
         if not check:
             return dns.query.udp(q, "127.0.0.1", port=port, timeout=2, ignore_trailing=True)
+        query = q.to_wire()
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.settimeout(2)
         try:
-            s.sendto(q.to_wire(), ("127.0.0.1", port))
+            s.sendto(query, ("127.0.0.1", port))
             while True:
                 wire = s.recv(65535)
-                if wire[:2] == q.to_wire()[:2]:
+                if wire[:2] == query[:2]:
                     break
         except socket.timeout:
             return None
