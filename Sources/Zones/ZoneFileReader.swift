@@ -43,18 +43,23 @@ public enum ZoneFileReader {
         for p in scan.problems {
             errors.append(ZoneError(file: path, line: p.line, message: p.message))
         }
-        // Parse what comes before each $INCLUDE, then the included file, then go on after its line.
+        // Parse what comes before each $INCLUDE or relative $ORIGIN, then the included file or the
+        // new origin, then go on after its line.
         var segmentStart = 0
         var segmentLine = 1
-        for (offset, line) in scan.includes {
-            parseSegment(text, segmentStart..<offset, firstLine: segmentLine, path: path, state: &state,
+        for r in scan.readerLines {
+            parseSegment(text, segmentStart..<r.offset, firstLine: segmentLine, path: path, state: &state,
                          into: &list, errors: &errors)
-            var end = offset
+            var end = r.offset
             while end < text.count && text[end] != UInt8(ascii: "\n") { end += 1 }
-            let directive = String(decoding: text[offset..<end], as: UTF8.self)
-            include(directive, from: path, line: line, state: state, depth: depth, into: &list, errors: &errors)
+            if let origin = r.origin {
+                state.origin = origin
+            } else {
+                let directive = String(decoding: text[r.offset..<end], as: UTF8.self)
+                include(directive, from: path, line: r.line, state: state, depth: depth, into: &list, errors: &errors)
+            }
             segmentStart = min(end + 1, text.count)
-            segmentLine = line + 1
+            segmentLine = r.line + 1
         }
         let rest = segmentStart..<text.count
         if segmentStart == 0 && parallel {

@@ -6,7 +6,9 @@ import DNSWire
 /// - a record whose class comes before its TTL (`www IN 300 A …`: `[<TTL>] [<class>]` in either
 ///   order) gets the two fields swapped in place;
 /// - a relative `$ORIGIN` (`$ORIGIN sub`, relative to the origin in force; libldns would take it
-///   as absolute) is written out absolute;
+///   as absolute) is reported with the absolute origin it means, for the reader to set between
+///   two segments, as it handles `$INCLUDE` (no text is inserted: rewriting in place would move
+///   the rest of the file once per such line);
 /// - a TTL that is not a number or BIND's units (`1x`), a quoted string that runs past its line,
 ///   and a parenthesis never closed are errors at their line (libldns accepts the first and reads
 ///   the others to the end of the file).
@@ -19,19 +21,27 @@ enum ZoneText {
         var message: String
     }
 
-    /// What one pass over a file found: its problems, where its `$INCLUDE` lines start (octet
-    /// offset in the rewritten text, line number), which the reader handles itself, and, when asked
-    /// for, where a large file may be cut for parsing on every core (`ParallelSplit`).
+    /// A directive line the reader handles itself instead of libldns: `$INCLUDE` (`origin` nil), or
+    /// a relative `$ORIGIN` with the absolute origin it means.
+    struct ReaderLine {
+        var offset: Int
+        var line: Int
+        var origin: String?
+    }
+
+    /// What one pass over a file found: its problems, the lines the reader handles itself, and, when
+    /// asked for, where a large file may be cut for parsing on every core (`ParallelSplit`).
     struct Scan {
         var problems: [Problem] = []
-        var includes: [(offset: Int, line: Int)] = []
+        var readerLines: [ReaderLine] = []
         /// Record starts with an explicit owner, at least `cutEvery` octets apart.
         var cuts: [(offset: Int, line: Int)] = []
         /// The other directive lines (`$ORIGIN`, `$TTL`), each with its line end, when cutting.
         var directives: [Range<Int>] = []
     }
 
-    /// Rewrites `text` (whose origin at the start is `origin`, absolute) and returns what it found.
+    /// Rewrites `text` in place, no length changed (whose origin at the start is `origin`, absolute),
+    /// and returns what it found.
     /// With `cutEvery` > 0 it also records cut points about that many octets apart.
     static func normalise(_ text: inout [UInt8], origin: String, cutEvery step: Int = 0) -> Scan {
         var scan = Scan()
@@ -48,8 +58,8 @@ enum ZoneText {
             if atLineStart && parens == 0 && !inQuote {
                 atLineStart = false
                 if text[i] == UInt8(ascii: "$") {
-                    if directive(&text, at: i, line: line, origin: &current, problems: &scan.problems) {
-                        scan.includes.append((i, line))
+                    if let r = directive(text, at: i, line: line, origin: &current, problems: &scan.problems) {
+                        scan.readerLines.append(r)
                     } else if step > 0 {
                         var end = i
                         while end < text.count && text[end] != UInt8(ascii: "\n") { end += 1 }
@@ -92,12 +102,16 @@ enum ZoneText {
         return scan
     }
 
-    /// `$ORIGIN` (made absolute, and followed) and `$TTL` (checked); true for `$INCLUDE`, which is
-    /// the reader's.
-    static func directive(_ text: inout [UInt8], at start: Int, line: Int, origin: inout String, problems: inout [Problem]) -> Bool {
+    /// A presentation-form origin longer than this cannot be 255 octets or fewer on the wire
+    /// (RFC 1035 §2.3.4; 4 characters per octet at most, as `\DDD`): refused before it grows.
+    static let maxOriginText = 1024
+
+    /// `$ORIGIN` (followed; a relative one is the reader's) and `$TTL` (checked); `$INCLUDE` is the
+    /// reader's. Returns the line for the reader, or nil when libldns reads it.
+    static func directive(_ text: [UInt8], at start: Int, line: Int, origin: inout String, problems: inout [Problem]) -> ReaderLine? {
         let word = token(text, start)
         let name = String(decoding: text[word], as: UTF8.self).uppercased()
-        if name == "$INCLUDE" { return true }
+        if name == "$INCLUDE" { return ReaderLine(offset: start, line: line, origin: nil) }
         let valueStart = skipSpace(text, word.upperBound)
         let value = token(text, valueStart)
         if name == "$TTL" {
@@ -105,14 +119,20 @@ enum ZoneText {
                 problems.append(Problem(line: line, message: "$TTL needs a TTL: seconds, or units such as 1h30m"))
             }
         } else if name == "$ORIGIN", !value.isEmpty {
-            var v = String(decoding: text[value], as: UTF8.self)
-            if !isAbsolute(v) {
-                v = origin == "." ? v + "." : v + "." + origin
-                text.replaceSubrange(value, with: Array(v.utf8))
+            let v = String(decoding: text[value], as: UTF8.self)
+            if isAbsolute(v) {
+                origin = v
+                return nil
             }
-            origin = v
+            let absolute = origin == "." ? v + "." : v + "." + origin
+            guard absolute.utf8.count <= maxOriginText else {
+                problems.append(Problem(line: line, message: "$ORIGIN \(v) makes an origin longer than 255 octets"))
+                return nil
+            }
+            origin = absolute
+            return ReaderLine(offset: start, line: line, origin: absolute)
         }
-        return false
+        return nil
     }
 
     /// Whether a name in text ends with an unescaped dot.

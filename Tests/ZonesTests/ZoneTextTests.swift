@@ -25,10 +25,22 @@ import Testing
         #expect(problems.isEmpty)
     }
 
-    @Test("a relative $ORIGIN is made absolute against the origin in force")
+    @Test("a relative $ORIGIN is handed to the reader with the absolute origin it means; the text is left alone")
     func relativeOrigin() {
-        let (out, _) = Self.run("$ORIGIN sub\na A 1.2.3.4\n$ORIGIN deeper\n$ORIGIN abs.test.\n$ORIGIN x\\.\n")
-        #expect(out == "$ORIGIN sub.example.com.\na A 1.2.3.4\n$ORIGIN deeper.sub.example.com.\n$ORIGIN abs.test.\n$ORIGIN x\\..abs.test.\n")
+        let input = "$ORIGIN sub\na A 1.2.3.4\n$ORIGIN deeper\n$ORIGIN abs.test.\n$ORIGIN x\\.\n"
+        var bytes = Array(input.utf8)
+        let scan = ZoneText.normalise(&bytes, origin: "example.com.")
+        #expect(String(decoding: bytes, as: UTF8.self) == input)
+        #expect(scan.readerLines.map(\.line) == [1, 3, 5])
+        #expect(scan.readerLines.map(\.origin) == ["sub.example.com.", "deeper.sub.example.com.", "x\\..abs.test."])
+    }
+
+    @Test("relative origins that would pass 255 octets are refused, not grown")
+    func longOrigin() {
+        var bytes = Array(String(repeating: "$ORIGIN abcdefghij\n", count: 200).utf8)
+        let scan = ZoneText.normalise(&bytes, origin: "example.com.")
+        #expect(scan.readerLines.count < 100)
+        #expect(scan.problems.first?.message.contains("longer than 255 octets") == true)
     }
 
     @Test("bad TTLs, unclosed quotes and parentheses are problems at their line", arguments: [
@@ -56,7 +68,8 @@ import Testing
         var bytes = Array("$ORIGIN sub\na IN 5 A 1.2.3.4\n$include x.inc\nt TXT ( \"$INCLUDE no\"\n$INCLUDE no )\n$INCLUDE y.inc o\n".utf8)
         let scan = ZoneText.normalise(&bytes, origin: "example.com.")
         let text = String(decoding: bytes, as: UTF8.self)
-        #expect(scan.includes.map(\.line) == [3, 6])
-        #expect(scan.includes.map { String(text.utf8.dropFirst($0.offset).prefix(13))! } == ["$include x.in", "$INCLUDE y.in"])
+        #expect(scan.readerLines.map(\.line) == [1, 3, 6])
+        #expect(scan.readerLines.dropFirst().map { String(text.utf8.dropFirst($0.offset).prefix(13))! } == ["$include x.in", "$INCLUDE y.in"])
+        #expect(scan.readerLines.map { $0.origin == nil } == [false, true, true])
     }
 }
