@@ -29,6 +29,8 @@ let package = Package(
         .target(name: "CLodestarSys"),
         .target(name: "DNSWire", swiftSettings: crossModule),
         .target(name: "Zones", dependencies: ["DNSWire", "CLDNS"], swiftSettings: crossModule),
+        // Defences for the open internet: DNS cookies and the response rate limiter's table.
+        .target(name: "Protection", dependencies: ["DNSWire", "CLodestarSys"], swiftSettings: crossModule),
         .target(name: "Geo", dependencies: ["CMaxMindDB"], swiftSettings: optimisedAlways),
         .target(name: "Steering", dependencies: ["Geo", "CLodestarSys"], swiftSettings: optimisedAlways),
         .target(
@@ -55,18 +57,18 @@ let package = Package(
         ),
         // Answers one query from an immutable snapshot into a buffer: the hot path. No NIO, no Yams,
         // no Logging, no Foundation: it must stay allocation-free and inlinable across modules.
-        .target(name: "Engine", dependencies: ["DNSWire", "Zones", "Steering", "CLodestarSys"], swiftSettings: crossModule),
+        .target(name: "Engine", dependencies: ["DNSWire", "Zones", "Steering", "Protection", "CLodestarSys"], swiftSettings: crossModule),
         // YAML to a validated model with file:line errors; the only importer of Yams.
         .target(
             name: "Config",
-            dependencies: ["DNSWire", "Steering", "Prober", "Anycast", .product(name: "Yams", package: "Yams")],
+            dependencies: ["DNSWire", "Steering", "Prober", "Anycast", "Protection", .product(name: "Yams", package: "Yams")],
             swiftSettings: crossModule
         ),
         // Moves packets: the UDP batch loops and the TCP server, over a snapshot store.
         .target(
             name: "Listeners",
             dependencies: [
-                "Engine", "DNSWire", "CLodestarSys",
+                "Engine", "Protection", "DNSWire", "CLodestarSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -92,7 +94,7 @@ let package = Package(
             name: "Server",
             dependencies: [
                 "Engine", "Config", "Listeners", "Admin", "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast",
-                "CLodestarSys",
+                "Protection", "CLodestarSys",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: crossModule
@@ -106,7 +108,7 @@ let package = Package(
             ],
             swiftSettings: crossModule
         ),
-        .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
+        .testTarget(name: "DNSWireTests", dependencies: ["DNSWire", "Protection"]),
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "DNSWire"]),
         .testTarget(name: "GeoTests", dependencies: ["Geo"]),
         .testTarget(name: "SteeringTests", dependencies: ["Steering", "Geo", "OriginSupport"]),

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <sys/random.h>
 
 struct lodestar_batch {
     unsigned count;
@@ -230,5 +231,55 @@ unsigned lodestar_next_shard(void) {
 
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <sys/random.h>
 
 int lodestar_thread_id(void) { return (int)syscall(SYS_gettid); }
+
+#define SIP_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIP_ROUND                                                                                      \
+    do {                                                                                               \
+        v0 += v1; v1 = SIP_ROTL(v1, 13); v1 ^= v0; v0 = SIP_ROTL(v0, 32);                              \
+        v2 += v3; v3 = SIP_ROTL(v3, 16); v3 ^= v2;                                                     \
+        v0 += v3; v3 = SIP_ROTL(v3, 21); v3 ^= v0;                                                     \
+        v2 += v1; v1 = SIP_ROTL(v1, 17); v1 ^= v2; v2 = SIP_ROTL(v2, 32);                              \
+    } while (0)
+
+static uint64_t load_le64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+uint64_t lodestar_siphash24(const uint8_t key[16], const uint8_t *data, size_t len) {
+    uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
+    uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
+    uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
+    size_t whole = len - len % 8;
+    for (size_t i = 0; i < whole; i += 8) {
+        uint64_t m = load_le64(data + i);
+        v3 ^= m;
+        SIP_ROUND; SIP_ROUND;
+        v0 ^= m;
+    }
+    uint64_t last = (uint64_t)len << 56;
+    for (size_t i = 0; i < len % 8; i++) last |= (uint64_t)data[whole + i] << (8 * i);
+    v3 ^= last;
+    SIP_ROUND; SIP_ROUND;
+    v0 ^= last;
+    v2 ^= 0xff;
+    SIP_ROUND; SIP_ROUND; SIP_ROUND; SIP_ROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+int lodestar_random(void *buf, size_t len) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = getrandom((uint8_t *)buf + done, len - done, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        done += (size_t)n;
+    }
+    return 0;
+}

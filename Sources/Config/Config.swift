@@ -2,6 +2,7 @@ import Anycast
 import DNSWire
 import Foundation
 import Prober
+import Protection
 import Steering
 import Yams
 
@@ -55,6 +56,12 @@ package struct Config: Sendable {
     package var prober = ProberSettings()
     /// Anycast route health through BIRD (`anycast:`); nil when not configured.
     package var anycast: AnycastSettings? = nil
+    /// Response rate limiting over UDP (`rate-limit:`), on by default.
+    package var rateLimit = RateLimitSettings()
+    package var rateLimitExempt: [Prefix] = []
+    /// DNS cookies (`cookies:`), on by default; the secret is random per process unless configured.
+    package var cookies = true
+    package var cookieSecret: CookieSecret? = nil
 
     package init() {}
 
@@ -83,7 +90,7 @@ package struct Config: Sendable {
         guard let root else { return config }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
         let top = try Section(root, file: path, name: "top level")
-        try top.allow(["server", "transfer", "anycast"] + Config.steeringKeys)
+        try top.allow(["server", "transfer", "anycast"] + Config.steeringKeys + Config.protectionKeys)
         if let server = try top.section("server") {
             try server.allow(["listen", "zones", "nsid", "identity", "version", "udp-workers", "answer-cache",
                               "tcp-idle-timeout", "tcp-max-connections"])
@@ -121,6 +128,7 @@ package struct Config: Sendable {
         }
         try config.loadSteering(top, base: base)
         try config.loadAnycast(top, base: base)
+        try config.loadProtection(top)
         return config
     }
 

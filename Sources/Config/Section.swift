@@ -70,4 +70,25 @@ struct Section {
         }
         return d
     }
+
+    /// A whole number in `range` ("1.5" and "1e3" are refused, not rounded).
+    func integer(_ key: String, range: ClosedRange<Int>) throws -> Int? {
+        guard let (v, l) = value(key) else { return nil }
+        guard let s = v.scalar?.string, let n = Int(s) else {
+            throw ConfigError(file: file, line: l, message: "\(key) must be a whole number")
+        }
+        guard range.contains(n) else {
+            throw ConfigError(file: file, line: l, message: "\(key) must be between \(range.lowerBound) and \(range.upperBound)")
+        }
+        return n
+    }
+
+    /// true or false.
+    func flag(_ key: String) throws -> Bool? {
+        guard let (v, l) = value(key) else { return nil }
+        guard let s = v.scalar?.string, let b = Bool(s) else {
+            throw ConfigError(file: file, line: l, message: "\(key) must be true or false")
+        }
+        return b
+    }
 }

@@ -87,6 +87,8 @@ public enum Rcode {
     public static let yxDomain: UInt16 = 6
     public static let notAuth: UInt16 = 9
     public static let badVers: UInt16 = 16
+    /// RFC 7873 §8: a server cookie missing or not valid, sent back with a fresh one.
+    public static let badCookie: UInt16 = 23
 
     /// Mnemonics of the 4-bit header codes (RFC 1035, RFC 2136), by value.
     public static let names = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
@@ -103,6 +105,7 @@ public enum Rcode {
 public enum EDNSOption {
     public static let nsid: UInt16 = 3  // RFC 5001
     public static let clientSubnet: UInt16 = 8  // RFC 7871
+    public static let cookie: UInt16 = 10  // RFC 7873
 }
 
 /// Limits of the wire format.

@@ -17,8 +17,15 @@ public struct Query: Sendable {
     public var dnssecOK = false
     public var nsidRequested = false
     public var clientSubnet: ClientSubnet? = nil
+    /// Where the COOKIE option's data starts in the packet (RFC 7873 §4), 0 without one, and its
+    /// length: 8 (a client cookie alone) or 16 to 40 (with a server cookie).
+    public var cookieAt: Int = 0
+    public var cookieLength: Int = 0
 
     public init() {}
+
+    /// Whether the query carries a COOKIE option.
+    public var hasCookie: Bool { cookieAt != 0 }
 
     public var opcode: UInt8 { UInt8((flags >> 11) & 0xF) }
     public var recursionDesired: Bool { flags & 0x0100 != 0 }
@@ -106,6 +113,17 @@ public enum QueryParser {
         if q.flags & 0x8000 != 0 { return .drop }  // QR=1: never answer a response
         let qdcount = u16(p, 4), ancount = u16(p, 6), nscount = u16(p, 8), arcount = u16(p, 10)
         guard qdcount == 1 else {
+            // RFC 7873 §5.4: a query with no question and a COOKIE option asks for a server cookie.
+            // NOERROR here; the engine answers FORMERR instead when it does not do cookies.
+            if qdcount == 0 && ancount == 0 && nscount == 0 && q.opcode == 0 {
+                if let end = parseAdditional(p, from: 12, count: Int(arcount), into: &q), end == p.count, q.hasCookie {
+                    return .error(rcode: Rcode.noError, questionParsed: false)
+                }
+                let (id, flags) = (q.id, q.flags)
+                q = Query()  // what the options said is not echoed on FORMERR: the OPT alone, as before
+                q.id = id
+                q.flags = flags
+            }
             // No question to echo, but the OPT (if the rest parses) still is (RFC 6891 §7).
             var i = 12
             var ok = true
@@ -141,39 +159,44 @@ public enum QueryParser {
             }
             i = next
         }
+        guard let end = parseAdditional(p, from: i, count: Int(arcount), into: &q) else {
+            return .error(rcode: sectionError, questionParsed: true)
+        }
+        i = end
+        if q.opcode != 0 { return .error(rcode: Rcode.notImp, questionParsed: true) }
+        // RFC 1035 leaves no room for octets past the last record: knot answers FORMERR too.
+        guard i == p.count else { return .error(rcode: Rcode.formErr, questionParsed: true) }
+        return .query
+    }
+
+    /// The additional section: finds the OPT (one, owned by the root, RFC 6891 §6.1.1) and its
+    /// options. Returns the offset past the section, or nil when it is malformed.
+    @inline(__always)
+    static func parseAdditional(_ p: UnsafeRawBufferPointer, from start: Int, count: Int, into q: inout Query) -> Int? {
+        var i = start
         var sawOPT = false
-        for _ in 0..<Int(arcount) {
-            guard let afterName = skipName(p, at: i), afterName + 10 <= p.count else {
-                return .error(rcode: sectionError, questionParsed: true)
-            }
+        for _ in 0..<count {
+            guard let afterName = skipName(p, at: i), afterName + 10 <= p.count else { return nil }
             let type = u16(p, afterName)
             let rdlen = Int(u16(p, afterName + 8))
             let rdStart = afterName + 10
-            guard rdStart + rdlen <= p.count else {
-                return .error(rcode: sectionError, questionParsed: true)
-            }
+            guard rdStart + rdlen <= p.count else { return nil }
             if type == RRType.opt {
-                // RFC 6891 §6.1.1: one OPT, owned by the root.
                 guard !sawOPT, afterName == i + 1, p[i] == 0 else {
                     // Which OPT would we echo? None, as knot.
                     q.hasEDNS = false
-                    return .error(rcode: sectionError, questionParsed: true)
+                    return nil
                 }
                 sawOPT = true
                 q.hasEDNS = true
                 q.ednsPayload = u16(p, afterName + 2)
                 q.ednsVersion = p[afterName + 5]
                 q.dnssecOK = p[afterName + 6] & 0x80 != 0
-                guard parseOptions(p, from: rdStart, to: rdStart + rdlen, into: &q) else {
-                    return .error(rcode: sectionError, questionParsed: true)
-                }
+                guard parseOptions(p, from: rdStart, to: rdStart + rdlen, into: &q) else { return nil }
             }
             i = rdStart + rdlen
         }
-        if q.opcode != 0 { return .error(rcode: Rcode.notImp, questionParsed: true) }
-        // RFC 1035 leaves no room for octets past the last record: knot answers FORMERR too.
-        guard i == p.count else { return .error(rcode: Rcode.formErr, questionParsed: true) }
-        return .query
+        return i
     }
 
     /// Finds a well-formed OPT among `count` additional records, only to echo EDNS on an error reply.
@@ -217,6 +240,14 @@ public enum QueryParser {
                     ecs.scopePrefix == 0
                 else { return false }
                 q.clientSubnet = ecs
+            case EDNSOption.cookie:
+                // RFC 7873 §5.2.2: a client cookie alone (8) or with a server cookie of 8 to 32
+                // octets; any other length is FORMERR. A second COOKIE option is ignored, as knot.
+                guard len == 8 || (16...40).contains(len) else { return false }
+                if q.cookieAt == 0 {
+                    q.cookieAt = i + 4
+                    q.cookieLength = len
+                }
             default:
                 break  // RFC 6891 §6.1.2: unknown options are ignored
             }

@@ -1,5 +1,6 @@
-import Steering
 import DNSWire
+import Protection
+import Steering
 
 /// What the query engine needs from the configuration, fixed per snapshot.
 public struct EngineOptions: Sendable {
@@ -13,6 +14,9 @@ public struct EngineOptions: Sendable {
     public var maxUDPPayload: Int = 1232
     /// Who may ask for IXFR over UDP (answered with the SOA); the TCP transfer path checks the same list.
     public var transferAllow: [Prefix] = []
+    /// DNS cookies (RFC 7873, RFC 9018 server cookies) under this secret; nil: the COOKIE option is
+    /// ignored as an unknown one.
+    public var cookieSecret: CookieSecret? = nil
 
     public init() {}
 }

@@ -1,5 +1,6 @@
 import CLodestarSys
 import DNSWire
+import Protection
 import Steering
 import Zones
 
@@ -49,10 +50,12 @@ public struct QueryEngine: Sendable {
         case .drop:
             info.repeatable = false
             return 0
-        case .error(let rcode, let questionParsed):
+        case .error(var rcode, let questionParsed):
             info.repeatable = false  // answered as cheaply as a cached copy; not worth a slot
+            // A query for a server cookie alone (RFC 7873 §5.4) is malformed to a server without cookies.
+            if rcode == Rcode.noError && box.options.cookieSecret == nil { rcode = Rcode.formErr }
             let n = errorResponse(packet, query, rcode: rcode, withQuestion: questionParsed, into: out,
-                                  capacity: capacity, transport: transport)
+                                  capacity: capacity, transport: transport, client: client)
             QueryMetrics.shared.record(transport: transport, rcode: UInt8(rcode & 0xF), qtype: query.qtype,
                                        ecs: query.clientSubnet != nil)
             return n
@@ -85,7 +88,8 @@ public struct QueryEngine: Sendable {
     /// A response with only the header (and the question, when asked): for rcodes decided outside
     /// the engine, such as a refused transfer over TCP.
     public func errorResponse(_ packet: UnsafeRawBufferPointer, _ q: Query, rcode: UInt16, withQuestion: Bool,
-                              into out: UnsafeMutableRawPointer, capacity: Int, transport: Transport) -> Int {
+                              into out: UnsafeMutableRawPointer, capacity: Int, transport: Transport,
+                              client: ClientAddress) -> Int {
         var w = MessageWriter(base: out, limit: sizeLimit(q, capacity: capacity, transport: transport))
         let flags = HeaderFlags.qr | (q.flags & (0x7800 | HeaderFlags.rd))
         guard w.writeHeader(id: q.id, flags: flags) else { return 0 }
@@ -98,6 +102,7 @@ public struct QueryEngine: Sendable {
         if q.hasEDNS {
             var opt = OPTWriter(query: q, options: box.pointer, rcode: rcode)
             opt.includeClientSubnet = false
+            opt.addCookie(query: q, packet: packet, client: client)
             _ = opt.write(&w)
         }
         return w.position
@@ -123,10 +128,17 @@ public struct QueryEngine: Sendable {
 
         // RFC 6891 §6.1.3: an unsupported EDNS version gets BADVERS and nothing else.
         if q.hasEDNS && q.ednsVersion > 0 {
-            _ = OPTWriter(query: q, options: box.pointer, rcode: Rcode.badVers).write(&w)
+            var opt = OPTWriter(query: q, options: box.pointer, rcode: Rcode.badVers)
+            opt.addCookie(query: q, packet: packet, client: client)
+            _ = opt.write(&w)
             return w.position
         }
         var opt = OPTWriter(query: q, options: box.pointer, rcode: 0)
+        if q.hasCookie {
+            QueryMetrics.shared.recordCookie()
+            opt.addCookie(query: q, packet: packet, client: client)
+            info.repeatable = false  // the server cookie is made for this client, now
+        }
         let reserve = q.hasEDNS ? opt.size : 0
         w.limit = limit - reserve
 

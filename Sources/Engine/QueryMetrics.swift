@@ -18,6 +18,16 @@ public final class QueryMetrics: @unchecked Sendable {
     static let cacheSkipSlot = 67
     /// UDP responses the kernel refused as larger than the interface MTU, answered again smaller.
     static let udpTooBigSlot = 68
+    /// Response rate limiting: responses over their prefix's rate (`limited`), of those the ones
+    /// sent truncated or as BADCOOKIE (`slipped`), dropped, sent anyway as the client proved its
+    /// address with a server cookie or is on the exempt list (`exempt`), or sent in log-only mode.
+    public enum RateLimitOutcome: Int, CaseIterable, Sendable {
+        case slipped = 0, dropped, exempt, logOnly
+        var label: String { ["slipped", "dropped", "exempt", "log-only"][rawValue] }
+    }
+    static let rateLimitBase = 69
+    /// Queries carrying a COOKIE option.
+    static let cookieSlot = 73
     let counters: UnsafeMutablePointer<UInt64>
 
     /// The query types counted by name; every other type is counted as "other".
@@ -67,6 +77,11 @@ public final class QueryMetrics: @unchecked Sendable {
         lodestar_count_shard(counters + (Int(lodestar_shard()) * Self.stride + Self.udpTooBigSlot), 1)
     }
 
+    /// A UDP response over its prefix's rate, and what became of it.
+    public func recordRateLimited(_ outcome: RateLimitOutcome) {
+        lodestar_count_shard(counters + (Int(lodestar_shard()) * Self.stride + Self.rateLimitBase + outcome.rawValue), 1)
+    }
+
     func recordCache(_ slot: Int) {
         lodestar_count_shard(counters + (Int(lodestar_shard()) * Self.stride + slot), 1)
     }
@@ -85,6 +100,11 @@ public final class QueryMetrics: @unchecked Sendable {
         lodestar_count_shard(base + ((transport == .udp ? 0 : 16) + Int(rcode & 0xF)), 1)
         lodestar_count_shard(base + (Self.typeBase + Self.typeIndex(qtype)), 1)
         if ecs { lodestar_count_shard(base + Self.ecsSlot, 1) }
+    }
+
+    @inline(__always)
+    func recordCookie() {
+        lodestar_count_shard(counters + (Int(lodestar_shard()) * Self.stride + Self.cookieSlot), 1)
     }
 
     func sum(_ slot: Int) -> UInt64 {
@@ -122,6 +142,16 @@ public final class QueryMetrics: @unchecked Sendable {
             + "answered again within 512 octets.\n"
         out += "# TYPE lodestar_udp_too_big_total counter\n"
         out += "lodestar_udp_too_big_total \(sum(Self.udpTooBigSlot))\n"
+        out += "# HELP lodestar_rate_limited_total UDP responses over their source prefix's rate: sent truncated or as "
+            + "BADCOOKIE (slipped), dropped, sent to a client with a valid server cookie or an exempt address (exempt), "
+            + "or sent in log-only mode.\n"
+        out += "# TYPE lodestar_rate_limited_total counter\n"
+        for o in RateLimitOutcome.allCases {
+            out += "lodestar_rate_limited_total{action=\"\(o.label)\"} \(sum(Self.rateLimitBase + o.rawValue))\n"
+        }
+        out += "# HELP lodestar_cookie_queries_total Queries carrying a DNS COOKIE option (RFC 7873).\n"
+        out += "# TYPE lodestar_cookie_queries_total counter\n"
+        out += "lodestar_cookie_queries_total \(sum(Self.cookieSlot))\n"
         return out
     }
 }

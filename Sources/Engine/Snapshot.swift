@@ -1,3 +1,4 @@
+import Protection
 import Steering
 import Zones
 
@@ -38,6 +39,9 @@ public struct ListenerOptions: Sendable, Equatable {
     public var tcpIdleTimeout: Double = 10
     /// Beyond this many TCP connections, new ones are closed at once.
     public var tcpMaxConnections: Int = 1024
+    /// Response rate limiting over UDP, and the sources it never limits.
+    public var rateLimit = RateLimitSettings()
+    public var rateLimitExempt: [Prefix] = []
 
     public init() {}
 }

@@ -132,7 +132,7 @@ final class DNSQueryHandler: ChannelInboundHandler {
                 var out = [UInt8](repeating: 0, count: 512)
                 let n = out.withUnsafeMutableBytes { o in
                     snapshot.engine.errorResponse(packet, q, rcode: rcode, withQuestion: true, into: o.baseAddress!,
-                                                  capacity: 512, transport: .tcp)
+                                                  capacity: 512, transport: .tcp, client: client)
                 }
                 return [Array(out[0..<n])]
             }

@@ -3,6 +3,7 @@ import DNSWire
 import Engine
 import Foundation
 import Logging
+import Protection
 import Synchronization
 
 /// The UDP hot loop: per address, one receive loop per core on its own SO_REUSEPORT socket, each
@@ -20,6 +21,10 @@ package final class UDPServer: Sendable {
 
     let store: SnapshotStore
     let logger: Logger
+    /// Shared by every loop: one bucket per source prefix, whatever loop its datagrams reach.
+    let limiter = RateLimiter()
+    /// Seconds between two log lines about rate limiting from one loop.
+    static let limitLogSeconds: UInt64 = 10
     /// Whether a response still too large after answering it again smaller was logged (once).
     static let tooBigLogged = Atomic<Bool>(false)
     let stopping = Atomic<Bool>(false)
@@ -83,6 +88,8 @@ package final class UDPServer: Sendable {
         var engine = snapshot.engine
         var cache = AnswerCache(slots: snapshot.listener.answerCache)
         cache.use(snapshot)
+        var limits = RateLimiter.Parameters(snapshot.listener.rateLimit)
+        var held = HeldBack()
         while !stopping.load(ordering: .relaxed) {
             let n = lodestar_batch_recv(batch, fd)
             if n <= 0 {
@@ -99,21 +106,77 @@ package final class UDPServer: Sendable {
                 engine = snapshot.engine
                 if snapshot.listener.answerCache != cache.requested { cache = AnswerCache(slots: snapshot.listener.answerCache) }
                 cache.use(snapshot)
+                limits = RateLimiter.Parameters(snapshot.listener.rateLimit)
             }
             let now = lodestar_monotonic_ns()
             for i in 0..<UInt32(n) {
                 var m = lodestar_datagram()
                 lodestar_batch_get(batch, i, &m)
                 let client = ClientAddress(family: UInt8(m.family), octets: (m.high, m.low))
-                let length = cache.respond(engine: engine, to: UnsafeRawBufferPointer(start: m.input, count: Int(m.input_length)),
+                var length = cache.respond(engine: engine, to: UnsafeRawBufferPointer(start: m.input, count: Int(m.input_length)),
                                            into: m.output, capacity: Int(m.capacity), client: client,
                                            now: now &+ UInt64(i))  // distinct per query: it seeds weighted picks
+                if length > 0 && !limiter.admit(client, now: now &+ UInt64(i), limits) {
+                    length = holdBack(m, length: length, client: client, snapshot: snapshot, held: &held, now: now)
+                }
                 lodestar_batch_set_out_len(batch, i, UInt32(length))
             }
             _ = lodestar_batch_send(batch, fd, UInt32(n))
             let tooBig = lodestar_batch_too_big_count(batch)
             if tooBig > 0 { resendSmaller(batch, fd, tooBig, engine: engine) }
         }
+    }
+
+    /// Per loop: which limited response slips next, and when limiting was last logged.
+    struct HeldBack {
+        var tick = 0
+        var loggedAt: UInt64 = 0
+    }
+
+    /// A response over its prefix's rate (RRL): sent anyway to an exempt source or a client with a
+    /// valid server cookie, or in log-only mode; else every `slip`th one is replaced by a small
+    /// response that makes a real client retry (TC, or BADCOOKIE), and the rest are dropped.
+    /// Returns what to send (0: nothing).
+    @inline(never)
+    func holdBack(_ m: lodestar_datagram, length: Int, client: ClientAddress, snapshot: Snapshot, held: inout HeldBack,
+                  now: UInt64) -> Int {
+        let settings = snapshot.listener.rateLimit
+        let metrics = QueryMetrics.shared
+        if snapshot.listener.rateLimitExempt.allows(client) {
+            metrics.recordRateLimited(.exempt)
+            return length
+        }
+        let packet = UnsafeRawBufferPointer(start: m.input, count: Int(m.input_length))
+        if settings.logOnly {
+            guard snapshot.engine.holdBack(packet, into: m.output, capacity: Int(m.capacity), client: client, slip: false) != nil
+            else {
+                metrics.recordRateLimited(.exempt)
+                return length
+            }
+            metrics.recordRateLimited(.logOnly)
+            logLimit(client, settings, held: &held, now: now)
+            return length
+        }
+        held.tick &+= 1
+        let slip = settings.slip > 0 && held.tick % settings.slip == 0
+        guard let n = snapshot.engine.holdBack(packet, into: m.output, capacity: Int(m.capacity), client: client, slip: slip)
+        else {
+            metrics.recordRateLimited(.exempt)
+            return length
+        }
+        metrics.recordRateLimited(n > 0 ? .slipped : .dropped)
+        logLimit(client, settings, held: &held, now: now)
+        return n
+    }
+
+    func logLimit(_ client: ClientAddress, _ s: RateLimitSettings, held: inout HeldBack, now: UInt64) {
+        guard held.loggedAt == 0 || now &- held.loggedAt >= Self.limitLogSeconds * 1_000_000_000 else { return }
+        held.loggedAt = now
+        logger.notice("""
+            rate limit: responses to \(RateLimiter.prefixText(client, s)) over \(s.responsesPerSecond)/s \
+            (burst \(s.burst)); \(s.logOnly ? "log-only, sent anyway" : "slip \(s.slip), the rest dropped") \
+            (logged at most every \(Self.limitLogSeconds) s per loop)
+            """)
     }
 
     /// Responses the kernel refused as larger than the interface MTU (IPv4 carries DF, RFC 9715

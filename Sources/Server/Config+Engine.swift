@@ -1,5 +1,6 @@
 import Config
 import Engine
+import Protection
 
 extension Config {
     /// Options the query engine reads.
@@ -9,6 +10,7 @@ extension Config {
         o.nsid = Array((nsid ?? "").utf8)
         o.identity = identity
         o.version = version
+        o.cookieSecret = cookies ? (cookieSecret ?? Self.processCookieSecret) : nil
         return o
     }
 
@@ -18,6 +20,12 @@ extension Config {
         o.answerCache = answerCache
         o.tcpIdleTimeout = tcpIdleTimeout
         o.tcpMaxConnections = tcpMaxConnections
+        o.rateLimit = rateLimit
+        o.rateLimitExempt = rateLimitExempt
         return o
     }
+
+    /// The cookie secret when none is configured: random, the same for the process's lifetime (a
+    /// reload keeps the cookies clients hold valid).
+    static let processCookieSecret = CookieSecret.random()
 }

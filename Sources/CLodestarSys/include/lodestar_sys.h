@@ -66,4 +66,47 @@ double lodestar_monotonic(void);
 uint64_t lodestar_monotonic_ns(void);
 /// The calling thread's kernel id (for setpriority on one thread).
 int lodestar_thread_id(void);
+
+/// Fills `len` octets from the kernel's random source; 0, or -errno.
+int lodestar_random(void *buf, size_t len);
+
+/// SipHash-2-4 of `len` octets under a 16-octet key (RFC 9018 server cookies).
+uint64_t lodestar_siphash24(const uint8_t key[16], const uint8_t *data, size_t len);
+
+/// Response rate limiting: one step of the generic cell rate algorithm for the prefix hashed to
+/// `hash`, over a table of `mask + 1` 64-bit words (a power of two), each a 16-bit tag of a prefix
+/// and its theoretical arrival time in 64 ns units (48 bits, wrapping). A prefix has two candidate
+/// words; a newcomer takes the one whose bucket is full again, else the one closest to it. Updated
+/// with compare-and-swap: no lock, and a lost race costs at most one response's worth of accuracy.
+/// `interval` is the time one response costs and `tolerance` the burst, both in 64 ns units.
+/// Returns 1 when the response may go, 0 when the prefix is over its rate.
+static inline int lodestar_rrl_admit(uint64_t *table, uint64_t mask, uint64_t hash, uint64_t now_ns,
+                                     uint64_t interval, uint64_t tolerance) {
+    const uint64_t m48 = (1ULL << 48) - 1;
+    uint64_t t = (now_ns >> 6) & m48;
+    uint64_t tag = (hash >> 48) | 1;
+    uint64_t *a = table + (hash & mask), *b = table + ((hash >> 24) & mask);
+    for (int attempt = 0; attempt < 4; attempt++) {
+        uint64_t wa = __atomic_load_n(a, __ATOMIC_RELAXED), wb = __atomic_load_n(b, __ATOMIC_RELAXED);
+        uint64_t *slot; uint64_t w;
+        if ((wa >> 48) == tag) { slot = a; w = wa; }
+        else if ((wb >> 48) == tag) { slot = b; w = wb; }
+        else {
+            // Ahead of now by this much (a value past tolerance + interval is in the past or stale).
+            uint64_t da = ((wa & m48) - t) & m48, db = ((wb & m48) - t) & m48;
+            int fa = da > tolerance + interval, fb = db > tolerance + interval;
+            slot = (fa || (!fb && da <= db)) ? a : b;
+            w = slot == a ? wa : wb;
+            uint64_t fresh = tag << 48 | ((t + interval) & m48);
+            if (__atomic_compare_exchange_n(slot, &w, fresh, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) return 1;
+            continue;
+        }
+        uint64_t ahead = ((w & m48) - t) & m48;
+        uint64_t tat = ahead > tolerance + interval ? t : (w & m48);
+        if (ahead <= tolerance + interval && ahead > tolerance) return 0;
+        uint64_t next = tag << 48 | ((tat + interval) & m48);
+        if (__atomic_compare_exchange_n(slot, &w, next, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) return 1;
+    }
+    return 1;
+}
 #endif
