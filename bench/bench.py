@@ -137,14 +137,23 @@ class Server:
 
 
 class Lodestar(Server):
-    def __init__(self, work, port, binary):
-        super().__init__("lodestar", work, port)
+    def __init__(self, work, port, binary, rrl=False):
+        super().__init__("lodestar-rrl" if rrl else "lodestar", work, port)
         self.binary = binary
+        self.rrl = rrl
 
     def start(self, zones):
         with open(f"{self.work}/lodestar.yaml", "w") as f:
-            f.write(f"server:\n  listen: [\"127.0.0.1:{self.port}\"]\n  zones: {zones}\n  udp-workers: 1\n")
+            f.write(f"server:\n  listen: [\"127.0.0.1:{self.port}\"]\n  zones: {zones}\n  udp-workers: 1\n"
+                    + (LIMIT_ON_UNTRIGGERED if self.rrl else LIMIT_OFF))
         self.launch([self.binary, "serve", "--config", f"{self.work}/lodestar.yaml"])
+
+
+# Response rate limiting: every query of a run comes from one address, so every server runs with
+# it off (knot, gdnsd and PowerDNS have none by default; NSD's is turned off below). `lodestar-rrl`
+# measures its cost: on, with a rate no run reaches, so every response goes through the limiter.
+LIMIT_OFF = "rate-limit: { responses-per-second: 0 }\n"
+LIMIT_ON_UNTRIGGERED = "rate-limit: { responses-per-second: 1000000, burst: 10000000 }\n"
 
 
 # Load-balanced name: www.gslb.test over three regions by continent (nearest next), on one database.
@@ -182,6 +191,7 @@ class LodestarGSLB(Lodestar):
         rules = "".join(f"        {c}: [{r}]\n" for c, r in GSLB_MAP.items())
         open(f"{self.work}/lodestar.yaml", "w").write(
             f"server:\n  listen: [\"127.0.0.1:{self.port}\"]\n  zones: {self.work}/zones\n  udp-workers: 1\n"
+            + LIMIT_OFF +
             f"geo:\n  database: {self.db}\nregions:\n{regions}pools:\n{pools}names:\n  www.gslb.test:\n"
             f"    policy: [health, geo, failover]\n    pools: [na, eu, ap]\n    ttl: [30, 60]\n"
             f"    geo:\n      continent:\n{rules}")
@@ -517,7 +527,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--big", type=int, default=1000000)
-    ap.add_argument("--only", default="lodestar,knot,nsd,gdnsd")
+    ap.add_argument("--only", default="lodestar,knot,nsd,gdnsd",
+                    help="servers; add lodestar-rrl for lodestar with rate limiting on but never triggered")
     ap.add_argument("--skip", default="")
     ap.add_argument("--quota", type=float, default=0.5, help="server CPU cap (share of one core); 0 = none")
     ap.add_argument("--rate", type=int, default=40000,
@@ -535,8 +546,8 @@ def main():
 
     def make(name):
         port = free_port()
-        if name == "lodestar":
-            return Lodestar(f"{work}/{name}", port, os.path.abspath(args.lodestar))
+        if name in ("lodestar", "lodestar-rrl"):
+            return Lodestar(f"{work}/{name}", port, os.path.abspath(args.lodestar), rrl=name == "lodestar-rrl")
         return {"knot": Knot, "nsd": NSD, "gdnsd": Gdnsd}[name](f"{work}/{name}", port)
 
     # pdns runs the load-balanced workloads only (whenever it is installed and not skipped).

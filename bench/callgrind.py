@@ -2,7 +2,7 @@
 """Instructions per query on the UDP receive loop's thread, counted by callgrind (exact and
 repeatable, whatever else the machine is doing).
 
-usage: callgrind.py WORKDIR LODESTAR_BIN [--queries N] [--only static,lb-ecs,lb-ecs-cached]
+usage: callgrind.py WORKDIR LODESTAR_BIN [--queries N] [--only static,static-rrl,lb-ecs,lb-ecs-cached]
 
 Workloads, each one lodestar process under `valgrind --tool=callgrind`, one UDP loop, queries
 sent one at a time (so every receive batch holds one datagram):
@@ -164,15 +164,17 @@ def main():
     def gslb(cache):
         return lambda port: (
             f"server:\n  listen: [\"127.0.0.1:{port}\"]\n  zones: {gslb_zones}\n  udp-workers: 1\n  answer-cache: {cache}\n"
+            + bench.LIMIT_OFF +
             f"geo:\n  database: {db}\nregions:\n{regions}pools:\n{pools}names:\n  www.gslb.test:\n"
             f"    policy: [health, geo, failover]\n    pools: [na, eu, ap]\n    ttl: [30, 60]\n"
             f"    geo:\n      continent:\n{rules}")
 
     results = {}
     for name in args.only.split(","):
-        if name == "static":
+        if name in ("static", "static-rrl"):
             mix, packets = static_queries(work, args.queries)
-            config = lambda port: f"server:\n  listen: [\"127.0.0.1:{port}\"]\n  zones: {mix}\n  udp-workers: 1\n"
+            limit = bench.LIMIT_ON_UNTRIGGERED if name == "static-rrl" else bench.LIMIT_OFF
+            config = lambda port: f"server:\n  listen: [\"127.0.0.1:{port}\"]\n  zones: {mix}\n  udp-workers: 1\n" + limit
         elif name == "lb-ecs":
             packets, config = ecs_queries(args.queries, fixed=False), gslb(0)
         elif name == "lb-ecs-cached":

@@ -1,3 +1,4 @@
+import DNSWire
 import Engine
 import Foundation
 import NIOHTTP1
@@ -5,12 +6,67 @@ import Steering
 
 /// Routing: a request's method and path to its handler, the bodies' validation.
 extension AdminServer {
-    func handle(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: [UInt8]) -> Response {
+    /// Why a request is refused before it is routed, if it is: its token, its Host, its Origin,
+    /// and for a POST its Content-Type.
+    func refusal(_ head: HTTPRequestHead) -> Response? {
         if let token {
-            guard headers["authorization"].first == "Bearer \(token)" else {
+            let given = Array((head.headers["authorization"].first ?? "").utf8)
+            guard Self.constantTimeEqual(given, Array("Bearer \(token)".utf8)) else {
                 return Self.error(.unauthorized, "a bearer token is required")
             }
         }
+        for host in head.headers["host"] where !Self.hostAllowed(host) {
+            return Self.error(.forbidden, "Host \"\(host)\" is not this API (only an address or localhost; DNS rebinding)")
+        }
+        for origin in head.headers["origin"] where !originAllowed(origin) {
+            return Self.error(.forbidden, "Origin \"\(origin)\" is not this API: cross-site requests are refused")
+        }
+        if head.method == .POST {
+            let type = (head.headers["content-type"].first ?? "").split(separator: ";").first?
+                .trimmingCharacters(in: .whitespaces).lowercased()
+            guard type == "application/json" else {
+                return Self.error(.unsupportedMediaType, "a POST needs Content-Type: application/json")
+            }
+        }
+        return nil
+    }
+
+    /// Compares without stopping at the first difference: the time taken does not tell how much
+    /// of a guessed token was right.
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var diff = UInt8(truncatingIfNeeded: a.count ^ b.count)
+        for i in 0..<b.count { diff |= (i < a.count ? a[i] : 0) ^ b[i] }
+        return diff == 0
+    }
+
+    /// A Host naming an address (v4, or v6 in brackets) or localhost, with or without a port:
+    /// a DNS rebinding page reaches us under its own domain name, which this refuses.
+    static func hostAllowed(_ host: String) -> Bool {
+        var h = host.lowercased()
+        if h.hasPrefix("[") {
+            guard let close = h.firstIndex(of: "]") else { return false }
+            let inner = String(h[h.index(after: h.startIndex)..<close])
+            let rest = h[h.index(after: close)...]
+            return IPAddress.parse(inner) != nil && (rest.isEmpty || (rest.hasPrefix(":") && Int(rest.dropFirst()) != nil))
+        }
+        if let colon = h.lastIndex(of: ":") {
+            guard Int(h[h.index(after: colon)...]) != nil else { return false }
+            h = String(h[..<colon])
+        }
+        return h == "localhost" || IPAddress.parse(h) != nil
+    }
+
+    /// An Origin of this API itself (a page it served, were it to serve any): http://HOST:PORT
+    /// for the listen address, or loopback names of it.
+    func originAllowed(_ origin: String) -> Bool {
+        guard let address else { return false }
+        let o = origin.lowercased()
+        let port = ":\(address.port)"
+        let hosts = [address.host.contains(":") ? "[\(address.host)]" : address.host, "localhost", "127.0.0.1", "[::1]"]
+        return hosts.contains { o == "http://\($0)\(port)" || o == "https://\($0)\(port)" }
+    }
+
+    func handle(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: [UInt8]) -> Response {
         let parts = uri.split(separator: "?", maxSplits: 1)
         let path = String(parts.first ?? "")
         var query: [String: String] = [:]

@@ -19,7 +19,18 @@ import DNSWire
 /// - `GET /v1/explain?name=N&type=T&client=IP[/LEN]`: as `lodestar explain`, with live health.
 /// - `GET /metrics`: Prometheus text.
 /// With a token file configured, every request needs `Authorization: Bearer TOKEN`.
+///
+/// Against a browser on the operator's machine and other local users: a POST needs
+/// `Content-Type: application/json` (a cross-site form cannot send it without a CORS preflight,
+/// which is never granted); a `Host` that names anything but an address or `localhost` is refused
+/// (DNS rebinding), as is an `Origin` other than this API's own; the token is compared in constant
+/// time. Bodies over 64 KiB get 413. POSTs (a reload takes seconds with GeoLite2) run off the
+/// event loop, so `/metrics` keeps answering. At most `maxConnections` at once, each closed after
+/// `idleSeconds` without a request.
 package final class AdminServer: @unchecked Sendable {
+    static let maxConnections = 64
+    static let idleSeconds: Int64 = 30
+    static let maxBody = 65536
     unowned let server: any AdminControl
     let token: String?
     let logger: Logger
@@ -27,6 +38,11 @@ package final class AdminServer: @unchecked Sendable {
     var channel: Channel? = nil
     let shares = ShareWindow()
     var timer: RepeatedTask? = nil
+    /// The address it listens on, for the Host and Origin checks.
+    var address: ListenAddress? = nil
+    let connections = ManagedAtomicCounter()
+    /// POSTs in arrival order, off the event loop.
+    let work = DispatchQueue(label: "lodestar.admin.work")
 
     package init(server: any AdminControl, token: String?, logger: Logger) {
         self.server = server
@@ -47,11 +63,17 @@ package final class AdminServer: @unchecked Sendable {
         guard token != nil || address.isLoopback else {
             throw AdminError("admin listen address \(address) is not loopback: configure admin.token-file to expose it")
         }
+        self.address = address
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { [self] channel in
-                channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
-                    channel.pipeline.addHandler(AdminHandler(admin: self))
+                guard connections.increment() <= Self.maxConnections else {
+                    connections.decrement()
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in self.connections.decrement() }
+                return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
+                    channel.pipeline.addHandlers([IdleStateHandler(allTimeout: .seconds(Self.idleSeconds)), AdminHandler(admin: self)])
                 }
             }
         do {
@@ -89,12 +111,22 @@ package final class AdminServer: @unchecked Sendable {
     }
 }
 
+/// A counter several threads bump.
+final class ManagedAtomicCounter: @unchecked Sendable {
+    let lock = NSLock()
+    var value = 0
+
+    func increment() -> Int { lock.withLock { value += 1; return value } }
+    func decrement() { lock.withLock { value -= 1 } }
+}
+
 final class AdminHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
     let admin: AdminServer
     var head: HTTPRequestHead? = nil
     var body: [UInt8] = []
+    var tooLarge = false
 
     init(admin: AdminServer) { self.admin = admin }
 
@@ -103,21 +135,61 @@ final class AdminHandler: ChannelInboundHandler, @unchecked Sendable {
         case .head(let h):
             head = h
             body = []
+            tooLarge = false
         case .body(var buf):
-            if body.count < 65536 { body += buf.readBytes(length: min(buf.readableBytes, 65536 - body.count)) ?? [] }
+            if body.count + buf.readableBytes > AdminServer.maxBody {
+                tooLarge = true
+                body = []
+            } else if !tooLarge {
+                body += buf.readBytes(length: buf.readableBytes) ?? []
+            }
         case .end:
             guard let head else { return }
-            let r = admin.handle(method: head.method, uri: head.uri, headers: head.headers, body: body)
-            var headers = HTTPHeaders()
-            headers.add(name: "content-type", value: r.contentType)
-            headers.add(name: "content-length", value: "\(r.body.utf8.count)")
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: r.status, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: r.body)))), promise: nil)
-            let keepAlive = head.isKeepAlive
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-                if !keepAlive { context.close(promise: nil) }
-            }
             self.head = nil
+            if tooLarge {
+                respond(context, head, AdminServer.error(.payloadTooLarge, "the body is over \(AdminServer.maxBody) octets"))
+                return
+            }
+            if let refusal = admin.refusal(head) {
+                respond(context, head, refusal)
+                return
+            }
+            let body = self.body
+            guard head.method == .POST else {
+                respond(context, head, admin.handle(method: head.method, uri: head.uri, headers: head.headers, body: body))
+                return
+            }
+            // A change (a reload above all) is made off the event loop, in arrival order.
+            let loop = context.eventLoop
+            let bound = NIOLoopBound((self, context), eventLoop: loop)
+            let admin = self.admin
+            admin.work.async {
+                let r = admin.handle(method: head.method, uri: head.uri, headers: head.headers, body: body)
+                loop.execute { bound.value.0.respond(bound.value.1, head, r) }
+            }
+        }
+    }
+
+    func respond(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ r: AdminServer.Response) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: r.contentType)
+        headers.add(name: "content-length", value: "\(r.body.utf8.count)")
+        headers.add(name: "cache-control", value: "no-store")
+        headers.add(name: "x-content-type-options", value: "nosniff")
+        let keepAlive = head.isKeepAlive && r.status.code < 400
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: r.status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: r.body)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            if !keepAlive { context.close(promise: nil) }
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
         }
     }
 }

@@ -6,7 +6,8 @@ import NIOPosix
 import Prober
 import Steering
 
-/// BIRD I/O, under `lock`: the connection, commands, applying decisions, re-reading its state.
+/// BIRD I/O, on the controller thread only (never under `lock`): the connection, commands,
+/// applying decisions, re-reading its state.
 extension AnycastController {
     func ensureConnected(now: Double) {
         guard !bird.isConnected else { return }

@@ -9,11 +9,12 @@ import Steering
 /// What operators do: maintenance overrides, the withdrawal at shutdown, the status.
 extension AnycastController {
     /// Withdraws (true) or returns to automatic (nil) for maintenance; false if no such protocol.
+    /// Taken by the controller thread at its next step (woken now).
     package func setOverride(proto: String, withdraw: Bool?) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
         guard settings.prefixes.contains(where: { $0.proto == proto }) else { return false }
-        overrides[proto] = withdraw
+        lock.lock()
+        requestedOverrides[proto] = withdraw
+        lock.unlock()
         logger.notice("anycast: \(proto) \(withdraw == true ? "withdrawn by the admin" : "back to automatic")")
         wake.lock()
         wake.broadcast()
@@ -24,22 +25,47 @@ extension AnycastController {
     package var isRunning: Bool {
         lock.lock()
         defer { lock.unlock() }
-        return !stopping
+        return !stopRequested
     }
 
     /// Withdraws every prefix (no guard: this node is about to stop answering) and stops the loop.
+    /// The controller thread makes the withdrawal; this waits for it at most `stopWait` seconds, so
+    /// a hung BIRD cannot hold the shutdown: the include file then says withdrawn, and BIRD reads
+    /// it on its next `configure` or restart.
     package func withdrawAndStop() {
         lock.lock()
-        if stopping { lock.unlock(); return }
-        stopping = true
+        if stopRequested { lock.unlock(); return }
+        stopRequested = true
+        let started = thread != nil
         lock.unlock()
+        guard started else {
+            // Never started: no thread owns the state; withdraw from here.
+            stopping = true
+            finalWithdrawal()
+            try? group.syncShutdownGracefully()
+            return
+        }
         wake.lock()
         wake.broadcast()
-        while !finished && thread != nil {
-            _ = wake.wait(until: Date().addingTimeInterval(0.05))
-        }
         wake.unlock()
-        lock.lock()
+        let deadline = Self.now() + Self.stopWait
+        var done = false
+        while Self.now() < deadline {
+            lock.lock()
+            done = finished || thread == nil
+            lock.unlock()
+            if done { break }
+            usleep(10_000)
+        }
+        if !done {
+            writeInclude(allWithdrawn: true)
+            logger.error("anycast: BIRD did not take the withdrawal within \(Self.stopWait) s; \(settings.includeFile) says withdrawn")
+        }
+        try? group.syncShutdownGracefully()
+    }
+
+    /// On the controller thread, last: every prefix withdrawn, in the include file and in BIRD.
+    func finalWithdrawal() {
         let now = Self.now()
         for (i, p) in settings.prefixes.enumerated() {
             if routes[i].evaluate(healthy: false, why: "lodestar is stopping", otherPaths: nil, stopping: true, now: now) {
@@ -50,15 +76,21 @@ extension AnycastController {
         ensureConnected(now: now + 1e9)
         apply(now: now)
         bird.close()
-        lock.unlock()
-        try? group.syncShutdownGracefully()
     }
 
+    /// The status as of the controller's last step (never waits for BIRD); ages brought up to now.
     package func status() -> AnycastStatus {
         lock.lock()
-        defer { lock.unlock() }
-        let now = Self.now()
-        return AnycastStatus(
+        var s = published ?? makeStatus(now: Self.now())
+        let age = Self.now() - publishedAt
+        lock.unlock()
+        for i in s.prefixes.indices { s.prefixes[i].secondsSinceChange = s.prefixes[i].secondsSinceChange.map { $0 + age } }
+        return s
+    }
+
+    /// The status from the controller's state: on its thread, or before it starts.
+    func makeStatus(now: Double) -> AnycastStatus {
+        AnycastStatus(
             socket: settings.socket, connected: bird.isConnected, birdError: birdError,
             birdVersion: bird.greeting.isEmpty ? nil : bird.greeting, selfCheckUp: check.up, selfCheckReason: check.lastReason,
             lastCommand: lastCommand, lastCommandSeconds: lastCommandSeconds, lastCommandCode: lastCommandCode,

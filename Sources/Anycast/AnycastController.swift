@@ -8,6 +8,12 @@ import Steering
 
 /// Announces and withdraws the anycast prefixes through BIRD's control socket according to the
 /// self-check and the pools' health. Runs on its own thread; the self-check runs on its own event loop.
+///
+/// BIRD cannot wedge the rest: the decision state and the socket belong to the controller thread
+/// alone. Other threads meet it only under `lock`, which is never held across socket I/O: they
+/// leave requests (overrides, stop) and read the status it publishes after each step. So
+/// `/metrics`, `/v1/anycast` and SIGTERM answer at once however long BIRD takes (each BIRD call
+/// is bounded by the client's timeout, connect included).
 package final class AnycastController: @unchecked Sendable {
     let settings: AnycastSettings
     let logger: Logger
@@ -16,8 +22,17 @@ package final class AnycastController: @unchecked Sendable {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let runner: ProbeRunner
     let bird: BirdClient
+    /// Guards what other threads share with the controller thread: `requestedOverrides`,
+    /// `stopRequested`, `published`, `finished`. Never held across BIRD I/O.
     let lock = NSLock()
     let wake = NSCondition()
+    var requestedOverrides: [String: Bool] = [:]
+    var stopRequested = false
+    /// The status as of the controller's last step, and when (monotonic seconds).
+    var published: AnycastStatus? = nil
+    var publishedAt = 0.0
+    /// How long SIGTERM waits for the controller thread's last withdrawal before leaving it.
+    static let stopWait = 3.0
 
     var check: CheckState
     var routes: [RouteHealth]
@@ -63,46 +78,64 @@ package final class AnycastController: @unchecked Sendable {
     /// `rise` times.
     package func start() {
         // Before the first check: the durable mirror says withdrawn, whatever a previous run left.
-        lock.lock()
         writeInclude()
-        lock.unlock()
+        publish()
         let t = Thread { [self] in run() }
         t.name = "lodestar-anycast"
         thread = t
         t.start()
     }
 
+    /// The controller thread: a step per self-check interval until stopped, then the withdrawal.
     func run() {
         while true {
             let started = Self.now()
-            lock.lock()
-            let done = stopping
-            lock.unlock()
-            if done { break }
+            if takeRequests() { break }
             tick()
+            publish()
             let next = started + settings.selfCheck.interval
             wake.lock()
             while Self.now() < next {
                 lock.lock()
-                let s = stopping
+                let s = stopRequested
                 lock.unlock()
                 if s { break }
                 _ = wake.wait(until: Date().addingTimeInterval(max(0.001, next - Self.now())))
             }
             wake.unlock()
         }
-        wake.lock()
+        finalWithdrawal()
+        publish()
+        lock.lock()
         finished = true
+        lock.unlock()
+        wake.lock()
         wake.broadcast()
         wake.unlock()
+    }
+
+    /// Takes what other threads asked for; true when asked to stop.
+    func takeRequests() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        overrides = requestedOverrides
+        stopping = stopRequested
+        return stopping
+    }
+
+    /// Makes the current state what `status()` returns.
+    func publish() {
+        let s = makeStatus(now: Self.now())
+        lock.lock()
+        published = s
+        publishedAt = Self.now()
+        lock.unlock()
     }
 
     /// One round: self-check, decide per prefix, tell BIRD what changed, re-assert when due.
     func tick() {
         let result = (try? runner.run(settings.selfCheck).wait()) ?? ProbeRunner.failure("error", "self-check did not run")
         let health = healthyPools()
-        lock.lock()
-        defer { lock.unlock() }
         let now = Self.now()
         for a in check.record(result.outcome, now: now) {
             switch a {

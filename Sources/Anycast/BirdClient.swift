@@ -80,24 +80,39 @@ package final class BirdClient {
 
     package var isConnected: Bool { fd >= 0 }
 
-    /// Connects and reads the greeting.
+    /// Connects and reads the greeting, within `timeout` in all: the socket is non-blocking, so a
+    /// BIRD that is stopped or too busy to accept (its backlog full) is an error, not a hang.
     package func connect() throws {
         close()
         guard path.utf8.count < 108 else { throw BirdError("\(path): socket path longer than 107 bytes") }
-        let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard s >= 0 else { throw BirdError("socket: \(String(cString: strerror(errno)))") }
         var addr = Self.unixAddress(path)
         let r = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard r == 0 else {
+        if r != 0 {
             let e = errno
-            Glibc.close(s)
-            switch e {
-            case ENOENT: throw BirdError("\(path): no such socket (is BIRD running with this control socket?)")
-            case ECONNREFUSED: throw BirdError("\(path): connection refused (BIRD is not running)")
-            case EACCES: throw BirdError("\(path): permission denied (add lodestar's user to BIRD's group)")
-            default: throw BirdError("\(path): \(String(cString: strerror(e)))")
+            if e == EINPROGRESS {
+                // Connected when writable, or failed with the error SO_ERROR holds.
+                var p = pollfd(fd: s, events: Int16(POLLOUT), revents: 0)
+                let ready = poll(&p, 1, Int32(timeout * 1000))
+                var err: Int32 = 0
+                var len = socklen_t(MemoryLayout<Int32>.size)
+                if ready <= 0 || getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0 {
+                    Glibc.close(s)
+                    throw BirdError(ready <= 0 ? "\(path): connect did not complete within \(timeout) s (BIRD hung?)"
+                                    : "\(path): \(String(cString: strerror(err)))")
+                }
+            } else {
+                Glibc.close(s)
+                switch e {
+                case ENOENT: throw BirdError("\(path): no such socket (is BIRD running with this control socket?)")
+                case ECONNREFUSED: throw BirdError("\(path): connection refused (BIRD is not running)")
+                case EACCES: throw BirdError("\(path): permission denied (add lodestar's user to BIRD's group)")
+                case EAGAIN: throw BirdError("\(path): BIRD is not accepting connections (its backlog is full: hung or overloaded?)")
+                default: throw BirdError("\(path): \(String(cString: strerror(e)))")
+                }
             }
         }
         fd = s
@@ -105,9 +120,9 @@ package final class BirdClient {
         let hello = try readReply()
         guard hello.code == 1 else {
             close()
-            throw BirdError("\(path): unexpected greeting \"\(hello.text)\"")
+            throw BirdError("\(path): unexpected greeting \"\(hello.text.prefix(80))\"")
         }
-        greeting = hello.text
+        greeting = String(hello.text.prefix(200))
     }
 
     /// The address of a unix socket at `path` (shorter than 108 bytes).
@@ -138,10 +153,19 @@ package final class BirdClient {
         if fd < 0 { try connect() }
         let bytes = Array((command + "\n").utf8)
         var sent = 0
+        let deadline = Date().addingTimeInterval(timeout)
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n < 0 {
                 if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK {
+                    // BIRD does not read: wait for room, never past the deadline.
+                    let left = deadline.timeIntervalSinceNow
+                    var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    if left > 0 && poll(&p, 1, Int32(left * 1000) + 1) >= 0 { continue }
+                    close()
+                    throw BirdError("\(path): BIRD did not take a command within \(timeout) s (hung?)")
+                }
                 let why = String(cString: strerror(errno))
                 close()
                 throw BirdError("\(path): send failed: \(why)")
@@ -174,7 +198,7 @@ package final class BirdClient {
             guard r > 0 else { continue }
             var chunk = [UInt8](repeating: 0, count: 4096)
             let n = recv(fd, &chunk, chunk.count, 0)
-            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) { continue }
             guard n > 0 else { throw BirdError("\(path): BIRD closed the connection") }
             buffer += chunk[0..<n]
             if buffer.count > 1 << 22 { throw BirdError("\(path): reply longer than 4 MiB") }

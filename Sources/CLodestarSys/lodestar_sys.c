@@ -7,6 +7,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 #include <sys/random.h>
+#include <sys/resource.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <libgen.h>
 
 struct lodestar_batch {
     unsigned count;
@@ -280,6 +284,54 @@ int lodestar_random(void *buf, size_t len) {
             return -errno;
         }
         done += (size_t)n;
+    }
+    return 0;
+}
+
+int lodestar_raise_nofile(uint64_t *soft, uint64_t *hard) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -errno;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit raised = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl.rlim_cur = rl.rlim_max;
+    }
+    *soft = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+    *hard = rl.rlim_max == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_max;
+    return 0;
+}
+
+int lodestar_write_durable(const char *path, const void *data, size_t len, unsigned mode) {
+    size_t plen = strlen(path);
+    if (plen == 0 || plen > 4000) return -ENAMETOOLONG;
+    char tmp[4096 + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) return -errno;
+    const uint8_t *p = data;
+    size_t done = 0;
+    int err = 0;
+    while (done < len) {
+        ssize_t n = write(fd, p + done, len - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            err = errno;
+            break;
+        }
+        done += (size_t)n;
+    }
+    if (!err && fsync(fd) != 0) err = errno;
+    if (close(fd) != 0 && !err) err = errno;
+    if (!err && rename(tmp, path) != 0) err = errno;
+    if (err) {
+        unlink(tmp);
+        return -err;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
     }
     return 0;
 }

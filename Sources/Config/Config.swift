@@ -19,8 +19,11 @@ import Yams
 ///   answer-cache: 4096         # responses each UDP loop keeps for reuse; 0 = off
 ///   tcp-idle-timeout: 10       # seconds a TCP connection may stay silent (RFC 7766 §6.2.3)
 ///   tcp-max-connections: 1024  # beyond this, new connections are closed at once
+///   tcp-max-connections-per-client: 32   # the same from one address
+///   tcp-message-timeout: 2     # seconds for a whole message from its first octet
 /// transfer:
 ///   allow: ["127.0.0.1/32", "::1/128"]   # who may AXFR/IXFR; default nobody
+///   concurrency: 4             # transfers at once; beyond, REFUSED
 /// ```
 package struct Config: Sendable {
     package var file: String? = nil
@@ -41,7 +44,10 @@ package struct Config: Sendable {
     package var answerCache: Int = 4096
     package var tcpIdleTimeout: Double = 10
     package var tcpMaxConnections: Int = 1024
+    package var tcpMaxConnectionsPerClient: Int = 32
+    package var tcpMessageTimeout: Double = 2
     package var transferAllow: [Prefix] = []
+    package var transferConcurrency: Int = 4
     /// MaxMind-format databases: City/Country (locations) and ASN.
     package var geoDatabase: String? = nil
     package var asnDatabase: String? = nil
@@ -93,7 +99,8 @@ package struct Config: Sendable {
         try top.allow(["server", "transfer", "anycast"] + Config.steeringKeys + Config.protectionKeys)
         if let server = try top.section("server") {
             try server.allow(["listen", "zones", "nsid", "identity", "version", "udp-workers", "answer-cache",
-                              "tcp-idle-timeout", "tcp-max-connections"])
+                              "tcp-idle-timeout", "tcp-max-connections", "tcp-max-connections-per-client",
+                              "tcp-message-timeout"])
             if let listen = try server.strings("listen") {
                 for (value, line) in listen {
                     guard ListenAddress.parse(value) != nil else {
@@ -113,12 +120,17 @@ package struct Config: Sendable {
             if let v = try server.number("udp-workers", range: 0...256) { config.udpWorkers = Int(v) }
             if let v = try server.number("answer-cache", range: 0...1_048_576) { config.answerCache = Int(v) }
             if let v = try server.number("tcp-idle-timeout", range: 0.1...3600) { config.tcpIdleTimeout = v }
-            if let v = try server.number("tcp-max-connections", range: 1...1_000_000) { config.tcpMaxConnections = Int(v) }
+            if let v = try server.integer("tcp-max-connections", range: 1...1_000_000) { config.tcpMaxConnections = v }
+            if let v = try server.integer("tcp-max-connections-per-client", range: 1...1_000_000) {
+                config.tcpMaxConnectionsPerClient = v
+            }
+            if let v = try server.number("tcp-message-timeout", range: 0.1...120) { config.tcpMessageTimeout = v }
         } else {
             config.zonesDirectory = (base as NSString).appendingPathComponent("zones")
         }
         if let transfer = try top.section("transfer") {
-            try transfer.allow(["allow"])
+            try transfer.allow(["allow", "concurrency"])
+            if let v = try transfer.integer("concurrency", range: 1...1000) { config.transferConcurrency = v }
             for (value, line) in try transfer.strings("allow") ?? [] {
                 guard let cidr = CIDR.parse(value) else {
                     throw ConfigError(file: path, line: line, message: "\"\(value)\" is not an address or CIDR prefix")

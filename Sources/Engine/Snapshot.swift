@@ -39,6 +39,12 @@ public struct ListenerOptions: Sendable, Equatable {
     public var tcpIdleTimeout: Double = 10
     /// Beyond this many TCP connections, new ones are closed at once.
     public var tcpMaxConnections: Int = 1024
+    /// The same from one client address.
+    public var tcpMaxConnectionsPerClient: Int = 32
+    /// Seconds a whole TCP message may take from its first octet.
+    public var tcpMessageTimeout: Double = 2
+    /// Zone transfers under way at once; beyond, REFUSED.
+    public var transferConcurrency: Int = 4
     /// Response rate limiting over UDP, and the sources it never limits.
     public var rateLimit = RateLimitSettings()
     public var rateLimitExempt: [Prefix] = []

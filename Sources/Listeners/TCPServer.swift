@@ -1,25 +1,41 @@
 import DNSWire
 import Engine
-import Dispatch
 import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
 
-/// DNS over TCP (RFC 7766): 2-octet framing, many and pipelined queries per connection, an idle
-/// timeout, a bound on connections, and back-pressure so a client that does not read cannot make
-/// the server buffer without limit.
+/// DNS over TCP (RFC 7766): 2-octet framing, many and pipelined queries per connection, and
+/// bounds on everything a client can make the server hold:
+///
+/// - connections: `tcp-max-connections` in all, `tcp-max-connections-per-client` from one address;
+///   beyond either, a new connection is closed at once;
+/// - time: `tcp-idle-timeout` with no message under way, and `tcp-message-timeout` for a whole
+///   message from its first octet (a client sending one octet every few seconds is closed then,
+///   not kept alive by each octet);
+/// - memory: answers are written only while the client drains them; meanwhile reading stops and
+///   the queries already read wait (what one read can bring, at most);
+/// - transfers: one at a time per connection, streamed a message at a time as the client reads,
+///   and at most `transfer.concurrency` at once in all (beyond that, REFUSED).
 package final class TCPServer: Sendable {
     let store: SnapshotStore
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
     let channels: Mutex<[Channel]> = Mutex([])
     let connections = Atomic<Int>(0)
+    /// Open connections per client address.
+    let perClient: Mutex<[ClientAddressKey: Int]> = Mutex([:])
+    /// Transfers under way.
+    let transfers = Atomic<Int>(0)
+    /// The process's descriptor budget for TCP connections (`DescriptorBudget`), below the
+    /// configured maximum when the limit on open files is lower.
+    let descriptorCap: Int
 
-    package init(store: SnapshotStore, logger: Logger, threads: Int = 1) {
+    package init(store: SnapshotStore, logger: Logger, threads: Int = 1, descriptorCap: Int = .max) {
         self.store = store
         self.logger = logger
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        self.descriptorCap = descriptorCap
     }
 
     package func start(_ addresses: [ListenAddress]) throws {
@@ -28,20 +44,18 @@ package final class TCPServer: Sendable {
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 256 * 1024))
+                .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 128 * 1024))
                 .childChannelInitializer { [self] channel in
                     let snapshot = store.current
-                    let limit = snapshot.listener.tcpMaxConnections
-                    if connections.wrappingAdd(1, ordering: .relaxed).newValue > limit {
-                        connections.subtract(1, ordering: .relaxed)
-                        return channel.close()
-                    }
-                    channel.closeFuture.whenComplete { _ in self.connections.subtract(1, ordering: .relaxed) }
+                    let client = ClientAddress(bytes: channel.remoteAddress?.ipAddress.flatMap(IPAddress.parse) ?? [])
+                    guard admit(client, snapshot.listener) else { return channel.close() }
+                    channel.closeFuture.whenComplete { _ in self.release(client) }
                     let idle = TimeAmount.milliseconds(Int64(snapshot.listener.tcpIdleTimeout * 1000))
+                    let handler = DNSConnectionHandler(server: self, client: client,
+                                                       messageTimeout: .milliseconds(Int64(snapshot.listener.tcpMessageTimeout * 1000)))
                     return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(DNSFrameDecoder()))
-                        try channel.pipeline.syncOperations.addHandler(DNSQueryHandler(store: self.store))
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle, writeTimeout: idle))
+                        try channel.pipeline.syncOperations.addHandler(handler)
                     }
                 }
             do {
@@ -53,61 +67,148 @@ package final class TCPServer: Sendable {
         }
     }
 
+    /// Counts a new connection, or says it is one too many (in all, or from its address).
+    func admit(_ client: ClientAddress, _ o: ListenerOptions) -> Bool {
+        let limit = min(o.tcpMaxConnections, descriptorCap)
+        if connections.wrappingAdd(1, ordering: .relaxed).newValue > limit {
+            connections.subtract(1, ordering: .relaxed)
+            return false
+        }
+        let key = ClientAddressKey(client)
+        let ok = perClient.withLock { counts -> Bool in
+            let n = counts[key, default: 0]
+            guard n < o.tcpMaxConnectionsPerClient else { return false }
+            counts[key] = n + 1
+            return true
+        }
+        if !ok { connections.subtract(1, ordering: .relaxed) }
+        return ok
+    }
+
+    func release(_ client: ClientAddress) {
+        connections.subtract(1, ordering: .relaxed)
+        let key = ClientAddressKey(client)
+        perClient.withLock { counts in
+            let n = counts[key, default: 1] - 1
+            counts[key] = n > 0 ? n : nil
+        }
+    }
+
+    /// Takes a transfer slot, or says all are in use.
+    func beginTransfer(limit: Int) -> Bool {
+        if transfers.wrappingAdd(1, ordering: .relaxed).newValue > limit {
+            transfers.subtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func endTransfer() { transfers.subtract(1, ordering: .relaxed) }
+
     package func stop() {
         for c in channels.withLock({ $0 }) { try? c.close().wait() }
         try? group.syncShutdownGracefully()
     }
 }
 
-/// Splits the TCP stream into DNS messages by their 2-octet length (RFC 1035 §4.2.2).
-struct DNSFrameDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ByteBuffer
+/// A client address as a dictionary key.
+struct ClientAddressKey: Hashable {
+    let family: UInt8
+    let high: UInt64
+    let low: UInt64
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) else { return .needMoreData }
-        guard buffer.readableBytes >= 2 + Int(length) else { return .needMoreData }
-        buffer.moveReaderIndex(forwardBy: 2)
-        let message = buffer.readSlice(length: Int(length))!
-        context.fireChannelRead(Self.wrapInboundOut(message))
-        return .continue
+    init(_ c: ClientAddress) {
+        family = c.family
+        high = c.octets.0
+        low = c.octets.1
     }
 }
 
-/// Answers each framed query in order; transfers stream their messages.
-final class DNSQueryHandler: ChannelInboundHandler {
+/// One TCP connection: splits the stream into DNS messages by their 2-octet length (RFC 1035
+/// §4.2.2), answers them in order while the client drains the answers, and streams transfers.
+final class DNSConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    let store: SnapshotStore
+    let server: TCPServer
+    let client: ClientAddress
+    let messageTimeout: TimeAmount
+    /// Octets of a message not yet complete.
+    var buffer: ByteBuffer? = nil
+    /// Closes the connection when a message started is not complete in time.
+    var deadline: Scheduled<Void>? = nil
+    /// Messages read and not yet answered (reading stops while there are any).
+    var pending = CircularBuffer<[UInt8]>()
+    /// The transfer being streamed, if any: nothing else is answered meanwhile.
+    var transfer: TransferStream? = nil
     /// One response buffer per connection, reused for every query on it.
     var scratch = [UInt8](repeating: 0, count: WireLimits.maxMessageSize)
+    var closed = false
 
-    init(store: SnapshotStore) {
-        self.store = store
+    init(server: TCPServer, client: ClientAddress, messageTimeout: TimeAmount) {
+        self.server = server
+        self.client = client
+        self.messageTimeout = messageTimeout
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var message = unwrapInboundIn(data)
-        let bytes = message.readBytes(length: message.readableBytes) ?? []
-        let snapshot = store.current
-        let client = ClientAddress(bytes: context.remoteAddress?.ipAddress.flatMap(IPAddress.parse) ?? [])
-        let isTransfer = bytes.withUnsafeBytes { packet -> Bool in
-            guard case .query(let q) = QueryParser.parse(packet) else { return false }
-            return q.qtype == RRType.axfr || q.qtype == RRType.ixfr
+        var incoming = unwrapInboundIn(data)
+        if buffer == nil { buffer = incoming } else { buffer!.writeBuffer(&incoming) }
+        while let b = buffer, let length = b.getInteger(at: b.readerIndex, as: UInt16.self), b.readableBytes >= 2 + Int(length) {
+            buffer!.moveReaderIndex(forwardBy: 2)
+            pending.append(buffer!.readBytes(length: Int(length))!)
         }
-        if isTransfer {
-            // A transfer of a large zone takes seconds to build: never on the event loop, where it
-            // would stall every other TCP client. Its answer may overtake it (RFC 7766 §7).
-            let loop = context.eventLoop
-            let boundContext = NIOLoopBound(context, eventLoop: loop)
-            let boundSelf = NIOLoopBound(self, eventLoop: loop)
-            DispatchQueue.global(qos: .utility).async {
-                let messages = Self.transfer(bytes, snapshot: snapshot, client: client)
-                loop.execute {
-                    for m in messages { boundSelf.value.write(boundContext.value, m[...]) }
-                    boundContext.value.flush()
+        if buffer!.readableBytes == 0 {
+            buffer = nil
+            deadline?.cancel()
+            deadline = nil
+        } else {
+            buffer!.discardReadBytes()
+            if deadline == nil {
+                // The whole message is due within the timeout of its first octet; more octets do not extend it.
+                deadline = context.eventLoop.scheduleTask(in: messageTimeout) { [weak self] in
+                    guard let self, !self.closed else { return }
+                    self.closed = true
+                    context.close(promise: nil)
                 }
             }
+        }
+        drain(context)
+    }
+
+    /// Answers what is pending while the client takes the answers; reads more only when all are answered.
+    func drain(_ context: ChannelHandlerContext) {
+        var wrote = false
+        while context.channel.isWritable && !closed {
+            if transfer != nil {
+                guard let m = transfer!.next() else {
+                    transfer = nil
+                    server.endTransfer()
+                    continue
+                }
+                write(context, m[...])
+                wrote = true
+                continue
+            }
+            guard let query = pending.popFirst() else { break }
+            answer(context, query)
+            wrote = true
+        }
+        if wrote { context.flush() }
+        let idle = pending.isEmpty && transfer == nil
+        context.channel.setOption(.autoRead, value: idle).whenFailure { _ in }
+    }
+
+    func answer(_ context: ChannelHandlerContext, _ bytes: [UInt8]) {
+        let snapshot = server.store.current
+        var transferQuery: Query? = nil
+        bytes.withUnsafeBytes { packet in
+            if case .query(let q) = QueryParser.parse(packet), q.qtype == RRType.axfr || q.qtype == RRType.ixfr {
+                transferQuery = q
+            }
+        }
+        if let q = transferQuery {
+            startTransfer(context, bytes, q, snapshot)
             return
         }
         let n = bytes.withUnsafeBytes { packet in
@@ -117,47 +218,64 @@ final class DNSQueryHandler: ChannelInboundHandler {
             }
         }
         if n > 0 { write(context, scratch[0..<n]) }
-        // Back-pressure: stop reading while the client does not drain its answers.
-        if !context.channel.isWritable { context.channel.setOption(.autoRead, value: false).whenFailure { _ in } }
     }
 
-    /// The messages answering an AXFR/IXFR: the transfer, or one error response.
-    static func transfer(_ bytes: [UInt8], snapshot: Snapshot, client: ClientAddress) -> [[UInt8]] {
-        bytes.withUnsafeBytes { packet -> [[UInt8]] in
-            guard case .query(let q) = QueryParser.parse(packet) else { return [] }
-            switch ZoneTransfer.respond(to: packet, query: q, snapshot: snapshot, client: client) {
-            case .messages(let messages):
-                return messages
-            case .refuse(let rcode):
-                var out = [UInt8](repeating: 0, count: 512)
-                let n = out.withUnsafeMutableBytes { o in
-                    snapshot.engine.errorResponse(packet, q, rcode: rcode, withQuestion: true, into: o.baseAddress!,
-                                                  capacity: 512, transport: .tcp, client: client)
-                }
-                return [Array(out[0..<n])]
+    /// A transfer: streamed from the next `drain` on, or refused with one message.
+    func startTransfer(_ context: ChannelHandlerContext, _ bytes: [UInt8], _ q: Query, _ snapshot: Snapshot) {
+        let outcome = bytes.withUnsafeBytes { ZoneTransfer.respond(to: $0, query: q, snapshot: snapshot, client: client) }
+        var rcode = Rcode.refused
+        switch outcome {
+        case .stream(let stream):
+            if server.beginTransfer(limit: snapshot.listener.transferConcurrency) {
+                transfer = stream
+                return
+            }
+            server.logger.warning("transfer from \(client.bytes.map(String.init).joined(separator: ".")) refused: \(snapshot.listener.transferConcurrency) transfers already under way")
+        case .refuse(let r):
+            rcode = r
+        }
+        let n = bytes.withUnsafeBytes { packet in
+            scratch.withUnsafeMutableBytes { out in
+                snapshot.engine.errorResponse(packet, q, rcode: rcode, withQuestion: true, into: out.baseAddress!,
+                                              capacity: 512, transport: .tcp, client: client)
             }
         }
+        if n > 0 { write(context, scratch[0..<n]) }
     }
 
     func write(_ context: ChannelHandlerContext, _ bytes: ArraySlice<UInt8>) {
-        var buffer = context.channel.allocator.buffer(capacity: bytes.count + 2)
-        buffer.writeInteger(UInt16(bytes.count))
-        buffer.writeBytes(bytes)
-        context.write(wrapOutboundOut(buffer), promise: nil)
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        context.flush()
+        var out = context.channel.allocator.buffer(capacity: bytes.count + 2)
+        out.writeInteger(UInt16(bytes.count))
+        out.writeBytes(bytes)
+        context.write(wrapOutboundOut(out), promise: nil)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { context.channel.setOption(.autoRead, value: true).whenFailure { _ in } }
+        if context.channel.isWritable { drain(context) }
         context.fireChannelWritabilityChanged()
     }
 
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        deadline?.cancel()
+        if transfer != nil {
+            transfer = nil
+            server.endTransfer()
+        }
+        context.fireChannelInactive()
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)  // RFC 7766 §6.2.3: the server closes idle connections
+        if let idle = event as? IdleStateHandler.IdleStateEvent {
+            let answering = !pending.isEmpty || transfer != nil
+            switch idle {
+            case .read where !answering:
+                context.close(promise: nil)  // RFC 7766 §6.2.3: the server closes idle connections
+            case .write where answering:
+                context.close(promise: nil)  // answers not taken for the whole timeout: a client that does not read
+            default:
+                break
+            }
         } else {
             context.fireUserInboundEventTriggered(event)
         }

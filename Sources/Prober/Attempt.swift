@@ -16,6 +16,8 @@ final class Attempt: @unchecked Sendable {
     var deadline: Scheduled<Void>? = nil
     var channel: Channel? = nil
     var phase = "connecting"
+    /// The first octets the origin sent (HTTP): shown when they are not HTTP at all.
+    var firstBytes: [UInt8] = []
     var done = false
     var certDaysLeft: Double? = nil
 

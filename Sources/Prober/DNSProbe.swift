@@ -30,6 +30,11 @@ final class DNSProbeHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         // Someone else's reply (or a spoofed one): keep waiting until the deadline.
         guard UInt16(b[0]) << 8 | UInt16(b[1]) == id, b[2] & 0x80 != 0 else { return }
+        // The reply must echo the question asked (RFC 5452 §9.1): name (in any case), type, class IN.
+        guard echoesQuestion(b) else {
+            attempt.finish(.fail("dns-question", "DNS reply does not echo the question asked"))
+            return
+        }
         let rcode = b[3] & 0x0F
         let ancount = Int(b[6]) << 8 | Int(b[7])
         if b[2] & 0x02 != 0 {
@@ -41,6 +46,19 @@ final class DNSProbeHandler: ChannelInboundHandler, @unchecked Sendable {
         } else {
             attempt.finish(.ok(attempt.elapsed))
         }
+    }
+
+    /// QDCOUNT 1 and the question as sent, the name compared without regard to ASCII case.
+    func echoesQuestion(_ b: [UInt8]) -> Bool {
+        let qd = Int(b[4]) << 8 | Int(b[5])
+        let end = 12 + qname.count
+        guard qd == 1, b.count >= end + 4 else { return false }
+        for i in 0..<qname.count {
+            let x = b[12 + i], y = qname[i]
+            guard x == y || ((x | 0x20) == (y | 0x20) && (x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A) else { return false }
+        }
+        let t = UInt16(b[end]) << 8 | UInt16(b[end + 1]), c = UInt16(b[end + 2]) << 8 | UInt16(b[end + 3])
+        return t == attempt.spec.qtype && c == 1
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

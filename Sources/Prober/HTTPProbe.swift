@@ -1,24 +1,25 @@
 import DNSWire
 import Foundation
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import NIOTLS
 import Steering
 
-/// HTTP/1.1 GET over TCP or TLS: the status line, then (when asked) a substring of the body's
-/// first bytes. Parses only what it needs, so garbage fails precisely instead of hanging.
+/// HTTP/1.1 GET over TCP or TLS: the status, then (when asked) a substring of the body's first
+/// `CheckSpec.bodyLimit` octets. The response is decoded by NIOHTTP1 (`HTTPResponseDecoder` in
+/// front of this handler): chunked transfer encoding and content lengths as HTTP defines them,
+/// so `expect-body` matches across chunks and a malformed response fails as garbage.
 final class HTTPProbeHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
 
     let attempt: Attempt
-    var bytes: [UInt8] = []
     var status: Int? = nil
-    var bodyStart: Int? = nil
+    var body: [UInt8] = []
     /// A failed handshake is being diagnosed: the connection's end is not the result.
     var diagnosing = false
-    static let headerLimit = 16384
 
     init(attempt: Attempt) {
         self.attempt = attempt
@@ -29,8 +30,11 @@ final class HTTPProbeHandler: ChannelInboundHandler, @unchecked Sendable {
         let defaultPort = s.kind == .https ? 443 : 80
         var host = s.host ?? (s.address.contains(":") ? "[\(s.address)]" : s.address)
         if s.host == nil && s.port != defaultPort { host += ":\(s.port)" }
-        let request = "GET \(s.path) HTTP/1.1\r\nHost: \(host)\r\nUser-Agent: lodestar-prober/0.1\r\n"
-            + "Accept: */*\r\nConnection: close\r\n\r\n"
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: host)
+        headers.add(name: "User-Agent", value: "lodestar-prober/0.1")
+        headers.add(name: "Accept", value: "*/*")
+        headers.add(name: "Connection", value: "close")
         // A reset before the request is out fails the write, not a read: report it as the reset it is.
         // Only socket errors: a write failed because TLS gave up is explained by errorCaught.
         let written = context.eventLoop.makePromise(of: Void.self)
@@ -39,7 +43,9 @@ final class HTTPProbeHandler: ChannelInboundHandler, @unchecked Sendable {
             guard error is IOError else { return }
             attempt.finish(ProbeRunner.classify(error, timeout: attempt.spec.timeout, phase: "sending the request"))
         }
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: request)), promise: written)
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: s.path, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
         context.fireChannelActive()
     }
 
@@ -61,15 +67,42 @@ final class HTTPProbeHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buffer = unwrapInboundIn(data)
-        guard !attempt.done else { return }
+        guard !attempt.done, !diagnosing else { return }
         if attempt.phase != "reading the response" { attempt.phase = "reading the response" }
-        bytes += buffer.readBytes(length: buffer.readableBytes) ?? []
-        evaluate(eof: false)
+        let s = attempt.spec
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            let code = Int(head.status.code)
+            status = code
+            guard s.expectStatus.contains(where: { $0.contains(code) }) else {
+                attempt.finish(.fail("http-status", "HTTP \(code)"))
+                return
+            }
+            if s.expectBody == nil { attempt.finish(.ok(attempt.elapsed)) }
+        case .body(var chunk):
+            guard let needle = s.expectBody else { return }
+            let room = CheckSpec.bodyLimit - body.count
+            if room > 0 { body += chunk.readBytes(length: min(room, chunk.readableBytes)) ?? [] }
+            if find(Array(needle.utf8), in: body[...]) != nil {
+                attempt.finish(.ok(attempt.elapsed))
+            } else if body.count >= CheckSpec.bodyLimit {
+                attempt.finish(.fail("body", "body lacks \"\(needle)\" in its first \(CheckSpec.bodyLimit) bytes"))
+            }
+        case .end:
+            if let needle = s.expectBody {
+                attempt.finish(.fail("body", "body lacks \"\(needle)\" in its first \(CheckSpec.bodyLimit) bytes"))
+            }
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        evaluate(eof: true)
+        if !attempt.done && !diagnosing {
+            if status == nil {
+                attempt.finish(.fail("closed", "connection closed before a complete response head"))
+            } else if let needle = attempt.spec.expectBody {
+                attempt.finish(.fail("body", "connection closed before the body held \"\(needle)\""))
+            }
+        }
         context.fireChannelInactive()
     }
 
@@ -81,68 +114,45 @@ final class HTTPProbeHandler: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         if let e = error as? NIOSSLError, case .uncleanShutdown = e {
-            evaluate(eof: true)
+            return  // the end of the stream decides (channelInactive)
+        }
+        if let e = error as? HTTPParserError {
+            let first = attempt.firstBytes
+            if status != nil, case .invalidEOFState = e {
+                attempt.finish(.fail("body", "response cut short in the body"))
+            } else if case .invalidEOFState = e {
+                attempt.finish(.fail("closed", "response cut short in the head"))
+            } else if status == nil && !first.starts(with: Array("HTTP/".utf8).prefix(first.count)) {
+                attempt.finish(.fail("garbage", "not an HTTP response (starts with \(Self.show(first.prefix(16))))"))
+            } else {
+                attempt.finish(.fail("garbage", "malformed HTTP response (\(e))"))
+            }
             return
         }
         attempt.finish(ProbeRunner.classify(error, timeout: attempt.spec.timeout, phase: attempt.phase))
     }
 
-    /// Decides as soon as the bytes so far allow, or at end of stream.
-    func evaluate(eof: Bool) {
-        guard !attempt.done, !diagnosing else { return }
-        let s = attempt.spec
-        if status == nil {
-            let prefix = Array("HTTP/".utf8)
-            let n = min(bytes.count, prefix.count)
-            if bytes.prefix(n).elementsEqual(prefix.prefix(n)) == false {
-                attempt.finish(.fail("garbage", "not an HTTP response (starts with \(Self.show(bytes.prefix(16))))"))
-                return
-            }
-            guard let eol = find([13, 10], in: bytes[...]) else {
-                if bytes.count > Self.headerLimit {
-                    attempt.finish(.fail("garbage", "status line longer than \(Self.headerLimit) bytes"))
-                } else if eof {
-                    attempt.finish(.fail("closed", bytes.isEmpty ? "connection closed before a response" : "response cut short in the status line"))
-                }
-                return
-            }
-            let line = String(decoding: bytes[..<eol], as: UTF8.self).split(separator: " ", maxSplits: 2)
-            guard line.count >= 2, let code = Int(line[1]), (100...999).contains(code) else {
-                attempt.finish(.fail("garbage", "bad status line \(Self.show(bytes[..<min(eol, 40)]))"))
-                return
-            }
-            status = code
-            guard s.expectStatus.contains(where: { $0.contains(code) }) else {
-                attempt.finish(.fail("http-status", "HTTP \(code)"))
-                return
-            }
-            if s.expectBody == nil {
-                attempt.finish(.ok(attempt.elapsed))
-                return
-            }
-        }
-        guard let needle = s.expectBody else { return }
-        if bodyStart == nil {
-            guard let end = find([13, 10, 13, 10], in: bytes[...]) else {
-                if bytes.count > Self.headerLimit {
-                    attempt.finish(.fail("garbage", "headers longer than \(Self.headerLimit) bytes"))
-                } else if eof {
-                    attempt.finish(.fail("closed", "response cut short in the headers"))
-                }
-                return
-            }
-            bodyStart = end + 4
-        }
-        let body = bytes[bodyStart!...].prefix(CheckSpec.bodyLimit)
-        if find(Array(needle.utf8), in: body) != nil {
-            attempt.finish(.ok(attempt.elapsed))
-        } else if eof || body.count >= CheckSpec.bodyLimit {
-            attempt.finish(.fail("body", "body lacks \"\(needle)\" in its first \(CheckSpec.bodyLimit) bytes"))
-        }
-    }
-
     static func show<C: Collection>(_ b: C) -> String where C.Element == UInt8 {
         "\"" + b.map { (32..<127).contains($0) && $0 != 34 ? String(UnicodeScalar($0)) : String(format: "\\x%02x", $0) }.joined() + "\""
+    }
+}
+
+/// In front of the HTTP decoder: notes that the response has started and keeps its first octets
+/// (for the reason given when they are not HTTP); passes everything on.
+final class FirstBytesHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    let attempt: Attempt
+
+    init(attempt: Attempt) { self.attempt = attempt }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        if attempt.firstBytes.count < 16 {
+            attempt.firstBytes += buffer.getBytes(at: buffer.readerIndex, length: min(16 - attempt.firstBytes.count, buffer.readableBytes)) ?? []
+            if !attempt.done { attempt.phase = "reading the response" }
+        }
+        context.fireChannelRead(data)
     }
 }
 

@@ -21,6 +21,11 @@ package struct ProbeResult: Sendable, Equatable {
     static func fail(_ kind: String, _ reason: String, certDaysLeft: Double? = nil) -> ProbeResult {
         ProbeResult(outcome: .failure(reason: reason), kind: kind, certDaysLeft: certDaysLeft)
     }
+
+    /// Not run: a local error (kind `local`), which says nothing about the target.
+    static func local(_ reason: String) -> ProbeResult {
+        ProbeResult(outcome: .local(reason: reason), kind: "local")
+    }
 }
 
 /// `2 s`, `0.5 s`: seconds without trailing zeros, for messages.

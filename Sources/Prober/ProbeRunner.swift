@@ -1,6 +1,7 @@
 import DNSWire
 import Foundation
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import NIOTLS
@@ -65,6 +66,9 @@ package final class ProbeRunner: @unchecked Sendable {
                         let name = spec.sni ?? spec.host.flatMap { isIPLiteral($0) ? nil : $0 }
                         try ops.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: name))
                     }
+                    try ops.addHandler(HTTPRequestEncoder())
+                    try ops.addHandler(FirstBytesHandler(attempt: a))
+                    try ops.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
                     try ops.addHandler(HTTPProbeHandler(attempt: a))
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
@@ -119,8 +123,11 @@ package final class ProbeRunner: @unchecked Sendable {
         return .fail("error", "\(error)")
     }
 
-    static func errnoResult(_ code: Int32, phase: String) -> ProbeResult {
+    package static func errnoResult(_ code: Int32, phase: String) -> ProbeResult {
         switch code {
+        case EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL, EAGAIN:
+            // This host's shortage (descriptors, buffers, local ports), not the target's failure.
+            return .local("local error \(phase): \(String(cString: strerror(code)))")
         case ECONNREFUSED: return .fail("refused", "connection refused")
         case ECONNRESET, EPIPE: return .fail("reset", "connection reset \(phase)")
         case EHOSTUNREACH, ENETUNREACH: return .fail("unreachable", "no route to host")

@@ -68,7 +68,7 @@ extension Prober {
             t.rtt.add(rtt)
             t.lastRTT = rtt
             t.floor = t.floor.map { rtt < $0 ? rtt : $0 + 0.01 * (rtt - $0) } ?? rtt
-        case .failure:
+        case .failure, .local:
             t.failures[result.kind, default: 0] += 1
         }
         for a in t.state.record(result.outcome, now: now) {

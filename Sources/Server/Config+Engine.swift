@@ -20,6 +20,9 @@ extension Config {
         o.answerCache = answerCache
         o.tcpIdleTimeout = tcpIdleTimeout
         o.tcpMaxConnections = tcpMaxConnections
+        o.tcpMaxConnectionsPerClient = tcpMaxConnectionsPerClient
+        o.tcpMessageTimeout = tcpMessageTimeout
+        o.transferConcurrency = transferConcurrency
         o.rateLimit = rateLimit
         o.rateLimitExempt = rateLimitExempt
         return o

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Prober
 import Steering
+import Synchronization
 
 /// Owns the mutable health state (the prober's results, the admin's overrides) and publishes it
 /// into the snapshot store; serialises admin changes and reloads.
@@ -14,6 +15,10 @@ package final class HealthController: @unchecked Sendable {
     let store: SnapshotStore
     let logger: Logger
     var stateFile: String?
+    /// State file writes, off the health lock: the newest contents waiting, and the queue that
+    /// writes them (a slow or full disk delays the file, never a health change or a query).
+    let pendingState = Mutex<(path: String, data: Data)?>(nil)
+    let persistQueue = DispatchQueue(label: "lodestar.state-file")
 
     package init(store: SnapshotStore, stateFile: String?, logger: Logger) {
         self.store = store
@@ -64,7 +69,8 @@ package final class HealthController: @unchecked Sendable {
         }
     }
 
-    /// Writes the overrides and the observed health to the state file.
+    /// Queues the overrides and the observed health for the state file (called under the lock:
+    /// only the encoding happens here; the write is on `persistQueue`, the newest contents winning).
     func persistLocked() {
         guard let stateFile else { return }
         let health = StateFile.Health(savedAt: Date().timeIntervalSince1970,
@@ -73,11 +79,24 @@ package final class HealthController: @unchecked Sendable {
                                           return StateFile.Health.Entry(up: o.up, reason: reason)
                                       })
         do {
-            try StateFile.write(StateFile.Contents(overrides: board.overrides, health: health), to: stateFile)
+            let data = try StateFile.encode(StateFile.Contents(overrides: board.overrides, health: health))
+            pendingState.withLock { $0 = (stateFile, data) }
         } catch {
-            logger.error("\(stateFile): cannot save the state: \(error)")
+            logger.error("\(stateFile): cannot encode the state: \(error)")
+            return
+        }
+        persistQueue.async { [self] in
+            guard let (path, data) = pendingState.withLock({ p -> (String, Data)? in defer { p = nil }; return p }) else { return }
+            do {
+                try StateFile.write(data, to: path)
+            } catch {
+                logger.error("\(path): cannot save the state: \(error)")
+            }
         }
     }
+
+    /// Waits until the state queued so far is on disk (an admin change answers after it is).
+    package func flushState() { persistQueue.sync {} }
 
     /// The health view for a newly loaded model, carrying state over by name; called inside `withLock`.
     func adopt(_ model: SteeringModel, overrides: AdminOverrides?) -> HealthView {

@@ -25,6 +25,7 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
     let udp: UDPServer
     let tcp: TCPServer
     let reloadQueue = DispatchQueue(label: "lodestar.reload")
+    let reloading = NSLock()
     var signalSources: [DispatchSourceSignal] = []
     package let health: HealthController
     var admin: AdminServer? = nil
@@ -66,7 +67,8 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
             logger.info("health of \(resumed.count) endpoints resumed from \(config.stateFile ?? "")")
         }
         udp = UDPServer(store: store, workers: config.udpWorkers, logger: logger)
-        tcp = TCPServer(store: store, logger: logger)
+        let budget = DescriptorBudget(config: config, logger: logger)
+        tcp = TCPServer(store: store, logger: logger, descriptorCap: budget.tcpConnections)
     }
 
     static func loadConfig(_ path: String?, _ overrides: (inout Config) -> Void) throws -> Config {
@@ -160,8 +162,12 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
     }
 
     /// Re-reads config and zones; on success swaps the snapshot, on failure keeps the old one.
+    /// Reloads run one at a time (SIGHUP and the admin API together): the one that reads the
+    /// config file last installs it, so the newest file always ends up in force.
     @discardableResult
     package func reload() -> Result<Int, Error> {
+        reloading.lock()
+        defer { reloading.unlock() }
         do {
             let config = try Self.loadConfig(configPath, commandLine)
             let running = self.running.withLock { $0 }
@@ -229,12 +235,14 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
     package var overrides: AdminOverrides { health.overrides }
     package func setOverride(_ kind: OverrideKind, name: String, state: AdminOverride.State??, weight: Double??) throws {
         try health.set(kind, name: name, state: state, weight: weight)
+        health.flushState()
     }
 
     package func stop() {
         prober.stop()
         if let anycast, anycast.isRunning { anycast.withdrawAndStop() }
         health.withLock { health.persistLocked() }
+        health.flushState()
         admin?.stop()
         udp.stop()
         tcp.stop()

@@ -1,3 +1,4 @@
+import CLodestarSys
 import Foundation
 import Steering
 
@@ -26,14 +27,16 @@ package enum StateFile {
         return try? JSONDecoder().decode(Contents.self, from: data)
     }
 
-    package static func write(_ contents: Contents, to path: String) throws {
+    package static func encode(_ contents: Contents) throws -> Data {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try enc.encode(contents)
-        let tmp = path + ".tmp"
-        guard FileManager.default.createFile(atPath: tmp, contents: data) else {
-            throw ServerError("cannot write \(tmp)")
-        }
-        guard rename(tmp, path) == 0 else { throw ServerError("cannot rename \(tmp) to \(path): \(String(cString: strerror(errno)))") }
+        return try enc.encode(contents)
+    }
+
+    /// Replaces the file durably (`lodestar_write_durable`: temporary file, fsync, rename, directory
+    /// fsync): a crash or a full disk leaves the previous state, never a torn one.
+    package static func write(_ data: Data, to path: String) throws {
+        let rc = data.withUnsafeBytes { lodestar_write_durable(path, $0.baseAddress, $0.count, 0o600) }
+        guard rc == 0 else { throw ServerError("cannot write \(path): \(String(cString: strerror(-rc)))") }
     }
 }

@@ -27,6 +27,10 @@ public struct CheckPolicy: Sendable, Equatable, Hashable {
 public enum CheckOutcome: Sendable, Equatable {
     case success(rtt: Double)
     case failure(reason: String)
+    /// The check could not run here (out of file descriptors, buffers, local ports): it says
+    /// nothing about the target, whose state stays as it was. A local shortage must never mark an
+    /// origin down or withdraw a route.
+    case local(reason: String)
 }
 
 /// What the owner of a check state must do after a result.
@@ -92,6 +96,9 @@ public struct CheckState: Sendable, Equatable {
                     actions.append(.wentUp(reason: reason))
                 }
             }
+        case .local(let reason):
+            lastReason = "not checked: \(reason)"
+            return actions
         case .failure(let reason):
             failures += 1
             successes = 0

@@ -69,8 +69,12 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
+    @Option(name: .long, help: "Responses per second to one source prefix over UDP; 0 turns rate limiting off (overrides the config).")
+    var rateLimit: Int? = nil
+
     func validate() throws {
         try source.validateConfig()
+        if let r = rateLimit, !(0...1_000_000).contains(r) { throw ValidationError("--rate-limit must be between 0 and 1000000") }
         for l in listen where ListenAddress.parse(l) == nil {
             throw ValidationError("--listen \(l) is not ADDR:PORT or [ADDR6]:PORT")
         }
@@ -82,11 +86,16 @@ struct Serve: ParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let source = source
         let listen = listen
+        let rateLimit = rateLimit
         let server: LodestarServer
         do {
             server = try LodestarServer(configPath: source.configPath, overrides: { config in
                 source.apply(&config)
                 if !listen.isEmpty { config.listen = listen }
+                if let r = rateLimit {
+                    config.rateLimit.responsesPerSecond = r
+                    config.rateLimit.burst = max(1, 2 * r)
+                }
             }, logger: logger)
             try server.start()
         } catch {

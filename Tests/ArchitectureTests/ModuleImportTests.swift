@@ -17,7 +17,7 @@ import Testing
         "Steering": ["Geo", "CLodestarSys", "Foundation"],
         "Protection": ["DNSWire", "CLodestarSys"],
         "Engine": ["DNSWire", "Zones", "Steering", "Protection", "CLodestarSys"],
-        "Prober": ["DNSWire", "Steering", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix", "NIOSSL", "NIOTLS"],
+        "Prober": ["DNSWire", "Steering", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix", "NIOHTTP1", "NIOSSL", "NIOTLS"],
         "Anycast": ["Prober", "Steering", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix"],
         "Config": ["DNSWire", "Steering", "Prober", "Anycast", "Protection", "Foundation", "Yams"],
         "Listeners": ["Engine", "Protection", "DNSWire", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix"],

@@ -26,11 +26,15 @@ struct GSLBSetup {
         try LodestarProcess(zones: dir + "/zones", config: config, startupTimeout: timeout)
     }
 
-    /// An admin API call through curl; returns the body.
+    /// An admin API call through curl; returns the body. A POST says its body is JSON, as the
+    /// API requires (`contentType` replaces that, for the tests of the requirement).
     @discardableResult
-    func admin(_ method: String, _ path: String, _ body: String? = nil, token: String? = nil, status: Bool = false) throws -> String {
+    func admin(_ method: String, _ path: String, _ body: String? = nil, token: String? = nil, status: Bool = false,
+               contentType: String? = "application/json", headers: [String] = []) throws -> String {
         var args = ["-s", "-X", method, "http://127.0.0.1:\(adminPort)\(path)", "--max-time", "5"]
         if let body { args += ["-d", body] }
+        if method == "POST", let contentType { args += ["-H", "Content-Type: \(contentType)"] }
+        for h in headers { args += ["-H", h] }
         if let token { args += ["-H", "Authorization: Bearer \(token)"] }
         if status { args += ["-o", "/dev/null", "-w", "%{http_code}"] }
         return try Command.run("/usr/bin/curl", args, timeout: 10).output

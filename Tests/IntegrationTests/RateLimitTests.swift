@@ -23,7 +23,7 @@ struct RateLimitTests {
     func floods() throws {
         let (dir, path, admin) = try Self.config("rate-limit: { responses-per-second: 100, burst: 100, slip: 2 }\n")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let server = try LodestarProcess(config: path)
+        let server = try LodestarProcess(config: path, rateLimit: true)
         defer { server.stop() }
         let r = try Command.run("/usr/bin/env", ["python3", Paths.packageRoot + "/Tests/Abuse/rrl_flood.py",
                                                   "\(server.port)", "100", "100", "2"], timeout: 60)
@@ -41,7 +41,7 @@ struct RateLimitTests {
                              ("rate-limit: { responses-per-second: 20, burst: 20, exempt: [127.0.3.0/24] }\n", "exempt")] {
             let (dir, path, admin) = try Self.config(body)
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            let server = try LodestarProcess(config: path)
+            let server = try LodestarProcess(config: path, rateLimit: true)
             defer { server.stop() }
             let r = try Command.run("/usr/bin/env", ["python3", "-c", """
                 import socket,struct
@@ -67,7 +67,7 @@ struct RateLimitTests {
 
     @Test("dig +cookie and kdig +cookie get a server cookie, and it is good when sent back")
     func cookiesWithDigAndKdig() throws {
-        let server = try LodestarProcess()
+        let server = try LodestarProcess(rateLimit: true)
         defer { server.stop() }
         let first = try Command.run("/usr/bin/dig", ["@127.0.0.1", "-p", "\(server.port)", "+cookie", "example.com", "SOA"]).output
         let line = try #require(first.split(separator: "\n").first { $0.contains("; COOKIE:") }, "\(first)")
@@ -94,7 +94,7 @@ struct RateLimitTests {
     func cookiesOff() throws {
         let (dir, path, _) = try Self.config("cookies: { enabled: false }\n")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let server = try LodestarProcess(config: path)
+        let server = try LodestarProcess(config: path, rateLimit: true)
         defer { server.stop() }
         let out = try Command.run("/usr/bin/dig", ["@127.0.0.1", "-p", "\(server.port)", "+cookie", "example.com", "SOA"]).output
         #expect(out.contains("status: NOERROR") && !out.contains("; COOKIE:"), "\(out)")

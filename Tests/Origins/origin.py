@@ -13,6 +13,8 @@ Modes (GET http://127.0.0.1:CONTROL/mode?origin=ADDR:PORT&mode=M):
   hang     accept, never answer        garbage  bytes that are not HTTP
   reset    accept, close with RST      trickle  a valid response, one byte per second
   slow:MS  200 after MS milliseconds   down     stop listening (connection refused)
+  chunked  200, chunked: "healthy" split across chunks, each chunk in its own write
+  wrong-question (DNS) a NOERROR reply with the query's id but another question
 GET /hits?origin=ADDR:PORT returns the number of connections accepted.
 Everything listens on loopback only; the process exits on SIGTERM, or after --lifetime seconds.
 """
@@ -43,6 +45,8 @@ class DNSResponder(asyncio.DatagramProtocol):
         while data[end] != 0:
             end += data[end] + 1
         question = data[12:end + 5]
+        if mode == "wrong-question":
+            question = b"\x05other\x07example\x00" + question[-4:]
         rcode = 2 if mode == "500" else 0
         answer = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x7f\x00\x00\x01" if rcode == 0 else b""
         header = data[:2] + bytes([0x84, rcode]) + b"\x00\x01" + (b"\x00\x01" if answer else b"\x00\x00") + b"\x00\x00\x00\x00"
@@ -104,6 +108,13 @@ class Origin:
                 return
             if mode == "garbage":
                 writer.write(b"\x00\x01garbage that is not HTTP\r\n\r\n")
+            elif mode == "chunked":
+                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+                for part in (b"status: hea", b"lt", b"hy\n"):
+                    writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+                    await writer.drain()
+                    await asyncio.sleep(0.02)
+                writer.write(b"0\r\n\r\n")
             elif mode == "trickle":
                 for b in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok":
                     writer.write(bytes([b]))

@@ -120,10 +120,39 @@ struct ProbeTests {
         #expect(Self.reason(try Self.run(s).0) == "DNS reply without answers")
         try origins.mode(port, "garbage")
         #expect(try Self.run(s).0.kind == "garbage")
+        // A reply with our id that does not echo our question is not an answer to it.
+        try origins.mode(port, "wrong-question")
+        #expect(try Self.run(s).0.kind == "dns-question")
         try origins.mode(port, "hang")
         let (r, took) = try Self.run(s)
         #expect(Self.reason(r) == "timeout after 0.5 s waiting for the DNS reply" && took < 0.9)
         try origins.mode(port, "down")
         #expect(Self.reason(try Self.run(s).0) == "connection refused", "ICMP port unreachable on a connected socket")
+    }
+
+    @Test("HTTP: a chunked body is decoded as HTTP, so expect-body matches across chunks", .timeLimit(.minutes(1)))
+    func chunked() throws {
+        let port = FreePort.pick()
+        let origins = try Origins(["\(port)"])
+        defer { origins.stop() }
+        try origins.mode(port, "chunked")
+        let (r, _) = try Self.run(Self.http(port, timeout: 2, body: "healthy"))
+        #expect(r.kind == "ok", "\(r)")
+        // The chunk-size lines are framing, not body: text spanning them does not match.
+        let (framing, _) = try Self.run(Self.http(port, timeout: 2, body: "\r\n"))
+        #expect(framing.kind == "body", "\(framing)")
+    }
+
+    @Test("A local error (out of descriptors, buffers, ports) is not the origin's failure")
+    func localErrors() {
+        for code in [EMFILE, ENFILE, ENOBUFS, EADDRNOTAVAIL] {
+            let r = ProbeRunner.errnoResult(code, phase: "connecting")
+            #expect(r.kind == "local", "\(code): \(r)")
+            guard case .local = r.outcome else { Issue.record("\(code): \(r.outcome)"); continue }
+            var state = CheckState(policy: CheckPolicy(), resumed: true, reason: "up")
+            let before = state.up
+            #expect(state.record(r.outcome, now: 1).isEmpty && state.up == before, "a local error changes nothing")
+        }
+        #expect(ProbeRunner.errnoResult(ECONNREFUSED, phase: "connecting").kind == "refused")
     }
 }

@@ -67,6 +67,14 @@ uint64_t lodestar_monotonic_ns(void);
 /// The calling thread's kernel id (for setpriority on one thread).
 int lodestar_thread_id(void);
 
+/// Raises the soft limit on open files to the hard limit; reports both after. 0, or -errno.
+int lodestar_raise_nofile(uint64_t *soft, uint64_t *hard);
+
+/// Replaces the file at `path` with `len` octets durably: written to a temporary file beside it,
+/// fsync'd, renamed over `path`, and the directory fsync'd, so a crash or power loss leaves the old
+/// content or the new, never a torn or empty file. 0, or -errno (the temporary file is removed).
+int lodestar_write_durable(const char *path, const void *data, size_t len, unsigned mode);
+
 /// Fills `len` octets from the kernel's random source; 0, or -errno.
 int lodestar_random(void *buf, size_t len);
 

@@ -9,8 +9,10 @@ final class LodestarProcess: @unchecked Sendable {
     let workDir: String
 
     /// Starts the server and waits (at most 15 s) until it answers over UDP and TCP.
+    /// Response rate limiting is off unless `rateLimit`: the tests send hundreds of queries a
+    /// second from 127.0.0.1 (RateLimitTests test limiting itself).
     init(zones: String = Paths.fixtures + "/zones", config: String? = nil, extra: [String] = [],
-         startupTimeout: Double = 15) throws {
+         startupTimeout: Double = 15, rateLimit: Bool = false) throws {
         port = FreePort.pick()
         workDir = try Paths.temporaryDirectory()
         logPath = workDir + "/lodestar.log"
@@ -20,6 +22,7 @@ final class LodestarProcess: @unchecked Sendable {
         process.currentDirectoryURL = URL(fileURLWithPath: workDir)
         var args = ["serve", "--zones", zones, "--listen", "127.0.0.1:\(port)"]
         if let config { args += ["--config", config] }
+        if !rateLimit { args += ["--rate-limit", "0"] }
         process.arguments = args + extra
         let logHandle = FileHandle(forWritingAtPath: logPath)
         process.standardOutput = logHandle
