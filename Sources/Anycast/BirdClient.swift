@@ -117,7 +117,13 @@ package final class BirdClient {
         }
         fd = s
         buffer = []
-        let hello = try readReply()
+        let hello: BirdReply
+        do {
+            hello = try readReply()
+        } catch {
+            close()
+            throw error
+        }
         guard hello.code == 1 else {
             close()
             throw BirdError("\(path): unexpected greeting \"\(hello.text.prefix(80))\"")

@@ -217,7 +217,14 @@ final class DNSConnectionHandler: ChannelInboundHandler {
                                         client: client)
             }
         }
-        if n > 0 { write(context, scratch[0..<n]) }
+        if n > 0 {
+            write(context, scratch[0..<n])
+        } else {
+            // Nothing to answer (shorter than a header, a response, an empty frame): no real
+            // client sends that, and answering nothing must not keep a connection alive.
+            closed = true
+            context.close(promise: nil)
+        }
     }
 
     /// A transfer: streamed from the next `drain` on, or refused with one message.

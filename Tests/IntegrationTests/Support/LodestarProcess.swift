@@ -12,18 +12,19 @@ final class LodestarProcess: @unchecked Sendable {
     /// Response rate limiting is off unless `rateLimit`: the tests send hundreds of queries a
     /// second from 127.0.0.1 (RateLimitTests test limiting itself).
     init(zones: String = Paths.fixtures + "/zones", config: String? = nil, extra: [String] = [],
-         startupTimeout: Double = 15, rateLimit: Bool = false) throws {
+         startupTimeout: Double = 15, rateLimit: Bool = false, launcher: [String] = []) throws {
         port = FreePort.pick()
         workDir = try Paths.temporaryDirectory()
         logPath = workDir + "/lodestar.log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process = Process()
-        process.executableURL = URL(fileURLWithPath: Paths.binary)
+        // `launcher`: a command that runs the binary (prlimit with its options, for limits).
+        process.executableURL = URL(fileURLWithPath: launcher.first ?? Paths.binary)
         process.currentDirectoryURL = URL(fileURLWithPath: workDir)
         var args = ["serve", "--zones", zones, "--listen", "127.0.0.1:\(port)"]
         if let config { args += ["--config", config] }
         if !rateLimit { args += ["--rate-limit", "0"] }
-        process.arguments = args + extra
+        process.arguments = (launcher.isEmpty ? [] : Array(launcher.dropFirst()) + [Paths.binary]) + args + extra
         let logHandle = FileHandle(forWritingAtPath: logPath)
         process.standardOutput = logHandle
         process.standardError = logHandle
