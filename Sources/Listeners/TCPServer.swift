@@ -1,4 +1,5 @@
 import DNSWire
+import Dispatch
 import Engine
 import Logging
 import NIOCore
@@ -176,27 +177,60 @@ final class DNSConnectionHandler: ChannelInboundHandler {
         drain(context)
     }
 
-    /// Answers what is pending while the client takes the answers; reads more only when all are answered.
+    /// Transfer messages built per batch, off the event loop.
+    static let transferBatch = 4
+    /// A batch of the transfer is being built.
+    var building = false
+
+    /// Answers what is pending while the client takes the answers; reads more only when all are
+    /// answered. A transfer in progress goes first: nothing after it is answered until it is done.
     func drain(_ context: ChannelHandlerContext) {
         var wrote = false
-        while context.channel.isWritable && !closed {
-            if transfer != nil {
-                guard let m = transfer!.next() else {
-                    transfer = nil
-                    server.endTransfer()
-                    continue
-                }
-                write(context, m[...])
-                wrote = true
-                continue
-            }
+        while context.channel.isWritable && !closed && transfer == nil {
             guard let query = pending.popFirst() else { break }
             answer(context, query)
             wrote = true
         }
         if wrote { context.flush() }
+        if transfer != nil { pump(context) }
         let idle = pending.isEmpty && transfer == nil
         context.channel.setOption(.autoRead, value: idle).whenFailure { _ in }
+    }
+
+    /// The next batch of the transfer, built on a worker thread (a large zone's messages take time
+    /// to build, which must not stall the other connections of this event loop) and written back
+    /// here; the next batch only once the client has taken enough (`isWritable`).
+    func pump(_ context: ChannelHandlerContext) {
+        guard let stream = transfer, !building, !closed, context.channel.isWritable else { return }
+        building = true
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        let start = stream
+        DispatchQueue.global(qos: .utility).async {
+            var stream = start
+            var batch: [[UInt8]] = []
+            var done = false
+            while batch.count < Self.transferBatch {
+                guard let m = stream.next() else { done = true; break }
+                batch.append(m)
+            }
+            let next = stream
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.building = false
+                guard !handler.closed else { return }  // channelInactive released the slot
+                for m in batch { handler.write(context, m[...]) }
+                context.flush()
+                if done {
+                    handler.transfer = nil
+                    handler.server.endTransfer()
+                    handler.drain(context)
+                } else {
+                    handler.transfer = next
+                    handler.pump(context)
+                }
+            }
+        }
     }
 
     func answer(_ context: ChannelHandlerContext, _ bytes: [UInt8]) {

@@ -83,4 +83,65 @@ struct TransferTests {
         }
         #expect(records == 300_004)
     }
+
+    static func rssKiB(_ pid: Int32) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
+    @Test("Transfers at once are bounded (REFUSED beyond), streamed as the client reads (memory flat while stalled), and linear in the zone",
+          .timeLimit(.minutes(2)))
+    func boundedAndStreamed() throws {
+        let dir = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/zones", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Paths.packageRoot + "/zones/example.com.zone", toPath: dir + "/zones/example.com.zone")
+        for (name, count) in [("big.test", 200_000), ("small.test", 20_000)] {
+            var text = "$ORIGIN \(name).\n$TTL 300\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n"
+            for i in 0..<count { text += "r\(i) A 10.\((i >> 16) & 255).\((i >> 8) & 255).\(i & 255)\n" }
+            try text.write(toFile: dir + "/zones/\(name).zone", atomically: true, encoding: .utf8)
+        }
+        try "transfer:\n  allow: [\"127.0.0.0/8\"]\n  concurrency: 2\n".write(toFile: dir + "/c.yaml", atomically: true, encoding: .utf8)
+        let server = try LodestarProcess(zones: dir + "/zones", config: dir + "/c.yaml")
+        defer { server.stop() }
+        let before = Self.rssKiB(server.pid)
+        // Six transfers asked at once, none read beyond its first message.
+        var fds: [Int32] = []
+        for i in 0..<6 {
+            let fd = RawDNS.tcpConnect(port: server.port, timeout: 10)
+            try #require(fd >= 0)
+            fds.append(fd)
+            #expect(RawDNS.sendAll(fd, RawDNS.framed(RawDNS.query(id: UInt16(i), name: "big.test", type: 252))))
+            usleep(100_000)
+        }
+        var refused = 0, streaming = 0
+        for fd in fds {
+            guard let m = RawDNS.readFramed(fd) else { continue }
+            if RawDNS.rcode(m) == 5 { refused += 1 } else if RawDNS.rcode(m) == 0 { streaming += 1 }
+        }
+        #expect(streaming == 2 && refused == 4, "\(streaming) streaming, \(refused) refused with concurrency 2")
+        usleep(500_000)
+        let stalled = Self.rssKiB(server.pid)
+        #expect(stalled - before < 64 * 1024, "two stalled transfers of 200,000 records hold \((stalled - before) / 1024) MiB")
+        for fd in fds { close(fd) }
+        // The slots are free again; a whole transfer takes time in proportion to the zone.
+        func transfer(_ zone: String) throws -> (records: Int, seconds: Double) {
+            let fd = RawDNS.tcpConnect(port: server.port, timeout: 30)
+            try #require(fd >= 0)
+            defer { close(fd) }
+            let t0 = Date()
+            _ = RawDNS.sendAll(fd, RawDNS.framed(RawDNS.query(id: 77, name: zone, type: 252)))
+            var records = 0
+            let expected = zone == "big.test" ? 200_004 : 20_004
+            while records < expected, let m = RawDNS.readFramed(fd) {
+                guard RawDNS.rcode(m) == 0 else { break }
+                records += RawDNS.ancount(m)
+            }
+            return (records, Date().timeIntervalSince(t0))
+        }
+        let small = try transfer("small.test"), big = try transfer("big.test")
+        #expect(small.records == 20_004 && big.records == 200_004, "\(small) \(big)")
+        #expect(big.seconds < 15 * max(small.seconds, 0.05), "10x the records took \(big.seconds / small.seconds)x the time")
+    }
 }
