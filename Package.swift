@@ -109,6 +109,17 @@ let package = Package(
             ],
             swiftSettings: crossModule
         ),
+        // Fuzzing harnesses (FUZZING.md): under libFuzzer with `scripts/fuzz.sh`; otherwise a
+        // replay of inputs, which the test suite runs over the committed corpora.
+        .executableTarget(
+            name: "lodestar-fuzz",
+            dependencies: [
+                "Server", "Admin", "Config", "Engine", "DNSWire", "Zones", "Anycast", "Protection",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Fuzz"
+        ),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire", "Protection"]),
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "DNSWire"]),
         .testTarget(name: "GeoTests", dependencies: ["Geo"]),

@@ -8,7 +8,7 @@ import Steering
 extension AdminServer {
     /// Why a request is refused before it is routed, if it is: its token, its Host, its Origin,
     /// and for a POST its Content-Type.
-    func refusal(_ head: HTTPRequestHead) -> Response? {
+    package func refusal(_ head: HTTPRequestHead) -> Response? {
         if let token {
             let given = Array((head.headers["authorization"].first ?? "").utf8)
             guard Self.constantTimeEqual(given, Array("Bearer \(token)".utf8)) else {
@@ -66,7 +66,7 @@ extension AdminServer {
         return hosts.contains { o == "http://\($0)\(port)" || o == "https://\($0)\(port)" }
     }
 
-    func handle(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: [UInt8]) -> Response {
+    package func handle(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: [UInt8]) -> Response {
         let parts = uri.split(separator: "?", maxSplits: 1)
         let path = String(parts.first ?? "")
         var query: [String: String] = [:]

@@ -93,9 +93,9 @@ package final class AdminServer: @unchecked Sendable {
         try? group.syncShutdownGracefully()
     }
 
-    struct Response {
-        var status: HTTPResponseStatus
-        var body: String
+    package struct Response {
+        package var status: HTTPResponseStatus
+        package var body: String
         var contentType = "application/json"
     }
 

@@ -25,6 +25,8 @@ import Testing
                   "NIOCore", "NIOPosix", "NIOHTTP1"],
         "Server": ["Engine", "Config", "Listeners", "Admin", "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast",
                    "Protection", "CLodestarSys", "Foundation", "Logging"],
+        "lodestar-fuzz": ["Server", "Admin", "Config", "Engine", "DNSWire", "Zones", "Anycast", "Protection", "NIOHTTP1",
+                          "Foundation", "Logging"],
         "lodestar": ["Server", "Config", "Admin", "DNSWire", "Zones", "Steering", "ArgumentParser", "Foundation", "Logging"],
     ]
 
