@@ -132,7 +132,9 @@ public enum ZoneFileReader {
                 switch status {
                 case LDNS_STATUS_OK:
                     guard let rr else { continue }
-                    append(rr, buffer: OpaquePointer(buffer), file: fileIndex, line: recordLine, into: &list)
+                    if let problem = append(rr, buffer: OpaquePointer(buffer), file: fileIndex, line: recordLine, into: &list) {
+                        errors.append(ZoneError(file: path, line: recordLine, message: problem))
+                    }
                     ldns_rr_free(rr)
                 case LDNS_STATUS_SYNTAX_EMPTY, LDNS_STATUS_SYNTAX_TTL, LDNS_STATUS_SYNTAX_ORIGIN:
                     continue
@@ -151,17 +153,28 @@ public enum ZoneFileReader {
         return String(cString: s)
     }
 
+    /// Adds the record to `list`; what is wrong with it when it cannot go on the wire (a type or
+    /// class past 16 bits, RDATA past 65,535 octets), found by fuzzing: libldns accepts those.
     static func append(_ rr: UnsafeMutablePointer<ldns_rr>, buffer: OpaquePointer, file: UInt16, line: Int,
-                       into list: inout RecordList) {
-        guard let owner = ldns_rr_owner(rr) else { return }
+                       into list: inout RecordList) -> String? {
+        guard let owner = ldns_rr_owner(rr) else { return "a record without an owner" }
+        guard let type = UInt16(exactly: ldns_rr_get_type(rr).rawValue) else {
+            return "type \(ldns_rr_get_type(rr).rawValue) does not fit in 16 bits"
+        }
+        guard let rrClass = UInt16(exactly: ldns_rr_get_class(rr).rawValue) else {
+            return "class \(ldns_rr_get_class(rr).rawValue) does not fit in 16 bits"
+        }
         // ldns writes the RDATA exactly as it goes on the wire (names uncompressed).
         ldns_buffer_clear(UnsafeMutablePointer(buffer))
-        guard ldns_rr_rdata2buffer_wire(UnsafeMutablePointer(buffer), rr) == LDNS_STATUS_OK else { return }
+        guard ldns_rr_rdata2buffer_wire(UnsafeMutablePointer(buffer), rr) == LDNS_STATUS_OK else {
+            return "the record's data cannot be written in wire form"
+        }
         let b = UnsafeMutablePointer<ldns_buffer>(buffer)
+        guard ldns_buffer_position(b) <= 65535 else { return "the record's data is longer than 65535 octets" }
         let rd = UnsafeRawBufferPointer(start: ldns_buffer_begin(b), count: ldns_buffer_position(b))
         let ownerBytes = UnsafeRawBufferPointer(start: ldns_rdf_data(owner), count: ldns_rdf_size(owner))
-        list.append(owner: ownerBytes, type: UInt16(ldns_rr_get_type(rr).rawValue),
-                    rrClass: UInt16(ldns_rr_get_class(rr).rawValue), ttl: ldns_rr_ttl(rr), rdata: rd,
+        list.append(owner: ownerBytes, type: type, rrClass: rrClass, ttl: ldns_rr_ttl(rr), rdata: rd,
                     file: file, line: line)
+        return nil
     }
 }

@@ -56,6 +56,19 @@ import Zones
         #expect(l.problems.count == 1 && l.problems[0].isWarning && l.problems[0].line == 6)
     }
 
+    @Test("A class or type past 16 bits is an error at its line, not a trap (found by fuzzing)")
+    func wideClassAndType() throws {
+        let dir = NSTemporaryDirectory() + "zw-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\nx CLASS70000 A 192.0.2.2\ny TYPE70000 \\# 0\n"
+            .write(toFile: dir + "/w.test.zone", atomically: true, encoding: .utf8)
+        let l = ZoneDirectory.loadFile(dir + "/w.test.zone", origin: "w.test.")
+        #expect(l.zone == nil)
+        #expect(l.problems.map(\.line) == [5, 6], "\(l.problems)")
+        #expect(l.problems.first?.message == "class 70000 does not fit in 16 bits")
+    }
+
     @Test("Parsing on every core gives exactly the records of a sequential parse")
     func parallelEqualsSequential() throws {
         let dir = NSTemporaryDirectory() + "zp-" + UUID().uuidString
