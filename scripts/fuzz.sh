@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 targets=${*:-query name zone config admin bird}
-swift build --scratch-path .build/fuzz --product lodestar-fuzz --sanitize=fuzzer --sanitize=address -Xswiftc -DFUZZING
+swift build --scratch-path .build/fuzz --product lodestar-fuzz --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
 bin=.build/fuzz/debug/lodestar-fuzz
 status=0
 for t in $targets; do

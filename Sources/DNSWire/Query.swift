@@ -19,8 +19,8 @@ public struct Query: Sendable {
     public var clientSubnet: ClientSubnet? = nil
     /// Where the COOKIE option's data starts in the packet (RFC 7873 §4), 0 without one, and its
     /// length: 8 (a client cookie alone) or 16 to 40 (with a server cookie).
-    public var cookieAt: Int = 0
-    public var cookieLength: Int = 0
+    public var cookieAt: UInt16 = 0
+    public var cookieLength: UInt8 = 0
 
     public init() {}
 
@@ -223,6 +223,7 @@ public enum QueryParser {
         return end <= p.count ? end : nil
     }
 
+    @inline(__always)
     static func parseOptions(_ p: UnsafeRawBufferPointer, from start: Int, to end: Int, into q: inout Query) -> Bool {
         var i = start
         while i < end {
@@ -245,8 +246,8 @@ public enum QueryParser {
                 // octets; any other length is FORMERR. A second COOKIE option is ignored, as knot.
                 guard len == 8 || (16...40).contains(len) else { return false }
                 if q.cookieAt == 0 {
-                    q.cookieAt = i + 4
-                    q.cookieLength = len
+                    q.cookieAt = UInt16(truncatingIfNeeded: i + 4)  // a packet is at most 65,535 octets
+                    q.cookieLength = UInt8(len)
                 }
             default:
                 break  // RFC 6891 §6.1.2: unknown options are ignored

@@ -1,7 +1,8 @@
 import DNSWire
 import Protection
 
-/// Writes the OPT record of a response (RFC 6891 §6.1.2), echoing NSID, ECS and COOKIE where asked.
+/// Writes the OPT record of a response (RFC 6891 §6.1.2), echoing NSID and ECS where asked (the
+/// COOKIE option is appended after it, `appendCookie`, so that a response without one pays nothing).
 struct OPTWriter {
     /// What of the query the record echoes (not the whole `Query`: a response copies none).
     let dnssecOK: Bool
@@ -13,10 +14,6 @@ struct OPTWriter {
     var includeClientSubnet = true
     /// ECS scope prefix of the answer (RFC 7871 §7.2.1): 0 when the answer does not depend on the client.
     var scopePrefix: UInt8 = 0
-    /// The query's client cookie (8 octets in the packet) and the server cookie made for it: the
-    /// COOKIE option of the response (RFC 7873 §5.2), when the query had one and cookies are on.
-    var clientCookie: UnsafeRawPointer? = nil
-    var serverCookie: (UInt64, UInt64) = (0, 0)
 
     init(query: borrowing Query, options: UnsafePointer<EngineOptions>, rcode: UInt16) {
         dnssecOK = query.dnssecOK
@@ -24,19 +21,6 @@ struct OPTWriter {
         clientSubnet = query.clientSubnet
         self.options = options
         self.rcode = rcode
-    }
-
-    /// Adds the COOKIE option for a query that sent one, when cookies are on: the client cookie
-    /// echoed with a fresh server cookie for `client` (RFC 7873 §5.2.3–5.2.5).
-    mutating func addCookie(query: borrowing Query, packet: UnsafeRawBufferPointer, client: ClientAddress) {
-        guard query.hasCookie, let secret = options.pointee.cookieSecret, let base = packet.baseAddress else { return }
-        let cc = base + query.cookieAt
-        var server: (UInt64, UInt64) = (0, 0)
-        withUnsafeMutableBytes(of: &server) {
-            ServerCookie.make(clientCookie: cc, client: client, time: ServerCookie.now(), secret: secret, into: $0.baseAddress!)
-        }
-        clientCookie = cc
-        serverCookie = server
     }
 
     var wantsNSID: Bool { nsidRequested && !options.pointee.nsid.isEmpty }
@@ -47,7 +31,6 @@ struct OPTWriter {
     /// Octets of the record's options (its RDATA).
     var rdlength: Int {
         (wantsNSID ? 4 + options.pointee.nsid.count : 0) + (echoedSubnet.map { 8 + $0.addressLength } ?? 0)
-            + (clientCookie != nil ? 4 + 8 + ServerCookie.length : 0)
     }
 
     /// Octets the record takes.
@@ -82,16 +65,38 @@ struct OPTWriter {
             p.storeBytes(of: ecs.sourcePrefix, toByteOffset: at + 6, as: UInt8.self)
             p.storeBytes(of: scopePrefix, toByteOffset: at + 7, as: UInt8.self)
             for i in 0..<ecsLength { p.storeBytes(of: ecs.octet(i), toByteOffset: at + 8 + i, as: UInt8.self) }
-            at += 8 + ecsLength
-        }
-        if let clientCookie {
-            p.storeBytes(of: EDNSOption.cookie.bigEndian, toByteOffset: at, as: UInt16.self)
-            p.storeBytes(of: UInt16(8 + ServerCookie.length).bigEndian, toByteOffset: at + 2, as: UInt16.self)
-            (p + at + 4).copyMemory(from: clientCookie, byteCount: 8)
-            withUnsafeBytes(of: serverCookie) { (p + at + 12).copyMemory(from: $0.baseAddress!, byteCount: ServerCookie.length) }
         }
         w.position += 11 + rdlength
         w.incrementCount(section: 3)
         return true
+    }
+}
+
+extension QueryEngine {
+    /// Octets the COOKIE option adds to the OPT of a response to `q`: 0 without one, or with cookies off.
+    @inline(__always)
+    func cookieSize(_ q: borrowing Query) -> Int {
+        q.cookieAt != 0 && box.pointer.pointee.cookieSecret != nil ? 4 + 8 + ServerCookie.length : 0
+    }
+
+    /// Appends the COOKIE option (RFC 7873 §5.2.3–5.2.5: the client cookie and a fresh server cookie
+    /// for `client`) to the OPT record written last, at `optAt`, and counts the query. Nothing when
+    /// the query had no cookie, cookies are off, or it does not fit.
+    @inline(never)
+    func appendCookie(_ w: inout MessageWriter, optAt: Int, packet: UnsafeRawBufferPointer, query q: borrowing Query,
+                      client: ClientAddress) {
+        let size = cookieSize(q)
+        guard size > 0, let secret = box.pointer.pointee.cookieSecret, let base = packet.baseAddress,
+            w.position + size <= w.limit
+        else { return }
+        QueryMetrics.shared.recordCookie()
+        let p = w.base + w.position
+        p.storeBytes(of: EDNSOption.cookie.bigEndian, as: UInt16.self)
+        p.storeBytes(of: UInt16(8 + ServerCookie.length).bigEndian, toByteOffset: 2, as: UInt16.self)
+        (p + 4).copyMemory(from: base + Int(q.cookieAt), byteCount: 8)
+        ServerCookie.make(clientCookie: base + Int(q.cookieAt), client: client, time: ServerCookie.now(), secret: secret,
+                          into: p + 12)
+        w.position += size
+        w.setU16(w.u16(at: optAt + 9) + UInt16(size), at: optAt + 9)
     }
 }

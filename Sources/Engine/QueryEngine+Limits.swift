@@ -18,7 +18,7 @@ extension QueryEngine {
         }
         let secret = box.options.cookieSecret
         if q.hasCookie, let secret, let base = packet.baseAddress,
-            ServerCookie.isValid(UnsafeRawBufferPointer(start: base + q.cookieAt, count: q.cookieLength), client: client,
+            ServerCookie.isValid(UnsafeRawBufferPointer(start: base + Int(q.cookieAt), count: Int(q.cookieLength)), client: client,
                                  now: ServerCookie.now(), secret: secret)
         {
             return nil

@@ -102,8 +102,8 @@ public struct QueryEngine: Sendable {
         if q.hasEDNS {
             var opt = OPTWriter(query: q, options: box.pointer, rcode: rcode)
             opt.includeClientSubnet = false
-            opt.addCookie(query: q, packet: packet, client: client)
-            _ = opt.write(&w)
+            let optAt = w.position
+            if opt.write(&w) { appendCookie(&w, optAt: optAt, packet: packet, query: q, client: client) }
         }
         return w.position
     }
@@ -128,18 +128,15 @@ public struct QueryEngine: Sendable {
 
         // RFC 6891 §6.1.3: an unsupported EDNS version gets BADVERS and nothing else.
         if q.hasEDNS && q.ednsVersion > 0 {
-            var opt = OPTWriter(query: q, options: box.pointer, rcode: Rcode.badVers)
-            opt.addCookie(query: q, packet: packet, client: client)
-            _ = opt.write(&w)
+            let optAt = w.position
+            if OPTWriter(query: q, options: box.pointer, rcode: Rcode.badVers).write(&w) {
+                appendCookie(&w, optAt: optAt, packet: packet, query: q, client: client)
+            }
             return w.position
         }
         var opt = OPTWriter(query: q, options: box.pointer, rcode: 0)
-        if q.hasCookie {
-            QueryMetrics.shared.recordCookie()
-            opt.addCookie(query: q, packet: packet, client: client)
-            info.repeatable = false  // the server cookie is made for this client, now
-        }
-        let reserve = q.hasEDNS ? opt.size : 0
+        if q.hasCookie { info.repeatable = false }  // the server cookie is made for this client, now
+        let reserve = q.hasEDNS ? opt.size + cookieSize(q) : 0
         w.limit = limit - reserve
 
         var rcode = Rcode.noError
@@ -161,7 +158,8 @@ public struct QueryEngine: Sendable {
         w.limit = limit
         if q.hasEDNS {
             opt.rcode = rcode
-            _ = opt.write(&w)
+            let optAt = w.position
+            if opt.write(&w) && q.hasCookie { appendCookie(&w, optAt: optAt, packet: packet, query: q, client: client) }
         }
         return w.position
     }

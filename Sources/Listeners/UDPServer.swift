@@ -90,6 +90,7 @@ package final class UDPServer: Sendable {
         cache.use(snapshot)
         var limits = RateLimiter.Parameters(snapshot.listener.rateLimit)
         var held = HeldBack()
+        let limiter = self.limiter  // held for the loop: no retain per datagram
         while !stopping.load(ordering: .relaxed) {
             let n = lodestar_batch_recv(batch, fd)
             if n <= 0 {
@@ -116,7 +117,7 @@ package final class UDPServer: Sendable {
                 var length = cache.respond(engine: engine, to: UnsafeRawBufferPointer(start: m.input, count: Int(m.input_length)),
                                            into: m.output, capacity: Int(m.capacity), client: client,
                                            now: now &+ UInt64(i))  // distinct per query: it seeds weighted picks
-                if length > 0 && !limiter.admit(client, now: now &+ UInt64(i), limits) {
+                if limits.enabled && length > 0 && !limiter.admit(client, now: now &+ UInt64(i), limits) {
                     length = holdBack(m, length: length, client: client, snapshot: snapshot, held: &held, now: now)
                 }
                 lodestar_batch_set_out_len(batch, i, UInt32(length))

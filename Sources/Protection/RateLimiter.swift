@@ -28,9 +28,9 @@ public struct RateLimitSettings: Sendable, Equatable {
 /// which anyone can write.
 public final class RateLimiter: @unchecked Sendable {
     public static let defaultSlots = 1 << 18
-    let table: UnsafeMutablePointer<UInt64>
-    let mask: UInt64
-    let seed: UInt64
+    @usableFromInline let table: UnsafeMutablePointer<UInt64>
+    @usableFromInline let mask: UInt64
+    @usableFromInline let seed: UInt64
 
     public init(slots: Int = RateLimiter.defaultSlots) {
         precondition(slots > 0 && slots & (slots - 1) == 0, "slots must be a power of two")
@@ -47,10 +47,10 @@ public final class RateLimiter: @unchecked Sendable {
     /// The settings in the units the table works in, computed once per snapshot.
     public struct Parameters: Sendable, Equatable {
         public let enabled: Bool
-        let interval: UInt64
-        let tolerance: UInt64
-        let v4Mask: UInt64
-        let v6Mask: UInt64
+        @usableFromInline let interval: UInt64
+        @usableFromInline let tolerance: UInt64
+        @usableFromInline let v4Mask: UInt64
+        @usableFromInline let v6Mask: UInt64
 
         public init(_ s: RateLimitSettings) {
             enabled = s.enabled
@@ -64,7 +64,8 @@ public final class RateLimiter: @unchecked Sendable {
     }
 
     /// Whether a response to `client` may go now (monotonic nanoseconds); charges its prefix.
-    @inline(__always)
+    /// Inlined into the receive loops: a hash, two loads and a compare-and-swap per response.
+    @inlinable @inline(__always)
     public func admit(_ client: ClientAddress, now: UInt64, _ p: Parameters) -> Bool {
         guard p.enabled else { return true }
         let prefix = client.octets.0 & (client.family == 4 ? p.v4Mask : p.v6Mask)

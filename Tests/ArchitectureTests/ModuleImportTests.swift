@@ -80,7 +80,7 @@ import Testing
         #expect(importers("CLDNS") == ["Zones"])
         #expect(importers("CMaxMindDB") == ["Geo"])
         #expect(importers("Yams") == ["Config"])
-        #expect(importers("NIOHTTP1") == ["Admin"])
+        #expect(importers("NIOHTTP1") == ["Admin", "Prober"])  // the API, and decoding origins' HTTP responses
         #expect(!importers("NIOCore").contains("Engine") && !importers("Foundation").contains("Engine"))
         #expect(!importers("Server").contains("Steering") && !importers("Server").contains("Prober"))
     }
