@@ -27,6 +27,7 @@ for t in $targets; do
     grep -E "ERROR|Fatal error|panic|SUMMARY" ".build/fuzz/$t.log" | head -5 || true
   fi
   grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" ".build/fuzz/$t.log" | tr '\n' ' ' || true
+  echo
   grep -E "^#[0-9]+ +(DONE|pulse|NEW|REDUCE)" ".build/fuzz/$t.log" | tail -1 || true
 done
 exit $status
