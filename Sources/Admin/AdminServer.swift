@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 import DNSWire
 
 /// The admin API and Prometheus metrics: JSON over HTTP/1.1 on a loopback address.
@@ -40,7 +41,7 @@ package final class AdminServer: @unchecked Sendable {
     var timer: RepeatedTask? = nil
     /// The address it listens on, for the Host and Origin checks.
     var address: ListenAddress? = nil
-    let connections = ManagedAtomicCounter()
+    let connections = Atomic<Int>(0)
     /// POSTs in arrival order, off the event loop.
     let work = DispatchQueue(label: "lodestar.admin.work")
 
@@ -67,11 +68,11 @@ package final class AdminServer: @unchecked Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { [self] channel in
-                guard connections.increment() <= Self.maxConnections else {
-                    connections.decrement()
+                guard connections.wrappingAdd(1, ordering: .relaxed).newValue <= Self.maxConnections else {
+                    connections.subtract(1, ordering: .relaxed)
                     return channel.close()
                 }
-                channel.closeFuture.whenComplete { _ in self.connections.decrement() }
+                channel.closeFuture.whenComplete { _ in self.connections.subtract(1, ordering: .relaxed) }
                 return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
                     channel.pipeline.addHandlers([IdleStateHandler(allTimeout: .seconds(Self.idleSeconds)), AdminHandler(admin: self)])
                 }
@@ -109,15 +110,6 @@ package final class AdminServer: @unchecked Sendable {
     static func error(_ status: HTTPResponseStatus, _ message: String) -> Response {
         json(["error": message], status: status)
     }
-}
-
-/// A counter several threads bump.
-final class ManagedAtomicCounter: @unchecked Sendable {
-    let lock = NSLock()
-    var value = 0
-
-    func increment() -> Int { lock.withLock { value += 1; return value } }
-    func decrement() { lock.withLock { value -= 1 } }
 }
 
 final class AdminHandler: ChannelInboundHandler, @unchecked Sendable {

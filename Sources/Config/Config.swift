@@ -131,12 +131,7 @@ package struct Config: Sendable {
         if let transfer = try top.section("transfer") {
             try transfer.allow(["allow", "concurrency"])
             if let v = try transfer.integer("concurrency", range: 1...1000) { config.transferConcurrency = v }
-            for (value, line) in try transfer.strings("allow") ?? [] {
-                guard let cidr = CIDR.parse(value) else {
-                    throw ConfigError(file: path, line: line, message: "\"\(value)\" is not an address or CIDR prefix")
-                }
-                config.transferAllow.append(cidr)
-            }
+            config.transferAllow = try transfer.prefixes("allow")
         }
         try config.loadSteering(top, base: base)
         try config.loadAnycast(top, base: base)

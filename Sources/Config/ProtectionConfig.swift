@@ -32,12 +32,7 @@ extension Config {
             if let v = try rl.integer("ipv4-prefix", range: 8...32) { rateLimit.ipv4PrefixLength = v }
             if let v = try rl.integer("ipv6-prefix", range: 16...64) { rateLimit.ipv6PrefixLength = v }
             if let v = try rl.flag("log-only") { rateLimit.logOnly = v }
-            for (value, line) in try rl.strings("exempt") ?? [] {
-                guard let cidr = CIDR.parse(value) else {
-                    throw ConfigError(file: rl.file, line: line, message: "\"\(value)\" is not an address or CIDR prefix")
-                }
-                rateLimitExempt.append(cidr)
-            }
+            rateLimitExempt = try rl.prefixes("exempt")
         }
         if let c = try top.section("cookies") {
             try c.allow(["enabled", "secret"])

@@ -1,3 +1,4 @@
+import Steering
 import Yams
 
 /// A YAML mapping with line-aware accessors.
@@ -90,5 +91,15 @@ struct Section {
             throw ConfigError(file: file, line: l, message: "\(key) must be true or false")
         }
         return b
+    }
+
+    /// A list of addresses or CIDR prefixes (an access list); empty when the key is absent.
+    func prefixes(_ key: String) throws -> [Prefix] {
+        try (strings(key) ?? []).map { value, line in
+            guard let cidr = CIDR.parse(value) else {
+                throw ConfigError(file: file, line: line, message: "\"\(value)\" is not an address or CIDR prefix")
+            }
+            return cidr
+        }
     }
 }

@@ -1,11 +1,17 @@
 /// The address a query came from, as plain octets (no sockaddr on the query path).
-public struct ClientAddress: Sendable, Equatable {
+public struct ClientAddress: Sendable, Hashable {
     /// 4 or 6; 0 when unknown.
     public var family: UInt8
     /// Network-order octets: 4 used for IPv4, 16 for IPv6.
     public var octets: (UInt64, UInt64)
 
     public static let unknown = ClientAddress(family: 0, octets: (0, 0))
+
+    public func hash(into h: inout Hasher) {
+        h.combine(family)
+        h.combine(octets.0)
+        h.combine(octets.1)
+    }
 
     public init(family: UInt8, octets: (UInt64, UInt64)) {
         self.family = family

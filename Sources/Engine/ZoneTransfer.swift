@@ -37,14 +37,6 @@ public enum ZoneTransfer {
         }
         return .stream(stream)
     }
-
-    /// All the messages at once (tests, small zones).
-    public static func messages(_ outcome: Outcome) -> [[UInt8]]? {
-        guard case .stream(var stream) = outcome else { return nil }
-        var out: [[UInt8]] = []
-        while let m = stream.next() { out.append(m) }
-        return out
-    }
 }
 
 /// The messages of one transfer, in order: the SOA, every other RRset node by node, the SOA again

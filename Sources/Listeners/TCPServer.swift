@@ -25,7 +25,7 @@ package final class TCPServer: Sendable {
     let channels: Mutex<[Channel]> = Mutex([])
     let connections = Atomic<Int>(0)
     /// Open connections per client address.
-    let perClient: Mutex<[ClientAddressKey: Int]> = Mutex([:])
+    let perClient: Mutex<[ClientAddress: Int]> = Mutex([:])
     /// Transfers under way.
     let transfers = Atomic<Int>(0)
     /// The process's descriptor budget for TCP connections (`DescriptorBudget`), below the
@@ -75,11 +75,10 @@ package final class TCPServer: Sendable {
             connections.subtract(1, ordering: .relaxed)
             return false
         }
-        let key = ClientAddressKey(client)
         let ok = perClient.withLock { counts -> Bool in
-            let n = counts[key, default: 0]
+            let n = counts[client, default: 0]
             guard n < o.tcpMaxConnectionsPerClient else { return false }
-            counts[key] = n + 1
+            counts[client] = n + 1
             return true
         }
         if !ok { connections.subtract(1, ordering: .relaxed) }
@@ -88,10 +87,9 @@ package final class TCPServer: Sendable {
 
     func release(_ client: ClientAddress) {
         connections.subtract(1, ordering: .relaxed)
-        let key = ClientAddressKey(client)
         perClient.withLock { counts in
-            let n = counts[key, default: 1] - 1
-            counts[key] = n > 0 ? n : nil
+            let n = counts[client, default: 1] - 1
+            counts[client] = n > 0 ? n : nil
         }
     }
 
@@ -109,19 +107,6 @@ package final class TCPServer: Sendable {
     package func stop() {
         for c in channels.withLock({ $0 }) { try? c.close().wait() }
         try? group.syncShutdownGracefully()
-    }
-}
-
-/// A client address as a dictionary key.
-struct ClientAddressKey: Hashable {
-    let family: UInt8
-    let high: UInt64
-    let low: UInt64
-
-    init(_ c: ClientAddress) {
-        family = c.family
-        high = c.octets.0
-        low = c.octets.1
     }
 }
 
@@ -271,7 +256,7 @@ final class DNSConnectionHandler: ChannelInboundHandler {
                 transfer = stream
                 return
             }
-            server.logger.warning("transfer from \(client.bytes.map(String.init).joined(separator: ".")) refused: \(snapshot.listener.transferConcurrency) transfers already under way")
+            server.logger.warning("transfer from \(IPAddress.format(client.bytes)) refused: \(snapshot.listener.transferConcurrency) transfers already under way")
         case .refuse(let r):
             rcode = r
         }

@@ -53,10 +53,10 @@ final class DNSProbeHandler: ChannelInboundHandler, @unchecked Sendable {
         let qd = Int(b[4]) << 8 | Int(b[5])
         let end = 12 + qname.count
         guard qd == 1, b.count >= end + 4 else { return false }
-        for i in 0..<qname.count {
-            let x = b[12 + i], y = qname[i]
-            guard x == y || ((x | 0x20) == (y | 0x20) && (x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A) else { return false }
+        let same = b.withUnsafeBytes { r in
+            qname.withUnsafeBytes { Name.equal(UnsafeRawBufferPointer(rebasing: r[12..<end]), $0) }
         }
+        guard same else { return false }
         let t = UInt16(b[end]) << 8 | UInt16(b[end + 1]), c = UInt16(b[end + 2]) << 8 | UInt16(b[end + 3])
         return t == attempt.spec.qtype && c == 1
     }

@@ -1,5 +1,6 @@
 import CLodestarSys
 import Config
+import Foundation
 import Logging
 
 /// Open files: the soft limit raised to the hard one at start, and split so that TCP clients can
@@ -25,7 +26,8 @@ struct DescriptorBudget {
         limit = Int(min(soft, UInt64(Int.max)))
         // One descriptor per probe in flight: at most one per check of each endpoint.
         let probes = config.steering.endpoints.reduce(0) { $0 + $1.checks.count }
-        let udpSockets = config.listen.count * max(1, config.udpWorkers == 0 ? 8 : config.udpWorkers)
+        let loops = config.udpWorkers > 0 ? config.udpWorkers : ProcessInfo.processInfo.activeProcessorCount
+        let udpSockets = config.listen.count * loops
         reserved = Self.base + Self.admin + probes + udpSockets
         tcpConnections = max(16, limit - reserved)
         if tcpConnections < config.tcpMaxConnections {
