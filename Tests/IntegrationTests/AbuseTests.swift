@@ -88,6 +88,8 @@ struct AbuseTests {
         try fake.run()
         defer { kill(fake.processIdentifier, SIGKILL); fake.waitUntilExit() }
         _ = Poll.seconds(limit: 5) { FileManager.default.fileExists(atPath: dir + "/bird.ctl") }
+        var fillers: [Int32] = []
+        defer { for fd in fillers { close(fd) } }
         if mode == "noaccept" {
             // Fill its backlog, as clients of a stopped BIRD would.
             for _ in 0..<4 {
@@ -100,6 +102,7 @@ struct AbuseTests {
                     raw[p.count] = 0
                 }
                 _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+                fillers.append(s)
             }
         }
         let admin = FreePort.pick()
