@@ -15,6 +15,12 @@ package protocol AdminControl: AnyObject, Sendable {
     var anycast: AnycastController? { get }
     /// Reloads done and failed since start.
     var reloadCounts: (ok: Int, failed: Int) { get }
+    /// When config and zones were last loaded (start or reload), as Unix time.
+    var lastReloadTime: Double { get }
+    /// Per zone (origin text), whether its file loaded without errors at the last start or reload.
+    var zoneLoads: [String: Bool] { get }
+    /// Whether to take traffic (`/ready`), and why not.
+    var readiness: (ready: Bool, reason: String) { get }
     /// The admin overrides in force.
     var overrides: AdminOverrides { get }
     /// Re-reads config and zones; the new generation, or why the previous snapshot stays.

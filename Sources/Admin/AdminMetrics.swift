@@ -1,4 +1,5 @@
 import Anycast
+import DNSWire
 import CLodestarSys
 import Engine
 import Foundation
@@ -14,10 +15,36 @@ extension AdminServer {
         out.family("lodestar_reloads_total", "counter", "Reloads of config and zones, by result.",
                    [("result=\"ok\"", "\(r.ok)"), ("result=\"failed\"", "\(r.failed)")])
         out.single("lodestar_snapshot_generation", "gauge", "Generation of the snapshot being served.", "\(snapshot.generation)")
+        out.single("lodestar_reload_timestamp_seconds", "gauge", "When config and zones were last loaded (start or successful reload), as Unix time.",
+                   "\(server.lastReloadTime)")
+        out.single("lodestar_ready", "gauge", "Whether the server takes traffic (/ready answers 200).", server.readiness.ready ? "1" : "0")
+        let served = Dictionary(snapshot.zones.zones.map { ($0.originText, $0.serial) }, uniquingKeysWith: { a, _ in a })
+        let lastLoad = server.zoneLoads
+        let zoneNames = Set(served.keys).union(lastLoad.keys).sorted()
+        out.family("lodestar_zone_loaded", "gauge", "Whether the zone's file loaded without errors at the last start or reload.",
+                   zoneNames.map { ("zone=\"\(MetricsText.esc($0))\"", lastLoad[$0] ?? true ? "1" : "0") })
+        out.family("lodestar_zone_serial", "gauge", "SOA serial of the zone being served.",
+                   zoneNames.compactMap { z in served[z].map { ("zone=\"\(MetricsText.esc(z))\"", "\($0)") } })
+        out.family("lodestar_build_info", "gauge", "Always 1: the version of lodestar and of the Swift compiler that built it.",
+                   [("version=\"\(SoftwareVersion.current)\",swift=\"\(Self.swiftVersion)\"", "1")])
+        ProcessMetrics.append(to: &out)
         if let rt = snapshot.steering { steeringMetrics(rt, into: &out) }
         proberMetrics(server.prober.status(), into: &out)
         if let a = server.anycast { anycastMetrics(a.status(), into: &out) }
         return out.text
+    }
+
+    /// The compiler's version, for `lodestar_build_info`.
+    static var swiftVersion: String {
+        #if compiler(>=6.3)
+        return "6.3"
+        #elseif compiler(>=6.2)
+        return "6.2"
+        #elseif compiler(>=6.1)
+        return "6.1"
+        #else
+        return "6.0"
+        #endif
     }
 
     func steeringMetrics(_ rt: SteeringRuntime, into out: inout MetricsText) {
@@ -42,12 +69,13 @@ extension AdminServer {
                    m.endpoints.enumerated().map { (e, ep) in (endpoint(ep), "\(rt.counters.endpoint(e))") })
         out.family("lodestar_endpoint_up", "gauge", "Whether the endpoint is up (health and admin).",
                    m.endpoints.enumerated().map { (e, ep) in (endpoint(ep), h.endpoints[e].up ? "1" : "0") })
-        out.family("lodestar_endpoint_weight", "gauge", "Configured and effective (health, slow start, overrides) weight.",
-                   m.endpoints.enumerated().flatMap { (e, ep) -> [(String, String)] in
+        out.family("lodestar_endpoint_weight", "gauge", "Weight in the configuration.",
+                   m.endpoints.enumerated().map { (e, ep) in (endpoint(ep), "\(ep.weight)") })
+        out.family("lodestar_endpoint_effective_weight", "gauge", "Weight in force: configured, with overrides, health and slow start.",
+                   m.endpoints.enumerated().map { (e, ep) -> (String, String) in
                        let pool = m.pools[ep.pool]
                        let f = h.factor(endpoint: e, window: pool.slowStart, now: now) * h.factor(pool: ep.pool, window: pool.slowStart, now: now)
-                       return [("endpoint=\"\(esc(ep.name))\",kind=\"configured\"", "\(ep.weight)"),
-                               ("endpoint=\"\(esc(ep.name))\",kind=\"effective\"", "\(h.endpoints[e].weight * f)")]
+                       return (endpoint(ep), "\(h.endpoints[e].weight * f)")
                    })
         out.family("lodestar_pool_up", "gauge", "Whether the pool meets its up threshold (or is forced up).",
                    m.pools.enumerated().map { (p, pool) in
@@ -57,18 +85,22 @@ extension AdminServer {
 
     func anycastMetrics(_ s: AnycastStatus, into out: inout MetricsText) {
         out.single("lodestar_anycast_bird_connected", "gauge", "Whether the BIRD control socket is connected.", s.connected ? "1" : "0")
-        out.family("lodestar_anycast_commands_total", "counter", "Commands sent to BIRD, and those that failed.",
-                   [("result=\"all\"", "\(s.commands)"), ("result=\"error\"", "\(s.commandErrors)")])
-        out.single("lodestar_anycast_command_seconds", "gauge", "Round trip of the last BIRD command.", "\(s.lastCommandSeconds ?? 0)")
-        out.single("lodestar_anycast_self_check_up", "gauge", "Whether this node's self-check passes (-1: not yet).",
-                   s.selfCheckUp.map { $0 ? "1" : "0" } ?? "-1")
+        out.single("lodestar_anycast_commands_total", "counter", "Commands sent to BIRD.", "\(s.commands)")
+        out.single("lodestar_anycast_command_errors_total", "counter", "Commands sent to BIRD that failed.", "\(s.commandErrors)")
+        out.family("lodestar_anycast_command_seconds", "gauge", "Round trip of the last BIRD command.",
+                   s.lastCommandSeconds.map { [("", "\($0)")] } ?? [])
+        out.family("lodestar_anycast_self_check_up", "gauge", "Whether this node's self-check passes (no sample until it has run).",
+                   s.selfCheckUp.map { [("", $0 ? "1" : "0")] } ?? [])
         func rows(_ name: String, _ help: String, _ type: String, _ value: (PrefixStatus) -> String?) {
             out.family(name, type, help, s.prefixes.compactMap { p in
                 value(p).map { ("prefix=\"\(MetricsText.esc(p.prefix))\",protocol=\"\(MetricsText.esc(p.proto))\"", $0) }
             })
         }
-        rows("lodestar_anycast_announced", "Desired state: 1 announce, 0.5 drain, 0 withdraw.", "gauge") {
-            $0.desired == "announce" ? "1" : ($0.desired == "drain" ? "0.5" : "0")
+        rows("lodestar_anycast_announced", "Whether lodestar wants the prefix announced (drained or withdrawn: 0).", "gauge") {
+            $0.desired == "announce" ? "1" : "0"
+        }
+        rows("lodestar_anycast_drained", "Whether the prefix is announced with a drain community (less preferred).", "gauge") {
+            $0.desired == "drain" ? "1" : "0"
         }
         rows("lodestar_anycast_bird_protocol_up", "BIRD's state of the prefix's static protocol.", "gauge") { p in p.birdState.map { $0 == "up" ? "1" : "0" } }
         rows("lodestar_anycast_exported", "Whether BIRD exports the prefix to the export protocol.", "gauge") { p in p.exported.map { $0 ? "1" : "0" } }
@@ -83,8 +115,8 @@ extension AdminServer {
     func proberMetrics(_ s: ProberStatus, into out: inout MetricsText) {
         let esc = MetricsText.esc
         func labels(_ c: CheckStatus) -> String { "endpoint=\"\(esc(c.endpoint))\",check=\"\(esc(c.target))\"" }
-        out.family("lodestar_check_up", "gauge", "Whether the check passes after rise/fall and damping (-1: not checked yet).",
-                   s.checks.map { (labels($0), $0.up.map { $0 ? "1" : "0" } ?? "-1") })
+        out.family("lodestar_check_up", "gauge", "Whether the check passes after rise/fall and damping (no sample until it has run).",
+                   s.checks.compactMap { c in c.up.map { (labels(c), $0 ? "1" : "0") } })
         out.family("lodestar_check_rtt_seconds", "gauge", "Moving average (EWMA, alpha 0.3) of the check's round-trip time.",
                    s.checks.compactMap { c in c.rttMs.map { (labels(c), "\($0 / 1000)") } })
         out.family("lodestar_check_runs_total", "counter", "Checks run.", s.checks.map { (labels($0), "\($0.runs)") })
@@ -93,13 +125,13 @@ extension AdminServer {
         out.family("lodestar_check_flap_penalty", "gauge", "Flap-damping penalty (held down above 2000 until below 750).",
                    s.checks.map { (labels($0), "\($0.penalty.rounded())") })
         out.family("lodestar_check_flaps_total", "counter", "Up-to-down transitions.", s.checks.map { (labels($0), "\($0.flaps)") })
-        out.family("lodestar_tls_certificate_days_left", "gauge", "Days until the origin's certificate expires.",
-                   s.checks.compactMap { c in c.certDaysLeft.map { (labels(c), String(format: "%.2f", $0)) } })
-        out.family("lodestar_region_rtt_seconds", "gauge", "Mean check RTT to the region's endpoints, and its excess over the recent best.",
-                   s.regionRTTMs.sorted { $0.key < $1.key }.flatMap { r in
-                       [("region=\"\(esc(r.key))\",kind=\"average\"", "\(r.value.rtt / 1000)"),
-                        ("region=\"\(esc(r.key))\",kind=\"excess\"", "\(r.value.extra / 1000)")]
-                   })
+        out.family("lodestar_tls_certificate_expiry_timestamp_seconds", "gauge", "When the origin's certificate expires, as Unix time.",
+                   s.checks.compactMap { c in c.certExpiry.map { (labels(c), String(format: "%.0f", $0)) } })
+        let regions = s.regionRTTMs.sorted { $0.key < $1.key }
+        out.family("lodestar_region_rtt_seconds", "gauge", "Mean check RTT to the region's endpoints.",
+                   regions.map { ("region=\"\(esc($0.key))\"", "\($0.value.rtt / 1000)") })
+        out.family("lodestar_region_rtt_excess_seconds", "gauge", "The region's mean check RTT over the recent best.",
+                   regions.map { ("region=\"\(esc($0.key))\"", "\($0.value.extra / 1000)") })
         out.single("lodestar_prober_checks_total", "counter", "Checks started.", "\(s.runs)")
         out.single("lodestar_prober_late_total", "counter",
                    "Checks started later than scheduled by more than a quarter of their interval.", "\(s.late)")

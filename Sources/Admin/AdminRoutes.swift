@@ -9,7 +9,10 @@ extension AdminServer {
     /// Why a request is refused before it is routed, if it is: its token, its Host, its Origin,
     /// and for a POST its Content-Type.
     package func refusal(_ head: HTTPRequestHead) -> Response? {
-        if let token {
+        // /health and /ready are read-only and say nothing secret: orchestrators and load
+        // balancers ask them without the token (as CoreDNS's health and ready plugins).
+        let probe = (head.method == .GET || head.method == .HEAD) && Self.probePaths.contains(head.uri)
+        if let token, !probe {
             let given = Array((head.headers["authorization"].first ?? "").utf8)
             guard Self.constantTimeEqual(given, Array("Bearer \(token)".utf8)) else {
                 return Self.error(.unauthorized, "a bearer token is required")
@@ -30,6 +33,9 @@ extension AdminServer {
         }
         return nil
     }
+
+    /// The paths answered without the token.
+    static let probePaths: Set<String> = ["/health", "/ready"]
 
     /// Compares without stopping at the first difference: the time taken does not tell how much
     /// of a guessed token was right.
@@ -78,8 +84,16 @@ extension AdminServer {
         }
         let segments = path.split(separator: "/").map(String.init)
         switch (method, segments) {
+        case (.GET, ["health"]), (.HEAD, ["health"]):
+            return Response(status: .ok, body: "OK\n", contentType: "text/plain; charset=utf-8")
+        case (.GET, ["ready"]), (.HEAD, ["ready"]):
+            let r = server.readiness
+            return Response(status: r.ready ? .ok : .serviceUnavailable, body: r.ready ? "OK\n" : "\(r.reason)\n",
+                            contentType: "text/plain; charset=utf-8")
         case (.GET, ["metrics"]):
             return Response(status: .ok, body: metrics(), contentType: "text/plain; version=0.0.4")
+        case (.GET, ["v1", "status"]):
+            return Self.json(status())
         case (.GET, ["v1", "state"]):
             return Self.json(state())
         case (.POST, ["v1", "reload"]):

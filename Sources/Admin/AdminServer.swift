@@ -4,7 +4,9 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Synchronization
+import CLodestarSys
 import DNSWire
+import Glibc
 
 /// The admin API and Prometheus metrics: JSON over HTTP/1.1 on a loopback address.
 ///
@@ -19,7 +21,10 @@ import DNSWire
 /// - `POST /v1/reload`: as SIGHUP; answers with the outcome.
 /// - `GET /v1/explain?name=N&type=T&client=IP[/LEN]`: as `lodestar explain`, with live health.
 /// - `GET /metrics`: Prometheus text.
-/// With a token file configured, every request needs `Authorization: Bearer TOKEN`.
+/// - `GET /health`: 200 while the process answers; `GET /ready`: 200 when it should take traffic,
+///   503 with the reason before the first round of checks is done and while stopping.
+/// With a token file configured, every request but `/health` and `/ready` needs
+/// `Authorization: Bearer TOKEN`.
 ///
 /// Against a browser on the operator's machine and other local users: a POST needs
 /// `Content-Type: application/json` (a cross-site form cannot send it without a CORS preflight,
@@ -59,14 +64,24 @@ package final class AdminServer: @unchecked Sendable {
         return t
     }
 
-    /// Binds `address` and starts serving; a non-loopback address needs a token.
-    package func start(_ address: ListenAddress) throws {
+    /// The listening socket `open` made, served by `start`.
+    var listening: Int32 = -1
+
+    /// Binds `address` (before privileges are dropped); a non-loopback address needs a token.
+    package func open(_ address: ListenAddress) throws {
         guard token != nil || address.isLoopback else {
             throw AdminError("admin listen address \(address) is not loopback: configure admin.token-file to expose it")
         }
         self.address = address
+        let fd: Int32 = address.withSockaddr { sa, len in lodestar_tcp_listen(sa, len, 64) }
+        guard fd >= 0 else { throw AdminError("cannot listen on admin address \(address): \(String(cString: strerror(-fd)))") }
+        listening = fd
+    }
+
+    /// Binds (unless `open` did) and starts serving.
+    package func start(_ address: ListenAddress? = nil) throws {
+        if let address { try open(address) }
         let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { [self] channel in
                 guard connections.wrappingAdd(1, ordering: .relaxed).newValue <= Self.maxConnections else {
                     connections.subtract(1, ordering: .relaxed)
@@ -78,9 +93,9 @@ package final class AdminServer: @unchecked Sendable {
                 }
             }
         do {
-            channel = try bootstrap.bind(host: address.host, port: address.port).wait()
+            channel = try bootstrap.withBoundSocket(listening).wait()
         } catch {
-            throw AdminError("cannot listen on admin address \(address): \(error)")
+            throw AdminError("cannot serve the admin API on \(self.address.map { "\($0)" } ?? "?"): \(error)")
         }
         // Sample answer counters every 5 s: "share of recent answers" covers the last minute.
         timer = group.next().scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(5)) { [self] _ in
@@ -171,7 +186,9 @@ final class AdminHandler: ChannelInboundHandler, @unchecked Sendable {
         let keepAlive = head.isKeepAlive && r.status.code < 400
         if !keepAlive { headers.add(name: "connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: r.status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: r.body)))), promise: nil)
+        if head.method != .HEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: r.body)))), promise: nil)
+        }
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
             if !keepAlive { context.close(promise: nil) }
         }

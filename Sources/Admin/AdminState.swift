@@ -1,4 +1,5 @@
 import CLodestarSys
+import Glibc
 import DNSWire
 import Engine
 import Prober
@@ -50,6 +51,36 @@ extension AdminServer {
         var overrides: AdminOverrides
         var shareWindowSeconds: Double
         var prober: ProberState
+    }
+
+    struct ZoneStatus: Encodable {
+        var name: String, serial: UInt32?, records: Int?, loaded: Bool
+    }
+
+    /// `GET /v1/status`: what `lodestar ctl status` prints.
+    struct Status: Encodable {
+        var version: String, pid: Int32, ready: Bool, reason: String
+        var generation: Int, zones: [ZoneStatus]
+        var reloadsOk: Int, reloadsFailed: Int, lastReloadUnix: Double
+        var loadBalancedNames: Int, endpoints: Int, endpointsUp: Int, anycast: Bool
+    }
+
+    func status() -> Status {
+        let snapshot = server.store.current
+        let r = server.readiness, counts = server.reloadCounts, loads = server.zoneLoads
+        var zones = snapshot.zones.zones.map {
+            ZoneStatus(name: $0.originText, serial: $0.serial, records: $0.recordCount, loaded: loads[$0.originText] ?? true)
+        }
+        for (name, ok) in loads where !ok && !zones.contains(where: { $0.name == name }) {
+            zones.append(ZoneStatus(name: name, serial: nil, records: nil, loaded: false))
+        }
+        zones.sort { $0.name < $1.name }
+        let rt = snapshot.steering
+        return Status(version: SoftwareVersion.current, pid: getpid(), ready: r.ready, reason: r.reason,
+                      generation: snapshot.generation, zones: zones, reloadsOk: counts.ok, reloadsFailed: counts.failed,
+                      lastReloadUnix: server.lastReloadTime, loadBalancedNames: rt?.table.model.names.count ?? 0,
+                      endpoints: rt?.table.model.endpoints.count ?? 0,
+                      endpointsUp: rt.map { $0.health.endpoints.filter(\.up).count } ?? 0, anycast: server.anycast != nil)
     }
 
     func state() -> State {

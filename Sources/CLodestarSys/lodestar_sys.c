@@ -11,6 +11,11 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <libgen.h>
+#include <grp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <linux/capability.h>
 
 struct lodestar_batch {
     unsigned count;
@@ -334,4 +339,66 @@ int lodestar_write_durable(const char *path, const void *data, size_t len, unsig
         close(dfd);
     }
     return 0;
+}
+
+int lodestar_tcp_listen(const struct sockaddr *addr, socklen_t len, int backlog) {
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (addr->sa_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, addr, len) < 0 || listen(fd, backlog) < 0) { int e = errno; close(fd); return -e; }
+    return fd;
+}
+
+int lodestar_clear_capabilities(void) {
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capset, &header, data) < 0) return -errno;
+    return 0;
+}
+
+int lodestar_drop_privileges(const char *user, unsigned uid, unsigned gid) {
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    if (initgroups(user, (gid_t)gid) < 0) {
+        gid_t only = (gid_t)gid;
+        if (setgroups(1, &only) < 0) return -errno;
+    }
+    /* glibc applies these to every thread of the process (the prober's and NIO's included). */
+    if (setresgid(gid, gid, gid) < 0) return -errno;
+    if (setresuid(uid, uid, uid) < 0) return -errno;
+    /* Root cannot be regained. */
+    if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) return -EPERM;
+    return lodestar_clear_capabilities();
+}
+
+uint64_t lodestar_effective_capabilities(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return ~0ULL;
+    char line[256];
+    uint64_t caps = ~0ULL;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "CapEff:", 7) == 0) { caps = strtoull(line + 7, NULL, 16); break; }
+    }
+    fclose(f);
+    return caps;
+}
+
+int lodestar_sd_notify(const char *path, const char *message) {
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(((struct sockaddr_un *)0)->sun_path)) return -EINVAL;
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, n);
+    if (path[0] == '@') sa.sun_path[0] = 0;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    ssize_t sent = sendto(fd, message, strlen(message), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+                          (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
+    int e = errno;
+    close(fd);
+    return sent < 0 ? -e : 0;
 }

@@ -21,6 +21,8 @@ import Yams
 ///   tcp-max-connections: 1024  # beyond this, new connections are closed at once
 ///   tcp-max-connections-per-client: 32   # the same from one address
 ///   tcp-message-timeout: 2     # seconds for a whole message from its first octet
+///   user: lodestar             # started as root: open the sockets, then run as this user
+///   group: lodestar            # and group (default: the user's primary group)
 /// transfer:
 ///   allow: ["127.0.0.1/32", "::1/128"]   # who may AXFR/IXFR; default nobody
 ///   concurrency: 4             # transfers at once; beyond, REFUSED
@@ -47,6 +49,11 @@ package struct Config: Sendable {
     package var tcpMaxConnectionsPerClient: Int = 32
     package var tcpMessageTimeout: Double = 2
     package var transferAllow: [Prefix] = []
+    /// The user and group to run as after the sockets are open (started as root); nil = stay.
+    package var user: String? = nil
+    package var group: String? = nil
+    /// Peers whose PROXY protocol v2 header is trusted (`proxy-protocol.allow`); empty = off.
+    package var proxyAllow: [Prefix] = []
     package var transferConcurrency: Int = 4
     /// MaxMind-format databases: City/Country (locations) and ASN.
     package var geoDatabase: String? = nil
@@ -72,7 +79,7 @@ package struct Config: Sendable {
     package init() {}
 
     /// The version `lodestar --version` and CH TXT version.bind report.
-    package static let softwareVersion = "0.1.0"
+    package static let softwareVersion = SoftwareVersion.current
 
     static var hostName: String {
         var buf = [CChar](repeating: 0, count: 256)
@@ -100,7 +107,7 @@ package struct Config: Sendable {
         if let server = try top.section("server") {
             try server.allow(["listen", "zones", "nsid", "identity", "version", "udp-workers", "answer-cache",
                               "tcp-idle-timeout", "tcp-max-connections", "tcp-max-connections-per-client",
-                              "tcp-message-timeout"])
+                              "tcp-message-timeout", "user", "group"])
             if let listen = try server.strings("listen") {
                 for (value, line) in listen {
                     guard ListenAddress.parse(value) != nil else {
@@ -125,6 +132,13 @@ package struct Config: Sendable {
                 config.tcpMaxConnectionsPerClient = v
             }
             if let v = try server.number("tcp-message-timeout", range: 0.1...120) { config.tcpMessageTimeout = v }
+            for key in ["user", "group"] {
+                guard let (v, line) = try server.string(key) else { continue }
+                guard !v.isEmpty, v.utf8.count <= 64, !v.contains(where: { $0.isWhitespace || $0 == ":" || $0 == "/" }) else {
+                    throw ConfigError(file: path, line: line, message: "\(key) \"\(v)\" is not a \(key) name")
+                }
+                if key == "user" { config.user = v } else { config.group = v }
+            }
         } else {
             config.zonesDirectory = (base as NSString).appendingPathComponent("zones")
         }

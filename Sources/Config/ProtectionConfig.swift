@@ -16,8 +16,10 @@ extension Config {
     /// cookies:
     ///   enabled: true
     ///   secret: 000102030405060708090a0b0c0d0e0f   # 32 hex digits shared by an anycast group
+    /// proxy-protocol:
+    ///   allow: ["127.0.0.1/32"]     # peers (dnsdist, an L4 balancer) whose PROXY v2 header is trusted
     /// ```
-    static let protectionKeys = ["rate-limit", "cookies"]
+    static let protectionKeys = ["rate-limit", "cookies", "proxy-protocol"]
 
     mutating func loadProtection(_ top: Section) throws {
         if let rl = try top.section("rate-limit") {
@@ -33,6 +35,10 @@ extension Config {
             if let v = try rl.integer("ipv6-prefix", range: 16...64) { rateLimit.ipv6PrefixLength = v }
             if let v = try rl.flag("log-only") { rateLimit.logOnly = v }
             rateLimitExempt = try rl.prefixes("exempt")
+        }
+        if let p = try top.section("proxy-protocol") {
+            try p.allow(["allow"])
+            proxyAllow = try p.prefixes("allow")
         }
         if let c = try top.section("cookies") {
             try c.allow(["enabled", "secret"])

@@ -48,6 +48,8 @@ public struct ListenerOptions: Sendable, Equatable {
     /// Response rate limiting over UDP, and the sources it never limits.
     public var rateLimit = RateLimitSettings()
     public var rateLimitExempt: [Prefix] = []
+    /// Peers whose PROXY protocol v2 header is trusted: the address in it is the client. Empty: off.
+    public var proxyAllow: [Prefix] = []
 
     public init() {}
 }

@@ -1,4 +1,6 @@
+import CLodestarSys
 import DNSWire
+import Glibc
 import Dispatch
 import Engine
 import Logging
@@ -39,11 +41,25 @@ package final class TCPServer: Sendable {
         self.descriptorCap = descriptorCap
     }
 
-    package func start(_ addresses: [ListenAddress]) throws {
+    /// Listening sockets opened by `open`, served by `start`.
+    let opened: Mutex<[(address: ListenAddress, fd: Int32)]> = Mutex([])
+
+    /// Binds and listens on every address (failing loudly), before privileges are dropped.
+    package func open(_ addresses: [ListenAddress]) throws {
         for address in addresses {
+            let fd: Int32 = address.withSockaddr { sa, len in lodestar_tcp_listen(sa, len, 256) }
+            guard fd >= 0 else {
+                throw ListenerError("cannot listen on TCP \(address): \(String(cString: strerror(-fd)))")
+            }
+            opened.withLock { $0.append((address, fd)) }
+        }
+    }
+
+    /// Binds (unless `open` did) and serves every address.
+    package func start(_ addresses: [ListenAddress] = []) throws {
+        if !addresses.isEmpty { try open(addresses) }
+        for (address, fd) in opened.withLock({ $0 }) {
             let bootstrap = ServerBootstrap(group: group)
-                .serverChannelOption(.backlog, value: 256)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 128 * 1024))
                 .childChannelInitializer { [self] channel in
@@ -60,12 +76,13 @@ package final class TCPServer: Sendable {
                     }
                 }
             do {
-                let channel = try bootstrap.bind(host: address.host, port: address.port).wait()
+                let channel = try bootstrap.withBoundSocket(fd).wait()
                 channels.withLock { $0.append(channel) }
             } catch {
-                throw ListenerError("cannot listen on TCP \(address): \(error)")
+                throw ListenerError("cannot serve TCP on \(address): \(error)")
             }
         }
+        opened.withLock { $0 = [] }
     }
 
     /// Counts a new connection, or says it is one too many (in all, or from its address).

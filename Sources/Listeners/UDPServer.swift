@@ -38,20 +38,38 @@ package final class UDPServer: Sendable {
         self.workers = workers > 0 ? workers : max(1, ProcessInfo.processInfo.activeProcessorCount)
     }
 
-    /// Binds every address (failing loudly) and starts the loops.
-    package func start(_ addresses: [ListenAddress]) throws {
+    /// One per loop: how many times it has gone round (a batch, or a 200 ms wake), for the
+    /// systemd watchdog's question "are the UDP loops alive".
+    final class Beat: Sendable {
+        let count = Atomic<UInt64>(0)
+        let seen = Atomic<UInt64>(0)
+    }
+    private let beats: Mutex<[Beat]> = Mutex([])
+
+    /// Binds every address (failing loudly), before privileges are dropped; `run` starts the loops.
+    package func open(_ addresses: [ListenAddress]) throws {
         var fds: [Int32] = []
-        for address in addresses {
-            for _ in 0..<workers {
-                let fd = try Self.bind(address)
-                fds.append(fd)
+        do {
+            for address in addresses {
+                for _ in 0..<workers { fds.append(try Self.bind(address)) }
             }
+        } catch {
+            for fd in fds { close(fd) }
+            throw error
         }
         sockets.withLock { $0 = fds }
+    }
+
+    /// Binds every address (unless `open` did) and starts the loops.
+    package func start(_ addresses: [ListenAddress] = []) throws {
+        if !addresses.isEmpty { try open(addresses) }
+        let fds = sockets.withLock { $0 }
         for fd in fds {
+            let beat = Beat()
+            beats.withLock { $0.append(beat) }
             running.add(1, ordering: .relaxed)
             let thread = Thread { [self] in
-                self.loop(fd)
+                self.loop(fd, beat)
                 self.running.subtract(1, ordering: .relaxed)
             }
             thread.name = "udp-\(fd)"
@@ -60,9 +78,20 @@ package final class UDPServer: Sendable {
         }
     }
 
+    /// Whether every loop has gone round since the last call (each wakes at least every 200 ms).
+    package func loopsAlive() -> Bool {
+        let all = beats.withLock { $0 }
+        var alive = !all.isEmpty && running.load(ordering: .relaxed) == all.count
+        for b in all {
+            let now = b.count.load(ordering: .relaxed)
+            if now == b.seen.exchange(now, ordering: .relaxed) { alive = false }
+        }
+        return alive
+    }
+
     /// A bound UDP socket for `address`, set up as the loops use it.
     package static func bind(_ address: ListenAddress) throws -> Int32 {
-        let fd: Int32 = SocketAddress.withSockaddr(address) { sa, len in lodestar_udp_socket(sa, len, wakeMilliseconds) }
+        let fd: Int32 = address.withSockaddr { sa, len in lodestar_udp_socket(sa, len, wakeMilliseconds) }
         guard fd >= 0 else {
             throw ListenerError("cannot listen on UDP \(address): \(String(cString: strerror(-fd)))")
         }
@@ -76,7 +105,7 @@ package final class UDPServer: Sendable {
         for fd in sockets.withLock({ $0 }) { close(fd) }
     }
 
-    func loop(_ fd: Int32) {
+    func loop(_ fd: Int32, _ beat: Beat) {
         guard let batch = lodestar_batch_new(Self.batchSize, Self.bufferSize) else {
             logger.error("cannot allocate UDP buffers")
             return
@@ -91,7 +120,10 @@ package final class UDPServer: Sendable {
         var limits = RateLimiter.Parameters(snapshot.listener.rateLimit)
         var held = HeldBack()
         let limiter = self.limiter  // held for the loop: no retain per datagram
+        var rounds: UInt64 = 0
         while !stopping.load(ordering: .relaxed) {
+            rounds &+= 1
+            beat.count.store(rounds, ordering: .relaxed)
             let n = lodestar_batch_recv(batch, fd)
             if n <= 0 {
                 if n == -EAGAIN || n == -EINTR || n == -EWOULDBLOCK { continue }

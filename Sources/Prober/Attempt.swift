@@ -20,6 +20,7 @@ final class Attempt: @unchecked Sendable {
     var firstBytes: [UInt8] = []
     var done = false
     var certDaysLeft: Double? = nil
+    var certExpiry: Double? = nil
 
     init(loop: EventLoop, spec: CheckSpec) {
         self.loop = loop
@@ -36,6 +37,7 @@ final class Attempt: @unchecked Sendable {
         channel?.close(promise: nil)
         var r = r
         if r.certDaysLeft == nil { r.certDaysLeft = certDaysLeft }
+        if r.certExpiry == nil { r.certExpiry = certExpiry }
         promise.succeed(r)
     }
 }

@@ -56,6 +56,7 @@ final class HTTPProbeHandler: ChannelInboundHandler, @unchecked Sendable {
                let cert = handler.peerCertificate {
                 let days = (Double(cert.notValidAfter) - Date().timeIntervalSince1970) / 86400
                 attempt.certDaysLeft = days
+                attempt.certExpiry = Double(cert.notValidAfter)
                 if attempt.spec.certMinDays > 0 && days < attempt.spec.certMinDays {
                     attempt.finish(.fail("cert-expiring", "certificate expires in \(String(format: "%.1f", days)) days, "
                         + "fewer than \(attempt.spec.certMinDays)"))

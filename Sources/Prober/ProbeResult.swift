@@ -13,6 +13,8 @@ package struct ProbeResult: Sendable, Equatable {
     package var kind: String
     /// HTTPS: days until the server's certificate expires (negative once expired).
     package var certDaysLeft: Double? = nil
+    /// When the origin's certificate expires (Unix time), if a TLS handshake showed one.
+    package var certExpiry: Double? = nil
 
     static func ok(_ rtt: Double, certDaysLeft: Double? = nil) -> ProbeResult {
         ProbeResult(outcome: .success(rtt: rtt), kind: "ok", certDaysLeft: certDaysLeft)

@@ -27,7 +27,7 @@ extension Prober {
                         up: t.state.up, reason: t.state.lastReason, rttMs: t.rtt.value.map { $0 * 1000 },
                         lastRttMs: t.lastRTT.map { $0 * 1000 }, penalty: t.state.penalty(at: now),
                         suppressed: t.state.isSuppressed(at: now), flaps: t.state.flaps, runs: t.runs,
-                        failures: t.failures, certDaysLeft: t.last?.certDaysLeft, secondsSinceLast: t.lastAt.map { now - $0 })
+                        failures: t.failures, certDaysLeft: t.last?.certDaysLeft, certExpiry: t.last?.certExpiry, secondsSinceLast: t.lastAt.map { now - $0 })
         }
         s.endpoints = endpoints.map(\.reported)
         for (k, v) in external { s.external[k] = (v.up, v.reason, v.expires - now) }

@@ -51,6 +51,8 @@ package struct CheckStatus: Sendable {
     package var runs: Int
     package var failures: [String: Int]
     package var certDaysLeft: Double?
+    /// When the origin's certificate expires (Unix time).
+    package var certExpiry: Double?
     package var secondsSinceLast: Double?
 }
 

@@ -49,6 +49,7 @@ extension HTTPProbeHandler {
                     return
                 }
                 let days = (Double(c.notValidAfter) - now) / 86400
+                a.certExpiry = Double(c.notValidAfter)
                 let fmt = ISO8601DateFormatter()
                 fmt.formatOptions = [.withFullDate]
                 if days < 0 {

@@ -25,6 +25,7 @@ extension Config {
         o.transferConcurrency = transferConcurrency
         o.rateLimit = rateLimit
         o.rateLimitExempt = rateLimitExempt
+        o.proxyAllow = proxyAllow
         return o
     }
 

@@ -35,14 +35,23 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
     package private(set) var anycast: AnycastController? = nil
     /// Endpoint health resumed from the state file at start (empty: run a first round instead).
     let resumed: [String: (up: Bool, reason: String)]
-    /// Reloads done and failed, for /metrics.
+    /// Reloads done and failed, for /metrics, and when the last one succeeded (Unix time).
     let reloads = Mutex<(ok: Int, failed: Int)>((0, 0))
+    let lastReload = Mutex<Double>(Date().timeIntervalSince1970)
+    /// Per zone, whether its file loaded cleanly at the last load (for `lodestar_zone_loaded`).
+    let zoneLoad = Mutex<[String: Bool]>([:])
+    /// Whether to take traffic (`/ready`), and why not: false until the zones are loaded and the
+    /// first round of checks is done, and again while stopping.
+    let ready = Mutex<(ready: Bool, reason: String)>((false, "starting: first round of health checks"))
+    /// systemd's notification socket and watchdog.
+    package let systemd: SystemdNotifier
 
     /// Loads config and zones; throws when the config is unusable. Bad zones are logged and skipped.
     package init(configPath: String?, overrides: @escaping (inout Config) -> Void, logger: Logger) throws {
         self.logger = logger
         self.configPath = configPath
         self.commandLine = overrides
+        systemd = SystemdNotifier(logger: logger)
         let config = try Self.loadConfig(configPath, overrides)
         let saved = HealthController.loadOverrides(config.stateFile, logger: logger)
         nonisolated(unsafe) var board: HealthBoard? = nil
@@ -53,6 +62,7 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
             return b.view
         })
         Self.report(outcome, logger: logger)
+        zoneLoad.withLock { $0 = Self.loads(outcome) }
         store = SnapshotStore(outcome.snapshot)
         running = Mutex(config)
         health = HealthController(store: store, stateFile: config.stateFile, logger: logger)
@@ -75,6 +85,11 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         var config = try path.map(Config.load) ?? Config()
         overrides(&config)
         return config
+    }
+
+    /// Per zone file loaded, whether it loaded without errors.
+    static func loads(_ outcome: SnapshotLoader.Outcome) -> [String: Bool] {
+        Dictionary(outcome.loaded.map { ($0.origin, $0.zone != nil) }, uniquingKeysWith: { a, b in a && b })
     }
 
     static func report(_ outcome: SnapshotLoader.Outcome, logger: Logger) {
@@ -108,10 +123,10 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         }
     }
 
-    /// Binds every listen address and starts answering.
+    /// Opens every socket, drops privileges, runs the first round of checks, then answers.
     package func start() throws {
         let config = running.withLock { $0 }
-        startProber(config)
+        let target = try Privileges.target(config)
         var addresses = try config.listen.map { text -> ListenAddress in
             guard let a = ListenAddress.parse(text) else { throw ServerError("listen address \"\(text)\" is not ADDR:PORT") }
             return a
@@ -127,17 +142,29 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
                 }
             }
         }
-        try udp.start(addresses)
-        try tcp.start(addresses)
-        logger.info("serving on \(addresses.map(\.description).joined(separator: ", ")) (UDP and TCP)")
+        // Every socket is opened while privileged (port 53); nothing is parsed yet.
+        try udp.open(addresses)
+        try tcp.open(addresses)
+        var adminAddress: ListenAddress? = nil, adminToken: String? = nil
         if let a = config.adminListen {
             guard let address = ListenAddress.parse(a) else { throw ServerError("admin listen address \(a) is not ADDR:PORT") }
-            let token = try config.adminTokenFile.map(AdminServer.readToken)
-            let server = AdminServer(server: self, token: token, logger: logger)
-            try server.start(address)
+            adminToken = try config.adminTokenFile.map(AdminServer.readToken)
+            let server = AdminServer(server: self, token: adminToken, logger: logger)
+            try server.open(address)
             admin = server
-            logger.info("admin API and /metrics on http://\(address)\(token == nil ? " (no token: loopback only)" : "")")
+            adminAddress = address
         }
+        try Privileges.drop(to: target, config: config, logger: logger)
+        if let admin, let adminAddress {
+            // Up before the first round of checks: /health answers, /ready says 503 until then.
+            try admin.start()
+            logger.info("admin API and /metrics on http://\(adminAddress)\(adminToken == nil ? " (no token: loopback only)" : "")")
+        }
+        systemd.status("first round of health checks")
+        startProber(config)
+        try udp.start()
+        try tcp.start()
+        logger.info("serving on \(addresses.map(\.description).joined(separator: ", ")) (UDP and TCP)")
         if var a = config.anycast {
             // The self-check queries this server: by default on its first listen address.
             if a.selfCheck.address.isEmpty || a.selfCheck.port == 0, let first = addresses.first {
@@ -159,6 +186,16 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
             anycast = controller
             logger.info("anycast: \(a.prefixes.count) prefixes through BIRD at \(a.socket); self-check \(a.selfCheck.target)")
         }
+        ready.withLock { $0 = (true, "ready") }
+        let udp = udp
+        systemd.startWatchdog { udp.loopsAlive() }
+        systemd.ready(summary())
+    }
+
+    /// One line for systemd's STATUS and `lodestar ctl status`.
+    func summary() -> String {
+        let s = store.current
+        return "serving \(s.zones.zones.count) zones, generation \(s.generation)"
     }
 
     /// Re-reads config and zones; on success swaps the snapshot, on failure keeps the old one.
@@ -168,6 +205,7 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
     package func reload() -> Result<Int, Error> {
         reloading.lock()
         defer { reloading.unlock() }
+        systemd.reloading()
         do {
             let config = try Self.loadConfig(configPath, commandLine)
             let running = self.running.withLock { $0 }
@@ -189,17 +227,21 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
                     self.health.adopt(model, overrides: saved)
                 })
                 Self.report(outcome, logger: logger)
+                zoneLoad.withLock { $0 = Self.loads(outcome) }
                 store.replace(outcome.snapshot)
                 self.running.withLock { $0 = config }
                 return outcome.snapshot.generation
             }
             prober.configure(model: config.steering, settings: config.prober)
             reloads.withLock { $0.ok += 1 }
+            lastReload.withLock { $0 = Date().timeIntervalSince1970 }
             logger.info("reloaded: generation \(generation), \(store.current.zones.zones.count) zones")
+            systemd.ready(summary())
             return .success(generation)
         } catch {
             reloads.withLock { $0.failed += 1 }
             logger.error("reload failed, still serving the previous snapshot: \(error)")
+            systemd.ready("\(summary()); last reload failed: \(error)")
             return .failure(error)
         }
     }
@@ -219,6 +261,9 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         }
         signalSources.append(hup)
         done.wait()
+        ready.withLock { $0 = (false, "stopping") }
+        systemd.stopping("stopping")
+        systemd.stopWatchdog()
         if let anycast {
             // Withdraw first, keep answering while the routes move away, then stop.
             let delay = running.withLock { $0.anycast?.shutdownDelay ?? 0 }
@@ -232,6 +277,9 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
 
     // AdminControl
     package var reloadCounts: (ok: Int, failed: Int) { reloads.withLock { $0 } }
+    package var lastReloadTime: Double { lastReload.withLock { $0 } }
+    package var zoneLoads: [String: Bool] { zoneLoad.withLock { $0 } }
+    package var readiness: (ready: Bool, reason: String) { ready.withLock { $0 } }
     package var overrides: AdminOverrides { health.overrides }
     package func setOverride(_ kind: OverrideKind, name: String, state: AdminOverride.State??, weight: Double??) throws {
         try health.set(kind, name: name, state: state, weight: weight)

@@ -18,10 +18,10 @@ struct CheckTests {
     func checkReportsEveryProblem() throws {
         let r = try Command.run(Paths.binary, ["check", "--zones", Paths.fixtures + "/bad-zones"])
         #expect(r.status == 1)
-        let lines = r.output.split(separator: "\n").map(String.init)
+        let lines = r.error.split(separator: "\n").map(String.init)
         for e in Self.expected {
             #expect(lines.contains { $0.hasPrefix(Paths.fixtures + "/bad-zones/" + e.prefix { $0 != ":" }) && $0.contains(e) },
-                    "missing \(e) in:\n\(r.output)")
+                    "missing \(e) in:\n\(r.error)")
         }
         #expect(!lines.contains { $0.contains("good.test.zone") }, "the good zone has no problem")
     }
@@ -30,7 +30,7 @@ struct CheckTests {
     func checkPasses() throws {
         for dir in [Paths.packageRoot + "/zones", Paths.fixtures + "/zones"] {
             let r = try Command.run(Paths.binary, ["check", "--zones", dir])
-            #expect(r.status == 0, "\(dir): \(r.output)")
+            #expect(r.status == 0, "\(dir): \(r.error)")
             #expect(r.output.hasPrefix("ok: "))
         }
     }
@@ -59,7 +59,7 @@ struct CheckTests {
         try "server:\n  listen: [\"127.0.0.1:53\"]\n  tcp-idle-timeout: never\n".write(toFile: dir + "/c.yaml", atomically: true, encoding: .utf8)
         let r = try Command.run(Paths.binary, ["check", "--config", dir + "/c.yaml", "--zones", Paths.packageRoot + "/zones"])
         #expect(r.status == 1)
-        #expect(r.output.contains(dir + "/c.yaml:3: tcp-idle-timeout must be a number"), "\(r.output)")
+        #expect(r.error.contains(dir + "/c.yaml:3: tcp-idle-timeout must be a number"), "\(r.error)")
         try "server:\n  lisen: x\n".write(toFile: dir + "/d.yaml", atomically: true, encoding: .utf8)
         let s = try Command.run(Paths.binary, ["serve", "--config", dir + "/d.yaml"])
         #expect(s.status != 0)

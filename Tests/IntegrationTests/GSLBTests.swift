@@ -248,19 +248,19 @@ struct GSLBTests {
         try bad.write(toFile: setup.config, atomically: true, encoding: .utf8)
         let check = try Command.run(Paths.binary, ["check", "--config", setup.config], timeout: 30)
         #expect(check.status == 1)
-        #expect(check.output.contains("\(setup.config):\(badLine): unknown region \"eu-west\""), "\(check.output)")
+        #expect(check.error.contains("\(setup.config):\(badLine): unknown region \"eu-west\""), "\(check.error)")
         server.signal(SIGHUP)
         #expect(ReloadTests.waitFor(5) { server.log().contains("reload failed") }, "\(server.log())")
         #expect(Self.region(try server.dig("www.example.com", "A", "+subnet=198.51.100.0/24").addresses.first ?? "") == "eu")
         // A name outside every zone, and a corrupt database, are refused with the file named.
         try good.replacingOccurrences(of: "www.example.com:", with: "www.example.org:").write(toFile: setup.config, atomically: true, encoding: .utf8)
         let outside = try Command.run(Paths.binary, ["check", "--config", setup.config], timeout: 30)
-        #expect(outside.output.contains("name www.example.org.: not inside any zone served"), "\(outside.output)")
+        #expect(outside.error.contains("name www.example.org.: not inside any zone served"), "\(outside.error)")
         let corrupt = setup.dir + "/corrupt.mmdb"
         try "not a database".write(toFile: corrupt, atomically: true, encoding: .utf8)
         try good.write(toFile: setup.config, atomically: true, encoding: .utf8)
         let db = try Command.run(Paths.binary, ["check", "--config", setup.config, "--geo", corrupt], timeout: 30)
-        #expect(db.status == 1 && db.output.contains("\(corrupt):0: geo database:"), "\(db.output)")
+        #expect(db.status == 1 && db.error.contains("\(corrupt):0: geo database:"), "\(db.error)")
     }
 
     @Test("admin API with a token file: refused without the bearer token, served with it", .timeLimit(.minutes(1)))

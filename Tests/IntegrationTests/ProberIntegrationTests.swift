@@ -181,9 +181,9 @@ struct ProberIntegrationTests {
         for (from, to, message) in cases {
             try good.replacingOccurrences(of: from, with: to).write(toFile: c.setup.config, atomically: true, encoding: .utf8)
             let r = try Command.run(Paths.binary, ["check", "--config", c.setup.config], timeout: 30)
-            #expect(r.status == 1 && r.output.contains(message), "\(to): \(r.output)")
-            let line = r.output.split(separator: ":").dropFirst().first.flatMap { Int($0) }
-            #expect(line != nil && (line == templateLine || line == templateLine + 3), "\(r.output)")
+            #expect(r.status == 1 && r.error.contains(message), "\(to): \(r.error)")
+            let line = r.error.split(separator: ":").dropFirst().first.flatMap { Int($0) }
+            #expect(line != nil && (line == templateLine || line == templateLine + 3), "\(r.error)")
         }
         // A reload moves the checks to another port: the old origin is no longer probed.
         try good.write(toFile: c.setup.config, atomically: true, encoding: .utf8)

@@ -75,6 +75,26 @@ int lodestar_raise_nofile(uint64_t *soft, uint64_t *hard);
 /// content or the new, never a torn or empty file. 0, or -errno (the temporary file is removed).
 int lodestar_write_durable(const char *path, const void *data, size_t len, unsigned mode);
 
+/// A TCP socket bound to `addr` and listening (SO_REUSEADDR, IPV6_V6ONLY for v6, non-blocking,
+/// close-on-exec): opened before privileges are dropped, served after. fd, or -errno.
+int lodestar_tcp_listen(const struct sockaddr *addr, socklen_t len, int backlog);
+
+/// Drops root for good: supplementary groups of `user` (initgroups: the group that owns BIRD's
+/// socket, say) plus `gid`, then gid, then uid; no capability survives (the kernel clears them on
+/// the change of uid from 0, and the ambient set is cleared first). 0, or -errno.
+int lodestar_drop_privileges(const char *user, unsigned uid, unsigned gid);
+
+/// Clears every capability of the process (permitted, effective, inheritable, ambient): after the
+/// sockets are open, a service given CAP_NET_BIND_SERVICE by systemd keeps nothing. 0, or -errno.
+int lodestar_clear_capabilities(void);
+
+/// The effective capability set as /proc reports it (CapEff), or ~0 when it cannot be read.
+uint64_t lodestar_effective_capabilities(void);
+
+/// Sends `message` to the systemd notification socket `path` (a file path, or `@name` for the
+/// abstract namespace) as one datagram. 0, or -errno.
+int lodestar_sd_notify(const char *path, const char *message);
+
 /// Fills `len` octets from the kernel's random source; 0, or -errno.
 int lodestar_random(void *buf, size_t len);
 

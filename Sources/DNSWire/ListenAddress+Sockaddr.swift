@@ -1,9 +1,9 @@
-import DNSWire
 import Glibc
 
-/// Converts listen addresses to sockaddr.
-enum SocketAddress {
-    static func withSockaddr<T>(_ a: ListenAddress, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+extension ListenAddress {
+    /// Calls `body` with the address as a sockaddr (to bind a socket).
+    package func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+        let a = self
         if a.host.contains(":") {
             var sa = sockaddr_in6()
             sa.sin6_family = sa_family_t(AF_INET6)

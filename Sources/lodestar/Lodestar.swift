@@ -14,9 +14,33 @@ struct Lodestar: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lodestar",
         abstract: "A GSLB that is the authoritative nameserver of its zones.",
-        subcommands: [Serve.self, Check.self, Explain.self],
+        discussion: """
+            Signals (to `lodestar serve`): SIGHUP reloads config and zones (a failed reload keeps \
+            the previous ones); SIGTERM and SIGINT stop: /ready turns 503, the anycast prefixes are \
+            withdrawn and answers go on for anycast.shutdown-delay, then the process exits 0.
+
+            Exit codes: 0 done; 1 `check` found a problem, or `ctl`/`explain` failed; 2 `serve` \
+            could not start (config, zones folder, a socket, the user to run as); 64 a usage error.
+
+            Under systemd (dist/lodestar.service): Type=notify, READY=1 once the zones are loaded \
+            and the first round of health checks is done; WATCHDOG=1 while the UDP loops run; \
+            log lines carry syslog priorities for journald.
+            """,
+        version: SoftwareVersion.current,
+        subcommands: [Serve.self, Check.self, Explain.self, Ctl.self],
         defaultSubcommand: Serve.self
     )
+}
+
+/// `--log-level`: the levels, least severe first.
+enum LogLevel: String, CaseIterable, ExpressibleByArgument {
+    case trace, debug, info, notice, warning, error, critical
+    var level: Logger.Level { Logger.Level(rawValue: rawValue) ?? .info }
+}
+
+/// `--log-format`.
+enum LogFormat: String, CaseIterable, ExpressibleByArgument {
+    case text, json
 }
 
 /// Options shared by every subcommand that reads config and zones.
@@ -66,8 +90,17 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "ADDR:PORT or [ADDR6]:PORT to listen on, UDP and TCP; repeatable (overrides the config).")
     var listen: [String] = []
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
-    var logLevel: String = "info"
+    @Option(name: .long, help: "The least severe messages logged.")
+    var logLevel: LogLevel = .info
+
+    @Option(name: .long, help: "Log lines as text or as one JSON object each (on stderr; under journald without timestamps, with priorities).")
+    var logFormat: LogFormat = .text
+
+    @Option(name: .long, help: "Started as root: open the sockets, then run as this user (overrides server.user).")
+    var user: String? = nil
+
+    @Option(name: .long, help: "The group to run as (overrides server.group; default the user's primary group).")
+    var group: String? = nil
 
     @Option(name: .long, help: "Responses per second to one source prefix over UDP; 0 turns rate limiting off (overrides the config).")
     var rateLimit: Int? = nil
@@ -78,20 +111,25 @@ struct Serve: ParsableCommand {
         for l in listen where ListenAddress.parse(l) == nil {
             throw ValidationError("--listen \(l) is not ADDR:PORT or [ADDR6]:PORT")
         }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level \(logLevel)") }
     }
 
     func run() throws {
-        var logger = Logger(label: "lodestar") { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let output = LodestarLogHandler.Output(fd: 2)
+        let format = LodestarLogHandler.Format(rawValue: logFormat.rawValue) ?? .text
+        let journal = LodestarLogHandler.stderrIsJournal()
+        var logger = Logger(label: "lodestar") { LodestarLogHandler(label: $0, format: format, journal: journal, output: output) }
+        logger.logLevel = logLevel.level
         let source = source
         let listen = listen
         let rateLimit = rateLimit
+        let user = user, group = group
         let server: LodestarServer
         do {
             server = try LodestarServer(configPath: source.configPath, overrides: { config in
                 source.apply(&config)
                 if !listen.isEmpty { config.listen = listen }
+                if let user { config.user = user }
+                if let group { config.group = group }
                 if let r = rateLimit {
                     config.rateLimit.responsesPerSecond = r
                     config.rateLimit.burst = max(1, 2 * r)
@@ -108,7 +146,7 @@ struct Serve: ParsableCommand {
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check config and zones; print every problem as file:line: message; exit 1 on any error.")
+        abstract: "Check config and zones; print every problem as file:line: message on stderr; exit 1 on any error.")
 
     @OptionGroup var source: SourceOptions
 
@@ -119,7 +157,7 @@ struct Check: ParsableCommand {
         do {
             config = try source.configPath.map(Config.load) ?? Config()
         } catch {
-            print("\(error)")
+            problem(error)
             throw ExitCode(1)
         }
         source.apply(&config)
@@ -129,19 +167,19 @@ struct Check: ParsableCommand {
         } catch {
             // Zone problems are printed before the steering problem that follows from them.
             if let loaded = try? ZoneDirectory.load(config.zonesDirectory, steered: config.steering.names.map(\.wire)) {
-                for l in loaded { for p in l.problems { print(p) } }
+                for l in loaded { for p in l.problems { problem(p) } }
             }
-            print("\(error)")
+            problem(error)
             throw ExitCode(1)
         }
         let loaded = outcome.loaded
         var failed = false
         for l in loaded {
-            for p in l.problems { print(p) }
+            for p in l.problems { problem(p) }
             if l.zone == nil { failed = true }
         }
         if loaded.isEmpty {
-            print("\(config.zonesDirectory):0: no NAME.zone files")
+            problem("\(config.zonesDirectory):0: no NAME.zone files")
             failed = true
         }
         if failed { throw ExitCode(1) }
@@ -195,8 +233,13 @@ struct Explain: ParsableCommand {
                 print(e.text, terminator: "")
             }
         } catch {
-            print("\(error)")
+            problem(error)
             throw ExitCode(1)
         }
     }
+}
+
+/// A problem or an error, on stderr (what a command prints as its result goes to stdout).
+func problem(_ message: Any) {
+    FileHandle.standardError.write(Data("\(message)\n".utf8))
 }
