@@ -23,7 +23,7 @@ extension AnycastController {
             nextReassert = 0
         } catch {
             let text = "\(error)"
-            if text != birdError { logger.error("anycast: cannot reach BIRD: \(text); still serving DNS, retrying") }
+            if text != birdError { logger.error("anycast: cannot reach BIRD: \(text); still serving DNS, retrying", metadata: ["peer": "\(settings.socket)", "reason": "\(text)"]) }
             birdError = text
             connected = false
             nextConnect = now + backoff

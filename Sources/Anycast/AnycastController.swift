@@ -139,8 +139,8 @@ package final class AnycastController: @unchecked Sendable {
         let now = Self.now()
         for a in check.record(result.outcome, now: now) {
             switch a {
-            case .wentUp(let r): logger.notice("anycast self-check \(settings.selfCheck.target): up (\(r))")
-            case .wentDown(let r): logger.warning("anycast self-check \(settings.selfCheck.target): down (\(r))")
+            case .wentUp(let r): logger.notice("anycast self-check \(settings.selfCheck.target): up (\(r))", metadata: ["check": "\(settings.selfCheck.target)", "reason": "\(r)"])
+            case .wentDown(let r): logger.warning("anycast self-check \(settings.selfCheck.target): down (\(r))", metadata: ["check": "\(settings.selfCheck.target)", "reason": "\(r)"])
             case .heldDown(let until, _): logger.warning("anycast self-check passes but is held down by flap damping for up to \(Int(until - now)) s")
             }
         }
@@ -154,7 +154,8 @@ package final class AnycastController: @unchecked Sendable {
                     routes[i].adoptAnnounced(now: now)
                     applied[p.proto] = .announce
                     changed = true
-                    logger.notice("anycast \(p.prefix) (\(p.proto)): already announced by BIRD; kept until lodestar decides otherwise")
+                    logger.notice("anycast \(p.prefix) (\(p.proto)): already announced by BIRD; kept until lodestar decides otherwise",
+                                  metadata: ["prefix": "\(p.prefix)", "protocol": "\(p.proto)"])
                 }
             }
         }
@@ -168,9 +169,12 @@ package final class AnycastController: @unchecked Sendable {
             let alarmBefore = routes[i].alarm
             if routes[i].evaluate(healthy: healthy, why: why, otherPaths: paths, now: now) {
                 changed = true
-                logger.notice("anycast \(p.prefix) (\(p.proto)): \(routes[i].desired.rawValue) (\(routes[i].reason))")
+                logger.notice("anycast \(p.prefix) (\(p.proto)): \(routes[i].desired.rawValue) (\(routes[i].reason))",
+                              metadata: ["prefix": "\(p.prefix)", "protocol": "\(p.proto)", "reason": "\(routes[i].reason)"])
             }
-            if let a = routes[i].alarm, a != alarmBefore { logger.error("anycast \(p.prefix) (\(p.proto)): ALARM: \(a)") }
+            if let a = routes[i].alarm, a != alarmBefore {
+                logger.error("anycast \(p.prefix) (\(p.proto)): ALARM: \(a)", metadata: ["prefix": "\(p.prefix)", "protocol": "\(p.proto)", "reason": "\(a)"])
+            }
         }
         if changed { writeInclude() }
         apply(now: now)

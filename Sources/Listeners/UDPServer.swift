@@ -209,7 +209,7 @@ package final class UDPServer: Sendable {
             rate limit: responses to \(RateLimiter.prefixText(client, s)) over \(s.responsesPerSecond)/s \
             (burst \(s.burst)); \(s.logOnly ? "log-only, sent anyway" : "slip \(s.slip), the rest dropped") \
             (logged at most every \(Self.limitLogSeconds) s per loop)
-            """)
+            """, metadata: ["prefix": "\(RateLimiter.prefixText(client, s))"])
     }
 
     /// Responses the kernel refused as larger than the interface MTU (IPv4 carries DF, RFC 9715

@@ -75,13 +75,16 @@ extension Prober {
             switch a {
             case .wentUp(let reason):
                 t.heldLogged = false
-                logger.notice("check \(t.spec.target) of \(name): up (\(reason))")
+                logger.notice("check \(t.spec.target) of \(name): up (\(reason))",
+                              metadata: ["endpoint": "\(name)", "check": "\(t.spec.target)", "reason": "\(reason)"])
             case .wentDown(let reason):
-                logger.warning("check \(t.spec.target) of \(name): down (\(reason))")
+                logger.warning("check \(t.spec.target) of \(name): down (\(reason))",
+                               metadata: ["endpoint": "\(name)", "check": "\(t.spec.target)", "reason": "\(reason)"])
             case .heldDown(let until, let penalty):
                 if !t.heldLogged {
                     t.heldLogged = true
-                    logger.warning("check \(t.spec.target) of \(name): passing but held down by flap damping (penalty \(Int(penalty)), at most \(Int(until - now)) s more)")
+                    logger.warning("check \(t.spec.target) of \(name): passing but held down by flap damping (penalty \(Int(penalty)), at most \(Int(until - now)) s more)",
+                                   metadata: ["endpoint": "\(name)", "check": "\(t.spec.target)", "reason": "flap damping"])
                 }
             }
         }
@@ -149,7 +152,7 @@ extension Prober {
         endpoints[e].reported = obs
         if obs.up != before.up {
             let state = obs.up.map { $0 ? "up" : "down" } ?? "not checked"
-            logger.notice("endpoint \(entry.name): \(state) (\(obs.reason))")
+            logger.notice("endpoint \(entry.name): \(state) (\(obs.reason))", metadata: ["endpoint": "\(entry.name)", "reason": "\(obs.reason)"])
         }
         return obs
     }

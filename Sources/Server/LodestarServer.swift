@@ -94,15 +94,17 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
 
     static func report(_ outcome: SnapshotLoader.Outcome, logger: Logger) {
         for p in outcome.problems {
-            if p.isWarning { logger.warning("\(p)") } else { logger.error("\(p)") }
+            let fields: Logger.Metadata = ["file": "\(p.file)", "line": "\(p.line)", "reason": "\(p.message)"]
+            if p.isWarning { logger.warning("\(p)", metadata: fields) } else { logger.error("\(p)", metadata: fields) }
         }
         for l in outcome.loaded {
             if let z = l.zone {
-                logger.info("zone \(l.origin) loaded: \(z.recordCount) records, serial \(z.serial), parse \(String(format: "%.3f", l.parseSeconds)) s, build \(String(format: "%.3f", l.buildSeconds)) s")
+                logger.info("zone \(l.origin) loaded: \(z.recordCount) records, serial \(z.serial), parse \(String(format: "%.3f", l.parseSeconds)) s, build \(String(format: "%.3f", l.buildSeconds)) s",
+                            metadata: ["zone": "\(l.origin)", "serial": "\(z.serial)"])
             } else if outcome.keptPrevious.contains(l.origin) {
-                logger.error("zone \(l.origin) not reloaded: still serving the previous version")
+                logger.error("zone \(l.origin) not reloaded: still serving the previous version", metadata: ["zone": "\(l.origin)"])
             } else {
-                logger.error("zone \(l.origin) not served: it has errors")
+                logger.error("zone \(l.origin) not served: it has errors", metadata: ["zone": "\(l.origin)"])
             }
         }
     }
