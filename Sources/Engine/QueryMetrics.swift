@@ -28,6 +28,13 @@ public final class QueryMetrics: @unchecked Sendable {
     static let rateLimitBase = 69
     /// Queries carrying a COOKIE option.
     static let cookieSlot = 73
+    /// PROXY protocol v2: messages from allowed peers carrying a header (`proxied`), dropped for
+    /// lack of a valid one (`no-header`), and dropped as a header from a peer not allowed (`not-allowed`).
+    public enum ProxyOutcome: Int, CaseIterable, Sendable {
+        case proxied = 0, noHeader, notAllowed
+        var label: String { ["proxied", "no-header", "not-allowed"][rawValue] }
+    }
+    static let proxyBase = 74
     let counters: UnsafeMutablePointer<UInt64>
 
     /// The query types counted by name; every other type is counted as "other".
@@ -80,6 +87,11 @@ public final class QueryMetrics: @unchecked Sendable {
     /// A UDP response over its prefix's rate, and what became of it.
     public func recordRateLimited(_ outcome: RateLimitOutcome) {
         lodestar_count_shard(counters + (Int(lodestar_shard()) * Self.stride + Self.rateLimitBase + outcome.rawValue), 1)
+    }
+
+    /// A UDP datagram or TCP connection and its PROXY protocol header.
+    public func recordProxy(_ outcome: ProxyOutcome) {
+        lodestar_count_shard(counters + (Int(lodestar_shard()) * Self.stride + Self.proxyBase + outcome.rawValue), 1)
     }
 
     func recordCache(_ slot: Int) {
@@ -152,6 +164,13 @@ public final class QueryMetrics: @unchecked Sendable {
         out += "# HELP lodestar_cookie_queries_total Queries carrying a DNS COOKIE option (RFC 7873).\n"
         out += "# TYPE lodestar_cookie_queries_total counter\n"
         out += "lodestar_cookie_queries_total \(sum(Self.cookieSlot))\n"
+        out += "# HELP lodestar_proxy_protocol_total UDP datagrams and TCP connections by their PROXY v2 header: from an "
+            + "allowed peer with one (proxied), from an allowed peer without a valid one (no-header, dropped), with one "
+            + "from a peer not allowed (not-allowed, dropped).\n"
+        out += "# TYPE lodestar_proxy_protocol_total counter\n"
+        for o in ProxyOutcome.allCases {
+            out += "lodestar_proxy_protocol_total{result=\"\(o.label)\"} \(sum(Self.proxyBase + o.rawValue))\n"
+        }
         return out
     }
 }

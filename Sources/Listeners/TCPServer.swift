@@ -4,6 +4,7 @@ import Glibc
 import Dispatch
 import Engine
 import Logging
+import Protection
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -69,7 +70,8 @@ package final class TCPServer: Sendable {
                     channel.closeFuture.whenComplete { _ in self.release(client) }
                     let idle = TimeAmount.milliseconds(Int64(snapshot.listener.tcpIdleTimeout * 1000))
                     let handler = DNSConnectionHandler(server: self, client: client,
-                                                       messageTimeout: .milliseconds(Int64(snapshot.listener.tcpMessageTimeout * 1000)))
+                                                       messageTimeout: .milliseconds(Int64(snapshot.listener.tcpMessageTimeout * 1000)),
+                                                       proxyAllow: snapshot.listener.proxyAllow)
                     return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle, writeTimeout: idle))
                         try channel.pipeline.syncOperations.addHandler(handler)
@@ -94,7 +96,8 @@ package final class TCPServer: Sendable {
         }
         let ok = perClient.withLock { counts -> Bool in
             let n = counts[client, default: 0]
-            guard n < o.tcpMaxConnectionsPerClient else { return false }
+            // A PROXY peer (dnsdist, a balancer) carries many clients: only the total bounds it.
+            guard n < o.tcpMaxConnectionsPerClient || o.proxyAllow.allows(client) else { return false }
             counts[client] = n + 1
             return true
         }
@@ -134,7 +137,12 @@ final class DNSConnectionHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     let server: TCPServer
-    let client: ClientAddress
+    /// The client: the peer, or the source in its PROXY v2 header.
+    var client: ClientAddress
+    /// PROXY protocol: the connection must start with a header (an allowed peer), or must not (any
+    /// other peer, while `proxy-protocol.allow` is set); nil once settled.
+    enum ProxyExpectation { case header, noHeader }
+    var proxy: ProxyExpectation?
     let messageTimeout: TimeAmount
     /// Octets of a message not yet complete.
     var buffer: ByteBuffer? = nil
@@ -148,15 +156,64 @@ final class DNSConnectionHandler: ChannelInboundHandler {
     var scratch = [UInt8](repeating: 0, count: WireLimits.maxMessageSize)
     var closed = false
 
-    init(server: TCPServer, client: ClientAddress, messageTimeout: TimeAmount) {
+    init(server: TCPServer, client: ClientAddress, messageTimeout: TimeAmount, proxyAllow: AccessList) {
         self.server = server
         self.client = client
         self.messageTimeout = messageTimeout
+        proxy = proxyAllow.isEmpty ? nil : (proxyAllow.allows(client) ? .header : .noHeader)
+    }
+
+    /// Settles the PROXY header at the start of the stream: true to go on framing messages, false
+    /// to wait for more octets; closes the connection when it is missing or not allowed.
+    func settleProxy(_ context: ChannelHandlerContext, _ expect: ProxyExpectation) -> Bool {
+        let parsed = buffer!.withUnsafeReadableBytes { ProxyHeader.parse($0) }
+        switch (expect, parsed) {
+        case (.header, .header(let length, let source)):
+            if let source { client = source }
+            buffer!.moveReaderIndex(forwardBy: length)
+            QueryMetrics.shared.recordProxy(.proxied)
+        case (.header, .invalid):
+            QueryMetrics.shared.recordProxy(.noHeader)
+            closed = true
+            context.close(promise: nil)
+            return false
+        case (.noHeader, .incomplete), (.header, .incomplete):
+            armDeadline(context)
+            return false
+        case (.noHeader, .header):
+            QueryMetrics.shared.recordProxy(.notAllowed)
+            closed = true
+            context.close(promise: nil)
+            return false
+        case (.noHeader, .invalid):
+            // Not a header: but a partial signature that goes wrong later is a header too.
+            if buffer!.readableBytes >= ProxyHeader.signature.count,
+                buffer!.withUnsafeReadableBytes({ ProxyHeader.startsWithSignature($0) }) {
+                QueryMetrics.shared.recordProxy(.notAllowed)
+                closed = true
+                context.close(promise: nil)
+                return false
+            }
+        }
+        proxy = nil
+        return true
+    }
+
+    /// The whole message (or header) is due within the timeout of its first octet; more octets do not extend it.
+    func armDeadline(_ context: ChannelHandlerContext) {
+        guard deadline == nil else { return }
+        deadline = context.eventLoop.scheduleTask(in: messageTimeout) { [weak self] in
+            guard let self, !self.closed else { return }
+            self.closed = true
+            context.close(promise: nil)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closed else { return }
         var incoming = unwrapInboundIn(data)
         if buffer == nil { buffer = incoming } else { buffer!.writeBuffer(&incoming) }
+        if let expect = proxy, !settleProxy(context, expect) { return }
         while let b = buffer, let length = b.getInteger(at: b.readerIndex, as: UInt16.self), b.readableBytes >= 2 + Int(length) {
             buffer!.moveReaderIndex(forwardBy: 2)
             pending.append(buffer!.readBytes(length: Int(length))!)
@@ -167,14 +224,7 @@ final class DNSConnectionHandler: ChannelInboundHandler {
             deadline = nil
         } else {
             buffer!.discardReadBytes()
-            if deadline == nil {
-                // The whole message is due within the timeout of its first octet; more octets do not extend it.
-                deadline = context.eventLoop.scheduleTask(in: messageTimeout) { [weak self] in
-                    guard let self, !self.closed else { return }
-                    self.closed = true
-                    context.close(promise: nil)
-                }
-            }
+            armDeadline(context)
         }
         drain(context)
     }

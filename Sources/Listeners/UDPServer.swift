@@ -118,6 +118,7 @@ package final class UDPServer: Sendable {
         var cache = AnswerCache(slots: snapshot.listener.answerCache)
         cache.use(snapshot)
         var limits = RateLimiter.Parameters(snapshot.listener.rateLimit)
+        var proxied = !snapshot.listener.proxyAllow.isEmpty
         var held = HeldBack()
         let limiter = self.limiter  // held for the loop: no retain per datagram
         var rounds: UInt64 = 0
@@ -140,23 +141,32 @@ package final class UDPServer: Sendable {
                 if snapshot.listener.answerCache != cache.requested { cache = AnswerCache(slots: snapshot.listener.answerCache) }
                 cache.use(snapshot)
                 limits = RateLimiter.Parameters(snapshot.listener.rateLimit)
+                proxied = !snapshot.listener.proxyAllow.isEmpty
             }
             let now = lodestar_monotonic_ns()
             for i in 0..<UInt32(n) {
                 var m = lodestar_datagram()
                 lodestar_batch_get(batch, i, &m)
-                let client = ClientAddress(family: UInt8(m.family), octets: (m.high, m.low))
-                var length = cache.respond(engine: engine, to: UnsafeRawBufferPointer(start: m.input, count: Int(m.input_length)),
+                var client = ClientAddress(family: UInt8(m.family), octets: (m.high, m.low))
+                var packet = UnsafeRawBufferPointer(start: m.input, count: Int(m.input_length))
+                if proxied {
+                    guard let inner = Self.unwrapProxy(packet, client: &client, allow: snapshot.listener.proxyAllow) else {
+                        lodestar_batch_set_out_len(batch, i, 0)
+                        continue
+                    }
+                    packet = inner
+                }
+                var length = cache.respond(engine: engine, to: packet,
                                            into: m.output, capacity: Int(m.capacity), client: client,
                                            now: now &+ UInt64(i))  // distinct per query: it seeds weighted picks
                 if limits.enabled && length > 0 && !limiter.admit(client, now: now &+ UInt64(i), limits) {
-                    length = holdBack(m, length: length, client: client, snapshot: snapshot, held: &held, now: now)
+                    length = holdBack(m, packet: packet, length: length, client: client, snapshot: snapshot, held: &held, now: now)
                 }
                 lodestar_batch_set_out_len(batch, i, UInt32(length))
             }
             _ = lodestar_batch_send(batch, fd, UInt32(n))
             let tooBig = lodestar_batch_too_big_count(batch)
-            if tooBig > 0 { resendSmaller(batch, fd, tooBig, engine: engine) }
+            if tooBig > 0 { resendSmaller(batch, fd, tooBig, engine: engine, proxyAllow: proxied ? snapshot.listener.proxyAllow : []) }
         }
     }
 
@@ -171,15 +181,14 @@ package final class UDPServer: Sendable {
     /// response that makes a real client retry (TC, or BADCOOKIE), and the rest are dropped.
     /// Returns what to send (0: nothing).
     @inline(never)
-    func holdBack(_ m: lodestar_datagram, length: Int, client: ClientAddress, snapshot: Snapshot, held: inout HeldBack,
-                  now: UInt64) -> Int {
+    func holdBack(_ m: lodestar_datagram, packet: UnsafeRawBufferPointer, length: Int, client: ClientAddress, snapshot: Snapshot,
+                  held: inout HeldBack, now: UInt64) -> Int {
         let settings = snapshot.listener.rateLimit
         let metrics = QueryMetrics.shared
         if snapshot.listener.rateLimitExempt.allows(client) {
             metrics.recordRateLimited(.exempt)
             return length
         }
-        let packet = UnsafeRawBufferPointer(start: m.input, count: Int(m.input_length))
         if settings.logOnly {
             guard snapshot.engine.holdBack(packet, into: m.output, capacity: Int(m.capacity), client: client, slip: false) != nil
             else {
@@ -212,16 +221,44 @@ package final class UDPServer: Sendable {
             """, metadata: ["prefix": "\(RateLimiter.prefixText(client, s))"])
     }
 
+    /// A datagram under PROXY protocol v2: from an allowed peer, the query after the header and
+    /// the header's source as the client (a LOCAL header: the peer itself); nil (dropped) when an
+    /// allowed peer sent no valid header, or anyone else sent one.
+    @inline(never)
+    static func unwrapProxy(_ packet: UnsafeRawBufferPointer, client: inout ClientAddress, allow: AccessList,
+                            count: Bool = true) -> UnsafeRawBufferPointer? {
+        let metrics = QueryMetrics.shared
+        if allow.allows(client) {
+            guard case .header(let length, let source) = ProxyHeader.parse(packet) else {
+                if count { metrics.recordProxy(.noHeader) }
+                return nil
+            }
+            if let source { client = source }
+            if count { metrics.recordProxy(.proxied) }
+            return UnsafeRawBufferPointer(rebasing: packet[length...])
+        }
+        if packet.count >= ProxyHeader.signature.count && ProxyHeader.startsWithSignature(packet) {
+            if count { metrics.recordProxy(.notAllowed) }
+            return nil
+        }
+        return packet
+    }
+
     /// Responses the kernel refused as larger than the interface MTU (IPv4 carries DF, RFC 9715
     /// §3.1), answered again within the classic 512 octets, with TC when the answer does not fit,
     /// so that the client retries over TCP instead of waiting for a response that never left.
-    func resendSmaller(_ batch: OpaquePointer, _ fd: Int32, _ count: UInt32, engine: QueryEngine) {
+    func resendSmaller(_ batch: OpaquePointer, _ fd: Int32, _ count: UInt32, engine: QueryEngine, proxyAllow: AccessList) {
         for k in 0..<count {
             let i = lodestar_batch_too_big(batch, k)
             var m = lodestar_datagram()
             lodestar_batch_get(batch, i, &m)
-            let client = ClientAddress(family: UInt8(m.family), octets: (m.high, m.low))
-            let length = engine.respond(to: UnsafeRawBufferPointer(start: m.input, count: Int(m.input_length)),
+            var client = ClientAddress(family: UInt8(m.family), octets: (m.high, m.low))
+            var packet = UnsafeRawBufferPointer(start: m.input, count: Int(m.input_length))
+            if !proxyAllow.isEmpty {
+                guard let inner = Self.unwrapProxy(packet, client: &client, allow: proxyAllow, count: false) else { continue }
+                packet = inner
+            }
+            let length = engine.respond(to: packet,
                                         into: m.output, capacity: WireLimits.classicUDPSize, transport: .udp, client: client)
             lodestar_batch_set_out_len(batch, i, UInt32(length))
             let sent = length > 0 ? lodestar_batch_send_slot(batch, fd, i) : 0

@@ -84,7 +84,9 @@ package struct LodestarLogHandler: LogHandler {
             var line = prefix
             if !journal { line += Self.timestamp() + " " }
             // One record, one line: a newline in a message (a file's content) is written as \n.
-            line += "\(event.level.rawValue): " + "\(event.message)".replacingOccurrences(of: "\n", with: "\\n")
+            // Under journald the priority says the level.
+            if !journal { line += "\(event.level.rawValue): " }
+            line += "\(event.message)".replacingOccurrences(of: "\n", with: "\\n")
             for key in fields.keys.sorted() { line += " \(key)=\(Self.quoted("\(fields[key]!)"))" }
             output.write(line)
         case .json:

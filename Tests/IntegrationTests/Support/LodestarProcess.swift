@@ -12,7 +12,8 @@ final class LodestarProcess: @unchecked Sendable {
     /// Response rate limiting is off unless `rateLimit`: the tests send hundreds of queries a
     /// second from 127.0.0.1 (RateLimitTests test limiting itself).
     init(zones: String = Paths.fixtures + "/zones", config: String? = nil, extra: [String] = [],
-         startupTimeout: Double = 15, rateLimit: Bool = false, launcher: [String] = []) throws {
+         startupTimeout: Double = 15, rateLimit: Bool = false, launcher: [String] = [],
+         environment: [String: String] = [:]) throws {
         port = FreePort.pick()
         workDir = try Paths.temporaryDirectory()
         logPath = workDir + "/lodestar.log"
@@ -21,6 +22,9 @@ final class LodestarProcess: @unchecked Sendable {
         // `launcher`: a command that runs the binary (prlimit with its options, for limits).
         process.executableURL = URL(fileURLWithPath: launcher.first ?? Paths.binary)
         process.currentDirectoryURL = URL(fileURLWithPath: workDir)
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         var args = ["serve", "--zones", zones, "--listen", "127.0.0.1:\(port)"]
         if let config { args += ["--config", config] }
         if !rateLimit { args += ["--rate-limit", "0"] }
