@@ -21,8 +21,13 @@ if [[ -z $binary ]]; then
   binary=.build/release/lodestar
 fi
 [[ -x $binary ]] || { echo "package.sh: $binary is not an executable" >&2; exit 1; }
-swift build --product generate-manual >&2
-manual=$(swift build --product generate-manual --show-bin-path)/generate-manual
+# The man page generator of swift-argument-parser (GENERATE_MANUAL: one built already, as the test
+# suite does before it runs: SwiftPM locks .build while `swift test` runs).
+manual=${GENERATE_MANUAL:-}
+if [[ -z $manual ]]; then
+  swift build --product generate-manual >&2
+  manual=$(swift build --product generate-manual --show-bin-path)/generate-manual
+fi
 version=$("$binary" --version)
 arch=$(dpkg --print-architecture)
 stage=$(mktemp -d)

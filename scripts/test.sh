@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 swift build --build-tests
+# The man page generator the package test uses (scripts/package.sh), built now: SwiftPM locks .build
+# while `swift test` runs.
+swift build --product generate-manual
 log=$(mktemp)
 set +e
 # One test at a time: in parallel, swift-testing runs every test on a cooperative pool as wide as
