@@ -62,6 +62,13 @@ enum Harnesses {
     /// Every input gets no response or a well-formed one within its size limit; the answer
     /// cache gives the bytes a fresh answer gives.
     static func query(_ packet: UnsafeRawBufferPointer) {
+        // A PROXY v2 header in front (an input that starts with its signature): parsed within the
+        // input's bounds, and the query after it answered as the listeners would.
+        if case .header(let length, _) = ProxyHeader.parse(packet) {
+            precondition(length >= ProxyHeader.fixedLength && length <= packet.count, "a PROXY header of \(length) octets in \(packet.count)")
+            query(UnsafeRawBufferPointer(rebasing: packet[length...]))
+            return
+        }
         let engine = server.store.current.engine
         let client = ClientAddress(bytes: [198, 51, 100, 7])
         for transport in [Transport.udp, .tcp] {
