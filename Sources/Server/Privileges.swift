@@ -72,5 +72,10 @@ enum Privileges {
             let dir = (state as NSString).deletingLastPathComponent
             try need(dir.isEmpty ? "." : dir, W_OK | X_OK, "the state file's folder", "writable")
         }
+        if let include = config.anycast?.includeFile {
+            // lodestar rewrites BIRD's include file (temporary file and rename) as it decides.
+            let dir = (include as NSString).deletingLastPathComponent
+            try need(dir.isEmpty ? "." : dir, W_OK | X_OK, "the anycast include file's folder", "writable")
+        }
     }
 }

@@ -1,3 +1,4 @@
+import DNSWire
 import Testing
 
 /// One dig query and the exact response expected of it.
@@ -96,7 +97,7 @@ let answerCases: [AnswerCase] = [
     AnswerCase(args: ["after.example.com", "A"], answer: ["after.example.com. 3600 IN A 192.0.2.222"]),
     // Class CH: the server's version, not authoritative (as knot).
     AnswerCase(args: ["version.bind", "CH", "TXT"], flags: ["qr"],
-               answer: ["version.bind. 0 CH TXT \"lodestar 0.1.0\""]),
+               answer: ["version.bind. 0 CH TXT \"lodestar \(SoftwareVersion.current)\""]),
     // Class ANY answered from IN data, as knot.
     AnswerCase(args: ["www.example.com", "ANY", "A"], answer: [
         "www.example.com. 3600 IN A 192.0.2.10", "www.example.com. 3600 IN A 192.0.2.11"]),
