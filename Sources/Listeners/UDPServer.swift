@@ -118,7 +118,8 @@ package final class UDPServer: Sendable {
         var cache = AnswerCache(slots: snapshot.listener.answerCache)
         cache.use(snapshot)
         var limits = RateLimiter.Parameters(snapshot.listener.rateLimit)
-        var proxied = !snapshot.listener.proxyAllow.isEmpty
+        var proxyAllow = snapshot.listener.proxyAllow
+        var proxied = !proxyAllow.isEmpty
         var held = HeldBack()
         let limiter = self.limiter  // held for the loop: no retain per datagram
         var rounds: UInt64 = 0
@@ -141,7 +142,8 @@ package final class UDPServer: Sendable {
                 if snapshot.listener.answerCache != cache.requested { cache = AnswerCache(slots: snapshot.listener.answerCache) }
                 cache.use(snapshot)
                 limits = RateLimiter.Parameters(snapshot.listener.rateLimit)
-                proxied = !snapshot.listener.proxyAllow.isEmpty
+                proxyAllow = snapshot.listener.proxyAllow
+                proxied = !proxyAllow.isEmpty
             }
             let now = lodestar_monotonic_ns()
             for i in 0..<UInt32(n) {
@@ -150,7 +152,7 @@ package final class UDPServer: Sendable {
                 var client = ClientAddress(family: UInt8(m.family), octets: (m.high, m.low))
                 var packet = UnsafeRawBufferPointer(start: m.input, count: Int(m.input_length))
                 if proxied {
-                    guard let inner = Self.unwrapProxy(packet, client: &client, allow: snapshot.listener.proxyAllow) else {
+                    guard let inner = Self.unwrapProxy(packet, client: &client, allow: proxyAllow) else {
                         lodestar_batch_set_out_len(batch, i, 0)
                         continue
                     }
@@ -166,7 +168,7 @@ package final class UDPServer: Sendable {
             }
             _ = lodestar_batch_send(batch, fd, UInt32(n))
             let tooBig = lodestar_batch_too_big_count(batch)
-            if tooBig > 0 { resendSmaller(batch, fd, tooBig, engine: engine, proxyAllow: proxied ? snapshot.listener.proxyAllow : []) }
+            if tooBig > 0 { resendSmaller(batch, fd, tooBig, engine: engine, proxyAllow: proxyAllow) }
         }
     }
 
