@@ -56,13 +56,20 @@ let package = Package(
             ],
             swiftSettings: crossModule
         ),
+        // Many POPs, one view: the etcd v3 client (JSON gateway, blocking, on its own threads),
+        // shared overrides, health votes and their consensus.
+        .target(
+            name: "Cluster",
+            dependencies: ["Steering", "CLodestarSys", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: crossModule
+        ),
         // Answers one query from an immutable snapshot into a buffer: the hot path. No NIO, no Yams,
         // no Logging, no Foundation: it must stay allocation-free and inlinable across modules.
         .target(name: "Engine", dependencies: ["DNSWire", "Zones", "Steering", "Protection", "CLodestarSys"], swiftSettings: crossModule),
         // YAML to a validated model with file:line errors; the only importer of Yams.
         .target(
             name: "Config",
-            dependencies: ["DNSWire", "Steering", "Prober", "Anycast", "Protection", .product(name: "Yams", package: "Yams")],
+            dependencies: ["DNSWire", "Steering", "Prober", "Anycast", "Protection", "Cluster", .product(name: "Yams", package: "Yams")],
             swiftSettings: crossModule
         ),
         // Moves packets: the UDP batch loops and the TCP server, over a snapshot store.
@@ -81,7 +88,7 @@ let package = Package(
         .target(
             name: "Admin",
             dependencies: [
-                "Engine", "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast", "CLodestarSys",
+                "Engine", "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast", "Cluster", "CLodestarSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -95,7 +102,7 @@ let package = Package(
             name: "Server",
             dependencies: [
                 "Engine", "Config", "Listeners", "Admin", "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast",
-                "Protection", "CLodestarSys",
+                "Protection", "Cluster", "CLodestarSys",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: crossModule
@@ -103,7 +110,7 @@ let package = Package(
         .executableTarget(
             name: "lodestar",
             dependencies: [
-                "Server", "Config", "Admin", "DNSWire", "Zones", "Steering",
+                "Server", "Config", "Admin", "Cluster", "DNSWire", "Zones", "Steering",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,4 +1,5 @@
 import Anycast
+import Cluster
 import Engine
 import Prober
 import Steering
@@ -27,6 +28,11 @@ package protocol AdminControl: AnyObject, Sendable {
     func reload() -> Result<Int, Error>
     /// Sets (`state`/`weight` given) or clears (given as nil) an override; throws `AdminFailure`.
     func setOverride(_ kind: OverrideKind, name: String, state: AdminOverride.State??, weight: Double??) throws
+    /// External health input for an endpoint (shared through the cluster when there is one);
+    /// false when there is no such endpoint; throws `AdminFailure`.
+    func setExternal(endpoint: String, up: Bool?, reason: String, ttl: Double?) throws -> Bool
+    /// The cluster's view (etcd, votes, provenance of overrides), when configured.
+    var clusterStatus: ClusterController.Status? { get }
 }
 
 /// What an override applies to: the path segment of `POST /v1/{regions|pools|endpoints}/NAME`.

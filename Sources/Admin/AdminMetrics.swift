@@ -1,4 +1,5 @@
 import Anycast
+import Cluster
 import DNSWire
 import CLodestarSys
 import Engine
@@ -31,6 +32,7 @@ extension AdminServer {
         if let rt = snapshot.steering { steeringMetrics(rt, into: &out) }
         proberMetrics(server.prober.status(), into: &out)
         if let a = server.anycast { anycastMetrics(a.status(), into: &out) }
+        if let c = server.clusterStatus { clusterMetrics(c, into: &out) }
         return out.text
     }
 
@@ -81,6 +83,23 @@ extension AdminServer {
                    m.pools.enumerated().map { (p, pool) in
                        ("pool=\"\(esc(pool.name))\",region=\"\(esc(m.regions[pool.region].name))\"", h.pools[p].passing ? "1" : "0")
                    })
+    }
+
+    func clusterMetrics(_ c: ClusterController.Status, into out: inout MetricsText) {
+        let esc = MetricsText.esc
+        out.single("lodestar_cluster_connected", "gauge", "Whether etcd answers (the shared view is live).", c.connected ? "1" : "0")
+        out.family("lodestar_cluster_view_age_seconds", "gauge", "Seconds since the last exchange with etcd.",
+                   c.viewAgeSeconds.map { [("", String(format: "%.3f", $0))] } ?? [])
+        out.single("lodestar_cluster_own_verdicts_only", "gauge", "1 while etcd has been away past fallback-after: this POP decides alone.",
+                   c.ownVerdictsOnly ? "1" : "0")
+        out.single("lodestar_cluster_writes_total", "counter", "Writes to etcd (votes, overrides, external input).", "\(c.writes)")
+        out.single("lodestar_cluster_vote_bytes_total", "counter", "Octets of keys and values of this POP's vote writes.", "\(c.writeBytes)")
+        out.family("lodestar_cluster_vote_up", "gauge", "Each POP's vote on each endpoint (1 up, 0 down), as this POP sees them.",
+                   c.endpoints.flatMap { e in e.votes.map { ("endpoint=\"\(esc(e.endpoint))\",pop=\"\(esc($0.pop))\"", $0.up ? "1" : "0") } })
+        out.family("lodestar_cluster_vote_age_seconds", "gauge", "Age of each POP's vote on each endpoint.",
+                   c.endpoints.flatMap { e in e.votes.map { ("endpoint=\"\(esc(e.endpoint))\",pop=\"\(esc($0.pop))\"", String(format: "%.3f", $0.ageSeconds)) } })
+        out.family("lodestar_cluster_endpoint_up", "gauge", "The cluster's outcome for each endpoint (the health policy over the votes).",
+                   c.endpoints.compactMap { e in e.up.map { ("endpoint=\"\(esc(e.endpoint))\"", $0 ? "1" : "0") } })
     }
 
     func anycastMetrics(_ s: AnycastStatus, into out: inout MetricsText) {

@@ -195,8 +195,14 @@ extension AdminServer {
             ttl = d
         }
         let reason = (object["reason"] as? String) ?? (up == true ? "up" : "down")
-        guard server.prober.setExternal(endpoint: name, up: up, reason: "\(reason) (admin API)", ttl: ttl) else {
-            return Self.error(.notFound, "no endpoint named \(name)")
+        do {
+            guard try server.setExternal(endpoint: name, up: up, reason: "\(reason) (admin API)", ttl: ttl) else {
+                return Self.error(.notFound, "no endpoint named \(name)")
+            }
+        } catch let f as AdminFailure {
+            return Self.error(HTTPResponseStatus(statusCode: f.status), f.description)
+        } catch {
+            return Self.error(.internalServerError, "\(error)")
         }
         logger.notice("external health: \(name) → \(up.map { $0 ? "up" : "down" } ?? "auto") (\(reason))")
         return Self.json(state())

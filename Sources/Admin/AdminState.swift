@@ -1,4 +1,5 @@
 import CLodestarSys
+import Cluster
 import Glibc
 import DNSWire
 import Engine
@@ -51,6 +52,8 @@ extension AdminServer {
         var overrides: AdminOverrides
         var shareWindowSeconds: Double
         var prober: ProberState
+        /// The cluster: etcd, every POP's votes and the outcome, who made each override and when.
+        var cluster: ClusterController.Status? = nil
     }
 
     struct ZoneStatus: Encodable {
@@ -92,7 +95,7 @@ extension AdminServer {
                                  regionRttExcessMs: ps.regionRTTMs.mapValues(\.extra))
         guard let rt = snapshot.steering else {
             return State(generation: snapshot.generation, regions: [], pools: [], names: [], overrides: overrides, shareWindowSeconds: 0,
-                         prober: prober)
+                         prober: prober, cluster: server.clusterStatus)
         }
         var checks: [String: [CheckState]] = [:]
         for c in ps.checks {
@@ -134,6 +137,6 @@ extension AdminServer {
                              fromZone: rt.counters.fallbacks(n, .zone), servfail: rt.counters.fallbacks(n, .servfail))
         }
         return State(generation: snapshot.generation, regions: m.regions.map(\.name), pools: pools, names: names,
-                     overrides: overrides, shareWindowSeconds: window, prober: prober)
+                     overrides: overrides, shareWindowSeconds: window, prober: prober, cluster: server.clusterStatus)
     }
 }

@@ -25,7 +25,7 @@ import Yams
 extension Config {
     static let checkKeys = ["type", "address", "port", "interval", "timeout", "rise", "fall", "jitter", "damping",
                             "path", "host", "sni", "expect-status", "expect-body", "tls-verify", "ca-file",
-                            "cert-min-days", "query", "qtype", "expect-rcode", "expect-answer"]
+                            "cert-min-days", "query", "qtype", "expect-rcode", "expect-answer", "source"]
 
     mutating func loadProber(_ top: Section, base: String) throws {
         func path(_ p: String) -> String { p.hasPrefix("/") ? p : (base as NSString).appendingPathComponent(p) }
@@ -127,6 +127,10 @@ extension Section {
                 s.host = h
             }
             if let (v, _) = try c.string("sni") { s.sni = v }
+            if let (v, vl) = try c.string("source") {
+                guard IPAddress.parse(v) != nil else { throw ConfigError(file: file, line: vl, message: "source \"\(v)\" is not an IP address") }
+                s.source = v
+            }
             if let list = try c.strings("expect-status") {
                 s.expectStatus = try list.map { (text, sl) in
                     let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }

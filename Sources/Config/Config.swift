@@ -1,4 +1,5 @@
 import Anycast
+import Cluster
 import DNSWire
 import Foundation
 import Prober
@@ -69,6 +70,8 @@ package struct Config: Sendable {
     package var prober = ProberSettings()
     /// Anycast route health through BIRD (`anycast:`); nil when not configured.
     package var anycast: AnycastSettings? = nil
+    /// Shared overrides and health votes through etcd (`cluster:`); nil when not configured.
+    package var cluster: ClusterSettings? = nil
     /// Response rate limiting over UDP (`rate-limit:`), on by default.
     package var rateLimit = RateLimitSettings()
     package var rateLimitExempt: [Prefix] = []
@@ -103,7 +106,7 @@ package struct Config: Sendable {
         guard let root else { return config }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
         let top = try Section(root, file: path, name: "top level")
-        try top.allow(["server", "transfer", "anycast"] + Config.steeringKeys + Config.protectionKeys)
+        try top.allow(["server", "transfer", "anycast", "cluster"] + Config.steeringKeys + Config.protectionKeys)
         if let server = try top.section("server") {
             try server.allow(["listen", "zones", "nsid", "identity", "version", "udp-workers", "answer-cache",
                               "tcp-idle-timeout", "tcp-max-connections", "tcp-max-connections-per-client",
@@ -149,6 +152,7 @@ package struct Config: Sendable {
         }
         try config.loadSteering(top, base: base)
         try config.loadAnycast(top, base: base)
+        try config.loadCluster(top, base: base)
         try config.loadProtection(top)
         return config
     }

@@ -19,7 +19,7 @@ extension ProbeRunner {
             + [UInt8(spec.qtype >> 8), UInt8(spec.qtype & 0xFF), 0, 1]
         let bind: SocketAddress
         do {
-            bind = try SocketAddress(ipAddress: address.protocol == .inet6 ? "::" : "0.0.0.0", port: 0)
+            bind = try SocketAddress(ipAddress: a.spec.source ?? (address.protocol == .inet6 ? "::" : "0.0.0.0"), port: 0)
         } catch {
             a.finish(.fail("error", "\(error)"))
             return

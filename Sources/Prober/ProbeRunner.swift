@@ -55,9 +55,17 @@ package final class ProbeRunner: @unchecked Sendable {
             return
         }
         let spec = a.spec
-        ClientBootstrap(group: loop)
+        var bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(.nanoseconds(Int64(spec.timeout * 1e9)))
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
+        if let source = spec.source {
+            guard let local = try? SocketAddress(ipAddress: source, port: 0) else {
+                a.finish(.fail("config", "\(source) is not an IP address"))
+                return
+            }
+            bootstrap = bootstrap.bind(to: local)
+        }
+        bootstrap
             .channelInitializer { channel in
                 do {
                     if spec.kind == .tcp { return channel.eventLoop.makeSucceededVoidFuture() }

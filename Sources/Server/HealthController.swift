@@ -147,6 +147,30 @@ package final class HealthController: @unchecked Sendable {
         }
     }
 
+    /// The overrides shared through the cluster (etcd's set replaces this POP's): applied,
+    /// persisted (a POP restarted while etcd is away starts from them), published.
+    package func setShared(_ o: AdminOverrides) {
+        withLock {
+            guard o != board.overrides else { return }
+            board.setOverrides(o, now: lodestar_monotonic())
+            persistLocked()
+            publishLocked()
+        }
+        logger.notice("cluster: shared overrides applied: \(o.regions.count) regions, \(o.pools.count) pools, \(o.endpoints.count) endpoints")
+    }
+
+    /// Whether the current model has a thing of this kind and name.
+    package func knows(_ kind: OverrideKind, _ name: String) -> Bool {
+        withLock {
+            let m = board.model
+            switch kind {
+            case .regions: return m.region(named: name) != nil
+            case .pools: return m.pool(named: name) != nil
+            case .endpoints: return m.endpoint(named: name) != nil
+            }
+        }
+    }
+
     func publishLocked() {
         let current = store.current
         guard current.steering != nil else { return }

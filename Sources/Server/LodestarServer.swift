@@ -5,6 +5,7 @@ import DNSWire
 import Engine
 import Listeners
 import CLodestarSys
+import Cluster
 import Dispatch
 import Foundation
 import Logging
@@ -33,6 +34,11 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
     package let prober: Prober
     /// Anycast route health through BIRD, when configured.
     package private(set) var anycast: AnycastController? = nil
+    /// Shared overrides and health votes through etcd, when configured.
+    package private(set) var cluster: ClusterController? = nil
+    /// Where the prober's verdicts go: the cluster when there is one, else straight to health.
+    final class VerdictRoute: @unchecked Sendable { var cluster: ClusterController? = nil }
+    let route = VerdictRoute()
     /// Endpoint health resumed from the state file at start (empty: run a first round instead).
     let resumed: [String: (up: Bool, reason: String)]
     /// Reloads done and failed, for /metrics, and when the last one succeeded (Unix time).
@@ -69,11 +75,24 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         if let board { health.board = board } else { health.board.setOverrides(saved, now: lodestar_monotonic()) }
         if !saved.isEmptyOverrides, let f = config.stateFile { logger.info("admin overrides restored from \(f)") }
         let health = health
-        prober = Prober(logger: logger, onChange: { health.observe($0) }, onRTT: { health.setLiveRTT($0) })
+        let route = route
+        prober = Prober(logger: logger, onChange: { observations in
+            if let c = route.cluster { c.localVerdicts(observations.map { ($0.endpoint, $0.up, $0.reason) }) } else { health.observe(observations) }
+        }, onRTT: { health.setLiveRTT($0) })
+        if let settings = config.cluster {
+            let prober = prober
+            let c = ClusterController(settings: settings, logger: logger, onHealth: { verdicts in
+                health.observe(verdicts.map { EndpointObservation(endpoint: $0.endpoint, up: $0.up, reason: $0.reason) })
+            }, onOverrides: { health.setShared($0) }, onExternal: { name, up, reason, ttl in
+                _ = prober.setExternal(endpoint: name, up: up, reason: reason, ttl: ttl)
+            })
+            cluster = c
+            route.cluster = c
+        }
         resumed = HealthController.resumableHealth(config.stateFile, maxAge: config.prober.resumeMaxAge, logger: logger)
         if !resumed.isEmpty {
-            health.observe(resumed.map { EndpointObservation(endpoint: $0.key, up: $0.value.up, reason: $0.value.reason + " (resumed)") },
-                           persist: false)
+            let observations = resumed.map { EndpointObservation(endpoint: $0.key, up: $0.value.up, reason: $0.value.reason + " (resumed)") }
+            if let c = route.cluster { c.localVerdicts(observations.map { ($0.endpoint, $0.up, $0.reason) }) } else { health.observe(observations, persist: false) }
             logger.info("health of \(resumed.count) endpoints resumed from \(config.stateFile ?? "")")
         }
         udp = UDPServer(store: store, workers: config.udpWorkers, logger: logger)
@@ -157,6 +176,7 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
             adminAddress = address
         }
         try Privileges.drop(to: target, config: config, logger: logger)
+        cluster?.start()
         if let admin, let adminAddress {
             // Up before the first round of checks: /health answers, /ready says 503 until then.
             try admin.start()
@@ -219,6 +239,9 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
             }
             if config.anycast != running.anycast {
                 logger.warning("anycast settings change only on restart; the running ones stay in force")
+            }
+            if config.cluster != running.cluster {
+                logger.warning("cluster settings change only on restart; the running ones stay in force")
             }
             // Health and admin changes wait while the new snapshot is built, so none is lost.
             let generation = try health.withLock {
@@ -284,12 +307,38 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
     package var readiness: (ready: Bool, reason: String) { ready.withLock { $0 } }
     package var overrides: AdminOverrides { health.overrides }
     package func setOverride(_ kind: OverrideKind, name: String, state: AdminOverride.State??, weight: Double??) throws {
+        if let cluster {
+            // Shared: written to etcd (every POP applies it from its watch, this one at once).
+            guard health.knows(kind, name) else { throw AdminFailure(status: 404, description: "no \(kind.rawValue.dropLast()) named \(name)") }
+            do {
+                try cluster.setOverride(kind: kind.rawValue, name: name, state: state, weight: weight)
+            } catch {
+                throw AdminFailure(status: 503, description: "\(error)")
+            }
+            logger.notice("admin: \(kind.rawValue) \(name) → state \(state.map { $0?.rawValue ?? "auto" } ?? "unchanged"), weight \(weight.map { $0.map { "\($0)" } ?? "configured" } ?? "unchanged") (shared through the cluster)")
+            health.flushState()
+            return
+        }
         try health.set(kind, name: name, state: state, weight: weight)
         health.flushState()
     }
 
+    package func setExternal(endpoint: String, up: Bool?, reason: String, ttl: Double?) throws -> Bool {
+        guard let cluster else { return prober.setExternal(endpoint: endpoint, up: up, reason: reason, ttl: ttl) }
+        guard health.knows(.endpoints, endpoint) else { return false }
+        do {
+            try cluster.setExternal(endpoint: endpoint, up: up, reason: reason, ttl: ttl ?? running.withLock { $0.prober.externalStaleAfter })
+        } catch {
+            throw AdminFailure(status: 503, description: "\(error)")
+        }
+        return true
+    }
+
+    package var clusterStatus: ClusterController.Status? { cluster?.status() }
+
     package func stop() {
         prober.stop()
+        cluster?.stop()
         if let anycast, anycast.isRunning { anycast.withdrawAndStop() }
         health.withLock { health.persistLocked() }
         health.flushState()

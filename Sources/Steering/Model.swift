@@ -270,6 +270,8 @@ public struct CheckSpec: Sendable, Equatable, Hashable {
     /// Each check starts up to `jitter × interval` later than due, spreading load on the origins.
     public var jitter: Double = 0.1
     public var policy = CheckPolicy()
+    /// The local address probes are sent from (a POP with several), or nil for the kernel's choice.
+    public var source: String? = nil
     // HTTP and HTTPS.
     public var path = "/"
     /// The Host header (and the TLS server name unless `sni` is set); default the address.

@@ -14,6 +14,7 @@ Modes (GET http://127.0.0.1:CONTROL/mode?origin=ADDR:PORT&mode=M):
   reset    accept, close with RST      trickle  a valid response, one byte per second
   slow:MS  200 after MS milliseconds   down     stop listening (connection refused)
   chunked  200, chunked: "healthy" split across chunks, each chunk in its own write
+  fail-from:ADDR[,ADDR]  500 to requests from those source addresses, 200 "ok" to others
   wrong-question (DNS) a NOERROR reply with the query's id but another question
 GET /hits?origin=ADDR:PORT returns the number of connections accepted.
 Everything listens on loopback only; the process exits on SIGTERM, or after --lifetime seconds.
@@ -92,6 +93,11 @@ class Origin:
     async def handle(self, reader, writer):
         self.hits += 1
         mode = self.mode
+        # fail-from:A,B — 500 to requests from those source addresses, 200 "ok" to the rest (an
+        # origin that only some vantage points cannot use).
+        if mode.startswith("fail-from:"):
+            peer = (writer.get_extra_info("peername") or ("",))[0]
+            mode = "500" if peer in mode[len("fail-from:"):].split(",") else "ok"
         try:
             if mode == "hang":
                 await asyncio.sleep(3600)

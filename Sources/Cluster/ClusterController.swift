@@ -1,0 +1,506 @@
+import CLodestarSys
+import Foundation
+import Logging
+import Steering
+
+/// Many POPs, one view, on etcd: this POP's health verdicts published as votes under a lease,
+/// every POP's votes read back and decided by the health policy; admin overrides and external
+/// health written to etcd and applied by every POP from a watch.
+///
+/// Two threads of its own, never a lock held across I/O: `sync` reads everything and then
+/// watches from that revision (again after a reconnect, or from scratch when the history was
+/// compacted); `lease` keeps the lease alive, writes votes on transitions and heartbeats, and
+/// re-decides as votes age. When etcd is away (unreachable, no quorum, slow: every request has
+/// a deadline) queries and probes never wait: the last shared view is kept (votes do not age
+/// out), and after `fallback-after` this POP's own verdicts decide, until etcd is back.
+package final class ClusterController: @unchecked Sendable {
+    package typealias Verdict = (endpoint: String, up: Bool?, reason: String)
+
+    let settings: ClusterSettings
+    let client: EtcdClient
+    let logger: Logger
+    /// Health decided for endpoints (only changes); shared overrides (the whole set); external
+    /// health input (endpoint, up or nil for auto, reason, seconds left).
+    let onHealth: @Sendable ([Verdict]) -> Void
+    let onOverrides: @Sendable (AdminOverrides) -> Void
+    let onExternal: @Sendable (String, Bool?, String, Double?) -> Void
+
+    let lock = NSLock()
+    /// This POP's verdicts (from its prober), and those not yet written.
+    var own: [String: Vote] = [:]
+    var unpublished: Set<String> = []
+    var lastHeartbeat = 0.0
+    /// Every POP's votes by endpoint, as etcd has them.
+    var votes: [String: [String: Vote]] = [:]
+    var overrideRecords: [String: OverrideRecord] = [:]
+    var decided: [String: Consensus.Outcome] = [:]
+    var lease: Int64 = 0
+    var lastKeepAlive = 0.0
+    var connected = false
+    /// Monotonic time of the last successful exchange with etcd (nil: never).
+    var lastContact: Double? = nil
+    var awaySince: Double? = lodestar_monotonic()
+    var lastError: String? = nil
+    var revision: Int64 = 0
+    var stopped = false
+    var fellBack = false
+    var writes = 0
+    var writeBytes = 0
+    let watch = EtcdClient.Watch()
+    var threads: [Thread] = []
+    let done = DispatchGroup()
+
+    /// An override as stored in etcd: who made it and when.
+    package struct OverrideRecord: Codable, Sendable, Equatable {
+        package var state: AdminOverride.State?
+        package var weight: Double?
+        package var by: String
+        package var at: Double
+    }
+
+    struct ExternalRecord: Codable {
+        var up: Bool
+        var reason: String
+        var expiresAt: Double
+        var by: String
+    }
+
+    package init(settings: ClusterSettings, logger: Logger,
+                 onHealth: @escaping @Sendable ([Verdict]) -> Void,
+                 onOverrides: @escaping @Sendable (AdminOverrides) -> Void,
+                 onExternal: @escaping @Sendable (String, Bool?, String, Double?) -> Void) {
+        self.settings = settings
+        self.logger = logger
+        self.onHealth = onHealth
+        self.onOverrides = onOverrides
+        self.onExternal = onExternal
+        client = EtcdClient(endpoints: settings.endpoints, timeout: settings.timeout,
+                            credentials: settings.user.map { ($0, settings.password ?? "") })
+    }
+
+    // MARK: keys
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "/", with: "%2F")
+    }
+
+    static func unescape(_ s: Substring) -> String {
+        s.replacingOccurrences(of: "%2F", with: "/").replacingOccurrences(of: "%25", with: "%")
+    }
+
+    var root: String { settings.prefix.hasSuffix("/") ? settings.prefix : settings.prefix + "/" }
+    func voteKey(_ endpoint: String) -> String { root + "votes/" + Self.escape(endpoint) + "/" + Self.escape(settings.pop) }
+    func overrideKey(_ kind: String, _ name: String) -> String { root + "overrides/" + kind + "/" + Self.escape(name) }
+    func externalKey(_ endpoint: String) -> String { root + "external/" + Self.escape(endpoint) }
+
+    // MARK: life cycle
+
+    package func start() {
+        for name in ["cluster-sync", "cluster-lease"] {
+            done.enter()
+            let t = Thread { [self] in
+                if name == "cluster-sync" { syncLoop() } else { leaseLoop() }
+                done.leave()
+            }
+            t.name = name
+            t.start()
+            threads.append(t)
+        }
+        logger.info("cluster: POP \(settings.pop) on etcd \(settings.endpoints.map(\.description).joined(separator: ", ")) under \(root); health policy \(settings.policy.rawValue)",
+                    metadata: ["peer": "\(settings.endpoints.first.map(\.description) ?? "")"])
+    }
+
+    /// Stops both threads (at most a request's deadline) and revokes the lease: this POP's votes
+    /// vanish at once instead of at the lease's end.
+    package func stop() {
+        let leaseID = lock.withLock { () -> Int64 in
+            stopped = true
+            return lease
+        }
+        watch.stop()
+        _ = done.wait(timeout: .now() + settings.timeout + 1)
+        if leaseID != 0 { try? client.revoke(leaseID) }
+    }
+
+    var isStopped: Bool { lock.withLock { stopped } }
+
+    /// Sleeps `seconds` in small steps, returning early when stopped.
+    func pause(_ seconds: Double) {
+        let end = lodestar_monotonic() + seconds
+        while !isStopped && lodestar_monotonic() < end { usleep(50_000) }
+    }
+
+    func contact() {
+        let now = lodestar_monotonic()
+        let (was, age) = lock.withLock { () -> (Bool, Double?) in
+            let w = connected
+            let a = awaySince.map { now - $0 }
+            connected = true
+            lastContact = now
+            awaySince = nil
+            lastError = nil
+            return (w, a)
+        }
+        if !was {
+            logger.notice("cluster: connected to etcd at \(client.endpoint)\(age.map { " after \(String(format: "%.1f", $0)) s away" } ?? "")",
+                          metadata: ["peer": "\(client.endpoint)"])
+        }
+    }
+
+    func lost(_ error: Error) {
+        let now = lodestar_monotonic()
+        let (was, stopping) = lock.withLock { () -> (Bool, Bool) in
+            let w = connected
+            connected = false
+            if awaySince == nil { awaySince = now }
+            lastError = "\(error)"
+            return (w, stopped)
+        }
+        if was && !stopping {
+            logger.error("cluster: etcd unreachable (\(error)); keeping the last shared view, own verdicts after \(Int(settings.fallbackAfter)) s",
+                         metadata: ["peer": "\(client.endpoint)", "reason": "\(error)"])
+        }
+    }
+
+    // MARK: the sync thread: read, then watch
+
+    func syncLoop() {
+        var backoff = 0.2
+        while !isStopped {
+            do {
+                try ensureLease()
+                let (rev, kvs) = try client.range(prefix: root)
+                load(kvs, revision: rev)
+                contact()
+                backoff = 0.2
+                try client.watch(prefix: root, from: rev + 1, handle: watch, idle: 3600) { events, rev in
+                    apply(events, revision: rev)
+                    contact()
+                }
+            } catch EtcdClient.WatchEnd.compacted(let r) {
+                logger.notice("cluster: the watch fell behind compaction (revision \(r)); reading everything again")
+            } catch {
+                if isStopped { break }
+                lost(error)
+                pause(backoff * Double.random(in: 0.8...1.2))
+                backoff = min(backoff * 2, 5)
+            }
+            // A stop() during a watch aborts its connection: start the next one clean.
+            watch.lock.withLock { watch.stopped = isStopped }
+        }
+    }
+
+    /// A lease for this POP's votes (granted anew after one expired), and every vote written under it.
+    func ensureLease() throws {
+        guard lock.withLock({ lease }) == 0 else { return }
+        let id = try client.grant(ttl: settings.leaseTTL)
+        lock.withLock {
+            lease = id
+            lastKeepAlive = lodestar_monotonic()
+            unpublished = Set(own.keys)
+        }
+        try publish(all: true)
+    }
+
+    /// Writes this POP's votes that changed (or all of them, on a heartbeat or a new lease).
+    func publish(all: Bool) throws {
+        let (leaseID, pending) = lock.withLock { () -> (Int64, [(String, Vote)]) in
+            let names = all ? Set(own.keys) : unpublished
+            let now = Date().timeIntervalSince1970
+            var out: [(String, Vote)] = []
+            for n in names {
+                guard var v = own[n] else { continue }
+                v.at = now
+                own[n] = v
+                out.append((n, v))
+            }
+            return (lease, out)
+        }
+        guard leaseID != 0 else { return }
+        let enc = JSONEncoder()
+        for (endpoint, vote) in pending {
+            let data = Array(try enc.encode(vote))
+            try client.put(voteKey(endpoint), data, lease: leaseID)
+            lock.withLock {
+                unpublished.remove(endpoint)
+                writes += 1
+                writeBytes += data.count + voteKey(endpoint).utf8.count
+            }
+        }
+    }
+
+    func load(_ kvs: [EtcdClient.KeyValue], revision rev: Int64) {
+        lock.withLock {
+            votes = [:]
+            overrideRecords = [:]
+        }
+        var external: [String] = []
+        apply(kvs.map { .put($0) }, revision: rev, externalSeen: &external)
+        // External input that vanished while we were away: back to auto.
+        for name in lock.withLock({ knownExternal }) where !external.contains(name) {
+            onExternal(name, nil, "cleared", nil)
+        }
+        lock.withLock { knownExternal = Set(external) }
+    }
+
+    var knownExternal: Set<String> = []
+
+    func apply(_ events: [EtcdClient.WatchEvent], revision rev: Int64) {
+        var seen: [String] = []
+        apply(events, revision: rev, externalSeen: &seen)
+        lock.withLock { knownExternal.formUnion(seen) }
+    }
+
+    func apply(_ events: [EtcdClient.WatchEvent], revision rev: Int64, externalSeen: inout [String]) {
+        var overridesChanged = false
+        let dec = JSONDecoder()
+        for e in events {
+            let key: String
+            var value: [UInt8]? = nil
+            switch e {
+            case .put(let kv): key = kv.key; value = kv.value
+            case .delete(let k, _): key = k
+            }
+            guard key.hasPrefix(root) else { continue }
+            let parts = key.dropFirst(root.count).split(separator: "/", omittingEmptySubsequences: false)
+            switch (parts.first, parts.count) {
+            case ("votes"?, 3):
+                let endpoint = Self.unescape(parts[1]), pop = Self.unescape(parts[2])
+                let vote = value.flatMap { try? dec.decode(Vote.self, from: Data($0)) }
+                lock.withLock { votes[endpoint, default: [:]][pop] = vote }
+            case ("overrides"?, 3):
+                let id = parts[1] + "/" + Self.unescape(parts[2])
+                let record = value.flatMap { try? dec.decode(OverrideRecord.self, from: Data($0)) }
+                lock.withLock { overrideRecords[id] = record }
+                overridesChanged = true
+            case ("external"?, 2):
+                let endpoint = Self.unescape(parts[1])
+                if let r = value.flatMap({ try? dec.decode(ExternalRecord.self, from: Data($0)) }) {
+                    externalSeen.append(endpoint)
+                    onExternal(endpoint, r.up, r.reason, max(1, r.expiresAt - Date().timeIntervalSince1970))
+                } else {
+                    onExternal(endpoint, nil, "cleared", nil)
+                    lock.withLock { _ = knownExternal.remove(endpoint) }
+                }
+            default:
+                continue
+            }
+        }
+        lock.withLock { revision = max(revision, rev) }
+        if overridesChanged { onOverrides(sharedOverrides) }
+        recompute()
+    }
+
+    /// The overrides every POP applies, from etcd's records.
+    package var sharedOverrides: AdminOverrides {
+        lock.withLock {
+            var o = AdminOverrides()
+            for (id, r) in overrideRecords {
+                let parts = id.split(separator: "/", maxSplits: 1)
+                guard parts.count == 2 else { continue }
+                let entry = AdminOverride(state: r.state, weight: r.weight)
+                switch parts[0] {
+                case "regions": o.regions[String(parts[1])] = entry
+                case "pools": o.pools[String(parts[1])] = entry
+                case "endpoints": o.endpoints[String(parts[1])] = entry
+                default: continue
+                }
+            }
+            return o
+        }
+    }
+
+    // MARK: the lease thread: keepalive, votes, re-deciding as votes age
+
+    func leaseLoop() {
+        while !isStopped {
+            pause(0.25)
+            if isStopped { break }
+            let now = lodestar_monotonic()
+            let (id, keepDue, heartbeatDue, pending, online) = lock.withLock {
+                (lease, now - lastKeepAlive >= Double(settings.leaseTTL) / 3, now - lastHeartbeat >= settings.heartbeat,
+                 !unpublished.isEmpty, connected)
+            }
+            do {
+                if id != 0 && keepDue {
+                    if try client.keepAlive(id) {
+                        lock.withLock { lastKeepAlive = now }
+                        contact()
+                    } else {
+                        logger.warning("cluster: the lease on this POP's votes expired; granting a new one and writing them again")
+                        lock.withLock { lease = 0 }
+                        watch.stop()
+                    }
+                }
+                if id != 0 && online && (heartbeatDue || pending) {
+                    if heartbeatDue { lock.withLock { lastHeartbeat = now } }
+                    try publish(all: heartbeatDue)
+                }
+            } catch {
+                lost(error)
+                // Move the watch too: it may hang on the same dead member.
+                watch.stop()
+            }
+            recompute()
+        }
+    }
+
+    // MARK: this POP's verdicts in, decisions out
+
+    /// The prober's verdicts (nil: not checked any more). Written on transitions only.
+    package func localVerdicts(_ verdicts: [Verdict]) {
+        lock.withLock {
+            for v in verdicts {
+                let before = own[v.endpoint]
+                if let up = v.up {
+                    own[v.endpoint] = Vote(up: up, reason: v.reason, at: Date().timeIntervalSince1970)
+                    if before?.up != up || before?.reason != v.reason { unpublished.insert(v.endpoint) }
+                } else {
+                    own[v.endpoint] = nil
+                    unpublished.remove(v.endpoint)
+                }
+            }
+        }
+        recompute()
+    }
+
+    /// Decides every endpoint again; tells `onHealth` what changed.
+    func recompute() {
+        let now = Date().timeIntervalSince1970
+        let mono = lodestar_monotonic()
+        let changes = lock.withLock { () -> [Verdict] in
+            let away = awaySince.map { mono - $0 } ?? 0
+            let fallback = !connected && (lastContact == nil || away >= settings.fallbackAfter)
+            if fallback != fellBack {
+                fellBack = fallback
+                if fallback {
+                    logger.warning("cluster: etcd away for \(Int(away)) s: this POP's own verdicts decide until it is back")
+                } else {
+                    logger.notice("cluster: the shared health view decides again")
+                }
+            }
+            let frozen = !connected && !fallback
+            var out: [Verdict] = []
+            for endpoint in Set(own.keys).union(votes.keys).union(decided.keys) {
+                var all = votes[endpoint] ?? [:]
+                all[settings.pop] = own[endpoint]
+                let policy = (fallback || settings.localVeto.contains(endpoint)) ? HealthPolicy.local : settings.policy
+                let outcome = Consensus.decide(votes: all, own: settings.pop, policy: policy, quorum: settings.quorum,
+                                               staleAfter: settings.staleAfter, now: now, frozen: frozen)
+                guard outcome != decided[endpoint] else { continue }
+                decided[endpoint] = outcome
+                out.append((endpoint, outcome?.up, outcome?.reason ?? "not checked"))
+            }
+            return out
+        }
+        if !changes.isEmpty { onHealth(changes) }
+    }
+
+    // MARK: shared changes from the admin API
+
+    package struct Unavailable: Error, CustomStringConvertible {
+        package var description: String
+    }
+
+    /// Sets or clears an override in etcd (compare-and-set on the key: concurrent changes to one
+    /// thing from two POPs both land). Throws `Unavailable` when etcd cannot take it: the change
+    /// is then not made anywhere, and the caller says so.
+    package func setOverride(kind: String, name: String, state: AdminOverride.State??, weight: Double??) throws {
+        let key = overrideKey(kind, name)
+        for _ in 0..<8 {
+            do {
+                let current = try client.get(key)
+                var r = current.flatMap { try? JSONDecoder().decode(OverrideRecord.self, from: Data($0.value)) }
+                    ?? OverrideRecord(state: nil, weight: nil, by: settings.pop, at: 0)
+                if let state { r.state = state }
+                if let weight { r.weight = weight }
+                r.by = settings.pop
+                r.at = Date().timeIntervalSince1970
+                let value = (r.state == nil && r.weight == nil) ? nil : Array(try JSONEncoder().encode(r))
+                if try client.compareAndSet(key, modRevision: current?.modRevision ?? 0, value: value) {
+                    lock.withLock {
+                        overrideRecords[kind + "/" + name] = value == nil ? nil : r
+                        writes += 1
+                    }
+                    contact()
+                    onOverrides(sharedOverrides)
+                    return
+                }
+            } catch {
+                lost(error)
+                throw Unavailable(description: "the cluster's etcd is unreachable (\(error)): the override was not made on any POP")
+            }
+        }
+        throw Unavailable(description: "the override of \(name) kept changing under concurrent writers; try again")
+    }
+
+    /// External health input for every POP (nil `up`: back to automatic).
+    package func setExternal(endpoint: String, up: Bool?, reason: String, ttl: Double) throws {
+        do {
+            if let up {
+                let r = ExternalRecord(up: up, reason: reason, expiresAt: Date().timeIntervalSince1970 + ttl, by: settings.pop)
+                try client.put(externalKey(endpoint), Array(try JSONEncoder().encode(r)))
+            } else {
+                try client.delete(externalKey(endpoint))
+            }
+            lock.withLock { writes += 1 }
+        } catch {
+            lost(error)
+            throw Unavailable(description: "the cluster's etcd is unreachable (\(error)): the health input was not shared")
+        }
+    }
+
+    // MARK: status
+
+    package struct VoteStatus: Encodable, Sendable {
+        package var pop: String, up: Bool, reason: String, ageSeconds: Double, counted: Bool
+    }
+
+    package struct EndpointStatus: Encodable, Sendable {
+        package var endpoint: String, up: Bool?, reason: String, policy: String
+        package var votes: [VoteStatus]
+    }
+
+    package struct OverrideProvenance: Encodable, Sendable {
+        package var kind: String, name: String, by: String, at: Double
+    }
+
+    package struct Status: Encodable, Sendable {
+        package var pop: String, connected: Bool, etcd: String, lastError: String?
+        /// Seconds since the last exchange with etcd: how old the shared view may be.
+        package var viewAgeSeconds: Double?
+        package var ownVerdictsOnly: Bool
+        package var policy: String, quorum: Double, revision: Int64
+        package var writes: Int, writeBytes: Int
+        package var endpoints: [EndpointStatus]
+        package var overrides: [OverrideProvenance]
+    }
+
+    package func status() -> Status {
+        let now = Date().timeIntervalSince1970
+        let mono = lodestar_monotonic()
+        return lock.withLock {
+            let frozen = !connected && !fellBack
+            let eps = Set(own.keys).union(votes.keys).sorted().map { e -> EndpointStatus in
+                var all = votes[e] ?? [:]
+                all[settings.pop] = own[e]
+                let policy = (fellBack || settings.localVeto.contains(e)) ? HealthPolicy.local : settings.policy
+                return EndpointStatus(
+                    endpoint: e, up: decided[e]?.up, reason: decided[e]?.reason ?? "not checked",
+                    policy: settings.localVeto.contains(e) ? "local (veto)" : (fellBack ? "local (etcd away)" : policy.rawValue),
+                    votes: all.sorted { $0.key < $1.key }.map { pop, v in
+                        VoteStatus(pop: pop, up: v.up, reason: v.reason, ageSeconds: max(0, now - v.at),
+                                   counted: policy == .local ? pop == settings.pop : (pop == settings.pop || frozen || now - v.at <= settings.staleAfter))
+                    })
+            }
+            let provenance = overrideRecords.sorted { $0.key < $1.key }.map { id, r -> OverrideProvenance in
+                let parts = id.split(separator: "/", maxSplits: 1).map(String.init)
+                return OverrideProvenance(kind: parts.first ?? "", name: parts.last ?? "", by: r.by, at: r.at)
+            }
+            return Status(pop: settings.pop, connected: connected, etcd: client.endpoint.description, lastError: lastError,
+                          viewAgeSeconds: lastContact.map { mono - $0 }, ownVerdictsOnly: fellBack, policy: settings.policy.rawValue,
+                          quorum: settings.quorum, revision: revision, writes: writes, writeBytes: writeBytes, endpoints: eps,
+                          overrides: provenance)
+        }
+    }
+}

@@ -1,0 +1,287 @@
+import Foundation
+
+/// etcd's v3 API through its JSON gateway (`/v3/...`, the gRPC API's JSON mapping): keys and
+/// values in base64, 64-bit numbers as strings. One request per connection, each under a deadline;
+/// the endpoints are tried in turn, starting after the last that failed. Blocking: called only on
+/// the cluster's own threads.
+package final class EtcdClient: @unchecked Sendable {
+    package struct KeyValue: Sendable, Equatable {
+        package var key: String
+        package var value: [UInt8]
+        package var modRevision: Int64
+        package var lease: Int64
+    }
+
+    package struct Endpoint: Sendable, Equatable, CustomStringConvertible {
+        package var host: String
+        package var port: Int
+        package var description: String { host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)" }
+
+        /// `http://HOST:PORT` (HOST an address, or localhost).
+        package static func parse(_ text: String) -> Endpoint? {
+            guard text.hasPrefix("http://") else { return nil }
+            var rest = String(text.dropFirst(7))
+            if rest.hasSuffix("/") { rest.removeLast() }
+            var host: String, portText: Substring
+            if rest.hasPrefix("[") {
+                guard let close = rest.firstIndex(of: "]") else { return nil }
+                host = String(rest[rest.index(after: rest.startIndex)..<close])
+                let after = rest[rest.index(after: close)...]
+                guard after.hasPrefix(":") else { return nil }
+                portText = after.dropFirst()
+            } else {
+                guard let colon = rest.lastIndex(of: ":") else { return nil }
+                host = String(rest[..<colon])
+                portText = rest[rest.index(after: colon)...]
+            }
+            if host == "localhost" { host = "127.0.0.1" }
+            guard let port = Int(portText), (1...65535).contains(port), !host.isEmpty else { return nil }
+            var probe = in6_addr()
+            guard inet_pton(host.contains(":") ? AF_INET6 : AF_INET, host, &probe) == 1 else { return nil }
+            return Endpoint(host: host, port: port)
+        }
+    }
+
+    package struct Failure: Error, CustomStringConvertible {
+        package var description: String
+        package init(_ d: String) { description = d }
+    }
+
+    let endpoints: [Endpoint]
+    let timeout: Double
+    let credentials: (user: String, password: String)?
+    /// The endpoint to try first, and the auth token, shared by the cluster's threads.
+    let lock = NSLock()
+    var current = 0
+    var token: String? = nil
+
+    package init(endpoints: [Endpoint], timeout: Double, credentials: (user: String, password: String)? = nil) {
+        self.endpoints = endpoints
+        self.timeout = timeout
+        self.credentials = credentials
+    }
+
+    /// The endpoint in use (for logs and /v1/state).
+    package var endpoint: Endpoint { lock.withLock { endpoints[current % endpoints.count] } }
+
+    /// Moves to the next endpoint (after a failure).
+    package func rotate() { lock.withLock { current = (current + 1) % endpoints.count } }
+
+    // MARK: requests
+
+    /// POSTs `body` to `path` on the current endpoint; the reply's JSON object. A failure to reach
+    /// the endpoint rotates to the next one for the next call.
+    package func call(_ path: String, _ body: [String: Any], timeout: Double? = nil) throws -> [String: Any] {
+        let ep = endpoint
+        let deadline = Date().addingTimeInterval(timeout ?? self.timeout)
+        do {
+            let c = try HTTPConnection(host: ep.host, port: ep.port, deadline: deadline)
+            try c.send("POST", path, headers: try headers(deadline), body: try JSONSerialization.data(withJSONObject: body).map { $0 }, deadline: deadline)
+            let r = try c.readResponse(deadline: deadline, limit: 64 << 20)
+            let object = (try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any]
+            guard r.status == 200, let object else {
+                let message = (object?["message"] as? String) ?? (object?["error"] as? String) ?? r.text.prefix(200).description
+                if r.status == 401 || message.contains("invalid auth token") { lock.withLock { token = nil } }
+                throw Failure("etcd \(ep) \(path): HTTP \(r.status): \(message)")
+            }
+            return object
+        } catch let f as Failure {
+            throw f
+        } catch {
+            rotate()
+            throw Failure("etcd \(ep): \(error)")
+        }
+    }
+
+    /// The Authorization header, authenticating first when a user is configured.
+    func headers(_ deadline: Date) throws -> [String] {
+        var h = ["Content-Type: application/json"]
+        guard let credentials else { return h }
+        if let t = lock.withLock({ token }) {
+            h.append("Authorization: \(t)")
+            return h
+        }
+        let ep = endpoint
+        let c = try HTTPConnection(host: ep.host, port: ep.port, deadline: deadline)
+        let body = try JSONSerialization.data(withJSONObject: ["name": credentials.user, "password": credentials.password])
+        try c.send("POST", "/v3/auth/authenticate", headers: h, body: Array(body), deadline: deadline)
+        let r = try c.readResponse(deadline: deadline)
+        guard r.status == 200, let o = (try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any],
+            let t = o["token"] as? String
+        else { throw Failure("etcd \(ep): authentication as \(credentials.user) failed: HTTP \(r.status) \(r.text.prefix(200))") }
+        lock.withLock { token = t }
+        h.append("Authorization: \(t)")
+        return h
+    }
+
+    static func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
+    static func b64(_ b: [UInt8]) -> String { Data(b).base64EncodedString() }
+    static func unb64(_ s: Any?) -> [UInt8] { (s as? String).flatMap { Data(base64Encoded: $0) }.map(Array.init) ?? [] }
+    static func int(_ v: Any?) -> Int64 { (v as? String).flatMap { Int64($0) } ?? (v as? NSNumber)?.int64Value ?? 0 }
+
+    /// The end of the range of keys under `prefix` (the prefix with its last octet plus one).
+    static func rangeEnd(_ prefix: String) -> [UInt8] {
+        var b = Array(prefix.utf8)
+        while let last = b.last {
+            if last < 0xFF { b[b.count - 1] = last + 1; return b }
+            b.removeLast()
+        }
+        return [0]
+    }
+
+    static func keyValue(_ o: [String: Any]) -> KeyValue {
+        KeyValue(key: String(decoding: unb64(o["key"]), as: UTF8.self), value: unb64(o["value"]),
+                 modRevision: int(o["mod_revision"]), lease: int(o["lease"]))
+    }
+
+    /// Every key under `prefix`, and the store's revision they were read at.
+    package func range(prefix: String) throws -> (revision: Int64, kvs: [KeyValue]) {
+        let o = try call("/v3/kv/range", ["key": Self.b64(prefix), "range_end": Self.b64(Self.rangeEnd(prefix))])
+        let revision = Self.int((o["header"] as? [String: Any])?["revision"])
+        return (revision, ((o["kvs"] as? [[String: Any]]) ?? []).map(Self.keyValue))
+    }
+
+    /// One key (nil when absent).
+    package func get(_ key: String) throws -> KeyValue? {
+        let o = try call("/v3/kv/range", ["key": Self.b64(key)])
+        return ((o["kvs"] as? [[String: Any]]) ?? []).first.map(Self.keyValue)
+    }
+
+    package func put(_ key: String, _ value: [UInt8], lease: Int64 = 0) throws {
+        var body: [String: Any] = ["key": Self.b64(key), "value": Self.b64(value)]
+        if lease != 0 { body["lease"] = "\(lease)" }
+        _ = try call("/v3/kv/put", body)
+    }
+
+    package func delete(_ key: String) throws {
+        _ = try call("/v3/kv/deleterange", ["key": Self.b64(key)])
+    }
+
+    /// Puts `value` (or deletes, when nil) only if the key's modification revision is still
+    /// `modRevision` (0: the key does not exist); false when another writer came first.
+    package func compareAndSet(_ key: String, modRevision: Int64, value: [UInt8]?) throws -> Bool {
+        let op: [String: Any] = value.map { ["request_put": ["key": Self.b64(key), "value": Self.b64($0)]] }
+            ?? ["request_delete_range": ["key": Self.b64(key)]]
+        let o = try call("/v3/kv/txn", [
+            "compare": [["key": Self.b64(key), "target": "MOD", "result": "EQUAL", "mod_revision": "\(modRevision)"]],
+            "success": [op],
+        ])
+        return (o["succeeded"] as? Bool) == true
+    }
+
+    /// A new lease of `ttl` seconds.
+    package func grant(ttl: Int) throws -> Int64 {
+        let o = try call("/v3/lease/grant", ["TTL": "\(ttl)"])
+        let id = Self.int(o["ID"])
+        guard id != 0 else { throw Failure("etcd \(endpoint): lease grant without an ID") }
+        return id
+    }
+
+    /// Renews the lease; false when it has expired (its keys are gone).
+    package func keepAlive(_ id: Int64) throws -> Bool {
+        let o = try call("/v3/lease/keepalive", ["ID": "\(id)"])
+        let result = o["result"] as? [String: Any] ?? o
+        return Self.int(result["TTL"]) > 0
+    }
+
+    package func revoke(_ id: Int64) throws {
+        _ = try call("/v3/lease/revoke", ["ID": "\(id)"], timeout: 1)
+    }
+
+    // MARK: watch
+
+    package enum WatchEvent {
+        case put(KeyValue)
+        case delete(key: String, modRevision: Int64)
+    }
+
+    package enum WatchEnd: Error, CustomStringConvertible {
+        /// The revision asked for was compacted away: read everything again.
+        case compacted(Int64)
+        case failed(String)
+        package var description: String {
+            switch self {
+            case .compacted(let r): return "history compacted up to revision \(r)"
+            case .failed(let s): return s
+            }
+        }
+    }
+
+    /// A watch in progress on its own connection; `stop` (from any thread) ends `run`.
+    package final class Watch: @unchecked Sendable {
+        let lock = NSLock()
+        var connection: HTTPConnection? = nil
+        var stopped = false
+
+        package init() {}
+
+        package func stop() {
+            lock.withLock {
+                stopped = true
+                connection?.abort()
+            }
+        }
+    }
+
+    /// Watches every key under `prefix` from `revision` on, calling `events` with each batch and
+    /// its revision, until the stream ends (throws `WatchEnd`). `idle`: seconds without a byte
+    /// after which the stream is taken as dead (etcd sends progress notifications, asked for).
+    package func watch(prefix: String, from revision: Int64, handle: Watch, idle: Double,
+                       events: ([WatchEvent], Int64) -> Void) throws {
+        let ep = endpoint
+        let connectDeadline = Date().addingTimeInterval(timeout)
+        let c: HTTPConnection
+        do {
+            c = try HTTPConnection(host: ep.host, port: ep.port, deadline: connectDeadline)
+        } catch {
+            rotate()
+            throw WatchEnd.failed("etcd \(ep): \(error)")
+        }
+        let go = handle.lock.withLock { () -> Bool in
+            if handle.stopped { return false }
+            handle.connection = c
+            return true
+        }
+        guard go else { throw WatchEnd.failed("stopped") }
+        defer { handle.lock.withLock { handle.connection = nil } }
+        let body: [String: Any] = ["create_request": [
+            "key": Self.b64(prefix), "range_end": Self.b64(Self.rangeEnd(prefix)), "start_revision": "\(revision)",
+            "progress_notify": true,
+        ]]
+        do {
+            try c.send("POST", "/v3/watch", headers: try headers(connectDeadline), body: Array(try JSONSerialization.data(withJSONObject: body)),
+                       deadline: connectDeadline)
+            let (status, _) = try c.readHead(deadline: connectDeadline)
+            guard status == 200 else { throw WatchEnd.failed("etcd \(ep) watch: HTTP \(status)") }
+            var pending: [UInt8] = []
+            while true {
+                guard let chunk = try c.readChunk(deadline: Date().addingTimeInterval(idle)) else {
+                    throw WatchEnd.failed("etcd \(ep) ended the watch")
+                }
+                pending += chunk
+                while let nl = pending.firstIndex(of: 0x0A) {
+                    let line = Array(pending[..<nl])
+                    pending.removeFirst(nl + 1)
+                    guard let o = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] else { continue }
+                    if let e = o["error"] as? [String: Any] { throw WatchEnd.failed("etcd \(ep) watch: \(e["message"] ?? e)") }
+                    guard let r = o["result"] as? [String: Any] else { continue }
+                    let compacted = Self.int(r["compact_revision"])
+                    if compacted > 0 { throw WatchEnd.compacted(compacted) }
+                    if (r["canceled"] as? Bool) == true { throw WatchEnd.failed("etcd \(ep) canceled the watch: \(r["cancel_reason"] ?? "")") }
+                    let rev = Self.int((r["header"] as? [String: Any])?["revision"])
+                    let list: [WatchEvent] = ((r["events"] as? [[String: Any]]) ?? []).map { e in
+                        let kv = Self.keyValue(e["kv"] as? [String: Any] ?? [:])
+                        return (e["type"] as? String) == "DELETE" ? .delete(key: kv.key, modRevision: kv.modRevision) : .put(kv)
+                    }
+                    events(list, rev)
+                }
+                guard pending.count < 64 << 20 else { throw WatchEnd.failed("etcd \(ep): a watch message over 64 MiB") }
+            }
+        } catch let e as WatchEnd {
+            throw e
+        } catch {
+            if !handle.lock.withLock({ handle.stopped }) { rotate() }
+            throw WatchEnd.failed("etcd \(ep) watch: \(error)")
+        }
+    }
+}

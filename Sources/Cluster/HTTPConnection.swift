@@ -1,0 +1,188 @@
+import Foundation
+import Glibc
+
+/// A blocking HTTP/1.1 exchange over one TCP connection, every step under a deadline: what
+/// `lodestar ctl` and the etcd client use (each on threads of their own, never on an event loop
+/// or the query path). Plain HTTP only.
+package final class HTTPConnection {
+    package struct Failure: Error, CustomStringConvertible {
+        package var description: String
+        package init(_ d: String) { description = d }
+    }
+
+    package struct Response {
+        package var status: Int
+        package var headers: [String: String]
+        package var body: [UInt8]
+        package var text: String { String(decoding: body, as: UTF8.self) }
+    }
+
+    let fd: Int32
+    package let endpoint: String
+    var buffer: [UInt8] = []
+
+    /// Connects to `host:port` (an IPv4 or IPv6 address) before `deadline`.
+    package init(host: String, port: Int, deadline: Date) throws {
+        endpoint = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let v6 = host.contains(":")
+        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw Failure("socket: \(String(cString: strerror(errno)))") }
+        self.fd = fd
+        var r: Int32
+        if v6 {
+            var sa = sockaddr_in6()
+            sa.sin6_family = sa_family_t(AF_INET6)
+            sa.sin6_port = in_port_t(UInt16(port).bigEndian)
+            guard inet_pton(AF_INET6, host, &sa.sin6_addr) == 1 else { close(fd); throw Failure("\(host) is not an IP address") }
+            r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        } else {
+            var sa = sockaddr_in()
+            sa.sin_family = sa_family_t(AF_INET)
+            sa.sin_port = in_port_t(UInt16(port).bigEndian)
+            guard inet_pton(AF_INET, host, &sa.sin_addr) == 1 else { close(fd); throw Failure("\(host) is not an IP address") }
+            r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+        if r < 0 && errno != EINPROGRESS {
+            let e = errno
+            close(fd)
+            throw Self.connectFailure(e, endpoint)
+        }
+        do { try wait(POLLOUT, deadline) } catch { close(fd); throw error }
+        var err: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+        if err != 0 {
+            close(fd)
+            throw Self.connectFailure(err, endpoint)
+        }
+    }
+
+    deinit { close(fd) }
+
+    static func connectFailure(_ e: Int32, _ endpoint: String) -> Failure {
+        Failure("cannot connect to \(endpoint): \(String(cString: strerror(e)))")
+    }
+
+    /// Unblocks a read in progress on another thread (it fails at once).
+    package func abort() { shutdown(fd, Int32(SHUT_RDWR)) }
+
+    /// Sends one request; `headers` as "Name: value".
+    package func send(_ method: String, _ path: String, headers: [String] = [], body: [UInt8]? = nil, deadline: Date) throws {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(endpoint)\r\nUser-Agent: lodestar\r\n"
+        for h in headers { head += h + "\r\n" }
+        if let body { head += "Content-Length: \(body.count)\r\n" }
+        var bytes = Array((head + "\r\n").utf8)
+        if let body { bytes += body }
+        var off = 0
+        while off < bytes.count {
+            try wait(POLLOUT, deadline)
+            let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
+            guard n > 0 else { throw Failure("\(endpoint) closed the connection: \(String(cString: strerror(errno)))") }
+            off += n
+        }
+    }
+
+    /// The status line and headers of the response.
+    package func readHead(deadline: Date) throws -> (status: Int, headers: [String: String]) {
+        while true {
+            if let end = find([13, 10, 13, 10]) {
+                let text = String(decoding: buffer[0..<end], as: UTF8.self)
+                buffer.removeFirst(end + 4)
+                var lines = text.split(separator: "\r\n").map(String.init)
+                guard !lines.isEmpty, let status = lines.removeFirst().split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else {
+                    throw Failure("\(endpoint) sent no HTTP status line")
+                }
+                var headers: [String: String] = [:]
+                for l in lines {
+                    guard let c = l.firstIndex(of: ":") else { continue }
+                    headers[l[..<c].lowercased()] = l[l.index(after: c)...].trimmingCharacters(in: .whitespaces)
+                }
+                return (status, headers)
+            }
+            guard buffer.count < 65536 else { throw Failure("\(endpoint): response headers over 64 KiB") }
+            try fill(deadline)
+        }
+    }
+
+    /// A whole response (Content-Length, chunked, or to the end), at most `limit` octets of body.
+    package func readResponse(deadline: Date, limit: Int = 16 << 20) throws -> Response {
+        let (status, headers) = try readHead(deadline: deadline)
+        var body: [UInt8] = []
+        if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
+            while let chunk = try readChunk(deadline: deadline) {
+                body += chunk
+                guard body.count <= limit else { throw Failure("\(endpoint): response over \(limit) octets") }
+            }
+        } else if let length = headers["content-length"].flatMap({ Int($0) }) {
+            guard length <= limit else { throw Failure("\(endpoint): response over \(limit) octets") }
+            while buffer.count < length { try fill(deadline) }
+            body = Array(buffer[0..<length])
+            buffer.removeFirst(length)
+        } else {
+            while true {
+                do { try fill(deadline) } catch is EndOfStream { break }
+                guard buffer.count <= limit else { throw Failure("\(endpoint): response over \(limit) octets") }
+            }
+            body = buffer
+            buffer = []
+        }
+        return Response(status: status, headers: headers, body: body)
+    }
+
+    /// The next chunk of a chunked body; nil at its end.
+    package func readChunk(deadline: Date) throws -> [UInt8]? {
+        var lineEnd: Int
+        while true {
+            if let e = find([13, 10]) { lineEnd = e; break }
+            guard buffer.count < 1024 else { throw Failure("\(endpoint): bad chunk header") }
+            try fill(deadline)
+        }
+        let sizeText = String(decoding: buffer[0..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
+        guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16), size >= 0, size <= 16 << 20 else {
+            throw Failure("\(endpoint): bad chunk size")
+        }
+        buffer.removeFirst(lineEnd + 2)
+        while buffer.count < size + 2 { try fill(deadline) }
+        let chunk = Array(buffer[0..<size])
+        buffer.removeFirst(size + 2)
+        return size == 0 ? nil : chunk
+    }
+
+    struct EndOfStream: Error {}
+
+    func fill(_ deadline: Date) throws {
+        var tmp = [UInt8](repeating: 0, count: 65536)
+        while true {
+            try wait(POLLIN, deadline)
+            let n = recv(fd, &tmp, tmp.count, 0)
+            if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
+            if n == 0 { throw EndOfStream() }
+            guard n > 0 else { throw Failure("\(endpoint): \(String(cString: strerror(errno)))") }
+            buffer += tmp[0..<n]
+            return
+        }
+    }
+
+    func find(_ needle: [UInt8]) -> Int? {
+        guard buffer.count >= needle.count else { return nil }
+        for i in 0...(buffer.count - needle.count) where buffer[i] == needle[0] {
+            if (1..<needle.count).allSatisfy({ buffer[i + $0] == needle[$0] }) { return i }
+        }
+        return nil
+    }
+
+    func wait(_ events: Int32, _ deadline: Date) throws {
+        while true {
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else { throw Failure("\(endpoint) did not answer in time") }
+            var p = pollfd(fd: fd, events: Int16(events), revents: 0)
+            let r = poll(&p, 1, Int32(min(left, 1) * 1000) + 1)
+            if r > 0 {
+                if p.revents & Int16(POLLNVAL) != 0 { throw Failure("\(endpoint): connection closed") }
+                return
+            }
+            if r < 0 && errno != EINTR { throw Failure("poll: \(String(cString: strerror(errno)))") }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+import Foundation
+import OriginSupport
+import Testing
+
+/// Three etcd members and three lodestar POPs on loopback. The POPs probe the same origin from
+/// different source addresses (127.0.0.21–23), so the origin can fail for some POPs only.
+@Suite("Cluster on etcd", .serialized,
+       .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/etcd"), "needs etcd (install-deps --test)"))
+struct ClusterTests {
+    static let sources = ["127.0.0.21", "127.0.0.22", "127.0.0.23"]
+
+    /// One POP: www.example.com answers na (192.0.2.11) while na-1 is up, else eu (198.51.100.11).
+    struct POP {
+        let name: String
+        let server: LodestarProcess
+        let adminPort: Int
+        let dir: String
+
+        func answer() -> String {
+            (try? server.dig("www.example.com", "A", "+tries=1", "+time=1").addresses.first) ?? "none"
+        }
+
+        func state() -> [String: Any] {
+            let r = try? Command.run("/usr/bin/curl", ["-s", "--max-time", "3", "http://127.0.0.1:\(adminPort)/v1/state"], timeout: 5)
+            return (r.flatMap { try? JSONSerialization.jsonObject(with: Data($0.output.utf8)) } as? [String: Any]) ?? [:]
+        }
+
+        var cluster: [String: Any] { state()["cluster"] as? [String: Any] ?? [:] }
+
+        /// This POP's view of every POP's vote on na-1: POP → up.
+        func votes() -> [String: Bool] {
+            let eps = cluster["endpoints"] as? [[String: Any]] ?? []
+            let na = eps.first { $0["endpoint"] as? String == "na-1" }
+            var out: [String: Bool] = [:]
+            for v in na?["votes"] as? [[String: Any]] ?? [] { out[v["pop"] as? String ?? ""] = v["up"] as? Bool }
+            return out
+        }
+    }
+
+    static func startPOP(_ i: Int, etcd: EtcdCluster, originPort: Int, root: String, extra: String = "") throws -> POP {
+        let dir = root + "/pop\(i)"
+        try FileManager.default.createDirectory(atPath: dir + "/zones", withIntermediateDirectories: true)
+        if !FileManager.default.fileExists(atPath: dir + "/zones/example.com.zone") {
+            try FileManager.default.copyItem(atPath: Paths.packageRoot + "/zones/example.com.zone", toPath: dir + "/zones/example.com.zone")
+        }
+        let admin = FreePort.pick()
+        try """
+            regions:
+              us-east: {}
+              eu-central: {}
+            checks:
+              web: { type: http, port: \(originPort), path: /, expect-body: ok, interval: 1, timeout: 0.5, rise: 1, fall: 2, damping: false, jitter: 0, source: \(sources[i]) }
+            pools:
+              na: { region: us-east, check: web, endpoints: [{ name: na-1, address: 192.0.2.11, probe: 127.0.0.11 }] }
+              eu: { region: eu-central, endpoints: [{ name: eu-1, address: 198.51.100.11 }] }
+            names:
+              www.example.com: { policy: [health, failover], pools: [na, eu], ttl: 10 }
+            admin:
+              listen: 127.0.0.1:\(admin)
+              state-file: state.json
+            cluster:
+              etcd: [\(etcd.endpoints.map { "\"\($0)\"" }.joined(separator: ", "))]
+              prefix: /lodestar/test
+              pop: pop\(i)
+              lease-ttl: 3
+              heartbeat: 1
+              timeout: 0.5
+              health: { policy: quorum, quorum: 0.5, stale-after: 4, fallback-after: 5 }
+            \(extra)
+            """.write(toFile: dir + "/lodestar.yaml", atomically: true, encoding: .utf8)
+        let server = try LodestarProcess(zones: dir + "/zones", config: dir + "/lodestar.yaml")
+        return POP(name: "pop\(i)", server: server, adminPort: admin, dir: dir)
+    }
+
+    static let na = "192.0.2.11", eu = "198.51.100.11"
+
+    @Test("votes: one POP of three failing keeps the origin up everywhere, two take it down everywhere; a drain on one POP moves the others within 1 s; a POP killed loses its votes",
+          .timeLimit(.minutes(3)))
+    func votesAndOverrides() throws {
+        let etcd = try EtcdCluster()
+        defer { etcd.stop() }
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let originPort = FreePort.pick()
+        let origins = try Origins(["127.0.0.11:\(originPort)"])
+        defer { origins.stop() }
+        let origin = "127.0.0.11:\(originPort)"
+        var pops = try (0..<3).map { try Self.startPOP($0, etcd: etcd, originPort: originPort, root: root) }
+        defer { for p in pops { p.server.stop() } }
+        let allVoted = Poll.seconds(limit: 10, every: 0.1) { pops.allSatisfy { $0.votes().count == 3 } }
+        #expect(allVoted != nil, "every POP sees three votes: \(pops.map { $0.votes() })")
+        #expect(pops.allSatisfy { $0.answer() == Self.na })
+        // Fails for POP 0 only: its vote goes down, the quorum keeps the origin up everywhere.
+        try origins.mode(origin, "fail-from:\(Self.sources[0])")
+        let voted = Poll.seconds(limit: 6, every: 0.1) { pops[1].votes()["pop0"] == false }
+        #expect(voted != nil, "POP 0's down vote reaches POP 1: \(pops[1].votes())")
+        usleep(1_000_000)
+        #expect(pops.map { $0.answer() } == [Self.na, Self.na, Self.na], "one POP of three does not take the origin down")
+        let reason = (pops[0].cluster["endpoints"] as? [[String: Any]])?.first?["reason"] as? String ?? ""
+        #expect(reason.contains("2 of 3 POPs say up"), "\(reason)")
+        // Fails for POPs 0 and 1: down everywhere within interval × fall + 1 s (3 s).
+        try origins.mode(origin, "fail-from:\(Self.sources[0]),\(Self.sources[1])")
+        let t0 = Date()
+        let down = Poll.seconds(limit: 10, every: 0.05) { pops.allSatisfy { $0.answer() == Self.eu } }
+        #expect(down != nil && Date().timeIntervalSince(t0) <= 3.5, "down everywhere in \(Date().timeIntervalSince(t0)) s")
+        try origins.mode(origin, "ok")
+        #expect(Poll.seconds(limit: 6, every: 0.05) { pops.allSatisfy { $0.answer() == Self.na } } != nil, "back up everywhere")
+        // A drain on POP 0 moves POPs 1 and 2 within 1 s; /v1/state says who made it.
+        let drain = try Command.run(Paths.binary, ["ctl", "drain", "na", "--admin", "127.0.0.1:\(pops[0].adminPort)"])
+        #expect(drain.status == 0, "\(drain)")
+        let moved = Poll.seconds(limit: 3, every: 0.02) { pops[1].answer() == Self.eu && pops[2].answer() == Self.eu }
+        #expect(moved.map { $0 <= 1 } == true, "drain reached the other POPs in \(moved.map { "\($0)" } ?? "never") s")
+        let provenance = pops[2].cluster["overrides"] as? [[String: Any]] ?? []
+        #expect(provenance.contains { $0["name"] as? String == "na" && $0["by"] as? String == "pop0" }, "\(provenance)")
+        let saved = (try? String(contentsOfFile: pops[2].dir + "/state.json", encoding: .utf8)) ?? ""
+        #expect(saved.contains("drain"), "the shared override is in POP 2's state file too")
+        #expect(try Command.run(Paths.binary, ["ctl", "undrain", "na", "--admin", "127.0.0.1:\(pops[1].adminPort)"]).status == 0)
+        #expect(Poll.seconds(limit: 3, every: 0.02) { pops.allSatisfy { $0.answer() == Self.na } } != nil)
+        // A POP killed with SIGKILL: its votes vanish when its lease (3 s) expires.
+        kill(pops[2].server.pid, SIGKILL)
+        pops[2].server.process.waitUntilExit()
+        let gone = Poll.seconds(limit: 8, every: 0.1) { pops[0].votes()["pop2"] == nil }
+        #expect(gone != nil && gone! <= 5, "pop2's vote gone after its lease: \(pops[0].votes()), \(gone.map { "\($0)" } ?? "never") s")
+        _ = pops.removeLast()
+    }
+
+    @Test("etcd trouble: one member killed changes nothing; two killed: the last view, then own verdicts after the bound; restarted: converges",
+          .timeLimit(.minutes(3)))
+    func etcdTrouble() throws {
+        let etcd = try EtcdCluster()
+        defer { etcd.stop() }
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let originPort = FreePort.pick()
+        let origins = try Origins(["127.0.0.11:\(originPort)"])
+        defer { origins.stop() }
+        let origin = "127.0.0.11:\(originPort)"
+        let pops = try (0..<3).map { try Self.startPOP($0, etcd: etcd, originPort: originPort, root: root) }
+        defer { for p in pops { p.server.stop() } }
+        #expect(Poll.seconds(limit: 10, every: 0.1) { pops.allSatisfy { $0.votes().count == 3 } } != nil)
+        // The origin fails for POP 0 only: up everywhere by quorum.
+        try origins.mode(origin, "fail-from:\(Self.sources[0])")
+        #expect(Poll.seconds(limit: 6, every: 0.1) { pops[0].votes()["pop0"] == false && pops[2].votes()["pop0"] == false } != nil)
+        #expect(pops.map { $0.answer() } == [Self.na, Self.na, Self.na])
+        // One member down: nothing changes, and overrides still go through.
+        etcd.kill(0)
+        usleep(2_000_000)
+        #expect(pops.map { $0.answer() } == [Self.na, Self.na, Self.na])
+        #expect(Poll.seconds(limit: 5, every: 0.1) { pops.allSatisfy { $0.cluster["connected"] as? Bool == true } } != nil,
+                "connected through the other members: \(pops.map { $0.cluster["lastError"] ?? "" })")
+        #expect(try Command.run(Paths.binary, ["ctl", "weight", "eu-1", "3", "--admin", "127.0.0.1:\(pops[1].adminPort)"]).status == 0)
+        #expect(Poll.seconds(limit: 3, every: 0.05) {
+            ((pops[2].state()["overrides"] as? [String: Any])?["endpoints"] as? [String: Any])?["eu-1"] != nil } != nil)
+        // Two down: no quorum. Every POP keeps its last view (POP 0 too, though its own verdict is down)…
+        etcd.kill(1)
+        let away = Poll.seconds(limit: 6, every: 0.1) { pops.allSatisfy { $0.cluster["connected"] as? Bool == false } }
+        #expect(away != nil, "etcd seen as away: \(pops.map { $0.cluster["lastError"] ?? "" })")
+        #expect(pops.map { $0.answer() } == [Self.na, Self.na, Self.na], "the last shared view is kept")
+        let refused = try Command.run(Paths.binary, ["ctl", "drain", "na", "--admin", "127.0.0.1:\(pops[1].adminPort)"])
+        #expect(refused.status == 1 && refused.error.contains("unreachable"), "an override without etcd is refused: \(refused)")
+        // …until fallback-after (5 s): then POP 0 decides alone (down), the others alone (up).
+        let fell = Poll.seconds(limit: 10, every: 0.1) { pops[0].answer() == Self.eu }
+        #expect(fell != nil, "POP 0 falls back to its own verdict")
+        #expect(pops[0].cluster["ownVerdictsOnly"] as? Bool == true)
+        #expect(pops[1].answer() == Self.na && pops[2].answer() == Self.na)
+        let metrics = try Command.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(pops[0].adminPort)/metrics"]).output
+        #expect(metrics.contains("\nlodestar_cluster_connected 0") && metrics.contains("\nlodestar_cluster_own_verdicts_only 1"))
+        // etcd back: the POPs reconnect, re-publish and converge (up everywhere by quorum again).
+        try etcd.start(0)
+        try etcd.start(1)
+        let back = Poll.seconds(limit: 20, every: 0.2) {
+            pops.allSatisfy { $0.cluster["connected"] as? Bool == true } && pops.allSatisfy { $0.answer() == Self.na }
+        }
+        #expect(back != nil, "converged after etcd came back: \(pops.map { $0.answer() }) \(pops.map { $0.cluster["lastError"] ?? "" })")
+        #expect(Poll.seconds(limit: 5, every: 0.1) { pops[1].votes().count == 3 } != nil, "every vote published again")
+    }
+}
