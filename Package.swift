@@ -137,6 +137,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Server", "Config", "Zones", "DNSWire", "Steering", "CLodestarSys", "OriginSupport"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "DNSWire", "Steering"]),
         .testTarget(name: "ArchitectureTests"),
+        .testTarget(name: "ClusterUnitTests", dependencies: ["Cluster"]),
         .testTarget(name: "IntegrationTests", dependencies: ["DNSWire", "Zones", "OriginSupport"]),
     ]
 )

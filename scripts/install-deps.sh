@@ -2,14 +2,14 @@
 # Installs what Lodestar needs on Debian 12, skipping what is already there.
 #   scripts/install-deps.sh          runtime: libldns, libmaxminddb, dig
 #   scripts/install-deps.sh --test   also what the tests need: knot (differential), bird2 (anycast), iproute2 (ip netns), promtool
-#                                    (prometheus), dnsdist (PROXY protocol), systemd-analyze, man, dnspython, GeoLite2-City,
+#                                    (prometheus), dnsdist (PROXY protocol), etcd-server (cluster), systemd-analyze, man, dnspython, GeoLite2-City,
 #                                    cryptography (test certificates)
 #   scripts/install-deps.sh --bench  also the benchmark peers: knot, nsd, gdnsd, PowerDNS (LUA records), dnsperf
 set -euo pipefail
 packages=(libldns-dev libmaxminddb-dev bind9-dnsutils pkg-config)
 for arg in "$@"; do
   case "$arg" in
-    --test) packages+=(knot knot-dnsutils curl bird2 iproute2 prometheus dnsdist systemd man-db) ;;
+    --test) packages+=(knot knot-dnsutils curl bird2 iproute2 prometheus dnsdist systemd man-db etcd-server) ;;
     --bench) packages+=(knot knot-dnsutils nsd gdnsd dnsperf ldnsutils gcc iproute2 pdns-server pdns-backend-bind pdns-backend-geoip) ;;
     *) echo "unknown option $arg" >&2; exit 2 ;;
   esac

@@ -17,6 +17,11 @@ package final class EtcdClient: @unchecked Sendable {
         package var port: Int
         package var description: String { host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)" }
 
+        package init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
         /// `http://HOST:PORT` (HOST an address, or localhost).
         package static func parse(_ text: String) -> Endpoint? {
             guard text.hasPrefix("http://") else { return nil }

@@ -149,7 +149,9 @@ package final class HTTPConnection {
         return size == 0 ? nil : chunk
     }
 
-    struct EndOfStream: Error {}
+    struct EndOfStream: Error, CustomStringConvertible {
+        var description: String { "the connection was closed" }
+    }
 
     func fill(_ deadline: Date) throws {
         var tmp = [UInt8](repeating: 0, count: 65536)
@@ -157,7 +159,7 @@ package final class HTTPConnection {
             try wait(POLLIN, deadline)
             let n = recv(fd, &tmp, tmp.count, 0)
             if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
-            if n == 0 { throw EndOfStream() }
+            if n == 0 { throw EndOfStream() }  // callers reading to the end catch it
             guard n > 0 else { throw Failure("\(endpoint): \(String(cString: strerror(errno)))") }
             buffer += tmp[0..<n]
             return

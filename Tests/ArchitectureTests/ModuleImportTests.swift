@@ -19,15 +19,16 @@ import Testing
         "Engine": ["DNSWire", "Zones", "Steering", "Protection", "CLodestarSys"],
         "Prober": ["DNSWire", "Steering", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix", "NIOHTTP1", "NIOSSL", "NIOTLS"],
         "Anycast": ["Prober", "Steering", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix"],
-        "Config": ["DNSWire", "Steering", "Prober", "Anycast", "Protection", "Foundation", "Yams"],
+        "Cluster": ["Steering", "CLodestarSys", "Foundation", "Logging"],
+        "Config": ["DNSWire", "Steering", "Prober", "Anycast", "Protection", "Cluster", "Foundation", "Yams"],
         "Listeners": ["Engine", "Protection", "DNSWire", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix"],
-        "Admin": ["Engine", "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast", "CLodestarSys", "Foundation", "Logging",
+        "Admin": ["Engine", "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast", "Cluster", "CLodestarSys", "Foundation", "Logging",
                   "NIOCore", "NIOPosix", "NIOHTTP1"],
         "Server": ["Engine", "Config", "Listeners", "Admin", "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast",
-                   "Protection", "CLodestarSys", "Foundation", "Logging"],
+                   "Protection", "Cluster", "CLodestarSys", "Foundation", "Logging"],
         "lodestar-fuzz": ["Server", "Admin", "Config", "Engine", "DNSWire", "Zones", "Anycast", "Protection", "NIOHTTP1",
                           "Foundation", "Logging"],
-        "lodestar": ["Server", "Config", "Admin", "DNSWire", "Zones", "Steering", "ArgumentParser", "Foundation", "Logging"],
+        "lodestar": ["Server", "Config", "Admin", "Cluster", "DNSWire", "Zones", "Steering", "ArgumentParser", "Foundation", "Logging"],
     ]
 
     static var sources: URL {
