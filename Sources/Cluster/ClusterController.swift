@@ -9,7 +9,7 @@ import Steering
 ///
 /// Two threads of its own, never a lock held across I/O: `sync` reads everything and then
 /// watches from that revision (again after a reconnect, or from scratch when the history was
-/// compacted); `lease` keeps the lease alive, writes votes on transitions and heartbeats, and
+/// compacted); `lease` keeps the lease alive, writes votes on transitions and one heartbeat key per POP, and
 /// re-decides as votes age. When etcd is away (unreachable, no quorum, slow: every request has
 /// a deadline) queries and probes never wait: the last shared view is kept (votes do not age
 /// out), and after `fallback-after` this POP's own verdicts decide, until etcd is back.
@@ -32,6 +32,8 @@ package final class ClusterController: @unchecked Sendable {
     var lastHeartbeat = 0.0
     /// Every POP's votes by endpoint, as etcd has them.
     var votes: [String: [String: Vote]] = [:]
+    /// Every POP's last heartbeat (Unix time): a vote is as fresh as its POP's heartbeat.
+    var heartbeats: [String: Double] = [:]
     var overrideRecords: [String: OverrideRecord] = [:]
     var decided: [String: Consensus.Outcome] = [:]
     var lease: Int64 = 0
@@ -92,6 +94,7 @@ package final class ClusterController: @unchecked Sendable {
     func voteKey(_ endpoint: String) -> String { root + "votes/" + Self.escape(endpoint) + "/" + Self.escape(settings.pop) }
     func overrideKey(_ kind: String, _ name: String) -> String { root + "overrides/" + kind + "/" + Self.escape(name) }
     func externalKey(_ endpoint: String) -> String { root + "external/" + Self.escape(endpoint) }
+    var aliveKey: String { root + "pops/" + Self.escape(settings.pop) }
 
     // MARK: life cycle
 
@@ -199,10 +202,24 @@ package final class ClusterController: @unchecked Sendable {
             lastKeepAlive = lodestar_monotonic()
             unpublished = Set(own.keys)
         }
+        try beat()
         try publish(all: true)
     }
 
-    /// Writes this POP's votes that changed (or all of them, on a heartbeat or a new lease).
+    /// The heartbeat: one small key per POP under the lease, whatever the number of endpoints
+    /// (votes themselves are written on transitions and after a new lease only).
+    func beat() throws {
+        let leaseID = lock.withLock { lease }
+        guard leaseID != 0 else { return }
+        let data = Array("{\"at\":\(Date().timeIntervalSince1970)}".utf8)
+        try client.put(aliveKey, data, lease: leaseID)
+        lock.withLock {
+            writes += 1
+            writeBytes += data.count + aliveKey.utf8.count
+        }
+    }
+
+    /// Writes this POP's votes that changed (or all of them, under a new lease).
     func publish(all: Bool) throws {
         let (leaseID, pending) = lock.withLock { () -> (Int64, [(String, Vote)]) in
             let names = all ? Set(own.keys) : unpublished
@@ -232,6 +249,7 @@ package final class ClusterController: @unchecked Sendable {
     func load(_ kvs: [EtcdClient.KeyValue], revision rev: Int64) {
         lock.withLock {
             votes = [:]
+            heartbeats = [:]
             overrideRecords = [:]
         }
         var external: [String] = []
@@ -268,6 +286,11 @@ package final class ClusterController: @unchecked Sendable {
                 let endpoint = Self.unescape(parts[1]), pop = Self.unescape(parts[2])
                 let vote = value.flatMap { try? dec.decode(Vote.self, from: Data($0)) }
                 lock.withLock { votes[endpoint, default: [:]][pop] = vote }
+            case ("pops"?, 2):
+                let pop = Self.unescape(parts[1])
+                struct Beat: Decodable { var at: Double }
+                let at = value.flatMap { try? dec.decode(Beat.self, from: Data($0)) }?.at
+                lock.withLock { heartbeats[pop] = at }
             case ("overrides"?, 3):
                 let id = parts[1] + "/" + Self.unescape(parts[2])
                 let record = value.flatMap { try? dec.decode(OverrideRecord.self, from: Data($0)) }
@@ -332,9 +355,10 @@ package final class ClusterController: @unchecked Sendable {
                         watch.stop()
                     }
                 }
-                if id != 0 && online && (heartbeatDue || pending) {
-                    if heartbeatDue { lock.withLock { lastHeartbeat = now } }
-                    try publish(all: heartbeatDue)
+                if id != 0 && online && pending { try publish(all: false) }
+                if id != 0 && online && heartbeatDue {
+                    lock.withLock { lastHeartbeat = now }
+                    try beat()
                 }
             } catch {
                 lost(error)
@@ -364,6 +388,19 @@ package final class ClusterController: @unchecked Sendable {
         recompute()
     }
 
+    /// Votes dated by their POP's latest heartbeat when it is newer; a POP whose key is gone
+    /// (its lease expired or was revoked) has its votes dropped (under the lock).
+    func freshened(_ v: [String: Vote]) -> [String: Vote] {
+        var out: [String: Vote] = [:]
+        for (pop, vote) in v {
+            guard let beat = heartbeats[pop] else { continue }
+            var x = vote
+            x.at = max(x.at, beat)
+            out[pop] = x
+        }
+        return out
+    }
+
     /// Decides every endpoint again; tells `onHealth` what changed.
     func recompute() {
         let now = Date().timeIntervalSince1970
@@ -382,7 +419,7 @@ package final class ClusterController: @unchecked Sendable {
             let frozen = !connected && !fallback
             var out: [Verdict] = []
             for endpoint in Set(own.keys).union(votes.keys).union(decided.keys) {
-                var all = votes[endpoint] ?? [:]
+                var all = freshened(votes[endpoint] ?? [:])
                 all[settings.pop] = own[endpoint]
                 let policy = (fallback || settings.localVeto.contains(endpoint)) ? HealthPolicy.local : settings.policy
                 let outcome = Consensus.decide(votes: all, own: settings.pop, policy: policy, quorum: settings.quorum,
@@ -482,7 +519,7 @@ package final class ClusterController: @unchecked Sendable {
         return lock.withLock {
             let frozen = !connected && !fellBack
             let eps = Set(own.keys).union(votes.keys).sorted().map { e -> EndpointStatus in
-                var all = votes[e] ?? [:]
+                var all = freshened(votes[e] ?? [:])
                 all[settings.pop] = own[e]
                 let policy = (fellBack || settings.localVeto.contains(e)) ? HealthPolicy.local : settings.policy
                 return EndpointStatus(

@@ -37,7 +37,8 @@ struct ClusterTests {
         }
     }
 
-    static func startPOP(_ i: Int, etcd: EtcdCluster, originPort: Int, root: String, extra: String = "") throws -> POP {
+    static func startPOP(_ i: Int, etcd: EtcdCluster, originPort: Int, root: String, extra: String = "",
+                         health: String = "{ policy: quorum, quorum: 0.5, stale-after: 4, fallback-after: 5 }") throws -> POP {
         let dir = root + "/pop\(i)"
         try FileManager.default.createDirectory(atPath: dir + "/zones", withIntermediateDirectories: true)
         if !FileManager.default.fileExists(atPath: dir + "/zones/example.com.zone") {
@@ -65,7 +66,7 @@ struct ClusterTests {
               lease-ttl: 3
               heartbeat: 1
               timeout: 0.5
-              health: { policy: quorum, quorum: 0.5, stale-after: 4, fallback-after: 5 }
+              health: \(health)
             \(extra)
             """.write(toFile: dir + "/lodestar.yaml", atomically: true, encoding: .utf8)
         let server = try LodestarProcess(zones: dir + "/zones", config: dir + "/lodestar.yaml")
@@ -173,5 +174,117 @@ struct ClusterTests {
         }
         #expect(back != nil, "converged after etcd came back: \(pops.map { $0.answer() }) \(pops.map { $0.cluster["lastError"] ?? "" })")
         #expect(Poll.seconds(limit: 5, every: 0.1) { pops[1].votes().count == 3 } != nil, "every vote published again")
+    }
+
+    /// A key written straight to etcd's JSON gateway (as another POP would).
+    static func put(_ etcd: EtcdCluster, _ key: String, _ value: String) throws {
+        let body = "{\"key\":\"\(Data(key.utf8).base64EncodedString())\",\"value\":\"\(Data(value.utf8).base64EncodedString())\"}"
+        let r = try Command.run("/usr/bin/curl", ["-s", "--max-time", "2", "-X", "POST", etcd.endpoints[0] + "/v3/kv/put", "-d", body])
+        guard r.output.contains("revision") else { throw TestFailure("put \(key): \(r.output)") }
+    }
+
+    @Test("measured: from a vote written to etcd to every POP's answer changing, median and p99 over 50 changes",
+          .timeLimit(.minutes(3)))
+    func voteToAnswerLatency() throws {
+        let etcd = try EtcdCluster()
+        defer { etcd.stop() }
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let originPort = FreePort.pick()
+        let origins = try Origins(["127.0.0.11:\(originPort)"])
+        defer { origins.stop() }
+        // quorum 0: one down vote takes the endpoint down; the votes come from a fourth "POP", this test.
+        let pops = try (0..<3).map {
+            try Self.startPOP($0, etcd: etcd, originPort: originPort, root: root,
+                              health: "{ policy: quorum, quorum: 0, stale-after: 4, fallback-after: 30 }")
+        }
+        defer { for p in pops { p.server.stop() } }
+        #expect(Poll.seconds(limit: 10, every: 0.1) { pops.allSatisfy { $0.votes().count == 3 } } != nil)
+        let future = Date().timeIntervalSince1970 + 3600
+        try Self.put(etcd, "/lodestar/test/pops/bench", "{\"at\":\(future)}")
+        let query = RawDNS.query(id: 7, name: "www.example.com", type: 1)
+        func answers() -> [String?] { pops.map { ProxyProtocolTests.address(RawDNS.udp(query, port: $0.server.port, timeout: 0.5)) } }
+        var times: [Double] = []
+        for i in 0..<50 {
+            let down = i % 2 == 0
+            try Self.put(etcd, "/lodestar/test/votes/na-1/bench", "{\"up\":\(!down),\"reason\":\"bench\",\"at\":\(future)}")
+            let want = down ? Self.eu : Self.na
+            let t0 = Date()
+            var seen = false
+            while Date().timeIntervalSince(t0) < 5 {
+                if answers().allSatisfy({ $0 == want }) { seen = true; break }
+                usleep(1000)
+            }
+            #expect(seen, "change \(i) reached every POP")
+            times.append(Date().timeIntervalSince(t0))
+        }
+        times.sort()
+        let median = times[times.count / 2], p99 = times[min(times.count - 1, Int(Double(times.count) * 0.99))]
+        print("cluster: vote to every POP's answer: median \(String(format: "%.1f", median * 1000)) ms, p99 \(String(format: "%.1f", p99 * 1000)) ms over \(times.count) changes")
+        #expect(p99 < 1, "p99 \(p99) s")
+    }
+
+    @Test("measured: writes and octets into etcd per POP at 1,000 endpoints checked every 10 s", .timeLimit(.minutes(3)))
+    func writeLoad() throws {
+        let etcd = try EtcdCluster()
+        defer { etcd.stop() }
+        let dir = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let originPort = FreePort.pick()
+        let origins = try Origins(["127.0.0.11:\(originPort)"])
+        defer { origins.stop() }
+        try FileManager.default.createDirectory(atPath: dir + "/zones", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Paths.packageRoot + "/zones/example.com.zone", toPath: dir + "/zones/example.com.zone")
+        let admin = FreePort.pick()
+        var pools = ""
+        for p in 0..<10 {
+            pools += "  p\(p):\n    region: r\n    check: web\n    endpoints:\n"
+            for e in 0..<100 { pools += "      - { name: e\(p)-\(e), address: 10.0.\(p).\(e + 1), probe: 127.0.0.11 }\n" }
+        }
+        try """
+            regions:
+              r: {}
+            checks:
+              web: { type: tcp, port: \(originPort), interval: 10, timeout: 1, rise: 1, fall: 1, damping: false }
+            prober:
+              cold-start-timeout: 15
+            pools:
+            \(pools)
+            names:
+              www.example.com: { policy: [health, weighted], pools: [\((0..<10).map { "p\($0)" }.joined(separator: ", "))], ttl: 10 }
+            admin:
+              listen: 127.0.0.1:\(admin)
+            cluster:
+              etcd: [\(etcd.endpoints.map { "\"\($0)\"" }.joined(separator: ", "))]
+              prefix: /lodestar/load
+              pop: pop0
+              heartbeat: 5
+              lease-ttl: 10
+            """.write(toFile: dir + "/lodestar.yaml", atomically: true, encoding: .utf8)
+        let server = try LodestarProcess(zones: dir + "/zones", config: dir + "/lodestar.yaml", startupTimeout: 30)
+        defer { server.stop() }
+        func counters() -> (writes: Double, bytes: Double) {
+            let m = (try? Command.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(admin)/metrics"]).output) ?? ""
+            func value(_ name: String) -> Double {
+                m.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) } ?? -1
+            }
+            return (value("lodestar_cluster_writes_total"), value("lodestar_cluster_vote_bytes_total"))
+        }
+        // The first publication: every endpoint's vote.
+        #expect(Poll.seconds(limit: 20, every: 0.2) { counters().writes >= 1000 } != nil, "\(counters())")
+        usleep(2_000_000)
+        let start = counters()
+        let t0 = Date()
+        usleep(30_000_000)
+        let steady = counters()
+        let seconds = Date().timeIntervalSince(t0)
+        // Every endpoint goes down at once (the origin stops): one write per endpoint.
+        try origins.mode("127.0.0.11:\(originPort)", "down")
+        _ = Poll.seconds(limit: 20, every: 0.2) { counters().writes - steady.writes >= 1000 }
+        let flip = counters()
+        let steadyWrites = (steady.writes - start.writes) / seconds, steadyBytes = (steady.bytes - start.bytes) / seconds
+        print("cluster: 1,000 endpoints every 10 s: first publication \(Int(start.writes)) writes, \(Int(start.bytes)) octets; steady \(String(format: "%.2f", steadyWrites)) writes/s, \(String(format: "%.0f", steadyBytes)) octets/s; all 1,000 changing: \(Int(flip.writes - steady.writes)) writes, \(Int(flip.bytes - steady.bytes)) octets")
+        #expect(steadyWrites < 1, "steady state: heartbeats only, not a write per probe: \(steadyWrites)/s")
+        #expect(flip.writes - steady.writes >= 1000 && flip.writes - steady.writes < 1100)
     }
 }
