@@ -31,6 +31,9 @@ package protocol AdminControl: AnyObject, Sendable {
     /// External health input for an endpoint (shared through the cluster when there is one);
     /// false when there is no such endpoint; throws `AdminFailure`.
     func setExternal(endpoint: String, up: Bool?, reason: String, ttl: Double?) throws -> Bool
+    /// Withdraws an anycast protocol for maintenance (nil: automatic) here, or through the
+    /// cluster on `pop`; false when this POP has no such protocol; throws `AdminFailure`.
+    func setAnycast(proto: String, withdraw: Bool?, pop: String?) throws -> Bool
     /// The cluster's view (etcd, votes, provenance of overrides), when configured.
     var clusterStatus: ClusterController.Status? { get }
 }

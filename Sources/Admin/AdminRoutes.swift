@@ -120,9 +120,18 @@ extension AdminServer {
             switch object?["state"] as? String {
             case "withdraw"?: withdraw = true
             case "auto"?: withdraw = nil
-            default: return Self.error(.badRequest, "the body must be {\"state\": \"withdraw\"} or {\"state\": \"auto\"}")
+            default: return Self.error(.badRequest, "the body must be {\"state\": \"withdraw\"} or {\"state\": \"auto\"}, and optionally \"pop\"")
             }
-            guard a.setOverride(proto: s[2], withdraw: withdraw) else { return Self.error(.notFound, "no anycast protocol named \(s[2])") }
+            let pop = object?["pop"] as? String
+            do {
+                guard try server.setAnycast(proto: s[2], withdraw: withdraw, pop: pop) else {
+                    return Self.error(.notFound, "no anycast protocol named \(s[2])")
+                }
+            } catch let f as AdminFailure {
+                return Self.error(HTTPResponseStatus(statusCode: f.status), f.description)
+            } catch {
+                return Self.error(.internalServerError, "\(error)")
+            }
             return Self.json(a.status())
         case (.POST, let s) where s.count == 3 && s[0] == "v1" && s[1] == "health":
             return external(name: s[2], body: body)

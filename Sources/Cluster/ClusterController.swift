@@ -16,7 +16,7 @@ import Steering
 package final class ClusterController: @unchecked Sendable {
     package typealias Verdict = (endpoint: String, up: Bool?, reason: String)
 
-    let settings: ClusterSettings
+    package let settings: ClusterSettings
     let client: EtcdClient
     let logger: Logger
     /// Health decided for endpoints (only changes); shared overrides (the whole set); external
@@ -24,6 +24,10 @@ package final class ClusterController: @unchecked Sendable {
     let onHealth: @Sendable ([Verdict]) -> Void
     let onOverrides: @Sendable (AdminOverrides) -> Void
     let onExternal: @Sendable (String, Bool?, String, Double?) -> Void
+    /// Region RTT excess averaged over the POPs (`rtt: mean` only), and this POP's anycast
+    /// maintenance (protocol, withdraw or nil for automatic) set from any POP.
+    let onRTT: @Sendable ([String: Double]) -> Void
+    let onAnycast: @Sendable (String, Bool?) -> Void
 
     let lock = NSLock()
     /// This POP's verdicts (from its prober), and those not yet written.
@@ -34,6 +38,12 @@ package final class ClusterController: @unchecked Sendable {
     var votes: [String: [String: Vote]] = [:]
     /// Every POP's last heartbeat (Unix time): a vote is as fresh as its POP's heartbeat.
     var heartbeats: [String: Double] = [:]
+    /// Region RTT excess (ms) per POP, published with its heartbeat; this POP's own; the mean last reported.
+    var popRTT: [String: [String: Double]] = [:]
+    var ownRTT: [String: Double] = [:]
+    var lastMeanRTT: [String: Double]? = nil
+    /// Anycast protocols of this POP withdrawn through the cluster.
+    var clusterWithdrawn: Set<String> = []
     var overrideRecords: [String: OverrideRecord] = [:]
     var decided: [String: Consensus.Outcome] = [:]
     var lease: Int64 = 0
@@ -70,8 +80,12 @@ package final class ClusterController: @unchecked Sendable {
     package init(settings: ClusterSettings, logger: Logger,
                  onHealth: @escaping @Sendable ([Verdict]) -> Void,
                  onOverrides: @escaping @Sendable (AdminOverrides) -> Void,
-                 onExternal: @escaping @Sendable (String, Bool?, String, Double?) -> Void) {
+                 onExternal: @escaping @Sendable (String, Bool?, String, Double?) -> Void,
+                 onRTT: @escaping @Sendable ([String: Double]) -> Void = { _ in },
+                 onAnycast: @escaping @Sendable (String, Bool?) -> Void = { _, _ in }) {
         self.settings = settings
+        self.onRTT = onRTT
+        self.onAnycast = onAnycast
         self.logger = logger
         self.onHealth = onHealth
         self.onOverrides = onOverrides
@@ -95,6 +109,7 @@ package final class ClusterController: @unchecked Sendable {
     func overrideKey(_ kind: String, _ name: String) -> String { root + "overrides/" + kind + "/" + Self.escape(name) }
     func externalKey(_ endpoint: String) -> String { root + "external/" + Self.escape(endpoint) }
     var aliveKey: String { root + "pops/" + Self.escape(settings.pop) }
+    func anycastKey(_ pop: String, _ proto: String) -> String { root + "anycast/" + Self.escape(pop) + "/" + Self.escape(proto) }
 
     // MARK: life cycle
 
@@ -211,7 +226,8 @@ package final class ClusterController: @unchecked Sendable {
     func beat() throws {
         let leaseID = lock.withLock { lease }
         guard leaseID != 0 else { return }
-        let data = Array("{\"at\":\(Date().timeIntervalSince1970)}".utf8)
+        struct Beat: Encodable { var at: Double; var rtt: [String: Double] }
+        let data = Array(try JSONEncoder().encode(Beat(at: Date().timeIntervalSince1970, rtt: lock.withLock { ownRTT })))
         try client.put(aliveKey, data, lease: leaseID)
         lock.withLock {
             writes += 1
@@ -250,7 +266,12 @@ package final class ClusterController: @unchecked Sendable {
         lock.withLock {
             votes = [:]
             heartbeats = [:]
+            popRTT = [:]
             overrideRecords = [:]
+        }
+        let withdrawnBefore = lock.withLock { () -> Set<String> in
+            defer { clusterWithdrawn = [] }
+            return clusterWithdrawn
         }
         var external: [String] = []
         apply(kvs.map { .put($0) }, revision: rev, externalSeen: &external)
@@ -259,6 +280,7 @@ package final class ClusterController: @unchecked Sendable {
             onExternal(name, nil, "cleared", nil)
         }
         lock.withLock { knownExternal = Set(external) }
+        for proto in withdrawnBefore.subtracting(lock.withLock { clusterWithdrawn }) { onAnycast(proto, nil) }
     }
 
     var knownExternal: Set<String> = []
@@ -288,9 +310,18 @@ package final class ClusterController: @unchecked Sendable {
                 lock.withLock { votes[endpoint, default: [:]][pop] = vote }
             case ("pops"?, 2):
                 let pop = Self.unescape(parts[1])
-                struct Beat: Decodable { var at: Double }
-                let at = value.flatMap { try? dec.decode(Beat.self, from: Data($0)) }?.at
-                lock.withLock { heartbeats[pop] = at }
+                struct Beat: Decodable { var at: Double; var rtt: [String: Double]? }
+                let beat = value.flatMap { try? dec.decode(Beat.self, from: Data($0)) }
+                lock.withLock {
+                    heartbeats[pop] = beat?.at
+                    popRTT[pop] = beat?.rtt
+                }
+            case ("anycast"?, 3):
+                guard Self.unescape(parts[1]) == settings.pop else { continue }
+                let proto = Self.unescape(parts[2])
+                let withdraw: Bool? = value == nil ? nil : true
+                lock.withLock { if withdraw == true { clusterWithdrawn.insert(proto) } else { clusterWithdrawn.remove(proto) } }
+                onAnycast(proto, withdraw)
             case ("overrides"?, 3):
                 let id = parts[1] + "/" + Self.unescape(parts[2])
                 let record = value.flatMap { try? dec.decode(OverrideRecord.self, from: Data($0)) }
@@ -366,6 +397,7 @@ package final class ClusterController: @unchecked Sendable {
                 watch.stop()
             }
             recompute()
+            if settings.rttMean { reportMeanRTT() }
         }
     }
 
@@ -386,6 +418,52 @@ package final class ClusterController: @unchecked Sendable {
             }
         }
         recompute()
+    }
+
+    /// This POP's region RTT excess (from its prober), published with the next heartbeat.
+    package func localRTT(_ extra: [String: Double]) {
+        lock.withLock { ownRTT = extra }
+        if settings.rttMean { reportMeanRTT() }
+    }
+
+    /// The mean over the POPs whose heartbeat counts (and this one) of each region's RTT excess.
+    func reportMeanRTT() {
+        let now = Date().timeIntervalSince1970
+        let mean = lock.withLock { () -> [String: Double]? in
+            let frozen = !connected && !fellBack
+            var sums: [String: (Double, Int)] = [:]
+            var sources = [ownRTT]
+            if !fellBack {
+                for (pop, rtt) in popRTT where pop != settings.pop {
+                    guard let at = heartbeats[pop], frozen || now - at <= settings.staleAfter else { continue }
+                    sources.append(rtt)
+                }
+            }
+            for m in sources { for (r, v) in m { sums[r, default: (0, 0)].0 += v; sums[r, default: (0, 0)].1 += 1 } }
+            let mean = sums.mapValues { $0.0 / Double($0.1) }
+            guard mean != lastMeanRTT else { return nil }
+            lastMeanRTT = mean
+            return mean
+        }
+        if let mean { onRTT(mean) }
+    }
+
+    /// Withdraws (or puts back to automatic, nil) an anycast protocol of `pop` for maintenance,
+    /// from any POP.
+    package func setAnycast(pop: String, proto: String, withdraw: Bool?) throws {
+        do {
+            let key = anycastKey(pop, proto)
+            if withdraw == true {
+                struct Record: Encodable { var withdraw: Bool; var by: String; var at: Double }
+                try client.put(key, Array(try JSONEncoder().encode(Record(withdraw: true, by: settings.pop, at: Date().timeIntervalSince1970))))
+            } else {
+                try client.delete(key)
+            }
+            lock.withLock { writes += 1 }
+        } catch {
+            lost(error)
+            throw Unavailable(description: "the cluster's etcd is unreachable (\(error)): the anycast change was not made")
+        }
     }
 
     /// Votes dated by their POP's latest heartbeat when it is newer; a POP whose key is gone

@@ -22,6 +22,8 @@ package struct ClusterSettings: Sendable, Equatable {
     package var staleAfter = 20.0
     /// etcd away longer than this: this POP's own verdicts decide (before it: the last shared view).
     package var fallbackAfter = 30.0
+    /// The latency step uses each region's RTT excess averaged over the POPs (true) or this POP's own.
+    package var rttMean = false
     /// Endpoints whose health this POP's own verdict decides alone (a local veto).
     package var localVeto: Set<String> = []
 

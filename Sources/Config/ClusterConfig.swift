@@ -19,6 +19,7 @@ import Foundation
 ///     stale-after: 20             # votes older than this do not count
 ///     fallback-after: 30          # etcd away this long: this POP's own verdicts decide
 ///     local-veto: [na-1]          # endpoints this POP's own verdict decides alone
+///     rtt: local                  # the latency step: this POP's RTTs (local) or the POPs' mean
 /// ```
 extension Config {
     mutating func loadCluster(_ top: Section, base: String) throws {
@@ -66,7 +67,11 @@ extension Config {
         if let v = try s.number("heartbeat", range: 0.5...3600) { c.heartbeat = v }
         if let v = try s.number("timeout", range: 0.1...60) { c.timeout = v }
         if let h = try s.section("health") {
-            try h.allow(["policy", "quorum", "stale-after", "fallback-after", "local-veto"])
+            try h.allow(["policy", "quorum", "stale-after", "fallback-after", "local-veto", "rtt"])
+            if let (r, line) = try h.string("rtt") {
+                guard r == "local" || r == "mean" else { throw ConfigError(file: file, line: line, message: "rtt must be local or mean") }
+                c.rttMean = r == "mean"
+            }
             if let (p, line) = try h.string("policy") {
                 guard let policy = HealthPolicy(rawValue: p) else {
                     throw ConfigError(file: file, line: line, message: "health policy \"\(p)\" is not local, quorum, any-up or all-up")

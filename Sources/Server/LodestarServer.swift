@@ -37,7 +37,30 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
     /// Shared overrides and health votes through etcd, when configured.
     package private(set) var cluster: ClusterController? = nil
     /// Where the prober's verdicts go: the cluster when there is one, else straight to health.
-    final class VerdictRoute: @unchecked Sendable { var cluster: ClusterController? = nil }
+    final class VerdictRoute: @unchecked Sendable {
+        var cluster: ClusterController? = nil
+        /// Anycast maintenance from the cluster, held until the anycast controller runs.
+        let lock = NSLock()
+        var anycast: AnycastController? = nil
+        var pendingAnycast: [String: Bool?] = [:]
+
+        func anycast(_ proto: String, _ withdraw: Bool?) {
+            let a = lock.withLock { () -> AnycastController? in
+                if anycast == nil { pendingAnycast[proto] = .some(withdraw) }
+                return anycast
+            }
+            _ = a?.setOverride(proto: proto, withdraw: withdraw)
+        }
+
+        func attach(_ a: AnycastController) {
+            let pending = lock.withLock { () -> [String: Bool?] in
+                anycast = a
+                defer { pendingAnycast = [:] }
+                return pendingAnycast
+            }
+            for (proto, w) in pending { _ = a.setOverride(proto: proto, withdraw: w) }
+        }
+    }
     let route = VerdictRoute()
     /// Endpoint health resumed from the state file at start (empty: run a first round instead).
     let resumed: [String: (up: Bool, reason: String)]
@@ -78,14 +101,20 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         let route = route
         prober = Prober(logger: logger, onChange: { observations in
             if let c = route.cluster { c.localVerdicts(observations.map { ($0.endpoint, $0.up, $0.reason) }) } else { health.observe(observations) }
-        }, onRTT: { health.setLiveRTT($0) })
+        }, onRTT: { extra in
+            if let c = route.cluster {
+                c.localRTT(extra)
+                if c.settings.rttMean { return }
+            }
+            health.setLiveRTT(extra)
+        })
         if let settings = config.cluster {
             let prober = prober
             let c = ClusterController(settings: settings, logger: logger, onHealth: { verdicts in
                 health.observe(verdicts.map { EndpointObservation(endpoint: $0.endpoint, up: $0.up, reason: $0.reason) })
             }, onOverrides: { health.setShared($0) }, onExternal: { name, up, reason, ttl in
                 _ = prober.setExternal(endpoint: name, up: up, reason: reason, ttl: ttl)
-            })
+            }, onRTT: { health.setLiveRTT($0) }, onAnycast: { route.anycast($0, $1) })
             cluster = c
             route.cluster = c
         }
@@ -206,6 +235,7 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
             })
             controller.start()
             anycast = controller
+            route.attach(controller)
             logger.info("anycast: \(a.prefixes.count) prefixes through BIRD at \(a.socket); self-check \(a.selfCheck.target)")
         }
         ready.withLock { $0 = (true, "ready") }
@@ -335,6 +365,23 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
     }
 
     package var clusterStatus: ClusterController.Status? { cluster?.status() }
+
+    package func setAnycast(proto: String, withdraw: Bool?, pop: String?) throws -> Bool {
+        guard let anycast else { throw AdminFailure(status: 404, description: "anycast is not configured") }
+        guard let cluster else {
+            guard pop == nil else { throw AdminFailure(status: 400, description: "pop is for a cluster; this server has none") }
+            return anycast.setOverride(proto: proto, withdraw: withdraw)
+        }
+        let target = pop ?? cluster.settings.pop
+        // This POP's protocols are checked here; another POP's are its own business.
+        if target == cluster.settings.pop && !anycast.status().prefixes.contains(where: { $0.proto == proto }) { return false }
+        do {
+            try cluster.setAnycast(pop: target, proto: proto, withdraw: withdraw)
+        } catch {
+            throw AdminFailure(status: 503, description: "\(error)")
+        }
+        return true
+    }
 
     package func stop() {
         prober.stop()

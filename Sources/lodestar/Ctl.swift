@@ -278,6 +278,7 @@ struct Ctl: ParsableCommand {
         @OptionGroup var connection: Connection
         @Argument(help: "withdraw or auto (none: show).") var action: String?
         @Argument(help: "The BIRD static protocol of the prefix.") var proto: String?
+        @Option(name: .long, help: "With a cluster: the POP whose protocol to withdraw (default this one).") var pop: String?
 
         func validate() throws {
             if let action {
@@ -291,7 +292,9 @@ struct Ctl: ParsableCommand {
                 let c = try connection.client()
                 let r: AdminClient.Reply
                 if let action, let proto {
-                    r = try c.post("/v1/anycast/\(Ctl.escape(proto))", ["state": action])
+                    var body: [String: Any] = ["state": action]
+                    if let pop { body["pop"] = pop }
+                    r = try c.post("/v1/anycast/\(Ctl.escape(proto))", body)
                 } else {
                     r = try c.get("/v1/anycast")
                 }

@@ -86,7 +86,17 @@ struct ClusterTests {
         let origins = try Origins(["127.0.0.11:\(originPort)"])
         defer { origins.stop() }
         let origin = "127.0.0.11:\(originPort)"
-        var pops = try (0..<3).map { try Self.startPOP($0, etcd: etcd, originPort: originPort, root: root) }
+        // Anycast configured (no BIRD: the decision and its maintenance override still show).
+        var pops = try (0..<3).map {
+            try Self.startPOP($0, etcd: etcd, originPort: originPort, root: root, extra: """
+                anycast:
+                  socket: \(root)/no-bird-\($0).ctl
+                  include-file: \(root)/pop\($0)/anycast.conf
+                  shutdown-delay: 0
+                  prefixes:
+                    - { prefix: 198.51.100.53/32, protocol: svc_dns4 }
+                """)
+        }
         defer { for p in pops { p.server.stop() } }
         let allVoted = Poll.seconds(limit: 10, every: 0.1) { pops.allSatisfy { $0.votes().count == 3 } }
         #expect(allVoted != nil, "every POP sees three votes: \(pops.map { $0.votes() })")
@@ -117,6 +127,18 @@ struct ClusterTests {
         #expect(saved.contains("drain"), "the shared override is in POP 2's state file too")
         #expect(try Command.run(Paths.binary, ["ctl", "undrain", "na", "--admin", "127.0.0.1:\(pops[1].adminPort)"]).status == 0)
         #expect(Poll.seconds(limit: 3, every: 0.02) { pops.allSatisfy { $0.answer() == Self.na } } != nil)
+        // Anycast maintenance of POP 0, asked on POP 1.
+        let withdraw = try Command.run(Paths.binary, ["ctl", "anycast", "withdraw", "svc_dns4", "--pop", "pop0", "--admin", "127.0.0.1:\(pops[1].adminPort)"])
+        #expect(withdraw.status == 0, "\(withdraw)")
+        func desired(_ p: POP) -> String {
+            let r = try? Command.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(p.adminPort)/v1/anycast"])
+            let o = (r.flatMap { try? JSONSerialization.jsonObject(with: Data($0.output.utf8)) } as? [String: Any]) ?? [:]
+            return ((o["prefixes"] as? [[String: Any]])?.first?["desired"] as? String) ?? "?"
+        }
+        #expect(Poll.seconds(limit: 3, every: 0.05) { desired(pops[0]) == "withdraw" } != nil, "POP 0 withdraws: \(desired(pops[0]))")
+        #expect(desired(pops[1]) != "withdraw" && desired(pops[2]) != "withdraw", "only POP 0")
+        #expect(try Command.run(Paths.binary, ["ctl", "anycast", "auto", "svc_dns4", "--pop", "pop0", "--admin", "127.0.0.1:\(pops[2].adminPort)"]).status == 0)
+        #expect(Poll.seconds(limit: 3, every: 0.05) { desired(pops[0]) != "withdraw" } != nil)
         // A POP killed with SIGKILL: its votes vanish when its lease (3 s) expires.
         kill(pops[2].server.pid, SIGKILL)
         pops[2].server.process.waitUntilExit()
