@@ -21,6 +21,8 @@ package struct Explanation: Codable, Sendable {
     package var answer: [String] = []
     package var ecsScope: Int? = nil
     package var ttl: UInt32? = nil
+    /// Each endpoint of the name's pools: up or down and why (with a cluster: every POP's vote).
+    package var health: [String]? = nil
 
     /// The text `lodestar explain` prints.
     package var text: String {
@@ -30,6 +32,10 @@ package struct Explanation: Codable, Sendable {
             for k in location.keys.sorted() { out += "  \(k): \(location[k]!)\n" }
         }
         if loadBalanced {
+            if let health, !health.isEmpty {
+                out += "health:\n"
+                for h in health { out += "  \(h)\n" }
+            }
             out += "decision:\n"
             for s in steps { out += "  \(s)\n" }
         } else {
@@ -92,6 +98,12 @@ package enum Explainer {
                                  random: seed, trace: &trace)
             }
             e.steps = trace.lines
+            let m = table.model
+            e.health = m.names[n].pools.flatMap { p in
+                m.pools[p].endpoints.map { i in
+                    "\(m.endpoints[i].name) (pool \(m.pools[p].name)): \(rt.health.endpoints[i].up ? "up" : "DOWN") — \(rt.health.endpoints[i].reason)"
+                }
+            }
         }
         // The response the server would send.
         var engine = snapshot.engine

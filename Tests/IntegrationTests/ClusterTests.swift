@@ -109,6 +109,8 @@ struct ClusterTests {
         #expect(pops.map { $0.answer() } == [Self.na, Self.na, Self.na], "one POP of three does not take the origin down")
         let reason = (pops[0].cluster["endpoints"] as? [[String: Any]])?.first?["reason"] as? String ?? ""
         #expect(reason.contains("2 of 3 POPs say up"), "\(reason)")
+        let explain = try Command.run(Paths.binary, ["ctl", "explain", "www.example.com", "--client", "192.0.2.1", "--admin", "127.0.0.1:\(pops[1].adminPort)"])
+        #expect(explain.output.contains("na-1 (pool na): up — up by quorum: 2 of 3 POPs say up (pop0 down: "), "\(explain.output)")
         // Fails for POPs 0 and 1: down everywhere within interval × fall + 1 s (3 s).
         try origins.mode(origin, "fail-from:\(Self.sources[0]),\(Self.sources[1])")
         let t0 = Date()
