@@ -60,7 +60,13 @@ let package = Package(
         // shared overrides, health votes and their consensus.
         .target(
             name: "Cluster",
-            dependencies: ["Steering", "CLodestarSys", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Steering", "CLodestarSys",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: crossModule
         ),
         // Answers one query from an immutable snapshot into a buffer: the hot path. No NIO, no Yams,

@@ -91,7 +91,7 @@ package final class ClusterController: @unchecked Sendable {
         self.onOverrides = onOverrides
         self.onExternal = onExternal
         client = EtcdClient(endpoints: settings.endpoints, timeout: settings.timeout,
-                            credentials: settings.user.map { ($0, settings.password ?? "") })
+                            credentials: settings.user.map { ($0, settings.password ?? "") }, tls: settings.tls)
     }
 
     // MARK: keys

@@ -7,6 +7,7 @@ package struct ClusterSettings: Sendable, Equatable {
     package var prefix = "/lodestar"
     /// This POP's name: its votes' key, and who made an override.
     package var pop = ""
+    package var tls = TLSSettings()
     package var user: String? = nil
     package var password: String? = nil
     /// The lease on this POP's votes: they vanish this long after the POP stops renewing it.

@@ -15,17 +15,23 @@ package final class EtcdClient: @unchecked Sendable {
     package struct Endpoint: Sendable, Equatable, CustomStringConvertible {
         package var host: String
         package var port: Int
-        package var description: String { host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)" }
-
-        package init(host: String, port: Int) {
-            self.host = host
-            self.port = port
+        package var tls = false
+        package var description: String {
+            let scheme = tls ? "https" : "http"
+            return host.contains(":") ? "\(scheme)://[\(host)]:\(port)" : "\(scheme)://\(host):\(port)"
         }
 
-        /// `http://HOST:PORT` (HOST an address, or localhost).
+        package init(host: String, port: Int, tls: Bool = false) {
+            self.host = host
+            self.port = port
+            self.tls = tls
+        }
+
+        /// `http://HOST:PORT` or `https://HOST:PORT` (HOST an address, or localhost).
         package static func parse(_ text: String) -> Endpoint? {
-            guard text.hasPrefix("http://") else { return nil }
-            var rest = String(text.dropFirst(7))
+            let tls = text.hasPrefix("https://")
+            guard tls || text.hasPrefix("http://") else { return nil }
+            var rest = String(text.dropFirst(tls ? 8 : 7))
             if rest.hasSuffix("/") { rest.removeLast() }
             var host: String, portText: Substring
             if rest.hasPrefix("[") {
@@ -43,7 +49,7 @@ package final class EtcdClient: @unchecked Sendable {
             guard let port = Int(portText), (1...65535).contains(port), !host.isEmpty else { return nil }
             var probe = in6_addr()
             guard inet_pton(host.contains(":") ? AF_INET6 : AF_INET, host, &probe) == 1 else { return nil }
-            return Endpoint(host: host, port: port)
+            return Endpoint(host: host, port: port, tls: tls)
         }
     }
 
@@ -55,13 +61,16 @@ package final class EtcdClient: @unchecked Sendable {
     let endpoints: [Endpoint]
     let timeout: Double
     let credentials: (user: String, password: String)?
+    let tls: TLSSettings
     /// The endpoint to try first, and the auth token, shared by the cluster's threads.
     let lock = NSLock()
     var current = 0
     var token: String? = nil
 
-    package init(endpoints: [Endpoint], timeout: Double, credentials: (user: String, password: String)? = nil) {
+    package init(endpoints: [Endpoint], timeout: Double, credentials: (user: String, password: String)? = nil,
+                 tls: TLSSettings = TLSSettings()) {
         self.endpoints = endpoints
+        self.tls = tls
         self.timeout = timeout
         self.credentials = credentials
     }
@@ -80,7 +89,7 @@ package final class EtcdClient: @unchecked Sendable {
         let ep = endpoint
         let deadline = Date().addingTimeInterval(timeout ?? self.timeout)
         do {
-            let c = try HTTPConnection(host: ep.host, port: ep.port, deadline: deadline)
+            let c = try connect(ep, deadline)
             try c.send("POST", path, headers: try headers(deadline), body: try JSONSerialization.data(withJSONObject: body).map { $0 }, deadline: deadline)
             let r = try c.readResponse(deadline: deadline, limit: 64 << 20)
             let object = (try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any]
@@ -107,7 +116,7 @@ package final class EtcdClient: @unchecked Sendable {
             return h
         }
         let ep = endpoint
-        let c = try HTTPConnection(host: ep.host, port: ep.port, deadline: deadline)
+        let c = try connect(ep, deadline)
         let body = try JSONSerialization.data(withJSONObject: ["name": credentials.user, "password": credentials.password])
         try c.send("POST", "/v3/auth/authenticate", headers: h, body: Array(body), deadline: deadline)
         let r = try c.readResponse(deadline: deadline)
@@ -117,6 +126,10 @@ package final class EtcdClient: @unchecked Sendable {
         lock.withLock { token = t }
         h.append("Authorization: \(t)")
         return h
+    }
+
+    func connect(_ ep: Endpoint, _ deadline: Date) throws -> HTTPConnection {
+        try HTTPConnection(host: ep.host, port: ep.port, deadline: deadline, tls: ep.tls ? tls : nil)
     }
 
     static func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
@@ -237,7 +250,7 @@ package final class EtcdClient: @unchecked Sendable {
         let connectDeadline = Date().addingTimeInterval(timeout)
         let c: HTTPConnection
         do {
-            c = try HTTPConnection(host: ep.host, port: ep.port, deadline: connectDeadline)
+            c = try connect(ep, connectDeadline)
         } catch {
             rotate()
             throw WatchEnd.failed("etcd \(ep): \(error)")

@@ -5,7 +5,8 @@ import Foundation
 ///
 /// ```yaml
 /// cluster:
-///   etcd: ["http://10.0.0.1:2379", "http://10.0.0.2:2379", "http://10.0.0.3:2379"]
+///   etcd: ["https://10.0.0.1:2379", "https://10.0.0.2:2379", "https://10.0.0.3:2379"]
+///   tls: { ca: etcd-ca.pem, cert: pop.pem, key: pop.key }   # https:// endpoints: CA, client certificate
 ///   prefix: /lodestar/prod        # one deployment per prefix
 ///   pop: ams-1                    # this POP's name (default: the host name)
 ///   user: lodestar                # etcd authentication, with the password in a file
@@ -25,19 +26,39 @@ extension Config {
     mutating func loadCluster(_ top: Section, base: String) throws {
         guard let s = try top.section("cluster") else { return }
         let file = s.file
-        try s.allow(["etcd", "prefix", "pop", "user", "password-file", "lease-ttl", "heartbeat", "timeout", "health"])
+        try s.allow(["etcd", "tls", "prefix", "pop", "user", "password-file", "lease-ttl", "heartbeat", "timeout", "health"])
+        func path(_ f: String) -> String { f.hasPrefix("/") ? f : (base as NSString).appendingPathComponent(f) }
         var c = ClusterSettings()
         guard let list = try s.strings("etcd"), !list.isEmpty else {
-            throw ConfigError(file: file, line: s.line(s.node), message: "cluster needs etcd: a list of http://ADDRESS:PORT client URLs")
+            throw ConfigError(file: file, line: s.line(s.node), message: "cluster needs etcd: a list of http:// or https://ADDRESS:PORT client URLs")
         }
         for (text, line) in list {
-            if text.hasPrefix("https://") {
-                throw ConfigError(file: file, line: line, message: "etcd \(text): TLS to etcd is not supported yet (use http:// on a private network, or a local TLS proxy)")
-            }
             guard let e = EtcdClient.Endpoint.parse(text) else {
-                throw ConfigError(file: file, line: line, message: "etcd \"\(text)\" is not http://ADDRESS:PORT")
+                throw ConfigError(file: file, line: line, message: "etcd \"\(text)\" is not http://ADDRESS:PORT or https://ADDRESS:PORT (an IP address)")
             }
             c.endpoints.append(e)
+        }
+        if let t = try s.section("tls") {
+            try t.allow(["ca", "cert", "key"])
+            for key in ["ca", "cert", "key"] {
+                guard let (f, line) = try t.string(key) else { continue }
+                let p = path(f)
+                guard FileManager.default.isReadableFile(atPath: p) else {
+                    throw ConfigError(file: file, line: line, message: "\(p): cannot read the etcd TLS \(key) file")
+                }
+                switch key {
+                case "ca": c.tls.caFile = p
+                case "cert": c.tls.certFile = p
+                default: c.tls.keyFile = p
+                }
+            }
+            if (c.tls.certFile == nil) != (c.tls.keyFile == nil) {
+                throw ConfigError(file: file, line: t.line(t.node), message: "tls needs both cert and key, or neither")
+            }
+            // Load them now: a bad PEM is a config error with its line, not a failure at every connection.
+            do { _ = try c.tls.validate() } catch {
+                throw ConfigError(file: file, line: t.line(t.node), message: "etcd TLS: \(error)")
+            }
         }
         if let (p, line) = try s.string("prefix") {
             guard p.hasPrefix("/"), p.count > 1, !p.contains("//"), p.utf8.count <= 256 else {

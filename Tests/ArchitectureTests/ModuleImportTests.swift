@@ -19,7 +19,7 @@ import Testing
         "Engine": ["DNSWire", "Zones", "Steering", "Protection", "CLodestarSys"],
         "Prober": ["DNSWire", "Steering", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix", "NIOHTTP1", "NIOSSL", "NIOTLS"],
         "Anycast": ["Prober", "Steering", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix"],
-        "Cluster": ["Steering", "CLodestarSys", "Foundation", "Logging"],
+        "Cluster": ["Steering", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix", "NIOSSL"],
         "Config": ["DNSWire", "Steering", "Prober", "Anycast", "Protection", "Cluster", "Foundation", "Yams"],
         "Listeners": ["Engine", "Protection", "DNSWire", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix"],
         "Admin": ["Engine", "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast", "Cluster", "CLodestarSys", "Foundation", "Logging",

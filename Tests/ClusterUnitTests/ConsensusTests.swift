@@ -43,12 +43,13 @@ import Testing
         #expect(r?.reason == "up by quorum: 2 of 3 POPs say up (a down: timeout; b up; c up)")
     }
 
-    @Test("etcd endpoints: http://ADDRESS:PORT only")
+    @Test("etcd endpoints: http:// or https://ADDRESS:PORT only")
     func endpoints() {
         #expect(EtcdClient.Endpoint.parse("http://127.0.0.1:2379") == EtcdClient.Endpoint(host: "127.0.0.1", port: 2379))
         #expect(EtcdClient.Endpoint.parse("http://[::1]:2379/")?.host == "::1")
         #expect(EtcdClient.Endpoint.parse("http://localhost:2379")?.host == "127.0.0.1")
-        for bad in ["https://127.0.0.1:2379", "http://etcd.example:2379", "http://127.0.0.1", "http://127.0.0.1:0", "127.0.0.1:2379", "http://[::1:2379"] {
+        #expect(EtcdClient.Endpoint.parse("https://127.0.0.1:2379")?.tls == true)
+        for bad in ["ftp://127.0.0.1:2379", "http://etcd.example:2379", "http://127.0.0.1", "http://127.0.0.1:0", "127.0.0.1:2379", "http://[::1:2379"] {
             #expect(EtcdClient.Endpoint.parse(bad) == nil, "\(bad)")
         }
     }

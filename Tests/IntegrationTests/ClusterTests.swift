@@ -311,4 +311,32 @@ struct ClusterTests {
         #expect(steadyWrites < 1, "steady state: heartbeats only, not a write per probe: \(steadyWrites)/s")
         #expect(flip.writes - steady.writes >= 1000 && flip.writes - steady.writes < 1100)
     }
+
+    @Test("TLS to etcd with a client certificate: connected with it; without it, refused and said so", .timeLimit(.minutes(2)))
+    func tlsToEtcd() throws {
+        let certs = NSTemporaryDirectory() + "lodestar-etcd-certs-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: certs) }
+        let mk = try Command.run("/usr/bin/env", ["python3", Paths.packageRoot + "/Tests/Origins/make_certs.py", certs])
+        try #require(mk.status == 0, "\(mk.error)")
+        let etcd = try EtcdCluster(size: 1, certs: certs)
+        defer { etcd.stop() }
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let originPort = FreePort.pick()
+        let origins = try Origins(["127.0.0.11:\(originPort)"])
+        defer { origins.stop() }
+        let good = try Self.startPOP(0, etcd: etcd, originPort: originPort, root: root,
+                                     extra: "  tls: { ca: \(certs)/ca.pem, cert: \(certs)/good.pem, key: \(certs)/good.key }")
+        defer { good.server.stop() }
+        let noCert = try Self.startPOP(1, etcd: etcd, originPort: originPort, root: root, extra: "  tls: { ca: \(certs)/ca.pem }")
+        defer { noCert.server.stop() }
+        #expect(Poll.seconds(limit: 10, every: 0.1) { good.votes()["pop0"] == true } != nil, "votes over TLS: \(good.cluster)")
+        #expect(good.cluster["connected"] as? Bool == true)
+        usleep(1_000_000)
+        #expect(noCert.cluster["connected"] as? Bool == false)
+        #expect((noCert.cluster["lastError"] as? String ?? "").isEmpty == false, "\(noCert.cluster)")
+        #expect(good.votes()["pop1"] == nil, "a POP without a client certificate wrote nothing")
+        #expect(noCert.answer() == Self.na, "and serves on its own verdicts")
+    }
 }

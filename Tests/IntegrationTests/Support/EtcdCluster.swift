@@ -9,9 +9,13 @@ final class EtcdCluster: @unchecked Sendable {
     let peerPorts: [Int]
     var members: [Process?]
 
-    var endpoints: [String] { clientPorts.map { "http://127.0.0.1:\($0)" } }
+    /// With TLS: the folder of make_certs.py's files; clients must present a certificate it signed.
+    let certs: String?
 
-    init(size: Int = 3) throws {
+    var endpoints: [String] { clientPorts.map { "\(certs == nil ? "http" : "https")://127.0.0.1:\($0)" } }
+
+    init(size: Int = 3, certs: String? = nil) throws {
+        self.certs = certs
         dir = try Paths.temporaryDirectory()
         clientPorts = (0..<size).map { _ in FreePort.pick() }
         peerPorts = (0..<size).map { _ in FreePort.pick() }
@@ -30,10 +34,14 @@ final class EtcdCluster: @unchecked Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/etcd")
         p.arguments = ["--name", "m\(i)", "--data-dir", dir + "/m\(i).data",
-                       "--listen-client-urls", "http://127.0.0.1:\(clientPorts[i])", "--advertise-client-urls", "http://127.0.0.1:\(clientPorts[i])",
+                       "--listen-client-urls", endpoints[i], "--advertise-client-urls", endpoints[i],
                        "--listen-peer-urls", "http://127.0.0.1:\(peerPorts[i])", "--initial-advertise-peer-urls", "http://127.0.0.1:\(peerPorts[i])",
                        "--initial-cluster", initialCluster, "--initial-cluster-state", "new", "--initial-cluster-token", "lodestar-test",
                        "--heartbeat-interval", "100", "--election-timeout", "1000", "--log-level", "warn"]
+        if let certs {
+            p.arguments! += ["--cert-file", certs + "/good.pem", "--key-file", certs + "/good.key", "--client-cert-auth",
+                             "--trusted-ca-file", certs + "/ca.pem"]
+        }
         let log = dir + "/m\(i).log"
         if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
         let h = FileHandle(forWritingAtPath: log)
@@ -46,8 +54,9 @@ final class EtcdCluster: @unchecked Sendable {
 
     /// Whether member `i` answers /health with a leader.
     func healthy(_ i: Int) -> Bool {
-        guard let r = try? Command.run("/usr/bin/curl", ["-s", "--max-time", "1", "http://127.0.0.1:\(clientPorts[i])/health"], timeout: 3)
-        else { return false }
+        var args = ["-s", "--max-time", "1", endpoints[i] + "/health"]
+        if let certs { args += ["--cacert", certs + "/ca.pem", "--cert", certs + "/good.pem", "--key", certs + "/good.key"] }
+        guard let r = try? Command.run("/usr/bin/curl", args, timeout: 3) else { return false }
         return r.output.contains("\"health\":\"true\"")
     }
 
