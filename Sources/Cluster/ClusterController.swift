@@ -199,6 +199,12 @@ package final class ClusterController: @unchecked Sendable {
                 logger.notice("cluster: the watch fell behind compaction (revision \(r)); reading everything again")
             } catch {
                 if isStopped { break }
+                // Aborted on purpose by the lease thread (a new lease, or a failure it already
+                // reported): start over at once.
+                if watch.lock.withLock({ watch.stopped }) {
+                    watch.lock.withLock { watch.stopped = false }
+                    continue
+                }
                 lost(error)
                 pause(backoff * Double.random(in: 0.8...1.2))
                 backoff = min(backoff * 2, 5)
