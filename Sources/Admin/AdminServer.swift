@@ -78,9 +78,8 @@ package final class AdminServer: @unchecked Sendable {
         listening = fd
     }
 
-    /// Binds (unless `open` did) and starts serving.
-    package func start(_ address: ListenAddress? = nil) throws {
-        if let address { try open(address) }
+    /// Serves on the socket `open` bound.
+    package func start() throws {
         let bootstrap = ServerBootstrap(group: group)
             .childChannelInitializer { [self] channel in
                 guard connections.wrappingAdd(1, ordering: .relaxed).newValue <= Self.maxConnections else {

@@ -8,8 +8,8 @@ import Steering
 /// health written to etcd and applied by every POP from a watch.
 ///
 /// Two threads of its own, never a lock held across I/O: `sync` reads everything and then
-/// watches from that revision (again after a reconnect, or from scratch when the history was
-/// compacted); `lease` keeps the lease alive, writes votes on transitions and one heartbeat key per POP, and
+/// watches from that revision (after a reconnection it resumes from the last revision seen, and
+/// reads everything again only when that history was compacted); `lease` keeps the lease alive, writes votes on transitions and one heartbeat key per POP, and
 /// re-decides as votes age. When etcd is away (unreachable, no quorum, slow: every request has
 /// a deadline) queries and probes never wait: the last shared view is kept (votes do not age
 /// out), and after `fallback-after` this POP's own verdicts decide, until etcd is back.
@@ -184,23 +184,39 @@ package final class ClusterController: @unchecked Sendable {
 
     func syncLoop() {
         var backoff = 0.2
+        // The revision the watch resumes from after a reconnection (0: read everything first).
+        var next: Int64 = 0
         while !isStopped {
             do {
                 try ensureLease()
-                let (rev, kvs) = try client.range(prefix: root)
-                load(kvs, revision: rev)
+                if next == 0 {
+                    let (rev, kvs) = try client.range(prefix: root)
+                    load(kvs, revision: rev)
+                    next = rev + 1
+                } else {
+                    // A linearizable read: etcd has a quorum again (a watch alone does not say so).
+                    _ = try client.count(prefix: root)
+                }
                 contact()
                 backoff = 0.2
-                try client.watch(prefix: root, from: rev + 1, handle: watch, idle: 3600) { events, rev in
+                try client.watch(prefix: root, from: next, handle: watch, idle: 3600) { events, rev in
+                    guard !events.isEmpty else { return }
                     apply(events, revision: rev)
+                    for e in events {
+                        switch e {
+                        case .put(let kv): next = max(next, kv.modRevision + 1)
+                        case .delete(_, let r): next = max(next, r + 1)
+                        }
+                    }
                     contact()
                 }
             } catch EtcdClient.WatchEnd.compacted(let r) {
                 logger.notice("cluster: the watch fell behind compaction (revision \(r)); reading everything again")
+                next = 0
             } catch {
                 if isStopped { break }
                 // Aborted on purpose by the lease thread (a new lease, or a failure it already
-                // reported): start over at once.
+                // reported): resume at once.
                 if watch.lock.withLock({ watch.stopped }) {
                     watch.lock.withLock { watch.stopped = false }
                     continue
@@ -485,6 +501,12 @@ package final class ClusterController: @unchecked Sendable {
         return out
     }
 
+    /// The policy an endpoint is decided by: this POP's verdict alone for a veto endpoint or while
+    /// etcd has been away too long, else the configured one.
+    func policy(for endpoint: String, fallback: Bool) -> HealthPolicy {
+        (fallback || settings.localVeto.contains(endpoint)) ? .local : settings.policy
+    }
+
     /// Decides every endpoint again; tells `onHealth` what changed.
     func recompute() {
         let now = Date().timeIntervalSince1970
@@ -505,7 +527,7 @@ package final class ClusterController: @unchecked Sendable {
             for endpoint in Set(own.keys).union(votes.keys).union(decided.keys) {
                 var all = freshened(votes[endpoint] ?? [:])
                 all[settings.pop] = own[endpoint]
-                let policy = (fallback || settings.localVeto.contains(endpoint)) ? HealthPolicy.local : settings.policy
+                let policy = policy(for: endpoint, fallback: fallback)
                 let outcome = Consensus.decide(votes: all, own: settings.pop, policy: policy, quorum: settings.quorum,
                                                staleAfter: settings.staleAfter, now: now, frozen: frozen)
                 guard outcome != decided[endpoint] else { continue }
@@ -605,7 +627,7 @@ package final class ClusterController: @unchecked Sendable {
             let eps = Set(own.keys).union(votes.keys).sorted().map { e -> EndpointStatus in
                 var all = freshened(votes[e] ?? [:])
                 all[settings.pop] = own[e]
-                let policy = (fellBack || settings.localVeto.contains(e)) ? HealthPolicy.local : settings.policy
+                let policy = policy(for: e, fallback: fellBack)
                 return EndpointStatus(
                     endpoint: e, up: decided[e]?.up, reason: decided[e]?.reason ?? "not checked",
                     policy: settings.localVeto.contains(e) ? "local (veto)" : (fellBack ? "local (etcd away)" : policy.rawValue),

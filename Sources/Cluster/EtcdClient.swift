@@ -159,6 +159,12 @@ package final class EtcdClient: @unchecked Sendable {
         return (revision, ((o["kvs"] as? [[String: Any]]) ?? []).map(Self.keyValue))
     }
 
+    /// How many keys are under `prefix` (a linearizable read: it needs etcd's quorum).
+    package func count(prefix: String) throws -> Int64 {
+        let o = try call("/v3/kv/range", ["key": Self.b64(prefix), "range_end": Self.b64(Self.rangeEnd(prefix)), "count_only": true])
+        return Self.int(o["count"])
+    }
+
     /// One key (nil when absent).
     package func get(_ key: String) throws -> KeyValue? {
         let o = try call("/v3/kv/range", ["key": Self.b64(key)])

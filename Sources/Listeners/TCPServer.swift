@@ -56,9 +56,8 @@ package final class TCPServer: Sendable {
         }
     }
 
-    /// Binds (unless `open` did) and serves every address.
-    package func start(_ addresses: [ListenAddress] = []) throws {
-        if !addresses.isEmpty { try open(addresses) }
+    /// Serves every address `open` bound.
+    package func start() throws {
         for (address, fd) in opened.withLock({ $0 }) {
             let bootstrap = ServerBootstrap(group: group)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)

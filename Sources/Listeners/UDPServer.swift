@@ -60,9 +60,8 @@ package final class UDPServer: Sendable {
         sockets.withLock { $0 = fds }
     }
 
-    /// Binds every address (unless `open` did) and starts the loops.
-    package func start(_ addresses: [ListenAddress] = []) throws {
-        if !addresses.isEmpty { try open(addresses) }
+    /// Starts a loop on every socket `open` bound.
+    package func start() {
         let fds = sockets.withLock { $0 }
         for fd in fds {
             let beat = Beat()

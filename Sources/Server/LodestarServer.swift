@@ -213,7 +213,7 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         }
         systemd.status("first round of health checks")
         startProber(config)
-        try udp.start()
+        udp.start()
         try tcp.start()
         logger.info("serving on \(addresses.map(\.description).joined(separator: ", ")) (UDP and TCP)")
         if var a = config.anycast {

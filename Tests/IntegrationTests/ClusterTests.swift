@@ -160,7 +160,7 @@ struct ClusterTests {
         let origins = try Origins(["127.0.0.11:\(originPort)"])
         defer { origins.stop() }
         let origin = "127.0.0.11:\(originPort)"
-        let pops = try (0..<3).map { try Self.startPOP($0, etcd: etcd, originPort: originPort, root: root) }
+        var pops = try (0..<3).map { try Self.startPOP($0, etcd: etcd, originPort: originPort, root: root) }
         defer { for p in pops { p.server.stop() } }
         #expect(Poll.seconds(limit: 10, every: 0.1) { pops.allSatisfy { $0.votes().count == 3 } } != nil)
         // The origin fails for POP 0 only: up everywhere by quorum.
@@ -190,6 +190,12 @@ struct ClusterTests {
         #expect(pops[1].answer() == Self.na && pops[2].answer() == Self.na)
         let metrics = try Command.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(pops[0].adminPort)/metrics"]).output
         #expect(metrics.contains("\nlodestar_cluster_connected 0") && metrics.contains("\nlodestar_cluster_own_verdicts_only 1"))
+        // A POP restarted while etcd is away starts from the shared overrides in its state file.
+        pops[2].server.stop()
+        let restarted = try LodestarProcess(zones: pops[2].dir + "/zones", config: pops[2].dir + "/lodestar.yaml")
+        pops[2] = POP(name: "pop2", server: restarted, adminPort: pops[2].adminPort, dir: pops[2].dir)
+        let weight = ((pops[2].state()["overrides"] as? [String: Any])?["endpoints"] as? [String: Any])?["eu-1"] as? [String: Any]
+        #expect((weight?["weight"] as? NSNumber)?.doubleValue == 3, "restarted without etcd, with the shared overrides: \(String(describing: weight))")
         // etcd back: the POPs reconnect, re-publish and converge (up everywhere by quorum again).
         try etcd.start(0)
         try etcd.start(1)
