@@ -168,15 +168,17 @@ package final class ClusterController: @unchecked Sendable {
     func lost(_ error: Error) {
         let now = lodestar_monotonic()
         let (was, stopping) = lock.withLock { () -> (Bool, Bool) in
-            let w = connected
+            // Never reached yet: the first failure is said too (once).
+            let w = connected || (lastContact == nil && lastError == nil)
             connected = false
             if awaySince == nil { awaySince = now }
             lastError = "\(error)"
             return (w, stopped)
         }
         if was && !stopping {
-            logger.error("cluster: etcd unreachable (\(error)); keeping the last shared view, own verdicts after \(Int(settings.fallbackAfter)) s",
-                         metadata: ["peer": "\(client.endpoint)", "reason": "\(error)"])
+            let next = lock.withLock { lastContact == nil } ? "this POP's own verdicts decide until it is reached"
+                : "keeping the last shared view, own verdicts after \(Int(settings.fallbackAfter)) s"
+            logger.error("cluster: etcd unreachable (\(error)); \(next)", metadata: ["peer": "\(client.endpoint)", "reason": "\(error)"])
         }
     }
 
@@ -516,10 +518,10 @@ package final class ClusterController: @unchecked Sendable {
             let fallback = !connected && (lastContact == nil || away >= settings.fallbackAfter)
             if fallback != fellBack {
                 fellBack = fallback
-                if fallback {
+                if !fallback {
+                    logger.notice("cluster: the shared health view decides")
+                } else if lastContact != nil {
                     logger.warning("cluster: etcd away for \(Int(away)) s: this POP's own verdicts decide until it is back")
-                } else {
-                    logger.notice("cluster: the shared health view decides again")
                 }
             }
             let frozen = !connected && !fallback

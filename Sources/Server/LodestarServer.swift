@@ -52,6 +52,15 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
             _ = a?.setOverride(proto: proto, withdraw: withdraw)
         }
 
+        /// This POP's verdicts: votes for the cluster to decide on, or straight to health.
+        func verdicts(_ observations: [EndpointObservation], health: HealthController, persist: Bool) {
+            if let c = cluster {
+                c.localVerdicts(observations.map { ($0.endpoint, $0.up, $0.reason) })
+            } else {
+                health.observe(observations, persist: persist)
+            }
+        }
+
         func attach(_ a: AnycastController) {
             let pending = lock.withLock { () -> [String: Bool?] in
                 anycast = a
@@ -100,7 +109,7 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         let health = health
         let route = route
         prober = Prober(logger: logger, onChange: { observations in
-            if let c = route.cluster { c.localVerdicts(observations.map { ($0.endpoint, $0.up, $0.reason) }) } else { health.observe(observations) }
+            route.verdicts(observations, health: health, persist: true)
         }, onRTT: { extra in
             if let c = route.cluster {
                 c.localRTT(extra)
@@ -121,7 +130,7 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         resumed = HealthController.resumableHealth(config.stateFile, maxAge: config.prober.resumeMaxAge, logger: logger)
         if !resumed.isEmpty {
             let observations = resumed.map { EndpointObservation(endpoint: $0.key, up: $0.value.up, reason: $0.value.reason + " (resumed)") }
-            if let c = route.cluster { c.localVerdicts(observations.map { ($0.endpoint, $0.up, $0.reason) }) } else { health.observe(observations, persist: false) }
+            route.verdicts(observations, health: health, persist: false)
             logger.info("health of \(resumed.count) endpoints resumed from \(config.stateFile ?? "")")
         }
         udp = UDPServer(store: store, workers: config.udpWorkers, logger: logger)

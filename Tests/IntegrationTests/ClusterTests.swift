@@ -75,16 +75,37 @@ struct ClusterTests {
 
     static let na = "192.0.2.11", eu = "198.51.100.11"
 
+    /// What every test here starts with: etcd, a folder for the POPs, an origin on 127.0.0.11.
+    final class Fixture {
+        let etcd: EtcdCluster
+        let root: String
+        let originPort = FreePort.pick()
+        let origins: Origins
+
+        init(etcd size: Int, certs: String? = nil) throws {
+            etcd = try EtcdCluster(size: size, certs: certs)
+            root = try Paths.temporaryDirectory()
+            do {
+                origins = try Origins(["127.0.0.11:\(originPort)"])
+            } catch {
+                etcd.stop()
+                throw error
+            }
+        }
+
+        func stop() {
+            origins.stop()
+            etcd.stop()
+            try? FileManager.default.removeItem(atPath: root)
+        }
+    }
+
     @Test("votes: one POP of three failing keeps the origin up everywhere, two take it down everywhere; a drain on one POP moves the others within 1 s; a POP killed loses its votes",
           .timeLimit(.minutes(3)))
     func votesAndOverrides() throws {
-        let etcd = try EtcdCluster()
-        defer { etcd.stop() }
-        let root = try Paths.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let originPort = FreePort.pick()
-        let origins = try Origins(["127.0.0.11:\(originPort)"])
-        defer { origins.stop() }
+        let f = try Fixture(etcd: 3)
+        defer { f.stop() }
+        let (etcd, root, originPort, origins) = (f.etcd, f.root, f.originPort, f.origins)
         let origin = "127.0.0.11:\(originPort)"
         // Anycast configured (no BIRD: the decision and its maintenance override still show).
         var pops = try (0..<3).map {
@@ -152,13 +173,9 @@ struct ClusterTests {
     @Test("etcd trouble: one member killed changes nothing; two killed: the last view, then own verdicts after the bound; restarted: converges",
           .timeLimit(.minutes(3)))
     func etcdTrouble() throws {
-        let etcd = try EtcdCluster()
-        defer { etcd.stop() }
-        let root = try Paths.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let originPort = FreePort.pick()
-        let origins = try Origins(["127.0.0.11:\(originPort)"])
-        defer { origins.stop() }
+        let f = try Fixture(etcd: 3)
+        defer { f.stop() }
+        let (etcd, root, originPort, origins) = (f.etcd, f.root, f.originPort, f.origins)
         let origin = "127.0.0.11:\(originPort)"
         var pops = try (0..<3).map { try Self.startPOP($0, etcd: etcd, originPort: originPort, root: root) }
         defer { for p in pops { p.server.stop() } }
@@ -216,13 +233,9 @@ struct ClusterTests {
     @Test("measured: from a vote written to etcd to every POP's answer changing, median and p99 over 50 changes",
           .timeLimit(.minutes(3)))
     func voteToAnswerLatency() throws {
-        let etcd = try EtcdCluster()
-        defer { etcd.stop() }
-        let root = try Paths.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let originPort = FreePort.pick()
-        let origins = try Origins(["127.0.0.11:\(originPort)"])
-        defer { origins.stop() }
+        let f = try Fixture(etcd: 3)
+        defer { f.stop() }
+        let (etcd, root, originPort) = (f.etcd, f.root, f.originPort)
         // quorum 0: one down vote takes the endpoint down; the votes come from a fourth "POP", this test.
         let pops = try (0..<3).map {
             try Self.startPOP($0, etcd: etcd, originPort: originPort, root: root,
@@ -256,13 +269,9 @@ struct ClusterTests {
 
     @Test("measured: writes and octets into etcd per POP at 1,000 endpoints checked every 10 s", .timeLimit(.minutes(3)))
     func writeLoad() throws {
-        let etcd = try EtcdCluster()
-        defer { etcd.stop() }
-        let dir = try Paths.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let originPort = FreePort.pick()
-        let origins = try Origins(["127.0.0.11:\(originPort)"])
-        defer { origins.stop() }
+        let f = try Fixture(etcd: 3)
+        defer { f.stop() }
+        let (etcd, dir, originPort, origins) = (f.etcd, f.root, f.originPort, f.origins)
         try FileManager.default.createDirectory(atPath: dir + "/zones", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: Paths.packageRoot + "/zones/example.com.zone", toPath: dir + "/zones/example.com.zone")
         let admin = FreePort.pick()
@@ -325,13 +334,9 @@ struct ClusterTests {
         defer { try? FileManager.default.removeItem(atPath: certs) }
         let mk = try Command.run("/usr/bin/env", ["python3", Paths.packageRoot + "/Tests/Origins/make_certs.py", certs])
         try #require(mk.status == 0, "\(mk.error)")
-        let etcd = try EtcdCluster(size: 1, certs: certs)
-        defer { etcd.stop() }
-        let root = try Paths.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let originPort = FreePort.pick()
-        let origins = try Origins(["127.0.0.11:\(originPort)"])
-        defer { origins.stop() }
+        let f = try Fixture(etcd: 1, certs: certs)
+        defer { f.stop() }
+        let (etcd, root, originPort) = (f.etcd, f.root, f.originPort)
         let good = try Self.startPOP(0, etcd: etcd, originPort: originPort, root: root,
                                      extra: "  tls: { ca: \(certs)/ca.pem, cert: \(certs)/good.pem, key: \(certs)/good.key }")
         defer { good.server.stop() }

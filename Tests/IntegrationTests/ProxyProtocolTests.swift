@@ -55,17 +55,25 @@ struct ProxyProtocolTests {
         return h
     }
 
-    /// One datagram from `from` (a loopback address), its reply or nil after `timeout`.
-    static func udp(_ packet: [UInt8], from: String, port: Int, timeout: Double = 0.5) -> [UInt8]? {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        defer { close(fd) }
+    /// A UDP or TCP socket bound to `from` (a loopback address) and connected to 127.0.0.1:`port`;
+    /// -1 when the connection fails. The caller closes it.
+    static func socket(from: String, port: Int, type: __socket_type, timeout: Double) -> Int32 {
+        let fd = Glibc.socket(AF_INET, Int32(type.rawValue), 0)
         var local = sockaddr_in()
         local.sin_family = sa_family_t(AF_INET)
         local.sin_addr.s_addr = inet_addr(from)
         _ = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         var a = RawDNS.sockaddr4(port)
-        _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let ok = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard ok == 0 else { close(fd); return -1 }
         RawDNS.setTimeout(fd, timeout)
+        return fd
+    }
+
+    /// One datagram from `from` (a loopback address), its reply or nil after `timeout`.
+    static func udp(_ packet: [UInt8], from: String, port: Int, timeout: Double = 0.5) -> [UInt8]? {
+        let fd = socket(from: from, port: port, type: SOCK_DGRAM, timeout: timeout)
+        defer { close(fd) }
         _ = packet.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         var buf = [UInt8](repeating: 0, count: 4096)
         let n = recv(fd, &buf, buf.count, 0)
@@ -109,16 +117,9 @@ struct ProxyProtocolTests {
         #expect(Self.udp(Self.header(source: [127, 0, 0, 2], udp: true) + Self.query, from: "127.0.0.3", port: p) == nil)
         // TCP: the header first, then framed queries; an allowed peer without one is closed.
         func tcp(from: String, _ bytes: [UInt8]) -> [UInt8]? {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let fd = Self.socket(from: from, port: p, type: SOCK_STREAM, timeout: 1)
+            guard fd >= 0 else { return nil }
             defer { close(fd) }
-            var local = sockaddr_in()
-            local.sin_family = sa_family_t(AF_INET)
-            local.sin_addr.s_addr = inet_addr(from)
-            _ = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            var a = RawDNS.sockaddr4(p)
-            let ok = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            guard ok == 0 else { return nil }
-            RawDNS.setTimeout(fd, 1)
             // The header in two writes: a header split across reads is reassembled.
             _ = RawDNS.sendAll(fd, Array(bytes.prefix(7)))
             usleep(50_000)
@@ -184,15 +185,8 @@ struct ProxyProtocolTests {
         let refused = try dig("127.0.0.3", "example.com", "AXFR")
         #expect(!refused.raw.contains("IN\tSOA"), "\(refused.raw)")
         // Rate limiting per original client (/32 here): 127.0.0.6 is limited, 127.0.0.7 is not.
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = Self.socket(from: "127.0.0.6", port: front, type: SOCK_DGRAM, timeout: 1.5)
         defer { close(fd) }
-        var local = sockaddr_in()
-        local.sin_family = sa_family_t(AF_INET)
-        local.sin_addr.s_addr = inet_addr("127.0.0.6")
-        _ = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var a = RawDNS.sockaddr4(front)
-        _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        RawDNS.setTimeout(fd, 1.5)
         for i in 0..<40 {
             let q = RawDNS.query(id: UInt16(i), name: "www.example.com", type: 1)
             _ = q.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
