@@ -65,4 +65,29 @@ struct CheckTests {
         #expect(s.status != 0)
         #expect(s.error.contains(dir + "/d.yaml:2: unknown key \"lisen\""), "\(s.error)")
     }
+
+    @Test("A latency map needs the geo database only for continent or country rows, or a region left to the distance estimate",
+          .timeLimit(.minutes(1)))
+    func latencyWithoutDatabase() throws {
+        let dir = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func check(_ latency: String) throws -> Command.Result {
+            try """
+                regions: { us-east: {}, eu-central: {} }
+                pools:
+                  na: { region: us-east, endpoints: [{ name: na-1, address: 192.0.2.11 }] }
+                  eu: { region: eu-central, endpoints: [{ name: eu-1, address: 198.51.100.11 }] }
+                names:
+                  www.example.com: { policy: [latency, failover], pools: [na, eu], latency: \(latency) }
+                """.write(toFile: dir + "/c.yaml", atomically: true, encoding: .utf8)
+            return try Command.run(Paths.binary, ["check", "--config", dir + "/c.yaml", "--zones", Paths.packageRoot + "/zones"])
+        }
+        let ok = try check("{ nets: { 10.0.0.0/8: { us-east: 50, eu-central: 5 } }, default: { us-east: 20, eu-central: 60 } }")
+        #expect(ok.status == 0, "\(ok.error)")
+        for bad in ["{ continent: { EU: { eu-central: 10, us-east: 90 } }, default: { us-east: 20, eu-central: 60 } }",
+                    "{ default: { us-east: 20 } }"] {
+            let r = try check(bad)
+            #expect(r.status == 1 && r.error.contains(dir + "/c.yaml:6: name www.example.com. has a latency map by continent or country"), "\(r.error)")
+        }
+    }
 }
