@@ -58,6 +58,13 @@ package final class ClusterController: @unchecked Sendable {
     var fellBack = false
     var writes = 0
     var writeBytes = 0
+    /// Compaction (the lease thread's own): the `compaction` key's version last seen, the store's
+    /// revision seen at the last attempt (what the next winner compacts to), when that was, and
+    /// how many compactions this POP did.
+    var compactVersion: Int64 = 0
+    var compactRevision: Int64 = 0
+    var lastCompactAttempt = lodestar_monotonic()
+    var compactions = 0
     let watch = EtcdClient.Watch()
     var threads: [Thread] = []
     let done = DispatchGroup()
@@ -415,6 +422,10 @@ package final class ClusterController: @unchecked Sendable {
                     lock.withLock { lastHeartbeat = now }
                     try beat()
                 }
+                if online && settings.compaction > 0 && now - lastCompactAttempt >= settings.compaction {
+                    lastCompactAttempt = now
+                    compactHistory()
+                }
             } catch {
                 lost(error)
                 // Move the watch too: it may hang on the same dead member.
@@ -422,6 +433,36 @@ package final class ClusterController: @unchecked Sendable {
             }
             recompute()
             if settings.rttMean { reportMeanRTT() }
+        }
+    }
+
+    /// etcd keeps every revision of every key until compacted; heartbeats alone add one per POP
+    /// per `heartbeat`, and an uncompacted store reaches its space quota and refuses all writes.
+    /// Each interval every POP tries one transaction on the `compaction` key, as Kubernetes' API
+    /// servers do: the one whose write wins (the key's version still the one it saw last time)
+    /// compacts to the revision it saw one interval before; the others learn the new version.
+    /// So the whole deployment compacts once per interval, keeping one to two intervals of
+    /// history for watches that reconnect.
+    /// A failure here (etcd away, or a user not allowed to compact) is logged and changes nothing
+    /// else: the other requests say whether etcd is reachable.
+    func compactHistory() {
+        struct Record: Encodable { var by: String; var revision: Int64; var at: Double }
+        let target = compactRevision
+        do {
+            let value = Array(try JSONEncoder().encode(Record(by: settings.pop, revision: target, at: Date().timeIntervalSince1970)))
+            let r = try client.putIfVersion(root + "compaction", version: compactVersion, value: value)
+            compactVersion = r.version
+            compactRevision = r.revision
+            guard r.won, target > 0 else { return }
+            if try client.compact(revision: target) {
+                lock.withLock { compactions += 1 }
+                logger.info("cluster: compacted etcd's history before revision \(target)", metadata: ["revision": "\(target)"])
+            }
+        } catch {
+            let hint = "\(error)".contains("permission denied")
+                ? " (if this user may not compact, set cluster.compaction: 0 and run etcd with --auto-compaction-retention)"
+                : ""
+            logger.warning("cluster: compacting etcd's history failed: \(error)\(hint)", metadata: ["peer": "\(client.endpoint)"])
         }
     }
 
@@ -617,6 +658,8 @@ package final class ClusterController: @unchecked Sendable {
         package var ownVerdictsOnly: Bool
         package var policy: String, quorum: Double, revision: Int64
         package var writes: Int, writeBytes: Int
+        /// Compactions of etcd's history this POP did (one POP of all does each).
+        package var compactions: Int
         package var endpoints: [EndpointStatus]
         package var overrides: [OverrideProvenance]
     }
@@ -644,7 +687,8 @@ package final class ClusterController: @unchecked Sendable {
             }
             return Status(pop: settings.pop, connected: connected, etcd: client.endpoint.description, lastError: lastError,
                           viewAgeSeconds: lastContact.map { mono - $0 }, ownVerdictsOnly: fellBack, policy: settings.policy.rawValue,
-                          quorum: settings.quorum, revision: revision, writes: writes, writeBytes: writeBytes, endpoints: eps,
+                          quorum: settings.quorum, revision: revision, writes: writes, writeBytes: writeBytes,
+                          compactions: compactions, endpoints: eps,
                           overrides: provenance)
         }
     }

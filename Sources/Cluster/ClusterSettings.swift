@@ -16,6 +16,9 @@ package struct ClusterSettings: Sendable, Equatable {
     package var heartbeat = 5.0
     /// Each request to etcd must finish within this (a slow etcd is an unreachable one).
     package var timeout = 2.0
+    /// etcd's history is compacted this often, by one POP of all (0: never, etcd's own
+    /// `--auto-compaction-retention` or the operator does it).
+    package var compaction = 300.0
     package var policy = HealthPolicy.quorum
     /// `quorum`: down when more than this fraction of the voting POPs say down.
     package var quorum = 0.5

@@ -55,6 +55,8 @@ package final class EtcdClient: @unchecked Sendable {
 
     package struct Failure: Error, CustomStringConvertible {
         package var description: String
+        /// etcd refused the auth token (expired, or unknown to that member).
+        var tokenRejected = false
         package init(_ d: String) { description = d }
     }
 
@@ -86,6 +88,15 @@ package final class EtcdClient: @unchecked Sendable {
     /// POSTs `body` to `path` on the current endpoint; the reply's JSON object. A failure to reach
     /// the endpoint rotates to the next one for the next call.
     package func call(_ path: String, _ body: [String: Any], timeout: Double? = nil) throws -> [String: Any] {
+        do {
+            return try callOnce(path, body, timeout: timeout)
+        } catch let f as Failure where f.tokenRejected && credentials != nil {
+            // The token expired or the member restarted: authenticate again, once.
+            return try callOnce(path, body, timeout: timeout)
+        }
+    }
+
+    func callOnce(_ path: String, _ body: [String: Any], timeout: Double?) throws -> [String: Any] {
         let ep = endpoint
         let deadline = Date().addingTimeInterval(timeout ?? self.timeout)
         do {
@@ -95,8 +106,12 @@ package final class EtcdClient: @unchecked Sendable {
             let object = (try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any]
             guard r.status == 200, let object else {
                 let message = (object?["message"] as? String) ?? (object?["error"] as? String) ?? r.text.prefix(200).description
-                if r.status == 401 || message.contains("invalid auth token") { lock.withLock { token = nil } }
-                throw Failure("etcd \(ep) \(path): HTTP \(r.status): \(message)")
+                var failure = Failure("etcd \(ep) \(path): HTTP \(r.status): \(message)")
+                if r.status == 401 || message.contains("invalid auth token") {
+                    lock.withLock { token = nil }
+                    failure.tokenRejected = true
+                }
+                throw failure
             }
             return object
         } catch let f as Failure {
@@ -152,11 +167,37 @@ package final class EtcdClient: @unchecked Sendable {
                  modRevision: int(o["mod_revision"]), lease: int(o["lease"]))
     }
 
-    /// Every key under `prefix`, and the store's revision they were read at.
-    package func range(prefix: String) throws -> (revision: Int64, kvs: [KeyValue]) {
-        let o = try call("/v3/kv/range", ["key": Self.b64(prefix), "range_end": Self.b64(Self.rangeEnd(prefix))])
-        let revision = Self.int((o["header"] as? [String: Any])?["revision"])
-        return (revision, ((o["kvs"] as? [[String: Any]]) ?? []).map(Self.keyValue))
+    /// Every key under `prefix`, and the store's revision they were read at: `page` keys per
+    /// request (etcd answers in one message, which must stay far below its size limits), every
+    /// page read at the first page's revision so the whole is one consistent snapshot. A
+    /// compaction past that revision while reading starts the read again (at most 3 times).
+    package func range(prefix: String, page: Int = 1000) throws -> (revision: Int64, kvs: [KeyValue]) {
+        var attempt = 0
+        while true {
+            do {
+                return try rangeOnce(prefix: prefix, page: page)
+            } catch let f as Failure where f.description.contains("compacted") && attempt < 3 {
+                attempt += 1
+            }
+        }
+    }
+
+    func rangeOnce(prefix: String, page: Int) throws -> (revision: Int64, kvs: [KeyValue]) {
+        let end = Self.b64(Self.rangeEnd(prefix))
+        var body: [String: Any] = ["key": Self.b64(prefix), "range_end": end, "limit": "\(page)"]
+        var revision: Int64 = 0
+        var out: [KeyValue] = []
+        while true {
+            let o = try call("/v3/kv/range", body)
+            let list = (o["kvs"] as? [[String: Any]]) ?? []
+            if revision == 0 { revision = Self.int((o["header"] as? [String: Any])?["revision"]) }
+            out += list.map(Self.keyValue)
+            // The next page starts just after the last key (its octets, then a zero octet).
+            guard (o["more"] as? Bool) == true, let last = list.last else { return (revision, out) }
+            guard out.count <= 10_000_000 else { throw Failure("etcd \(endpoint): over 10,000,000 keys under \(prefix)") }
+            body["key"] = Self.b64(Self.unb64(last["key"]) + [0])
+            body["revision"] = "\(revision)"
+        }
     }
 
     /// How many keys are under `prefix` (a linearizable read: it needs etcd's quorum).
@@ -171,10 +212,13 @@ package final class EtcdClient: @unchecked Sendable {
         return ((o["kvs"] as? [[String: Any]]) ?? []).first.map(Self.keyValue)
     }
 
-    package func put(_ key: String, _ value: [UInt8], lease: Int64 = 0) throws {
+    /// Writes the key; the store's revision after the write.
+    @discardableResult
+    package func put(_ key: String, _ value: [UInt8], lease: Int64 = 0) throws -> Int64 {
         var body: [String: Any] = ["key": Self.b64(key), "value": Self.b64(value)]
         if lease != 0 { body["lease"] = "\(lease)" }
-        _ = try call("/v3/kv/put", body)
+        let o = try call("/v3/kv/put", body)
+        return Self.int((o["header"] as? [String: Any])?["revision"])
     }
 
     package func delete(_ key: String) throws {
@@ -191,6 +235,34 @@ package final class EtcdClient: @unchecked Sendable {
             "success": [op],
         ])
         return (o["succeeded"] as? Bool) == true
+    }
+
+    /// Puts `value` only if the key's version (how many times it was written since created; 0:
+    /// absent) is still `version`. Whether it was, the key's version after the call, and the
+    /// store's revision.
+    package func putIfVersion(_ key: String, version: Int64, value: [UInt8]) throws -> (won: Bool, version: Int64, revision: Int64) {
+        let o = try call("/v3/kv/txn", [
+            "compare": [["key": Self.b64(key), "target": "VERSION", "result": "EQUAL", "version": "\(version)"]],
+            "success": [["request_put": ["key": Self.b64(key), "value": Self.b64(value)]]],
+            "failure": [["request_range": ["key": Self.b64(key)]]],
+        ])
+        let revision = Self.int((o["header"] as? [String: Any])?["revision"])
+        if (o["succeeded"] as? Bool) == true { return (true, version + 1, revision) }
+        let range = ((o["responses"] as? [[String: Any]])?.first?["response_range"] as? [String: Any]) ?? [:]
+        let kv = (range["kvs"] as? [[String: Any]])?.first
+        return (false, Self.int(kv?["version"]), revision)
+    }
+
+    /// Discards the history of every key before `revision` (etcd-wide: compaction is not per
+    /// prefix). False when that was done already (by another POP, or etcd's own auto-compaction).
+    @discardableResult
+    package func compact(revision: Int64) throws -> Bool {
+        do {
+            _ = try call("/v3/kv/compaction", ["revision": "\(revision)"])
+            return true
+        } catch let f as Failure where f.description.contains("compacted") {
+            return false
+        }
     }
 
     /// A new lease of `ttl` seconds.

@@ -14,6 +14,7 @@ import Foundation
 ///   lease-ttl: 10                 # this POP's votes vanish this long after it stops
 ///   heartbeat: 5                  # votes re-written this often (and on every transition)
 ///   timeout: 2                    # per request to etcd
+///   compaction: 300               # etcd's history compacted this often by one POP (0: never)
 ///   health:
 ///     policy: quorum              # local | quorum | any-up | all-up
 ///     quorum: 0.5                 # down when more than this fraction of voting POPs say down
@@ -26,7 +27,7 @@ extension Config {
     mutating func loadCluster(_ top: Section, base: String) throws {
         guard let s = try top.section("cluster") else { return }
         let file = s.file
-        try s.allow(["etcd", "tls", "prefix", "pop", "user", "password-file", "lease-ttl", "heartbeat", "timeout", "health"])
+        try s.allow(["etcd", "tls", "prefix", "pop", "user", "password-file", "lease-ttl", "heartbeat", "timeout", "compaction", "health"])
         func path(_ f: String) -> String { f.hasPrefix("/") ? f : (base as NSString).appendingPathComponent(f) }
         var c = ClusterSettings()
         guard let list = try s.strings("etcd"), !list.isEmpty else {
@@ -87,6 +88,12 @@ extension Config {
         if let v = try s.integer("lease-ttl", range: 2...3600) { c.leaseTTL = v }
         if let v = try s.number("heartbeat", range: 0.5...3600) { c.heartbeat = v }
         if let v = try s.number("timeout", range: 0.1...60) { c.timeout = v }
+        if let v = try s.number("compaction", range: 0...86400) {
+            guard v == 0 || v >= 1 else {
+                throw ConfigError(file: file, line: s.value("compaction")?.1 ?? s.line(s.node), message: "compaction must be 0 (never) or at least 1 second")
+            }
+            c.compaction = v
+        }
         if let h = try s.section("health") {
             try h.allow(["policy", "quorum", "stale-after", "fallback-after", "local-veto", "rtt"])
             if let (r, line) = try h.string("rtt") {

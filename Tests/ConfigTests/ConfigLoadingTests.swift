@@ -43,6 +43,10 @@ import Testing
         ("server:\n  listen: [\"127.0.0.1:53\"\n", 3, "invalid YAML"),
         // A decimal escape cut short trapped the name parser (and a SIGHUP reload with it).
         ("names:\n  \"x\\\\9.\":\n    pools: [a]\n", 2, "is not a domain name"),
+        ("cluster:\n  etcd: [\"etcd.example:2379\"]\n", 2, "is not http://ADDRESS:PORT"),
+        ("cluster:\n  etcd: [\"http://127.0.0.1:2379\"]\n  compaction: 0.5\n", 3, "compaction must be 0 (never) or at least 1 second"),
+        ("cluster:\n  etcd: [\"http://127.0.0.1:2379\"]\n  compaction: -1\n", 3, "compaction"),
+        ("cluster:\n  etcd: [\"http://127.0.0.1:2379\"]\n  pop: a/b\n", 3, "must be a name without /"),
     ])
     func refused(yaml: String, line: Int, message: String) throws {
         do {

@@ -56,6 +56,8 @@ struct ClusterTests {
               eu: { region: eu-central, endpoints: [{ name: eu-1, address: 198.51.100.11 }] }
             names:
               www.example.com: { policy: [health, failover], pools: [na, eu], ttl: 10 }
+              lat.example.com: { policy: [health, latency, failover], pools: [na, eu], ttl: 10,
+                                 latency: { default: { us-east: 20, eu-central: 60 }, hysteresis: 10 } }
             admin:
               listen: 127.0.0.1:\(admin)
               state-file: state.json
@@ -66,6 +68,7 @@ struct ClusterTests {
               lease-ttl: 3
               heartbeat: 1
               timeout: 0.5
+              compaction: 2
               health: \(health)
             \(extra)
             """.write(toFile: dir + "/lodestar.yaml", atomically: true, encoding: .utf8)
@@ -119,6 +122,7 @@ struct ClusterTests {
                 """)
         }
         defer { for p in pops { p.server.stop() } }
+        let started = Date()
         let allVoted = Poll.seconds(limit: 10, every: 0.1) { pops.allSatisfy { $0.votes().count == 3 } }
         #expect(allVoted != nil, "every POP sees three votes: \(pops.map { $0.votes() })")
         #expect(pops.allSatisfy { $0.answer() == Self.na })
@@ -162,6 +166,12 @@ struct ClusterTests {
         #expect(desired(pops[1]) != "withdraw" && desired(pops[2]) != "withdraw", "only POP 0")
         #expect(try Command.run(Paths.binary, ["ctl", "anycast", "auto", "svc_dns4", "--pop", "pop0", "--admin", "127.0.0.1:\(pops[2].adminPort)"]).status == 0)
         #expect(Poll.seconds(limit: 3, every: 0.05) { desired(pops[0]) != "withdraw" } != nil)
+        // etcd's history is compacted every 2 s by one POP of the three, not by each.
+        #expect(Poll.seconds(limit: 10, every: 0.2) { Self.compactedBefore(etcd, revision: 2) } != nil, "history compacted")
+        let compactions = pops.map { ($0.cluster["compactions"] as? Int) ?? 0 }
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(compactions.reduce(0, +) >= 1 && Double(compactions.reduce(0, +)) <= elapsed / 2 + 2,
+                "\(compactions) compactions in \(Int(elapsed)) s")
         // A POP killed with SIGKILL: its votes vanish when its lease (3 s) expires.
         kill(pops[2].server.pid, SIGKILL)
         pops[2].server.process.waitUntilExit()
@@ -228,6 +238,13 @@ struct ClusterTests {
         let body = "{\"key\":\"\(Data(key.utf8).base64EncodedString())\",\"value\":\"\(Data(value.utf8).base64EncodedString())\"}"
         let r = try Command.run("/usr/bin/curl", ["-s", "--max-time", "2", "-X", "POST", etcd.endpoints[0] + "/v3/kv/put", "-d", body])
         guard r.output.contains("revision") else { throw TestFailure("put \(key): \(r.output)") }
+    }
+
+    /// Whether etcd's history before `revision` is gone (a read at it is refused as compacted).
+    static func compactedBefore(_ etcd: EtcdCluster, revision: Int) -> Bool {
+        let body = "{\"key\":\"\(Data("/".utf8).base64EncodedString())\",\"revision\":\"\(revision)\"}"
+        let r = try? Command.run("/usr/bin/curl", ["-s", "--max-time", "2", "-X", "POST", etcd.endpoints[0] + "/v3/kv/range", "-d", body])
+        return r?.output.contains("compacted") == true
     }
 
     @Test("measured: from a vote written to etcd to every POP's answer changing, median and p99 over 50 changes",
@@ -325,6 +342,96 @@ struct ClusterTests {
         print("cluster: 1,000 endpoints every 10 s: first publication \(Int(start.writes)) writes, \(Int(start.bytes)) octets; steady \(String(format: "%.2f", steadyWrites)) writes/s, \(String(format: "%.0f", steadyBytes)) octets/s; all 1,000 changing: \(Int(flip.writes - steady.writes)) writes, \(Int(flip.bytes - steady.bytes)) octets")
         #expect(steadyWrites < 1, "steady state: heartbeats only, not a write per probe: \(steadyWrites)/s")
         #expect(flip.writes - steady.writes >= 1000 && flip.writes - steady.writes < 1100)
+        // A second POP joining reads over 2,000 keys, 1,000 per request, at one revision: it sees
+        // every vote of the first.
+        let admin2 = FreePort.pick()
+        let config2 = try String(contentsOfFile: dir + "/lodestar.yaml", encoding: .utf8)
+            .replacingOccurrences(of: "pop: pop0", with: "pop: pop1").replacingOccurrences(of: ":\(admin)\n", with: ":\(admin2)\n")
+        try config2.write(toFile: dir + "/lodestar2.yaml", atomically: true, encoding: .utf8)
+        let second = try LodestarProcess(zones: dir + "/zones", config: dir + "/lodestar2.yaml", startupTimeout: 30)
+        defer { second.stop() }
+        func pop0Down() -> Int {
+            let r = try? Command.run("/usr/bin/curl", ["-s", "--max-time", "5", "http://127.0.0.1:\(admin2)/v1/state"], timeout: 8)
+            let o = (r.flatMap { try? JSONSerialization.jsonObject(with: Data($0.output.utf8)) } as? [String: Any]) ?? [:]
+            let eps = ((o["cluster"] as? [String: Any])?["endpoints"] as? [[String: Any]]) ?? []
+            return eps.filter { e in
+                ((e["votes"] as? [[String: Any]]) ?? []).contains { $0["pop"] as? String == "pop0" && $0["up"] as? Bool == false }
+            }.count
+        }
+        #expect(Poll.seconds(limit: 10, every: 0.5) { pop0Down() == 1000 } != nil, "the second POP sees pop0's 1,000 votes: \(pop0Down())")
+    }
+
+    @Test("rtt: mean: the latency step uses each region's RTT excess averaged over the POPs; rtt: local, this POP's own",
+          .timeLimit(.minutes(2)))
+    func meanRTT() throws {
+        let f = try Fixture(etcd: 1)
+        defer { f.stop() }
+        let (etcd, root, originPort) = (f.etcd, f.root, f.originPort)
+        let mean = try Self.startPOP(0, etcd: etcd, originPort: originPort, root: root,
+                                     health: "{ policy: quorum, stale-after: 4, fallback-after: 30, rtt: mean }")
+        defer { mean.server.stop() }
+        let local = try Self.startPOP(1, etcd: etcd, originPort: originPort, root: root,
+                                      health: "{ policy: quorum, stale-after: 4, fallback-after: 30, rtt: local }")
+        defer { local.server.stop() }
+        func lat(_ p: POP) -> String { (try? p.server.dig("lat.example.com", "A", "+tries=1", "+time=1").addresses.first) ?? "none" }
+        #expect(Poll.seconds(limit: 10, every: 0.1) { mean.votes().count == 2 } != nil)
+        #expect(lat(mean) == Self.na && lat(local) == Self.na, "us-east 20 ms against eu-central 60 ms")
+        // A third POP (this test) whose origins in us-east are 200 ms over their best: the mean
+        // over the POPs that have us-east (pop0, pop1 at about 0, and it) is about 67 ms: eu-central
+        // (60 ms) wins on the POP that uses the mean, not on the one that uses its own.
+        let future = Date().timeIntervalSince1970 + 3600
+        try Self.put(etcd, "/lodestar/test/pops/far", "{\"at\":\(future),\"rtt\":{\"us-east\":200}}")
+        #expect(Poll.seconds(limit: 5, every: 0.1) { lat(mean) == Self.eu } != nil, "the mean moved lat to eu-central")
+        #expect(lat(local) == Self.na, "rtt: local keeps its own RTTs")
+        #expect(mean.answer() == Self.na, "a name without a latency step does not move")
+        // That POP gone: its heartbeat no longer counts, back to us-east.
+        _ = try Command.run("/usr/bin/curl", ["-s", "--max-time", "2", "-X", "POST", etcd.endpoints[0] + "/v3/kv/deleterange",
+                                              "-d", "{\"key\":\"\(Data("/lodestar/test/pops/far".utf8).base64EncodedString())\"}"])
+        #expect(Poll.seconds(limit: 5, every: 0.1) { lat(mean) == Self.na } != nil, "back to us-east")
+    }
+
+    @Test("etcd with authentication: a POP with its user reads, writes and compacts; a wrong password is refused and said so",
+          .timeLimit(.minutes(2)))
+    func authentication() throws {
+        let f = try Fixture(etcd: 1)
+        defer { f.stop() }
+        let (etcd, root, originPort) = (f.etcd, f.root, f.originPort)
+        func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
+        func gateway(_ path: String, _ body: String) throws {
+            let r = try Command.run("/usr/bin/curl", ["-s", "--max-time", "3", "-X", "POST", etcd.endpoints[0] + path, "-d", body])
+            guard r.output.contains("header"), !r.output.contains("\"error\"") else { throw TestFailure("\(path): \(r.output)") }
+        }
+        // A root user, and a user "pop" that may read and write /lodestar/test/ only.
+        try gateway("/v3/auth/role/add", "{\"name\":\"root\"}")
+        try gateway("/v3/auth/user/add", "{\"name\":\"root\",\"password\":\"root-secret\"}")
+        try gateway("/v3/auth/user/grant", "{\"user\":\"root\",\"role\":\"root\"}")
+        try gateway("/v3/auth/role/add", "{\"name\":\"lodestar\"}")
+        try gateway("/v3/auth/role/grant", "{\"name\":\"lodestar\",\"perm\":{\"permType\":\"READWRITE\",\"key\":\"\(b64("/lodestar/test/"))\",\"range_end\":\"\(b64("/lodestar/test0"))\"}}")
+        try gateway("/v3/auth/user/add", "{\"name\":\"pop\",\"password\":\"pop-secret\"}")
+        try gateway("/v3/auth/user/grant", "{\"user\":\"pop\",\"role\":\"lodestar\"}")
+        try gateway("/v3/auth/enable", "{}")
+        try "pop-secret\n".write(toFile: root + "/good.password", atomically: true, encoding: .utf8)
+        try "guess\n".write(toFile: root + "/bad.password", atomically: true, encoding: .utf8)
+        let good = try Self.startPOP(0, etcd: etcd, originPort: originPort, root: root,
+                                     extra: "  user: pop\n  password-file: \(root)/good.password")
+        defer { good.server.stop() }
+        let bad = try Self.startPOP(1, etcd: etcd, originPort: originPort, root: root,
+                                    extra: "  user: pop\n  password-file: \(root)/bad.password")
+        defer { bad.server.stop() }
+        #expect(Poll.seconds(limit: 10, every: 0.1) { good.votes()["pop0"] == true } != nil, "votes with a user: \(good.cluster)")
+        #expect(bad.cluster["connected"] as? Bool == false)
+        #expect((bad.cluster["lastError"] as? String ?? "").contains("authentication as pop failed"), "\(bad.cluster)")
+        #expect(good.votes()["pop1"] == nil && bad.answer() == Self.na, "the refused POP wrote nothing and serves on its own")
+        // compaction: 2, done by this user too (etcd 3.4 lets a user compact; the POP stays connected).
+        #expect(Poll.seconds(limit: 10, every: 0.2) { (good.cluster["compactions"] as? Int ?? 0) >= 1 } != nil, "\(good.cluster)")
+        #expect(good.cluster["connected"] as? Bool == true)
+        #expect(!good.server.log().contains("compacting etcd's history failed"), "\(good.server.log().suffix(800))")
+        // etcd restarted: its tokens are gone; the POP authenticates again and carries on.
+        etcd.kill(0)
+        #expect(Poll.seconds(limit: 6, every: 0.1) { good.cluster["connected"] as? Bool == false } != nil)
+        try etcd.start(0)
+        #expect(Poll.seconds(limit: 15, every: 0.2) { good.cluster["connected"] as? Bool == true && good.votes()["pop0"] == true } != nil,
+                "back after etcd's restart: \(good.cluster["lastError"] ?? "")")
     }
 
     @Test("TLS to etcd with a client certificate: connected with it; without it, refused and said so", .timeLimit(.minutes(2)))
