@@ -94,6 +94,8 @@ extension AdminServer {
                    c.ownVerdictsOnly ? "1" : "0")
         out.single("lodestar_cluster_writes_total", "counter", "Writes to etcd (votes, overrides, external input).", "\(c.writes)")
         out.single("lodestar_cluster_vote_bytes_total", "counter", "Octets of keys and values of this POP's vote writes.", "\(c.writeBytes)")
+        out.single("lodestar_cluster_pop_name_conflict", "gauge", "1 while another process writes this POP's name (two POPs share cluster.pop).",
+                   c.popNameConflict == nil ? "0" : "1")
         out.single("lodestar_cluster_compactions_total", "counter", "Compactions of etcd's history done by this POP (one POP of all does each).", "\(c.compactions)")
         out.family("lodestar_cluster_vote_up", "gauge", "Each POP's vote on each endpoint (1 up, 0 down), as this POP sees them.",
                    c.endpoints.flatMap { e in e.votes.map { ("endpoint=\"\(esc(e.endpoint))\",pop=\"\(esc($0.pop))\"", $0.up ? "1" : "0") } })

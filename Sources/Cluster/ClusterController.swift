@@ -252,13 +252,29 @@ package final class ClusterController: @unchecked Sendable {
         try publish(all: true)
     }
 
+    /// A POP's heartbeat: when (its clock), its region RTT excess, which process (random per
+    /// start) on which host.
+    struct Beat: Codable {
+        var at: Double
+        var rtt: [String: Double]?
+        var id: String?
+        var host: String?
+    }
+
+    /// This process among all that ever wrote this POP's heartbeat.
+    let instance = UUID().uuidString
+    static let host: String = {
+        var buf = [CChar](repeating: 0, count: 256)
+        return gethostname(&buf, buf.count) == 0 ? String(cString: buf) : "?"
+    }()
+
     /// The heartbeat: one small key per POP under the lease, whatever the number of endpoints
     /// (votes themselves are written on transitions and after a new lease only).
     func beat() throws {
         let leaseID = lock.withLock { lease }
         guard leaseID != 0 else { return }
-        struct Beat: Encodable { var at: Double; var rtt: [String: Double] }
-        let data = Array(try JSONEncoder().encode(Beat(at: Date().timeIntervalSince1970, rtt: lock.withLock { ownRTT })))
+        let data = Array(try JSONEncoder().encode(Beat(at: Date().timeIntervalSince1970, rtt: lock.withLock { ownRTT },
+                                                        id: instance, host: Self.host)))
         try client.put(aliveKey, data, lease: leaseID)
         lock.withLock {
             writes += 1
@@ -305,7 +321,7 @@ package final class ClusterController: @unchecked Sendable {
             return clusterWithdrawn
         }
         var external: [String] = []
-        apply(kvs.map { .put($0) }, revision: rev, externalSeen: &external)
+        apply(kvs.map { .put($0) }, revision: rev, externalSeen: &external, live: false)
         // External input that vanished while we were away: back to auto.
         for name in lock.withLock({ knownExternal }) where !external.contains(name) {
             onExternal(name, nil, "cleared", nil)
@@ -318,11 +334,13 @@ package final class ClusterController: @unchecked Sendable {
 
     func apply(_ events: [EtcdClient.WatchEvent], revision rev: Int64) {
         var seen: [String] = []
-        apply(events, revision: rev, externalSeen: &seen)
+        apply(events, revision: rev, externalSeen: &seen, live: true)
         lock.withLock { knownExternal.formUnion(seen) }
     }
 
-    func apply(_ events: [EtcdClient.WatchEvent], revision rev: Int64, externalSeen: inout [String]) {
+    /// `live`: events from the watch, as they happen (not the initial read, whose heartbeats may
+    /// be a heartbeat old).
+    func apply(_ events: [EtcdClient.WatchEvent], revision rev: Int64, externalSeen: inout [String], live: Bool) {
         var overridesChanged = false
         let dec = JSONDecoder()
         for e in events {
@@ -341,12 +359,8 @@ package final class ClusterController: @unchecked Sendable {
                 lock.withLock { votes[endpoint, default: [:]][pop] = vote }
             case ("pops"?, 2):
                 let pop = Self.unescape(parts[1])
-                struct Beat: Decodable { var at: Double; var rtt: [String: Double]? }
                 let beat = value.flatMap { try? dec.decode(Beat.self, from: Data($0)) }
-                lock.withLock {
-                    heartbeats[pop] = beat?.at
-                    popRTT[pop] = beat?.rtt
-                }
+                heard(pop, beat, live: live)
             case ("anycast"?, 3):
                 guard Self.unescape(parts[1]) == settings.pop else { continue }
                 let proto = Self.unescape(parts[2])
@@ -394,6 +408,56 @@ package final class ClusterController: @unchecked Sendable {
             return o
         }
     }
+
+    /// A POP's heartbeat (nil: gone). It is fresh from the time this POP received it, or from the
+    /// time in it if later: a POP whose clock is behind still counts (its offset is logged); one
+    /// whose clock is ahead counts until its lease takes the key away. A heartbeat of this POP's
+    /// name written by another process while this one runs: two lodestars share a name (their
+    /// votes overwrite each other and count as one), said loudly.
+    func heard(_ pop: String, _ beat: Beat?, live: Bool) {
+        let now = Date().timeIntervalSince1970
+        var skew: Double? = nil, conflict: String? = nil
+        lock.withLock {
+            heartbeats[pop] = beat.map { max($0.at, now) }
+            popRTT[pop] = beat?.rtt
+            if beat == nil {
+                popHosts[pop] = nil
+                popClockOffset[pop] = nil
+            }
+            guard let beat, live else { return }
+            popHosts[pop] = beat.host
+            let offset = beat.at - now
+            popClockOffset[pop] = offset
+            if abs(offset) > Self.skewTolerance {
+                if !skewWarned.contains(pop) { skew = offset }
+                skewWarned.insert(pop)
+            } else {
+                skewWarned.remove(pop)
+            }
+            if pop == settings.pop, let id = beat.id, id != instance {
+                let mono = lodestar_monotonic()
+                let text = "another lodestar (host \(beat.host ?? "?")) writes as pop \(pop) too"
+                if nameConflict == nil || mono - nameConflict!.at > 60 { conflict = text }
+                nameConflict = (text, mono)
+            }
+        }
+        if let skew {
+            logger.warning("cluster: pop \(pop)'s clock is \(String(format: "%+.1f", skew)) s off this one's; its votes count from when they arrive",
+                           metadata: ["pop": "\(pop)"])
+        }
+        if let conflict {
+            logger.error("cluster: \(conflict): give each POP its own cluster.pop, or their votes count as one",
+                         metadata: ["pop": "\(pop)"])
+        }
+    }
+
+    /// Clock offsets larger than this are logged.
+    static let skewTolerance = 5.0
+    var skewWarned: Set<String> = []
+    var popHosts: [String: String] = [:]
+    var popClockOffset: [String: Double] = [:]
+    /// Another process heard writing this POP's heartbeat, and when (monotonic).
+    var nameConflict: (text: String, at: Double)? = nil
 
     // MARK: the lease thread: keepalive, votes, re-deciding as votes age
 
@@ -660,8 +724,17 @@ package final class ClusterController: @unchecked Sendable {
         package var writes: Int, writeBytes: Int
         /// Compactions of etcd's history this POP did (one POP of all does each).
         package var compactions: Int
+        /// Another process writing this POP's name (seen in the last 2 minutes).
+        package var popNameConflict: String?
+        package var pops: [POPStatus]
         package var endpoints: [EndpointStatus]
         package var overrides: [OverrideProvenance]
+    }
+
+    package struct POPStatus: Encodable, Sendable {
+        package var pop: String, host: String?, heartbeatAgeSeconds: Double
+        /// Its clock minus this POP's, at its last heartbeat seen live.
+        package var clockOffsetSeconds: Double?
     }
 
     package func status() -> Status {
@@ -688,7 +761,13 @@ package final class ClusterController: @unchecked Sendable {
             return Status(pop: settings.pop, connected: connected, etcd: client.endpoint.description, lastError: lastError,
                           viewAgeSeconds: lastContact.map { mono - $0 }, ownVerdictsOnly: fellBack, policy: settings.policy.rawValue,
                           quorum: settings.quorum, revision: revision, writes: writes, writeBytes: writeBytes,
-                          compactions: compactions, endpoints: eps,
+                          compactions: compactions,
+                          popNameConflict: nameConflict.flatMap { mono - $0.at <= 120 ? $0.text : nil },
+                          pops: heartbeats.sorted { $0.key < $1.key }.map { pop, at in
+                              POPStatus(pop: pop, host: popHosts[pop], heartbeatAgeSeconds: max(0, now - at),
+                                        clockOffsetSeconds: popClockOffset[pop])
+                          },
+                          endpoints: eps,
                           overrides: provenance)
         }
     }

@@ -434,6 +434,46 @@ struct ClusterTests {
                 "back after etcd's restart: \(good.cluster["lastError"] ?? "")")
     }
 
+    @Test("careless operators: two lodestars given one POP name both say so; a POP whose clock is a minute behind still counts, and its offset shows",
+          .timeLimit(.minutes(2)))
+    func sharedNameAndSkewedClock() throws {
+        let f = try Fixture(etcd: 1)
+        defer { f.stop() }
+        let (etcd, root, originPort) = (f.etcd, f.root, f.originPort)
+        let first = try Self.startPOP(0, etcd: etcd, originPort: originPort, root: root)
+        defer { first.server.stop() }
+        #expect(Poll.seconds(limit: 10, every: 0.1) { first.votes()["pop0"] == true } != nil)
+        // A POP whose clock is 60 s behind: its heartbeat and a down vote (stale-after is 4 s).
+        let behind = Date().timeIntervalSince1970 - 60
+        try Self.put(etcd, "/lodestar/test/votes/na-1/slow", "{\"up\":false,\"reason\":\"slow clock\",\"at\":\(behind)}")
+        try Self.put(etcd, "/lodestar/test/pops/slow", "{\"at\":\(behind),\"host\":\"slowhost\"}")
+        let counted = Poll.seconds(limit: 5, every: 0.1) {
+            let eps = first.cluster["endpoints"] as? [[String: Any]] ?? []
+            let votes = eps.first { $0["endpoint"] as? String == "na-1" }?["votes"] as? [[String: Any]] ?? []
+            return votes.contains { $0["pop"] as? String == "slow" && $0["counted"] as? Bool == true }
+        }
+        #expect(counted != nil, "the slow clock's vote counts: \(first.cluster["endpoints"] ?? "")")
+        let slow = (first.cluster["pops"] as? [[String: Any]] ?? []).first { $0["pop"] as? String == "slow" }
+        let offset = (slow?["clockOffsetSeconds"] as? NSNumber)?.doubleValue ?? 0
+        #expect(offset < -55 && offset > -65 && slow?["host"] as? String == "slowhost", "\(String(describing: slow))")
+        #expect(first.server.log().contains("pop slow's clock is -60."), "\(first.server.log().suffix(600))")
+        // A copy of the same config on another admin port: the same POP name, twice.
+        let admin2 = FreePort.pick()
+        let copy = try String(contentsOfFile: first.dir + "/lodestar.yaml", encoding: .utf8)
+            .replacingOccurrences(of: ":\(first.adminPort)\n", with: ":\(admin2)\n")
+        try copy.write(toFile: first.dir + "/copy.yaml", atomically: true, encoding: .utf8)
+        let twin = try LodestarProcess(zones: first.dir + "/zones", config: first.dir + "/copy.yaml")
+        defer { twin.stop() }
+        let twinPOP = POP(name: "pop0", server: twin, adminPort: admin2, dir: first.dir)
+        let both = Poll.seconds(limit: 6, every: 0.2) {
+            first.cluster["popNameConflict"] as? String != nil && twinPOP.cluster["popNameConflict"] as? String != nil
+        }
+        #expect(both != nil, "both see the other: \(first.cluster["popNameConflict"] ?? "-") / \(twinPOP.cluster["popNameConflict"] ?? "-")")
+        #expect(first.server.log().contains("writes as pop pop0 too"))
+        let metrics = try Command.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(admin2)/metrics"]).output
+        #expect(metrics.contains("\nlodestar_cluster_pop_name_conflict 1"))
+    }
+
     @Test("TLS to etcd with a client certificate: connected with it; without it, refused and said so", .timeLimit(.minutes(2)))
     func tlsToEtcd() throws {
         let certs = NSTemporaryDirectory() + "lodestar-etcd-certs-" + UUID().uuidString
