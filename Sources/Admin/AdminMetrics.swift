@@ -92,7 +92,8 @@ extension AdminServer {
                    c.viewAgeSeconds.map { [("", String(format: "%.3f", $0))] } ?? [])
         out.single("lodestar_cluster_own_verdicts_only", "gauge", "1 while etcd has been away past fallback-after: this POP decides alone.",
                    c.ownVerdictsOnly ? "1" : "0")
-        out.single("lodestar_cluster_writes_total", "counter", "Writes to etcd (votes, overrides, external input).", "\(c.writes)")
+        out.single("lodestar_cluster_writes_total", "counter", "Keys written to etcd (votes, heartbeats, overrides, external input).", "\(c.writes)")
+        out.single("lodestar_cluster_write_requests_total", "counter", "Requests to etcd that wrote keys (up to 100 votes per transaction).", "\(c.writeRequests)")
         out.single("lodestar_cluster_vote_bytes_total", "counter", "Octets of keys and values of this POP's vote writes.", "\(c.writeBytes)")
         out.single("lodestar_cluster_pop_name_conflict", "gauge", "1 while another process writes this POP's name (two POPs share cluster.pop).",
                    c.popNameConflict == nil ? "0" : "1")

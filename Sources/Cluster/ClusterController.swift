@@ -56,7 +56,9 @@ package final class ClusterController: @unchecked Sendable {
     var revision: Int64 = 0
     var stopped = false
     var fellBack = false
+    /// Keys written, requests that wrote them (votes go many to a transaction), their octets.
     var writes = 0
+    var writeRequests = 0
     var writeBytes = 0
     /// Compaction (the lease thread's own): the `compaction` key's version last seen, the store's
     /// revision seen at the last attempt (what the next winner compacts to), when that was, and
@@ -278,13 +280,17 @@ package final class ClusterController: @unchecked Sendable {
         try client.put(aliveKey, data, lease: leaseID)
         lock.withLock {
             writes += 1
+            writeRequests += 1
             writeBytes += data.count + aliveKey.utf8.count
         }
     }
 
     /// Writes this POP's votes that changed (or all of them, under a new lease).
     func publish(all: Bool) throws {
+        // Taken out of `unpublished` now: a verdict changing while these are written is pending
+        // again, not lost when they are done.
         let (leaseID, pending) = lock.withLock { () -> (Int64, [(String, Vote)]) in
+            guard lease != 0 else { return (0, []) }
             let names = all ? Set(own.keys) : unpublished
             let now = Date().timeIntervalSince1970
             var out: [(String, Vote)] = []
@@ -293,21 +299,41 @@ package final class ClusterController: @unchecked Sendable {
                 v.at = now
                 own[n] = v
                 out.append((n, v))
+                unpublished.remove(n)
             }
             return (lease, out)
         }
         guard leaseID != 0 else { return }
         let enc = JSONEncoder()
-        for (endpoint, vote) in pending {
-            let data = Array(try enc.encode(vote))
-            try client.put(voteKey(endpoint), data, lease: leaseID)
-            lock.withLock {
-                unpublished.remove(endpoint)
-                writes += 1
-                writeBytes += data.count + voteKey(endpoint).utf8.count
+        var done = 0
+        do {
+            // Up to `voteBatch` votes per transaction (etcd's --max-txn-ops is 128 by default).
+            while done < pending.count {
+                let batch = lock.withLock { voteBatch }
+                let chunk = pending[done..<min(pending.count, done + batch)]
+                let items = try chunk.map { (voteKey($0.0), Array(try enc.encode($0.1))) }
+                do {
+                    try client.putMany(items, lease: leaseID)
+                } catch let f as EtcdClient.Failure where f.description.contains("too many operations") && batch > 1 {
+                    logger.notice("cluster: etcd takes fewer operations per transaction (\(f)); writing votes one at a time")
+                    lock.withLock { voteBatch = 1 }
+                    continue
+                }
+                done += chunk.count
+                lock.withLock {
+                    writes += items.count
+                    writeRequests += 1
+                    writeBytes += items.reduce(0) { $0 + $1.0.utf8.count + $1.1.count }
+                }
             }
+        } catch {
+            lock.withLock { for (n, _) in pending[done...] where own[n] != nil { unpublished.insert(n) } }
+            throw error
         }
     }
+
+    /// Votes per transaction (1 after etcd refused a batch); under `lock`.
+    var voteBatch = 100
 
     func load(_ kvs: [EtcdClient.KeyValue], revision rev: Int64) {
         lock.withLock {
@@ -588,7 +614,7 @@ package final class ClusterController: @unchecked Sendable {
             } else {
                 try client.delete(key)
             }
-            lock.withLock { writes += 1 }
+            lock.withLock { writes += 1; writeRequests += 1 }
         } catch {
             lost(error)
             throw Unavailable(description: "the cluster's etcd is unreachable (\(error)): the anycast change was not made")
@@ -671,6 +697,7 @@ package final class ClusterController: @unchecked Sendable {
                     lock.withLock {
                         overrideRecords[kind + "/" + name] = value == nil ? nil : r
                         writes += 1
+                        writeRequests += 1
                     }
                     contact()
                     onOverrides(sharedOverrides)
@@ -693,7 +720,7 @@ package final class ClusterController: @unchecked Sendable {
             } else {
                 try client.delete(externalKey(endpoint))
             }
-            lock.withLock { writes += 1 }
+            lock.withLock { writes += 1; writeRequests += 1 }
         } catch {
             lost(error)
             throw Unavailable(description: "the cluster's etcd is unreachable (\(error)): the health input was not shared")
@@ -721,7 +748,7 @@ package final class ClusterController: @unchecked Sendable {
         package var viewAgeSeconds: Double?
         package var ownVerdictsOnly: Bool
         package var policy: String, quorum: Double, revision: Int64
-        package var writes: Int, writeBytes: Int
+        package var writes: Int, writeRequests: Int, writeBytes: Int
         /// Compactions of etcd's history this POP did (one POP of all does each).
         package var compactions: Int
         /// Another process writing this POP's name (seen in the last 2 minutes).
@@ -760,7 +787,7 @@ package final class ClusterController: @unchecked Sendable {
             }
             return Status(pop: settings.pop, connected: connected, etcd: client.endpoint.description, lastError: lastError,
                           viewAgeSeconds: lastContact.map { mono - $0 }, ownVerdictsOnly: fellBack, policy: settings.policy.rawValue,
-                          quorum: settings.quorum, revision: revision, writes: writes, writeBytes: writeBytes,
+                          quorum: settings.quorum, revision: revision, writes: writes, writeRequests: writeRequests, writeBytes: writeBytes,
                           compactions: compactions,
                           popNameConflict: nameConflict.flatMap { mono - $0.at <= 120 ? $0.text : nil },
                           pops: heartbeats.sorted { $0.key < $1.key }.map { pop, at in

@@ -237,6 +237,20 @@ package final class EtcdClient: @unchecked Sendable {
         return (o["succeeded"] as? Bool) == true
     }
 
+    /// Puts every key in one transaction (keys distinct; at most etcd's --max-txn-ops).
+    package func putMany(_ items: [(key: String, value: [UInt8])], lease: Int64 = 0) throws {
+        if items.count == 1 {
+            try put(items[0].key, items[0].value, lease: lease)
+            return
+        }
+        let ops: [[String: Any]] = items.map { item in
+            var put: [String: Any] = ["key": Self.b64(item.key), "value": Self.b64(item.value)]
+            if lease != 0 { put["lease"] = "\(lease)" }
+            return ["request_put": put]
+        }
+        _ = try call("/v3/kv/txn", ["success": ops])
+    }
+
     /// Puts `value` only if the key's version (how many times it was written since created; 0:
     /// absent) is still `version`. Whether it was, the key's version after the call, and the
     /// store's revision.

@@ -319,15 +319,18 @@ struct ClusterTests {
             """.write(toFile: dir + "/lodestar.yaml", atomically: true, encoding: .utf8)
         let server = try LodestarProcess(zones: dir + "/zones", config: dir + "/lodestar.yaml", startupTimeout: 30)
         defer { server.stop() }
-        func counters() -> (writes: Double, bytes: Double) {
+        func counters() -> (writes: Double, bytes: Double, requests: Double) {
             let m = (try? Command.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(admin)/metrics"]).output) ?? ""
             func value(_ name: String) -> Double {
                 m.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) } ?? -1
             }
-            return (value("lodestar_cluster_writes_total"), value("lodestar_cluster_vote_bytes_total"))
+            return (value("lodestar_cluster_writes_total"), value("lodestar_cluster_vote_bytes_total"), value("lodestar_cluster_write_requests_total"))
         }
-        // The first publication: every endpoint's vote.
-        #expect(Poll.seconds(limit: 20, every: 0.2) { counters().writes >= 1000 } != nil, "\(counters())")
+        // The first publication: every endpoint's vote, one request (and connection) each.
+        _ = Poll.seconds(limit: 20, every: 0.02) { counters().writes >= 1 }
+        let publishing = Date()
+        #expect(Poll.seconds(limit: 20, every: 0.02) { counters().writes >= 1000 } != nil, "\(counters())")
+        let publishSeconds = Date().timeIntervalSince(publishing)
         usleep(2_000_000)
         let start = counters()
         let t0 = Date()
@@ -339,9 +342,10 @@ struct ClusterTests {
         _ = Poll.seconds(limit: 20, every: 0.2) { counters().writes - steady.writes >= 1000 }
         let flip = counters()
         let steadyWrites = (steady.writes - start.writes) / seconds, steadyBytes = (steady.bytes - start.bytes) / seconds
-        print("cluster: 1,000 endpoints every 10 s: first publication \(Int(start.writes)) writes, \(Int(start.bytes)) octets; steady \(String(format: "%.2f", steadyWrites)) writes/s, \(String(format: "%.0f", steadyBytes)) octets/s; all 1,000 changing: \(Int(flip.writes - steady.writes)) writes, \(Int(flip.bytes - steady.bytes)) octets")
+        print("cluster: 1,000 endpoints every 10 s: first publication \(Int(start.writes)) writes, \(Int(start.bytes)) octets in \(Int(start.requests)) requests, \(String(format: "%.2f", publishSeconds)) s; steady \(String(format: "%.2f", steadyWrites)) writes/s, \(String(format: "%.0f", steadyBytes)) octets/s; all 1,000 changing: \(Int(flip.writes - steady.writes)) writes in \(Int(flip.requests - steady.requests)) requests, \(Int(flip.bytes - steady.bytes)) octets")
         #expect(steadyWrites < 1, "steady state: heartbeats only, not a write per probe: \(steadyWrites)/s")
         #expect(flip.writes - steady.writes >= 1000 && flip.writes - steady.writes < 1100)
+        #expect(start.requests < 100 && flip.requests - steady.requests < 100, "votes batched: \(start.requests), \(flip.requests - steady.requests) requests")
         // A second POP joining reads over 2,000 keys, 1,000 per request, at one revision: it sees
         // every vote of the first.
         let admin2 = FreePort.pick()
