@@ -94,7 +94,7 @@ extension AdminServer {
                    c.ownVerdictsOnly ? "1" : "0")
         out.single("lodestar_cluster_writes_total", "counter", "Keys written to etcd (votes, heartbeats, overrides, external input).", "\(c.writes)")
         out.single("lodestar_cluster_write_requests_total", "counter", "Requests to etcd that wrote keys (up to 100 votes per transaction).", "\(c.writeRequests)")
-        out.single("lodestar_cluster_vote_bytes_total", "counter", "Octets of keys and values of this POP's vote writes.", "\(c.writeBytes)")
+        out.single("lodestar_cluster_vote_bytes_total", "counter", "Octets of keys and values this POP wrote as votes and heartbeats.", "\(c.writeBytes)")
         out.single("lodestar_cluster_pop_name_conflict", "gauge", "1 while another process writes this POP's name (two POPs share cluster.pop).",
                    c.popNameConflict == nil ? "0" : "1")
         out.single("lodestar_cluster_compactions_total", "counter", "Compactions of etcd's history done by this POP (one POP of all does each).", "\(c.compactions)")
