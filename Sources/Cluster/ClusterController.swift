@@ -278,11 +278,7 @@ package final class ClusterController: @unchecked Sendable {
         let data = Array(try JSONEncoder().encode(Beat(at: Date().timeIntervalSince1970, rtt: lock.withLock { ownRTT },
                                                         id: instance, host: Self.host)))
         try client.put(aliveKey, data, lease: leaseID)
-        lock.withLock {
-            writes += 1
-            writeRequests += 1
-            writeBytes += data.count + aliveKey.utf8.count
-        }
+        wrote(keys: 1, octets: data.count + aliveKey.utf8.count)
     }
 
     /// Writes this POP's votes that changed (or all of them, under a new lease).
@@ -320,15 +316,20 @@ package final class ClusterController: @unchecked Sendable {
                     continue
                 }
                 done += chunk.count
-                lock.withLock {
-                    writes += items.count
-                    writeRequests += 1
-                    writeBytes += items.reduce(0) { $0 + $1.0.utf8.count + $1.1.count }
-                }
+                wrote(keys: items.count, octets: items.reduce(0) { $0 + $1.0.utf8.count + $1.1.count })
             }
         } catch {
             lock.withLock { for (n, _) in pending[done...] where own[n] != nil { unpublished.insert(n) } }
             throw error
+        }
+    }
+
+    /// Counts one request that wrote `keys` keys (`octets` of keys and values, for votes and heartbeats).
+    func wrote(keys: Int, octets: Int = 0) {
+        lock.withLock {
+            writes += keys
+            writeRequests += 1
+            writeBytes += octets
         }
     }
 
@@ -446,14 +447,10 @@ package final class ClusterController: @unchecked Sendable {
         lock.withLock {
             heartbeats[pop] = beat.map { max($0.at, now) }
             popRTT[pop] = beat?.rtt
-            if beat == nil {
-                popHosts[pop] = nil
-                popClockOffset[pop] = nil
-            }
+            if beat == nil { liveBeats[pop] = nil }
             guard let beat, live else { return }
-            popHosts[pop] = beat.host
             let offset = beat.at - now
-            popClockOffset[pop] = offset
+            liveBeats[pop] = (beat.host, offset)
             if abs(offset) > Self.skewTolerance {
                 if !skewWarned.contains(pop) { skew = offset }
                 skewWarned.insert(pop)
@@ -480,8 +477,8 @@ package final class ClusterController: @unchecked Sendable {
     /// Clock offsets larger than this are logged.
     static let skewTolerance = 5.0
     var skewWarned: Set<String> = []
-    var popHosts: [String: String] = [:]
-    var popClockOffset: [String: Double] = [:]
+    /// Each POP's host and clock offset (its time minus ours) at its last heartbeat seen live.
+    var liveBeats: [String: (host: String?, clockOffset: Double)] = [:]
     /// Another process heard writing this POP's heartbeat, and when (monotonic).
     var nameConflict: (text: String, at: Double)? = nil
 
@@ -614,7 +611,7 @@ package final class ClusterController: @unchecked Sendable {
             } else {
                 try client.delete(key)
             }
-            lock.withLock { writes += 1; writeRequests += 1 }
+            wrote(keys: 1)
         } catch {
             lost(error)
             throw Unavailable(description: "the cluster's etcd is unreachable (\(error)): the anycast change was not made")
@@ -694,11 +691,8 @@ package final class ClusterController: @unchecked Sendable {
                 r.at = Date().timeIntervalSince1970
                 let value = (r.state == nil && r.weight == nil) ? nil : Array(try JSONEncoder().encode(r))
                 if try client.compareAndSet(key, modRevision: current?.modRevision ?? 0, value: value) {
-                    lock.withLock {
-                        overrideRecords[kind + "/" + name] = value == nil ? nil : r
-                        writes += 1
-                        writeRequests += 1
-                    }
+                    lock.withLock { overrideRecords[kind + "/" + name] = value == nil ? nil : r }
+                    wrote(keys: 1)
                     contact()
                     onOverrides(sharedOverrides)
                     return
@@ -720,7 +714,7 @@ package final class ClusterController: @unchecked Sendable {
             } else {
                 try client.delete(externalKey(endpoint))
             }
-            lock.withLock { writes += 1; writeRequests += 1 }
+            wrote(keys: 1)
         } catch {
             lost(error)
             throw Unavailable(description: "the cluster's etcd is unreachable (\(error)): the health input was not shared")
@@ -791,8 +785,8 @@ package final class ClusterController: @unchecked Sendable {
                           compactions: compactions,
                           popNameConflict: nameConflict.flatMap { mono - $0.at <= 120 ? $0.text : nil },
                           pops: heartbeats.sorted { $0.key < $1.key }.map { pop, at in
-                              POPStatus(pop: pop, host: popHosts[pop], heartbeatAgeSeconds: max(0, now - at),
-                                        clockOffsetSeconds: popClockOffset[pop])
+                              POPStatus(pop: pop, host: liveBeats[pop]?.host, heartbeatAgeSeconds: max(0, now - at),
+                                        clockOffsetSeconds: liveBeats[pop]?.clockOffset)
                           },
                           endpoints: eps,
                           overrides: provenance)

@@ -57,8 +57,8 @@ package enum SnapshotLoader {
         if needsLocation {
             city = try config.geoDatabase.map { try open($0, reusing: previous?.table.city) }
             asn = try config.asnDatabase.map { try open($0, reusing: previous?.table.asn) }
-            if city == nil, let n = model.names.first(where: { needsDatabase($0, model) }) {
-                throw ConfigError(file: file, line: n.line, message: n.has(.geo) && needsDatabase(n, model, latency: false)
+            if city == nil, let n = model.names.first(where: { geoNeedsDatabase($0) || latencyNeedsDatabase($0, model) }) {
+                throw ConfigError(file: file, line: n.line, message: geoNeedsDatabase(n)
                     ? "name \(n.name) has geo rules by continent, country, subdivision or distance, but no geo.database is configured"
                     : "name \(n.name) has a latency map by continent or country, or a row without every region (estimated from distance), but no geo.database is configured")
             }
@@ -67,17 +67,19 @@ package enum SnapshotLoader {
         return SteeringRuntime(table: table, health: health(model), counters: AnswerCounters(model: model), zones: zones)
     }
 
-    /// Whether the name's steps need the city database: geo rules other than CIDR maps and a
-    /// default; a latency map with continent or country rows, or a row that leaves a region of the
-    /// name's pools to be estimated from the client's distance.
-    static func needsDatabase(_ n: SteeredName, _ model: SteeringModel, latency: Bool = true) -> Bool {
-        if latency, n.has(.latency), let lat = n.latency {
-            if !lat.continent.isEmpty || !lat.country.isEmpty { return true }
-            let regions = Set(n.pools.map { model.pools[$0].region })
-            if ([lat.defaultRTT] + lat.nets.map(\.1)).contains(where: { row in !regions.allSatisfy { row[$0] != nil } }) { return true }
-        }
+    /// Whether the name's geo step needs the city database: rules other than CIDR maps and a default.
+    static func geoNeedsDatabase(_ n: SteeredName) -> Bool {
         guard n.has(.geo), let g = n.geo else { return false }
         return !(g.continent.isEmpty && g.country.isEmpty && g.subdivision.isEmpty && g.asn.isEmpty && g.defaultRegions != nil)
+    }
+
+    /// Whether the name's latency step needs it: continent or country rows, or a row that leaves a
+    /// region of the name's pools to be estimated from the client's distance.
+    static func latencyNeedsDatabase(_ n: SteeredName, _ model: SteeringModel) -> Bool {
+        guard n.has(.latency), let lat = n.latency else { return false }
+        if !lat.continent.isEmpty || !lat.country.isEmpty { return true }
+        let regions = Set(n.pools.map { model.pools[$0].region })
+        return ([lat.defaultRTT] + lat.nets.map(\.1)).contains { row in !regions.allSatisfy { row[$0] != nil } }
     }
 
     /// Opens a database, or keeps the one already open when the file has not changed.

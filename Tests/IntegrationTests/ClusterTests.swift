@@ -233,18 +233,24 @@ struct ClusterTests {
         #expect(Poll.seconds(limit: 5, every: 0.1) { pops[1].votes().count == 3 } != nil, "every vote published again")
     }
 
-    /// A key written straight to etcd's JSON gateway (as another POP would).
+    static func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
+
+    /// POSTs `body` to etcd's JSON gateway on the first member (as another POP or an operator
+    /// would); the reply's text.
+    static func gateway(_ etcd: EtcdCluster, _ path: String, _ body: String) throws -> String {
+        try Command.run("/usr/bin/curl", ["-s", "--max-time", "3", "-X", "POST", etcd.endpoints[0] + path, "-d", body]).output
+    }
+
+    /// A key written straight to etcd.
     static func put(_ etcd: EtcdCluster, _ key: String, _ value: String) throws {
-        let body = "{\"key\":\"\(Data(key.utf8).base64EncodedString())\",\"value\":\"\(Data(value.utf8).base64EncodedString())\"}"
-        let r = try Command.run("/usr/bin/curl", ["-s", "--max-time", "2", "-X", "POST", etcd.endpoints[0] + "/v3/kv/put", "-d", body])
-        guard r.output.contains("revision") else { throw TestFailure("put \(key): \(r.output)") }
+        let out = try gateway(etcd, "/v3/kv/put", "{\"key\":\"\(b64(key))\",\"value\":\"\(b64(value))\"}")
+        guard out.contains("revision") else { throw TestFailure("put \(key): \(out)") }
     }
 
     /// Whether etcd's history before `revision` is gone (a read at it is refused as compacted).
     static func compactedBefore(_ etcd: EtcdCluster, revision: Int) -> Bool {
-        let body = "{\"key\":\"\(Data("/".utf8).base64EncodedString())\",\"revision\":\"\(revision)\"}"
-        let r = try? Command.run("/usr/bin/curl", ["-s", "--max-time", "2", "-X", "POST", etcd.endpoints[0] + "/v3/kv/range", "-d", body])
-        return r?.output.contains("compacted") == true
+        let out = try? gateway(etcd, "/v3/kv/range", "{\"key\":\"\(b64("/"))\",\"revision\":\"\(revision)\"}")
+        return out?.contains("compacted") == true
     }
 
     @Test("measured: from a vote written to etcd to every POP's answer changing, median and p99 over 50 changes",
@@ -354,10 +360,9 @@ struct ClusterTests {
         try config2.write(toFile: dir + "/lodestar2.yaml", atomically: true, encoding: .utf8)
         let second = try LodestarProcess(zones: dir + "/zones", config: dir + "/lodestar2.yaml", startupTimeout: 30)
         defer { second.stop() }
+        let secondPOP = POP(name: "pop1", server: second, adminPort: admin2, dir: dir)
         func pop0Down() -> Int {
-            let r = try? Command.run("/usr/bin/curl", ["-s", "--max-time", "5", "http://127.0.0.1:\(admin2)/v1/state"], timeout: 8)
-            let o = (r.flatMap { try? JSONSerialization.jsonObject(with: Data($0.output.utf8)) } as? [String: Any]) ?? [:]
-            let eps = ((o["cluster"] as? [String: Any])?["endpoints"] as? [[String: Any]]) ?? []
+            let eps = secondPOP.cluster["endpoints"] as? [[String: Any]] ?? []
             return eps.filter { e in
                 ((e["votes"] as? [[String: Any]]) ?? []).contains { $0["pop"] as? String == "pop0" && $0["up"] as? Bool == false }
             }.count
@@ -389,8 +394,7 @@ struct ClusterTests {
         #expect(lat(local) == Self.na, "rtt: local keeps its own RTTs")
         #expect(mean.answer() == Self.na, "a name without a latency step does not move")
         // That POP gone: its heartbeat no longer counts, back to us-east.
-        _ = try Command.run("/usr/bin/curl", ["-s", "--max-time", "2", "-X", "POST", etcd.endpoints[0] + "/v3/kv/deleterange",
-                                              "-d", "{\"key\":\"\(Data("/lodestar/test/pops/far".utf8).base64EncodedString())\"}"])
+        _ = try Self.gateway(etcd, "/v3/kv/deleterange", "{\"key\":\"\(Self.b64("/lodestar/test/pops/far"))\"}")
         #expect(Poll.seconds(limit: 5, every: 0.1) { lat(mean) == Self.na } != nil, "back to us-east")
     }
 
@@ -400,17 +404,16 @@ struct ClusterTests {
         let f = try Fixture(etcd: 1)
         defer { f.stop() }
         let (etcd, root, originPort) = (f.etcd, f.root, f.originPort)
-        func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
         func gateway(_ path: String, _ body: String) throws {
-            let r = try Command.run("/usr/bin/curl", ["-s", "--max-time", "3", "-X", "POST", etcd.endpoints[0] + path, "-d", body])
-            guard r.output.contains("header"), !r.output.contains("\"error\"") else { throw TestFailure("\(path): \(r.output)") }
+            let out = try Self.gateway(etcd, path, body)
+            guard out.contains("header"), !out.contains("\"error\"") else { throw TestFailure("\(path): \(out)") }
         }
         // A root user, and a user "pop" that may read and write /lodestar/test/ only.
         try gateway("/v3/auth/role/add", "{\"name\":\"root\"}")
         try gateway("/v3/auth/user/add", "{\"name\":\"root\",\"password\":\"root-secret\"}")
         try gateway("/v3/auth/user/grant", "{\"user\":\"root\",\"role\":\"root\"}")
         try gateway("/v3/auth/role/add", "{\"name\":\"lodestar\"}")
-        try gateway("/v3/auth/role/grant", "{\"name\":\"lodestar\",\"perm\":{\"permType\":\"READWRITE\",\"key\":\"\(b64("/lodestar/test/"))\",\"range_end\":\"\(b64("/lodestar/test0"))\"}}")
+        try gateway("/v3/auth/role/grant", "{\"name\":\"lodestar\",\"perm\":{\"permType\":\"READWRITE\",\"key\":\"\(Self.b64("/lodestar/test/"))\",\"range_end\":\"\(Self.b64("/lodestar/test0"))\"}}")
         try gateway("/v3/auth/user/add", "{\"name\":\"pop\",\"password\":\"pop-secret\"}")
         try gateway("/v3/auth/user/grant", "{\"user\":\"pop\",\"role\":\"lodestar\"}")
         try gateway("/v3/auth/enable", "{}")
