@@ -9,7 +9,7 @@ set -euo pipefail
 packages=(libldns-dev libmaxminddb-dev bind9-dnsutils pkg-config)
 for arg in "$@"; do
   case "$arg" in
-    --test) packages+=(knot knot-dnsutils curl bird2 iproute2 prometheus dnsdist systemd man-db etcd-server) ;;
+    --test) packages+=(knot knot-dnsutils curl bird2 iproute2 prometheus dnsdist systemd man-db etcd-server lintian) ;;
     --bench) packages+=(knot knot-dnsutils nsd gdnsd dnsperf ldnsutils gcc iproute2 pdns-server pdns-backend-bind pdns-backend-geoip) ;;
     *) echo "unknown option $arg" >&2; exit 2 ;;
   esac
