@@ -34,12 +34,15 @@ package final class TCPServer: Sendable {
     /// The process's descriptor budget for TCP connections (`DescriptorBudget`), below the
     /// configured maximum when the limit on open files is lower.
     let descriptorCap: Int
+    /// Refused connections, failed accepts and PROXY drops, logged at most every 10 s a reason.
+    let throttle: LogThrottle
 
     package init(store: SnapshotStore, logger: Logger, threads: Int = 1, descriptorCap: Int = .max) {
         self.store = store
         self.logger = logger
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         self.descriptorCap = descriptorCap
+        self.throttle = LogThrottle(logger: logger)
     }
 
     /// Listening sockets opened by `open`, served by `start`.
@@ -60,12 +63,27 @@ package final class TCPServer: Sendable {
     package func start() throws {
         for (address, fd) in opened.withLock({ $0 }) {
             let bootstrap = ServerBootstrap(group: group)
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .serverChannelInitializer { [self] channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(AcceptFailureLogger(throttle: throttle, address: "\(address)"))
+                    }
+                }
+                // IPPROTO_TCP's TCP_NODELAY: `.socketOption(.tcp_nodelay)` would set SOL_SOCKET option 1,
+                // SO_DEBUG, which needs CAP_NET_ADMIN and closed every connection of an unprivileged server.
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 128 * 1024))
                 .childChannelInitializer { [self] channel in
                     let snapshot = store.current
                     let client = ClientAddress(bytes: channel.remoteAddress?.ipAddress.flatMap(IPAddress.parse) ?? [])
-                    guard admit(client, snapshot.listener) else { return channel.close() }
+                    guard admit(client, snapshot.listener) else {
+                        let peer = IPAddress.format(client.bytes)
+                        let o = snapshot.listener
+                        throttle.warn(.tcpRefused, peer: peer, """
+                            TCP connection from \(peer) closed: over tcp-max-connections (\(o.tcpMaxConnections), \
+                            descriptor budget \(descriptorCap)) or tcp-max-connections-per-client (\(o.tcpMaxConnectionsPerClient))
+                            """)
+                        return channel.close()
+                    }
                     channel.closeFuture.whenComplete { _ in self.release(client) }
                     let idle = TimeAmount.milliseconds(Int64(snapshot.listener.tcpIdleTimeout * 1000))
                     let handler = DNSConnectionHandler(server: self, client: client,
@@ -173,6 +191,9 @@ final class DNSConnectionHandler: ChannelInboundHandler {
             QueryMetrics.shared.recordProxy(.proxied)
         case (.header, .invalid):
             QueryMetrics.shared.recordProxy(.noHeader)
+            let peer = IPAddress.format(client.bytes)
+            server.throttle.warn(.proxyMissing, peer: peer,
+                                 "PROXY: TCP connection from \(peer) closed: no valid PROXY v2 header (the peer is in proxy-protocol.allow)")
             closed = true
             context.close(promise: nil)
             return false
@@ -181,6 +202,7 @@ final class DNSConnectionHandler: ChannelInboundHandler {
             return false
         case (.noHeader, .header):
             QueryMetrics.shared.recordProxy(.notAllowed)
+            logNotAllowed()
             closed = true
             context.close(promise: nil)
             return false
@@ -189,6 +211,7 @@ final class DNSConnectionHandler: ChannelInboundHandler {
             if buffer!.readableBytes >= ProxyHeader.signature.count,
                 buffer!.withUnsafeReadableBytes({ ProxyHeader.startsWithSignature($0) }) {
                 QueryMetrics.shared.recordProxy(.notAllowed)
+                logNotAllowed()
                 closed = true
                 context.close(promise: nil)
                 return false
@@ -196,6 +219,12 @@ final class DNSConnectionHandler: ChannelInboundHandler {
         }
         proxy = nil
         return true
+    }
+
+    func logNotAllowed() {
+        let peer = IPAddress.format(client.bytes)
+        server.throttle.warn(.proxyNotAllowed, peer: peer,
+                             "PROXY: TCP connection from \(peer) closed: a PROXY header from a peer not in proxy-protocol.allow")
     }
 
     /// The whole message (or header) is due within the timeout of its first octet; more octets do not extend it.
@@ -245,6 +274,15 @@ final class DNSConnectionHandler: ChannelInboundHandler {
         if wrote { context.flush() }
         if transfer != nil { pump(context) }
         let idle = pending.isEmpty && transfer == nil
+        // The whole-message deadline runs only while reading: a message half read when reading
+        // stopped (answers backing up behind a client that pipelines) waits for the client to take
+        // its answers, which the write timeout bounds; it gets a fresh deadline once reading resumes.
+        if idle {
+            if buffer != nil { armDeadline(context) }
+        } else {
+            deadline?.cancel()
+            deadline = nil
+        }
         context.channel.setOption(.autoRead, value: idle).whenFailure { _ in }
     }
 
@@ -375,5 +413,25 @@ final class DNSConnectionHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
+    }
+}
+
+/// On a listening channel: says why an accept failed (out of descriptors, out of memory), at most a
+/// line every 10 s, instead of NIO's silence; the listener goes on accepting.
+final class AcceptFailureLogger: ChannelInboundHandler {
+    typealias InboundIn = Channel
+    let throttle: LogThrottle
+    let address: String
+
+    init(throttle: LogThrottle, address: String) {
+        self.throttle = throttle
+        self.address = address
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        var reason = "\(error)"
+        if let e = error as? IOError { reason = "\(e.description) (errno \(e.errnoCode))" }
+        throttle.warn(.tcpAccept, peer: address, "TCP accept on \(address) failed: \(reason)")
+        context.fireErrorCaught(error)
     }
 }

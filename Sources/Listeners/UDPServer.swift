@@ -27,6 +27,8 @@ package final class UDPServer: Sendable {
     static let limitLogSeconds: UInt64 = 10
     /// Whether a response still too large after answering it again smaller was logged (once).
     static let tooBigLogged = Atomic<Bool>(false)
+    /// Dropped PROXY datagrams, logged at most every 10 s.
+    let throttle: LogThrottle
     let stopping = Atomic<Bool>(false)
     let running = Atomic<Int>(0)
     private let sockets: Mutex<[Int32]> = Mutex([])
@@ -35,6 +37,7 @@ package final class UDPServer: Sendable {
     package init(store: SnapshotStore, workers: Int, logger: Logger) {
         self.store = store
         self.logger = logger
+        self.throttle = LogThrottle(logger: logger)
         self.workers = workers > 0 ? workers : max(1, ProcessInfo.processInfo.activeProcessorCount)
     }
 
@@ -153,6 +156,7 @@ package final class UDPServer: Sendable {
                 if proxied {
                     guard let inner = Self.unwrapProxy(packet, client: &client, allow: proxyAllow) else {
                         lodestar_batch_set_out_len(batch, i, 0)
+                        logProxyDrop(client, allowed: proxyAllow.allows(client))
                         continue
                     }
                     packet = inner
@@ -220,6 +224,17 @@ package final class UDPServer: Sendable {
             (burst \(s.burst)); \(s.logOnly ? "log-only, sent anyway" : "slip \(s.slip), the rest dropped") \
             (logged at most every \(Self.limitLogSeconds) s per loop)
             """, metadata: ["prefix": "\(RateLimiter.prefixText(client, s))"])
+    }
+
+    /// Says why a datagram was dropped (at most a line every 10 s).
+    @inline(never)
+    func logProxyDrop(_ client: ClientAddress, allowed: Bool) {
+        let peer = IPAddress.format(client.bytes)
+        if allowed {
+            throttle.warn(.proxyMissing, peer: peer, "PROXY: UDP datagram from \(peer) dropped: no valid PROXY v2 header (the peer is in proxy-protocol.allow)")
+        } else {
+            throttle.warn(.proxyNotAllowed, peer: peer, "PROXY: UDP datagram from \(peer) dropped: a PROXY header from a peer not in proxy-protocol.allow")
+        }
     }
 
     /// A datagram under PROXY protocol v2: from an allowed peer, the query after the header and
