@@ -75,7 +75,7 @@ let package = Package(
         // YAML to a validated model with file:line errors; the only importer of Yams.
         .target(
             name: "Config",
-            dependencies: ["DNSWire", "Steering", "Prober", "Anycast", "Protection", "Cluster", .product(name: "Yams", package: "Yams")],
+            dependencies: ["DNSWire", "Zones", "Steering", "Prober", "Anycast", "Protection", "Cluster", .product(name: "Yams", package: "Yams")],
             swiftSettings: crossModule
         ),
         // Moves packets: the UDP batch loops and the TCP server, over a snapshot store.
@@ -116,7 +116,7 @@ let package = Package(
         .executableTarget(
             name: "lodestar",
             dependencies: [
-                "Server", "Config", "Admin", "Cluster", "DNSWire", "Zones", "Steering",
+                "Server", "Config", "Admin", "Cluster", "DNSWire", "Zones", "Steering", "Geo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -37,13 +37,9 @@ public final class GeoDatabase: @unchecked Sendable {
         }
         ipVersion = Int(db.pointee.metadata.ip_version)
         databaseType = db.pointee.metadata.database_type.map { String(cString: $0) } ?? "unknown"
-        do {
-            try loadRecords()
-        } catch {
-            MMDB_close(db)
-            db.deallocate()
-            throw error
-        }
+        // Every stored property is set: a throw from here on runs deinit, which closes and frees
+        // the handle (closing it here too freed it twice: a damaged file crashed the reload).
+        try loadRecords()
     }
 
     deinit {
@@ -79,9 +75,35 @@ public final class GeoDatabase: @unchecked Sendable {
             }
         }
         offsets = found.sorted()
+        try verify()
         records = offsets.map { offset in
             var entry = MMDB_entry_s(mmdb: db, offset: offset)
             return decode(&entry, prefixLength: 0)
+        }
+    }
+
+    /// The whole file checked before any record is used (`MMDBVerifier`): a damaged database is
+    /// refused, never half used.
+    private func verify() throws {
+        let m = db.pointee
+        guard let file = m.file_content, let dataStart = m.data_section, let meta = m.metadata_section, m.file_size > 0 else {
+            throw GeoError(file: path, message: "not mapped")
+        }
+        let treeSize = Int(m.metadata.node_count) * Int(m.full_record_byte_size)
+        let dataOffset = dataStart - file
+        let metaOffset = meta - file
+        // The data section ends where the metadata marker begins.
+        let dataEnd = metaOffset - MMDBVerifier.markerLength
+        guard treeSize + 16 == dataOffset, dataOffset <= dataEnd, metaOffset <= m.file_size else {
+            throw GeoError(file: path, message: "the search tree (\(m.metadata.node_count) nodes of \(m.full_record_byte_size) octets) does not fit before the metadata: a truncated or damaged file")
+        }
+        do {
+            try MMDBVerifier.verify(tree: UnsafeRawBufferPointer(start: file, count: treeSize),
+                                    separator: UnsafeRawBufferPointer(start: file + treeSize, count: 16),
+                                    dataSection: UnsafeRawBufferPointer(start: dataStart, count: dataEnd - dataOffset),
+                                    treeOffsets: offsets)
+        } catch let e as MMDBVerifier.Failure {
+            throw GeoError(file: path, message: "damaged database: \(e.description)")
         }
     }
 

@@ -20,7 +20,7 @@ import Testing
         "Prober": ["DNSWire", "Steering", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix", "NIOHTTP1", "NIOSSL", "NIOTLS"],
         "Anycast": ["Prober", "Steering", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix"],
         "Cluster": ["Steering", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix", "NIOSSL"],
-        "Config": ["DNSWire", "Steering", "Prober", "Anycast", "Protection", "Cluster", "Foundation", "Yams"],
+        "Config": ["DNSWire", "Zones", "Steering", "Prober", "Anycast", "Protection", "Cluster", "Foundation", "Yams"],
         "Listeners": ["Engine", "Protection", "DNSWire", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix"],
         "Admin": ["Engine", "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast", "Cluster", "CLodestarSys", "Foundation", "Logging",
                   "NIOCore", "NIOPosix", "NIOHTTP1"],
@@ -28,7 +28,7 @@ import Testing
                    "Protection", "Cluster", "CLodestarSys", "Foundation", "Logging"],
         "lodestar-fuzz": ["Server", "Admin", "Config", "Engine", "DNSWire", "Zones", "Anycast", "Protection", "NIOHTTP1",
                           "Foundation", "Logging"],
-        "lodestar": ["Server", "Config", "Admin", "Cluster", "DNSWire", "Zones", "Steering", "ArgumentParser", "Foundation", "Logging"],
+        "lodestar": ["Server", "Config", "Admin", "Cluster", "DNSWire", "Zones", "Steering", "Geo", "ArgumentParser", "Foundation", "Logging"],
     ]
 
     static var sources: URL {

@@ -1,0 +1,187 @@
+/// Checks a MaxMind database whole before it is used, as MaxMind's own Go reader's `Verify` does:
+/// a file that libmaxminddb opens can still be damaged (a half-written update, two files run
+/// together) and then answer some addresses wrongly instead of failing.
+///
+/// - the search tree's size fits the file, and the 16-octet separator after it is zero;
+/// - every data pointer of the tree lands inside the data section;
+/// - the data section decodes value after value from its first octet to the metadata marker, every
+///   value well formed (known types, sizes within bounds, map keys strings, pointers to the start of
+///   a value that is not itself a pointer, nesting at most `maxDepth`);
+/// - every top-level value is one the tree or a pointer points to (the Go reader wants the tree's;
+///   writers such as Python's mmdb-writer put shared keys first, reached only by pointers), and
+///   every record the tree points to is found.
+///
+/// Pure: works on the octets of the file, whoever mapped them. Bounded: one pass over the data
+/// section plus one bit per octet of it.
+package struct MMDBVerifier {
+    /// Nesting of maps and arrays beyond this is damage (libmaxminddb and the Go reader stop at 512).
+    static let maxDepth = 512
+    /// Octets of the marker before the metadata: 0xAB 0xCD 0xEF "MaxMind.com".
+    static let markerLength = 14
+
+    let data: UnsafeRawBufferPointer
+    /// Starts of every value decoded (nested ones too): pointer targets must be one of them.
+    private var starts: [UInt64]
+    /// Pointer targets seen (a bit per octet), checked against `starts` at the end.
+    private var targets: [UInt64]
+
+    package struct Failure: Error, CustomStringConvertible {
+        package var description: String
+    }
+
+    private init(data: UnsafeRawBufferPointer) {
+        self.data = data
+        starts = [UInt64](repeating: 0, count: data.count / 64 + 1)
+        targets = starts
+    }
+
+    /// Verifies the file whose search tree starts at `tree` (its first octet) of `treeSize` octets,
+    /// followed by the separator and the data section `dataSection` (up to the metadata marker).
+    /// `treeOffsets` are the data offsets the search tree points to (already walked by the caller).
+    package static func verify(tree: UnsafeRawBufferPointer, separator: UnsafeRawBufferPointer,
+                               dataSection: UnsafeRawBufferPointer, treeOffsets: [UInt32]) throws {
+        guard separator.count == 16, separator.allSatisfy({ $0 == 0 }) else {
+            throw Failure(description: "the 16 octets after the search tree are not zero (a damaged or truncated file)")
+        }
+        var v = MMDBVerifier(data: dataSection)
+        var pointed = Set<UInt32>(minimumCapacity: treeOffsets.count)
+        for o in treeOffsets {
+            guard Int(o) < dataSection.count else {
+                throw Failure(description: "the search tree points to offset \(o), past the data section (\(dataSection.count) octets)")
+            }
+            pointed.insert(o)
+        }
+        var offset = 0
+        var seen = 0
+        var unreferenced: [Int] = []
+        while offset < dataSection.count {
+            let start = offset
+            if pointed.contains(UInt32(start)) { seen += 1 } else { unreferenced.append(start) }
+            offset = try v.value(at: offset, depth: 0)
+        }
+        for start in unreferenced where v.targets[start / 64] & (1 << UInt64(start % 64)) == 0 {
+            throw Failure(description: "data at offset \(start) that nothing points to (two files run together, or garbage)")
+        }
+        guard seen == pointed.count else {
+            throw Failure(description: "the search tree points to \(pointed.count) records, the data section holds \(seen) of them")
+        }
+        for (i, word) in v.targets.enumerated() where word & ~v.starts[i] != 0 {
+            let t = i * 64 + (word & ~v.starts[i]).trailingZeroBitCount
+            throw Failure(description: "a pointer to offset \(t), which is not the start of a value")
+        }
+    }
+
+    private func byte(_ at: Int) throws -> UInt8 {
+        guard at >= 0, at < data.count else { throw Failure(description: "a value runs past the end of the data section at offset \(at)") }
+        return data[at]
+    }
+
+    /// Big-endian unsigned of `count` octets at `at`.
+    private func unsigned(_ at: Int, _ count: Int) throws -> UInt64 {
+        guard count <= 8, at >= 0, count <= data.count - at else {
+            throw Failure(description: "a value runs past the end of the data section at offset \(at)")
+        }
+        var v: UInt64 = 0
+        for i in 0..<count { v = v << 8 | UInt64(data[at + i]) }
+        return v
+    }
+
+    /// The type and size of the value whose control byte is at `at`, and where its payload starts.
+    private func header(_ at: Int) throws -> (type: Int, size: Int, payload: Int) {
+        let control = try byte(at)
+        var type = Int(control >> 5)
+        var next = at + 1
+        if type == 1 {  // a pointer: its size bits are part of the pointer
+            return (1, Int(control), next)
+        }
+        if type == 0 {
+            let ext = Int(try byte(next))
+            next += 1
+            type = ext + 7
+            guard type >= 8 && type <= 15 else { throw Failure(description: "unknown extended type \(ext) at offset \(at)") }
+        }
+        var size = Int(control & 0x1F)
+        switch size {
+        case 29: size = 29 + Int(try unsigned(next, 1)); next += 1
+        case 30: size = 285 + Int(try unsigned(next, 2)); next += 2
+        case 31: size = 65_821 + Int(try unsigned(next, 3)); next += 3
+        default: break
+        }
+        return (type, size, next)
+    }
+
+    /// Decodes the value at `at` (checking everything in it) and returns the offset after it.
+    private mutating func value(at: Int, depth: Int) throws -> Int {
+        guard depth <= Self.maxDepth else { throw Failure(description: "values nested deeper than \(Self.maxDepth) at offset \(at)") }
+        starts[at / 64] |= 1 << UInt64(at % 64)
+        let (type, size, payload) = try header(at)
+        func fixed(_ limit: Int, _ exact: Bool = false) throws -> Int {
+            guard exact ? size == limit : size <= limit else {
+                throw Failure(description: "a value of type \(type) with size \(size) at offset \(at)")
+            }
+            guard size <= data.count - payload else { throw Failure(description: "a value runs past the end of the data section at offset \(at)") }
+            return payload + size
+        }
+        switch type {
+        case 1:
+            return try pointer(at: at, control: size, key: false)
+        case 2, 4:  // UTF-8 string, bytes
+            guard size <= data.count - payload else { throw Failure(description: "a string runs past the end of the data section at offset \(at)") }
+            return payload + size
+        case 3: return try fixed(8, true)  // double
+        case 15: return try fixed(4, true)  // float
+        case 5: return try fixed(2)  // uint16
+        case 6, 8: return try fixed(4)  // uint32, int32
+        case 9: return try fixed(8)  // uint64
+        case 10: return try fixed(16)  // uint128
+        case 14:  // boolean: the size is the value
+            guard size <= 1 else { throw Failure(description: "a boolean of value \(size) at offset \(at)") }
+            return payload
+        case 7:  // map: `size` pairs of a string key and a value
+            var next = payload
+            for _ in 0..<size {
+                next = try key(at: next)
+                next = try value(at: next, depth: depth + 1)
+            }
+            return next
+        case 11:  // array
+            var next = payload
+            for _ in 0..<size { next = try value(at: next, depth: depth + 1) }
+            return next
+        default:  // 12 (data cache container) and 13 (end marker) never appear in a data section
+            throw Failure(description: "a value of type \(type) at offset \(at), which a data section never holds")
+        }
+    }
+
+    /// A map key: a string, or a pointer to one.
+    private mutating func key(at: Int) throws -> Int {
+        starts[at / 64] |= 1 << UInt64(at % 64)
+        let (type, size, payload) = try header(at)
+        if type == 1 { return try pointer(at: at, control: size, key: true) }
+        guard type == 2 else { throw Failure(description: "a map key of type \(type) at offset \(at) (keys are strings)") }
+        guard size <= data.count - payload else { throw Failure(description: "a key runs past the end of the data section at offset \(at)") }
+        return payload + size
+    }
+
+    /// A pointer (RFC-like layout of the MaxMind DB spec, "Pointer - 1"): its target must be inside
+    /// the data section, not a pointer, and a string when it stands for a key.
+    private mutating func pointer(at: Int, control: Int, key: Bool) throws -> Int {
+        let ss = (control >> 3) & 3
+        let vvv = UInt64(control & 7)
+        let target: UInt64
+        switch ss {
+        case 0: target = vvv << 8 | (try unsigned(at + 1, 1))
+        case 1: target = (vvv << 16 | (try unsigned(at + 1, 2))) + 2048
+        case 2: target = (vvv << 24 | (try unsigned(at + 1, 3))) + 526_336
+        default: target = try unsigned(at + 1, 4)
+        }
+        guard target < UInt64(data.count) else {
+            throw Failure(description: "a pointer at offset \(at) to \(target), past the data section (\(data.count) octets)")
+        }
+        let (type, _, _) = try header(Int(target))
+        guard type != 1 else { throw Failure(description: "a pointer at offset \(at) to another pointer") }
+        guard !key || type == 2 else { throw Failure(description: "a map key at offset \(at) points to a value of type \(type)") }
+        targets[Int(target) / 64] |= 1 << (target % 64)
+        return at + 2 + ss
+    }
+}
