@@ -203,7 +203,7 @@ package final class ClusterController: @unchecked Sendable {
                 if next == 0 {
                     let (rev, kvs) = try client.range(prefix: root)
                     load(kvs, revision: rev)
-                    next = rev + 1
+                    next = rev &+ 1  // EtcdClient.int: at most 2^60
                 } else {
                     // A linearizable read: etcd has a quorum again (a watch alone does not say so).
                     _ = try client.count(prefix: root)
@@ -215,8 +215,8 @@ package final class ClusterController: @unchecked Sendable {
                     apply(events, revision: rev)
                     for e in events {
                         switch e {
-                        case .put(let kv): next = max(next, kv.modRevision + 1)
-                        case .delete(_, let r): next = max(next, r + 1)
+                        case .put(let kv): next = max(next, kv.modRevision &+ 1)  // at most 2^60
+                        case .delete(_, let r): next = max(next, r &+ 1)
                         }
                     }
                     contact()

@@ -150,7 +150,26 @@ package final class EtcdClient: @unchecked Sendable {
     static func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
     static func b64(_ b: [UInt8]) -> String { Data(b).base64EncodedString() }
     static func unb64(_ s: Any?) -> [UInt8] { (s as? String).flatMap { Data(base64Encoded: $0) }.map(Array.init) ?? [] }
-    static func int(_ v: Any?) -> Int64 { (v as? String).flatMap { Int64($0) } ?? (v as? NSNumber)?.int64Value ?? 0 }
+    /// Revisions, versions, counts and TTLs are never near this: a larger (or negative) number
+    /// from a broken or lying peer reads as 0, so that no arithmetic on it can trap.
+    static let maxNumber: Int64 = 1 << 60
+
+    /// An int64 of etcd's JSON (a decimal string, as the gateway writes them, or a number) within
+    /// 0...maxNumber; 0 otherwise.
+    static func int(_ v: Any?) -> Int64 {
+        let n = id(v)
+        return n <= maxNumber ? n : 0
+    }
+
+    /// A positive int64 of any size (lease IDs use the whole range); 0 when it is not one.
+    static func id(_ v: Any?) -> Int64 {
+        if let s = v as? String { return Int64(s).map { $0 > 0 ? $0 : 0 } ?? 0 }
+        guard let n = v as? NSNumber else { return 0 }
+        // NSNumber's int64Value traps on a double out of range: go through Double first.
+        let d = n.doubleValue
+        guard d.isFinite, d > 0, d < 9.2e18 else { return 0 }
+        return n.int64Value
+    }
 
     /// The end of the range of keys under `prefix` (the prefix with its last octet plus one).
     static func rangeEnd(_ prefix: String) -> [UInt8] {
@@ -164,7 +183,7 @@ package final class EtcdClient: @unchecked Sendable {
 
     static func keyValue(_ o: [String: Any]) -> KeyValue {
         KeyValue(key: String(decoding: unb64(o["key"]), as: UTF8.self), value: unb64(o["value"]),
-                 modRevision: int(o["mod_revision"]), lease: int(o["lease"]))
+                 modRevision: int(o["mod_revision"]), lease: id(o["lease"]))
     }
 
     /// Every key under `prefix`, and the store's revision they were read at: `page` keys per
@@ -261,7 +280,7 @@ package final class EtcdClient: @unchecked Sendable {
             "failure": [["request_range": ["key": Self.b64(key)]]],
         ])
         let revision = Self.int((o["header"] as? [String: Any])?["revision"])
-        if (o["succeeded"] as? Bool) == true { return (true, version + 1, revision) }
+        if (o["succeeded"] as? Bool) == true { return (true, version < Self.maxNumber ? version + 1 : version, revision) }
         let range = ((o["responses"] as? [[String: Any]])?.first?["response_range"] as? [String: Any]) ?? [:]
         let kv = (range["kvs"] as? [[String: Any]])?.first
         return (false, Self.int(kv?["version"]), revision)
@@ -282,7 +301,7 @@ package final class EtcdClient: @unchecked Sendable {
     /// A new lease of `ttl` seconds.
     package func grant(ttl: Int) throws -> Int64 {
         let o = try call("/v3/lease/grant", ["TTL": "\(ttl)"])
-        let id = Self.int(o["ID"])
+        let id = Self.id(o["ID"])
         guard id != 0 else { throw Failure("etcd \(endpoint): lease grant without an ID") }
         return id
     }

@@ -76,7 +76,11 @@ package final class HTTPConnection {
                 body += chunk
                 guard body.count <= limit else { throw Failure("\(endpoint): response over \(limit) octets") }
             }
-        } else if let length = headers["content-length"].flatMap({ Int($0) }) {
+        } else if let text = headers["content-length"] {
+            // Digits only: Int() takes "-1" and "+1", and a negative length trapped the process.
+            guard !text.isEmpty, text.utf8.count <= 18, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let length = Int(text) else {
+                throw Failure("\(endpoint) sent a bad Content-Length: \(text.prefix(40))")
+            }
             guard length <= limit else { throw Failure("\(endpoint): response over \(limit) octets") }
             while buffer.count < length { try fill(deadline) }
             body = Array(buffer[0..<length])
@@ -100,8 +104,10 @@ package final class HTTPConnection {
             guard buffer.count < 1024 else { throw Failure("\(endpoint): bad chunk header") }
             try fill(deadline)
         }
-        let sizeText = String(decoding: buffer[0..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
-        guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16), size >= 0, size <= 16 << 20 else {
+        let sizeText = (String(decoding: buffer[0..<lineEnd], as: UTF8.self).split(separator: ";").first ?? "")
+            .trimmingCharacters(in: .whitespaces)
+        guard !sizeText.isEmpty, sizeText.utf8.count <= 8, sizeText.utf8.allSatisfy({ $0 < 0x80 && Character(Unicode.Scalar($0)).isHexDigit }),
+              let size = Int(sizeText, radix: 16), size <= 16 << 20 else {
             throw Failure("\(endpoint): bad chunk size")
         }
         buffer.removeFirst(lineEnd + 2)
