@@ -25,7 +25,8 @@ package protocol AdminControl: AnyObject, Sendable {
     /// The admin overrides in force.
     var overrides: AdminOverrides { get }
     /// Re-reads config and zones; the new generation, or why the previous snapshot stays.
-    func reload() -> Result<Int, Error>
+    /// Without `force`, a config that would drop every load-balanced name or every zone is refused.
+    func reload(force: Bool) -> Result<Int, Error>
     /// Sets (`state`/`weight` given) or clears (given as nil) an override; throws `AdminFailure`.
     func setOverride(_ kind: OverrideKind, name: String, state: AdminOverride.State??, weight: Double??) throws
     /// External health input for an endpoint (shared through the cluster when there is one);

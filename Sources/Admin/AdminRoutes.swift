@@ -97,7 +97,7 @@ extension AdminServer {
         case (.GET, ["v1", "state"]):
             return Self.json(state())
         case (.POST, ["v1", "reload"]):
-            switch server.reload() {
+            switch server.reload(force: query["force"] == "true" || query["force"] == "1") {
             case .success(let g): return Self.json(["result": "reloaded", "generation": "\(g)"])
             case .failure(let e): return Self.json(["result": "failed", "error": "\(e)"], status: .unprocessableEntity)
             }
@@ -166,7 +166,8 @@ extension AdminServer {
         if let w = object["weight"] {
             if w is NSNull {
                 weight = .some(nil)
-            } else if let d = (w as? NSNumber)?.doubleValue, d >= 0, d <= 1_000_000 {
+            } else if !(w is Bool), let n = w as? NSNumber, !Self.isBoolean(n), n.doubleValue >= 0, n.doubleValue <= 1_000_000 {
+                let d = n.doubleValue
                 weight = .some(d)
             } else {
                 return Self.error(.badRequest, "weight must be a number from 0 to 1000000, or null")
@@ -180,6 +181,11 @@ extension AdminServer {
             return Self.error(.internalServerError, "\(error)")
         }
         return Self.json(state())
+    }
+
+    /// JSON's true and false arrive as NSNumber too: `{"weight": true}` is not a weight of 1.
+    static func isBoolean(_ n: NSNumber) -> Bool {
+        String(cString: n.objCType) == "c" || n === NSNumber(value: true) || n === NSNumber(value: false)
     }
 
     func external(name: String, body: [UInt8]) -> Response {

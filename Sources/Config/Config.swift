@@ -6,6 +6,7 @@ import Prober
 import Protection
 import Steering
 import Yams
+import Zones
 
 /// The server configuration (YAML). Every key is optional; flags on the command line override it.
 ///
@@ -27,6 +28,12 @@ import Yams
 /// transfer:
 ///   allow: ["127.0.0.1/32", "::1/128"]   # who may AXFR/IXFR; default nobody
 ///   concurrency: 4             # transfers at once; beyond, REFUSED
+/// limits:                      # bounds on loading one zone (ZoneLimits); a zone past one is refused
+///   zone-file-size: 1073741824 # octets of one file
+///   zone-size: 2147483648      # octets of all a zone's files, includes counted each time read
+///   zone-includes: 1024        # $INCLUDE lines followed in one zone
+///   zone-line-length: 262144   # octets of one line
+///   zone-records: 50000000     # records of one zone
 /// ```
 package struct Config: Sendable {
     package var file: String? = nil
@@ -56,6 +63,8 @@ package struct Config: Sendable {
     /// Peers whose PROXY protocol v2 header is trusted (`proxy-protocol.allow`); empty = off.
     package var proxyAllow: [Prefix] = []
     package var transferConcurrency: Int = 4
+    /// Bounds on loading a zone (`limits:`).
+    package var zoneLimits = ZoneLimits()
     /// MaxMind-format databases: City/Country (locations) and ASN.
     package var geoDatabase: String? = nil
     package var asnDatabase: String? = nil
@@ -91,9 +100,21 @@ package struct Config: Sendable {
     }
 
     /// Loads and validates a config file; every problem carries its line.
+    /// A config file larger than this is refused unread (the largest real ones are a few hundred KB).
+    package static let maxFileSize = 64 << 20
+
     package static func load(_ path: String) throws -> Config {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxFileSize {
+            throw ConfigError(file: path, line: 0, message: "config file of \(size) octets (at most \(maxFileSize))")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(file: path, line: 0, message: "cannot read the config file")
+        }
+        guard let text = String(data: data, encoding: .utf8), !text.utf8.contains(0) else {
+            throw ConfigError(file: path, line: 0, message: "the config file is not UTF-8 text")
+        }
+        if let line = YAMLDepth.tooDeep(text) {
+            throw ConfigError(file: path, line: line, message: "YAML nested more than \(YAMLDepth.limit) levels deep")
         }
         var config = Config()
         config.file = path
@@ -103,10 +124,14 @@ package struct Config: Sendable {
         } catch let error as YamlError {
             throw ConfigError(file: path, line: Self.line(of: error), message: "invalid YAML: \(error)")
         }
-        guard let root else { return config }
+        // An empty file (or only comments) is a half-written one far more often than a wish for
+        // every default: refused, so that a reload cannot silently drop every name.
+        guard let root, root.mapping.map({ !$0.isEmpty }) ?? true else {
+            throw ConfigError(file: path, line: 0, message: "the config file is empty (a truncated write?); an empty mapping {} is refused too: give at least one key")
+        }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
         let top = try Section(root, file: path, name: "top level")
-        try top.allow(["server", "transfer", "anycast", "cluster"] + Config.steeringKeys + Config.protectionKeys)
+        try top.allow(["server", "transfer", "anycast", "cluster", "limits"] + Config.steeringKeys + Config.protectionKeys)
         if let server = try top.section("server") {
             try server.allow(["listen", "zones", "nsid", "identity", "version", "udp-workers", "answer-cache",
                               "tcp-idle-timeout", "tcp-max-connections", "tcp-max-connections-per-client",
@@ -127,8 +152,8 @@ package struct Config: Sendable {
             if let (v, _) = try server.string("nsid") { config.nsid = v }
             if let (v, _) = try server.string("identity") { config.identity = v }
             if let (v, _) = try server.string("version") { config.version = v }
-            if let v = try server.number("udp-workers", range: 0...256) { config.udpWorkers = Int(v) }
-            if let v = try server.number("answer-cache", range: 0...1_048_576) { config.answerCache = Int(v) }
+            if let v = try server.integer("udp-workers", range: 0...256) { config.udpWorkers = v }
+            if let v = try server.integer("answer-cache", range: 0...1_048_576) { config.answerCache = v }
             if let v = try server.number("tcp-idle-timeout", range: 0.1...3600) { config.tcpIdleTimeout = v }
             if let v = try server.integer("tcp-max-connections", range: 1...1_000_000) { config.tcpMaxConnections = v }
             if let v = try server.integer("tcp-max-connections-per-client", range: 1...1_000_000) {
@@ -149,6 +174,15 @@ package struct Config: Sendable {
             try transfer.allow(["allow", "concurrency"])
             if let v = try transfer.integer("concurrency", range: 1...1000) { config.transferConcurrency = v }
             config.transferAllow = try transfer.prefixes("allow")
+        }
+        if let limits = try top.section("limits") {
+            try limits.allow(["zone-file-size", "zone-size", "zone-includes", "zone-line-length", "zone-records"])
+            let max = 1 << 40
+            if let v = try limits.integer("zone-file-size", range: 1...max) { config.zoneLimits.fileSize = v }
+            if let v = try limits.integer("zone-size", range: 1...max) { config.zoneLimits.zoneSize = v }
+            if let v = try limits.integer("zone-includes", range: 0...1_000_000) { config.zoneLimits.includes = v }
+            if let v = try limits.integer("zone-line-length", range: 1024...(1 << 30)) { config.zoneLimits.lineLength = v }
+            if let v = try limits.integer("zone-records", range: 1...(1 << 34)) { config.zoneLimits.records = v }
         }
         try config.loadSteering(top, base: base)
         try config.loadAnycast(top, base: base)

@@ -16,6 +16,28 @@ struct Section {
         self.mapping = mapping
         self.file = file
         self.name = name
+        // A key given twice: the second would be silently ignored (the first wins), unchecked.
+        var seen: [String: Int] = [:]
+        for (k, _) in mapping {
+            guard let key = k.string else { continue }
+            if let first = seen[key] {
+                throw ConfigError(file: file, line: k.mark?.line ?? 0, message: "\(key) given twice in \(name) (first on line \(first))")
+            }
+            seen[key] = k.mark?.line ?? 0
+        }
+    }
+
+    /// Decimal as people write it: no hex, octal, signs, underscores, exponents or leading zeros
+    /// (YAML and Swift take `0x10`, `+1`, `1_000` and `1e3`; a typo must not become a number).
+    static func isCanonical(_ s: String, fraction: Bool) -> Bool {
+        var u = Substring(s).utf8[...]
+        if u.first == UInt8(ascii: "-") { u = u.dropFirst() }
+        let whole = u.prefix { $0 >= 0x30 && $0 <= 0x39 }
+        guard !whole.isEmpty, whole.count == 1 || whole.first != 0x30 else { return false }
+        u = u.dropFirst(whole.count)
+        if u.isEmpty { return true }
+        guard fraction, u.first == UInt8(ascii: "."), u.count >= 2 else { return false }
+        return u.dropFirst().allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
     }
 
     func line(_ n: Node) -> Int { n.mark?.line ?? 0 }
@@ -61,10 +83,13 @@ struct Section {
         }
     }
 
+    /// A decimal number as `isCanonical` takes it, or nil.
+    static func decimal(_ s: String) -> Double? { isCanonical(s, fraction: true) ? Double(s) : nil }
+
     func number(_ key: String, range: ClosedRange<Double>) throws -> Double? {
         guard let (v, l) = value(key) else { return nil }
-        guard let s = v.scalar?.string, let d = Double(s) else {
-            throw ConfigError(file: file, line: l, message: "\(key) must be a number")
+        guard let s = v.scalar?.string, Self.isCanonical(s, fraction: true), let d = Double(s) else {
+            throw ConfigError(file: file, line: l, message: "\(key) must be a number written in decimal (like 10 or 0.5)")
         }
         guard range.contains(d) else {
             throw ConfigError(file: file, line: l, message: "\(key) must be between \(range.lowerBound) and \(range.upperBound)")
@@ -75,8 +100,8 @@ struct Section {
     /// A whole number in `range` ("1.5" and "1e3" are refused, not rounded).
     func integer(_ key: String, range: ClosedRange<Int>) throws -> Int? {
         guard let (v, l) = value(key) else { return nil }
-        guard let s = v.scalar?.string, let n = Int(s) else {
-            throw ConfigError(file: file, line: l, message: "\(key) must be a whole number")
+        guard let s = v.scalar?.string, Self.isCanonical(s, fraction: false), let n = Int(s) else {
+            throw ConfigError(file: file, line: l, message: "\(key) must be a whole number written in decimal")
         }
         guard range.contains(n) else {
             throw ConfigError(file: file, line: l, message: "\(key) must be between \(range.lowerBound) and \(range.upperBound)")

@@ -172,10 +172,10 @@ extension Config {
         }
         var high: Double = 60, low: Double? = nil
         if let (v, l) = s.value("ttl") {
-            if let n = v.scalar.flatMap({ Double($0.string) }) {
+            if let n = v.scalar.flatMap({ Section.decimal($0.string) }) {
                 high = n
-            } else if let seq = v.sequence, seq.count == 2, let a = seq[0].scalar.flatMap({ Double($0.string) }),
-                let b = seq[1].scalar.flatMap({ Double($0.string) }) {
+            } else if let seq = v.sequence, seq.count == 2, let a = seq[0].scalar.flatMap({ Section.decimal($0.string) }),
+                let b = seq[1].scalar.flatMap({ Section.decimal($0.string) }) {
                 low = a
                 high = b
             } else {
@@ -297,7 +297,7 @@ extension Config {
                 let sec = try Section(node, file: file, name: "latency row")
                 var r: [Int: Double] = [:]
                 for (region, v, rl) in try sec.entries() {
-                    guard let ms = v.scalar.flatMap({ Double($0.string) }), ms >= 0 else {
+                    guard let ms = v.scalar.flatMap({ Section.decimal($0.string) }), ms >= 0 else {
                         throw ConfigError(file: file, line: rl, message: "RTT to \(region) must be milliseconds ≥ 0")
                     }
                     r[try regionIndex(region, rl, m, file)] = ms
@@ -357,7 +357,7 @@ extension Section {
             throw ConfigError(file: file, line: l, message: "\(key) must be a list of numbers")
         }
         return (try seq.map { item in
-            guard let d = item.scalar.flatMap({ Double($0.string) }) else {
+            guard let d = item.scalar.flatMap({ Section.decimal($0.string) }) else {
                 throw ConfigError(file: file, line: line(item), message: "\(key) must be a list of numbers")
             }
             return d

@@ -16,7 +16,9 @@ public struct CookieSecret: Sendable, Equatable {
     /// From 32 hexadecimal digits; nil for anything else.
     public init?(hex: String) {
         let digits = Array(hex.utf8)
-        guard digits.count == 32 else { return nil }
+        // Hex digits only: UInt8(_:radix:) alone takes "+1" as a pair.
+        guard digits.count == 32, digits.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x66) })
+        else { return nil }
         var bytes: [UInt8] = []
         for i in stride(from: 0, to: 32, by: 2) {
             guard let b = UInt8(String(decoding: digits[i..<(i + 2)], as: UTF8.self), radix: 16) else { return nil }

@@ -263,12 +263,13 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
     /// Reloads run one at a time (SIGHUP and the admin API together): the one that reads the
     /// config file last installs it, so the newest file always ends up in force.
     @discardableResult
-    package func reload() -> Result<Int, Error> {
+    package func reload(force: Bool = false) -> Result<Int, Error> {
         reloading.lock()
         defer { reloading.unlock() }
         systemd.reloading()
         do {
             let config = try Self.loadConfig(configPath, commandLine)
+            if !force { try Self.refuseEmptying(config, current: store.current) }
             let running = self.running.withLock { $0 }
             if config.listen != running.listen || config.udpWorkers != running.udpWorkers {
                 logger.warning("listen addresses and udp-workers change only on restart; still serving on \(running.listen)")
@@ -307,6 +308,27 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
             logger.error("reload failed, still serving the previous snapshot: \(error)")
             systemd.ready("\(summary()); last reload failed: \(error)")
             return .failure(error)
+        }
+    }
+
+    /// A config that would take away every load-balanced name, or every zone, of the running
+    /// server is almost always a file written half or in two steps: refused unless forced.
+    static func refuseEmptying(_ config: Config, current: Snapshot) throws {
+        let names = current.steering?.table.model.names.count ?? 0
+        if names > 0 && config.steering.names.isEmpty {
+            throw ServerError("""
+                the new config has no load-balanced names (\(names) are served now): refused as a half-written file; \
+                `lodestar ctl reload --force` applies it
+                """)
+        }
+        let zones = current.zones.zones.count
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: config.zonesDirectory))?
+            .filter { ZoneDirectory.origin(forFile: $0) != nil }.count ?? 0
+        if zones > 0 && files == 0 {
+            throw ServerError("""
+                \(config.zonesDirectory) has no NAME.zone files (\(zones) zones are served now): refused; \
+                `lodestar ctl reload --force` applies it
+                """)
         }
     }
 

@@ -23,7 +23,7 @@ package enum SnapshotLoader {
     /// a reload keeps the previous snapshot whole.
     package static func load(config: Config, previous: Snapshot?,
                              health: (SteeringModel) -> HealthView = { HealthView(model: $0) }) throws -> Outcome {
-        let loaded = try ZoneDirectory.load(config.zonesDirectory, steered: config.steering.names.map(\.wire))
+        let loaded = try ZoneDirectory.load(config.zonesDirectory, steered: config.steering.names.map(\.wire), limits: config.zoneLimits)
         var zones: [Zone] = []
         var problems: [ZoneError] = []
         var kept: [String] = []

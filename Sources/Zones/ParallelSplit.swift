@@ -35,7 +35,11 @@ enum ParallelSplit {
                                             into: &scratch, errors: &ignored)
                 d += 1
             }
-            states.append(replay)
+            // Each chunk counts its records on a budget of its own (one shared by threads would
+            // race); they are added up below.
+            var s = replay
+            s.budget = LoadBudget(state.budget.limits)
+            states.append(s)
         }
         var lists = [RecordList](repeating: RecordList(), count: chunks.count)
         var errs = [[ZoneError]](repeating: [], count: chunks.count)
@@ -51,11 +55,25 @@ enum ParallelSplit {
                 }
             }
         }
+        let budget = state.budget
         for k in 0..<chunks.count {
+            budget.records += finals[k].budget.records
+            if finals[k].budget.exhausted || budget.records > budget.limits.records {
+                budget.exhausted = true
+                errors += errs[k].filter { $0.message.contains("limits.zone-records") }
+                if !errors.contains(where: { $0.message.contains("limits.zone-records") }) {
+                    errors.append(ZoneError(file: path, line: chunks[k].firstLine,
+                                            message: "more than limits.zone-records (\(budget.limits.records)) records"))
+                }
+                return
+            }
             list.append(contentsOf: lists[k])
             errors += errs[k]
         }
-        if let last = finals.last { state = last }
+        if let last = finals.last {
+            state = last
+            state.budget = budget
+        }
     }
 }
 

@@ -22,11 +22,11 @@ public enum ZoneDirectory {
     }
 
     /// Loads one file.
-    public static func loadFile(_ path: String, origin: String, steered: [[UInt8]] = []) -> Loaded {
+    public static func loadFile(_ path: String, origin: String, steered: [[UInt8]] = [], limits: ZoneLimits = ZoneLimits()) -> Loaded {
         var list = RecordList()
         var problems: [ZoneError] = []
         let t0 = Date()
-        ZoneFileReader.read(path: path, origin: origin, into: &list, errors: &problems)
+        ZoneFileReader.read(path: path, origin: origin, into: &list, errors: &problems, limits: limits)
         let t1 = Date()
         var zone: Zone? = nil
         if !problems.contains(where: { !$0.isWarning }) {
@@ -40,7 +40,7 @@ public enum ZoneDirectory {
 
     /// Loads every zone file in `directory`; a file with errors yields no zone, the others load.
     /// Each `steered` name (lower-case wire) goes to the most specific zone that contains it.
-    public static func load(_ directory: String, steered: [[UInt8]] = []) throws -> [Loaded] {
+    public static func load(_ directory: String, steered: [[UInt8]] = [], limits: ZoneLimits = ZoneLimits()) throws -> [Loaded] {
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
@@ -55,7 +55,7 @@ public enum ZoneDirectory {
             guard let origin = origin(forFile: name) else { return nil }
             let wire = Name.fromText(origin).map(Name.lowercased) ?? []
             let mine = steered.filter { home($0) == wire }
-            return loadFile((directory as NSString).appendingPathComponent(name), origin: origin, steered: mine)
+            return loadFile((directory as NSString).appendingPathComponent(name), origin: origin, steered: mine, limits: limits)
         }
     }
 }

@@ -22,22 +22,54 @@ public enum ZoneFileReader {
         /// The last owner written out, which a record with a blank owner takes (after an
         /// `$INCLUDE` too: the included file's owners do not carry over, as in knot).
         var owner: String? = nil
+        /// The zone's `ZoneLimits` and what the load has spent of them (shared with includes).
+        var budget = LoadBudget(ZoneLimits())
     }
 
     /// Reads `path` as zone `origin`, appending records to `list` and problems to `errors`.
     public static func read(path: String, origin: String, into list: inout RecordList, errors: inout [ZoneError],
-                             parallelThreshold: Int = defaultParallelThreshold) {
-        var state = State(origin: origin, defaultTTL: 3600)
+                             parallelThreshold: Int = defaultParallelThreshold, limits: ZoneLimits = ZoneLimits()) {
+        var state = State(origin: origin, defaultTTL: 3600, budget: LoadBudget(limits))
         read(path: path, state: &state, depth: 0, into: &list, errors: &errors, parallelThreshold: parallelThreshold)
     }
 
     static func read(path: String, state: inout State, depth: Int, into list: inout RecordList,
                      errors: inout [ZoneError], parallelThreshold: Int = defaultParallelThreshold) {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        let budget = state.budget
+        guard !budget.exhausted else { return }
+        // The size first, from the descriptor that is then read: a file larger than the limit is
+        // never read (nor one that grows past it while being read).
+        guard let handle = FileHandle(forReadingAtPath: path) else {
             errors.append(ZoneError(file: path, line: 0, message: "cannot read file"))
             return
         }
+        defer { try? handle.close() }
+        let limits = budget.limits
+        let size = (try? handle.seekToEnd()).map(Int.init) ?? 0
+        try? handle.seek(toOffset: 0)
+        guard size <= limits.fileSize else {
+            budget.exhausted = true
+            errors.append(ZoneError(file: path, line: 0, message: "file of \(size) octets, over limits.zone-file-size (\(limits.fileSize))"))
+            return
+        }
+        guard budget.octets <= limits.zoneSize - size else {
+            budget.exhausted = true
+            errors.append(ZoneError(file: path, line: 0,
+                                    message: "the zone's files come to over limits.zone-size (\(limits.zoneSize) octets, includes counted each time)"))
+            return
+        }
+        guard let data = try? handle.read(upToCount: limits.fileSize + 1), data.count <= limits.fileSize else {
+            budget.exhausted = true
+            errors.append(ZoneError(file: path, line: 0, message: "cannot read file, or it grew over limits.zone-file-size while read"))
+            return
+        }
+        budget.octets += data.count
         var text = [UInt8](data)
+        if let (line, length) = longLine(text, limit: limits.lineLength) {
+            budget.exhausted = true
+            errors.append(ZoneError(file: path, line: line, message: "a line of \(length)+ octets, over limits.zone-line-length (\(limits.lineLength))"))
+            return
+        }
         let parallel = depth == 0 && text.count >= parallelThreshold
         let scan = ZoneText.normalise(&text, origin: state.origin, cutEvery: parallel ? ParallelSplit.cutEvery(text.count) : 0)
         for p in scan.problems {
@@ -77,6 +109,14 @@ public enum ZoneFileReader {
             errors.append(ZoneError(file: path, line: line, message: "$INCLUDE needs a file name and an optional origin"))
             return
         }
+        let budget = state.budget
+        guard !budget.exhausted else { return }
+        budget.includes += 1
+        guard budget.includes <= budget.limits.includes else {
+            budget.exhausted = true
+            errors.append(ZoneError(file: path, line: line, message: "more than limits.zone-includes (\(budget.limits.includes)) $INCLUDEs followed in this zone"))
+            return
+        }
         guard depth < maxIncludeDepth else {
             errors.append(ZoneError(file: path, line: line, message: "$INCLUDE nested more than \(maxIncludeDepth) deep"))
             return
@@ -96,6 +136,24 @@ public enum ZoneFileReader {
         }
         read(path: file, state: &inner, depth: depth + 1, into: &list, errors: &errors,
              parallelThreshold: defaultParallelThreshold)
+    }
+
+    /// The first line longer than `limit` octets (its number, and how long it is at least), if any.
+    static func longLine(_ text: [UInt8], limit: Int) -> (line: Int, length: Int)? {
+        guard text.count > limit else { return nil }
+        return text.withUnsafeBufferPointer { buf -> (Int, Int)? in
+            var start = 0, line = 1
+            let base = UnsafeRawPointer(buf.baseAddress!)
+            while start < buf.count {
+                let rest = buf.count - start
+                let nl = memchr(base + start, 0x0A, rest)
+                let end = nl.map { UnsafeRawPointer($0) - base } ?? buf.count
+                if end - start > limit { return (line, end - start) }
+                start = end + 1
+                line += 1
+            }
+            return nil
+        }
     }
 
     /// Parses one run of zone text with libldns.
@@ -132,6 +190,14 @@ public enum ZoneFileReader {
                 switch status {
                 case LDNS_STATUS_OK:
                     guard let rr else { continue }
+                    let budget = state.budget
+                    budget.records += 1
+                    if budget.records > budget.limits.records {
+                        budget.exhausted = true
+                        errors.append(ZoneError(file: path, line: recordLine, message: "more than limits.zone-records (\(budget.limits.records)) records"))
+                        ldns_rr_free(rr)
+                        return
+                    }
                     if let problem = append(rr, buffer: OpaquePointer(buffer), file: fileIndex, line: recordLine, into: &list) {
                         errors.append(ZoneError(file: path, line: recordLine, message: problem))
                     }

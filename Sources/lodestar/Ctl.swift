@@ -109,10 +109,12 @@ struct Ctl: ParsableCommand {
     struct Reload: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Reload config and zones (as SIGHUP); exit 1 if the reload failed.")
         @OptionGroup var connection: Connection
+        @Flag(name: .long, help: "Apply a config that removes every load-balanced name or every zone (refused otherwise).")
+        var force = false
 
         func run() throws {
             try Ctl.run {
-                let r = try connection.client().post("/v1/reload", [:])
+                let r = try connection.client().post(force ? "/v1/reload?force=true" : "/v1/reload", [:])
                 let o = r.json as? [String: Any]
                 if r.status == 200, o?["result"] as? String == "reloaded" {
                     print("reloaded: generation \(o?["generation"] ?? "?")")

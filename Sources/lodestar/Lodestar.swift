@@ -2,6 +2,7 @@ import Admin
 import ArgumentParser
 import Config
 import DNSWire
+import Geo
 import Foundation
 import Logging
 import Server
@@ -161,12 +162,23 @@ struct Check: ParsableCommand {
             throw ExitCode(1)
         }
         source.apply(&config)
+        // `--geo FILE` is checked whole even when no name of the config needs a database.
+        var geoSummary: String? = nil
+        if let geo = source.geo {
+            do {
+                let db = try GeoDatabase(path: geo)
+                geoSummary = "geo database \(geo) (\(db.databaseType), \(db.records.count) records)"
+            } catch {
+                problem(error)
+                throw ExitCode(1)
+            }
+        }
         let outcome: SnapshotLoader.Outcome
         do {
             outcome = try SnapshotLoader.load(config: config, previous: nil)
         } catch {
             // Zone problems are printed before the steering problem that follows from them.
-            if let loaded = try? ZoneDirectory.load(config.zonesDirectory, steered: config.steering.names.map(\.wire)) {
+            if let loaded = try? ZoneDirectory.load(config.zonesDirectory, steered: config.steering.names.map(\.wire), limits: config.zoneLimits) {
                 for l in loaded { for p in l.problems { problem(p) } }
             }
             problem(error)
@@ -188,8 +200,11 @@ struct Check: ParsableCommand {
         if let s = outcome.snapshot.steering {
             let m = s.table.model
             summary += "; \(m.names.count) load-balanced names, \(m.regions.count) regions, \(m.pools.count) pools, \(m.endpoints.count) endpoints"
-            if let city = s.table.city { summary += "; geo database \(city.path) (\(city.databaseType), \(city.records.count) records)" }
+            if let city = s.table.city, geoSummary == nil {
+                summary += "; geo database \(city.path) (\(city.databaseType), \(city.records.count) records)"
+            }
         }
+        if let geoSummary { summary += "; " + geoSummary }
         print(summary)
     }
 }
