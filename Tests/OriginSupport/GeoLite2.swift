@@ -14,6 +14,16 @@ public enum GeoLite2 {
         p.waitUntilExit()
         let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        return p.terminationStatus == 0 && FileManager.default.fileExists(atPath: out) ? out : nil
+        guard p.terminationStatus == 0, FileManager.default.fileExists(atPath: out) else { return nil }
+        // A copy anyone may read: the servers under test run as nobody, and pip put the original
+        // under /root (0700), where a real deployment would never keep it.
+        let copy = NSTemporaryDirectory() + "lodestar-GeoLite2-City-\(getuid()).mmdb"
+        if !FileManager.default.fileExists(atPath: copy) {
+            let tmp = copy + ".\(getpid())"
+            guard (try? FileManager.default.copyItem(atPath: out, toPath: tmp)) != nil else { return out }
+            chmod(tmp, 0o644)
+            rename(tmp, copy)
+        }
+        return copy
     }()
 }

@@ -37,7 +37,15 @@ final class BirdProcess: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline {
             if !p.isRunning { throw TestFailure("bird \(name) exited: \(self.log())") }
-            if let r = try? birdc("show status"), r.contains("Daemon is up and running") { return }
+            if let r = try? birdc("show status"), r.contains("Daemon is up and running") {
+                // As Debian's is 0660 bird:bird with lodestar in group bird: lodestar runs as
+                // nobody:nogroup here (LodestarProcess).
+                if getuid() == 0 {
+                    chown(socket, 0, 65534)
+                    chmod(socket, 0o660)
+                }
+                return
+            }
             usleep(20_000)
         }
         throw TestFailure("bird \(name) did not open \(socket): \(self.log())")
@@ -106,6 +114,8 @@ struct BirdTopology {
         // A short path: unix socket paths are limited to 107 bytes.
         dir = "/tmp/ls-bird-" + String(UUID().uuidString.prefix(8))
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // lodestar runs as nobody (LodestarProcess): it writes the include file here.
+        if getuid() == 0 { chown(dir, 65534, 65534) }
         portsA = (FreePort.pick(), FreePort.pick())
         portB = FreePort.pick()
         portC = FreePort.pick()

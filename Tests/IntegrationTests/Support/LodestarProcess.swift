@@ -35,7 +35,11 @@ final class LodestarProcess: @unchecked Sendable {
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process = Process()
         // `launcher`: a command that runs the binary (prlimit with its options, for limits).
-        let launcher = (asRoot || !Self.dropsPrivileges ? [] : Self.unprivileged) + launcher
+        let drop = !asRoot && Self.dropsPrivileges
+        let launcher = (drop ? Self.unprivileged : []) + launcher
+        // The config's folder is where a test's server writes (its state file, its control
+        // socket): nobody's, as /var/lib/lodestar is lodestar's.
+        if drop, let config { chown((config as NSString).deletingLastPathComponent, 65534, 65534) }
         process.executableURL = URL(fileURLWithPath: launcher.first ?? Paths.binary)
         process.currentDirectoryURL = URL(fileURLWithPath: workDir)
         if !environment.isEmpty {

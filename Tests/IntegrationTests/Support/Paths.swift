@@ -16,12 +16,13 @@ enum Paths {
         return packageRoot + "/.build/debug/lodestar"
     }
 
-    /// A fresh temporary folder, removed by the caller. Owned by nobody when the tests run as
-    /// root: the servers run as nobody (`LodestarProcess`) and write their state files there.
+    /// A fresh temporary folder, removed by the caller. Writable by all when the tests run as
+    /// root: the servers run as nobody (`LodestarProcess`) and write their state files there,
+    /// and knot, beside them, as its own user.
     static func temporaryDirectory() throws -> String {
         let dir = NSTemporaryDirectory() + "lodestar-test-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        if getuid() == 0 { chown(dir, 65534, 65534) }
+        if getuid() == 0 { chmod(dir, 0o777) }
         return dir
     }
 }
