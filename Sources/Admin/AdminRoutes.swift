@@ -8,11 +8,12 @@ import Steering
 extension AdminServer {
     /// Why a request is refused before it is routed, if it is: its token, its Host, its Origin,
     /// and for a POST its Content-Type.
-    package func refusal(_ head: HTTPRequestHead) -> Response? {
-        // /health and /ready are read-only and say nothing secret: orchestrators and load
-        // balancers ask them without the token (as CoreDNS's health and ready plugins).
+    package func refusal(_ head: HTTPRequestHead, control: Bool = false) -> Response? {
+        // /health, /ready and /metrics are read-only and say nothing secret: orchestrators, load
+        // balancers and Prometheus ask them without the token (as CoreDNS's health and ready plugins).
         let probe = (head.method == .GET || head.method == .HEAD) && Self.probePaths.contains(head.uri)
-        if let token, !probe {
+        // The control socket's file permissions decided who connected.
+        if let token, !probe, !control {
             let given = Array((head.headers["authorization"].first ?? "").utf8)
             guard Self.constantTimeEqual(given, Array("Bearer \(token)".utf8)) else {
                 return Self.error(.unauthorized, "a bearer token is required")
@@ -30,12 +31,19 @@ extension AdminServer {
             guard type == "application/json" else {
                 return Self.error(.unsupportedMediaType, "a POST needs Content-Type: application/json")
             }
+            // Without a token, the TCP listener takes no change: on loopback any local account
+            // reaches it. Changes go through the control socket (its permissions decide who).
+            if token == nil && !control {
+                return Self.error(.forbidden, """
+                    changes over TCP need admin.token-file; use the control socket (admin.socket), as lodestar ctl does
+                    """)
+            }
         }
         return nil
     }
 
     /// The paths answered without the token.
-    static let probePaths: Set<String> = ["/health", "/ready"]
+    static let probePaths: Set<String> = ["/health", "/ready", "/metrics"]
 
     /// Compares without stopping at the first difference: the time taken does not tell how much
     /// of a guessed token was right.
@@ -166,7 +174,7 @@ extension AdminServer {
         if let w = object["weight"] {
             if w is NSNull {
                 weight = .some(nil)
-            } else if !(w is Bool), let n = w as? NSNumber, !Self.isBoolean(n), n.doubleValue >= 0, n.doubleValue <= 1_000_000 {
+            } else if let n = w as? NSNumber, !Self.isBoolean(n), n.doubleValue >= 0, n.doubleValue <= 1_000_000 {
                 let d = n.doubleValue
                 weight = .some(d)
             } else {
@@ -183,9 +191,10 @@ extension AdminServer {
         return Self.json(state())
     }
 
-    /// JSON's true and false arrive as NSNumber too: `{"weight": true}` is not a weight of 1.
+    /// JSON's true and false arrive as NSNumber too (`__NSCFBoolean`, of type "c"; `is Bool` holds
+    /// for the numbers 0 and 1 as well): `{"weight": true}` is not a weight of 1.
     static func isBoolean(_ n: NSNumber) -> Bool {
-        String(cString: n.objCType) == "c" || n === NSNumber(value: true) || n === NSNumber(value: false)
+        String(cString: n.objCType) == "c"
     }
 
     func external(name: String, body: [UInt8]) -> Response {

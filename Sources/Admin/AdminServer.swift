@@ -23,19 +23,34 @@ import Glibc
 /// - `GET /metrics`: Prometheus text.
 /// - `GET /health`: 200 while the process answers; `GET /ready`: 200 when it should take traffic,
 ///   503 with the reason before the first round of checks is done and while stopping.
-/// With a token file configured, every request but `/health` and `/ready` needs
-/// `Authorization: Bearer TOKEN`.
+/// Who may do what, as knotc's control socket decides it:
+///
+/// - the control socket (`admin.socket`, a Unix socket of mode 0660 owned by the user and group the
+///   server runs as): everything; its file permissions decide who may connect (root and the
+///   `lodestar` group). `lodestar ctl` talks through it.
+/// - the TCP listener (`admin.listen`): `/health`, `/ready` and `/metrics` for anyone who reaches
+///   it; with `admin.token-file`, everything else needs `Authorization: Bearer TOKEN`; without
+///   one, the other reads are open and no change (POST) is taken: a local account cannot drain a
+///   region or reload.
 ///
 /// Against a browser on the operator's machine and other local users: a POST needs
 /// `Content-Type: application/json` (a cross-site form cannot send it without a CORS preflight,
 /// which is never granted); a `Host` that names anything but an address or `localhost` is refused
 /// (DNS rebinding), as is an `Origin` other than this API's own; the token is compared in constant
 /// time. Bodies over 64 KiB get 413. POSTs (a reload takes seconds with GeoLite2) run off the
-/// event loop, so `/metrics` keeps answering. At most `maxConnections` at once, each closed after
-/// `idleSeconds` without a request.
+/// event loop, so `/metrics` keeps answering.
+///
+/// Connections over TCP (`AdminSlots`): at most `maxConnections` at once and `maxPerClient` from one
+/// address; a request must arrive whole within `requestSeconds` of its first octet (or of the
+/// connection); a connection idle `idleSeconds` is closed, and when all are taken the one idle the
+/// longest makes room. `reservedProbes` more are kept for `/health`, `/ready` and `/metrics` alone,
+/// so that idle or slow connections never shut out the orchestrator's probes.
 package final class AdminServer: @unchecked Sendable {
     static let maxConnections = 64
+    static let maxPerClient = 8
+    static let reservedProbes = 8
     static let idleSeconds: Int64 = 30
+    static let requestSeconds: Int64 = 5
     static let maxBody = 65536
     unowned let server: any AdminControl
     let token: String?
@@ -46,7 +61,12 @@ package final class AdminServer: @unchecked Sendable {
     var timer: RepeatedTask? = nil
     /// The address it listens on, for the Host and Origin checks.
     var address: ListenAddress? = nil
-    let connections = Atomic<Int>(0)
+    /// TCP connections and their state; touched on the event loop only.
+    let slots = AdminSlots()
+    /// The control socket (`admin.socket`): its path, and the descriptor `openControl` bound.
+    var controlPath: String? = nil
+    var controlSocket: Int32 = -1
+    var controlChannel: Channel? = nil
     /// POSTs in arrival order, off the event loop.
     let work = DispatchQueue(label: "lodestar.admin.work")
 
@@ -78,23 +98,56 @@ package final class AdminServer: @unchecked Sendable {
         listening = fd
     }
 
-    /// Serves on the socket `open` bound.
+    /// Binds the control socket at `path` (before privileges are dropped), mode 0660, owned by
+    /// the user and group the server will run as (-1: as it is).
+    package func openControl(_ path: String, uid: Int32, gid: Int32) throws {
+        let fd = lodestar_unix_listen(path, 0o660, uid, gid, 16)
+        guard fd >= 0 else {
+            let why = fd == -EEXIST ? "a file that is not a socket is there"
+                : fd == -EADDRINUSE ? "another lodestar answers on it" : String(cString: strerror(-fd))
+            throw AdminError("cannot open the control socket \(path): \(why)")
+        }
+        controlPath = path
+        controlSocket = fd
+    }
+
+    /// Serves on the sockets `open` and `openControl` bound.
     package func start() throws {
-        let bootstrap = ServerBootstrap(group: group)
-            .childChannelInitializer { [self] channel in
-                guard connections.wrappingAdd(1, ordering: .relaxed).newValue <= Self.maxConnections else {
-                    connections.subtract(1, ordering: .relaxed)
-                    return channel.close()
+        if listening >= 0 {
+            let bootstrap = ServerBootstrap(group: group)
+                .childChannelInitializer { [self] channel in
+                    let client = channel.remoteAddress?.ipAddress ?? "?"
+                    guard let slot = slots.admit(client, now: NIODeadline.now()) else {
+                        logger.warning("admin: connection from \(client) refused: \(Self.maxConnections) connections (\(Self.maxPerClient) per client) busy")
+                        return channel.close()
+                    }
+                    if let evicted = slot.evicted { evicted.close(promise: nil) }
+                    slot.conn.channel = channel
+                    channel.closeFuture.whenComplete { _ in self.slots.release(slot.conn) }
+                    return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
+                        channel.pipeline.addHandlers([IdleStateHandler(allTimeout: .seconds(Self.idleSeconds)),
+                                                      AdminHandler(admin: self, conn: slot.conn)])
+                    }
                 }
-                channel.closeFuture.whenComplete { _ in self.connections.subtract(1, ordering: .relaxed) }
-                return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
-                    channel.pipeline.addHandlers([IdleStateHandler(allTimeout: .seconds(Self.idleSeconds)), AdminHandler(admin: self)])
-                }
+            do {
+                channel = try bootstrap.withBoundSocket(listening).wait()
+            } catch {
+                throw AdminError("cannot serve the admin API on \(self.address.map { "\($0)" } ?? "?"): \(error)")
             }
-        do {
-            channel = try bootstrap.withBoundSocket(listening).wait()
-        } catch {
-            throw AdminError("cannot serve the admin API on \(self.address.map { "\($0)" } ?? "?"): \(error)")
+        }
+        if controlSocket >= 0 {
+            let bootstrap = ServerBootstrap(group: group)
+                .childChannelInitializer { [self] channel in
+                    channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
+                        channel.pipeline.addHandlers([IdleStateHandler(allTimeout: .seconds(Self.idleSeconds)),
+                                                      AdminHandler(admin: self, conn: AdminSlots.Conn(client: "control socket", control: true))])
+                    }
+                }
+            do {
+                controlChannel = try bootstrap.withBoundSocket(controlSocket).wait()
+            } catch {
+                throw AdminError("cannot serve the control socket \(controlPath ?? "?"): \(error)")
+            }
         }
         // Sample answer counters every 5 s: "share of recent answers" covers the last minute.
         timer = group.next().scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(5)) { [self] _ in
@@ -105,6 +158,8 @@ package final class AdminServer: @unchecked Sendable {
     package func stop() {
         timer?.cancel()
         try? channel?.close().wait()
+        try? controlChannel?.close().wait()
+        if let controlPath { unlink(controlPath) }
         try? group.syncShutdownGracefully()
     }
 
@@ -130,11 +185,33 @@ final class AdminHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
     let admin: AdminServer
+    /// The connection's slot: over TCP (counted, may be probe-only) or the control socket.
+    let conn: AdminSlots.Conn
     var head: HTTPRequestHead? = nil
     var body: [UInt8] = []
     var tooLarge = false
+    /// Closes the connection when a request started (or the first one) is not whole in time.
+    var deadline: Scheduled<Void>? = nil
 
-    init(admin: AdminServer) { self.admin = admin }
+    init(admin: AdminServer, conn: AdminSlots.Conn) {
+        self.admin = admin
+        self.conn = conn
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if !conn.control { arm(context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+    }
+
+    /// A probe-only slot gets 2 s; the others `requestSeconds`.
+    func arm(_ context: ChannelHandlerContext) {
+        deadline?.cancel()
+        let seconds = conn.probeOnly ? 2 : AdminServer.requestSeconds
+        deadline = context.eventLoop.scheduleTask(in: .seconds(seconds)) { context.close(promise: nil) }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -142,6 +219,8 @@ final class AdminHandler: ChannelInboundHandler, @unchecked Sendable {
             head = h
             body = []
             tooLarge = false
+            conn.busy = true
+            if !conn.control && deadline == nil { arm(context) }
         case .body(var buf):
             if body.count + buf.readableBytes > AdminServer.maxBody {
                 tooLarge = true
@@ -152,11 +231,18 @@ final class AdminHandler: ChannelInboundHandler, @unchecked Sendable {
         case .end:
             guard let head else { return }
             self.head = nil
+            deadline?.cancel()
+            deadline = nil
+            if conn.probeOnly && !AdminServer.probePaths.contains(head.uri) {
+                respond(context, head, AdminServer.error(.serviceUnavailable,
+                                                          "every admin connection is taken: this one serves /health, /ready and /metrics only"))
+                return
+            }
             if tooLarge {
                 respond(context, head, AdminServer.error(.payloadTooLarge, "the body is over \(AdminServer.maxBody) octets"))
                 return
             }
-            if let refusal = admin.refusal(head) {
+            if let refusal = admin.refusal(head, control: conn.control) {
                 respond(context, head, refusal)
                 return
             }
@@ -188,7 +274,9 @@ final class AdminHandler: ChannelInboundHandler, @unchecked Sendable {
         if head.method != .HEAD {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: r.body)))), promise: nil)
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [conn] _ in
+            conn.busy = false
+            conn.idleSince = .now()
             if !keepAlive { context.close(promise: nil) }
         }
     }

@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/stat.h>
 #include <linux/capability.h>
 
 struct lodestar_batch {
@@ -349,6 +350,42 @@ int lodestar_tcp_listen(const struct sockaddr *addr, socklen_t len, int backlog)
     if (addr->sa_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, addr, len) < 0 || listen(fd, backlog) < 0) { int e = errno; close(fd); return -e; }
     return fd;
+}
+
+int lodestar_unix_listen(const char *path, unsigned mode, int uid, int gid, int backlog) {
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sa.sun_path) return -ENAMETOOLONG;
+    strcpy(sa.sun_path, path);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) return -EEXIST;
+        /* A socket someone still answers on is another server's: not taken from it. */
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0) {
+            int live = connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0;
+            close(probe);
+            if (live) return -EADDRINUSE;
+        }
+        if (unlink(path) < 0) return -errno;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -errno;
+    mode_t old = umask(0177);
+    int r = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    umask(old);
+    if (r < 0) { int e = errno; close(fd); return -e; }
+    if ((uid >= 0 || gid >= 0) && chown(path, (uid_t)uid, (gid_t)gid) < 0) { int e = errno; close(fd); unlink(path); return -e; }
+    if (chmod(path, (mode_t)mode) < 0 || listen(fd, backlog) < 0) { int e = errno; close(fd); unlink(path); return -e; }
+    return fd;
+}
+
+long lodestar_peer_uid(int fd) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return -1;
+    return (long)cred.uid;
 }
 
 int lodestar_clear_capabilities(void) {

@@ -19,12 +19,15 @@ package final class HTTPConnection {
 
     let transport: any ByteTransport
     package let endpoint: String
+    /// The Host header: the endpoint, or `localhost` over a Unix socket.
+    var hostHeader: String
     var buffer: [UInt8] = []
 
     /// Connects to `host:port` (an IPv4 or IPv6 address) before `deadline`; through TLS when
     /// `tls` is given.
     package init(host: String, port: Int, deadline: Date, tls: TLSSettings? = nil) throws {
         endpoint = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        hostHeader = endpoint
         if let tls {
             transport = try TLSTransport(host: host, port: port, settings: tls, deadline: deadline)
         } else {
@@ -32,12 +35,26 @@ package final class HTTPConnection {
         }
     }
 
+    /// Over a transport of the caller's (the fuzzing harness feeds octets through one).
+    package init(transport: any ByteTransport, endpoint: String) {
+        self.transport = transport
+        self.endpoint = endpoint
+        hostHeader = "localhost"
+    }
+
+    /// Connects to the Unix stream socket at `path` before `deadline` (the control socket).
+    package init(unixPath path: String, deadline: Date) throws {
+        endpoint = path
+        hostHeader = "localhost"
+        transport = try SocketTransport(unixPath: path, deadline: deadline)
+    }
+
     /// Unblocks a read in progress on another thread (it fails at once).
     package func abort() { transport.abort() }
 
     /// Sends one request; `headers` as "Name: value".
     package func send(_ method: String, _ path: String, headers: [String] = [], body: [UInt8]? = nil, deadline: Date) throws {
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(endpoint)\r\nUser-Agent: lodestar\r\n"
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(hostHeader)\r\nUser-Agent: lodestar\r\n"
         for h in headers { head += h + "\r\n" }
         if let body { head += "Content-Length: \(body.count)\r\n" }
         var bytes = Array((head + "\r\n").utf8)
@@ -182,6 +199,33 @@ final class SocketTransport: ByteTransport {
             close(fd)
             throw Self.connectFailure(err, endpoint)
         }
+    }
+
+    /// A Unix stream socket at `path`.
+    init(unixPath path: String, deadline: Date) throws {
+        endpoint = path
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw HTTPConnection.Failure("socket: \(String(cString: strerror(errno)))") }
+        self.fd = fd
+        var sa = sockaddr_un()
+        sa.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: sa.sun_path) else {
+            close(fd)
+            throw HTTPConnection.Failure("\(path): the socket path is too long")
+        }
+        withUnsafeMutableBytes(of: &sa.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        let r = withUnsafePointer(to: &sa) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        if r < 0 && errno != EINPROGRESS && errno != EAGAIN {
+            let e = errno
+            close(fd)
+            throw Self.connectFailure(e, path)
+        }
+        do { try wait(POLLOUT, deadline) } catch { close(fd); throw error }
     }
 
     deinit { close(fd) }

@@ -73,6 +73,9 @@ package struct Config: Sendable {
     /// Admin API and metrics (HTTP on a loopback address); nil = off.
     package var adminListen: String? = nil
     package var adminTokenFile: String? = nil
+    /// The control socket (`admin.socket`): a Unix socket, mode 0660, of the user and group the
+    /// server runs as; `lodestar ctl` talks through it.
+    package var adminSocket: String? = nil
     /// Where admin overrides persist across reloads and restarts.
     package var stateFile: String? = nil
     /// The prober's settings (`prober:`); the checks themselves live in `steering`'s endpoints.

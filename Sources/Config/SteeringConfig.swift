@@ -41,7 +41,13 @@ extension Config {
             if let (v, _) = try geo.string("asn-database") { asnDatabase = path(v) }
         }
         if let admin = try top.section("admin") {
-            try admin.allow(["listen", "token-file", "state-file"])
+            try admin.allow(["listen", "token-file", "state-file", "socket"])
+            if let (v, line) = try admin.string("socket") {
+                guard !v.isEmpty, v.utf8.count < 108 else {
+                    throw ConfigError(file: file, line: line, message: "admin socket \"\(v)\" must be a path of at most 107 octets")
+                }
+                adminSocket = path(v)
+            }
             if let (v, line) = try admin.string("listen") {
                 guard ListenAddress.parse(v) != nil else {
                     throw ConfigError(file: file, line: line, message: "admin listen address \"\(v)\" is not ADDR:PORT")

@@ -205,20 +205,31 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         try udp.open(addresses)
         try tcp.open(addresses)
         var adminAddress: ListenAddress? = nil, adminToken: String? = nil
-        if let a = config.adminListen {
-            guard let address = ListenAddress.parse(a) else { throw ServerError("admin listen address \(a) is not ADDR:PORT") }
+        if config.adminListen != nil || config.adminSocket != nil {
             adminToken = try config.adminTokenFile.map(AdminServer.readToken)
             let server = AdminServer(server: self, token: adminToken, logger: logger)
-            try server.open(address)
+            if let a = config.adminListen {
+                guard let address = ListenAddress.parse(a) else { throw ServerError("admin listen address \(a) is not ADDR:PORT") }
+                try server.open(address)
+                adminAddress = address
+            }
+            if let path = config.adminSocket {
+                // Owned by the user and group the server runs as, so that it can be reached by
+                // them (and root) alone, and removed at stop.
+                try server.openControl(path, uid: target.map { Int32(bitPattern: $0.uid) } ?? -1,
+                                       gid: target.map { Int32(bitPattern: $0.gid) } ?? -1)
+            }
             admin = server
-            adminAddress = address
         }
         try Privileges.drop(to: target, config: config, logger: logger)
         cluster?.start()
-        if let admin, let adminAddress {
+        if let admin {
             // Up before the first round of checks: /health answers, /ready says 503 until then.
             try admin.start()
-            logger.info("admin API and /metrics on http://\(adminAddress)\(adminToken == nil ? " (no token: loopback only)" : "")")
+            if let adminAddress {
+                logger.info("admin API and /metrics on http://\(adminAddress)\(adminToken == nil ? " (no token: loopback only, read-only)" : "")")
+            }
+            if let path = config.adminSocket { logger.info("control socket \(path) (lodestar ctl)") }
         }
         systemd.status("first round of health checks")
         startProber(config)
@@ -274,8 +285,9 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
             if config.listen != running.listen || config.udpWorkers != running.udpWorkers {
                 logger.warning("listen addresses and udp-workers change only on restart; still serving on \(running.listen)")
             }
-            if config.adminListen != running.adminListen || config.adminTokenFile != running.adminTokenFile {
-                logger.warning("the admin listen address and token change only on restart")
+            if config.adminListen != running.adminListen || config.adminTokenFile != running.adminTokenFile
+                || config.adminSocket != running.adminSocket {
+                logger.warning("the admin listen address, control socket and token change only on restart")
             }
             if config.anycast != running.anycast {
                 logger.warning("anycast settings change only on restart; the running ones stay in force")

@@ -9,6 +9,8 @@ struct AdminClient {
     var port: Int
     var token: String?
     var timeout: Double = 10
+    /// The control socket, when there is one: used instead of host and port.
+    var socket: String? = nil
 
     struct Reply {
         var status: Int
@@ -20,7 +22,7 @@ struct AdminClient {
         var description: String
     }
 
-    var endpoint: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    var endpoint: String { socket ?? (host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)") }
 
     func get(_ path: String) throws -> Reply { try request("GET", path, body: nil) }
     func post(_ path: String, _ object: [String: Any]) throws -> Reply {
@@ -31,9 +33,16 @@ struct AdminClient {
         let deadline = Date().addingTimeInterval(timeout)
         let c: HTTPConnection
         do {
-            c = try HTTPConnection(host: host, port: port, deadline: deadline)
+            if let socket {
+                c = try HTTPConnection(unixPath: socket, deadline: deadline)
+            } else {
+                c = try HTTPConnection(host: host, port: port, deadline: deadline)
+            }
         } catch {
-            if "\(error)".contains("Connection refused") {
+            if "\(error)".contains("Permission denied") {
+                throw Failure(description: "cannot connect to the control socket \(endpoint): permission denied (run as root or as a member of the group lodestar runs as)")
+            }
+            if "\(error)".contains("Connection refused") || "\(error)".contains("No such file") {
                 throw Failure(description: "lodestar is not running, or not with its admin API on \(endpoint) (connection refused)")
             }
             throw Failure(description: "cannot reach the admin API at \(endpoint): \(error)")

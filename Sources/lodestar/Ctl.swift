@@ -21,8 +21,11 @@ struct Ctl: ParsableCommand {
         @Option(name: .long, help: "Config file (YAML) whose admin section names the API. Default: lodestar.yaml here, else /etc/lodestar/lodestar.yaml.")
         var config: String?
 
-        @Option(name: .long, help: "ADDR:PORT of the admin API (overrides the config).")
+        @Option(name: .long, help: "ADDR:PORT of the admin API's TCP listener (overrides the config; changes need its token).")
         var admin: String?
+
+        @Option(name: .long, help: "The control socket (overrides admin.socket of the config); used before the TCP listener.")
+        var socket: String?
 
         @Option(name: .long, help: "File holding the admin token (overrides the config).")
         var tokenFile: String?
@@ -31,6 +34,7 @@ struct Ctl: ParsableCommand {
         var timeout: Double = 60
 
         func client() throws -> AdminClient {
+            if let socket { return AdminClient(host: "", port: 0, token: nil, timeout: timeout, socket: socket) }
             var listen = admin
             var tokenPath = tokenFile
             if listen == nil || tokenPath == nil {
@@ -38,9 +42,13 @@ struct Ctl: ParsableCommand {
                 if let path {
                     let c: Config
                     do { c = try Config.load(path) } catch { throw CtlError("\(error)") }
+                    // The control socket first (its permissions decide), unless --admin was given.
+                    if admin == nil, let s = c.adminSocket {
+                        return AdminClient(host: "", port: 0, token: nil, timeout: timeout, socket: s)
+                    }
                     if listen == nil { listen = c.adminListen }
                     if tokenPath == nil { tokenPath = c.adminTokenFile }
-                    if listen == nil { throw CtlError("\(path): no admin.listen: the server has no admin API to talk to") }
+                    if listen == nil { throw CtlError("\(path): no admin.socket or admin.listen: the server has no admin API to talk to") }
                 } else if listen == nil {
                     throw CtlError("no config file (lodestar.yaml here or /etc/lodestar/lodestar.yaml): give --config or --admin")
                 }

@@ -168,8 +168,8 @@ struct Check: ParsableCommand {
             do {
                 let db = try GeoDatabase(path: geo)
                 geoSummary = "geo database \(geo) (\(db.databaseType), \(db.records.count) records)"
-            } catch {
-                problem(error)
+            } catch let e as GeoError {
+                problem("\(e.file):0: geo database: \(e.message)")
                 throw ExitCode(1)
             }
         }

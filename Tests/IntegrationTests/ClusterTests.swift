@@ -60,6 +60,7 @@ struct ClusterTests {
                                  latency: { default: { us-east: 20, eu-central: 60 }, hysteresis: 10 } }
             admin:
               listen: 127.0.0.1:\(admin)
+              socket: ctl.sock
               state-file: state.json
             cluster:
               etcd: [\(etcd.endpoints.map { "\"\($0)\"" }.joined(separator: ", "))]
@@ -134,7 +135,7 @@ struct ClusterTests {
         #expect(pops.map { $0.answer() } == [Self.na, Self.na, Self.na], "one POP of three does not take the origin down")
         let reason = (pops[0].cluster["endpoints"] as? [[String: Any]])?.first?["reason"] as? String ?? ""
         #expect(reason.contains("2 of 3 POPs say up"), "\(reason)")
-        let explain = try Command.run(Paths.binary, ["ctl", "explain", "www.example.com", "--client", "192.0.2.1", "--admin", "127.0.0.1:\(pops[1].adminPort)"])
+        let explain = try Command.run(Paths.binary, ["ctl", "explain", "www.example.com", "--client", "192.0.2.1", "--socket", pops[1].dir + "/ctl.sock"])
         #expect(explain.output.contains("na-1 (pool na): up — up by quorum: 2 of 3 POPs say up (pop0 down: "), "\(explain.output)")
         // Fails for POPs 0 and 1: down everywhere within interval × fall + 1 s (3 s).
         try origins.mode(origin, "fail-from:\(Self.sources[0]),\(Self.sources[1])")
@@ -144,7 +145,7 @@ struct ClusterTests {
         try origins.mode(origin, "ok")
         #expect(Poll.seconds(limit: 6, every: 0.05) { pops.allSatisfy { $0.answer() == Self.na } } != nil, "back up everywhere")
         // A drain on POP 0 moves POPs 1 and 2 within 1 s; /v1/state says who made it.
-        let drain = try Command.run(Paths.binary, ["ctl", "drain", "na", "--admin", "127.0.0.1:\(pops[0].adminPort)"])
+        let drain = try Command.run(Paths.binary, ["ctl", "drain", "na", "--socket", pops[0].dir + "/ctl.sock"])
         #expect(drain.status == 0, "\(drain)")
         let moved = Poll.seconds(limit: 3, every: 0.02) { pops[1].answer() == Self.eu && pops[2].answer() == Self.eu }
         #expect(moved.map { $0 <= 1 } == true, "drain reached the other POPs in \(moved.map { "\($0)" } ?? "never") s")
@@ -152,10 +153,10 @@ struct ClusterTests {
         #expect(provenance.contains { $0["name"] as? String == "na" && $0["by"] as? String == "pop0" }, "\(provenance)")
         let saved = (try? String(contentsOfFile: pops[2].dir + "/state.json", encoding: .utf8)) ?? ""
         #expect(saved.contains("drain"), "the shared override is in POP 2's state file too")
-        #expect(try Command.run(Paths.binary, ["ctl", "undrain", "na", "--admin", "127.0.0.1:\(pops[1].adminPort)"]).status == 0)
+        #expect(try Command.run(Paths.binary, ["ctl", "undrain", "na", "--socket", pops[1].dir + "/ctl.sock"]).status == 0)
         #expect(Poll.seconds(limit: 3, every: 0.02) { pops.allSatisfy { $0.answer() == Self.na } } != nil)
         // Anycast maintenance of POP 0, asked on POP 1.
-        let withdraw = try Command.run(Paths.binary, ["ctl", "anycast", "withdraw", "svc_dns4", "--pop", "pop0", "--admin", "127.0.0.1:\(pops[1].adminPort)"])
+        let withdraw = try Command.run(Paths.binary, ["ctl", "anycast", "withdraw", "svc_dns4", "--pop", "pop0", "--socket", pops[1].dir + "/ctl.sock"])
         #expect(withdraw.status == 0, "\(withdraw)")
         func desired(_ p: POP) -> String {
             let r = try? Command.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(p.adminPort)/v1/anycast"])
@@ -164,7 +165,7 @@ struct ClusterTests {
         }
         #expect(Poll.seconds(limit: 3, every: 0.05) { desired(pops[0]) == "withdraw" } != nil, "POP 0 withdraws: \(desired(pops[0]))")
         #expect(desired(pops[1]) != "withdraw" && desired(pops[2]) != "withdraw", "only POP 0")
-        #expect(try Command.run(Paths.binary, ["ctl", "anycast", "auto", "svc_dns4", "--pop", "pop0", "--admin", "127.0.0.1:\(pops[2].adminPort)"]).status == 0)
+        #expect(try Command.run(Paths.binary, ["ctl", "anycast", "auto", "svc_dns4", "--pop", "pop0", "--socket", pops[2].dir + "/ctl.sock"]).status == 0)
         #expect(Poll.seconds(limit: 3, every: 0.05) { desired(pops[0]) != "withdraw" } != nil)
         // etcd's history is compacted every 2 s by one POP of the three, not by each.
         #expect(Poll.seconds(limit: 10, every: 0.2) { Self.compactedBefore(etcd, revision: 2) } != nil, "history compacted")
@@ -200,7 +201,7 @@ struct ClusterTests {
         #expect(pops.map { $0.answer() } == [Self.na, Self.na, Self.na])
         #expect(Poll.seconds(limit: 5, every: 0.1) { pops.allSatisfy { $0.cluster["connected"] as? Bool == true } } != nil,
                 "connected through the other members: \(pops.map { $0.cluster["lastError"] ?? "" })")
-        #expect(try Command.run(Paths.binary, ["ctl", "weight", "eu-1", "3", "--admin", "127.0.0.1:\(pops[1].adminPort)"]).status == 0)
+        #expect(try Command.run(Paths.binary, ["ctl", "weight", "eu-1", "3", "--socket", pops[1].dir + "/ctl.sock"]).status == 0)
         #expect(Poll.seconds(limit: 3, every: 0.05) {
             ((pops[2].state()["overrides"] as? [String: Any])?["endpoints"] as? [String: Any])?["eu-1"] != nil } != nil)
         // Two down: no quorum. Every POP keeps its last view (POP 0 too, though its own verdict is down)…
@@ -208,7 +209,7 @@ struct ClusterTests {
         let away = Poll.seconds(limit: 6, every: 0.1) { pops.allSatisfy { $0.cluster["connected"] as? Bool == false } }
         #expect(away != nil, "etcd seen as away: \(pops.map { $0.cluster["lastError"] ?? "" })")
         #expect(pops.map { $0.answer() } == [Self.na, Self.na, Self.na], "the last shared view is kept")
-        let refused = try Command.run(Paths.binary, ["ctl", "drain", "na", "--admin", "127.0.0.1:\(pops[1].adminPort)"])
+        let refused = try Command.run(Paths.binary, ["ctl", "drain", "na", "--socket", pops[1].dir + "/ctl.sock"])
         #expect(refused.status == 1 && refused.error.contains("unreachable"), "an override without etcd is refused: \(refused)")
         // …until fallback-after (5 s): then POP 0 decides alone (down), the others alone (up).
         let fell = Poll.seconds(limit: 10, every: 0.1) { pops[0].answer() == Self.eu }
@@ -468,6 +469,7 @@ struct ClusterTests {
         let admin2 = FreePort.pick()
         let copy = try String(contentsOfFile: first.dir + "/lodestar.yaml", encoding: .utf8)
             .replacingOccurrences(of: ":\(first.adminPort)\n", with: ":\(admin2)\n")
+            .replacingOccurrences(of: "socket: ctl.sock", with: "socket: ctl2.sock")
         try copy.write(toFile: first.dir + "/copy.yaml", atomically: true, encoding: .utf8)
         let twin = try LodestarProcess(zones: first.dir + "/zones", config: first.dir + "/copy.yaml")
         defer { twin.stop() }

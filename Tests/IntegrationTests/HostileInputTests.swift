@@ -75,7 +75,7 @@ struct HostileInputTests {
         defer { server.stop() }
         // 2.16.0.0/13 is in Europe in GeoLite2.
         let before = try server.dig("www.example.com", "A", "+subnet=2.16.0.0/24").addresses
-        #expect(before.allSatisfy { $0.hasPrefix("198.51.100.") } && !before.isEmpty, "\(before)")
+        #expect(before.allSatisfy { GSLBTests.region($0) == "eu" } && !before.isEmpty, "\(before)")
         let whole = try Data(contentsOf: URL(fileURLWithPath: real))
         try (whole.prefix(whole.count / 2) + whole).write(to: URL(fileURLWithPath: db + ".new"))
         _ = rename(db + ".new", db)
@@ -83,7 +83,9 @@ struct HostileInputTests {
         #expect(ReloadTests.waitFor(30) { server.log().contains("reload failed") }, "\(server.log().suffix(600))")
         #expect(server.log().contains(db), "the refusal names the file")
         #expect(server.process.isRunning)
-        #expect(try server.dig("www.example.com", "A", "+subnet=2.16.0.0/24").addresses == before)
+        // Still the European answers.
+        let after = try server.dig("www.example.com", "A", "+subnet=2.16.0.0/24").addresses
+        #expect(!after.isEmpty && after.allSatisfy { GSLBTests.region($0) == "eu" }, "\(after)")
     }
 
     // MARK: config files

@@ -65,7 +65,8 @@ struct OperationsTests {
         #expect(seen.allSatisfy { $0.2 == 200 }, "/health always 200 without the token: \(seen.map(\.2))")
         #expect(seen.firstIndex { $0.0 == 200 }.map { i in seen[i...].allSatisfy { $0.0 == 200 } } ?? true,
                 "once ready, stays ready: \(seen.map(\.0))")
-        #expect(Self.get(port, "/metrics").0 == 401, "the rest still needs the token")
+        #expect(Self.get(port, "/metrics").0 == 200, "Prometheus scrapes without the token, as /health and /ready")
+        #expect(Self.get(port, "/v1/state").0 == 401, "the rest still needs the token")
         #expect(Self.get(port, "/metrics", token: token).0 == 200)
         // SIGTERM: /ready turns 503 for the shutdown delay while DNS still answers.
         server.signal(SIGTERM)
@@ -92,6 +93,8 @@ struct OperationsTests {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
             }
             guard r == 0 else { throw TestFailure("bind \(path): \(String(cString: strerror(errno)))") }
+            // systemd's notify socket takes datagrams from the service's user: so must this one.
+            chmod(path, 0o666)
             RawDNS.setTimeout(fd, 0.2)
         }
 
@@ -255,6 +258,11 @@ struct OperationsTests {
         #expect(anycast.status == 1 && anycast.error.contains("anycast is not configured"), "\(anycast)")
         let wrongToken = try Command.run(Paths.binary, ["ctl", "status", "--admin", "127.0.0.1:\(setup.adminPort)"], timeout: 10)
         #expect(wrongToken.status == 1 && wrongToken.error.contains("bearer token"), "\(wrongToken)")
+        // Over TCP with the token, a change is taken (remote use); the control socket needs none.
+        let remote = try Command.run(Paths.binary, ["ctl", "drain", "eu", "--admin", "127.0.0.1:\(setup.adminPort)",
+                                                    "--token-file", setup.dir + "/admin.token"], timeout: 10)
+        #expect(remote.status == 0, "\(remote)")
+        #expect(try ctl("undrain", "eu").status == 0)
     }
 
     @Test("metrics pass promtool check metrics, with build_info, process_*, zone serials and the reload time",

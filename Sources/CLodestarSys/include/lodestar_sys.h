@@ -79,6 +79,15 @@ int lodestar_write_durable(const char *path, const void *data, size_t len, unsig
 /// close-on-exec): opened before privileges are dropped, served after. fd, or -errno.
 int lodestar_tcp_listen(const struct sockaddr *addr, socklen_t len, int backlog);
 
+/// The control socket: a Unix stream socket at `path`, mode `mode`, owned by uid/gid (-1: keep),
+/// listening (non-blocking, close-on-exec). A stale socket file at `path` is replaced; any other
+/// kind of file there is left alone (-EEXIST). The mode is set before the socket can be reached
+/// (bound under a umask of 0177, then chmod). fd, or -errno.
+int lodestar_unix_listen(const char *path, unsigned mode, int uid, int gid, int backlog);
+
+/// The peer of a Unix socket connection: its uid, or -1.
+long lodestar_peer_uid(int fd);
+
 /// Drops root for good: supplementary groups of `user` (initgroups: the group that owns BIRD's
 /// socket, say) plus `gid`, then gid, then uid; no capability survives (the kernel clears them on
 /// the change of uid from 0, and the ambient set is cleared first). 0, or -errno.
