@@ -127,7 +127,7 @@ let package = Package(
         .executableTarget(
             name: "lodestar-fuzz",
             dependencies: [
-                "Server", "Admin", "Config", "Engine", "DNSWire", "Zones", "Anycast", "Protection",
+                "Server", "Admin", "Config", "Engine", "DNSWire", "Zones", "Anycast", "Protection", "Cluster", "Geo",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

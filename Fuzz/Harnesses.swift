@@ -12,7 +12,8 @@ import Zones
 
 /// Coverage-guided fuzzing harnesses (libFuzzer, `scripts/fuzz.sh`), one per surface that reads
 /// outside input. Each checks what must hold for every input, and traps (a finding) when it does not.
-/// `LODESTAR_FUZZ_TARGET` picks the harness: query, name, zone, config, admin, bird.
+/// `LODESTAR_FUZZ_TARGET` picks the harness: query, name, zone, config, admin, bird, etcd, mmdb,
+/// include.
 enum Harnesses {
     static let root: String = {
         var url = URL(fileURLWithPath: #filePath)
@@ -31,7 +32,10 @@ enum Harnesses {
         case "config": config(data)
         case "admin": admin(data)
         case "bird": bird(data)
-        default: fatalError("LODESTAR_FUZZ_TARGET must be query, name, zone, config, admin or bird (not \(target))")
+        case "etcd": etcd(data)
+        case "mmdb": mmdb(data)
+        case "include": include(data)
+        default: fatalError("LODESTAR_FUZZ_TARGET must be query, name, zone, config, admin, bird, etcd, mmdb or include (not \(target))")
         }
     }
 

@@ -3,7 +3,7 @@
 # `--sanitize=fuzzer --sanitize=address` into .build/fuzz, then runs each for SECONDS over its
 # committed seed corpus (Fuzz/Corpus/TARGET) and a working corpus (.build/fuzz/corpus/TARGET).
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]      default: 600 s each; query name zone config admin bird
+#   scripts/fuzz.sh [SECONDS] [TARGET...]      default: 600 s each; query name zone config admin bird etcd mmdb include
 #
 # A finding stops that target, is saved in .build/fuzz/artifacts/TARGET/ and makes the script
 # exit 1; replay it with `LODESTAR_FUZZ_TARGET=TARGET .build/fuzz/debug/lodestar-fuzz FILE`.
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
-targets=${*:-query name zone config admin bird}
+targets=${*:-query name zone config admin bird etcd mmdb include}
 swift build --scratch-path .build/fuzz --product lodestar-fuzz --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
 bin=.build/fuzz/debug/lodestar-fuzz
 status=0

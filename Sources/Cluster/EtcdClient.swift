@@ -181,7 +181,7 @@ package final class EtcdClient: @unchecked Sendable {
         return [0]
     }
 
-    static func keyValue(_ o: [String: Any]) -> KeyValue {
+    package static func keyValue(_ o: [String: Any]) -> KeyValue {
         KeyValue(key: String(decoding: unb64(o["key"]), as: UTF8.self), value: unb64(o["value"]),
                  modRevision: int(o["mod_revision"]), lease: id(o["lease"]))
     }
@@ -352,6 +352,23 @@ package final class EtcdClient: @unchecked Sendable {
         }
     }
 
+    /// One line of the watch stream: its events and revision; nil for a line that says nothing
+    /// (progress, or not JSON); throws when the watch ended (an error, compaction, cancelled).
+    package static func watchMessage(_ line: [UInt8], endpoint ep: String) throws -> ([WatchEvent], Int64)? {
+        guard let o = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] else { return nil }
+        if let e = o["error"] as? [String: Any] { throw WatchEnd.failed("etcd \(ep) watch: \(e["message"] ?? e)") }
+        guard let r = o["result"] as? [String: Any] else { return nil }
+        let compacted = Self.int(r["compact_revision"])
+        if compacted > 0 { throw WatchEnd.compacted(compacted) }
+        if (r["canceled"] as? Bool) == true { throw WatchEnd.failed("etcd \(ep) canceled the watch: \(r["cancel_reason"] ?? "")") }
+        let rev = Self.int((r["header"] as? [String: Any])?["revision"])
+        let list: [WatchEvent] = ((r["events"] as? [[String: Any]]) ?? []).map { e in
+            let kv = Self.keyValue(e["kv"] as? [String: Any] ?? [:])
+            return (e["type"] as? String) == "DELETE" ? .delete(key: kv.key, modRevision: kv.modRevision) : .put(kv)
+        }
+        return (list, rev)
+    }
+
     /// Watches every key under `prefix` from `revision` on, calling `events` with each batch and
     /// its revision, until the stream ends (throws `WatchEnd`). `idle`: seconds without a byte
     /// after which the stream is taken as dead (etcd sends progress notifications, asked for).
@@ -391,18 +408,7 @@ package final class EtcdClient: @unchecked Sendable {
                 while let nl = pending.firstIndex(of: 0x0A) {
                     let line = Array(pending[..<nl])
                     pending.removeFirst(nl + 1)
-                    guard let o = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] else { continue }
-                    if let e = o["error"] as? [String: Any] { throw WatchEnd.failed("etcd \(ep) watch: \(e["message"] ?? e)") }
-                    guard let r = o["result"] as? [String: Any] else { continue }
-                    let compacted = Self.int(r["compact_revision"])
-                    if compacted > 0 { throw WatchEnd.compacted(compacted) }
-                    if (r["canceled"] as? Bool) == true { throw WatchEnd.failed("etcd \(ep) canceled the watch: \(r["cancel_reason"] ?? "")") }
-                    let rev = Self.int((r["header"] as? [String: Any])?["revision"])
-                    let list: [WatchEvent] = ((r["events"] as? [[String: Any]]) ?? []).map { e in
-                        let kv = Self.keyValue(e["kv"] as? [String: Any] ?? [:])
-                        return (e["type"] as? String) == "DELETE" ? .delete(key: kv.key, modRevision: kv.modRevision) : .put(kv)
-                    }
-                    events(list, rev)
+                    if let (list, rev) = try Self.watchMessage(line, endpoint: "\(ep)") { events(list, rev) }
                 }
                 guard pending.count < 64 << 20 else { throw WatchEnd.failed("etcd \(ep): a watch message over 64 MiB") }
             }
