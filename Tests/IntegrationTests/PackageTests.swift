@@ -139,6 +139,7 @@ struct PackageTests {
         }
         /// `lodestar serve` started by hand (not by systemd), answering on port 53.
         func serve() throws -> Process {
+            try #require(try dig("example.com", "SOA").status.isEmpty, "no daemon answers before this one starts")
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             p.arguments = ["ip", "netns", "exec", ns, "/usr/bin/setpriv", "--reuid", "lodestar", "--regid", "lodestar", "--init-groups",
