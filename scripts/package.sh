@@ -71,6 +71,8 @@ when=$(git log -1 --format=%cD 2>/dev/null || date -R)
 chmod 0644 "$stage/usr/share/doc/lodestar/changelog.Debian.gz"
 mkdir -p "$stage/usr/share/man/man1"
 "$manual" "$binary" --output-directory "$stage/usr/share/man/man1" --date "$(date -u +%Y-%m-%d)" >&2
+# (the generator leaves an empty line between paragraphs, which groff warns about: mdoc's is .Pp)
+sed -i 's/^$/.Pp/' "$stage/usr/share/man/man1/lodestar.1"
 gzip -9n "$stage/usr/share/man/man1/lodestar.1"
 install -d "$stage/usr/share/bash-completion/completions" "$stage/usr/share/zsh/vendor-completions" \
   "$stage/usr/share/fish/vendor_completions.d"
