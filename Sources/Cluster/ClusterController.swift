@@ -157,11 +157,33 @@ package final class ClusterController: @unchecked Sendable {
         while !isStopped && lodestar_monotonic() < end { usleep(50_000) }
     }
 
+    /// Until then (monotonic), after a reconnection, the last shared view holds: the other POPs'
+    /// heartbeats are as old as the outage until their next ones arrive, and without this the
+    /// POP decided from its own vote alone for a few seconds (an origin only it could not reach
+    /// left its answers, which the quorum policy promises never happens).
+    var holdUntil: Double = 0
+    /// When the watch last came back (monotonic): heartbeats are not judged for clock offsets
+    /// right after, as those committed late during the outage arrive in a burst.
+    var reconnectedAt: Double = 0
+    /// How late this POP's own last heartbeat arrived through etcd, and when (monotonic): the
+    /// others' offsets are judged only while this is small (etcd commits promptly).
+    var ownDelay: (seconds: Double, at: Double)? = nil
+
+    /// Whether every vote counts as in the last shared view, fresh or not (under the lock): while
+    /// etcd is away short of `fallback-after`, and for `stale-after` after it comes back.
+    func holdingView(fallback: Bool) -> Bool {
+        (!connected && !fallback) || (connected && lodestar_monotonic() < holdUntil)
+    }
+
     func contact() {
         let now = lodestar_monotonic()
         let (was, age) = lock.withLock { () -> (Bool, Double?) in
             let w = connected
             let a = awaySince.map { now - $0 }
+            if !w && lastContact != nil {
+                holdUntil = now + settings.staleAfter
+                reconnectedAt = now
+            }
             connected = true
             lastContact = now
             awaySince = nil
@@ -450,18 +472,31 @@ package final class ClusterController: @unchecked Sendable {
             if beat == nil { liveBeats[pop] = nil }
             guard let beat, live else { return }
             let offset = beat.at - now
+            let mono = lodestar_monotonic()
+            if pop == settings.pop {
+                // This POP's own clock: the offset is how late etcd delivered it, not skew.
+                if beat.id == instance { ownDelay = (-offset, mono) }
+                liveBeats[pop] = (beat.host, 0)
+                if let id = beat.id, id != instance {
+                    let text = "another lodestar (host \(beat.host ?? "?")) writes as pop \(pop) too"
+                    if nameConflict == nil || mono - nameConflict!.at > 60 { conflict = text }
+                    nameConflict = (text, mono)
+                }
+            }
+            // Judged only from heartbeats that arrived fresh: not in the burst after a
+            // reconnection, and only while this POP's own heartbeats come back promptly.
+            let steady = connected && mono - reconnectedAt > settings.staleAfter
+                && ownDelay.map { $0.seconds < 1 && mono - $0.at < 3 * settings.heartbeat + 1 } == true
+            guard pop != settings.pop, steady else {
+                if liveBeats[pop] == nil { liveBeats[pop] = (beat.host, 0) }
+                return
+            }
             liveBeats[pop] = (beat.host, offset)
             if abs(offset) > Self.skewTolerance {
                 if !skewWarned.contains(pop) { skew = offset }
                 skewWarned.insert(pop)
             } else {
                 skewWarned.remove(pop)
-            }
-            if pop == settings.pop, let id = beat.id, id != instance {
-                let mono = lodestar_monotonic()
-                let text = "another lodestar (host \(beat.host ?? "?")) writes as pop \(pop) too"
-                if nameConflict == nil || mono - nameConflict!.at > 60 { conflict = text }
-                nameConflict = (text, mono)
             }
         }
         if let skew {
@@ -582,7 +617,7 @@ package final class ClusterController: @unchecked Sendable {
     func reportMeanRTT() {
         let now = Date().timeIntervalSince1970
         let mean = lock.withLock { () -> [String: Double]? in
-            let frozen = !connected && !fellBack
+            let frozen = holdingView(fallback: fellBack)
             var sums: [String: (Double, Int)] = [:]
             var sources = [ownRTT]
             if !fellBack {
@@ -652,7 +687,7 @@ package final class ClusterController: @unchecked Sendable {
                     logger.warning("cluster: etcd away for \(Int(away)) s: this POP's own verdicts decide until it is back")
                 }
             }
-            let frozen = !connected && !fallback
+            let frozen = holdingView(fallback: fallback)
             var out: [Verdict] = []
             for endpoint in Set(own.keys).union(votes.keys).union(decided.keys) {
                 var all = freshened(votes[endpoint] ?? [:])
@@ -762,7 +797,7 @@ package final class ClusterController: @unchecked Sendable {
         let now = Date().timeIntervalSince1970
         let mono = lodestar_monotonic()
         return lock.withLock {
-            let frozen = !connected && !fellBack
+            let frozen = holdingView(fallback: fellBack)
             let eps = Set(own.keys).union(votes.keys).sorted().map { e -> EndpointStatus in
                 var all = freshened(votes[e] ?? [:])
                 all[settings.pop] = own[e]

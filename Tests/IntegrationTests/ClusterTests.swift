@@ -1,5 +1,6 @@
 import Foundation
 import OriginSupport
+import Synchronization
 import Testing
 
 /// Three etcd members and three lodestar POPs on loopback. The POPs probe the same origin from
@@ -179,6 +180,57 @@ struct ClusterTests {
         let gone = Poll.seconds(limit: 8, every: 0.1) { pops[0].votes()["pop2"] == nil }
         #expect(gone != nil && gone! <= 5, "pop2's vote gone after its lease: \(pops[0].votes()), \(gone.map { "\($0)" } ?? "never") s")
         _ = pops.removeLast()
+    }
+
+    @Test("quorum lost and regained 20 times, longer than stale-after each time, with the origin down for one POP of three: no answer changes anywhere, no clock warning",
+          .timeLimit(.minutes(5)))
+    func quorumFlaps() throws {
+        let f = try Fixture(etcd: 3)
+        defer { f.stop() }
+        let (etcd, root, originPort, origins) = (f.etcd, f.root, f.originPort, f.origins)
+        let origin = "127.0.0.11:\(originPort)"
+        // Outages of 3 s: past stale-after (2 s), short of fallback-after (30 s).
+        let pops = try (0..<3).map {
+            try Self.startPOP($0, etcd: etcd, originPort: originPort, root: root,
+                              health: "{ policy: quorum, quorum: 0.5, stale-after: 2, fallback-after: 30 }")
+        }
+        defer { for p in pops { p.server.stop() } }
+        #expect(Poll.seconds(limit: 10, every: 0.1) { pops.allSatisfy { $0.votes().count == 3 } } != nil)
+        try origins.mode(origin, "fail-from:\(Self.sources[0])")
+        #expect(Poll.seconds(limit: 6, every: 0.1) { pops.allSatisfy { $0.votes()["pop0"] == false } } != nil)
+        usleep(1_000_000)
+        #expect(pops.map { $0.answer() } == [Self.na, Self.na, Self.na])
+        // Every POP's answer sampled all along, on a thread of its own.
+        let changed = Mutex<[String]>([])
+        let stop = Mutex(false)
+        let sampler = Thread {
+            while !stop.withLock({ $0 }) {
+                for p in pops {
+                    let a = p.answer()
+                    if a != Self.na { changed.withLock { $0.append("\(p.name): \(a) at \(Date())") } }
+                }
+                usleep(100_000)
+            }
+        }
+        sampler.start()
+        var cycles = 0
+        for _ in 0..<20 {
+            etcd.kill(1)
+            etcd.kill(2)
+            usleep(3_000_000)
+            try etcd.start(1)
+            try etcd.start(2)
+            guard Poll.seconds(limit: 20, every: 0.1, { pops.allSatisfy { $0.cluster["connected"] as? Bool == true } }) != nil else { break }
+            usleep(1_500_000)
+            cycles += 1
+        }
+        stop.withLock { $0 = true }
+        while !sampler.isFinished { usleep(50_000) }
+        #expect(cycles == 20, "etcd came back each time")
+        #expect(changed.withLock { $0 }.isEmpty, "no answer changed: \(changed.withLock { $0 }.prefix(10))")
+        for p in pops {
+            #expect(!p.server.log().contains("s off this one's"), "\(p.name): \(p.server.log().components(separatedBy: "\n").filter { $0.contains("clock") }.prefix(3))")
+        }
     }
 
     @Test("etcd trouble: one member killed changes nothing; two killed: the last view, then own verdicts after the bound; restarted: converges",
@@ -454,7 +506,12 @@ struct ClusterTests {
         // A POP whose clock is 60 s behind: its heartbeat and a down vote (stale-after is 4 s).
         let behind = Date().timeIntervalSince1970 - 60
         try Self.put(etcd, "/lodestar/test/votes/na-1/slow", "{\"up\":false,\"reason\":\"slow clock\",\"at\":\(behind)}")
-        try Self.put(etcd, "/lodestar/test/pops/slow", "{\"at\":\(behind),\"host\":\"slowhost\"}")
+        // Heartbeats as a POP writes them, one a second: offsets are judged only once this POP's
+        // own heartbeats come back promptly (not from the first ones after start).
+        for i in 0..<3 {
+            try Self.put(etcd, "/lodestar/test/pops/slow", "{\"at\":\(behind + Double(i)),\"host\":\"slowhost\"}")
+            usleep(1_000_000)
+        }
         let counted = Poll.seconds(limit: 5, every: 0.1) {
             let eps = first.cluster["endpoints"] as? [[String: Any]] ?? []
             let votes = eps.first { $0["endpoint"] as? String == "na-1" }?["votes"] as? [[String: Any]] ?? []
