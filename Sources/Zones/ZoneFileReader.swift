@@ -64,12 +64,13 @@ public enum ZoneFileReader {
             return
         }
         budget.octets += data.count
-        var text = [UInt8](data)
-        if let (line, length) = longLine(text, limit: limits.lineLength) {
+        // Before the copy the parser works on: a file of one huge line costs one read, not two.
+        if let (line, length) = data.withUnsafeBytes({ longLine($0, limit: limits.lineLength) }) {
             budget.exhausted = true
             errors.append(ZoneError(file: path, line: line, message: "a line of \(length)+ octets, over limits.zone-line-length (\(limits.lineLength))"))
             return
         }
+        var text = [UInt8](data)
         let parallel = depth == 0 && text.count >= parallelThreshold
         let scan = ZoneText.normalise(&text, origin: state.origin, cutEvery: parallel ? ParallelSplit.cutEvery(text.count) : 0)
         for p in scan.problems {
@@ -139,21 +140,17 @@ public enum ZoneFileReader {
     }
 
     /// The first line longer than `limit` octets (its number, and how long it is at least), if any.
-    static func longLine(_ text: [UInt8], limit: Int) -> (line: Int, length: Int)? {
-        guard text.count > limit else { return nil }
-        return text.withUnsafeBufferPointer { buf -> (Int, Int)? in
-            var start = 0, line = 1
-            let base = UnsafeRawPointer(buf.baseAddress!)
-            while start < buf.count {
-                let rest = buf.count - start
-                let nl = memchr(base + start, 0x0A, rest)
-                let end = nl.map { UnsafeRawPointer($0) - base } ?? buf.count
-                if end - start > limit { return (line, end - start) }
-                start = end + 1
-                line += 1
-            }
-            return nil
+    static func longLine(_ buf: UnsafeRawBufferPointer, limit: Int) -> (line: Int, length: Int)? {
+        guard buf.count > limit, let base = buf.baseAddress else { return nil }
+        var start = 0, line = 1
+        while start < buf.count {
+            let nl = memchr(base + start, 0x0A, buf.count - start)
+            let end = nl.map { UnsafeRawPointer($0) - base } ?? buf.count
+            if end - start > limit { return (line, end - start) }
+            start = end + 1
+            line += 1
         }
+        return nil
     }
 
     /// Parses one run of zone text with libldns.
