@@ -5,7 +5,7 @@
 #   scripts/package.sh --output DIR        where the .deb goes (default: .build/package)
 # The package: /usr/bin/lodestar (stripped), the systemd unit, /etc/lodestar/{lodestar.yaml,zones/}
 # as conffiles, the man page and bash/zsh/fish completions, the sample geo database, copyright and
-# changelog.Debian.gz; postinst makes the lodestar system user (preinst refuses an account of that
+# changelog.gz; postinst makes the lodestar system user (preinst refuses an account of that
 # name the package did not make). The binary's debug symbols go into lodestar-dbgsym_VERSION_ARCH.deb
 # next to the package (/usr/lib/debug/.build-id/XX/YYYY.debug, found by gdb through the build ID or
 # the binary's .gnu_debuglink). Prints the path of the .deb (not of the dbgsym package).
@@ -58,7 +58,7 @@ install -D -m 0644 zones/example.com.zone "$stage/etc/lodestar/zones/example.com
 install -D -m 0644 geo/sample.mmdb "$stage/usr/share/lodestar/sample.mmdb"
 install -D -m 0644 README.md "$stage/usr/share/doc/lodestar/README.md"
 install -m 0644 dist/debian/copyright "$stage/usr/share/doc/lodestar/copyright"
-# changelog.Debian: one entry for this version, dated by the last commit (reproducible).
+# changelog (native package: changelog.gz): one entry for this version, dated by the last commit (reproducible).
 maintainer="Lodestar <lodestar@example.invalid>"
 commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 when=$(git log -1 --format=%cD 2>/dev/null || date -R)
@@ -67,8 +67,8 @@ when=$(git log -1 --format=%cD 2>/dev/null || date -R)
   printf 'lodestar (%s) unstable; urgency=medium\n\n' "$version"
   printf '  * Lodestar %s, built from commit %s.\n\n' "$version" "$commit"
   printf ' -- %s  %s\n' "$maintainer" "$when"
-} | gzip -9n >"$stage/usr/share/doc/lodestar/changelog.Debian.gz"
-chmod 0644 "$stage/usr/share/doc/lodestar/changelog.Debian.gz"
+} | gzip -9n >"$stage/usr/share/doc/lodestar/changelog.gz"
+chmod 0644 "$stage/usr/share/doc/lodestar/changelog.gz"
 mkdir -p "$stage/usr/share/man/man1"
 "$manual" "$binary" --output-directory "$stage/usr/share/man/man1" --date "$(date -u +%Y-%m-%d)" >&2
 # (the generator leaves an empty line between paragraphs, which groff warns about: mdoc's is .Pp)

@@ -77,11 +77,11 @@ struct PackageTests {
         }
         let version = try Command.run("/usr/bin/lodestar", ["--version"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(!version.isEmpty)
-        // copyright (machine-readable) and changelog.Debian.gz for this version.
+        // copyright (machine-readable) and changelog.gz for this version.
         let copyright = (try? String(contentsOfFile: "/usr/share/doc/lodestar/copyright", encoding: .utf8)) ?? ""
         #expect(copyright.hasPrefix("Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/")
                     && copyright.contains("\nLicense: Proprietary"), "copyright: \(copyright)")
-        let changelog = try Command.run("/usr/bin/gzip", ["-dc", "/usr/share/doc/lodestar/changelog.Debian.gz"])
+        let changelog = try Command.run("/usr/bin/gzip", ["-dc", "/usr/share/doc/lodestar/changelog.gz"])
         #expect(changelog.status == 0 && changelog.output.hasPrefix("lodestar (\(version)) "), "changelog: \(Self.output(changelog))")
 
         let idOut = try Command.run("/usr/bin/id", ["-u", "lodestar"])
