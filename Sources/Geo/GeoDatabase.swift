@@ -30,7 +30,19 @@ public final class GeoDatabase: @unchecked Sendable {
         modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
         db = .allocate(capacity: 1)
         db.initialize(to: MMDB_s())
-        let status = MMDB_open(path, UInt32(MMDB_MODE_MMAP), db)
+        // libmaxminddb maps the file it opens: a file overwritten in place afterwards (`cp` over
+        // it, `truncate`) changes under the mapping, and reading past its new end is SIGBUS (an
+        // explain after a truncation killed the server). It maps a private copy instead: one read
+        // of the file into memory of this process's own (memfd), which nothing else can change.
+        let copy: Int32
+        do {
+            copy = try Self.privateCopy(path)
+        } catch {
+            db.deallocate()
+            throw error
+        }
+        let status = MMDB_open("/proc/self/fd/\(copy)", UInt32(MMDB_MODE_MMAP), db)
+        close(copy)
         guard status == MMDB_SUCCESS else {
             db.deallocate()
             throw GeoError(file: path, message: String(cString: MMDB_strerror(status)))
@@ -45,6 +57,54 @@ public final class GeoDatabase: @unchecked Sendable {
     deinit {
         MMDB_close(db)
         db.deallocate()
+    }
+
+    /// Databases larger than this are refused unread (GeoLite2-City is ~60 MB, GeoIP2-City ~130 MB).
+    static let maxFileSize = 4 << 30
+
+    /// The file's octets in an anonymous memory file (memfd), read once through one descriptor:
+    /// its descriptor, for libmaxminddb to open through /proc/self/fd.
+    static func privateCopy(_ path: String) throws -> Int32 {
+        let source = open(path, O_RDONLY | O_CLOEXEC)
+        guard source >= 0 else { throw GeoError(file: path, message: "cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(source) }
+        var st = stat()
+        guard fstat(source, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            throw GeoError(file: path, message: "not a regular file")
+        }
+        guard st.st_size <= maxFileSize else { throw GeoError(file: path, message: "a file of \(st.st_size) octets (at most \(maxFileSize))") }
+        let copy = lodestar_memfd("lodestar-geo")
+        guard copy >= 0 else { throw GeoError(file: path, message: "cannot make a private copy: \(String(cString: strerror(errno)))") }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var total = 0
+        while true {
+            let n = read(source, &buffer, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else {
+                let e = errno
+                close(copy)
+                throw GeoError(file: path, message: "cannot read: \(String(cString: strerror(e)))")
+            }
+            if n == 0 { break }
+            total += n
+            // A file that grows while read (being written) past the limit is refused too.
+            guard total <= maxFileSize else {
+                close(copy)
+                throw GeoError(file: path, message: "the file grew past \(maxFileSize) octets while read")
+            }
+            var off = 0
+            while off < n {
+                let w = buffer[off..<n].withUnsafeBytes { write(copy, $0.baseAddress, $0.count) }
+                if w < 0 && errno == EINTR { continue }
+                guard w > 0 else {
+                    let e = errno
+                    close(copy)
+                    throw GeoError(file: path, message: "cannot copy into memory: \(String(cString: strerror(e)))")
+                }
+                off += w
+            }
+        }
+        return copy
     }
 
     /// Walks the search tree once (shared IPv4 subtrees once) and decodes every data record.
