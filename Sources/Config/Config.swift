@@ -107,7 +107,11 @@ package struct Config: Sendable {
     package static let maxFileSize = 64 << 20
 
     package static func load(_ path: String) throws -> Config {
-        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxFileSize {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+        if let type = attributes?[.type] as? FileAttributeType, type != .typeRegular {
+            throw ConfigError(file: path, line: 0, message: "the config file is not a regular file")
+        }
+        if let size = attributes?[.size] as? Int, size > maxFileSize {
             throw ConfigError(file: path, line: 0, message: "config file of \(size) octets (at most \(maxFileSize))")
         }
         guard let data = FileManager.default.contents(atPath: path) else {

@@ -65,7 +65,7 @@ public final class GeoDatabase: @unchecked Sendable {
     /// The file's octets in an anonymous memory file (memfd), read once through one descriptor:
     /// its descriptor, for libmaxminddb to open through /proc/self/fd.
     static func privateCopy(_ path: String) throws -> Int32 {
-        let source = open(path, O_RDONLY | O_CLOEXEC)
+        let source = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)  // a FIFO must not block the open
         guard source >= 0 else { throw GeoError(file: path, message: "cannot open: \(String(cString: strerror(errno)))") }
         defer { close(source) }
         var st = stat()

@@ -39,11 +39,20 @@ public enum ZoneFileReader {
         guard !budget.exhausted else { return }
         // The size first, from the descriptor that is then read: a file larger than the limit is
         // never read (nor one that grows past it while being read).
-        guard let handle = FileHandle(forReadingAtPath: path) else {
+        // O_NONBLOCK: a FIFO (or a device) named as a zone file must not block the open; only a
+        // regular file is read.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else {
             errors.append(ZoneError(file: path, line: 0, message: "cannot read file"))
             return
         }
-        defer { try? handle.close() }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            close(fd)
+            errors.append(ZoneError(file: path, line: 0, message: "not a regular file"))
+            return
+        }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         let limits = budget.limits
         let size = (try? handle.seekToEnd()).map(Int.init) ?? 0
         try? handle.seek(toOffset: 0)
