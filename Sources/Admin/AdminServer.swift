@@ -69,6 +69,12 @@ package final class AdminServer: @unchecked Sendable {
     var controlChannel: Channel? = nil
     /// POSTs in arrival order, off the event loop.
     let work = DispatchQueue(label: "lodestar.admin.work")
+    /// GETs other than /health and /ready, off the event loop.
+    let reads = DispatchQueue(label: "lodestar.admin.reads")
+    /// Answered on the event loop itself.
+    static let loopPaths: Set<String> = ["/health", "/ready"]
+    /// Unread answers a connection may hold before it is closed.
+    static let writeBuffer = WriteBufferWaterMark(low: 64 << 10, high: 256 << 10)
 
     package init(server: any AdminControl, token: String?, logger: Logger) {
         self.server = server
@@ -115,6 +121,7 @@ package final class AdminServer: @unchecked Sendable {
     package func start() throws {
         if listening >= 0 {
             let bootstrap = ServerBootstrap(group: group)
+                .childChannelOption(.writeBufferWaterMark, value: Self.writeBuffer)
                 .childChannelInitializer { [self] channel in
                     let client = channel.remoteAddress?.ipAddress ?? "?"
                     guard let slot = slots.admit(client, now: NIODeadline.now()) else {
@@ -137,6 +144,7 @@ package final class AdminServer: @unchecked Sendable {
         }
         if controlSocket >= 0 {
             let bootstrap = ServerBootstrap(group: group)
+                .childChannelOption(.writeBufferWaterMark, value: Self.writeBuffer)
                 .childChannelInitializer { [self] channel in
                     channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
                         channel.pipeline.addHandlers([IdleStateHandler(allTimeout: .seconds(Self.idleSeconds)),
@@ -247,15 +255,20 @@ final class AdminHandler: ChannelInboundHandler, @unchecked Sendable {
                 return
             }
             let body = self.body
-            guard head.method == .POST else {
+            // /health and /ready on the event loop, at once: nothing else may delay them.
+            if head.method != .POST && AdminServer.loopPaths.contains(head.uri) {
                 respond(context, head, admin.handle(method: head.method, uri: head.uri, headers: head.headers, body: body))
                 return
             }
-            // A change (a reload above all) is made off the event loop, in arrival order.
+            // Everything else off the event loop: a change (a reload above all) in arrival order on
+            // `work`; reads (/metrics renders every series) on `reads`, so that neither a reload
+            // nor a client asking /metrics over and over holds up the probes. Each connection has
+            // one request at a time in flight (NIO's pipelining handler holds the next), so these
+            // queues hold at most one entry per connection.
             let loop = context.eventLoop
             let bound = NIOLoopBound((self, context), eventLoop: loop)
             let admin = self.admin
-            admin.work.async {
+            (head.method == .POST ? admin.work : admin.reads).async {
                 let r = admin.handle(method: head.method, uri: head.uri, headers: head.headers, body: body)
                 loop.execute { bound.value.0.respond(bound.value.1, head, r) }
             }
@@ -263,6 +276,12 @@ final class AdminHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func respond(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ r: AdminServer.Response) {
+        // A client that does not read its answers (pipelining request after request) is closed
+        // once a quarter MiB of them waits: its answers must not pile up in memory.
+        guard context.channel.isWritable else {
+            context.close(promise: nil)
+            return
+        }
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: r.contentType)
         headers.add(name: "content-length", value: "\(r.body.utf8.count)")
