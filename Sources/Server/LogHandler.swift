@@ -86,7 +86,7 @@ package struct LodestarLogHandler: LogHandler {
             // One record, one line: a newline in a message (a file's content) is written as \n.
             // Under journald the priority says the level.
             if !journal { line += "\(event.level.rawValue): " }
-            line += "\(event.message)".replacingOccurrences(of: "\n", with: "\\n")
+            line += Self.printable("\(event.message)")
             for key in fields.keys.sorted() { line += " \(key)=\(Self.quoted("\(fields[key]!)"))" }
             output.write(line)
         case .json:
@@ -110,6 +110,29 @@ package struct LodestarLogHandler: LogHandler {
         gmtime_r(&t, &tm)
         return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                       tm.tm_hour, tm.tm_min, tm.tm_sec, Int(ts.tv_nsec / 1_000_000))
+    }
+
+    /// A message with its control characters escaped (newline as \n, the rest as \u00XX): text
+    /// from a client or a file (an external health reason, a zone line) must not put a NUL or a
+    /// terminal escape sequence into the log.
+    static func printable(_ v: String) -> String {
+        guard v.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || $0.value == 0x2028 || $0.value == 0x2029 }) else {
+            return v
+        }
+        var out = ""
+        for u in v.unicodeScalars {
+            switch u {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 || u.value == 0x7F || u.value == 0x2028 || u.value == 0x2029 {
+                    out += String(format: "\\u%04x", u.value)
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out
     }
 
     /// A value as is, or in quotes when it has spaces, quotes or control characters.

@@ -238,6 +238,80 @@ struct HostileInputTests {
         #expect(r.error.contains("Content-Length"), "\(r.error)")
     }
 
+    @Test("Admin: no change over TCP without a token (403); the control socket takes it; another user cannot open the socket",
+          .timeLimit(.minutes(1)))
+    func adminChangesNeedSocketOrToken() throws {
+        let setup = try GSLBSetup()
+        defer { setup.remove() }
+        let server = try setup.start()
+        defer { server.stop() }
+        let tcp = try Command.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "-X", "POST",
+                                                   "-H", "Content-Type: application/json", "-d", #"{"state":"drain"}"#,
+                                                   "http://127.0.0.1:\(setup.adminPort)/v1/regions/eu-central"]).output
+        #expect(tcp == "403", "a local account cannot drain a region over TCP")
+        #expect(GSLBTests.region(try server.dig("www.example.com", "A", "+subnet=198.51.100.0/24").addresses.first ?? "") == "eu")
+        let sock = setup.dir + "/.lodestar.sock"
+        var st = stat()
+        #expect(stat(sock, &st) == 0 && st.st_mode & 0o777 == 0o660, "mode \(String(st.st_mode & 0o777, radix: 8))")
+        if getuid() == 0 {
+            // Not the server's user, not its group: the socket's mode keeps it out.
+            let other = try Command.run("/usr/bin/setpriv", ["--reuid", "12345", "--regid", "12345", "--clear-groups", Paths.binary,
+                                                            "ctl", "drain", "eu-central", "--socket", sock])
+            #expect(other.status == 1 && other.error.contains("permission denied"), "\(other.error)")
+        }
+        let ctl = try Command.run(Paths.binary, ["ctl", "drain", "eu-central", "--socket", sock])
+        #expect(ctl.status == 0, "\(ctl.error)")
+        #expect(GSLBTests.region(try server.dig("www.example.com", "A", "+subnet=198.51.100.0/24").addresses.first ?? "") != "eu")
+        // A reason with control characters (a NUL, a terminal escape) is logged escaped.
+        _ = try setup.admin("POST", "/v1/health/na-1", #"{"state": "down", "reason": "a\nb\u0000c\u001b[31mred", "ttl": 5}"#)
+        #expect(ReloadTests.waitFor(3) { server.log().contains("\\u001b[31mred") }, "\(server.log().suffix(400))")
+        let raw = (try? Data(contentsOf: URL(fileURLWithPath: server.logPath))) ?? Data()
+        #expect(!raw.contains(0) && !raw.contains(0x1B), "no raw NUL or ESC in the log")
+        // A second server on the same socket path is refused: the socket is live.
+        let copy = try String(contentsOfFile: setup.config, encoding: .utf8)
+            .replacingOccurrences(of: "127.0.0.1:\(setup.adminPort)", with: "127.0.0.1:\(FreePort.pick())")
+        try Self.write(copy, setup.dir + "/second.yaml")
+        let second = try Command.run(Paths.binary, ["serve", "--config", setup.dir + "/second.yaml", "--listen", "127.0.0.1:\(FreePort.pick())"],
+                                     timeout: 10)
+        #expect(second.status == 2 && second.error.contains("another lodestar answers on it"), "\(second.error.suffix(300))")
+    }
+
+    @Test("Admin: 64 idle connections and 8 more from one client do not shut out /health, /ready and /metrics",
+          .timeLimit(.minutes(1)))
+    func adminSlots() throws {
+        let setup = try GSLBSetup()
+        defer { setup.remove() }
+        let server = try setup.start()
+        defer { server.stop() }
+        // 72 idle connections from 9 loopback addresses (8 each: the per-client cap), held open.
+        let r = try Command.run("/usr/bin/python3", ["-c", """
+            import socket, subprocess
+            held = []
+            for a in range(2, 11):
+                for i in range(8):
+                    try:
+                        s = socket.socket(); s.bind(("127.0.0.%d" % a, 0)); s.settimeout(2)
+                        s.connect(("127.0.0.1", \(setup.adminPort))); held.append(s)
+                    except OSError:
+                        pass
+            # A ninth connection from one address: closed at once (per-client cap).
+            s = socket.socket(); s.bind(("127.0.0.2", 0)); s.settimeout(2); s.connect(("127.0.0.1", \(setup.adminPort)))
+            try:
+                capped = s.recv(1) == b""
+            except OSError:
+                capped = True
+            ok = 0
+            for path in ["/health", "/ready", "/metrics"] * 3:
+                out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3",
+                                      "http://127.0.0.1:\(setup.adminPort)" + path], capture_output=True, text=True).stdout
+                ok += out == "200"
+            print("held", len(held), "capped", capped, "ok", ok)
+            """], timeout: 40)
+        #expect(r.output.contains("capped True"), "\(r.output) \(r.error)")
+        #expect(r.output.contains("ok 9"), "\(r.output) \(r.error)")
+        #expect(server.process.isRunning)
+    }
+
     @Test("Admin: clients pipelining thousands of /metrics without reading are closed; /health answers meanwhile; memory stays bounded",
           .timeLimit(.minutes(1)))
     func adminPipelining() throws {
