@@ -75,7 +75,13 @@ package final class HTTPConnection {
                 var headers: [String: String] = [:]
                 for l in lines {
                     guard let c = l.firstIndex(of: ":") else { continue }
-                    headers[l[..<c].lowercased()] = l[l.index(after: c)...].trimmingCharacters(in: .whitespaces)
+                    let name = l[..<c].lowercased()
+                    let value = l[l.index(after: c)...].trimmingCharacters(in: .whitespaces)
+                    // Two framings that disagree: which body is meant cannot be known.
+                    if name == "content-length" || name == "transfer-encoding", let old = headers[name], old != value {
+                        throw Failure("\(endpoint) sent two \(name) headers (\(old.prefix(20)), \(value.prefix(20)))")
+                    }
+                    headers[name] = value
                 }
                 return (status, headers)
             }

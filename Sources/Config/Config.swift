@@ -115,10 +115,15 @@ package struct Config: Sendable {
             throw ConfigError(file: path, line: 0, message: "config file of \(size) octets (at most \(maxFileSize))")
         }
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigError(file: path, line: 0, message: "cannot read the config file")
+            let reason = access(path, R_OK) == 0 ? "" : ": \(String(cString: strerror(errno)))"
+            throw ConfigError(file: path, line: 0, message: "cannot read the config file\(reason)")
         }
-        guard let text = String(data: data, encoding: .utf8), !text.utf8.contains(0) else {
+        guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigError(file: path, line: 0, message: "the config file is not UTF-8 text")
+        }
+        if let nul = text.utf8.firstIndex(of: 0) {
+            let line = text.utf8[..<nul].filter { $0 == 0x0A }.count + 1
+            throw ConfigError(file: path, line: line, message: "a NUL octet in the config file (a binary or damaged file?)")
         }
         if let line = YAMLDepth.tooDeep(text) {
             throw ConfigError(file: path, line: line, message: "YAML nested more than \(YAMLDepth.limit) levels deep")

@@ -100,8 +100,11 @@ struct Section {
     /// A whole number in `range` ("1.5" and "1e3" are refused, not rounded).
     func integer(_ key: String, range: ClosedRange<Int>) throws -> Int? {
         guard let (v, l) = value(key) else { return nil }
-        guard let s = v.scalar?.string, Self.isCanonical(s, fraction: false), let n = Int(s) else {
+        guard let s = v.scalar?.string, Self.isCanonical(s, fraction: false) else {
             throw ConfigError(file: file, line: l, message: "\(key) must be a whole number written in decimal")
+        }
+        guard let n = Int(s) else {
+            throw ConfigError(file: file, line: l, message: "\(key) must be between \(range.lowerBound) and \(range.upperBound)")
         }
         guard range.contains(n) else {
             throw ConfigError(file: file, line: l, message: "\(key) must be between \(range.lowerBound) and \(range.upperBound)")

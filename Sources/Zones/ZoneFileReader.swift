@@ -67,9 +67,17 @@ public enum ZoneFileReader {
                                     message: "the zone's files come to over limits.zone-size (\(limits.zoneSize) octets, includes counted each time)"))
             return
         }
-        guard let data = try? handle.read(upToCount: limits.fileSize + 1), data.count <= limits.fileSize else {
+        let data: Data
+        do {
+            // nil at the end of the file: an empty file.
+            data = try handle.read(upToCount: limits.fileSize + 1) ?? Data()
+        } catch {
+            errors.append(ZoneError(file: path, line: 0, message: "cannot read file: \(error.localizedDescription)"))
+            return
+        }
+        guard data.count <= limits.fileSize else {
             budget.exhausted = true
-            errors.append(ZoneError(file: path, line: 0, message: "cannot read file, or it grew over limits.zone-file-size while read"))
+            errors.append(ZoneError(file: path, line: 0, message: "the file grew over limits.zone-file-size (\(limits.fileSize)) while read"))
             return
         }
         budget.octets += data.count

@@ -68,12 +68,8 @@ struct SourceOptions: ParsableArguments {
     }
 
     func validateConfig() throws {
-        if let config, !FileManager.default.isReadableFile(atPath: config) {
-            throw ValidationError("config file \(config) cannot be read")
-        }
-        if let geo, !FileManager.default.isReadableFile(atPath: geo) {
-            throw ValidationError("geo database \(geo) cannot be read")
-        }
+        // A config or database that cannot be read is a problem of the files (check: exit 1,
+        // serve: exit 2, with the reason), not a usage error: the loaders say which and why.
         if let zones {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: zones, isDirectory: &isDir), isDir.boolValue else {

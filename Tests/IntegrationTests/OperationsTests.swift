@@ -212,8 +212,11 @@ struct OperationsTests {
         for word in ["SIGHUP", "SIGTERM", "Exit codes", "64"] { #expect(help.output.contains(word), "\(word) in --help") }
         let bad = try Command.run(Paths.binary, ["serve", "--log-level", "loud"])
         #expect(bad.status == 64 && bad.output.isEmpty && bad.error.contains("loud"), "\(bad)")
+        // A config that cannot be read is a problem of the file (serve: 2, check: 1), with the reason.
         let noConfig = try Command.run(Paths.binary, ["serve", "--config", "/nonexistent/l.yaml"])
-        #expect(noConfig.status == 64 && noConfig.error.contains("/nonexistent/l.yaml"), "\(noConfig)")
+        #expect(noConfig.status == 2 && noConfig.error.contains("/nonexistent/l.yaml:0: cannot read the config file: No such file"), "\(noConfig)")
+        let checkNoConfig = try Command.run(Paths.binary, ["check", "--config", "/nonexistent/l.yaml"])
+        #expect(checkNoConfig.status == 1, "\(checkNoConfig)")
         let badUser = try Command.run(Paths.binary, ["serve", "--zones", Paths.packageRoot + "/zones", "--listen",
                                                      "127.0.0.1:\(FreePort.pick())", "--user", "no-such-user-here"])
         #expect(badUser.status == 2 && badUser.error.contains("no-such-user-here\": no such user"), "\(badUser)")
