@@ -162,6 +162,14 @@ package final class ClusterController: @unchecked Sendable {
     /// POP decided from its own vote alone for a few seconds (an origin only it could not reach
     /// left its answers, which the quorum policy promises never happens).
     var holdUntil: Double = 0
+    /// The other POPs whose first live heartbeat since the reconnection is awaited: the hold ends
+    /// when the last arrives (or its POP's key goes), or at `fallback-after` at the latest (POPs
+    /// reconnect at their own pace, with back-off up to 5 s).
+    var awaitedBeats: Set<String> = []
+    /// The store's revision when etcd was reached again (`Int64.max` until the sync thread has
+    /// read it): a heartbeat counts as fresh for `awaitedBeats` only when written after it, not
+    /// one committed before the outage and delivered after.
+    var holdRevision: Int64 = .max
     /// When the watch last came back (monotonic): heartbeats are not judged for clock offsets
     /// right after, as those committed late during the outage arrive in a burst.
     var reconnectedAt: Double = 0
@@ -181,7 +189,9 @@ package final class ClusterController: @unchecked Sendable {
             let w = connected
             let a = awaySince.map { now - $0 }
             if !w && lastContact != nil {
-                holdUntil = now + settings.staleAfter
+                awaitedBeats = Set(heartbeats.keys).subtracting([settings.pop])
+                holdRevision = .max
+                holdUntil = awaitedBeats.isEmpty ? 0 : now + max(settings.staleAfter, settings.fallbackAfter)
                 reconnectedAt = now
             }
             connected = true
@@ -222,15 +232,20 @@ package final class ClusterController: @unchecked Sendable {
         while !isStopped {
             do {
                 try ensureLease()
+                // The store's revision now, from a linearizable read: etcd has a quorum again (a
+                // watch alone does not say so).
+                let regained: Int64
                 if next == 0 {
                     let (rev, kvs) = try client.range(prefix: root)
                     load(kvs, revision: rev)
                     next = rev &+ 1  // EtcdClient.int: at most 2^60
+                    regained = rev
                 } else {
-                    // A linearizable read: etcd has a quorum again (a watch alone does not say so).
-                    _ = try client.count(prefix: root)
+                    regained = try client.countAndRevision(prefix: root).revision
                 }
                 contact()
+                // Heartbeats written after this revision were written after etcd came back.
+                lock.withLock { if holdUntil > 0 && holdRevision == .max { holdRevision = regained } }
                 backoff = 0.2
                 try client.watch(prefix: root, from: next, handle: watch, idle: 3600) { events, rev in
                     guard !events.isEmpty else { return }
@@ -409,7 +424,9 @@ package final class ClusterController: @unchecked Sendable {
             case ("pops"?, 2):
                 let pop = Self.unescape(parts[1])
                 let beat = value.flatMap { try? dec.decode(Beat.self, from: Data($0)) }
-                heard(pop, beat, live: live)
+                var revision: Int64 = 0
+                if case .put(let kv) = e { revision = kv.modRevision }
+                heard(pop, beat, live: live, revision: revision)
             case ("anycast"?, 3):
                 guard Self.unescape(parts[1]) == settings.pop else { continue }
                 let proto = Self.unescape(parts[2])
@@ -463,13 +480,16 @@ package final class ClusterController: @unchecked Sendable {
     /// whose clock is ahead counts until its lease takes the key away. A heartbeat of this POP's
     /// name written by another process while this one runs: two lodestars share a name (their
     /// votes overwrite each other and count as one), said loudly.
-    func heard(_ pop: String, _ beat: Beat?, live: Bool) {
+    func heard(_ pop: String, _ beat: Beat?, live: Bool, revision: Int64 = 0) {
         let now = Date().timeIntervalSince1970
         var skew: Double? = nil, conflict: String? = nil
         lock.withLock {
             heartbeats[pop] = beat.map { max($0.at, now) }
             popRTT[pop] = beat?.rtt
             if beat == nil { liveBeats[pop] = nil }
+            // A POP heard again (or gone) since the reconnection: once all are, the view is fresh.
+            let writtenSince = live && holdRevision != .max && revision > holdRevision
+            if (writtenSince || beat == nil) && awaitedBeats.remove(pop) != nil && awaitedBeats.isEmpty { holdUntil = 0 }
             guard let beat, live else { return }
             let offset = beat.at - now
             let mono = lodestar_monotonic()

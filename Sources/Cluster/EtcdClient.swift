@@ -221,8 +221,14 @@ package final class EtcdClient: @unchecked Sendable {
 
     /// How many keys are under `prefix` (a linearizable read: it needs etcd's quorum).
     package func count(prefix: String) throws -> Int64 {
+        try countAndRevision(prefix: prefix).count
+    }
+
+    /// The keys under `prefix` and the store's revision, by a linearizable read: a write with a
+    /// higher revision was made after this call.
+    package func countAndRevision(prefix: String) throws -> (count: Int64, revision: Int64) {
         let o = try call("/v3/kv/range", ["key": Self.b64(prefix), "range_end": Self.b64(Self.rangeEnd(prefix)), "count_only": true])
-        return Self.int(o["count"])
+        return (Self.int(o["count"]), Self.int((o["header"] as? [String: Any])?["revision"]))
     }
 
     /// One key (nil when absent).

@@ -54,9 +54,12 @@ enum ZoneText {
         var inQuote = false
         var quoteLine = 0
         var atLineStart = true
+        var recordStart = 0, recordLine = 1
         while i < text.count {
             if atLineStart && parens == 0 && !inQuote {
                 atLineStart = false
+                recordStart = i
+                recordLine = line
                 if text[i] == UInt8(ascii: "$") {
                     if let r = directive(text, at: i, line: line, origin: &current, problems: &scan.problems) {
                         scan.readerLines.append(r)
@@ -81,6 +84,12 @@ enum ZoneText {
                     scan.problems.append(Problem(line: quoteLine, message: "quoted string not closed on its line"))
                     inQuote = false
                 }
+                if parens == 0 && i - recordStart > maxRecordText {
+                    scan.problems.append(Problem(line: recordLine, message: """
+                        a record of \(i - recordStart) octets of text: libldns reads at most \(maxRecordText) and would \
+                        silently drop the rest (a TXT of 300 strings came out as 255)
+                        """))
+                }
                 line += 1
                 atLineStart = true
             case UInt8(ascii: "\""):
@@ -101,6 +110,11 @@ enum ZoneText {
         if parens > 0 { scan.problems.append(Problem(line: parenLine, message: "parenthesis not closed")) }
         return scan
     }
+
+    /// A record's text (its lines joined by parentheses, comments included) longer than this is
+    /// refused: libldns reads a record's data into a buffer of this size and cuts what is past it
+    /// without an error. RDATA is at most 65,535 octets on the wire, and its text is never shorter.
+    static let maxRecordText = 65_535
 
     /// A presentation-form origin longer than this cannot be 255 octets or fewer on the wire
     /// (RFC 1035 §2.3.4; 4 characters per octet at most, as `\DDD`): refused before it grows.

@@ -165,6 +165,9 @@ struct HostileInputTests {
         try Self.write(head + "t TXT \"" + String(repeating: "a", count: 300_000) + "\"\n", zones + "/long.test.zone")
         try Self.write(head + String(repeating: "; padding to pass the limit set below\n", count: 30_000), zones + "/big.test.zone")
         try Self.write("limits:\n  zone-file-size: 1000000\n", dir + "/c.yaml")
+        // A TXT of 300 strings of 255 octets (77 KB of text): libldns kept 255 of them, silently.
+        try Self.write(head + "t TXT " + Array(repeating: "\"" + String(repeating: "a", count: 255) + "\"", count: 300).joined(separator: " ") + "\n",
+                       zones + "/txt.test.zone")
         // A FIFO as a zone file (its open would block), a device as an include (read for ever).
         #expect(mkfifo(zones + "/fifo.test.zone", 0o644) == 0)
         try Self.write(head + "$INCLUDE /dev/zero\n", zones + "/dev.test.zone")
@@ -176,6 +179,7 @@ struct HostileInputTests {
         #expect(r.error.contains(zones + "/long.test.zone:5: a line of"), "\(r.error.prefix(600))")
         #expect(r.error.contains(zones + "/big.test.zone:0: file of"), "\(r.error.prefix(600))")
         #expect(r.error.contains(zones + "/fifo.test.zone:0: not a regular file"), "\(r.error.prefix(600))")
+        #expect(r.error.contains(zones + "/txt.test.zone:5: a record of"), "\(r.error.prefix(900))")
         #expect(r.error.contains("/dev/zero:0: not a regular file"), "\(r.error.prefix(600))")
     }
 
