@@ -119,20 +119,7 @@ package struct LodestarLogHandler: LogHandler {
         guard v.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || $0.value == 0x2028 || $0.value == 0x2029 }) else {
             return v
         }
-        var out = ""
-        for u in v.unicodeScalars {
-            switch u {
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 || u.value == 0x7F || u.value == 0x2028 || u.value == 0x2029 {
-                    out += String(format: "\\u%04x", u.value)
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out
+        return escaped(v, quotes: false)
     }
 
     /// A value as is, or in quotes when it has spaces, quotes or control characters.
@@ -145,13 +132,19 @@ package struct LodestarLogHandler: LogHandler {
 
     /// A JSON string literal (RFC 8259): quotes, backslashes and control characters escaped.
     static func jsonString(_ v: String) -> String {
-        var out = "\""
+        "\"" + escaped(v, quotes: true) + "\""
+    }
+
+    /// Control characters (and U+2028/2029) escaped as JSON does; with `quotes`, the quote and the
+    /// backslash too (a JSON string's inside), else they stay (a log message).
+    static func escaped(_ v: String, quotes: Bool) -> String {
+        var out = ""
         for u in v.unicodeScalars {
             switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
+            case "\"" where quotes: out += "\\\""
+            case "\\" where quotes: out += "\\\\"
+            case "\r" where quotes: out += "\\r"
             case "\n": out += "\\n"
-            case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
                 if u.value < 0x20 || u.value == 0x7F || u.value == 0x2028 || u.value == 0x2029 {
@@ -161,6 +154,6 @@ package struct LodestarLogHandler: LogHandler {
                 }
             }
         }
-        return out + "\""
+        return out
     }
 }
