@@ -174,9 +174,8 @@ extension AdminServer {
         if let w = object["weight"] {
             if w is NSNull {
                 weight = .some(nil)
-            } else if let n = w as? NSNumber, !Self.isBoolean(n), n.doubleValue >= 0, n.doubleValue <= 1_000_000 {
-                let d = n.doubleValue
-                weight = .some(d)
+            } else if let n = w as? NSNumber, !Self.isBoolean(n), (0...1_000_000).contains(n.doubleValue) {
+                weight = .some(n.doubleValue)
             } else {
                 return Self.error(.badRequest, "weight must be a number from 0 to 1000000, or null")
             }

@@ -120,46 +120,43 @@ package final class AdminServer: @unchecked Sendable {
     /// Serves on the sockets `open` and `openControl` bound.
     package func start() throws {
         if listening >= 0 {
-            let bootstrap = ServerBootstrap(group: group)
-                .childChannelOption(.writeBufferWaterMark, value: Self.writeBuffer)
-                .childChannelInitializer { [self] channel in
-                    let client = channel.remoteAddress?.ipAddress ?? "?"
-                    guard let slot = slots.admit(client, now: NIODeadline.now()) else {
-                        logger.warning("admin: connection from \(client) refused: \(Self.maxConnections) connections (\(Self.maxPerClient) per client) busy")
-                        return channel.close()
-                    }
-                    if let evicted = slot.evicted { evicted.close(promise: nil) }
-                    slot.conn.channel = channel
-                    channel.closeFuture.whenComplete { _ in self.slots.release(slot.conn) }
-                    return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
-                        channel.pipeline.addHandlers([IdleStateHandler(allTimeout: .seconds(Self.idleSeconds)),
-                                                      AdminHandler(admin: self, conn: slot.conn)])
-                    }
+            channel = try serve(listening, "the admin API on \(address.map { "\($0)" } ?? "?")") { [self] channel in
+                let client = channel.remoteAddress?.ipAddress ?? "?"
+                guard let slot = slots.admit(client) else {
+                    logger.warning("admin: connection from \(client) refused: \(Self.maxConnections) connections (\(Self.maxPerClient) per client) busy")
+                    return nil
                 }
-            do {
-                channel = try bootstrap.withBoundSocket(listening).wait()
-            } catch {
-                throw AdminError("cannot serve the admin API on \(self.address.map { "\($0)" } ?? "?"): \(error)")
+                if let evicted = slot.evicted { evicted.close(promise: nil) }
+                slot.conn.channel = channel
+                channel.closeFuture.whenComplete { _ in self.slots.release(slot.conn) }
+                return slot.conn
             }
         }
         if controlSocket >= 0 {
-            let bootstrap = ServerBootstrap(group: group)
-                .childChannelOption(.writeBufferWaterMark, value: Self.writeBuffer)
-                .childChannelInitializer { [self] channel in
-                    channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
-                        channel.pipeline.addHandlers([IdleStateHandler(allTimeout: .seconds(Self.idleSeconds)),
-                                                      AdminHandler(admin: self, conn: AdminSlots.Conn(client: "control socket", control: true))])
-                    }
-                }
-            do {
-                controlChannel = try bootstrap.withBoundSocket(controlSocket).wait()
-            } catch {
-                throw AdminError("cannot serve the control socket \(controlPath ?? "?"): \(error)")
+            controlChannel = try serve(controlSocket, "the control socket \(controlPath ?? "?")") { _ in
+                AdminSlots.Conn(client: "control socket", control: true)
             }
         }
         // Sample answer counters every 5 s: "share of recent answers" covers the last minute.
         timer = group.next().scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(5)) { [self] _ in
             shares.sample(server.store.current.steering)
+        }
+    }
+
+    /// Serves HTTP on a bound socket; `admit` gives each connection its slot, or nil to close it.
+    func serve(_ fd: Int32, _ what: String, admit: @escaping @Sendable (Channel) -> AdminSlots.Conn?) throws -> Channel {
+        let bootstrap = ServerBootstrap(group: group)
+            .childChannelOption(.writeBufferWaterMark, value: Self.writeBuffer)
+            .childChannelInitializer { [self] channel in
+                guard let conn = admit(channel) else { return channel.close() }
+                return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
+                    channel.pipeline.addHandlers([IdleStateHandler(allTimeout: .seconds(Self.idleSeconds)), AdminHandler(admin: self, conn: conn)])
+                }
+            }
+        do {
+            return try bootstrap.withBoundSocket(fd).wait()
+        } catch {
+            throw AdminError("cannot serve \(what): \(error)")
         }
     }
 

@@ -32,7 +32,7 @@ final class AdminSlots: @unchecked Sendable {
 
     /// A slot for a new connection from `client`, and a connection to close to make room for it;
     /// nil when there is none.
-    func admit(_ client: String, now: NIODeadline) -> (conn: Conn, evicted: Channel?)? {
+    func admit(_ client: String) -> (conn: Conn, evicted: Channel?)? {
         guard perClient[client, default: 0] < AdminServer.maxPerClient else { return nil }
         let conn = Conn(client: client)
         var evicted: Channel? = nil

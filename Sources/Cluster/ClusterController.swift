@@ -178,7 +178,7 @@ package final class ClusterController: @unchecked Sendable {
     var ownDelay: (seconds: Double, at: Double)? = nil
 
     /// Whether every vote counts as in the last shared view, fresh or not (under the lock): while
-    /// etcd is away short of `fallback-after`, and for `stale-after` after it comes back.
+    /// etcd is away short of `fallback-after`, and after it comes back until `holdUntil`.
     func holdingView(fallback: Bool) -> Bool {
         (!connected && !fallback) || (connected && lodestar_monotonic() < holdUntil)
     }

@@ -31,7 +31,7 @@ enum YAMLDepth {
                 indents += positions
             }
             var quote: UInt8? = nil
-            for c in u[i...] {
+            scan: for c in u[i...] {
                 if let q = quote {
                     if c == q { quote = nil }
                     continue
@@ -40,10 +40,9 @@ enum YAMLDepth {
                 case UInt8(ascii: "\""), UInt8(ascii: "'"): quote = c
                 case UInt8(ascii: "["), UInt8(ascii: "{"): flow += 1
                 case UInt8(ascii: "]"), UInt8(ascii: "}"): flow = max(0, flow - 1)
-                case UInt8(ascii: "#"): break
+                case UInt8(ascii: "#"): break scan
                 default: continue
                 }
-                if c == UInt8(ascii: "#") { break }
                 if indents.count + flow > limit { return lineNumber }
             }
             if indents.count + flow > limit { return lineNumber }

@@ -158,8 +158,7 @@ public final class GeoDatabase: @unchecked Sendable {
             throw GeoError(file: path, message: "the search tree (\(m.metadata.node_count) nodes of \(m.full_record_byte_size) octets) does not fit before the metadata: a truncated or damaged file")
         }
         do {
-            try MMDBVerifier.verify(tree: UnsafeRawBufferPointer(start: file, count: treeSize),
-                                    separator: UnsafeRawBufferPointer(start: file + treeSize, count: 16),
+            try MMDBVerifier.verify(separator: UnsafeRawBufferPointer(start: file + treeSize, count: 16),
                                     dataSection: UnsafeRawBufferPointer(start: dataStart, count: dataEnd - dataOffset),
                                     treeOffsets: offsets)
         } catch let e as MMDBVerifier.Failure {

@@ -35,10 +35,10 @@ package struct MMDBVerifier {
         targets = starts
     }
 
-    /// Verifies the file whose search tree starts at `tree` (its first octet) of `treeSize` octets,
-    /// followed by the separator and the data section `dataSection` (up to the metadata marker).
-    /// `treeOffsets` are the data offsets the search tree points to (already walked by the caller).
-    package static func verify(tree: UnsafeRawBufferPointer, separator: UnsafeRawBufferPointer,
+    /// Verifies the separator after the search tree and the data section `dataSection` (up to the
+    /// metadata marker). `treeOffsets` are the data offsets the search tree points to (the caller
+    /// has walked the tree).
+    package static func verify(separator: UnsafeRawBufferPointer,
                                dataSection: UnsafeRawBufferPointer, treeOffsets: [UInt32]) throws {
         guard separator.count == 16, separator.allSatisfy({ $0 == 0 }) else {
             throw Failure(description: "the 16 octets after the search tree are not zero (a damaged or truncated file)")

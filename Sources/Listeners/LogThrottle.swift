@@ -28,6 +28,17 @@ package final class LogThrottle: Sendable {
         slots = Reason.allCases.map { _ in Slot() }
     }
 
+    /// A PROXY header missing from an allowed peer, or sent by a peer not allowed to, and what was
+    /// done about it ("UDP datagram … dropped", "TCP connection … closed").
+    package func proxyDrop(_ peer: String, allowed: Bool, tcp: Bool) {
+        let what = tcp ? "TCP connection from \(peer) closed" : "UDP datagram from \(peer) dropped"
+        if allowed {
+            warn(.proxyMissing, peer: peer, "PROXY: \(what): no valid PROXY v2 header (the peer is in proxy-protocol.allow)")
+        } else {
+            warn(.proxyNotAllowed, peer: peer, "PROXY: \(what): a PROXY header from a peer not in proxy-protocol.allow")
+        }
+    }
+
     /// Logs `message()` as a warning unless a line of this reason went out in the last `interval`
     /// seconds (then it is only counted, and the next line says how many were left unsaid).
     package func warn(_ reason: Reason, peer: String, _ message: @autoclosure () -> String) {

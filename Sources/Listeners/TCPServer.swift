@@ -191,9 +191,7 @@ final class DNSConnectionHandler: ChannelInboundHandler {
             QueryMetrics.shared.recordProxy(.proxied)
         case (.header, .invalid):
             QueryMetrics.shared.recordProxy(.noHeader)
-            let peer = IPAddress.format(client.bytes)
-            server.throttle.warn(.proxyMissing, peer: peer,
-                                 "PROXY: TCP connection from \(peer) closed: no valid PROXY v2 header (the peer is in proxy-protocol.allow)")
+            server.throttle.proxyDrop(IPAddress.format(client.bytes), allowed: true, tcp: true)
             closed = true
             context.close(promise: nil)
             return false
@@ -222,9 +220,7 @@ final class DNSConnectionHandler: ChannelInboundHandler {
     }
 
     func logNotAllowed() {
-        let peer = IPAddress.format(client.bytes)
-        server.throttle.warn(.proxyNotAllowed, peer: peer,
-                             "PROXY: TCP connection from \(peer) closed: a PROXY header from a peer not in proxy-protocol.allow")
+        server.throttle.proxyDrop(IPAddress.format(client.bytes), allowed: false, tcp: true)
     }
 
     /// The whole message (or header) is due within the timeout of its first octet; more octets do not extend it.

@@ -229,12 +229,7 @@ package final class UDPServer: Sendable {
     /// Says why a datagram was dropped (at most a line every 10 s).
     @inline(never)
     func logProxyDrop(_ client: ClientAddress, allowed: Bool) {
-        let peer = IPAddress.format(client.bytes)
-        if allowed {
-            throttle.warn(.proxyMissing, peer: peer, "PROXY: UDP datagram from \(peer) dropped: no valid PROXY v2 header (the peer is in proxy-protocol.allow)")
-        } else {
-            throttle.warn(.proxyNotAllowed, peer: peer, "PROXY: UDP datagram from \(peer) dropped: a PROXY header from a peer not in proxy-protocol.allow")
-        }
+        throttle.proxyDrop(IPAddress.format(client.bytes), allowed: allowed, tcp: false)
     }
 
     /// A datagram under PROXY protocol v2: from an allowed peer, the query after the header and

@@ -60,11 +60,9 @@ enum ParallelSplit {
             budget.records += finals[k].budget.records
             if finals[k].budget.exhausted || budget.records > budget.limits.records {
                 budget.exhausted = true
-                errors += errs[k].filter { $0.message.contains("limits.zone-records") }
-                if !errors.contains(where: { $0.message.contains("limits.zone-records") }) {
-                    errors.append(ZoneError(file: path, line: chunks[k].firstLine,
-                                            message: "more than limits.zone-records (\(budget.limits.records)) records"))
-                }
+                // The chunk's own error has the record's line; past the limit only in the sum, its first line.
+                errors.append(errs[k].first { $0.message.hasPrefix("more than limits.zone-records") }
+                    ?? ZoneError(file: path, line: chunks[k].firstLine, message: "more than limits.zone-records (\(budget.limits.records)) records"))
                 return
             }
             list.append(contentsOf: lists[k])

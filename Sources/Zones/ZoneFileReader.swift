@@ -54,8 +54,7 @@ public enum ZoneFileReader {
         }
         let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         let limits = budget.limits
-        let size = (try? handle.seekToEnd()).map(Int.init) ?? 0
-        try? handle.seek(toOffset: 0)
+        let size = Int(st.st_size)
         guard size <= limits.fileSize else {
             budget.exhausted = true
             errors.append(ZoneError(file: path, line: 0, message: "file of \(size) octets, over limits.zone-file-size (\(limits.fileSize))"))

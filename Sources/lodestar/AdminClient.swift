@@ -22,6 +22,11 @@ struct AdminClient {
         var description: String
     }
 
+    /// Through the control socket at `path` (its file mode decides; no token).
+    static func control(_ path: String, timeout: Double) -> AdminClient {
+        AdminClient(host: "", port: 0, token: nil, timeout: timeout, socket: path)
+    }
+
     var endpoint: String { socket ?? (host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)") }
 
     func get(_ path: String) throws -> Reply { try request("GET", path, body: nil) }

@@ -34,7 +34,7 @@ struct Ctl: ParsableCommand {
         var timeout: Double = 60
 
         func client() throws -> AdminClient {
-            if let socket { return AdminClient(host: "", port: 0, token: nil, timeout: timeout, socket: socket) }
+            if let socket { return .control(socket, timeout: timeout) }
             var listen = admin
             var tokenPath = tokenFile
             if listen == nil || tokenPath == nil {
@@ -44,7 +44,7 @@ struct Ctl: ParsableCommand {
                     do { c = try Config.load(path) } catch { throw CtlError("\(error)") }
                     // The control socket first (its permissions decide), unless --admin was given.
                     if admin == nil, let s = c.adminSocket {
-                        return AdminClient(host: "", port: 0, token: nil, timeout: timeout, socket: s)
+                        return .control(s, timeout: timeout)
                     }
                     if listen == nil { listen = c.adminListen }
                     if tokenPath == nil { tokenPath = c.adminTokenFile }

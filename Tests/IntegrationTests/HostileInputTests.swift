@@ -15,6 +15,24 @@ struct HostileInputTests {
         return r
     }
 
+    /// `Tests/Abuse/lying_etcd.py` on a free loopback port in `mode`, for at most `seconds`.
+    static func liar(_ mode: String, seconds: Int) throws -> (Process, Int) {
+        let port = FreePort.pick()
+        let fake = Process()
+        fake.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        fake.arguments = [Paths.packageRoot + "/Tests/Abuse/lying_etcd.py", "\(port)", mode, "\(seconds)"]
+        fake.standardOutput = FileHandle.nullDevice
+        try fake.run()
+        usleep(300_000)
+        return (fake, port)
+    }
+
+    /// SIGKILL by pid (the test runner's children do not take SIGTERM), then reaped.
+    static func stop(_ p: Process) {
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+    }
+
     static func write(_ text: String, _ path: String) throws {
         try text.write(toFile: path, atomically: true, encoding: .utf8)
     }
@@ -189,17 +207,8 @@ struct HostileInputTests {
           .enabled(if: FileManager.default.fileExists(atPath: "/usr/bin/python3")), .timeLimit(.minutes(2)))
     func lyingEtcd() throws {
         for mode in ["neglen", "bigrev", "watchrev", "garbage"] {
-            let port = FreePort.pick()
-            let fake = Process()
-            fake.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            fake.arguments = [Paths.packageRoot + "/Tests/Abuse/lying_etcd.py", "\(port)", mode, "30"]
-            fake.standardOutput = FileHandle.nullDevice
-            try fake.run()
-            defer {
-                kill(fake.processIdentifier, SIGKILL)
-                fake.waitUntilExit()
-            }
-            usleep(300_000)
+            let (fake, port) = try Self.liar(mode, seconds: 30)
+            defer { Self.stop(fake) }
             let setup = try GSLBSetup { $0 + """
 
                 cluster:
@@ -226,17 +235,8 @@ struct HostileInputTests {
 
     @Test("lodestar ctl against an admin port that answers Content-Length -1: an error, not a trap", .timeLimit(.minutes(1)))
     func ctlBadAdmin() throws {
-        let port = FreePort.pick()
-        let fake = Process()
-        fake.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        fake.arguments = [Paths.packageRoot + "/Tests/Abuse/lying_etcd.py", "\(port)", "neglen", "20"]
-        fake.standardOutput = FileHandle.nullDevice
-        try fake.run()
-        defer {
-            kill(fake.processIdentifier, SIGKILL)
-            fake.waitUntilExit()
-        }
-        usleep(300_000)
+        let (fake, port) = try Self.liar("neglen", seconds: 20)
+        defer { Self.stop(fake) }
         let r = try Command.run(Paths.binary, ["ctl", "status", "--admin", "127.0.0.1:\(port)", "--timeout", "3"])
         #expect(r.status == 1 || r.status == 2, "exit \(r.status): \(r.error)")
         #expect(r.error.contains("Content-Length"), "\(r.error)")
