@@ -32,11 +32,17 @@ let package = Package(
         // Defences for the open internet: DNS cookies and the response rate limiter's table.
         .target(name: "Protection", dependencies: ["DNSWire", "CLodestarSys"], swiftSettings: crossModule),
         .target(name: "Geo", dependencies: ["CMaxMindDB"], swiftSettings: optimisedAlways),
-        .target(name: "Steering", dependencies: ["Geo", "CLodestarSys"], swiftSettings: optimisedAlways),
+        // The health model: check specs and their state machine, the admin's overrides, and the board
+        // that combines them into the view the query path reads. No NIO: the config and the engine use it.
+        .target(name: "Health", swiftSettings: crossModule),
+        // The control side's settings as plain values (prober, anycast, cluster): what Config
+        // produces for the modules that link NIO, without linking it.
+        .target(name: "Settings", dependencies: ["Health"], swiftSettings: crossModule),
+        .target(name: "Steering", dependencies: ["Geo", "Health", "CLodestarSys"], swiftSettings: optimisedAlways),
         .target(
             name: "Prober",
             dependencies: [
-                "DNSWire", "Steering", "CLodestarSys",
+                "DNSWire", "Health", "Settings", "CLodestarSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -49,7 +55,7 @@ let package = Package(
         .target(
             name: "Anycast",
             dependencies: [
-                "Prober", "Steering", "CLodestarSys",
+                "Prober", "Health", "Settings", "CLodestarSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -61,7 +67,7 @@ let package = Package(
         .target(
             name: "Cluster",
             dependencies: [
-                "Steering", "CLodestarSys",
+                "Health", "Settings", "CLodestarSys",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -71,11 +77,11 @@ let package = Package(
         ),
         // Answers one query from an immutable snapshot into a buffer: the hot path. No NIO, no Yams,
         // no Logging, no Foundation: it must stay allocation-free and inlinable across modules.
-        .target(name: "Engine", dependencies: ["DNSWire", "Zones", "Steering", "Protection", "CLodestarSys"], swiftSettings: crossModule),
+        .target(name: "Engine", dependencies: ["DNSWire", "Zones", "Health", "Steering", "Protection", "CLodestarSys"], swiftSettings: crossModule),
         // YAML to a validated model with file:line errors; the only importer of Yams.
         .target(
             name: "Config",
-            dependencies: ["DNSWire", "Zones", "Steering", "Prober", "Anycast", "Protection", "Cluster", .product(name: "Yams", package: "Yams")],
+            dependencies: ["DNSWire", "Zones", "Health", "Settings", "Steering", "Protection", .product(name: "Yams", package: "Yams")],
             swiftSettings: crossModule
         ),
         // Moves packets: the UDP batch loops and the TCP server, over a snapshot store.
@@ -94,7 +100,7 @@ let package = Package(
         .target(
             name: "Admin",
             dependencies: [
-                "Engine", "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast", "Cluster", "CLodestarSys",
+                "Engine", "DNSWire", "Zones", "Geo", "Health", "Settings", "Steering", "Prober", "Anycast", "Cluster", "CLodestarSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -107,8 +113,8 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Engine", "Config", "Listeners", "Admin", "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast",
-                "Protection", "Cluster", "CLodestarSys",
+                "Engine", "Config", "Listeners", "Admin", "DNSWire", "Zones", "Geo", "Health", "Settings", "Steering", "Prober",
+                "Anycast", "Protection", "Cluster", "CLodestarSys",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: crossModule
@@ -116,7 +122,7 @@ let package = Package(
         .executableTarget(
             name: "lodestar",
             dependencies: [
-                "Server", "Config", "Admin", "Cluster", "DNSWire", "Zones", "Steering", "Geo",
+                "Server", "Config", "Admin", "Cluster", "DNSWire", "Zones", "Health", "Settings", "Steering", "Geo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -127,7 +133,7 @@ let package = Package(
         .executableTarget(
             name: "lodestar-fuzz",
             dependencies: [
-                "Server", "Admin", "Config", "Engine", "DNSWire", "Zones", "Anycast", "Protection", "Cluster", "Geo",
+                "Server", "Admin", "Config", "Engine", "DNSWire", "Zones", "Health", "Settings", "Anycast", "Protection", "Cluster", "Geo",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -136,14 +142,15 @@ let package = Package(
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire", "Protection"]),
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "DNSWire"]),
         .testTarget(name: "GeoTests", dependencies: ["Geo"]),
-        .testTarget(name: "SteeringTests", dependencies: ["Steering", "Geo", "OriginSupport"]),
+        .testTarget(name: "SteeringTests", dependencies: ["Steering", "Health", "Geo", "OriginSupport"]),
+        .testTarget(name: "HealthTests", dependencies: ["Health"]),
         .target(name: "OriginSupport", path: "Tests/OriginSupport"),
-        .testTarget(name: "AnycastTests", dependencies: ["Anycast"]),
-        .testTarget(name: "ProberTests", dependencies: ["Prober", "Steering", "OriginSupport", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Server", "Config", "Zones", "DNSWire", "Steering", "CLodestarSys", "OriginSupport"]),
-        .testTarget(name: "ConfigTests", dependencies: ["Config", "DNSWire", "Steering"]),
+        .testTarget(name: "AnycastTests", dependencies: ["Anycast", "Health", "Settings"]),
+        .testTarget(name: "ProberTests", dependencies: ["Prober", "Health", "Settings", "Steering", "OriginSupport", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Server", "Config", "Zones", "DNSWire", "Health", "Steering", "CLodestarSys", "OriginSupport"]),
+        .testTarget(name: "ConfigTests", dependencies: ["Config", "DNSWire", "Health", "Settings", "Steering"]),
         .testTarget(name: "ArchitectureTests"),
-        .testTarget(name: "ClusterUnitTests", dependencies: ["Cluster"]),
+        .testTarget(name: "ClusterUnitTests", dependencies: ["Cluster", "Health", "Settings"]),
         .testTarget(name: "IntegrationTests", dependencies: ["DNSWire", "Zones", "OriginSupport"]),
     ]
 )

@@ -1,6 +1,7 @@
 import Anycast
 import Cluster
 import Engine
+import Health
 import Prober
 import Steering
 

@@ -1,6 +1,7 @@
 import DNSWire
 import Engine
 import Foundation
+import Health
 import NIOHTTP1
 import Steering
 

@@ -3,6 +3,7 @@ import Cluster
 import Glibc
 import DNSWire
 import Engine
+import Health
 import Prober
 import Steering
 

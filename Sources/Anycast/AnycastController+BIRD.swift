@@ -3,8 +3,8 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
-import Prober
-import Steering
+import Settings
+import Health
 
 /// BIRD I/O, on the controller thread only (never under `lock`): the connection, commands,
 /// applying decisions, re-reading its state.

@@ -3,8 +3,8 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
-import Prober
-import Steering
+import Settings
+import Health
 
 /// The include file: the durable mirror of what lodestar wants.
 extension AnycastController {

@@ -3,8 +3,8 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
-import Prober
-import Steering
+import Settings
+import Health
 
 /// What operators do: maintenance overrides, the withdrawal at shutdown, the status.
 extension AnycastController {

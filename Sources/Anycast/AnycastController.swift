@@ -4,7 +4,8 @@ import Logging
 import NIOCore
 import NIOPosix
 import Prober
-import Steering
+import Settings
+import Health
 
 /// Announces and withdraws the anycast prefixes through BIRD's control socket according to the
 /// self-check and the pools' health. Runs on its own thread; the self-check runs on its own event loop.

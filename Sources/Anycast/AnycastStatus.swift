@@ -3,8 +3,8 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
-import Prober
-import Steering
+import Settings
+import Health
 
 /// What the admin API and /metrics show per prefix.
 package struct PrefixStatus: Sendable, Encodable {

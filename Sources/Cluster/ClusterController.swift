@@ -1,7 +1,8 @@
 import CLodestarSys
 import Foundation
 import Logging
-import Steering
+import Health
+import Settings
 
 /// Many POPs, one view, on etcd: this POP's health verdicts published as votes under a lease,
 /// every POP's votes read back and decided by the health policy; admin overrides and external

@@ -1,4 +1,5 @@
 import Foundation
+import Settings
 import Glibc
 
 /// A blocking HTTP/1.1 exchange over one TCP connection, every step under a deadline: what

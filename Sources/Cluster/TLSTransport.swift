@@ -1,21 +1,11 @@
 import Foundation
+import Settings
 import NIOCore
 import NIOPosix
 import NIOSSL
 import Synchronization
 
-/// TLS to etcd: the CA that signs its certificate, and the client certificate and key it asks for.
-package struct TLSSettings: Sendable, Equatable {
-    package var caFile: String?
-    package var certFile: String?
-    package var keyFile: String?
-
-    package init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil) {
-        self.caFile = caFile
-        self.certFile = certFile
-        self.keyFile = keyFile
-    }
-
+extension TLSSettings {
     /// Loads the files (a config check).
     package func validate() throws -> Bool {
         _ = try context()

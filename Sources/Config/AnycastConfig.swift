@@ -1,6 +1,7 @@
-import Anycast
 import DNSWire
 import Foundation
+import Health
+import Settings
 import Steering
 
 /// The `anycast:` section: the prefixes this node announces through BIRD, and when.

@@ -1,6 +1,7 @@
 import DNSWire
 import Foundation
-import Prober
+import Health
+import Settings
 import Steering
 import Yams
 

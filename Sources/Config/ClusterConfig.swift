@@ -1,4 +1,4 @@
-import Cluster
+import Settings
 import Foundation
 
 /// The `cluster:` section: many POPs sharing overrides and health votes through etcd.
@@ -34,7 +34,7 @@ extension Config {
             throw ConfigError(file: file, line: s.line(s.node), message: "cluster needs etcd: a list of http:// or https://ADDRESS:PORT client URLs")
         }
         for (text, line) in list {
-            guard let e = EtcdClient.Endpoint.parse(text) else {
+            guard let e = EtcdEndpoint.parse(text) else {
                 throw ConfigError(file: file, line: line, message: "etcd \"\(text)\" is not http://ADDRESS:PORT or https://ADDRESS:PORT (an IP address)")
             }
             c.endpoints.append(e)
@@ -56,10 +56,19 @@ extension Config {
             if (c.tls.certFile == nil) != (c.tls.keyFile == nil) {
                 throw ConfigError(file: file, line: t.line(t.node), message: "tls needs both cert and key, or neither")
             }
-            // Load them now: a bad PEM is a config error with its line, not a failure at every connection.
-            do { _ = try c.tls.validate() } catch {
-                throw ConfigError(file: file, line: t.line(t.node), message: "etcd TLS: \(error)")
+            // A file that is not PEM of the right kind is a config error with its line, not a
+            // failure at every connection. The server loads the certificates themselves at start
+            // and at each reload (`LodestarServer.checkTLS`), naming this line.
+            for (key, p, label) in [("ca", c.tls.caFile, "CERTIFICATE"), ("cert", c.tls.certFile, "CERTIFICATE"),
+                                    ("key", c.tls.keyFile, "PRIVATE KEY")] {
+                guard let p else { continue }
+                guard let data = FileManager.default.contents(atPath: p), data.count <= 1 << 20,
+                      let text = String(data: data, encoding: .utf8),
+                      text.contains("-----BEGIN "), text.contains(label + "-----") else {
+                    throw ConfigError(file: file, line: t.line(t.node), message: "etcd TLS: \(p) is not a PEM \(label.lowercased()) file (\(key))")
+                }
             }
+            clusterTLSLine = t.line(t.node)
         }
         if let (p, line) = try s.string("prefix") {
             guard p.hasPrefix("/"), p.count > 1, !p.contains("//"), p.utf8.count <= 256 else {

@@ -1,9 +1,8 @@
-import Anycast
-import Cluster
 import DNSWire
 import Foundation
-import Prober
 import Protection
+import Health
+import Settings
 import Steering
 import Yams
 import Zones
@@ -84,6 +83,8 @@ package struct Config: Sendable {
     package var anycast: AnycastSettings? = nil
     /// Shared overrides and health votes through etcd (`cluster:`); nil when not configured.
     package var cluster: ClusterSettings? = nil
+    /// Where `cluster.tls` is, for the errors of loading its certificates (done by the server).
+    package var clusterTLSLine = 0
     /// Response rate limiting over UDP (`rate-limit:`), on by default.
     package var rateLimit = RateLimitSettings()
     package var rateLimitExempt: [Prefix] = []

@@ -1,4 +1,5 @@
 import Protection
+import Health
 import Steering
 import Zones
 

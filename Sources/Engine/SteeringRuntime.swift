@@ -1,5 +1,6 @@
 import CLodestarSys
 import DNSWire
+import Health
 import Steering
 import Zones
 

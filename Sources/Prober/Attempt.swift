@@ -4,7 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import Steering
+import Health
 
 /// One probe in flight; loop-confined. `finish` is idempotent: the first result wins, the channel
 /// is closed and the deadline cancelled.

@@ -4,7 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import Steering
+import Health
 
 /// Waits for the reply to one DNS query; checks id, question, rcode and (optionally) answers.
 final class DNSProbeHandler: ChannelInboundHandler, @unchecked Sendable {

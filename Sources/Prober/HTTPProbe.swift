@@ -5,7 +5,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import Steering
+import Health
 
 /// HTTP/1.1 GET over TCP or TLS: the status, then (when asked) a substring of the body's first
 /// `CheckSpec.bodyLimit` octets. The response is decoded by NIOHTTP1 (`HTTPResponseDecoder` in

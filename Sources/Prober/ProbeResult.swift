@@ -4,7 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import Steering
+import Health
 
 /// The result of one probe: pass or fail with a precise reason, and what else was learnt.
 package struct ProbeResult: Sendable, Equatable {

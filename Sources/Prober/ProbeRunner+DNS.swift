@@ -4,7 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import Steering
+import Health
 
 /// A DNS check: one query over UDP, its reply read by `DNSProbeHandler`.
 extension ProbeRunner {

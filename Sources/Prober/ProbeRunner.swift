@@ -5,7 +5,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import Steering
+import Health
 
 /// Runs single checks on one event loop. Every probe has a deadline (`timeout`) enforced by the
 /// loop whatever the origin does: accept and never answer, trickle bytes, reset, send garbage.

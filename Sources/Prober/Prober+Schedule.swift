@@ -4,7 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
-import Steering
+import Health
 
 /// Scheduling and results, under `lock`: when each check runs, what its result changes.
 extension Prober {

@@ -4,7 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
-import Steering
+import Health
 
 /// The status the admin API and metrics read.
 extension Prober {

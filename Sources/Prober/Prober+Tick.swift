@@ -4,7 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
-import Steering
+import Health
 
 /// Once a second: external input (API and file), live RTT per region, the lag window.
 extension Prober {

@@ -4,7 +4,8 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
-import Steering
+import Health
+import Settings
 
 /// Runs every endpoint's checks on a schedule, on its own event-loop thread (niced, so probing
 /// never takes CPU from the DNS listeners), and reports endpoint health changes and live RTT.
@@ -92,9 +93,9 @@ package final class Prober: @unchecked Sendable {
 
     static func now() -> Double { lodestar_monotonic() }
 
-    /// (Re)configures from a model: checks that exist by (endpoint, spec) keep their state; new ones
+    /// (Re)configures from the health topology: checks that exist by (endpoint, spec) keep their state; new ones
     /// run at once. `resume` seeds endpoints from persisted health (cold start from disk).
-    package func configure(model: SteeringModel, settings: ProberSettings, resume: [String: (up: Bool, reason: String)] = [:]) {
+    package func configure(topology: HealthTopology, settings: ProberSettings, resume: [String: (up: Bool, reason: String)] = [:]) {
         var kept: [CheckKey: ScheduledCheck] = [:]
         lock.lock()
         self.settings = settings
@@ -107,8 +108,8 @@ package final class Prober: @unchecked Sendable {
         var newTasks: [ScheduledCheck] = []
         var newEndpoints: [EndpointEntry] = []
         var fresh = Set<Int>()
-        for (i, e) in model.endpoints.enumerated() {
-            let region = model.regions[model.pools[e.pool].region].name
+        for (i, e) in topology.endpoints.enumerated() {
+            let region = topology.regionName(ofEndpoint: i)
             let old = endpoints.first { $0.name == e.name }
             var entry = EndpointEntry(name: e.name, region: region, mode: e.checkMode,
                                       reported: old?.reported ?? EndpointObservation(endpoint: e.name, up: nil, reason: "not checked yet"))

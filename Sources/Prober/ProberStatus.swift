@@ -4,37 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
-import Steering
-
-/// Prober settings (`prober:` in the config).
-package struct ProberSettings: Sendable, Equatable {
-    /// Most checks in flight at once; the rest wait their turn (and count as late).
-    package var concurrency = 64
-    /// Before answering, the first round of checks may take this long; checks still running then
-    /// leave their endpoint "not checked yet" (counted up).
-    package var coldStartTimeout = 5.0
-    /// Health persisted in the state file is resumed at start when it is younger than this.
-    package var resumeMaxAge = 300.0
-    /// External health input: a file of `NAME up|down [reason]` lines, watched.
-    package var externalFile: String? = nil
-    /// External input older than this (the file's modification time, or the admin's POST) is ignored.
-    package var externalStaleAfter = 60.0
-
-    package init() {}
-}
-
-/// An endpoint's health as the prober sees it; `up == nil`: nothing known (counted up).
-package struct EndpointObservation: Sendable, Equatable {
-    package var endpoint: String
-    package var up: Bool?
-    package var reason: String
-
-    package init(endpoint: String, up: Bool?, reason: String) {
-        self.endpoint = endpoint
-        self.up = up
-        self.reason = reason
-    }
-}
+import Health
 
 /// What the admin API and /metrics show of one check.
 package struct CheckStatus: Sendable {

@@ -4,7 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import Steering
+import Health
 
 /// Why a TLS handshake failed.
 extension HTTPProbeHandler {

@@ -2,6 +2,7 @@ import Admin
 import CLodestarSys
 import Engine
 import Foundation
+import Health
 import Logging
 import Prober
 import Steering
@@ -24,7 +25,7 @@ package final class HealthController: @unchecked Sendable {
         self.store = store
         self.logger = logger
         self.stateFile = stateFile
-        board = HealthBoard(model: store.current.steering?.table.model ?? SteeringModel())
+        board = HealthBoard(topology: (store.current.steering?.table.model ?? SteeringModel()).health)
     }
 
     /// Overrides persisted by an earlier run (or before a reload).
@@ -101,7 +102,7 @@ package final class HealthController: @unchecked Sendable {
     /// The health view for a newly loaded model, carrying state over by name; called inside `withLock`.
     func adopt(_ model: SteeringModel, overrides: AdminOverrides?) -> HealthView {
         let now = lodestar_monotonic()
-        board.replaceModel(model, now: now)
+        board.replaceTopology(model.health, now: now)
         if let overrides { board.setOverrides(overrides, now: now) }
         return board.view
     }
@@ -117,7 +118,7 @@ package final class HealthController: @unchecked Sendable {
     /// Sets (or with nil clears) an override; takes effect on the next query; persists.
     package func set(_ kind: OverrideKind, name: String, state: AdminOverride.State??, weight: Double??) throws {
         try withLock {
-            let m = board.model
+            let m = board.topology
             let known: Bool
             switch kind {
             case .regions: known = m.region(named: name) != nil
@@ -162,7 +163,7 @@ package final class HealthController: @unchecked Sendable {
     /// Whether the current model has a thing of this kind and name.
     package func knows(_ kind: OverrideKind, _ name: String) -> Bool {
         withLock {
-            let m = board.model
+            let m = board.topology
             switch kind {
             case .regions: return m.region(named: name) != nil
             case .pools: return m.pool(named: name) != nil

@@ -3,6 +3,7 @@ import Anycast
 import Config
 import DNSWire
 import Engine
+import Health
 import Listeners
 import CLodestarSys
 import Cluster
@@ -94,7 +95,7 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         let saved = HealthController.loadOverrides(config.stateFile, logger: logger)
         nonisolated(unsafe) var board: HealthBoard? = nil
         let outcome = try SnapshotLoader.load(config: config, previous: nil, health: { model in
-            var b = HealthBoard(model: model)
+            var b = HealthBoard(topology: model.health)
             b.setOverrides(saved, now: lodestar_monotonic())
             board = b
             return b.view
@@ -140,8 +141,18 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
 
     static func loadConfig(_ path: String?, _ overrides: (inout Config) -> Void) throws -> Config {
         var config = try path.map(Config.load) ?? Config()
+        if let path { try checkTLS(config, path: path) }
         overrides(&config)
         return config
+    }
+
+    /// Loads the etcd TLS certificates and key the config names (the config checked only that
+    /// they are PEM files): a bad one is an error of the config's `tls` line, not of every connection.
+    package static func checkTLS(_ config: Config, path: String) throws {
+        guard let tls = config.cluster?.tls, tls.caFile != nil || tls.certFile != nil else { return }
+        do { _ = try tls.validate() } catch {
+            throw ConfigError(file: path, line: config.clusterTLSLine, message: "etcd TLS: \(error)")
+        }
     }
 
     /// Per zone file loaded, whether it loaded without errors.
@@ -170,7 +181,7 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
     /// round, so the first answers already avoid dead origins.
     func startProber(_ config: Config) {
         let checks = config.steering.endpoints.reduce(0) { $0 + $1.checks.count }
-        prober.configure(model: config.steering, settings: config.prober, resume: resumed)
+        prober.configure(topology: config.steering.health, settings: config.prober, resume: resumed)
         guard checks > 0 else { return }
         if resumed.isEmpty {
             let t0 = lodestar_monotonic()
@@ -309,7 +320,7 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
                 self.running.withLock { $0 = config }
                 return outcome.snapshot.generation
             }
-            prober.configure(model: config.steering, settings: config.prober)
+            prober.configure(topology: config.steering.health, settings: config.prober)
             reloads.withLock { $0.ok += 1 }
             lastReload.withLock { $0 = Date().timeIntervalSince1970 }
             logger.info("reloaded: generation \(generation), \(store.current.zones.zones.count) zones")

@@ -3,6 +3,7 @@ import DNSWire
 import Engine
 import Foundation
 import Geo
+import Health
 import Steering
 import Zones
 
@@ -22,7 +23,7 @@ package enum SnapshotLoader {
     /// names are checked against the zones and compiled; a problem there throws (`file:line`), so
     /// a reload keeps the previous snapshot whole.
     package static func load(config: Config, previous: Snapshot?,
-                             health: (SteeringModel) -> HealthView = { HealthView(model: $0) }) throws -> Outcome {
+                             health: (SteeringModel) -> HealthView = { HealthView(topology: $0.health) }) throws -> Outcome {
         let loaded = try ZoneDirectory.load(config.zonesDirectory, steered: config.steering.names.map(\.wire), limits: config.zoneLimits)
         var zones: [Zone] = []
         var problems: [ZoneError] = []

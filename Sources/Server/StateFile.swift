@@ -1,5 +1,6 @@
 import CLodestarSys
 import Foundation
+import Health
 import Steering
 
 /// Admin overrides and the last known endpoint health on disk (JSON), written atomically so a

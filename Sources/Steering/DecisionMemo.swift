@@ -1,3 +1,5 @@
+import Health
+
 import CLodestarSys
 import Foundation
 import Geo

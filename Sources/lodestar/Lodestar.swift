@@ -4,6 +4,7 @@ import Config
 import DNSWire
 import Geo
 import Foundation
+import Health
 import Logging
 import Server
 import Steering
@@ -153,6 +154,7 @@ struct Check: ParsableCommand {
         var config: Config
         do {
             config = try source.configPath.map(Config.load) ?? Config()
+            if let path = source.configPath { try LodestarServer.checkTLS(config, path: path) }
         } catch {
             problem(error)
             throw ExitCode(1)
@@ -231,7 +233,7 @@ struct Explain: ParsableCommand {
             source.apply(&config)
             let overrides = config.stateFile.flatMap { StateFile.read($0)?.overrides } ?? AdminOverrides()
             let outcome = try SnapshotLoader.load(config: config, previous: nil, health: { model in
-                var board = HealthBoard(model: model)
+                var board = HealthBoard(topology: model.health)
                 board.setOverrides(overrides, now: 0)
                 return board.view
             })

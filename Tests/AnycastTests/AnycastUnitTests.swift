@@ -1,5 +1,6 @@
 import Anycast
 import Foundation
+import Settings
 import Testing
 
 @Suite("BIRD reply framing, names and the client's deadlines")

@@ -14,21 +14,23 @@ import Testing
         "DNSWire": [],
         "Zones": ["DNSWire", "CLDNS", "Foundation"],
         "Geo": ["CMaxMindDB", "Foundation"],
-        "Steering": ["Geo", "CLodestarSys", "Foundation"],
+        "Health": ["Foundation"],
+        "Settings": ["Health", "Foundation"],
+        "Steering": ["Geo", "Health", "CLodestarSys", "Foundation"],
         "Protection": ["DNSWire", "CLodestarSys"],
-        "Engine": ["DNSWire", "Zones", "Steering", "Protection", "CLodestarSys"],
-        "Prober": ["DNSWire", "Steering", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix", "NIOHTTP1", "NIOSSL", "NIOTLS"],
-        "Anycast": ["Prober", "Steering", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix"],
-        "Cluster": ["Steering", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix", "NIOSSL"],
-        "Config": ["DNSWire", "Zones", "Steering", "Prober", "Anycast", "Protection", "Cluster", "Foundation", "Yams"],
+        "Engine": ["DNSWire", "Zones", "Health", "Steering", "Protection", "CLodestarSys"],
+        "Prober": ["DNSWire", "Health", "Settings", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix", "NIOHTTP1", "NIOSSL", "NIOTLS"],
+        "Anycast": ["Prober", "Health", "Settings", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix"],
+        "Cluster": ["Health", "Settings", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix", "NIOSSL"],
+        "Config": ["DNSWire", "Zones", "Health", "Settings", "Steering", "Protection", "Foundation", "Yams"],
         "Listeners": ["Engine", "Protection", "DNSWire", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix"],
-        "Admin": ["Engine", "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast", "Cluster", "CLodestarSys", "Foundation", "Logging",
+        "Admin": ["Engine", "DNSWire", "Zones", "Geo", "Health", "Settings", "Steering", "Prober", "Anycast", "Cluster", "CLodestarSys", "Foundation", "Logging",
                   "NIOCore", "NIOPosix", "NIOHTTP1"],
-        "Server": ["Engine", "Config", "Listeners", "Admin", "DNSWire", "Zones", "Geo", "Steering", "Prober", "Anycast",
+        "Server": ["Engine", "Config", "Listeners", "Admin", "DNSWire", "Zones", "Geo", "Health", "Settings", "Steering", "Prober", "Anycast",
                    "Protection", "Cluster", "CLodestarSys", "Foundation", "Logging"],
-        "lodestar-fuzz": ["Server", "Admin", "Config", "Engine", "DNSWire", "Zones", "Anycast", "Protection", "NIOHTTP1",
+        "lodestar-fuzz": ["Server", "Admin", "Config", "Engine", "DNSWire", "Zones", "Health", "Settings", "Anycast", "Protection", "NIOHTTP1",
                           "Foundation", "Logging"],
-        "lodestar": ["Server", "Config", "Admin", "Cluster", "DNSWire", "Zones", "Steering", "Geo", "ArgumentParser", "Foundation", "Logging"],
+        "lodestar": ["Server", "Config", "Admin", "Cluster", "DNSWire", "Zones", "Health", "Settings", "Steering", "Geo", "ArgumentParser", "Foundation", "Logging"],
     ]
 
     static var sources: URL {
@@ -84,5 +86,19 @@ import Testing
         #expect(importers("NIOHTTP1") == ["Admin", "Prober"])  // the API, and decoding origins' HTTP responses
         #expect(!importers("NIOCore").contains("Engine") && !importers("Foundation").contains("Engine"))
         #expect(!importers("Server").contains("Steering") && !importers("Server").contains("Prober"))
+        // Health types come from Health: the control side does not borrow them from the steering decision.
+        #expect(importers("Steering").isDisjoint(with: ["Prober", "Anycast", "Cluster"]))
+    }
+
+    @Test("parsing the config links no NIO: nothing Config reaches, directly or not, imports a NIO module")
+    func configWithoutNIO() {
+        var reached: Set<String> = [], todo = ["Config"]
+        while let m = todo.popLast() {
+            guard reached.insert(m).inserted else { continue }
+            todo += (Self.allowed[m] ?? []).filter { Self.allowed[$0] != nil }
+        }
+        let nio = reached.flatMap { Self.allowed[$0] ?? [] }.filter { $0.hasPrefix("NIO") }
+        #expect(nio.isEmpty, "Config reaches \(reached.sorted()), which import \(nio)")
+        #expect(!reached.contains("Prober") && !reached.contains("Cluster") && !reached.contains("Anycast"))
     }
 }

@@ -1,4 +1,5 @@
 import Cluster
+import Settings
 import Testing
 
 @Suite struct ConsensusTests {

@@ -1,6 +1,7 @@
 import CLodestarSys
 import DNSWire
 import Foundation
+import Health
 import OriginSupport
 import Config
 import Engine
@@ -188,7 +189,7 @@ import Testing
         let before = Self.both(cache, snapshot, naQuery, from: here).cached
         _ = Self.both(cache, snapshot, euQuery, from: here)
 
-        var board = HealthBoard(model: snapshot.steering!.table.model)
+        var board = HealthBoard(topology: snapshot.steering!.table.model.health)
         board.setObserved(endpoint: "na-1", up: false, reason: "test", now: lodestar_monotonic())
         board.setObserved(endpoint: "na-2", up: false, reason: "test", now: lodestar_monotonic())
         store.replace(snapshot.with(health: board.view))

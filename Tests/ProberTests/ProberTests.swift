@@ -1,7 +1,9 @@
 import Foundation
+import Health
 import OriginSupport
 import Logging
 import Prober
+import Settings
 import Steering
 import Synchronization
 import Testing
@@ -66,7 +68,7 @@ struct ProberTests {
         let reports = Reports()
         let prober = Self.prober(reports)
         defer { prober.stop() }
-        prober.configure(model: Self.model([("both", checks, .all), ("either", checks, .any)]), settings: ProberSettings())
+        prober.configure(topology: Self.model([("both", checks, .all), ("either", checks, .any)]).health, settings: ProberSettings())
         #expect(prober.waitForFirstRound(timeout: 2) == 0)
         #expect(reports.latest("both")?.up == true && reports.latest("either")?.up == true)
 
@@ -104,7 +106,7 @@ struct ProberTests {
         settings.concurrency = 8
         let eps = (0..<40).map { ("e\($0)", [Self.check(.http, port, interval: 1, timeout: 0.3)], CheckMode.all) }
         let t0 = Date()
-        prober.configure(model: Self.model(eps), settings: settings)
+        prober.configure(topology: Self.model(eps).health, settings: settings)
         // 40 checks × 0.3 s / 8 at a time = 1.5 s: a 0.5 s bound returns with most still running.
         let left = prober.waitForFirstRound(timeout: 0.5)
         #expect(left > 0 && Date().timeIntervalSince(t0) < 0.8, "\(left) without a result")
@@ -132,7 +134,7 @@ struct ProberTests {
         var settings = ProberSettings()
         settings.externalFile = file
         settings.externalStaleAfter = 2.5
-        prober.configure(model: Self.model([("a", [], .all), ("b", [], .all)]), settings: settings)
+        prober.configure(topology: Self.model([("a", [], .all), ("b", [], .all)]).health, settings: settings)
         try "# maintenance\na down planned work\nb up\nghost down\n".write(toFile: file, atomically: true, encoding: .utf8)
         #expect(reports.wait("a", up: false, within: 3) != nil)
         #expect(reports.latest("a")?.reason == "external: planned work")

@@ -1,5 +1,6 @@
 import Foundation
 import Geo
+import Health
 import OriginSupport
 @testable import Steering
 import Testing
@@ -64,7 +65,7 @@ struct DecisionTests {
         m.endpoints[0].weight = 3  // na-1 : na-2 = 3 : 1 inside pool na
         m.pools[0].weight = 2      // pools na : eu : ap = 2 : 1 : 1
         let table = SteeringTable(model: m, city: nil, asn: nil)
-        let health = HealthView(model: m)
+        let health = HealthView(topology: m.health)
         let n = 40_000
         var pools = [0, 0, 0], naFirst = 0
         var trace = NoTrace()
@@ -86,7 +87,7 @@ struct DecisionTests {
         let table = SteeringTable(model: m, city: nil, asn: nil)
         var trace = NoTrace()
         for i in 0..<200 {
-            let d = table.decide(name: 0, family: 4, clientFamily: 0, high: 0, low: 0, health: HealthView(model: m), now: 0,
+            let d = table.decide(name: 0, family: 4, clientFamily: 0, high: 0, low: 0, health: HealthView(topology: m.health), now: 0,
                                  random: mix(UInt64(i)), trace: &trace)
             #expect(d.count == 2 && d.picks[0] != d.picks[1])
         }
@@ -96,7 +97,7 @@ struct DecisionTests {
     func orderedFailover() {
         let m = makeModel(chain: [.health, .failover])
         let table = SteeringTable(model: m, city: nil, asn: nil)
-        var board = HealthBoard(model: m)
+        var board = HealthBoard(topology: m.health)
         #expect(poolShares(table, health: board.view, count: 100) == [100, 0, 0])
         board.setObserved(endpoint: "na-1", up: false, reason: "timeout", now: 0)
         // 1 of 2 up meets the default threshold of 0.5.
@@ -109,7 +110,7 @@ struct DecisionTests {
     func spread() {
         let m = makeModel(chain: [.health, .failover], spread: true, capacities: [1, 1, 3])
         let table = SteeringTable(model: m, city: nil, asn: nil)
-        var board = HealthBoard(model: m)
+        var board = HealthBoard(topology: m.health)
         var o = AdminOverrides()
         o.pools["na"] = AdminOverride(state: .down)
         board.setOverrides(o, now: 0)
@@ -124,7 +125,7 @@ struct DecisionTests {
     func slowStart() {
         let m = makeModel(chain: [.health, .failover], spread: true, slowStart: 100)
         let table = SteeringTable(model: m, city: nil, asn: nil)
-        var board = HealthBoard(model: m)
+        var board = HealthBoard(topology: m.health)
         var o = AdminOverrides()
         o.pools["na"] = AdminOverride(state: .down)
         board.setOverrides(o, now: 1000)
@@ -145,7 +146,7 @@ struct DecisionTests {
             t.decide(name: 0, family: 4, clientFamily: 4, high: UInt64(client) << 40, low: 0, health: h, now: 0,
                      random: seed, trace: &trace)
         }
-        let h = HealthView(model: m)
+        let h = HealthView(topology: m.health)
         var before: [Int32] = []
         for c in 0..<2000 {
             let a = answer(table, h, client: UInt32(c), seed: 1), b = answer(table, h, client: UInt32(c), seed: 99)
@@ -156,7 +157,7 @@ struct DecisionTests {
         // Pool eu's weight 1 → 2: its share goes from 1/3 to 1/2; only clients moving to eu change.
         m.pools[1].weight = 2
         let t2 = SteeringTable(model: m, city: nil, asn: nil)
-        let h2 = HealthView(model: m)
+        let h2 = HealthView(topology: m.health)
         var moved = 0, wrong = 0
         for c in 0..<2000 {
             let a = answer(t2, h2, client: UInt32(c), seed: 1)
@@ -174,7 +175,7 @@ struct DecisionTests {
         for (mode, outcome) in [(AllDownMode.failOpen, Decision.Outcome.failOpen), (.lastResort, .zone), (.servfail, .servfail)] {
             let m = makeModel(chain: [.health, .failover], allDown: mode)
             let table = SteeringTable(model: m, city: nil, asn: nil)
-            var board = HealthBoard(model: m)
+            var board = HealthBoard(topology: m.health)
             var trace = NoTrace()
             let healthy = table.decide(name: 0, family: 4, clientFamily: 0, high: 0, low: 0, health: board.view, now: 0,
                                        random: 1, trace: &trace)
@@ -199,7 +200,7 @@ struct DecisionTests {
         let m = makeModel(chain: [.failover])
         let table = SteeringTable(model: m, city: nil, asn: nil)
         var trace = NoTrace()
-        let d = table.decide(name: 0, family: 6, clientFamily: 0, high: 0, low: 0, health: HealthView(model: m), now: 0,
+        let d = table.decide(name: 0, family: 6, clientFamily: 0, high: 0, low: 0, health: HealthView(topology: m.health), now: 0,
                              random: 1, trace: &trace)
         #expect(d.outcome == .zone)
     }
@@ -220,7 +221,7 @@ struct LatencyTests {
     func first(_ m: SteeringModel, client: UInt64) -> (pool: String, scope: Int) {
         let table = SteeringTable(model: m, city: nil, asn: nil)
         var trace = NoTrace()
-        let d = table.decide(name: 0, family: 4, clientFamily: 4, high: client, low: 0, health: HealthView(model: m),
+        let d = table.decide(name: 0, family: 4, clientFamily: 4, high: client, low: 0, health: HealthView(topology: m.health),
                              now: 0, random: 1, trace: &trace)
         return (m.pools[d.pool].name, d.scope)
     }
@@ -243,7 +244,7 @@ struct LatencyTests {
     func liveExcess() {
         let m = latencyModel([0: 100, 1: 20, 2: 25])
         let table = SteeringTable(model: m, city: nil, asn: nil)
-        var board = HealthBoard(model: m)
+        var board = HealthBoard(topology: m.health)
         func pool() -> String {
             var trace = NoTrace()
             let d = table.decide(name: 0, family: 4, clientFamily: 4, high: 0x0A01_0203 << 32, low: 0,
@@ -425,10 +426,10 @@ struct LocationTests {
             for (overrides, after) in [(AdminOverrides(), AdminOverrides()), (failoverDown, AdminOverrides()),
                                        (endpointDown, AdminOverrides()), (bothDown, otherDown)] {
                 // Set down at t = 1000 and back up at t = 2000: ramps until 2100.
-                var board = HealthBoard(model: m)
+                var board = HealthBoard(topology: m.health)
                 board.setOverrides(overrides, now: 1000)
                 board.setOverrides(after, now: 2000)
-                for state in [board.view, { var b = HealthBoard(model: m); b.setOverrides(overrides, now: 1000); return b.view }()] {
+                for state in [board.view, { var b = HealthBoard(topology: m.health); b.setOverrides(overrides, now: 1000); return b.view }()] {
                     let memo = table.memo(health: state.facts, now: 2000)
                     #expect(memo.names == (sticky ? 0 : 1))
                     var rng = UInt64(chain.count)
@@ -457,7 +458,7 @@ struct LocationTests {
             }
             // The memo is used where it applies: a geo name that is fully up keeps every class.
             if chain == [.health, .geo, .failover] && !spread {
-                let memo = table.memo(health: HealthBoard(model: m).view.facts, now: 0)
+                let memo = table.memo(health: HealthBoard(topology: m.health).view.facts, now: 0)
                 #expect(memo.count == 2 * table.names[0].classes.count)
             }
         }

@@ -1,10 +1,4 @@
-import CLodestarSys
-import Foundation
-import Logging
-import NIOCore
-import NIOPosix
-import Prober
-import Steering
+import Health
 
 /// The `anycast:` config.
 package struct AnycastSettings: Sendable, Equatable {

@@ -1,5 +1,5 @@
 import Foundation
-import Steering
+import Health
 import Testing
 
 @Suite("Check state machine, damping and RTT average")

@@ -1,8 +1,6 @@
-import Foundation
-
 /// The `cluster:` section: where etcd is, this POP's name, and the health policy.
 package struct ClusterSettings: Sendable, Equatable {
-    package var endpoints: [EtcdClient.Endpoint] = []
+    package var endpoints: [EtcdEndpoint] = []
     /// Every key of the deployment lives under this prefix (one deployment per prefix).
     package var prefix = "/lodestar"
     /// This POP's name: its votes' key, and who made an override.

@@ -1,0 +1,4 @@
+/// How an endpoint combines several checks.
+public enum CheckMode: String, Sendable, Equatable {
+    case all, any
+}
