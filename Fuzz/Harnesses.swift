@@ -8,6 +8,7 @@ import Logging
 import NIOHTTP1
 import Protection
 import Server
+import Settings
 import Zones
 
 /// Coverage-guided fuzzing harnesses (libFuzzer, `scripts/fuzz.sh`), one per surface that reads
