@@ -62,16 +62,27 @@ let package = Package(
             ],
             swiftSettings: crossModule
         ),
+        // One blocking HTTP/1.1 client for the peers a thread of ours waits on (etcd, and the admin
+        // API for `lodestar ctl`): NIOHTTP1 encodes and decodes, over a socket or TLS, under deadlines.
+        .target(
+            name: "HTTPClient",
+            dependencies: [
+                "Settings",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: crossModule
+        ),
         // Many POPs, one view: the etcd v3 client (JSON gateway, blocking, on its own threads),
         // shared overrides, health votes and their consensus.
         .target(
             name: "Cluster",
             dependencies: [
-                "Health", "Settings", "CLodestarSys",
+                "Health", "Settings", "HTTPClient", "CLodestarSys",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: crossModule
         ),
@@ -114,7 +125,7 @@ let package = Package(
             name: "Server",
             dependencies: [
                 "Engine", "Config", "Listeners", "Admin", "DNSWire", "Zones", "Geo", "Health", "Settings", "Steering", "Prober",
-                "Anycast", "Protection", "Cluster", "CLodestarSys",
+                "Anycast", "Protection", "Cluster", "HTTPClient", "CLodestarSys",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: crossModule
@@ -122,7 +133,7 @@ let package = Package(
         .executableTarget(
             name: "lodestar",
             dependencies: [
-                "Server", "Config", "Admin", "Cluster", "DNSWire", "Zones", "Health", "Settings", "Steering", "Geo",
+                "Server", "Config", "Admin", "HTTPClient", "DNSWire", "Zones", "Health", "Settings", "Steering", "Geo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -133,7 +144,8 @@ let package = Package(
         .executableTarget(
             name: "lodestar-fuzz",
             dependencies: [
-                "Server", "Admin", "Config", "Engine", "DNSWire", "Zones", "Health", "Settings", "Anycast", "Protection", "Cluster", "Geo",
+                "Server", "Admin", "Config", "Engine", "DNSWire", "Zones", "Health", "Settings", "Anycast", "Protection", "Cluster",
+                "HTTPClient", "Geo",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -59,7 +59,7 @@ enum Harnesses {
     nonisolated(unsafe) static let out = UnsafeMutableRawPointer.allocate(byteCount: 65535, alignment: 8)
     nonisolated(unsafe) static let again = UnsafeMutableRawPointer.allocate(byteCount: 65535, alignment: 8)
     nonisolated(unsafe) static var cache: AnswerCache = {
-        let c = AnswerCache(slots: 1024)
+        let c = AnswerCache(slots: 1024, metrics: server.store.current.metrics)
         c.use(server.store.current)
         return c
     }()

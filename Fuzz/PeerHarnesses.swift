@@ -1,4 +1,5 @@
 import Cluster
+import HTTPClient
 import Foundation
 import Geo
 import Zones

@@ -28,32 +28,16 @@ package protocol AdminControl: AnyObject, Sendable {
     /// Re-reads config and zones; the new generation, or why the previous snapshot stays.
     /// Without `force`, a config that would drop every load-balanced name or every zone is refused.
     func reload(force: Bool) -> Result<Int, Error>
-    /// Sets (`state`/`weight` given) or clears (given as nil) an override; throws `AdminFailure`.
-    func setOverride(_ kind: OverrideKind, name: String, state: AdminOverride.State??, weight: Double??) throws
-    /// External health input for an endpoint (shared through the cluster when there is one);
-    /// false when there is no such endpoint; throws `AdminFailure`.
-    func setExternal(endpoint: String, up: Bool?, reason: String, ttl: Double?) throws -> Bool
-    /// Withdraws an anycast protocol for maintenance (nil: automatic) here, or through the
-    /// cluster on `pop`; false when this POP has no such protocol; throws `AdminFailure`.
-    func setAnycast(proto: String, withdraw: Bool?, pop: String?) throws -> Bool
+    /// Where overrides, external input and anycast maintenance go: this POP alone, or the cluster.
+    var shared: SharedState { get }
+    /// Waits until the state file holds the changes made so far (an admin change answers after).
+    func flushState()
+    /// External health input in force, by endpoint (expiry on the monotonic clock).
+    var externalInputs: [String: ExternalInput] { get }
+    /// How long external input lasts without a `ttl` (`prober.external-stale-after`).
+    var externalStaleAfter: Double { get }
     /// The cluster's view (etcd, votes, provenance of overrides), when configured.
     var clusterStatus: ClusterController.Status? { get }
-}
-
-/// What an override applies to: the path segment of `POST /v1/{regions|pools|endpoints}/NAME`.
-package enum OverrideKind: String, Sendable {
-    case regions, pools, endpoints
-}
-
-/// A request the admin API refuses, with the HTTP status to answer.
-package struct AdminFailure: Error, CustomStringConvertible {
-    package var status: Int
-    package var description: String
-
-    package init(status: Int, description: String) {
-        self.status = status
-        self.description = description
-    }
 }
 
 /// A failure to start the admin API, with a message a person can act on.

@@ -10,7 +10,7 @@ import Steering
 /// `GET /metrics`: the Prometheus text of every module's counters and gauges.
 extension AdminServer {
     func metrics() -> String {
-        var out = MetricsText(text: QueryMetrics.shared.exposition())
+        var out = MetricsText(text: server.store.current.metrics.exposition())
         let snapshot = server.store.current
         let r = server.reloadCounts
         out.family("lodestar_reloads_total", "counter", "Reloads of config and zones, by result.",

@@ -124,22 +124,17 @@ extension AdminServer {
             return Self.json(a.status())
         case (.POST, let s) where s.count == 3 && s[0] == "v1" && s[1] == "anycast":
             guard let a = server.anycast else { return Self.error(.notFound, "anycast is not configured") }
-            let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
-            let withdraw: Bool?
-            switch object?["state"] as? String {
-            case "withdraw"?: withdraw = true
-            case "auto"?: withdraw = nil
-            default: return Self.error(.badRequest, "the body must be {\"state\": \"withdraw\"} or {\"state\": \"auto\"}, and optionally \"pop\"")
+            let b: AnycastBody
+            switch AnycastBody.decode(body) {
+            case .success(let v): b = v
+            case .failure(let e): return Self.error(.badRequest, e.description)
             }
-            let pop = object?["pop"] as? String
             do {
-                guard try server.setAnycast(proto: s[2], withdraw: withdraw, pop: pop) else {
+                guard try server.shared.setAnycast(proto: s[2], withdraw: b.withdraw, pop: b.pop) else {
                     return Self.error(.notFound, "no anycast protocol named \(s[2])")
                 }
-            } catch let f as AdminFailure {
-                return Self.error(HTTPResponseStatus(statusCode: f.status), f.description)
             } catch {
-                return Self.error(.internalServerError, "\(error)")
+                return Self.failure(error)
             }
             return Self.json(a.status())
         case (.POST, let s) where s.count == 3 && s[0] == "v1" && s[1] == "health":
@@ -157,76 +152,44 @@ extension AdminServer {
     }
 
     func override(_ kind: OverrideKind, name: String, body: [UInt8]) -> Response {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
-            return Self.error(.badRequest, "the body must be a JSON object like {\"state\": \"down\"} or {\"weight\": 10}")
-        }
-        var newState: AdminOverride.State?? = nil
-        var weight: Double?? = nil
-        for key in object.keys where key != "state" && key != "weight" {
-            return Self.error(.badRequest, "unknown key \(key) (known: state, weight)")
-        }
-        if let s = object["state"] {
-            switch s as? String {
-            case "auto"?: newState = .some(nil)
-            case let v? where AdminOverride.State(rawValue: v) != nil: newState = .some(AdminOverride.State(rawValue: v))
-            default: return Self.error(.badRequest, "state must be up, down, drain or auto")
-            }
-        }
-        if let w = object["weight"] {
-            if w is NSNull {
-                weight = .some(nil)
-            } else if let n = w as? NSNumber, !Self.isBoolean(n), (0...1_000_000).contains(n.doubleValue) {
-                weight = .some(n.doubleValue)
-            } else {
-                return Self.error(.badRequest, "weight must be a number from 0 to 1000000, or null")
-            }
+        let b: OverrideBody
+        switch OverrideBody.decode(body) {
+        case .success(let v): b = v
+        case .failure(let e): return Self.error(.badRequest, e.description)
         }
         do {
-            try server.setOverride(kind, name: name, state: newState, weight: weight)
-        } catch let f as AdminFailure {
-            return Self.error(HTTPResponseStatus(statusCode: f.status), f.description)
+            try server.shared.setOverride(kind, name: name, state: b.state, weight: b.weight)
+            server.flushState()
         } catch {
-            return Self.error(.internalServerError, "\(error)")
+            return Self.failure(error)
         }
         return Self.json(state())
     }
 
-    /// JSON's true and false arrive as NSNumber too (`__NSCFBoolean`, of type "c"; `is Bool` holds
-    /// for the numbers 0 and 1 as well): `{"weight": true}` is not a weight of 1.
-    static func isBoolean(_ n: NSNumber) -> Bool {
-        String(cString: n.objCType) == "c"
+    /// A refused change: its code as the HTTP status.
+    static func failure(_ error: Error) -> Response {
+        guard let e = error as? SharedStateError else { return Self.error(.internalServerError, "\(error)") }
+        switch e.code {
+        case .notFound: return Self.error(.notFound, e.description)
+        case .invalid: return Self.error(.badRequest, e.description)
+        case .unavailable: return Self.error(.serviceUnavailable, e.description)
+        }
     }
 
     func external(name: String, body: [UInt8]) -> Response {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
-            return Self.error(.badRequest, "the body must be a JSON object like {\"state\": \"down\", \"reason\": \"…\", \"ttl\": 60}")
+        let b: ExternalBody
+        switch ExternalBody.decode(body) {
+        case .success(let v): b = v
+        case .failure(let e): return Self.error(.badRequest, e.description)
         }
-        for key in object.keys where !["state", "reason", "ttl"].contains(key) {
-            return Self.error(.badRequest, "unknown key \(key) (known: state, reason, ttl)")
-        }
-        let up: Bool?
-        switch object["state"] as? String {
-        case "up"?: up = true
-        case "down"?: up = false
-        case "auto"?: up = nil
-        default: return Self.error(.badRequest, "state must be up, down or auto")
-        }
-        var ttl: Double? = nil
-        if let t = object["ttl"] {
-            guard let d = (t as? NSNumber)?.doubleValue, d > 0, d <= 86400 * 7 else {
-                return Self.error(.badRequest, "ttl must be a number of seconds from 1 to 604800")
-            }
-            ttl = d
-        }
-        let reason = (object["reason"] as? String) ?? (up == true ? "up" : "down")
+        let (up, reason) = (b.up, b.reason)
         do {
-            guard try server.setExternal(endpoint: name, up: up, reason: "\(reason) (admin API)", ttl: ttl) else {
+            guard try server.shared.setExternal(endpoint: name, up: up, reason: "\(reason) (admin API)",
+                                                ttl: b.ttl ?? server.externalStaleAfter) else {
                 return Self.error(.notFound, "no endpoint named \(name)")
             }
-        } catch let f as AdminFailure {
-            return Self.error(HTTPResponseStatus(statusCode: f.status), f.description)
         } catch {
-            return Self.error(.internalServerError, "\(error)")
+            return Self.failure(error)
         }
         logger.notice("external health: \(name) → \(up.map { $0 ? "up" : "down" } ?? "auto") (\(reason))")
         return Self.json(state())

@@ -107,6 +107,7 @@ extension AdminServer {
         }
         let m = rt.table.model, h = rt.health
         let now = lodestar_monotonic()
+        let external = server.externalInputs
         let (recent, window) = shares.recent(rt)
         let total = max(1, recent.reduce(0, +))
         let pools = m.pools.enumerated().map { (p, pool) -> PoolState in
@@ -124,7 +125,7 @@ extension AdminServer {
                                      effectiveWeight: h.endpoints[e].weight * f * pf, slowStart: f,
                                      answers: rt.counters.endpoint(e), share: Double(recent[e]) / Double(total),
                                      checks: checks[ep.name] ?? [],
-                                     external: ps.external[ep.name].map { ExternalState(up: $0.up, reason: $0.reason, expiresInSeconds: $0.expiresIn) })
+                                     external: external[ep.name].map { ExternalState(up: $0.up, reason: $0.reason, expiresInSeconds: $0.expires - now) })
             }
             return PoolState(name: pool.name, region: m.regions[pool.region].name, up: h.pools[p].passing,
                              reason: h.pools[p].reason, upFraction: h.pools[p].upFraction, configuredWeight: pool.weight,

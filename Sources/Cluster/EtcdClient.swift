@@ -1,4 +1,5 @@
 import Foundation
+import HTTPClient
 import Settings
 
 /// etcd's v3 API through its JSON gateway (`/v3/...`, the gRPC API's JSON mapping): keys and
@@ -16,10 +17,25 @@ package final class EtcdClient: @unchecked Sendable {
     package typealias Endpoint = EtcdEndpoint
 
     package struct Failure: Error, CustomStringConvertible {
+        package enum Code: Sendable, Equatable {
+            /// No answer: connection refused or reset, deadline passed, TLS failed.
+            case unreachable
+            /// An HTTP answer other than 200.
+            case refused
+            /// etcd refused the auth token (expired, or unknown to that member).
+            case tokenRejected
+            /// A transaction over etcd's `--max-txn-ops`.
+            case tooManyOperations
+            /// An answer not as etcd's API documents it.
+            case malformed
+        }
+
+        package var code: Code
         package var description: String
-        /// etcd refused the auth token (expired, or unknown to that member).
-        var tokenRejected = false
-        package init(_ d: String) { description = d }
+        package init(_ d: String, code: Code = .malformed) {
+            description = d
+            self.code = code
+        }
     }
 
     let endpoints: [Endpoint]
@@ -52,7 +68,7 @@ package final class EtcdClient: @unchecked Sendable {
     package func call(_ path: String, _ body: [String: Any], timeout: Double? = nil) throws -> [String: Any] {
         do {
             return try callOnce(path, body, timeout: timeout)
-        } catch let f as Failure where f.tokenRejected && credentials != nil {
+        } catch let f as Failure where f.code == .tokenRejected && credentials != nil {
             // The token expired or the member restarted: authenticate again, once.
             return try callOnce(path, body, timeout: timeout)
         }
@@ -68,10 +84,12 @@ package final class EtcdClient: @unchecked Sendable {
             let object = (try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any]
             guard r.status == 200, let object else {
                 let message = (object?["message"] as? String) ?? (object?["error"] as? String) ?? r.text.prefix(200).description
-                var failure = Failure("etcd \(ep) \(path): HTTP \(r.status): \(message)")
+                var failure = Failure("etcd \(ep) \(path): HTTP \(r.status): \(message)", code: .refused)
                 if r.status == 401 || message.contains("invalid auth token") {
                     lock.withLock { token = nil }
-                    failure.tokenRejected = true
+                    failure.code = .tokenRejected
+                } else if message.contains("too many operations") {
+                    failure.code = .tooManyOperations
                 }
                 throw failure
             }
@@ -80,7 +98,7 @@ package final class EtcdClient: @unchecked Sendable {
             throw f
         } catch {
             rotate()
-            throw Failure("etcd \(ep): \(error)")
+            throw Failure("etcd \(ep): \(error)", code: .unreachable)
         }
     }
 
@@ -369,7 +387,7 @@ package final class EtcdClient: @unchecked Sendable {
             guard status == 200 else { throw WatchEnd.failed("etcd \(ep) watch: HTTP \(status)") }
             var pending: [UInt8] = []
             while true {
-                guard let chunk = try c.readChunk(deadline: Date().addingTimeInterval(idle)) else {
+                guard let chunk = try c.readBody(deadline: Date().addingTimeInterval(idle)) else {
                     throw WatchEnd.failed("etcd \(ep) ended the watch")
                 }
                 pending += chunk

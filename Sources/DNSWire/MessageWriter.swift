@@ -249,10 +249,10 @@ public struct MessageWriter {
         return true
     }
 
-    /// Increments one of the four section counts (0 = question … 3 = additional).
+    /// Increments one of the four section counts.
     @inlinable @inline(__always)
-    public mutating func incrementCount(section: Int, by n: Int = 1) {
-        let at = 4 + 2 * section
+    public mutating func incrementCount(section: MessageSection, by n: Int = 1) {
+        let at = 4 + 2 * section.rawValue
         setU16(u16(at: at) &+ UInt16(n), at: at)
     }
 
@@ -265,8 +265,13 @@ public struct MessageWriter {
     /// Replaces the rcode bits of the header.
     @inlinable @inline(__always)
     public mutating func setRcode(_ rcode: UInt16) {
-        setU16((u16(at: 2) & ~0x000F) | (rcode & 0xF), at: 2)
+        setU16((u16(at: 2) & ~HeaderFlags.rcodeMask) | (rcode & HeaderFlags.rcodeMask), at: 2)
     }
+}
+
+/// The four sections of a message, in order; the header counts them at octets 4, 6, 8 and 10.
+public enum MessageSection: Int, Sendable {
+    case question = 0, answer, authority, additional
 }
 
 /// Bits of the second header word.
@@ -278,4 +283,9 @@ public enum HeaderFlags {
     public static let ra: UInt16 = 0x0080
     public static let ad: UInt16 = 0x0020
     public static let cd: UInt16 = 0x0010
+    /// The opcode: 4 bits from bit 11.
+    public static let opcodeShift: UInt16 = 11
+    public static let opcodeMask: UInt16 = 0xF
+    /// The rcode: the low 4 bits (the upper 8 of an extended rcode travel in the OPT record).
+    public static let rcodeMask: UInt16 = 0x000F
 }

@@ -27,9 +27,9 @@ public struct Query: Sendable {
     /// Whether the query carries a COOKIE option.
     public var hasCookie: Bool { cookieAt != 0 }
 
-    public var opcode: UInt8 { UInt8((flags >> 11) & 0xF) }
-    public var recursionDesired: Bool { flags & 0x0100 != 0 }
-    public var checkingDisabled: Bool { flags & 0x0010 != 0 }
+    public var opcode: UInt8 { UInt8((flags >> HeaderFlags.opcodeShift) & HeaderFlags.opcodeMask) }
+    public var recursionDesired: Bool { flags & HeaderFlags.rd != 0 }
+    public var checkingDisabled: Bool { flags & HeaderFlags.cd != 0 }
 }
 
 /// What the parser concluded about a packet.
@@ -110,7 +110,7 @@ public enum QueryParser {
         guard p.count >= 12 else { return .drop }
         q.id = u16(p, 0)
         q.flags = u16(p, 2)
-        if q.flags & 0x8000 != 0 { return .drop }  // QR=1: never answer a response
+        if q.flags & HeaderFlags.qr != 0 { return .drop }  // QR=1: never answer a response
         let qdcount = u16(p, 4), ancount = u16(p, 6), nscount = u16(p, 8), arcount = u16(p, 10)
         guard qdcount == 1 else {
             // RFC 7873 §5.4: a query with no question and a COOKIE option asks for a server cookie.

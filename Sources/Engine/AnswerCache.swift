@@ -66,7 +66,7 @@ public final class AnswerCache {
     private let classKeyed: UnsafeMutablePointer<UInt64>
     private let storage: UnsafeMutableRawPointer
     private let seed: UInt64
-    private let metrics = QueryMetrics.shared
+    private let metrics: QueryMetrics
     /// What changes per query, behind a pointer: no exclusivity check per access.
     struct State {
         /// Entries of another epoch are empty: a new snapshot bumps it.
@@ -98,7 +98,8 @@ public final class AnswerCache {
     public var sampling: Bool { state.pointee.every > 1 }
 
     /// `slots` is rounded up to a power of two; 0 turns the cache off.
-    public init(slots requested: Int) {
+    public init(slots requested: Int, metrics: QueryMetrics) {
+        self.metrics = metrics
         self.requested = requested
         var n = 1
         while n < requested { n <<= 1 }
@@ -155,7 +156,7 @@ public final class AnswerCache {
         if state.pointee.every > 1 {
             state.pointee.tick &+= 1
             if state.pointee.tick & (state.pointee.every - 1) != 0 {  // `sampleEvery` is a power of two
-                metrics.recordCache(QueryMetrics.cacheSkipSlot)
+                metrics.record(.cacheSkip)
                 state.pointee.skipped += 1
                 return engine.respond(to: packet, into: out, capacity: capacity, transport: .udp, client: client, now: now)
             }
@@ -222,7 +223,7 @@ public final class AnswerCache {
         var info = ResponseInfo()
         let length = engine.respond(to: packet, into: out, capacity: capacity, transport: .udp, client: client,
                                     info: &info, now: now)
-        metrics.recordCache(QueryMetrics.cacheMissSlot)
+        metrics.record(.cacheMiss)
         state.pointee.misses += 1
         endOfLookup(hit: false)
         guard info.repeatable, length >= 12, length <= Self.maxResponse, info.stableUntil * 1e9 > Double(now) else {

@@ -67,7 +67,7 @@ struct OPTWriter {
             for i in 0..<ecsLength { p.storeBytes(of: ecs.octet(i), toByteOffset: at + 8 + i, as: UInt8.self) }
         }
         w.position += 11 + rdlength
-        w.incrementCount(section: 3)
+        w.incrementCount(section: .additional)
         return true
     }
 }
@@ -89,7 +89,7 @@ extension QueryEngine {
         guard size > 0, let secret = box.pointer.pointee.cookieSecret, let base = packet.baseAddress,
             w.position + size <= w.limit
         else { return }
-        QueryMetrics.shared.recordCookie()
+        metrics.record(.cookie)
         let p = w.base + w.position
         p.storeBytes(of: EDNSOption.cookie.bigEndian, as: UInt16.self)
         p.storeBytes(of: UInt16(8 + ServerCookie.length).bigEndian, toByteOffset: 2, as: UInt16.self)

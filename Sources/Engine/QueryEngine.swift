@@ -21,7 +21,11 @@ public struct QueryEngine: Sendable {
     /// For `explain`: the randomness of load-balanced decisions, fixed so the answer shown matches the trace.
     public var fixedRandom: UInt64? = nil
 
-    public init(zones: ZoneSet, options: EngineOptions, steering: SteeringRuntime? = nil) {
+    /// The server's query counters (`Snapshot.metrics`).
+    public let metrics: QueryMetrics
+
+    public init(zones: ZoneSet, options: EngineOptions, steering: SteeringRuntime? = nil, metrics: QueryMetrics) {
+        self.metrics = metrics
         self.zones = zones
         self.box = OptionsBox(options)
         self.steering = steering
@@ -56,8 +60,8 @@ public struct QueryEngine: Sendable {
             if rcode == Rcode.noError && box.options.cookieSecret == nil { rcode = Rcode.formErr }
             let n = errorResponse(packet, query, rcode: rcode, withQuestion: questionParsed, into: out,
                                   capacity: capacity, transport: transport, client: client)
-            QueryMetrics.shared.record(transport: transport, rcode: UInt8(rcode & 0xF), qtype: query.qtype,
-                                       ecs: query.clientSubnet != nil)
+            metrics.record(transport: transport, rcode: UInt8(rcode & 0xF), qtype: query.qtype,
+                           ecs: query.clientSubnet != nil)
             return n
         case .query:
             info.qtype = query.qtype
@@ -66,8 +70,8 @@ public struct QueryEngine: Sendable {
             let n = answer(packet, query, into: out, capacity: capacity, transport: transport, client: client, info: &info,
                            now: now)
             if n >= 4 {
-                QueryMetrics.shared.record(transport: transport, rcode: out.load(fromByteOffset: 3, as: UInt8.self),
-                                           qtype: query.qtype, ecs: query.clientSubnet != nil)
+                metrics.record(transport: transport, rcode: out.load(fromByteOffset: 3, as: UInt8.self),
+                               qtype: query.qtype, ecs: query.clientSubnet != nil)
             }
             return n
         }
@@ -96,7 +100,7 @@ public struct QueryEngine: Sendable {
         if withQuestion {
             let qlen = q.qnameLength + 4
             guard w.append(UnsafeRawBufferPointer(rebasing: packet[12..<(12 + qlen)])) else { return 0 }
-            w.incrementCount(section: 0)
+            w.incrementCount(section: .question)
         }
         w.setRcode(rcode)
         if q.hasEDNS {
@@ -123,7 +127,7 @@ public struct QueryEngine: Sendable {
         guard w.writeHeader(id: q.id, flags: flags) else { return 0 }
         let qname = UnsafeRawBufferPointer(rebasing: packet[12..<(12 + q.qnameLength)])
         guard w.append(UnsafeRawBufferPointer(rebasing: packet[12..<(q.questionEnd)])) else { return 0 }
-        w.incrementCount(section: 0)
+        w.incrementCount(section: .question)
         w.registerName(at: 12)
 
         // RFC 6891 §6.1.3: an unsupported EDNS version gets BADVERS and nothing else.
@@ -213,7 +217,7 @@ public struct QueryEngine: Sendable {
         w.setFlags(HeaderFlags.aa)
         let ok = withUnsafeTemporaryAllocation(byteCount: 256, alignment: 8) { scratch in
             var state = Resolution(zone: zone, qtype: RRType.soa, dnssecOK: false, scratch: scratch.baseAddress!)
-            return state.writeRRset(zone.soa, owner: qname, section: 1, writer: &w)
+            return state.writeRRset(zone.soa, owner: qname, section: .answer, writer: &w)
         }
         if !ok { w.setFlags(HeaderFlags.tc) }
         return Rcode.noError
@@ -235,7 +239,7 @@ public struct QueryEngine: Sendable {
         var rdata: [UInt8] = []
         for chunk in Array(text.utf8).chunked(255) { rdata.append(UInt8(chunk.count)); rdata += chunk }
         let ok = rdata.withUnsafeBytes { rd in w.writeRR(owner: qname, type: RRType.txt, rrClass: RRClass.ch, ttl: 0, rdata: rd) }
-        if ok { w.incrementCount(section: 1) } else { w.setFlags(HeaderFlags.tc) }
+        if ok { w.incrementCount(section: .answer) } else { w.setFlags(HeaderFlags.tc) }
         return Rcode.noError
     }
 }

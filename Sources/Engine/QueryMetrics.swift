@@ -3,21 +3,23 @@ import DNSWire
 
 /// Query counters for `/metrics`: by transport and rcode, by query type, and ECS use. Each thread
 /// bumps its own shard (no cache line shared between listener threads); readers sum the shards.
-public final class QueryMetrics: @unchecked Sendable {
-    public static let shared = QueryMetrics()
-
-    static let shards = 64
-    /// Per shard: [transport × 16 rcodes] (32), query types (32), ECS (1); padded to 128 counters.
-    static let stride = 128
-    static let typeBase = 32
-    static let ecsSlot = 64
+/// Where each counter lives in a shard of `QueryMetrics`.
+public enum MetricSlot: Sendable {
+    /// Queries by transport and rcode (the low 4 bits): slots 0–31.
+    case query(Transport, rcode: UInt8)
+    /// Queries by type (`QueryMetrics.typeIndex`): slots 32–49.
+    case type(Int)
+    case ecs
     /// UDP answer cache: responses reused, responses computed by the engine after a lookup, and
     /// responses computed without one (the cache sampling while its hit rate is low).
-    static let cacheHitSlot = 65
-    static let cacheMissSlot = 66
-    static let cacheSkipSlot = 67
+    case cacheHit, cacheMiss, cacheSkip
     /// UDP responses the kernel refused as larger than the interface MTU, answered again smaller.
-    static let udpTooBigSlot = 68
+    case udpTooBig
+    case rateLimited(RateLimitOutcome)
+    /// Queries carrying a COOKIE option.
+    case cookie
+    case proxy(ProxyOutcome)
+
     /// Response rate limiting: responses over their prefix's rate (`limited`), of those the ones
     /// sent truncated or as BADCOOKIE (`slipped`), dropped, sent anyway as the client proved its
     /// address with a server cookie or is on the exempt list (`exempt`), or sent in log-only mode.
@@ -25,16 +27,39 @@ public final class QueryMetrics: @unchecked Sendable {
         case slipped = 0, dropped, exempt, logOnly
         var label: String { ["slipped", "dropped", "exempt", "log-only"][rawValue] }
     }
-    static let rateLimitBase = 69
-    /// Queries carrying a COOKIE option.
-    static let cookieSlot = 73
+
     /// PROXY protocol v2: messages from allowed peers carrying a header (`proxied`), dropped for
     /// lack of a valid one (`no-header`), and dropped as a header from a peer not allowed (`not-allowed`).
     public enum ProxyOutcome: Int, CaseIterable, Sendable {
         case proxied = 0, noHeader, notAllowed
         var label: String { ["proxied", "no-header", "not-allowed"][rawValue] }
     }
-    static let proxyBase = 74
+
+    /// The slot's offset in a shard (under `QueryMetrics.stride`).
+    @inline(__always)
+    var offset: Int {
+        switch self {
+        case .query(let t, let rcode): return (t == .udp ? 0 : 16) + Int(rcode & 0xF)
+        case .type(let i): return 32 + i
+        case .ecs: return 64
+        case .cacheHit: return 65
+        case .cacheMiss: return 66
+        case .cacheSkip: return 67
+        case .udpTooBig: return 68
+        case .rateLimited(let o): return 69 + o.rawValue
+        case .cookie: return 73
+        case .proxy(let o): return 74 + o.rawValue
+        }
+    }
+}
+
+/// Query counters for `/metrics`: by transport and rcode, by query type, and ECS use. Each thread
+/// bumps its own shard (no cache line shared between listener threads); readers sum the shards.
+/// One per server, handed from snapshot to snapshot (`Snapshot.metrics`), so reloads keep the counts.
+public final class QueryMetrics: @unchecked Sendable {
+    static let shards = 64
+    /// Counters per shard (`MetricSlot.offset` below it), padded to keep shards on their own cache lines.
+    static let stride = 128
     let counters: UnsafeMutablePointer<UInt64>
 
     /// The query types counted by name; every other type is counted as "other".
@@ -42,7 +67,7 @@ public final class QueryMetrics: @unchecked Sendable {
                                   RRType.aaaa, RRType.srv, RRType.ds, 48, 64, 65, 257, RRType.any,
                                   RRType.axfr, RRType.ixfr]
 
-    init() {
+    public init() {
         counters = .allocate(capacity: Self.shards * Self.stride)
         counters.initialize(repeating: 0, count: Self.shards * Self.stride)
     }
@@ -72,30 +97,16 @@ public final class QueryMetrics: @unchecked Sendable {
         }
     }
 
+    /// One count in this thread's shard.
+    @inline(__always)
+    public func record(_ slot: MetricSlot) {
+        lodestar_count_shard(counters + (Int(lodestar_shard()) * Self.stride + slot.offset), 1)
+    }
+
+    /// One query answered: by transport and rcode, by type, and whether it carried ECS.
     @inline(__always)
     func record(transport: Transport, rcode: UInt8, qtype: UInt16, ecs: Bool) {
         count(at: counters + Int(lodestar_shard()) * Self.stride, transport: transport, rcode: rcode, qtype: qtype, ecs: ecs)
-    }
-
-    @inline(__always)
-    /// A UDP response larger than the interface MTU, answered again within 512 octets (the
-    /// receive loops count it here so that `/metrics` has one source of query counters).
-    public func recordUDPTooBig() {
-        lodestar_count_shard(counters + (Int(lodestar_shard()) * Self.stride + Self.udpTooBigSlot), 1)
-    }
-
-    /// A UDP response over its prefix's rate, and what became of it.
-    public func recordRateLimited(_ outcome: RateLimitOutcome) {
-        lodestar_count_shard(counters + (Int(lodestar_shard()) * Self.stride + Self.rateLimitBase + outcome.rawValue), 1)
-    }
-
-    /// A UDP datagram or TCP connection and its PROXY protocol header.
-    public func recordProxy(_ outcome: ProxyOutcome) {
-        lodestar_count_shard(counters + (Int(lodestar_shard()) * Self.stride + Self.proxyBase + outcome.rawValue), 1)
-    }
-
-    func recordCache(_ slot: Int) {
-        lodestar_count_shard(counters + (Int(lodestar_shard()) * Self.stride + slot), 1)
     }
 
     /// A UDP response reused from the answer cache: counted as `record` counts it, and as a hit.
@@ -103,25 +114,20 @@ public final class QueryMetrics: @unchecked Sendable {
     func recordCached(rcode: UInt8, qtype: UInt16, ecs: Bool) {
         let base = counters + Int(lodestar_shard()) * Self.stride
         count(at: base, transport: .udp, rcode: rcode, qtype: qtype, ecs: ecs)
-        lodestar_count_shard(base + Self.cacheHitSlot, 1)
+        lodestar_count_shard(base + MetricSlot.cacheHit.offset, 1)
     }
 
     /// One query in the shard at `base`.
     @inline(__always)
     private func count(at base: UnsafeMutablePointer<UInt64>, transport: Transport, rcode: UInt8, qtype: UInt16, ecs: Bool) {
-        lodestar_count_shard(base + ((transport == .udp ? 0 : 16) + Int(rcode & 0xF)), 1)
-        lodestar_count_shard(base + (Self.typeBase + Self.typeIndex(qtype)), 1)
-        if ecs { lodestar_count_shard(base + Self.ecsSlot, 1) }
+        lodestar_count_shard(base + MetricSlot.query(transport, rcode: rcode).offset, 1)
+        lodestar_count_shard(base + MetricSlot.type(Self.typeIndex(qtype)).offset, 1)
+        if ecs { lodestar_count_shard(base + MetricSlot.ecs.offset, 1) }
     }
 
-    @inline(__always)
-    func recordCookie() {
-        lodestar_count_shard(counters + (Int(lodestar_shard()) * Self.stride + Self.cookieSlot), 1)
-    }
-
-    func sum(_ slot: Int) -> UInt64 {
+    func sum(_ slot: MetricSlot) -> UInt64 {
         var t: UInt64 = 0
-        for s in 0..<Self.shards { t &+= lodestar_read(counters + (s * Self.stride + slot)) }
+        for s in 0..<Self.shards { t &+= lodestar_read(counters + (s * Self.stride + slot.offset)) }
         return t
     }
 
@@ -131,45 +137,45 @@ public final class QueryMetrics: @unchecked Sendable {
         out += "# TYPE lodestar_queries_total counter\n"
         for (ti, t) in ["udp", "tcp"].enumerated() {
             for r in 0..<16 {
-                let v = sum(ti * 16 + r)
+                let v = sum(.query(ti == 0 ? .udp : .tcp, rcode: UInt8(r)))
                 if v > 0 || r == 0 || r == 3 { out += "lodestar_queries_total{transport=\"\(t)\",rcode=\"\(Rcode.name(r))\"} \(v)\n" }
             }
         }
         out += "# HELP lodestar_queries_by_type_total DNS queries answered, by query type.\n"
         out += "# TYPE lodestar_queries_by_type_total counter\n"
         for (i, t) in Self.types.enumerated() {
-            out += "lodestar_queries_by_type_total{qtype=\"\(RRType.name(t))\"} \(sum(Self.typeBase + i))\n"
+            out += "lodestar_queries_by_type_total{qtype=\"\(RRType.name(t))\"} \(sum(.type(i)))\n"
         }
-        out += "lodestar_queries_by_type_total{qtype=\"other\"} \(sum(Self.typeBase + 17))\n"
+        out += "lodestar_queries_by_type_total{qtype=\"other\"} \(sum(.type(17)))\n"
         out += "# HELP lodestar_ecs_queries_total Queries carrying an EDNS Client Subnet option.\n"
         out += "# TYPE lodestar_ecs_queries_total counter\n"
-        out += "lodestar_ecs_queries_total \(sum(Self.ecsSlot))\n"
+        out += "lodestar_ecs_queries_total \(sum(.ecs))\n"
         out += "# HELP lodestar_answer_cache_total UDP responses reused from the answer cache (hit), computed after a "
             + "lookup (miss), or computed without one while the hit rate is low (skip).\n"
         out += "# TYPE lodestar_answer_cache_total counter\n"
-        out += "lodestar_answer_cache_total{result=\"hit\"} \(sum(Self.cacheHitSlot))\n"
-        out += "lodestar_answer_cache_total{result=\"miss\"} \(sum(Self.cacheMissSlot))\n"
-        out += "lodestar_answer_cache_total{result=\"skip\"} \(sum(Self.cacheSkipSlot))\n"
+        out += "lodestar_answer_cache_total{result=\"hit\"} \(sum(.cacheHit))\n"
+        out += "lodestar_answer_cache_total{result=\"miss\"} \(sum(.cacheMiss))\n"
+        out += "lodestar_answer_cache_total{result=\"skip\"} \(sum(.cacheSkip))\n"
         out += "# HELP lodestar_udp_too_big_total UDP responses larger than the interface MTU (IPv4 is sent with DF), "
             + "answered again within 512 octets.\n"
         out += "# TYPE lodestar_udp_too_big_total counter\n"
-        out += "lodestar_udp_too_big_total \(sum(Self.udpTooBigSlot))\n"
+        out += "lodestar_udp_too_big_total \(sum(.udpTooBig))\n"
         out += "# HELP lodestar_rate_limited_total UDP responses over their source prefix's rate: sent truncated or as "
             + "BADCOOKIE (slipped), dropped, sent to a client with a valid server cookie or an exempt address (exempt), "
             + "or sent in log-only mode.\n"
         out += "# TYPE lodestar_rate_limited_total counter\n"
-        for o in RateLimitOutcome.allCases {
-            out += "lodestar_rate_limited_total{action=\"\(o.label)\"} \(sum(Self.rateLimitBase + o.rawValue))\n"
+        for o in MetricSlot.RateLimitOutcome.allCases {
+            out += "lodestar_rate_limited_total{action=\"\(o.label)\"} \(sum(.rateLimited(o)))\n"
         }
         out += "# HELP lodestar_cookie_queries_total Queries carrying a DNS COOKIE option (RFC 7873).\n"
         out += "# TYPE lodestar_cookie_queries_total counter\n"
-        out += "lodestar_cookie_queries_total \(sum(Self.cookieSlot))\n"
+        out += "lodestar_cookie_queries_total \(sum(.cookie))\n"
         out += "# HELP lodestar_proxy_protocol_total UDP datagrams and TCP connections by their PROXY v2 header: from an "
             + "allowed peer with one (proxied), from an allowed peer without a valid one (no-header, dropped), with one "
             + "from a peer not allowed (not-allowed, dropped).\n"
         out += "# TYPE lodestar_proxy_protocol_total counter\n"
-        for o in ProxyOutcome.allCases {
-            out += "lodestar_proxy_protocol_total{result=\"\(o.label)\"} \(sum(Self.proxyBase + o.rawValue))\n"
+        for o in MetricSlot.ProxyOutcome.allCases {
+            out += "lodestar_proxy_protocol_total{result=\"\(o.label)\"} \(sum(.proxy(o)))\n"
         }
         return out
     }

@@ -101,7 +101,7 @@ struct Resolution {
         if flags & Zone.Flag.cname != 0 && qtype != RRType.cname && qtype != RRType.any && qtype != RRType.rrsig
             && qtype != RRType.nsec {
             let cname = zone.rrset(at: node, type: RRType.cname)
-            guard writeRRset(cname, owner: owner, section: 1, writer: &w) else { truncated = true; return }
+            guard writeRRset(cname, owner: owner, section: .answer, writer: &w) else { truncated = true; return }
             var target = UnsafeRawBufferPointer(start: nil, count: 0)
             _ = zone.forEachRecord(cname) { target = $0; return false }
             follow(target, owner: owner, writer: &w)
@@ -115,7 +115,7 @@ struct Resolution {
                 for r in Int(n.rrsetStart)..<Int(n.rrsetStart + n.rrsetCount) where zone.rrsets[r].type != RRType.rrsig {
                     pick = r; break
                 }
-                guard writeRRset(pick, owner: owner, section: 1, writer: &w) else { truncated = true; return }
+                guard writeRRset(pick, owner: owner, section: .answer, writer: &w) else { truncated = true; return }
                 additional(for: pick, writer: &w)
                 return
             }
@@ -124,7 +124,7 @@ struct Resolution {
         }
         let r = zone.rrset(at: node, type: qtype)
         if r >= 0 {
-            guard writeRRset(r, owner: owner, section: 1, writer: &w) else { truncated = true; return }
+            guard writeRRset(r, owner: owner, section: .answer, writer: &w) else { truncated = true; return }
             additional(for: r, writer: &w)
             return
         }
@@ -160,7 +160,7 @@ struct Resolution {
         var already = false
         for i in 0..<dnameCount where dnamesWritten[i] == Int32(set) { already = true }
         if !already {
-            guard writeRRset(set, owner: owner, section: 1, writer: &w) else { truncated = true; return }
+            guard writeRRset(set, owner: owner, section: .answer, writer: &w) else { truncated = true; return }
             if dnameCount < 8 { dnamesWritten[dnameCount] = Int32(set); dnameCount += 1 }
         }
         var target = UnsafeRawBufferPointer(start: nil, count: 0)
@@ -173,7 +173,7 @@ struct Resolution {
         let name = UnsafeRawBufferPointer(start: synthesized, count: prefixLength + target.count)
         guard w.writeRR(owner: sname, type: RRType.cname, rrClass: RRClass.in, ttl: zone.rrsets[set].ttl, rdata: name)
         else { truncated = true; return }
-        w.incrementCount(section: 1)
+        w.incrementCount(section: .answer)
         // The synthesized CNAME is itself the answer to a CNAME query.
         if qtype != RRType.cname { follow(name, owner: sname, writer: &w) }
     }
@@ -182,11 +182,11 @@ struct Resolution {
     mutating func referral(_ node: Int, owner: UnsafeRawBufferPointer, writer w: inout MessageWriter) {
         authoritative = w.u16(at: 6) > 0  // AA stays only for the aliases already answered
         let ns = zone.rrset(at: node, type: RRType.ns)
-        guard writeRRset(ns, owner: owner, section: 2, writer: &w) else { truncated = true; return }
+        guard writeRRset(ns, owner: owner, section: .authority, writer: &w) else { truncated = true; return }
         // RFC 4035 §3.1.4: a signed zone's referral carries the DS; an unsigned zone has none to vouch for.
         if dnssecOK && zone.isSigned {
             let ds = zone.rrset(at: node, type: RRType.ds)
-            if ds >= 0 && !writeRRset(ds, owner: owner, section: 2, writer: &w) { truncated = true; return }
+            if ds >= 0 && !writeRRset(ds, owner: owner, section: .authority, writer: &w) { truncated = true; return }
         }
         let ownerCopy = owner
         _ = zone.forEachRecord(ns) { target in
@@ -208,7 +208,7 @@ struct Resolution {
             return false
         }
         let ttl = min(zone.rrsets[zone.soa].ttl, minimum)
-        let ok = zone.origin.withUnsafeBytes { writeRRset(zone.soa, owner: $0, section: 2, ttl: ttl, writer: &w) }
+        let ok = zone.origin.withUnsafeBytes { writeRRset(zone.soa, owner: $0, section: .authority, ttl: ttl, writer: &w) }
         if !ok { truncated = true }
     }
 
@@ -243,7 +243,7 @@ struct Resolution {
         let startCount = w.u16(at: 10)
         for type in [RRType.a, RRType.aaaa] {
             let r = zone.rrset(at: node, type: type)
-            if r >= 0 && !writeRRset(r, owner: target, section: 3, writer: &w) {
+            if r >= 0 && !writeRRset(r, owner: target, section: .additional, writer: &w) {
                 w.rewind(to: start)
                 w.setU16(startCount, at: 10)
                 return false
@@ -253,7 +253,7 @@ struct Resolution {
     }
 
     /// Writes every record of an RRset, or nothing when it does not fit.
-    mutating func writeRRset(_ rrset: Int, owner: UnsafeRawBufferPointer, section: Int, ttl: UInt32? = nil,
+    mutating func writeRRset(_ rrset: Int, owner: UnsafeRawBufferPointer, section: MessageSection, ttl: UInt32? = nil,
                              writer w: inout MessageWriter) -> Bool {
         let set = zone.rrsets[rrset]
         let start = w.position

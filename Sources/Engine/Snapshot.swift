@@ -12,13 +12,16 @@ public final class Snapshot: Sendable {
     public let zones: ZoneSet
     public let steering: SteeringRuntime?
     public let generation: Int
+    /// The server's query counters: the same object in every snapshot of a run.
+    public let metrics: QueryMetrics
 
     public init(options: EngineOptions, listener: ListenerOptions = ListenerOptions(), zones: ZoneSet,
-                steering: SteeringRuntime? = nil, generation: Int) {
+                steering: SteeringRuntime? = nil, generation: Int, metrics: QueryMetrics) {
+        self.metrics = metrics
         self.listener = listener
         self.zones = zones
         self.steering = steering
-        self.engine = QueryEngine(zones: zones, options: options, steering: steering)
+        self.engine = QueryEngine(zones: zones, options: options, steering: steering, metrics: metrics)
         self.generation = generation
     }
 
@@ -28,7 +31,7 @@ public final class Snapshot: Sendable {
     /// The same snapshot with other health: for probe results and admin changes.
     public func with(health: HealthView) -> Snapshot {
         Snapshot(options: options, listener: listener, zones: zones, steering: steering?.with(health: health),
-                 generation: generation)
+                 generation: generation, metrics: metrics)
     }
 }
 

@@ -174,7 +174,7 @@ extension Resolution {
         let ok = endpointRDATA(table, e) { rd in
             w.writeRR(owner: owner, type: rd.count == 4 ? RRType.a : RRType.aaaa, rrClass: RRClass.in, ttl: ttl, rdata: rd)
         }
-        if ok { w.incrementCount(section: 1) }
+        if ok { w.incrementCount(section: .answer) }
         return ok
     }
 
@@ -184,7 +184,7 @@ extension Resolution {
         let target: [UInt8] = endpointRDATA(table, e) { Array($0) }
         let ok = target.withUnsafeBytes { w.writeRR(owner: owner, type: RRType.cname, rrClass: RRClass.in, ttl: ttl, rdata: $0) }
         guard ok else { truncated = true; return true }
-        w.incrementCount(section: 1)
+        w.incrementCount(section: .answer)
         target.withUnsafeBytes { follow($0, owner: owner, writer: &w) }
         return true
     }

@@ -98,7 +98,7 @@ public struct TransferStream: Sendable {
                 _ = w.writeHeader(id: q.id, flags: HeaderFlags.qr | HeaderFlags.aa | (q.flags & HeaderFlags.rd))
                 if first {
                     _ = w.append(UnsafeRawBufferPointer(rebasing: packet[12..<q.questionEnd]))
-                    w.incrementCount(section: 0)
+                    w.incrementCount(section: .question)
                     w.registerName(at: 12)
                 }
                 var taken = 0
@@ -127,7 +127,7 @@ public struct TransferStream: Sendable {
                         }
                     }
                     guard fits else { w.rewind(to: start); break }
-                    w.incrementCount(section: 1, by: Int(set.count))
+                    w.incrementCount(section: .answer, by: Int(set.count))
                     taken += 1
                     advance()
                 }

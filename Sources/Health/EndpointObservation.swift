@@ -1,10 +1,10 @@
 /// An endpoint's health as the prober sees it; `up == nil`: nothing known (counted up).
-package struct EndpointObservation: Sendable, Equatable {
-    package var endpoint: String
-    package var up: Bool?
-    package var reason: String
+public struct EndpointObservation: Sendable, Equatable {
+    public var endpoint: String
+    public var up: Bool?
+    public var reason: String
 
-    package init(endpoint: String, up: Bool?, reason: String) {
+    public init(endpoint: String, up: Bool?, reason: String) {
         self.endpoint = endpoint
         self.up = up
         self.reason = reason

@@ -1,11 +1,15 @@
-/// Combines the prober's results and the admin's overrides into `HealthView`s, remembering when
-/// each endpoint and pool last came up (for slow start). Not thread-safe: the owner serialises it.
+/// Combines what the checks say, external input and the admin's overrides into `HealthView`s,
+/// remembering when each endpoint and pool last came up (for slow start). Not thread-safe: the
+/// owner serialises it.
 public struct HealthBoard: Sendable {
     public private(set) var topology: HealthTopology
     public private(set) var view: HealthView
     public private(set) var overrides = AdminOverrides()
-    /// What the prober (or an external feed) says, by endpoint name; absent = up (never checked).
+    /// What the checks say (this POP's prober, or the cluster's decision over every POP's), by
+    /// endpoint name; absent: nothing known.
     public private(set) var observed: [String: (up: Bool, reason: String)] = [:]
+    /// External input in force, by endpoint name (combined with the checks by the endpoint's mode).
+    public private(set) var external: [String: ExternalInput] = [:]
 
     public init(topology: HealthTopology) {
         self.topology = topology
@@ -36,6 +40,38 @@ public struct HealthBoard: Sendable {
         recompute(now: now, previous: previous, previousTopology: topology)
     }
 
+    /// Sets (or with nil clears) an endpoint's external input.
+    public mutating func setExternal(endpoint: String, _ input: ExternalInput?, now: Double) {
+        let previous = view
+        external[endpoint] = input
+        recompute(now: now, previous: previous, previousTopology: topology)
+    }
+
+    /// Replaces the external input that came from the file (the API's stays).
+    public mutating func setFileExternal(_ inputs: [String: ExternalInput], now: Double) {
+        let previous = view
+        external = external.filter { !$0.value.fromFile }.merging(inputs) { _, file in file }
+        recompute(now: now, previous: previous, previousTopology: topology)
+    }
+
+    /// Drops the external input whose time has passed; the names dropped, with where each came from.
+    public mutating func expireExternal(now: Double) -> [(endpoint: String, fromFile: Bool)] {
+        let gone = external.filter { $0.value.expires <= now }
+        guard !gone.isEmpty else { return [] }
+        let previous = view
+        for name in gone.keys { external[name] = nil }
+        recompute(now: now, previous: previous, previousTopology: topology)
+        return gone.map { ($0.key, $0.value.fromFile) }.sorted { $0.0 < $1.0 }
+    }
+
+    /// The endpoint's verdict from its checks and external input (nil `up`: nothing known).
+    public func verdict(endpoint i: Int) -> (up: Bool?, reason: String) {
+        let e = topology.endpoints[i]
+        return EndpointVerdict.combine(mode: e.checkMode, count: e.checks.count,
+                                       checks: observed[e.name].map { ($0.up, $0.reason) },
+                                       external: external[e.name].map { ($0.up, $0.reason) })
+    }
+
     /// Live RTT excess per region name (milliseconds over the best measured), from the prober.
     public private(set) var liveExtraRTT: [String: Double] = [:]
 
@@ -61,7 +97,8 @@ public struct HealthBoard: Sendable {
             case .down?: s.up = false; s.reason = "forced down by admin (\(who))"
             case .drain?: s.up = false; s.reason = "drained by admin (\(who))"
             case nil:
-                if let ob = observed[e.name] { s.up = ob.up; s.reason = ob.reason } else { s.up = true; s.reason = "up (not checked)" }
+                let v = verdict(endpoint: i)
+                if let up = v.up { s.up = up; s.reason = v.reason } else { s.up = true; s.reason = "up (not checked)" }
             }
             let before = previousTopology.endpoint(named: e.name).map { previous.endpoints[$0] }
             if let before {

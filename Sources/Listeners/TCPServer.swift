@@ -188,9 +188,9 @@ final class DNSConnectionHandler: ChannelInboundHandler {
         case (.header, .header(let length, let source)):
             if let source { client = source }
             buffer!.moveReaderIndex(forwardBy: length)
-            QueryMetrics.shared.recordProxy(.proxied)
+            server.store.current.metrics.record(.proxy(.proxied))
         case (.header, .invalid):
-            QueryMetrics.shared.recordProxy(.noHeader)
+            server.store.current.metrics.record(.proxy(.noHeader))
             server.throttle.proxyDrop(IPAddress.format(client.bytes), allowed: true, tcp: true)
             closed = true
             context.close(promise: nil)
@@ -199,7 +199,7 @@ final class DNSConnectionHandler: ChannelInboundHandler {
             armDeadline(context)
             return false
         case (.noHeader, .header):
-            QueryMetrics.shared.recordProxy(.notAllowed)
+            server.store.current.metrics.record(.proxy(.notAllowed))
             logNotAllowed()
             closed = true
             context.close(promise: nil)
@@ -208,7 +208,7 @@ final class DNSConnectionHandler: ChannelInboundHandler {
             // Not a header: but a partial signature that goes wrong later is a header too.
             if buffer!.readableBytes >= ProxyHeader.signature.count,
                 buffer!.withUnsafeReadableBytes({ ProxyHeader.startsWithSignature($0) }) {
-                QueryMetrics.shared.recordProxy(.notAllowed)
+                server.store.current.metrics.record(.proxy(.notAllowed))
                 logNotAllowed()
                 closed = true
                 context.close(promise: nil)

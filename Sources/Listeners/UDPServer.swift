@@ -117,7 +117,7 @@ package final class UDPServer: Sendable {
         var version = store.version
         var snapshot = store.current
         var engine = snapshot.engine
-        var cache = AnswerCache(slots: snapshot.listener.answerCache)
+        var cache = AnswerCache(slots: snapshot.listener.answerCache, metrics: snapshot.metrics)
         cache.use(snapshot)
         var limits = RateLimiter.Parameters(snapshot.listener.rateLimit)
         var proxyAllow = snapshot.listener.proxyAllow
@@ -141,7 +141,9 @@ package final class UDPServer: Sendable {
                 version = latest
                 snapshot = store.current
                 engine = snapshot.engine
-                if snapshot.listener.answerCache != cache.requested { cache = AnswerCache(slots: snapshot.listener.answerCache) }
+                if snapshot.listener.answerCache != cache.requested {
+                    cache = AnswerCache(slots: snapshot.listener.answerCache, metrics: snapshot.metrics)
+                }
                 cache.use(snapshot)
                 limits = RateLimiter.Parameters(snapshot.listener.rateLimit)
                 proxyAllow = snapshot.listener.proxyAllow
@@ -154,7 +156,7 @@ package final class UDPServer: Sendable {
                 var client = ClientAddress(family: UInt8(m.family), octets: (m.high, m.low))
                 var packet = UnsafeRawBufferPointer(start: m.input, count: Int(m.input_length))
                 if proxied {
-                    guard let inner = Self.unwrapProxy(packet, client: &client, allow: proxyAllow) else {
+                    guard let inner = Self.unwrapProxy(packet, client: &client, allow: proxyAllow, metrics: engine.metrics) else {
                         lodestar_batch_set_out_len(batch, i, 0)
                         logProxyDrop(client, allowed: proxyAllow.allows(client))
                         continue
@@ -189,18 +191,18 @@ package final class UDPServer: Sendable {
     func holdBack(_ m: lodestar_datagram, packet: UnsafeRawBufferPointer, length: Int, client: ClientAddress, snapshot: Snapshot,
                   held: inout HeldBack, now: UInt64) -> Int {
         let settings = snapshot.listener.rateLimit
-        let metrics = QueryMetrics.shared
+        let metrics = snapshot.metrics
         if snapshot.listener.rateLimitExempt.allows(client) {
-            metrics.recordRateLimited(.exempt)
+            metrics.record(.rateLimited(.exempt))
             return length
         }
         if settings.logOnly {
             guard snapshot.engine.holdBack(packet, into: m.output, capacity: Int(m.capacity), client: client, slip: false) != nil
             else {
-                metrics.recordRateLimited(.exempt)
+                metrics.record(.rateLimited(.exempt))
                 return length
             }
-            metrics.recordRateLimited(.logOnly)
+            metrics.record(.rateLimited(.logOnly))
             logLimit(client, settings, held: &held, now: now)
             return length
         }
@@ -208,10 +210,10 @@ package final class UDPServer: Sendable {
         let slip = settings.slip > 0 && held.tick % settings.slip == 0
         guard let n = snapshot.engine.holdBack(packet, into: m.output, capacity: Int(m.capacity), client: client, slip: slip)
         else {
-            metrics.recordRateLimited(.exempt)
+            metrics.record(.rateLimited(.exempt))
             return length
         }
-        metrics.recordRateLimited(n > 0 ? .slipped : .dropped)
+        metrics.record(.rateLimited(n > 0 ? .slipped : .dropped))
         logLimit(client, settings, held: &held, now: now)
         return n
     }
@@ -237,19 +239,18 @@ package final class UDPServer: Sendable {
     /// allowed peer sent no valid header, or anyone else sent one.
     @inline(never)
     static func unwrapProxy(_ packet: UnsafeRawBufferPointer, client: inout ClientAddress, allow: AccessList,
-                            count: Bool = true) -> UnsafeRawBufferPointer? {
-        let metrics = QueryMetrics.shared
+                            metrics: QueryMetrics, count: Bool = true) -> UnsafeRawBufferPointer? {
         if allow.allows(client) {
             guard case .header(let length, let source) = ProxyHeader.parse(packet) else {
-                if count { metrics.recordProxy(.noHeader) }
+                if count { metrics.record(.proxy(.noHeader)) }
                 return nil
             }
             if let source { client = source }
-            if count { metrics.recordProxy(.proxied) }
+            if count { metrics.record(.proxy(.proxied)) }
             return UnsafeRawBufferPointer(rebasing: packet[length...])
         }
         if packet.count >= ProxyHeader.signature.count && ProxyHeader.startsWithSignature(packet) {
-            if count { metrics.recordProxy(.notAllowed) }
+            if count { metrics.record(.proxy(.notAllowed)) }
             return nil
         }
         return packet
@@ -266,14 +267,15 @@ package final class UDPServer: Sendable {
             var client = ClientAddress(family: UInt8(m.family), octets: (m.high, m.low))
             var packet = UnsafeRawBufferPointer(start: m.input, count: Int(m.input_length))
             if !proxyAllow.isEmpty {
-                guard let inner = Self.unwrapProxy(packet, client: &client, allow: proxyAllow, count: false) else { continue }
+                guard let inner = Self.unwrapProxy(packet, client: &client, allow: proxyAllow, metrics: engine.metrics, count: false)
+                else { continue }
                 packet = inner
             }
             let length = engine.respond(to: packet,
                                         into: m.output, capacity: WireLimits.classicUDPSize, transport: .udp, client: client)
             lodestar_batch_set_out_len(batch, i, UInt32(length))
             let sent = length > 0 ? lodestar_batch_send_slot(batch, fd, i) : 0
-            QueryMetrics.shared.recordUDPTooBig()
+            engine.metrics.record(.udpTooBig)
             if sent < 0 && Self.tooBigLogged.exchange(true, ordering: .relaxed) == false {
                 logger.warning("UDP response of \(length) octets still larger than the interface MTU: \(String(cString: strerror(-sent)))")
             }

@@ -16,6 +16,13 @@ package struct ProbeResult: Sendable, Equatable {
     /// When the origin's certificate expires (Unix time), if a TLS handshake showed one.
     package var certExpiry: Double? = nil
 
+    package init(outcome: CheckOutcome, kind: String, certDaysLeft: Double? = nil, certExpiry: Double? = nil) {
+        self.outcome = outcome
+        self.kind = kind
+        self.certDaysLeft = certDaysLeft
+        self.certExpiry = certExpiry
+    }
+
     static func ok(_ rtt: Double, certDaysLeft: Double? = nil) -> ProbeResult {
         ProbeResult(outcome: .success(rtt: rtt), kind: "ok", certDaysLeft: certDaysLeft)
     }

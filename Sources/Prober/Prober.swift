@@ -1,53 +1,18 @@
 import CLodestarSys
 import Dispatch
 import Foundation
+import Health
 import Logging
 import NIOCore
 import NIOPosix
-import Health
 import Settings
 
 /// Runs every endpoint's checks on a schedule, on its own event-loop thread (niced, so probing
-/// never takes CPU from the DNS listeners), and reports endpoint health changes and live RTT.
+/// never takes CPU from the DNS listeners), and reports endpoint verdicts and live RTT.
 ///
-/// All mutable state is guarded by `lock`; probes run on `loop`.
+/// The decisions are `ProbeSchedule`'s; this driver owns the clock, the jitter, the timers and
+/// the probes, and carries out the schedule's actions. Everything mutable is under `lock`.
 package final class Prober: @unchecked Sendable {
-    /// One check of one endpoint with its state and schedule.
-    final class ScheduledCheck {
-        let endpoint: Int
-        let spec: CheckSpec
-        var state: CheckState
-        var rtt = RTTAverage()
-        /// The best RTT of the recent past: follows a lower sample at once, a higher one by 1% per sample.
-        var floor: Double? = nil
-        var lastRTT: Double? = nil
-        var last: ProbeResult? = nil
-        var lastAt: Double? = nil
-        var failures: [String: Int] = [:]
-        var runs = 0
-        var due: Double = 0
-        /// When the current run was scheduled to start (due plus its jitter).
-        var fireAt: Double = 0
-        var inFlight = false
-        var queued = false
-        var timer: Scheduled<Void>? = nil
-        var heldLogged = false
-
-        init(endpoint: Int, spec: CheckSpec, state: CheckState) {
-            self.endpoint = endpoint
-            self.spec = spec
-            self.state = state
-        }
-    }
-
-    struct EndpointEntry {
-        var name: String
-        var region: String
-        var mode: CheckMode
-        var tasks: [Int] = []
-        var reported: EndpointObservation
-    }
-
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
     let loop: EventLoop
@@ -56,22 +21,15 @@ package final class Prober: @unchecked Sendable {
     let onChange: @Sendable ([EndpointObservation]) -> Void
     let onRTT: @Sendable ([String: Double]) -> Void
 
-    var settings = ProberSettings()
-    var tasks: [ScheduledCheck] = []
-    var endpoints: [EndpointEntry] = []
-    var waiting: [Int] = []
-    var inFlight = 0
+    var schedule = ProbeSchedule()
+    /// Per check, its armed timer.
+    var timers: [Scheduled<Void>?] = []
+    /// Bumped by every `configure`: timers and probes of an earlier one are ignored.
     var generation = 0
-    var external: [String: (up: Bool, reason: String, expires: Double, fromFile: Bool)] = [:]
-    var externalMtime: Double? = nil
     var pending: [EndpointObservation] = []
     var flushScheduled = false
     var lastRTTSent: [String: Double] = [:]
-    var firstRoundLeft = 0
     var firstRoundDone: DispatchSemaphore? = nil
-    var runs = 0, late = 0
-    var maxLag = 0.0
-    var lagWindow: [(at: Double, lag: Double)] = []
     var ticker: RepeatedTask? = nil
     var stopped = false
 
@@ -92,83 +50,111 @@ package final class Prober: @unchecked Sendable {
     }
 
     static func now() -> Double { lodestar_monotonic() }
+    static func jitter() -> Double { Double.random(in: 0..<1) }
 
-    /// (Re)configures from the health topology: checks that exist by (endpoint, spec) keep their state; new ones
-    /// run at once. `resume` seeds endpoints from persisted health (cold start from disk).
+    /// (Re)configures from the health topology: checks that exist by (endpoint, spec) keep their
+    /// state; new ones run at once. `resume` seeds endpoints from persisted health (cold start from disk).
     package func configure(topology: HealthTopology, settings: ProberSettings, resume: [String: (up: Bool, reason: String)] = [:]) {
-        var kept: [CheckKey: ScheduledCheck] = [:]
-        lock.lock()
-        self.settings = settings
-        for t in tasks {
-            t.timer?.cancel()
-            kept[CheckKey(endpoint: endpoints[t.endpoint].name, spec: t.spec)] = t
+        let changes = lock.withLock { () -> [EndpointObservation] in
+            for t in timers { t?.cancel() }
+            generation += 1
+            let actions = schedule.configure(topology: topology, concurrency: settings.concurrency, resume: resume,
+                                             now: Self.now(), jitter: Self.jitter)
+            timers = Array(repeating: nil, count: schedule.checks.count)
+            return perform(actions)
         }
-        generation += 1
-        let gen = generation
-        var newTasks: [ScheduledCheck] = []
-        var newEndpoints: [EndpointEntry] = []
-        var fresh = Set<Int>()
-        for (i, e) in topology.endpoints.enumerated() {
-            let region = topology.regionName(ofEndpoint: i)
-            let old = endpoints.first { $0.name == e.name }
-            var entry = EndpointEntry(name: e.name, region: region, mode: e.checkMode,
-                                      reported: old?.reported ?? EndpointObservation(endpoint: e.name, up: nil, reason: "not checked yet"))
-            for spec in e.checks {
-                if let t = kept.removeValue(forKey: CheckKey(endpoint: e.name, spec: spec)) {
-                    let copy = ScheduledCheck(endpoint: i, spec: spec, state: t.state)
-                    (copy.rtt, copy.floor, copy.lastRTT, copy.last, copy.lastAt) = (t.rtt, t.floor, t.lastRTT, t.last, t.lastAt)
-                    (copy.failures, copy.runs, copy.due) = (t.failures, t.runs, t.due)
-                    entry.tasks.append(newTasks.count)
-                    newTasks.append(copy)
-                } else {
-                    var state = CheckState(policy: spec.policy)
-                    if let r = resume[e.name] { state = CheckState(policy: spec.policy, resumed: r.up, reason: r.reason) }
-                    entry.tasks.append(newTasks.count)
-                    fresh.insert(newTasks.count)
-                    newTasks.append(ScheduledCheck(endpoint: i, spec: spec, state: state))
-                }
-            }
-            if let r = resume[e.name], old == nil {
-                entry.reported = EndpointObservation(endpoint: e.name, up: r.up, reason: r.reason + " (resumed)")
-            }
-            newEndpoints.append(entry)
-        }
-        tasks = newTasks
-        endpoints = newEndpoints
-        waiting = []
-        inFlight = 0
-        let now = Self.now()
-        firstRoundLeft = fresh.count
-        for (i, t) in tasks.enumerated() {
-            t.due = fresh.contains(i) ? now : max(t.due, now)
-            schedule(i, at: t.due, generation: gen)
-        }
-        // Endpoints that lost their checks forget what the checks said.
-        var changes: [EndpointObservation] = []
-        for i in endpoints.indices { if let c = recombine(i) { changes.append(c) } }
-        lock.unlock()
         if !changes.isEmpty { onChange(changes) }
     }
 
-    /// A check carries its state over a reload when its endpoint and every setting are unchanged.
-    struct CheckKey: Hashable {
-        var endpoint: String
-        var spec: CheckSpec
+    /// Carries out the schedule's actions (under `lock`); returns the verdicts to report.
+    func perform(_ actions: [ProbeSchedule.Action]) -> [EndpointObservation] {
+        let gen = generation
+        var reports: [EndpointObservation] = []
+        for a in actions {
+            switch a {
+            case .arm(let i, let at):
+                let delay = max(0, at - Self.now())
+                timers[i] = loop.scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) { [weak self] in
+                    self?.fire(i, generation: gen)
+                }
+            case .launch(let i):
+                runner.run(schedule.checks[i].spec).whenSuccess { [weak self] result in
+                    self?.completed(i, generation: gen, result: result)
+                }
+            case .report(let changes):
+                reports += changes
+            case .firstRoundDone:
+                firstRoundDone?.signal()
+            case .log(let level, let text, let endpoint, let check, let reason):
+                var metadata: Logger.Metadata = ["endpoint": "\(endpoint)", "reason": "\(reason)"]
+                if let check { metadata["check"] = "\(check)" }
+                logger.log(level: level, "\(text)", metadata: metadata)
+            }
+        }
+        return reports
+    }
+
+    func fire(_ i: Int, generation gen: Int) {
+        lock.withLock {
+            guard gen == generation, !stopped else { return }
+            _ = perform(schedule.due(i, now: Self.now()))
+        }
+    }
+
+    func completed(_ i: Int, generation gen: Int, result: ProbeResult) {
+        lock.withLock {
+            guard gen == generation, !stopped else { return }
+            queue(perform(schedule.completed(i, result: result, now: Self.now(), jitter: Self.jitter)))
+        }
+    }
+
+    /// Coalesces changes made in one turn of the loop into one report (under `lock`).
+    func queue(_ changes: [EndpointObservation]) {
+        guard !changes.isEmpty else { return }
+        pending += changes
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        loop.execute { [weak self] in self?.flushPending() }
+    }
+
+    /// Reports the queued changes; runs on the loop.
+    func flushPending() {
+        let batch = lock.withLock { () -> [EndpointObservation] in
+            defer { pending = []; flushScheduled = false }
+            return pending
+        }
+        if !batch.isEmpty { onChange(batch) }
+    }
+
+    /// Once a second: the lag window, and live RTT per region when it moved by a millisecond.
+    func tick() {
+        let rtt = lock.withLock { () -> [String: Double]? in
+            guard !stopped else { return nil }
+            schedule.trimLags(now: Self.now())
+            let extra = schedule.regionRTT().compactMapValues(\.extra)
+            guard extra.keys != lastRTTSent.keys || extra.contains(where: { abs($0.value - (lastRTTSent[$0.key] ?? 0)) >= 1 }) else {
+                return nil
+            }
+            lastRTTSent = extra
+            return extra
+        }
+        if let rtt { onRTT(rtt) }
     }
 
     /// Blocks until every new check has a first result or `timeout` passes; returns how many are
     /// still without one.
     package func waitForFirstRound(timeout: Double) -> Int {
-        lock.lock()
-        guard firstRoundLeft > 0 else { lock.unlock(); return 0 }
-        let sem = DispatchSemaphore(value: 0)
-        firstRoundDone = sem
-        lock.unlock()
+        let sem = lock.withLock { () -> DispatchSemaphore? in
+            guard schedule.firstRoundLeft > 0 else { return nil }
+            firstRoundDone = DispatchSemaphore(value: 0)
+            return firstRoundDone
+        }
+        guard let sem else { return 0 }
         _ = sem.wait(timeout: .now() + timeout)
-        lock.lock()
-        firstRoundDone = nil
-        let left = firstRoundLeft
-        lock.unlock()
+        let left = lock.withLock { () -> Int in
+            firstRoundDone = nil
+            return schedule.firstRoundLeft
+        }
         // Deliver what the round found before returning: the caller is about to answer queries.
         // Flushes run on the loop in order, so this one runs after any already scheduled.
         try? loop.submit { self.flushPending() }.wait()
@@ -176,10 +162,10 @@ package final class Prober: @unchecked Sendable {
     }
 
     package func stop() {
-        lock.lock()
-        stopped = true
-        for t in tasks { t.timer?.cancel() }
-        lock.unlock()
+        lock.withLock {
+            stopped = true
+            for t in timers { t?.cancel() }
+        }
         ticker?.cancel()
         try? group.syncShutdownGracefully()
     }

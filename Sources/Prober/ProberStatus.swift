@@ -30,7 +30,6 @@ package struct CheckStatus: Sendable {
 package struct ProberStatus: Sendable {
     package var checks: [CheckStatus] = []
     package var endpoints: [EndpointObservation] = []
-    package var external: [String: (up: Bool, reason: String, expiresIn: Double)] = [:]
     package var regionRTTMs: [String: (rtt: Double, extra: Double)] = [:]
     package var runs = 0
     /// Checks that started later than scheduled by more than a quarter of their interval.

@@ -1,16 +1,16 @@
-import Admin
+import Settings
 import CLodestarSys
 import Engine
 import Foundation
 import Health
 import Logging
-import Prober
 import Steering
 import Synchronization
 
-/// Owns the mutable health state (the prober's results, the admin's overrides) and publishes it
-/// into the snapshot store; serialises admin changes and reloads.
-package final class HealthController: @unchecked Sendable {
+/// Owns the mutable health state (what the checks say, external input, the admin's overrides)
+/// and publishes it into the snapshot store; serialises admin changes and reloads. It is where
+/// the shared state (`LocalState`, or the cluster) delivers: the `HealthSink`.
+package final class HealthController: HealthSink, @unchecked Sendable {
     let lock = NSLock()
     var board: HealthBoard
     let store: SnapshotStore
@@ -20,6 +20,11 @@ package final class HealthController: @unchecked Sendable {
     /// writes them (a slow or full disk delays the file, never a health change or a query).
     let pendingState = Mutex<(path: String, data: Data)?>(nil)
     let persistQueue = DispatchQueue(label: "lodestar.state-file")
+    /// The external health file, when configured, and how long external input lasts (under `lock`).
+    var externalFile: ExternalFileWatcher? = nil
+    var externalStaleAfter = 60.0
+    /// Once a second: the external file, and external input expiring.
+    var ticker: DispatchSourceTimer? = nil
 
     package init(store: SnapshotStore, stateFile: String?, logger: Logger) {
         self.store = store
@@ -52,6 +57,82 @@ package final class HealthController: @unchecked Sendable {
         }
         return h.endpoints.mapValues { ($0.up, $0.reason) }
     }
+
+    /// The external file and the default time to live of external input (`prober:`), at start and reload.
+    package func configureExternal(_ settings: ProberSettings) {
+        withLock {
+            externalStaleAfter = settings.externalStaleAfter
+            if externalFile?.path != settings.externalFile {
+                externalFile = settings.externalFile.map(ExternalFileWatcher.init(path:))
+                let now = lodestar_monotonic()
+                if externalFile == nil { board.setFileExternal([:], now: now) }
+            }
+        }
+        guard ticker == nil else { return }
+        let t = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "lodestar.external-health"))
+        t.schedule(deadline: .now() + 1, repeating: 1)
+        t.setEventHandler { [weak self] in self?.tick() }
+        t.resume()
+        ticker = t
+    }
+
+    /// Reads the external file when it changed; drops external input whose time passed.
+    func tick() {
+        var messages: [ExternalFileWatcher.Message] = []
+        let (expired, staleAfter) = withLock { () -> ([(endpoint: String, fromFile: Bool)], Double) in
+            let now = lodestar_monotonic()
+            var changed = false
+            if var w = externalFile {
+                let r = w.poll(known: { board.topology.endpoint(named: $0) != nil }, staleAfter: externalStaleAfter, now: now,
+                               wallNow: Date().timeIntervalSince1970)
+                externalFile = w
+                messages = r.messages
+                if let inputs = r.inputs, inputs != board.external.filter(\.value.fromFile) {
+                    board.setFileExternal(inputs, now: now)
+                    changed = true
+                }
+            }
+            let expired = board.expireExternal(now: now)
+            if changed || !expired.isEmpty { publishLocked() }
+            return (expired, externalStaleAfter)
+        }
+        for m in messages {
+            switch m.level {
+            case .error: logger.error("\(m.text)")
+            case .warning: logger.warning("\(m.text)")
+            }
+        }
+        let stale = staleAfter == staleAfter.rounded() ? "\(Int(staleAfter)) s" : "\(staleAfter) s"
+        for (name, fromFile) in expired {
+            logger.warning("external health of \(name) expired (\(fromFile ? "the file is older than \(stale)" : "its ttl passed")); ignored")
+        }
+    }
+
+    package func stopTicker() {
+        ticker?.cancel()
+        ticker = nil
+    }
+
+    // HealthSink
+
+    package func checked(_ verdicts: [EndpointObservation]) { observe(verdicts) }
+    package func liveRTT(_ extra: [String: Double]) { setLiveRTT(extra) }
+    package func sharedOverrides(_ o: AdminOverrides) { setShared(o) }
+
+    package func external(endpoint: String, up: Bool?, reason: String, ttl: Double) {
+        withLock {
+            let now = lodestar_monotonic()
+            board.setExternal(endpoint: endpoint, up.map { ExternalInput(up: $0, reason: reason, expires: now + ttl) }, now: now)
+            publishLocked()
+        }
+    }
+
+    package func applyOverride(_ kind: OverrideKind, name: String, state: AdminOverride.State??, weight: Double??) throws {
+        try set(kind, name: name, state: state, weight: weight)
+    }
+
+    /// External input in force, by endpoint.
+    package var externalInputs: [String: ExternalInput] { withLock { board.external } }
 
     /// The prober's findings: endpoints up or down (or unknown again); takes effect on the next query.
     package func observe(_ changes: [EndpointObservation], persist: Bool = true) {
@@ -125,7 +206,7 @@ package final class HealthController: @unchecked Sendable {
             case .pools: known = m.pool(named: name) != nil
             case .endpoints: known = m.endpoint(named: name) != nil
             }
-            guard known else { throw AdminFailure(status: 404, description: "no \(kind.rawValue.dropLast()) named \(name)") }
+            guard known else { throw SharedStateError(.notFound, "no \(kind.rawValue.dropLast()) named \(name)") }
             var o = board.overrides
             var entry: AdminOverride
             switch kind {

@@ -7,6 +7,7 @@ import Health
 import Listeners
 import CLodestarSys
 import Cluster
+import HTTPClient
 import Dispatch
 import Foundation
 import Logging
@@ -35,43 +36,13 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
     package let prober: Prober
     /// Anycast route health through BIRD, when configured.
     package private(set) var anycast: AnycastController? = nil
-    /// Shared overrides and health votes through etcd, when configured.
-    package private(set) var cluster: ClusterController? = nil
-    /// Where the prober's verdicts go: the cluster when there is one, else straight to health.
-    final class VerdictRoute: @unchecked Sendable {
-        var cluster: ClusterController? = nil
-        /// Anycast maintenance from the cluster, held until the anycast controller runs.
-        let lock = NSLock()
-        var anycast: AnycastController? = nil
-        var pendingAnycast: [String: Bool?] = [:]
-
-        func anycast(_ proto: String, _ withdraw: Bool?) {
-            let a = lock.withLock { () -> AnycastController? in
-                if anycast == nil { pendingAnycast[proto] = .some(withdraw) }
-                return anycast
-            }
-            _ = a?.setOverride(proto: proto, withdraw: withdraw)
-        }
-
-        /// This POP's verdicts: votes for the cluster to decide on, or straight to health.
-        func verdicts(_ observations: [EndpointObservation], health: HealthController, persist: Bool) {
-            if let c = cluster {
-                c.localVerdicts(observations.map { ($0.endpoint, $0.up, $0.reason) })
-            } else {
-                health.observe(observations, persist: persist)
-            }
-        }
-
-        func attach(_ a: AnycastController) {
-            let pending = lock.withLock { () -> [String: Bool?] in
-                anycast = a
-                defer { pendingAnycast = [:] }
-                return pendingAnycast
-            }
-            for (proto, w) in pending { _ = a.setOverride(proto: proto, withdraw: w) }
-        }
-    }
-    let route = VerdictRoute()
+    /// Where this POP's verdicts, overrides, external input and anycast maintenance go: this POP
+    /// alone, or the cluster on etcd (chosen once, at start).
+    package let shared: SharedState
+    /// The cluster, when configured (for its status).
+    let cluster: ClusterController?
+    /// Anycast maintenance set through the shared state, held until the anycast controller runs.
+    let anycastRelay = AnycastRelay()
     /// Endpoint health resumed from the state file at start (empty: run a first round instead).
     let resumed: [String: (up: Bool, reason: String)]
     /// Reloads done and failed, for /metrics, and when the last one succeeded (Unix time).
@@ -107,31 +78,15 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         health = HealthController(store: store, stateFile: config.stateFile, logger: logger)
         if let board { health.board = board } else { health.board.setOverrides(saved, now: lodestar_monotonic()) }
         if !saved.isEmptyOverrides, let f = config.stateFile { logger.info("admin overrides restored from \(f)") }
-        let health = health
-        let route = route
-        prober = Prober(logger: logger, onChange: { observations in
-            route.verdicts(observations, health: health, persist: true)
-        }, onRTT: { extra in
-            if let c = route.cluster {
-                c.localRTT(extra)
-                if c.settings.rttMean { return }
-            }
-            health.setLiveRTT(extra)
-        })
-        if let settings = config.cluster {
-            let prober = prober
-            let c = ClusterController(settings: settings, logger: logger, onHealth: { verdicts in
-                health.observe(verdicts.map { EndpointObservation(endpoint: $0.endpoint, up: $0.up, reason: $0.reason) })
-            }, onOverrides: { health.setShared($0) }, onExternal: { name, up, reason, ttl in
-                _ = prober.setExternal(endpoint: name, up: up, reason: reason, ttl: ttl)
-            }, onRTT: { health.setLiveRTT($0) }, onAnycast: { route.anycast($0, $1) })
-            cluster = c
-            route.cluster = c
-        }
+        let health = health, relay = anycastRelay
+        cluster = config.cluster.map { ClusterController(settings: $0, logger: logger, health: health, anycast: relay) }
+        let shared: SharedState = cluster ?? LocalState(health: health, anycast: relay)
+        self.shared = shared
+        prober = Prober(logger: logger, onChange: { shared.verdicts($0) }, onRTT: { shared.liveRTT($0) })
+        health.configureExternal(config.prober)
         resumed = HealthController.resumableHealth(config.stateFile, maxAge: config.prober.resumeMaxAge, logger: logger)
         if !resumed.isEmpty {
-            let observations = resumed.map { EndpointObservation(endpoint: $0.key, up: $0.value.up, reason: $0.value.reason + " (resumed)") }
-            route.verdicts(observations, health: health, persist: false)
+            shared.verdicts(resumed.map { EndpointObservation(endpoint: $0.key, up: $0.value.up, reason: $0.value.reason + " (resumed)") })
             logger.info("health of \(resumed.count) endpoints resumed from \(config.stateFile ?? "")")
         }
         udp = UDPServer(store: store, workers: config.udpWorkers, logger: logger)
@@ -233,7 +188,7 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
             admin = server
         }
         try Privileges.drop(to: target, config: config, logger: logger)
-        cluster?.start()
+        shared.start()
         if let admin {
             // Up before the first round of checks: /health answers, /ready says 503 until then.
             try admin.start()
@@ -266,7 +221,7 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
             })
             controller.start()
             anycast = controller
-            route.attach(controller)
+            anycastRelay.attach(controller)
             logger.info("anycast: \(a.prefixes.count) prefixes through BIRD at \(a.socket); self-check \(a.selfCheck.target)")
         }
         ready.withLock { $0 = (true, "ready") }
@@ -321,6 +276,7 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
                 return outcome.snapshot.generation
             }
             prober.configure(topology: config.steering.health, settings: config.prober)
+            health.configureExternal(config.prober)
             reloads.withLock { $0.ok += 1 }
             lastReload.withLock { $0 = Date().timeIntervalSince1970 }
             logger.info("reloaded: generation \(generation), \(store.current.zones.zones.count) zones")
@@ -390,56 +346,15 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
     package var zoneLoads: [String: Bool] { zoneLoad.withLock { $0 } }
     package var readiness: (ready: Bool, reason: String) { ready.withLock { $0 } }
     package var overrides: AdminOverrides { health.overrides }
-    package func setOverride(_ kind: OverrideKind, name: String, state: AdminOverride.State??, weight: Double??) throws {
-        if let cluster {
-            // Shared: written to etcd (every POP applies it from its watch, this one at once).
-            guard health.knows(kind, name) else { throw AdminFailure(status: 404, description: "no \(kind.rawValue.dropLast()) named \(name)") }
-            do {
-                try cluster.setOverride(kind: kind.rawValue, name: name, state: state, weight: weight)
-            } catch {
-                throw AdminFailure(status: 503, description: "\(error)")
-            }
-            logger.notice("admin: \(kind.rawValue) \(name) → state \(state.map { $0?.rawValue ?? "auto" } ?? "unchanged"), weight \(weight.map { $0.map { "\($0)" } ?? "configured" } ?? "unchanged") (shared through the cluster)")
-            health.flushState()
-            return
-        }
-        try health.set(kind, name: name, state: state, weight: weight)
-        health.flushState()
-    }
-
-    package func setExternal(endpoint: String, up: Bool?, reason: String, ttl: Double?) throws -> Bool {
-        guard let cluster else { return prober.setExternal(endpoint: endpoint, up: up, reason: reason, ttl: ttl) }
-        guard health.knows(.endpoints, endpoint) else { return false }
-        do {
-            try cluster.setExternal(endpoint: endpoint, up: up, reason: reason, ttl: ttl ?? running.withLock { $0.prober.externalStaleAfter })
-        } catch {
-            throw AdminFailure(status: 503, description: "\(error)")
-        }
-        return true
-    }
-
+    package func flushState() { health.flushState() }
+    package var externalInputs: [String: ExternalInput] { health.externalInputs }
+    package var externalStaleAfter: Double { running.withLock { $0.prober.externalStaleAfter } }
     package var clusterStatus: ClusterController.Status? { cluster?.status() }
-
-    package func setAnycast(proto: String, withdraw: Bool?, pop: String?) throws -> Bool {
-        guard let anycast else { throw AdminFailure(status: 404, description: "anycast is not configured") }
-        guard let cluster else {
-            guard pop == nil else { throw AdminFailure(status: 400, description: "pop is for a cluster; this server has none") }
-            return anycast.setOverride(proto: proto, withdraw: withdraw)
-        }
-        let target = pop ?? cluster.settings.pop
-        // This POP's protocols are checked here; another POP's are its own business.
-        if target == cluster.settings.pop && !anycast.status().prefixes.contains(where: { $0.proto == proto }) { return false }
-        do {
-            try cluster.setAnycast(pop: target, proto: proto, withdraw: withdraw)
-        } catch {
-            throw AdminFailure(status: 503, description: "\(error)")
-        }
-        return true
-    }
 
     package func stop() {
         prober.stop()
-        cluster?.stop()
+        shared.stop()
+        health.stopTicker()
         if let anycast, anycast.isRunning { anycast.withdrawAndStop() }
         health.withLock { health.persistLocked() }
         health.flushState()

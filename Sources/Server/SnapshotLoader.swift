@@ -40,7 +40,7 @@ package enum SnapshotLoader {
         let set = ZoneSet(zones)
         let steering = try compileSteering(config: config, zones: set, previous: previous?.steering, health: health)
         let snapshot = Snapshot(options: config.engineOptions, listener: config.listenerOptions, zones: set, steering: steering,
-                                generation: (previous?.generation ?? 0) + 1)
+                                generation: (previous?.generation ?? 0) + 1, metrics: previous?.metrics ?? QueryMetrics())
         return Outcome(snapshot: snapshot, problems: problems, loaded: loaded, keptPrevious: kept)
     }
 

@@ -1,4 +1,4 @@
-import Cluster
+import HTTPClient
 import Foundation
 import Glibc
 

@@ -21,16 +21,18 @@ import Testing
         "Engine": ["DNSWire", "Zones", "Health", "Steering", "Protection", "CLodestarSys"],
         "Prober": ["DNSWire", "Health", "Settings", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix", "NIOHTTP1", "NIOSSL", "NIOTLS"],
         "Anycast": ["Prober", "Health", "Settings", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix"],
-        "Cluster": ["Health", "Settings", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix", "NIOSSL"],
+        "HTTPClient": ["Settings", "Foundation", "NIOCore", "NIOEmbedded", "NIOHTTP1", "NIOPosix", "NIOSSL"],
+        "Cluster": ["Health", "Settings", "HTTPClient", "CLodestarSys", "Foundation", "Logging"],
         "Config": ["DNSWire", "Zones", "Health", "Settings", "Steering", "Protection", "Foundation", "Yams"],
         "Listeners": ["Engine", "Protection", "DNSWire", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix"],
         "Admin": ["Engine", "DNSWire", "Zones", "Geo", "Health", "Settings", "Steering", "Prober", "Anycast", "Cluster", "CLodestarSys", "Foundation", "Logging",
                   "NIOCore", "NIOPosix", "NIOHTTP1"],
         "Server": ["Engine", "Config", "Listeners", "Admin", "DNSWire", "Zones", "Geo", "Health", "Settings", "Steering", "Prober", "Anycast",
-                   "Protection", "Cluster", "CLodestarSys", "Foundation", "Logging"],
+                   "Protection", "Cluster", "HTTPClient", "CLodestarSys", "Foundation", "Logging"],
         "lodestar-fuzz": ["Server", "Admin", "Config", "Engine", "DNSWire", "Zones", "Health", "Settings", "Anycast", "Protection", "NIOHTTP1",
+                          "Cluster", "HTTPClient", "Geo",
                           "Foundation", "Logging"],
-        "lodestar": ["Server", "Config", "Admin", "Cluster", "DNSWire", "Zones", "Health", "Settings", "Steering", "Geo", "ArgumentParser", "Foundation", "Logging"],
+        "lodestar": ["Server", "Config", "Admin", "HTTPClient", "DNSWire", "Zones", "Health", "Settings", "Steering", "Geo", "ArgumentParser", "Foundation", "Logging"],
     ]
 
     static var sources: URL {
@@ -83,7 +85,9 @@ import Testing
         #expect(importers("CLDNS") == ["Zones"])
         #expect(importers("CMaxMindDB") == ["Geo"])
         #expect(importers("Yams") == ["Config"])
-        #expect(importers("NIOHTTP1") == ["Admin", "Prober"])  // the API, and decoding origins' HTTP responses
+        // The API, decoding origins' HTTP responses, and the one HTTP client (etcd, `lodestar ctl`).
+        #expect(importers("NIOHTTP1") == ["Admin", "Prober", "HTTPClient"])
+        #expect(!importers("Cluster").contains("lodestar"), "ctl borrows no HTTP client from the cluster")
         #expect(!importers("NIOCore").contains("Engine") && !importers("Foundation").contains("Engine"))
         #expect(!importers("Server").contains("Steering") && !importers("Server").contains("Prober"))
         // Health types come from Health: the control side does not borrow them from the steering decision.

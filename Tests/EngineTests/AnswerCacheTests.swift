@@ -74,7 +74,7 @@ import Testing
     /// The snapshot and an empty cache in use for it.
     static func fixture() throws -> (Snapshot, AnswerCache) {
         let snapshot = try makeSnapshot()
-        let cache = AnswerCache(slots: 256)
+        let cache = AnswerCache(slots: 256, metrics: snapshot.metrics)
         cache.use(snapshot)
         return (snapshot, cache)
     }
@@ -181,7 +181,7 @@ import Testing
     func healthAndSettling() throws {
         let snapshot = try Self.makeSnapshot()
         let store = SnapshotStore(snapshot)
-        let cache = AnswerCache(slots: 256)
+        let cache = AnswerCache(slots: 256, metrics: snapshot.metrics)
         cache.use(snapshot)
         let naQuery = Self.query("geo.gslb.test.", ecs: Self.ecs(192, 0, 2))
         let euQuery = Self.query("geo.gslb.test.", ecs: Self.ecs(198, 51, 100))
@@ -307,7 +307,7 @@ import Testing
     func geoLite2Classes() throws {
         let path = try #require(GeoLite2.path, "maxminddb-geolite2 is not installed")
         let snapshot = try Self.makeSnapshot(database: path)
-        let cache = AnswerCache(slots: 4096)
+        let cache = AnswerCache(slots: 4096, metrics: snapshot.metrics)
         cache.use(snapshot)
         var rng: UInt64 = 42
         var differ = 0, scopes = Set<UInt8>()

@@ -13,7 +13,7 @@ import Zones
         url.deleteLastPathComponent()
         url.deleteLastPathComponent()
         let loaded = try! ZoneDirectory.load(url.path + "/Fixtures/zones")
-        return QueryEngine(zones: ZoneSet(loaded.compactMap(\.zone)), options: EngineOptions())
+        return QueryEngine(zones: ZoneSet(loaded.compactMap(\.zone)), options: EngineOptions(), metrics: QueryMetrics())
     }()
 
     static func ask(_ name: String, _ type: UInt16, edns: UInt16? = nil, transport: Transport = .udp) -> MessageText {

@@ -84,9 +84,16 @@ struct ProberIntegrationTests {
             #expect(logged, "an endpoint down with \"\(reason)\" in \(log)")
         }
         print("failover figures (interval 1 s, fall 3, rise 2, timeout 0.5 s): " + figures.joined(separator: "; "))
-        let metrics = try c.setup.admin("GET", "/metrics")
+        // The pool is back once two of its three endpoints are: na-1's own check may follow a
+        // probe later (its jitter), so its gauge is read once it has had the time to rise.
+        let upLine = "lodestar_check_up{endpoint=\"na-1\",check=\"http://127.0.0.11:\(c.port)/health\"} 1"
+        var metrics = ""
+        let rose = try Poll.seconds(limit: 3, every: 0.1) {
+            metrics = try c.setup.admin("GET", "/metrics")
+            return metrics.contains(upLine)
+        }
         #expect(metrics.contains("lodestar_check_failures_total{endpoint=\"na-1\",check=\"http://127.0.0.11:\(c.port)/health\",reason=\"timeout\"}"))
-        #expect(metrics.contains("lodestar_check_up{endpoint=\"na-1\",check=\"http://127.0.0.11:\(c.port)/health\"} 1"))
+        #expect(rose != nil, "\(upLine) in \(metrics)")
     }
 
     @Test("flap damping holds a flapping origin down after recovering, and says so", .timeLimit(.minutes(2)))

@@ -24,7 +24,7 @@ final class Reports: Sendable {
     }
 }
 
-@Suite("Prober: schedule, thresholds, combining, external input", .serialized)
+@Suite("Prober: schedule, thresholds, combining, against real origins", .serialized)
 struct ProberTests {
     static func model(_ endpoints: [(String, [CheckSpec], CheckMode)]) -> SteeringModel {
         var m = SteeringModel()
@@ -120,35 +120,5 @@ struct ProberTests {
         #expect(s.late > 0, "queued checks start late, and are counted")
         #expect(reports.changes.withLock { $0.filter { $0.up == false }.count } == 40, "every endpoint down: timeout")
         #expect(reports.latest("e0")?.reason.hasSuffix("timeout after 0.3 s waiting for the response") == true)
-    }
-
-    @Test("external input: a watched file and direct calls, ignored once stale", .timeLimit(.minutes(1)))
-    func external() throws {
-        let dir = NSTemporaryDirectory() + "lodestar-ext-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let file = dir + "/health.txt"
-        let reports = Reports()
-        let prober = Self.prober(reports)
-        defer { prober.stop() }
-        var settings = ProberSettings()
-        settings.externalFile = file
-        settings.externalStaleAfter = 2.5
-        prober.configure(topology: Self.model([("a", [], .all), ("b", [], .all)]).health, settings: settings)
-        try "# maintenance\na down planned work\nb up\nghost down\n".write(toFile: file, atomically: true, encoding: .utf8)
-        #expect(reports.wait("a", up: false, within: 3) != nil)
-        #expect(reports.latest("a")?.reason == "external: planned work")
-        #expect(reports.latest("b")?.up == true)
-        // A line that cannot be parsed keeps the previous content.
-        try "a sideways\n".write(toFile: file, atomically: true, encoding: .utf8)
-        usleep(1_500_000)
-        #expect(reports.latest("a")?.up == false)
-        // Stale: 2.5 s after the file's last good write, its input is ignored ("not checked": up).
-        #expect(reports.wait("a", up: nil, within: 4) != nil)
-        // Direct input (the admin API) with its own time to live.
-        #expect(prober.setExternal(endpoint: "b", up: false, reason: "load balancer says so", ttl: 1))
-        #expect(reports.latest("b")?.up == false, "in force when the call returns")
-        #expect(reports.wait("b", up: nil, within: 3) != nil)
-        #expect(!prober.setExternal(endpoint: "nobody", up: false, reason: "", ttl: nil))
     }
 }

@@ -3,6 +3,7 @@ import Settings
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Settings
 import Synchronization
 
 extension TLSSettings {

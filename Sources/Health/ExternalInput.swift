@@ -1,0 +1,16 @@
+/// Health of an endpoint said by something other than this server's checks: the admin API (or
+/// the cluster's shared copy of it), or a line of the watched external file.
+public struct ExternalInput: Sendable, Equatable {
+    public var up: Bool
+    public var reason: String
+    /// Monotonic seconds after which the input is ignored.
+    public var expires: Double
+    public var fromFile: Bool
+
+    public init(up: Bool, reason: String, expires: Double, fromFile: Bool = false) {
+        self.up = up
+        self.reason = reason
+        self.expires = expires
+        self.fromFile = fromFile
+    }
+}
