@@ -21,7 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
-        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6")
     ],
     targets: [
         .systemLibrary(name: "CLDNS", pkgConfig: "ldns", providers: [.apt(["libldns-dev"])]),
@@ -48,7 +48,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ],
             swiftSettings: crossModule
         ),
@@ -58,7 +58,7 @@ let package = Package(
                 "Prober", "Health", "Settings", "CLodestarSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ],
             swiftSettings: crossModule
         ),
@@ -72,7 +72,7 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl")
             ],
             swiftSettings: crossModule
         ),
@@ -82,17 +82,22 @@ let package = Package(
             name: "Cluster",
             dependencies: [
                 "Health", "Settings", "HTTPClient", "CLodestarSys",
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ],
             swiftSettings: crossModule
         ),
         // Answers one query from an immutable snapshot into a buffer: the hot path. No NIO, no Yams,
         // no Logging, no Foundation: it must stay allocation-free and inlinable across modules.
-        .target(name: "Engine", dependencies: ["DNSWire", "Zones", "Health", "Steering", "Protection", "CLodestarSys"], swiftSettings: crossModule),
+        .target(
+            name: "Engine", dependencies: ["DNSWire", "Zones", "Health", "Steering", "Protection", "CLodestarSys"],
+            swiftSettings: crossModule),
         // YAML to a validated model with file:line errors; the only importer of Yams.
         .target(
             name: "Config",
-            dependencies: ["DNSWire", "Zones", "Health", "Settings", "Steering", "Protection", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "DNSWire", "Zones", "Health", "Settings", "Steering", "Protection",
+                .product(name: "Yams", package: "Yams")
+            ],
             swiftSettings: crossModule
         ),
         // Moves packets: the UDP batch loops and the TCP server, over a snapshot store.
@@ -102,7 +107,7 @@ let package = Package(
                 "Engine", "Protection", "DNSWire", "CLodestarSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ],
             swiftSettings: crossModule
         ),
@@ -111,11 +116,12 @@ let package = Package(
         .target(
             name: "Admin",
             dependencies: [
-                "Engine", "DNSWire", "Zones", "Geo", "Health", "Settings", "Steering", "Prober", "Anycast", "Cluster", "CLodestarSys",
+                "Engine", "DNSWire", "Zones", "Geo", "Health", "Settings", "Steering", "Prober", "Anycast", "Cluster",
+                "CLodestarSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ],
             swiftSettings: crossModule
         ),
@@ -124,9 +130,10 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Engine", "Config", "Listeners", "Admin", "DNSWire", "Zones", "Geo", "Health", "Settings", "Steering", "Prober",
+                "Engine", "Config", "Listeners", "Admin", "DNSWire", "Zones", "Geo", "Health", "Settings", "Steering",
+                "Prober",
                 "Anycast", "Protection", "Cluster", "HTTPClient", "CLodestarSys",
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ],
             swiftSettings: crossModule
         ),
@@ -135,7 +142,7 @@ let package = Package(
             dependencies: [
                 "Server", "Config", "Admin", "HTTPClient", "DNSWire", "Zones", "Health", "Settings", "Steering", "Geo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ],
             swiftSettings: crossModule
         ),
@@ -144,10 +151,11 @@ let package = Package(
         .executableTarget(
             name: "lodestar-fuzz",
             dependencies: [
-                "Server", "Admin", "Config", "Engine", "DNSWire", "Zones", "Health", "Settings", "Anycast", "Protection", "Cluster",
+                "Server", "Admin", "Config", "Engine", "DNSWire", "Zones", "Health", "Settings", "Anycast",
+                "Protection", "Cluster",
                 "HTTPClient", "Geo",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ],
             path: "Fuzz"
         ),
@@ -158,11 +166,20 @@ let package = Package(
         .testTarget(name: "HealthTests", dependencies: ["Health"]),
         .target(name: "OriginSupport", path: "Tests/OriginSupport"),
         .testTarget(name: "AnycastTests", dependencies: ["Anycast", "Health", "Settings"]),
-        .testTarget(name: "ProberTests", dependencies: ["Prober", "Health", "Settings", "Steering", "OriginSupport", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Server", "Config", "Zones", "DNSWire", "Health", "Steering", "CLodestarSys", "OriginSupport"]),
+        .testTarget(
+            name: "ProberTests",
+            dependencies: [
+                "Prober", "Health", "Settings", "Steering", "OriginSupport",
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")
+            ]),
+        .testTarget(
+            name: "EngineTests",
+            dependencies: [
+                "Engine", "Server", "Config", "Zones", "DNSWire", "Health", "Steering", "CLodestarSys", "OriginSupport"
+            ]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "DNSWire", "Health", "Settings", "Steering"]),
         .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "ClusterUnitTests", dependencies: ["Cluster", "Health", "Settings"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["DNSWire", "Zones", "OriginSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["DNSWire", "Zones", "OriginSupport"])
     ]
 )

@@ -36,7 +36,10 @@ enum Harnesses {
         case "etcd": etcd(data)
         case "mmdb": mmdb(data)
         case "include": include(data)
-        default: fatalError("LODESTAR_FUZZ_TARGET must be query, name, zone, config, admin, bird, etcd, mmdb or include (not \(target))")
+        default:
+            fatalError(
+                "LODESTAR_FUZZ_TARGET must be query, name, zone, config, admin, bird, etcd, mmdb or include (not \(target))"
+            )
         }
     }
 
@@ -47,10 +50,12 @@ enum Harnesses {
         logger.logLevel = .critical
         _ = FileManager.default.changeCurrentDirectoryPath(root)
         do {
-            return try LodestarServer(configPath: root + "/lodestar.yaml", overrides: { c in
-                c.stateFile = nil  // overrides are not persisted anywhere
-                c.cookieSecret = CookieSecret(k0: 1, k1: 2)
-            }, logger: logger)
+            return try LodestarServer(
+                configPath: root + "/lodestar.yaml",
+                overrides: { c in
+                    c.stateFile = nil  // overrides are not persisted anywhere
+                    c.cookieSecret = CookieSecret(k0: 1, k1: 2)
+                }, logger: logger)
         } catch {
             fatalError("the bundled example does not load: \(error)")
         }
@@ -70,7 +75,9 @@ enum Harnesses {
         // A PROXY v2 header in front (an input that starts with its signature): parsed within the
         // input's bounds, and the query after it answered as the listeners would.
         if case .header(let length, _) = ProxyHeader.parse(packet) {
-            precondition(length >= ProxyHeader.fixedLength && length <= packet.count, "a PROXY header of \(length) octets in \(packet.count)")
+            precondition(
+                length >= ProxyHeader.fixedLength && length <= packet.count,
+                "a PROXY header of \(length) octets in \(packet.count)")
             query(UnsafeRawBufferPointer(rebasing: packet[length...]))
             return
         }
@@ -78,8 +85,9 @@ enum Harnesses {
         let client = ClientAddress(bytes: [198, 51, 100, 7])
         for transport in [Transport.udp, .tcp] {
             var info = ResponseInfo()
-            let n = engine.respond(to: packet, into: out, capacity: 65535, transport: transport, client: client, info: &info,
-                                   now: 1_000_000_000)
+            let n = engine.respond(
+                to: packet, into: out, capacity: 65535, transport: transport, client: client, info: &info,
+                now: 1_000_000_000)
             guard n > 0 else { continue }
             let limit = transport == .tcp ? 65535 : udpLimit(packet)
             precondition(n <= limit, "a \(transport) response of \(n) octets over the limit \(limit)")
@@ -89,8 +97,10 @@ enum Harnesses {
         // equal what the engine answers afresh.
         guard packet.count <= 4096 else { return }
         for _ in 0..<2 {
-            let n = cache.respond(engine: engine, to: packet, into: out, capacity: 4096, client: client, now: 1_000_000_000)
-            let m = engine.respond(to: packet, into: again, capacity: 4096, transport: .udp, client: client, now: 1_000_000_000)
+            let n = cache.respond(
+                engine: engine, to: packet, into: out, capacity: 4096, client: client, now: 1_000_000_000)
+            let m = engine.respond(
+                to: packet, into: again, capacity: 4096, transport: .udp, client: client, now: 1_000_000_000)
             guard info(packet).repeatable else { continue }
             precondition(n == m && memcmp(out, again, n) == 0, "the answer cache gave other bytes than a fresh answer")
         }
@@ -99,9 +109,10 @@ enum Harnesses {
     /// Whether the engine answers this query the same every time (no random pick, no cookie).
     static func info(_ packet: UnsafeRawBufferPointer) -> ResponseInfo {
         var info = ResponseInfo()
-        _ = server.store.current.engine.respond(to: packet, into: again, capacity: 4096, transport: .udp,
-                                                client: ClientAddress(bytes: [198, 51, 100, 7]), info: &info,
-                                                now: 1_000_000_000)
+        _ = server.store.current.engine.respond(
+            to: packet, into: again, capacity: 4096, transport: .udp,
+            client: ClientAddress(bytes: [198, 51, 100, 7]), info: &info,
+            now: 1_000_000_000)
         return info
     }
 
@@ -119,7 +130,9 @@ enum Harnesses {
         let counts = (0..<4).map { Int(r[4 + 2 * $0]) << 8 | Int(r[5 + 2 * $0]) }
         var i = 12
         for _ in 0..<counts[0] {
-            guard let next = QueryParser.skipName(r, at: i), next + 4 <= r.count else { preconditionFailure("a bad question") }
+            guard let next = QueryParser.skipName(r, at: i), next + 4 <= r.count else {
+                preconditionFailure("a bad question")
+            }
             i = next + 4
         }
         for _ in 0..<(counts[1] + counts[2] + counts[3]) {
@@ -181,10 +194,15 @@ enum Harnesses {
         var headers = HTTPHeaders()
         var bodyStart = parts.count
         for (k, line) in parts.enumerated().dropFirst() {
-            if line.isEmpty { bodyStart = k + 1; break }
+            if line.isEmpty {
+                bodyStart = k + 1
+                break
+            }
             let kv = line.split(separator: ":", maxSplits: 1)
             // As NIOHTTP1's decoder delivers them: ASCII names (it refuses anything else).
-            if kv.count == 2, kv[0].utf8.allSatisfy({ $0 < 0x80 && $0 > 0x20 }) { headers.add(name: String(kv[0]), value: String(kv[1]).trimmingCharacters(in: .whitespaces)) }
+            if kv.count == 2, kv[0].utf8.allSatisfy({ $0 < 0x80 && $0 > 0x20 }) {
+                headers.add(name: String(kv[0]), value: String(kv[1]).trimmingCharacters(in: .whitespaces))
+            }
         }
         let body = Array(parts.dropFirst(bodyStart).joined(separator: "\n").utf8)
         // Reloads are slow and change nothing a request can: routed, but not run.
@@ -216,30 +234,31 @@ enum Harnesses {
 }
 
 #if FUZZING
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    Harnesses.run(UnsafeRawBufferPointer(start: data, count: size))
-    return 0
-}
-#else
-/// Without libFuzzer: replays files or folders of inputs (a corpus) through the harness, as the
-/// test suite does with the committed corpora. Exits 0 when every input passed.
-@main
-struct Replay {
-    static func main() throws {
-        var count = 0
-        for arg in CommandLine.arguments.dropFirst() {
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: arg, isDirectory: &isDir) else { continue }
-            let files = isDir.boolValue
-                ? try FileManager.default.contentsOfDirectory(atPath: arg).sorted().map { arg + "/" + $0 } : [arg]
-            for f in files {
-                guard let data = FileManager.default.contents(atPath: f) else { continue }
-                data.withUnsafeBytes { Harnesses.run($0) }
-                count += 1
-            }
-        }
-        print("\(Harnesses.target): \(count) inputs replayed, no failure")
+    @_cdecl("LLVMFuzzerTestOneInput")
+    public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+        Harnesses.run(UnsafeRawBufferPointer(start: data, count: size))
+        return 0
     }
-}
+#else
+    /// Without libFuzzer: replays files or folders of inputs (a corpus) through the harness, as the
+    /// test suite does with the committed corpora. Exits 0 when every input passed.
+    @main
+    struct Replay {
+        static func main() throws {
+            var count = 0
+            for arg in CommandLine.arguments.dropFirst() {
+                var isDir: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: arg, isDirectory: &isDir) else { continue }
+                let files =
+                    isDir.boolValue
+                    ? try FileManager.default.contentsOfDirectory(atPath: arg).sorted().map { arg + "/" + $0 } : [arg]
+                for f in files {
+                    guard let data = FileManager.default.contents(atPath: f) else { continue }
+                    data.withUnsafeBytes { Harnesses.run($0) }
+                    count += 1
+                }
+            }
+            print("\(Harnesses.target): \(count) inputs replayed, no failure")
+        }
+    }
 #endif

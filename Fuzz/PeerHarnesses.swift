@@ -1,7 +1,7 @@
 import Cluster
-import HTTPClient
 import Foundation
 import Geo
+import HTTPClient
 import Zones
 
 /// Harnesses for what peers send and what files hold beyond the zone and config text: etcd's
@@ -41,7 +41,9 @@ extension Harnesses {
             if let (events, rev) = try? EtcdClient.watchMessage(Array(line), endpoint: "fuzz-etcd") {
                 precondition(rev >= 0 && rev <= 1 << 60, "a revision out of range: \(rev)")
                 for e in events {
-                    if case .put(let kv) = e { precondition(kv.modRevision &+ 1 > kv.modRevision, "a revision that overflows") }
+                    if case .put(let kv) = e {
+                        precondition(kv.modRevision &+ 1 > kv.modRevision, "a revision that overflows")
+                    }
                 }
             }
         }
@@ -52,8 +54,10 @@ extension Harnesses {
     static func mmdb(_ data: UnsafeRawBufferPointer) {
         let path = file(data, "fuzz.mmdb")
         guard let db = try? GeoDatabase(path: path) else { return }
-        for address: [UInt8] in [[198, 51, 100, 7], [192, 0, 2, 1], [0, 0, 0, 0], [255, 255, 255, 255],
-                                 [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 12)] {
+        for address: [UInt8] in [
+            [198, 51, 100, 7], [192, 0, 2, 1], [0, 0, 0, 0], [255, 255, 255, 255],
+            [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 12)
+        ] {
             address.withUnsafeBytes { raw in
                 if let (index, length) = db.locate(raw) {
                     precondition(index >= 0 && index < db.records.count, "a record index past the records")
@@ -72,7 +76,8 @@ extension Harnesses {
         let parts = text.components(separatedBy: "\n=====\n")
         try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         for (i, name) in names.enumerated() {
-            try? (i < parts.count ? parts[i] : "").write(toFile: scratch + "/" + name, atomically: false, encoding: .utf8)
+            try? (i < parts.count ? parts[i] : "").write(
+                toFile: scratch + "/" + name, atomically: false, encoding: .utf8)
         }
         var limits = ZoneLimits()
         limits.includes = 64

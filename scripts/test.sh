@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
+# The formatter's rules (.swift-format, swift-format from the Swift toolchain): any deviation fails
+# the run before anything is built.
+swift format lint --strict --recursive Sources Tests Fuzz Package.swift
 swift build --build-tests
 # The man page generator the package test uses (scripts/package.sh), built now: SwiftPM locks .build
 # while `swift test` runs.

@@ -52,7 +52,8 @@ struct OverrideBody: AdminBody {
     init(from decoder: Decoder) throws {
         try Self.refuseUnknownKeys(decoder)
         let c = try decoder.container(keyedBy: AnyKey.self)
-        let stateKey = AnyKey(stringValue: "state"), weightKey = AnyKey(stringValue: "weight")
+        let stateKey = AnyKey(stringValue: "state")
+        let weightKey = AnyKey(stringValue: "weight")
         if c.contains(stateKey) {
             let s = try? c.decode(String.self, forKey: stateKey)
             if s == "auto" {
@@ -93,9 +94,12 @@ struct ExternalBody: AdminBody {
         case "auto"?: up = nil
         default: throw BodyError("state must be up, down or auto")
         }
-        let reasonKey = AnyKey(stringValue: "reason"), ttlKey = AnyKey(stringValue: "ttl")
+        let reasonKey = AnyKey(stringValue: "reason")
+        let ttlKey = AnyKey(stringValue: "ttl")
         if c.contains(reasonKey) {
-            guard let r = try? c.decode(String.self, forKey: reasonKey) else { throw BodyError("reason must be a string") }
+            guard let r = try? c.decode(String.self, forKey: reasonKey) else {
+                throw BodyError("reason must be a string")
+            }
             reason = r
         } else {
             reason = up == true ? "up" : "down"
@@ -123,7 +127,9 @@ struct AnycastBody: AdminBody {
         switch try? c.decode(String.self, forKey: AnyKey(stringValue: "state")) {
         case "withdraw"?: withdraw = true
         case "auto"?: withdraw = nil
-        default: throw BodyError("the body must be {\"state\": \"withdraw\"} or {\"state\": \"auto\"}, and optionally \"pop\"")
+        default:
+            throw BodyError(
+                "the body must be {\"state\": \"withdraw\"} or {\"state\": \"auto\"}, and optionally \"pop\"")
         }
         let popKey = AnyKey(stringValue: "pop")
         if c.contains(popKey) {

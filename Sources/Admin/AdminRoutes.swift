@@ -21,7 +21,8 @@ extension AdminServer {
             }
         }
         for host in head.headers["host"] where !Self.hostAllowed(host) {
-            return Self.error(.forbidden, "Host \"\(host)\" is not this API (only an address or localhost; DNS rebinding)")
+            return Self.error(
+                .forbidden, "Host \"\(host)\" is not this API (only an address or localhost; DNS rebinding)")
         }
         for origin in head.headers["origin"] where !originAllowed(origin) {
             return Self.error(.forbidden, "Origin \"\(origin)\" is not this API: cross-site requests are refused")
@@ -35,7 +36,9 @@ extension AdminServer {
             // Without a token, the TCP listener takes no change: on loopback any local account
             // reaches it. Changes go through the control socket (its permissions decide who).
             if token == nil && !control {
-                return Self.error(.forbidden, """
+                return Self.error(
+                    .forbidden,
+                    """
                     changes over TCP need admin.token-file; use the control socket (admin.socket), as lodestar ctl does
                     """)
             }
@@ -62,7 +65,8 @@ extension AdminServer {
             guard let close = h.firstIndex(of: "]") else { return false }
             let inner = String(h[h.index(after: h.startIndex)..<close])
             let rest = h[h.index(after: close)...]
-            return IPAddress.parse(inner) != nil && (rest.isEmpty || (rest.hasPrefix(":") && Int(rest.dropFirst()) != nil))
+            return IPAddress.parse(inner) != nil
+                && (rest.isEmpty || (rest.hasPrefix(":") && Int(rest.dropFirst()) != nil))
         }
         if let colon = h.lastIndex(of: ":") {
             guard Int(h[h.index(after: colon)...]) != nil else { return false }
@@ -87,7 +91,9 @@ extension AdminServer {
         var query: [String: String] = [:]
         if parts.count == 2 {
             for pair in parts[1].split(separator: "&") {
-                let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+                let kv = pair.split(separator: "=", maxSplits: 1).map {
+                    String($0).removingPercentEncoding ?? String($0)
+                }
                 if kv.count == 2 { query[kv[0]] = kv[1] }
             }
         }
@@ -97,8 +103,9 @@ extension AdminServer {
             return Response(status: .ok, body: "OK\n", contentType: "text/plain; charset=utf-8")
         case (.GET, ["ready"]), (.HEAD, ["ready"]):
             let r = server.readiness
-            return Response(status: r.ready ? .ok : .serviceUnavailable, body: r.ready ? "OK\n" : "\(r.reason)\n",
-                            contentType: "text/plain; charset=utf-8")
+            return Response(
+                status: r.ready ? .ok : .serviceUnavailable, body: r.ready ? "OK\n" : "\(r.reason)\n",
+                contentType: "text/plain; charset=utf-8")
         case (.GET, ["metrics"]):
             return Response(status: .ok, body: metrics(), contentType: "text/plain; version=0.0.4")
         case (.GET, ["v1", "status"]):
@@ -115,7 +122,8 @@ extension AdminServer {
                 return Self.error(.badRequest, "explain needs name and client (type is optional)")
             }
             do {
-                return Self.json(try Explainer.explain(server.store.current, name: name, type: query["type"] ?? "A", client: client))
+                return Self.json(
+                    try Explainer.explain(server.store.current, name: name, type: query["type"] ?? "A", client: client))
             } catch {
                 return Self.error(.badRequest, "\(error)")
             }
@@ -184,8 +192,11 @@ extension AdminServer {
         }
         let (up, reason) = (b.up, b.reason)
         do {
-            guard try server.shared.setExternal(endpoint: name, up: up, reason: "\(reason) (admin API)",
-                                                ttl: b.ttl ?? server.externalStaleAfter) else {
+            guard
+                try server.shared.setExternal(
+                    endpoint: name, up: up, reason: "\(reason) (admin API)",
+                    ttl: b.ttl ?? server.externalStaleAfter)
+            else {
                 return Self.error(.notFound, "no endpoint named \(name)")
             }
         } catch {

@@ -1,12 +1,12 @@
+import CLodestarSys
+import DNSWire
 import Foundation
+import Glibc
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Synchronization
-import CLodestarSys
-import DNSWire
-import Glibc
 
 /// The admin API and Prometheus metrics: JSON over HTTP/1.1 on a loopback address.
 ///
@@ -100,7 +100,9 @@ package final class AdminServer: @unchecked Sendable {
         }
         self.address = address
         let fd: Int32 = address.withSockaddr { sa, len in lodestar_tcp_listen(sa, len, 64) }
-        guard fd >= 0 else { throw AdminError("cannot listen on admin address \(address): \(String(cString: strerror(-fd)))") }
+        guard fd >= 0 else {
+            throw AdminError("cannot listen on admin address \(address): \(String(cString: strerror(-fd)))")
+        }
         listening = fd
     }
 
@@ -109,7 +111,9 @@ package final class AdminServer: @unchecked Sendable {
     package func openControl(_ path: String, uid: Int32, gid: Int32) throws {
         let fd = lodestar_unix_listen(path, 0o660, uid, gid, 16)
         guard fd >= 0 else {
-            let why = fd == -EEXIST ? "a file that is not a socket is there"
+            let why =
+                fd == -EEXIST
+                ? "a file that is not a socket is there"
                 : fd == -EADDRINUSE ? "another lodestar answers on it" : String(cString: strerror(-fd))
             throw AdminError("cannot open the control socket \(path): \(why)")
         }
@@ -123,7 +127,9 @@ package final class AdminServer: @unchecked Sendable {
             channel = try serve(listening, "the admin API on \(address.map { "\($0)" } ?? "?")") { [self] channel in
                 let client = channel.remoteAddress?.ipAddress ?? "?"
                 guard let slot = slots.admit(client) else {
-                    logger.warning("admin: connection from \(client) refused: \(Self.maxConnections) connections (\(Self.maxPerClient) per client) busy")
+                    logger.warning(
+                        "admin: connection from \(client) refused: \(Self.maxConnections) connections (\(Self.maxPerClient) per client) busy"
+                    )
                     return nil
                 }
                 if let evicted = slot.evicted { evicted.close(promise: nil) }
@@ -144,13 +150,16 @@ package final class AdminServer: @unchecked Sendable {
     }
 
     /// Serves HTTP on a bound socket; `admit` gives each connection its slot, or nil to close it.
-    func serve(_ fd: Int32, _ what: String, admit: @escaping @Sendable (Channel) -> AdminSlots.Conn?) throws -> Channel {
+    func serve(_ fd: Int32, _ what: String, admit: @escaping @Sendable (Channel) -> AdminSlots.Conn?) throws -> Channel
+    {
         let bootstrap = ServerBootstrap(group: group)
             .childChannelOption(.writeBufferWaterMark, value: Self.writeBuffer)
             .childChannelInitializer { [self] channel in
                 guard let conn = admit(channel) else { return channel.close() }
                 return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
-                    channel.pipeline.addHandlers([IdleStateHandler(allTimeout: .seconds(Self.idleSeconds)), AdminHandler(admin: self, conn: conn)])
+                    channel.pipeline.addHandlers([
+                        IdleStateHandler(allTimeout: .seconds(Self.idleSeconds)), AdminHandler(admin: self, conn: conn)
+                    ])
                 }
             }
         do {
@@ -239,12 +248,17 @@ final class AdminHandler: ChannelInboundHandler, @unchecked Sendable {
             deadline?.cancel()
             deadline = nil
             if conn.probeOnly && !AdminServer.probePaths.contains(head.uri) {
-                respond(context, head, AdminServer.error(.serviceUnavailable,
-                                                          "every admin connection is taken: this one serves /health, /ready and /metrics only"))
+                respond(
+                    context, head,
+                    AdminServer.error(
+                        .serviceUnavailable,
+                        "every admin connection is taken: this one serves /health, /ready and /metrics only"))
                 return
             }
             if tooLarge {
-                respond(context, head, AdminServer.error(.payloadTooLarge, "the body is over \(AdminServer.maxBody) octets"))
+                respond(
+                    context, head, AdminServer.error(.payloadTooLarge, "the body is over \(AdminServer.maxBody) octets")
+                )
                 return
             }
             if let refusal = admin.refusal(head, control: conn.control) {
@@ -254,7 +268,8 @@ final class AdminHandler: ChannelInboundHandler, @unchecked Sendable {
             let body = self.body
             // /health and /ready on the event loop, at once: nothing else may delay them.
             if head.method != .POST && AdminServer.loopPaths.contains(head.uri) {
-                respond(context, head, admin.handle(method: head.method, uri: head.uri, headers: head.headers, body: body))
+                respond(
+                    context, head, admin.handle(method: head.method, uri: head.uri, headers: head.headers, body: body))
                 return
             }
             // Everything else off the event loop: a change (a reload above all) in arrival order on
@@ -286,9 +301,12 @@ final class AdminHandler: ChannelInboundHandler, @unchecked Sendable {
         headers.add(name: "x-content-type-options", value: "nosniff")
         let keepAlive = head.isKeepAlive && r.status.code < 400
         if !keepAlive { headers.add(name: "connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: r.status, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: r.status, headers: headers))),
+            promise: nil)
         if head.method != .HEAD {
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: r.body)))), promise: nil)
+            context.write(
+                wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: r.body)))), promise: nil)
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [conn] _ in
             conn.busy = false

@@ -1,8 +1,8 @@
 import CLodestarSys
 import Cluster
-import Glibc
 import DNSWire
 import Engine
+import Glibc
 import Health
 import Prober
 import Steering
@@ -71,41 +71,51 @@ extension AdminServer {
 
     func status() -> Status {
         let snapshot = server.store.current
-        let r = server.readiness, counts = server.reloadCounts, loads = server.zoneLoads
+        let r = server.readiness
+        let counts = server.reloadCounts
+        let loads = server.zoneLoads
         var zones = snapshot.zones.zones.map {
-            ZoneStatus(name: $0.originText, serial: $0.serial, records: $0.recordCount, loaded: loads[$0.originText] ?? true)
+            ZoneStatus(
+                name: $0.originText, serial: $0.serial, records: $0.recordCount, loaded: loads[$0.originText] ?? true)
         }
         for (name, ok) in loads where !ok && !zones.contains(where: { $0.name == name }) {
             zones.append(ZoneStatus(name: name, serial: nil, records: nil, loaded: false))
         }
         zones.sort { $0.name < $1.name }
         let rt = snapshot.steering
-        return Status(version: SoftwareVersion.current, pid: getpid(), ready: r.ready, reason: r.reason,
-                      generation: snapshot.generation, zones: zones, reloadsOk: counts.ok, reloadsFailed: counts.failed,
-                      lastReloadUnix: server.lastReloadTime, loadBalancedNames: rt?.table.model.names.count ?? 0,
-                      endpoints: rt?.table.model.endpoints.count ?? 0,
-                      endpointsUp: rt.map { $0.health.endpoints.filter(\.up).count } ?? 0, anycast: server.anycast != nil)
+        return Status(
+            version: SoftwareVersion.current, pid: getpid(), ready: r.ready, reason: r.reason,
+            generation: snapshot.generation, zones: zones, reloadsOk: counts.ok, reloadsFailed: counts.failed,
+            lastReloadUnix: server.lastReloadTime, loadBalancedNames: rt?.table.model.names.count ?? 0,
+            endpoints: rt?.table.model.endpoints.count ?? 0,
+            endpointsUp: rt.map { $0.health.endpoints.filter(\.up).count } ?? 0, anycast: server.anycast != nil)
     }
 
     func state() -> State {
         let snapshot = server.store.current
         let overrides = server.overrides
         let ps = server.prober.status()
-        let prober = ProberState(checksRun: ps.runs, late: ps.late, maxLagSeconds: ps.maxLag, maxLagLastMinuteSeconds: ps.maxLagRecent,
-                                 inFlight: ps.inFlight, regionRttMs: ps.regionRTTMs.mapValues(\.rtt),
-                                 regionRttExcessMs: ps.regionRTTMs.mapValues(\.extra))
+        let prober = ProberState(
+            checksRun: ps.runs, late: ps.late, maxLagSeconds: ps.maxLag, maxLagLastMinuteSeconds: ps.maxLagRecent,
+            inFlight: ps.inFlight, regionRttMs: ps.regionRTTMs.mapValues(\.rtt),
+            regionRttExcessMs: ps.regionRTTMs.mapValues(\.extra))
         guard let rt = snapshot.steering else {
-            return State(generation: snapshot.generation, regions: [], pools: [], names: [], overrides: overrides, shareWindowSeconds: 0,
-                         prober: prober, cluster: server.clusterStatus)
+            return State(
+                generation: snapshot.generation, regions: [], pools: [], names: [], overrides: overrides,
+                shareWindowSeconds: 0,
+                prober: prober, cluster: server.clusterStatus)
         }
         var checks: [String: [CheckState]] = [:]
         for c in ps.checks {
-            checks[c.endpoint, default: []].append(CheckState(
-                target: c.target, type: c.kind, up: c.up, reason: c.reason, rttMs: c.rttMs, lastRttMs: c.lastRttMs,
-                flapPenalty: c.penalty.rounded(), heldDown: c.suppressed, flaps: c.flaps, runs: c.runs, failures: c.failures,
-                certDaysLeft: c.certDaysLeft, secondsSinceLast: c.secondsSinceLast))
+            checks[c.endpoint, default: []].append(
+                CheckState(
+                    target: c.target, type: c.kind, up: c.up, reason: c.reason, rttMs: c.rttMs, lastRttMs: c.lastRttMs,
+                    flapPenalty: c.penalty.rounded(), heldDown: c.suppressed, flaps: c.flaps, runs: c.runs,
+                    failures: c.failures,
+                    certDaysLeft: c.certDaysLeft, secondsSinceLast: c.secondsSinceLast))
         }
-        let m = rt.table.model, h = rt.health
+        let m = rt.table.model
+        let h = rt.health
         let now = lodestar_monotonic()
         let external = server.externalInputs
         let (recent, window) = shares.recent(rt)
@@ -120,25 +130,31 @@ extension AdminServer {
                 case .address(let b): target = IPAddress.format(b)
                 case .cname(let w): target = Name.toText(w)
                 }
-                return EndpointState(name: ep.name, pool: pool.name, region: m.regions[pool.region].name, target: target,
-                                     up: h.endpoints[e].up, reason: h.endpoints[e].reason, configuredWeight: ep.weight,
-                                     effectiveWeight: h.endpoints[e].weight * f * pf, slowStart: f,
-                                     answers: rt.counters.endpoint(e), share: Double(recent[e]) / Double(total),
-                                     checks: checks[ep.name] ?? [],
-                                     external: external[ep.name].map { ExternalState(up: $0.up, reason: $0.reason, expiresInSeconds: $0.expires - now) })
+                return EndpointState(
+                    name: ep.name, pool: pool.name, region: m.regions[pool.region].name, target: target,
+                    up: h.endpoints[e].up, reason: h.endpoints[e].reason, configuredWeight: ep.weight,
+                    effectiveWeight: h.endpoints[e].weight * f * pf, slowStart: f,
+                    answers: rt.counters.endpoint(e), share: Double(recent[e]) / Double(total),
+                    checks: checks[ep.name] ?? [],
+                    external: external[ep.name].map {
+                        ExternalState(up: $0.up, reason: $0.reason, expiresInSeconds: $0.expires - now)
+                    })
             }
-            return PoolState(name: pool.name, region: m.regions[pool.region].name, up: h.pools[p].passing,
-                             reason: h.pools[p].reason, upFraction: h.pools[p].upFraction, configuredWeight: pool.weight,
-                             effectiveWeight: h.pools[p].weight * pf, slowStart: pf, capacity: pool.capacity, endpoints: eps)
+            return PoolState(
+                name: pool.name, region: m.regions[pool.region].name, up: h.pools[p].passing,
+                reason: h.pools[p].reason, upFraction: h.pools[p].upFraction, configuredWeight: pool.weight,
+                effectiveWeight: h.pools[p].weight * pf, slowStart: pf, capacity: pool.capacity, endpoints: eps)
         }
         let names = m.names.enumerated().map { (n, name) -> NameState in
             var byPool: [String: UInt64] = [:]
             for p in name.pools { byPool[m.pools[p].name] = rt.counters.namePool(n, p) }
-            return NameState(name: name.name, policy: name.chain.map(\.rawValue), pools: name.pools.map { m.pools[$0].name },
-                             answersByPool: byPool, failOpen: rt.counters.fallbacks(n, .failOpen),
-                             fromZone: rt.counters.fallbacks(n, .zone), servfail: rt.counters.fallbacks(n, .servfail))
+            return NameState(
+                name: name.name, policy: name.chain.map(\.rawValue), pools: name.pools.map { m.pools[$0].name },
+                answersByPool: byPool, failOpen: rt.counters.fallbacks(n, .failOpen),
+                fromZone: rt.counters.fallbacks(n, .zone), servfail: rt.counters.fallbacks(n, .servfail))
         }
-        return State(generation: snapshot.generation, regions: m.regions.map(\.name), pools: pools, names: names,
-                     overrides: overrides, shareWindowSeconds: window, prober: prober, cluster: server.clusterStatus)
+        return State(
+            generation: snapshot.generation, regions: m.regions.map(\.name), pools: pools, names: names,
+            overrides: overrides, shareWindowSeconds: window, prober: prober, cluster: server.clusterStatus)
     }
 }

@@ -55,7 +55,8 @@ package enum Explainer {
     }
 
     /// Explains `name type` for `client` ("IP" as the source address, "IP/LEN" as ECS).
-    package static func explain(_ snapshot: Snapshot, name: String, type: String, client: String) throws -> Explanation {
+    package static func explain(_ snapshot: Snapshot, name: String, type: String, client: String) throws -> Explanation
+    {
         let fqdn = name.hasSuffix(".") ? name : name + "."
         guard let wire = Name.fromText(fqdn) else { throw Failure(description: "\"\(name)\" is not a domain name") }
         let qtype: UInt16
@@ -68,7 +69,9 @@ package enum Explainer {
         }
         // Empty parts kept: "/" or "/24" is an empty address, refused below (not an index past the end).
         let parts = client.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-        guard let address = IPAddress.parse(parts[0]) else { throw Failure(description: "\"\(parts[0])\" is not an IP address") }
+        guard let address = IPAddress.parse(parts[0]) else {
+            throw Failure(description: "\"\(parts[0])\" is not an IP address")
+        }
         let maxBits = address.count * 8
         var sourcePrefix: Int? = nil
         if parts.count == 2 {
@@ -77,11 +80,13 @@ package enum Explainer {
             }
             sourcePrefix = l
         }
-        var e = Explanation(name: fqdn, type: RRType.name(qtype), client: client, ecs: sourcePrefix != nil, loadBalanced: false)
+        var e = Explanation(
+            name: fqdn, type: RRType.name(qtype), client: client, ecs: sourcePrefix != nil, loadBalanced: false)
         // The address the decision sees: the ECS prefix (bits past it zero, as on the wire) or the source.
         var located = ClientAddress(bytes: address)
         if let sourcePrefix {
-            let p = Prefix(family: address.count == 4 ? 4 : 6, high: located.octets.0, low: located.octets.1, length: sourcePrefix)
+            let p = Prefix(
+                family: address.count == 4 ? 4 : 6, high: located.octets.0, low: located.octets.1, length: sourcePrefix)
             located.octets = (p.high, p.low)
         }
         let seed = mix(UInt64(lodestar_monotonic_ns()))
@@ -93,9 +98,10 @@ package enum Explainer {
             var trace = TextTrace()
             trace.note("policy chain: " + cfg.chain.map(\.rawValue).joined(separator: " → "))
             if e.loadBalanced {
-                _ = table.decide(name: n, family: qtype == RRType.a ? 4 : 6, clientFamily: Int(located.family),
-                                 high: located.octets.0, low: located.octets.1, health: rt.health, now: lodestar_monotonic(),
-                                 random: seed, trace: &trace)
+                _ = table.decide(
+                    name: n, family: qtype == RRType.a ? 4 : 6, clientFamily: Int(located.family),
+                    high: located.octets.0, low: located.octets.1, health: rt.health, now: lodestar_monotonic(),
+                    random: seed, trace: &trace)
             }
             e.steps = trace.lines
             let m = table.model
@@ -136,7 +142,9 @@ package enum Explainer {
             if let v = r.continent { e.location["continent"] = v }
             if let v = r.country { e.location["country"] = v }
             if let v = r.subdivision { e.location["subdivision"] = v }
-            if let la = r.latitude, let lo = r.longitude { e.location["coordinates"] = String(format: "%.4f, %.4f", la, lo) }
+            if let la = r.latitude, let lo = r.longitude {
+                e.location["coordinates"] = String(format: "%.4f, %.4f", la, lo)
+            }
             if let v = r.asn { e.location["asn"] = "\(v)" }
         } else if table.city != nil {
             e.location["database"] = "no entry for this address"
@@ -145,7 +153,8 @@ package enum Explainer {
         let family = Int(client.family)
         func longest<T>(_ nets: [(Prefix, T)]) -> Int? {
             var best: Int? = nil
-            for (i, (p, _)) in nets.enumerated() where p.contains(family: family, high: client.octets.0, low: client.octets.1) {
+            for (i, (p, _)) in nets.enumerated()
+            where p.contains(family: family, high: client.octets.0, low: client.octets.1) {
                 if best == nil || nets[best!].0.length < p.length { best = i }
             }
             return best
@@ -194,7 +203,8 @@ package enum Explainer {
                     let stop = k + rdlength
                     if type == 41 {
                         while k + 4 <= stop && stop <= p.count {
-                            let code = Int(p[k]) << 8 | Int(p[k + 1]), len = Int(p[k + 2]) << 8 | Int(p[k + 3])
+                            let code = Int(p[k]) << 8 | Int(p[k + 1])
+                            let len = Int(p[k + 2]) << 8 | Int(p[k + 3])
                             if code == 8 && len >= 4 { return p[k + 7] }
                             k += 4 + len
                         }

@@ -8,19 +8,24 @@ enum ProcessMetrics {
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         // /proc/self/stat: the fields after the command's closing parenthesis, from field 3 on.
         if let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")") {
+            let close = stat.lastIndex(of: ")")
+        {
             let f = stat[stat.index(after: close)...].split(separator: " ")
             // utime 14, stime 15, starttime 22, vsize 23, rss 24 (1-based, so f[n - 3]).
             if f.count > 21, let u = Double(f[11]), let s = Double(f[12]), let start = Double(f[19]),
-                let vsize = Double(f[20]), let rss = Double(f[21]) {
-                out.single("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
-                           "\((u + s) / ticks)")
-                out.single("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
-                           "\(rss * Double(sysconf(Int32(_SC_PAGESIZE))))")
+                let vsize = Double(f[20]), let rss = Double(f[21])
+            {
+                out.single(
+                    "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
+                    "\((u + s) / ticks)")
+                out.single(
+                    "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+                    "\(rss * Double(sysconf(Int32(_SC_PAGESIZE))))")
                 out.single("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", "\(vsize)")
                 if let boot = bootTime() {
-                    out.single("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.",
-                               String(format: "%.2f", boot + start / ticks))
+                    out.single(
+                        "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.",
+                        String(format: "%.2f", boot + start / ticks))
                 }
             }
         }

@@ -13,19 +13,25 @@ final class ShareWindow: @unchecked Sendable {
 
     func sample(_ rt: SteeringRuntime?) {
         guard let rt else { return }
-        lock.lock()
-        defer { lock.unlock() }
-        if counters !== rt.counters { samples.removeAll(); counters = rt.counters }
-        samples.append((lodestar_monotonic(), (0..<rt.table.model.endpoints.count).map { rt.counters.endpoint($0) }))
-        if samples.count > 13 { samples.removeFirst(samples.count - 13) }
+        lock.withLock {
+            if counters !== rt.counters {
+                samples.removeAll()
+                counters = rt.counters
+            }
+            samples.append(
+                (lodestar_monotonic(), (0..<rt.table.model.endpoints.count).map { rt.counters.endpoint($0) }))
+            if samples.count > 13 { samples.removeFirst(samples.count - 13) }
+        }
     }
 
     /// Answers per endpoint since the oldest sample (up to a minute ago), and the window's length.
     func recent(_ rt: SteeringRuntime) -> ([UInt64], Double) {
-        lock.lock()
-        defer { lock.unlock() }
-        let now = (0..<rt.table.model.endpoints.count).map { rt.counters.endpoint($0) }
-        guard counters === rt.counters, let first = samples.first, first.counts.count == now.count else { return (now, 0) }
-        return (zip(now, first.counts).map { $0 &- $1 }, lodestar_monotonic() - first.time)
+        return lock.withLock {
+            let now = (0..<rt.table.model.endpoints.count).map { rt.counters.endpoint($0) }
+            guard counters === rt.counters, let first = samples.first, first.counts.count == now.count else {
+                return (now, 0)
+            }
+            return (zip(now, first.counts).map { $0 &- $1 }, lodestar_monotonic() - first.time)
+        }
     }
 }

@@ -1,10 +1,10 @@
 import CLodestarSys
 import Foundation
+import Health
 import Logging
 import NIOCore
 import NIOPosix
 import Settings
-import Health
 
 /// BIRD I/O, on the controller thread only (never under `lock`): the connection, commands,
 /// applying decisions, re-reading its state.
@@ -14,7 +14,9 @@ extension AnycastController {
         guard now >= nextConnect else { return }
         do {
             try bird.connect()
-            if !connected || birdError != nil { logger.notice("anycast: connected to BIRD at \(settings.socket) (\(bird.greeting))") }
+            if !connected || birdError != nil {
+                logger.notice("anycast: connected to BIRD at \(settings.socket) (\(bird.greeting))")
+            }
             connected = true
             birdError = nil
             backoff = 1
@@ -23,7 +25,11 @@ extension AnycastController {
             nextReassert = 0
         } catch {
             let text = "\(error)"
-            if text != birdError { logger.error("anycast: cannot reach BIRD: \(text); still serving DNS, retrying", metadata: ["peer": "\(settings.socket)", "reason": "\(text)"]) }
+            if text != birdError {
+                logger.error(
+                    "anycast: cannot reach BIRD: \(text); still serving DNS, retrying",
+                    metadata: ["peer": "\(settings.socket)", "reason": "\(text)"])
+            }
             birdError = text
             connected = false
             nextConnect = now + backoff
@@ -71,7 +77,10 @@ extension AnycastController {
             // The include file already says what to drain; configure loads it (never `configure soft`,
             // which leaves exported routes alone).
             if let r = command("configure"), r.ok {
-                drainLoaded = Set(settings.prefixes.indices.filter { routes[$0].desired == .drain }.map { settings.prefixes[$0].proto })
+                drainLoaded = Set(
+                    settings.prefixes.indices.filter { routes[$0].desired == .drain }.map {
+                        settings.prefixes[$0].proto
+                    })
             }
         }
         for (i, p) in settings.prefixes.enumerated() {

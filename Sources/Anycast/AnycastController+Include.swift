@@ -1,10 +1,10 @@
 import CLodestarSys
 import Foundation
+import Health
 import Logging
 import NIOCore
 import NIOPosix
 import Settings
-import Health
 
 /// The include file: the durable mirror of what lodestar wants.
 extension AnycastController {
@@ -21,7 +21,9 @@ extension AnycastController {
             text += "define \(name)_DOWN = \(d == .withdraw ? 1 : 0);\t# \(p.prefix): \(BirdNames.message(why))\n"
             text += "define \(name)_DRAIN = \(d == .drain ? 1 : 0);\n"
         }
-        let rc = Array(text.utf8).withUnsafeBytes { lodestar_write_durable(settings.includeFile, $0.baseAddress, $0.count, 0o644) }
+        let rc = Array(text.utf8).withUnsafeBytes {
+            lodestar_write_durable(settings.includeFile, $0.baseAddress, $0.count, 0o644)
+        }
         if rc != 0 { logger.error("anycast: cannot write \(settings.includeFile): \(String(cString: strerror(-rc)))") }
     }
 }

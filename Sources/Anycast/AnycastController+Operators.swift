@@ -1,10 +1,10 @@
 import CLodestarSys
 import Foundation
+import Health
 import Logging
 import NIOCore
 import NIOPosix
 import Settings
-import Health
 
 /// What operators do: maintenance overrides, the withdrawal at shutdown, the status.
 extension AnycastController {
@@ -12,20 +12,14 @@ extension AnycastController {
     /// Taken by the controller thread at its next step (woken now).
     package func setOverride(proto: String, withdraw: Bool?) -> Bool {
         guard settings.prefixes.contains(where: { $0.proto == proto }) else { return false }
-        lock.lock()
-        requestedOverrides[proto] = withdraw
-        lock.unlock()
+        lock.withLock { requestedOverrides[proto] = withdraw }
         logger.notice("anycast: \(proto) \(withdraw == true ? "withdrawn by the admin" : "back to automatic")")
-        wake.lock()
-        wake.broadcast()
-        wake.unlock()
+        wake.withLock { wake.broadcast() }
         return true
     }
 
     package var isRunning: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return !stopRequested
+        lock.withLock { !stopRequested }
     }
 
     /// Withdraws every prefix (no guard: this node is about to stop answering) and stops the loop.
@@ -33,11 +27,11 @@ extension AnycastController {
     /// a hung BIRD cannot hold the shutdown: the include file then says withdrawn, and BIRD reads
     /// it on its next `configure` or restart.
     package func withdrawAndStop() {
-        lock.lock()
-        if stopRequested { lock.unlock(); return }
-        stopRequested = true
-        let started = thread != nil
-        lock.unlock()
+        let (already, started) = lock.withLock { () -> (Bool, Bool) in
+            defer { stopRequested = true }
+            return (stopRequested, thread != nil)
+        }
+        if already { return }
         guard started else {
             // Never started: no thread owns the state; withdraw from here.
             stopping = true
@@ -45,21 +39,19 @@ extension AnycastController {
             try? group.syncShutdownGracefully()
             return
         }
-        wake.lock()
-        wake.broadcast()
-        wake.unlock()
+        wake.withLock { wake.broadcast() }
         let deadline = Self.now() + Self.stopWait
         var done = false
         while Self.now() < deadline {
-            lock.lock()
-            done = finished || thread == nil
-            lock.unlock()
+            done = lock.withLock { finished || thread == nil }
             if done { break }
             usleep(10_000)
         }
         if !done {
             writeInclude(allWithdrawn: true)
-            logger.error("anycast: BIRD did not take the withdrawal within \(Self.stopWait) s; \(settings.includeFile) says withdrawn")
+            logger.error(
+                "anycast: BIRD did not take the withdrawal within \(Self.stopWait) s; \(settings.includeFile) says withdrawn"
+            )
         }
         try? group.syncShutdownGracefully()
     }
@@ -68,7 +60,9 @@ extension AnycastController {
     func finalWithdrawal() {
         let now = Self.now()
         for (i, p) in settings.prefixes.enumerated() {
-            if routes[i].evaluate(healthy: false, why: "lodestar is stopping", otherPaths: nil, stopping: true, now: now) {
+            if routes[i].evaluate(
+                healthy: false, why: "lodestar is stopping", otherPaths: nil, stopping: true, now: now)
+            {
                 logger.notice("anycast \(p.prefix) (\(p.proto)): withdraw (lodestar is stopping)")
             }
         }
@@ -80,11 +74,10 @@ extension AnycastController {
 
     /// The status as of the controller's last step (never waits for BIRD); ages brought up to now.
     package func status() -> AnycastStatus {
-        lock.lock()
-        var s = published ?? makeStatus(now: Self.now())
-        let age = Self.now() - publishedAt
-        lock.unlock()
-        for i in s.prefixes.indices { s.prefixes[i].secondsSinceChange = s.prefixes[i].secondsSinceChange.map { $0 + age } }
+        var (s, age) = lock.withLock { (published ?? makeStatus(now: Self.now()), Self.now() - publishedAt) }
+        for i in s.prefixes.indices {
+            s.prefixes[i].secondsSinceChange = s.prefixes[i].secondsSinceChange.map { $0 + age }
+        }
         return s
     }
 
@@ -92,16 +85,18 @@ extension AnycastController {
     func makeStatus(now: Double) -> AnycastStatus {
         AnycastStatus(
             socket: settings.socket, connected: bird.isConnected, birdError: birdError,
-            birdVersion: bird.greeting.isEmpty ? nil : bird.greeting, selfCheckUp: check.up, selfCheckReason: check.lastReason,
+            birdVersion: bird.greeting.isEmpty ? nil : bird.greeting, selfCheckUp: check.up,
+            selfCheckReason: check.lastReason,
             lastCommand: lastCommand, lastCommandSeconds: lastCommandSeconds, lastCommandCode: lastCommandCode,
             commands: commands, commandErrors: commandErrors,
             prefixes: settings.prefixes.enumerated().map { (i, p) in
-                PrefixStatus(prefix: p.prefix, proto: p.proto, desired: routes[i].desired.rawValue, reason: routes[i].reason,
-                             alarm: routes[i].alarm, birdState: birdState[p.proto], exported: exported[p.proto],
-                             otherPaths: otherPaths[p.proto], withdrawals: routes[i].withdrawals,
-                             secondsSinceChange: routes[i].lastChange.map { now - $0 },
-                             lastCommandSeconds: prefixCommand[p.proto]?.seconds, lastCommandCode: prefixCommand[p.proto]?.code,
-                             override: overrides[p.proto] == true ? "withdraw" : nil)
+                PrefixStatus(
+                    prefix: p.prefix, proto: p.proto, desired: routes[i].desired.rawValue, reason: routes[i].reason,
+                    alarm: routes[i].alarm, birdState: birdState[p.proto], exported: exported[p.proto],
+                    otherPaths: otherPaths[p.proto], withdrawals: routes[i].withdrawals,
+                    secondsSinceChange: routes[i].lastChange.map { now - $0 },
+                    lastCommandSeconds: prefixCommand[p.proto]?.seconds, lastCommandCode: prefixCommand[p.proto]?.code,
+                    override: overrides[p.proto] == true ? "withdraw" : nil)
             })
     }
 }

@@ -1,11 +1,11 @@
 import CLodestarSys
 import Foundation
+import Health
 import Logging
 import NIOCore
 import NIOPosix
 import Prober
 import Settings
-import Health
 
 /// Announces and withdraws the anycast prefixes through BIRD's control socket according to the
 /// self-check and the pools' health. Runs on its own thread; the self-check runs on its own event loop.
@@ -61,8 +61,10 @@ package final class AnycastController: @unchecked Sendable {
     var finished = false
     var thread: Thread? = nil
 
-    package init(settings: AnycastSettings, logger: Logger,
-                 healthyPools: @escaping @Sendable () -> (pools: Set<String>, regions: Set<String>)) {
+    package init(
+        settings: AnycastSettings, logger: Logger,
+        healthyPools: @escaping @Sendable () -> (pools: Set<String>, regions: Set<String>)
+    ) {
         self.settings = settings
         self.logger = logger
         self.healthyPools = healthyPools
@@ -95,68 +97,71 @@ package final class AnycastController: @unchecked Sendable {
             tick()
             publish()
             let next = started + settings.selfCheck.interval
-            wake.lock()
-            while Self.now() < next {
-                lock.lock()
-                let s = stopRequested
-                lock.unlock()
-                if s { break }
-                _ = wake.wait(until: Date().addingTimeInterval(max(0.001, next - Self.now())))
+            wake.withLock {
+                while Self.now() < next, !lock.withLock({ stopRequested }) {
+                    _ = wake.wait(until: Date().addingTimeInterval(max(0.001, next - Self.now())))
+                }
             }
-            wake.unlock()
         }
         finalWithdrawal()
         publish()
-        lock.lock()
-        finished = true
-        lock.unlock()
-        wake.lock()
-        wake.broadcast()
-        wake.unlock()
+        lock.withLock { finished = true }
+        wake.withLock { wake.broadcast() }
     }
 
     /// Takes what other threads asked for; true when asked to stop.
     func takeRequests() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        overrides = requestedOverrides
-        stopping = stopRequested
-        return stopping
+        lock.withLock {
+            overrides = requestedOverrides
+            stopping = stopRequested
+            return stopping
+        }
     }
 
     /// Makes the current state what `status()` returns.
     func publish() {
         let s = makeStatus(now: Self.now())
-        lock.lock()
-        published = s
-        publishedAt = Self.now()
-        lock.unlock()
+        lock.withLock {
+            published = s
+            publishedAt = Self.now()
+        }
     }
 
     /// One round: self-check, decide per prefix, tell BIRD what changed, re-assert when due.
     func tick() {
-        let result = (try? runner.run(settings.selfCheck).wait()) ?? ProbeRunner.failure("error", "self-check did not run")
+        let result =
+            (try? runner.run(settings.selfCheck).wait()) ?? ProbeRunner.failure("error", "self-check did not run")
         let health = healthyPools()
         let now = Self.now()
         for a in check.record(result.outcome, now: now) {
             switch a {
-            case .wentUp(let r): logger.notice("anycast self-check \(settings.selfCheck.target): up (\(r))", metadata: ["check": "\(settings.selfCheck.target)", "reason": "\(r)"])
-            case .wentDown(let r): logger.warning("anycast self-check \(settings.selfCheck.target): down (\(r))", metadata: ["check": "\(settings.selfCheck.target)", "reason": "\(r)"])
-            case .heldDown(let until, _): logger.warning("anycast self-check passes but is held down by flap damping for up to \(Int(until - now)) s")
+            case .wentUp(let r):
+                logger.notice(
+                    "anycast self-check \(settings.selfCheck.target): up (\(r))",
+                    metadata: ["check": "\(settings.selfCheck.target)", "reason": "\(r)"])
+            case .wentDown(let r):
+                logger.warning(
+                    "anycast self-check \(settings.selfCheck.target): down (\(r))",
+                    metadata: ["check": "\(settings.selfCheck.target)", "reason": "\(r)"])
+            case .heldDown(let until, _):
+                logger.warning(
+                    "anycast self-check passes but is held down by flap damping for up to \(Int(until - now)) s")
             }
         }
         ensureConnected(now: now)
         var changed = false
         if bird.isConnected {
-            for (i, p) in settings.prefixes.enumerated() where !adopted.contains(p.proto) && routes[i].lastChange == nil {
+            for (i, p) in settings.prefixes.enumerated() where !adopted.contains(p.proto) && routes[i].lastChange == nil
+            {
                 adopted.insert(p.proto)
                 refresh(p)
                 if birdState[p.proto] == "up" {
                     routes[i].adoptAnnounced(now: now)
                     applied[p.proto] = .announce
                     changed = true
-                    logger.notice("anycast \(p.prefix) (\(p.proto)): already announced by BIRD; kept until lodestar decides otherwise",
-                                  metadata: ["prefix": "\(p.prefix)", "protocol": "\(p.proto)"])
+                    logger.notice(
+                        "anycast \(p.prefix) (\(p.proto)): already announced by BIRD; kept until lodestar decides otherwise",
+                        metadata: ["prefix": "\(p.prefix)", "protocol": "\(p.proto)"])
                 }
             }
         }
@@ -170,11 +175,14 @@ package final class AnycastController: @unchecked Sendable {
             let alarmBefore = routes[i].alarm
             if routes[i].evaluate(healthy: healthy, why: why, otherPaths: paths, now: now) {
                 changed = true
-                logger.notice("anycast \(p.prefix) (\(p.proto)): \(routes[i].desired.rawValue) (\(routes[i].reason))",
-                              metadata: ["prefix": "\(p.prefix)", "protocol": "\(p.proto)", "reason": "\(routes[i].reason)"])
+                logger.notice(
+                    "anycast \(p.prefix) (\(p.proto)): \(routes[i].desired.rawValue) (\(routes[i].reason))",
+                    metadata: ["prefix": "\(p.prefix)", "protocol": "\(p.proto)", "reason": "\(routes[i].reason)"])
             }
             if let a = routes[i].alarm, a != alarmBefore {
-                logger.error("anycast \(p.prefix) (\(p.proto)): ALARM: \(a)", metadata: ["prefix": "\(p.prefix)", "protocol": "\(p.proto)", "reason": "\(a)"])
+                logger.error(
+                    "anycast \(p.prefix) (\(p.proto)): ALARM: \(a)",
+                    metadata: ["prefix": "\(p.prefix)", "protocol": "\(p.proto)", "reason": "\(a)"])
             }
         }
         if changed { writeInclude() }
@@ -182,7 +190,9 @@ package final class AnycastController: @unchecked Sendable {
     }
 
     /// Whether the prefix should be announced, and why not.
-    func wanted(_ p: AnycastSettings.Prefix, health: (pools: Set<String>, regions: Set<String>), now: Double) -> (Bool, String) {
+    func wanted(_ p: AnycastSettings.Prefix, health: (pools: Set<String>, regions: Set<String>), now: Double) -> (
+        Bool, String
+    ) {
         if stopping { return (false, "lodestar is stopping") }
         if overrides[p.proto] == true { return (false, "withdrawn by the admin") }
         guard check.up == true else {

@@ -43,7 +43,8 @@ package struct BirdReplyParser: Sendable {
         }
         let bytes = Array(line.utf8)
         guard bytes.count >= 5, bytes[0..<4].allSatisfy({ (48...57).contains($0) }), bytes[4] == 32 || bytes[4] == 45,
-              let code = Int(String(decoding: bytes[0..<4], as: UTF8.self)) else {
+            let code = Int(String(decoding: bytes[0..<4], as: UTF8.self))
+        else {
             throw BirdError("unexpected line from BIRD: \"\(line.prefix(80))\"")
         }
         lastCode = code
@@ -85,11 +86,14 @@ package final class BirdClient {
     package func connect() throws {
         close()
         guard path.utf8.count < 108 else { throw BirdError("\(path): socket path longer than 107 bytes") }
-        let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let s = socket(
+            AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard s >= 0 else { throw BirdError("socket: \(String(cString: strerror(errno)))") }
         var addr = Self.unixAddress(path)
         let r = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         if r != 0 {
             let e = errno
@@ -101,8 +105,10 @@ package final class BirdClient {
                 var len = socklen_t(MemoryLayout<Int32>.size)
                 if ready <= 0 || getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0 {
                     Glibc.close(s)
-                    throw BirdError(ready <= 0 ? "\(path): connect did not complete within \(timeout) s (BIRD hung?)"
-                                    : "\(path): \(String(cString: strerror(err)))")
+                    throw BirdError(
+                        ready <= 0
+                            ? "\(path): connect did not complete within \(timeout) s (BIRD hung?)"
+                            : "\(path): \(String(cString: strerror(err)))")
                 }
             } else {
                 Glibc.close(s)
@@ -110,7 +116,9 @@ package final class BirdClient {
                 case ENOENT: throw BirdError("\(path): no such socket (is BIRD running with this control socket?)")
                 case ECONNREFUSED: throw BirdError("\(path): connection refused (BIRD is not running)")
                 case EACCES: throw BirdError("\(path): permission denied (add lodestar's user to BIRD's group)")
-                case EAGAIN: throw BirdError("\(path): BIRD is not accepting connections (its backlog is full: hung or overloaded?)")
+                case EAGAIN:
+                    throw BirdError(
+                        "\(path): BIRD is not accepting connections (its backlog is full: hung or overloaded?)")
                 default: throw BirdError("\(path): \(String(cString: strerror(e)))")
                 }
             }
@@ -153,8 +161,10 @@ package final class BirdClient {
     /// closed then); a BIRD error is a reply with code ≥ 8000.
     package func send(_ command: String) throws -> BirdReply {
         guard !command.isEmpty, command.utf8.count <= Self.maxCommand,
-              !command.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\0" }) else {
-            throw BirdError("refusing to send a command that is empty, longer than \(Self.maxCommand) bytes or multi-line")
+            !command.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\0" })
+        else {
+            throw BirdError(
+                "refusing to send a command that is empty, longer than \(Self.maxCommand) bytes or multi-line")
         }
         if fd < 0 { try connect() }
         let bytes = Array((command + "\n").utf8)

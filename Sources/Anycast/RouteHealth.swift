@@ -48,7 +48,9 @@ package struct RouteHealth: Sendable, Equatable {
     /// paths to the prefix from other POPs seen in BIRD (nil: unknown); `stopping`: shutting down,
     /// which withdraws whatever the guard says (the node stops answering). Returns true on a change
     /// of `desired`.
-    package mutating func evaluate(healthy: Bool, why: String, otherPaths: Int?, stopping: Bool = false, now: Double) -> Bool {
+    package mutating func evaluate(healthy: Bool, why: String, otherPaths: Int?, stopping: Bool = false, now: Double)
+        -> Bool
+    {
         let before = desired
         if healthy && !stopping {
             alarm = nil
@@ -64,10 +66,14 @@ package struct RouteHealth: Sendable, Equatable {
         if !stopping && minOtherPaths > 0 {
             let seen = otherPaths ?? -1
             if seen < minOtherPaths {
-                alarm = otherPaths == nil
+                alarm =
+                    otherPaths == nil
                     ? "should withdraw (\(why)) but cannot count other POPs' paths; keeping the announcement"
                     : "should withdraw (\(why)) but only \(seen) other path(s) visible, fewer than the minimum \(minOtherPaths); keeping the announcement"
-                if desired == .drain { drainSince = nil; set(.announce, "kept: \(why)", now) }
+                if desired == .drain {
+                    drainSince = nil
+                    set(.announce, "kept: \(why)", now)
+                }
                 return desired != before
             }
         }

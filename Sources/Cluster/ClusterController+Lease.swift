@@ -12,8 +12,11 @@ extension ClusterController {
     func beat() throws {
         let leaseID = lock.withLock { lease }
         guard leaseID != 0 else { return }
-        let data = Array(try JSONEncoder().encode(Beat(at: Date().timeIntervalSince1970, rtt: lock.withLock { ownRTT },
-                                                        id: instance, host: Self.host)))
+        let data = Array(
+            try JSONEncoder().encode(
+                Beat(
+                    at: Date().timeIntervalSince1970, rtt: lock.withLock { ownRTT },
+                    id: instance, host: Self.host)))
         try client.put(keys.alive, data, lease: leaseID)
         wrote(keys: 1, octets: data.count + keys.alive.utf8.count)
     }
@@ -38,7 +41,8 @@ extension ClusterController {
                 do {
                     try client.putMany(items, lease: leaseID)
                 } catch let f as EtcdClient.Failure where f.code == .tooManyOperations && batch > 1 {
-                    logger.notice("cluster: etcd takes fewer operations per transaction (\(f)); writing votes one at a time")
+                    logger.notice(
+                        "cluster: etcd takes fewer operations per transaction (\(f)); writing votes one at a time")
                     lock.withLock { voteBatch = 1 }
                     continue
                 }
@@ -60,15 +64,17 @@ extension ClusterController {
         }
     }
 
-
     func leaseLoop() {
         while !isStopped {
             pause(0.25)
             if isStopped { break }
             let now = lodestar_monotonic()
             let (id, keepDue, heartbeatDue, pending, online) = lock.withLock {
-                (lease, now - lastKeepAlive >= Double(settings.leaseTTL) / 3, now - lastHeartbeat >= settings.heartbeat,
-                 !book.unpublished.isEmpty, connected)
+                (
+                    lease, now - lastKeepAlive >= Double(settings.leaseTTL) / 3,
+                    now - lastHeartbeat >= settings.heartbeat,
+                    !book.unpublished.isEmpty, connected
+                )
             }
             do {
                 if id != 0 && keepDue {
@@ -76,7 +82,8 @@ extension ClusterController {
                         lock.withLock { lastKeepAlive = now }
                         contact()
                     } else {
-                        logger.warning("cluster: the lease on this POP's votes expired; granting a new one and writing them again")
+                        logger.warning(
+                            "cluster: the lease on this POP's votes expired; granting a new one and writing them again")
                         lock.withLock { lease = 0 }
                         watch.stop()
                     }
@@ -126,7 +133,12 @@ extension ClusterController {
                     sources.append(rtt)
                 }
             }
-            for m in sources { for (r, v) in m { sums[r, default: (0, 0)].0 += v; sums[r, default: (0, 0)].1 += 1 } }
+            for m in sources {
+                for (r, v) in m {
+                    sums[r, default: (0, 0)].0 += v
+                    sums[r, default: (0, 0)].1 += 1
+                }
+            }
             let mean = sums.mapValues { $0.0 / Double($0.1) }
             guard mean != lastMeanRTT else { return nil }
             lastMeanRTT = mean
@@ -147,7 +159,8 @@ extension ClusterController {
                 if !fallback {
                     logger.notice("cluster: the shared health view decides")
                 } else if lastContact != nil {
-                    logger.warning("cluster: etcd away for \(Int(away)) s: this POP's own verdicts decide until it is back")
+                    logger.warning(
+                        "cluster: etcd away for \(Int(away)) s: this POP's own verdicts decide until it is back")
                 }
             }
             return book.apply(.decide(fallback: fallback, frozen: holdingView(fallback: fallback)), now: now)

@@ -6,10 +6,14 @@ import Settings
 /// written to etcd (every POP applies them from its watch, this one as well); this POP's
 /// verdicts become votes.
 extension ClusterController: SharedState {
-    package func setOverride(_ kind: OverrideKind, name: String, state: AdminOverride.State??, weight: Double??) throws {
-        guard health.knows(kind, name) else { throw SharedStateError(.notFound, "no \(kind.rawValue.dropLast()) named \(name)") }
+    package func setOverride(_ kind: OverrideKind, name: String, state: AdminOverride.State??, weight: Double??) throws
+    {
+        guard health.knows(kind, name) else {
+            throw SharedStateError(.notFound, "no \(kind.rawValue.dropLast()) named \(name)")
+        }
         try writeOverride(kind: kind.rawValue, name: name, state: state, weight: weight)
-        let s = state.map { $0?.rawValue ?? "auto" } ?? "unchanged", w = weight.map { $0.map { "\($0)" } ?? "configured" } ?? "unchanged"
+        let s = state.map { $0?.rawValue ?? "auto" } ?? "unchanged"
+        let w = weight.map { $0.map { "\($0)" } ?? "configured" } ?? "unchanged"
         logger.notice("admin: \(kind.rawValue) \(name) → state \(s), weight \(w) (shared through the cluster)")
     }
 
@@ -35,7 +39,8 @@ extension ClusterController: SharedState {
         for _ in 0..<8 {
             do {
                 let current = try client.get(key)
-                var r = current.flatMap { try? JSONDecoder().decode(OverrideRecord.self, from: Data($0.value)) }
+                var r =
+                    current.flatMap { try? JSONDecoder().decode(OverrideRecord.self, from: Data($0.value)) }
                     ?? OverrideRecord(state: nil, weight: nil, by: settings.pop, at: 0)
                 if let state { r.state = state }
                 if let weight { r.weight = weight }
@@ -51,17 +56,20 @@ extension ClusterController: SharedState {
                 }
             } catch {
                 lost(error)
-                throw SharedStateError(.unavailable, "the cluster's etcd is unreachable (\(error)): the override was not made on any POP")
+                throw SharedStateError(
+                    .unavailable, "the cluster's etcd is unreachable (\(error)): the override was not made on any POP")
             }
         }
-        throw SharedStateError(.unavailable, "the override of \(name) kept changing under concurrent writers; try again")
+        throw SharedStateError(
+            .unavailable, "the override of \(name) kept changing under concurrent writers; try again")
     }
 
     /// External health input for every POP (nil `up`: back to automatic).
     func writeExternal(endpoint: String, up: Bool?, reason: String, ttl: Double) throws {
         do {
             if let up {
-                let r = ExternalRecord(up: up, reason: reason, expiresAt: Date().timeIntervalSince1970 + ttl, by: settings.pop)
+                let r = ExternalRecord(
+                    up: up, reason: reason, expiresAt: Date().timeIntervalSince1970 + ttl, by: settings.pop)
                 try client.put(keys.external(endpoint), Array(try JSONEncoder().encode(r)))
             } else {
                 try client.delete(keys.external(endpoint))
@@ -69,7 +77,8 @@ extension ClusterController: SharedState {
             wrote(keys: 1)
         } catch {
             lost(error)
-            throw SharedStateError(.unavailable, "the cluster's etcd is unreachable (\(error)): the health input was not shared")
+            throw SharedStateError(
+                .unavailable, "the cluster's etcd is unreachable (\(error)): the health input was not shared")
         }
     }
 
@@ -79,15 +88,24 @@ extension ClusterController: SharedState {
         do {
             let key = keys.anycast(pop, proto)
             if withdraw == true {
-                struct Record: Encodable { var withdraw: Bool; var by: String; var at: Double }
-                try client.put(key, Array(try JSONEncoder().encode(Record(withdraw: true, by: settings.pop, at: Date().timeIntervalSince1970))))
+                struct Record: Encodable {
+                    var withdraw: Bool
+                    var by: String
+                    var at: Double
+                }
+                try client.put(
+                    key,
+                    Array(
+                        try JSONEncoder().encode(
+                            Record(withdraw: true, by: settings.pop, at: Date().timeIntervalSince1970))))
             } else {
                 try client.delete(key)
             }
             wrote(keys: 1)
         } catch {
             lost(error)
-            throw SharedStateError(.unavailable, "the cluster's etcd is unreachable (\(error)): the anycast change was not made")
+            throw SharedStateError(
+                .unavailable, "the cluster's etcd is unreachable (\(error)): the anycast change was not made")
         }
     }
 }

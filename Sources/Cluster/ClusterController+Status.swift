@@ -51,27 +51,35 @@ extension ClusterController {
                 let policy = book.policy(for: e, fallback: fellBack)
                 return EndpointStatus(
                     endpoint: e, up: book.decided[e]?.up, reason: book.decided[e]?.reason ?? "not checked",
-                    policy: settings.localVeto.contains(e) ? "local (veto)" : (fellBack ? "local (etcd away)" : policy.rawValue),
+                    policy: settings.localVeto.contains(e)
+                        ? "local (veto)" : (fellBack ? "local (etcd away)" : policy.rawValue),
                     votes: all.sorted { $0.key < $1.key }.map { pop, v in
-                        VoteStatus(pop: pop, up: v.up, reason: v.reason, ageSeconds: max(0, now - v.at),
-                                   counted: policy == .local ? pop == settings.pop : (pop == settings.pop || frozen || now - v.at <= settings.staleAfter))
+                        VoteStatus(
+                            pop: pop, up: v.up, reason: v.reason, ageSeconds: max(0, now - v.at),
+                            counted: policy == .local
+                                ? pop == settings.pop
+                                : (pop == settings.pop || frozen || now - v.at <= settings.staleAfter))
                     })
             }
             let provenance = overrideRecords.sorted { $0.key < $1.key }.map { id, r -> OverrideProvenance in
                 let parts = id.split(separator: "/", maxSplits: 1).map(String.init)
                 return OverrideProvenance(kind: parts.first ?? "", name: parts.last ?? "", by: r.by, at: r.at)
             }
-            return Status(pop: settings.pop, connected: connected, etcd: client.endpoint.description, lastError: lastError,
-                          viewAgeSeconds: lastContact.map { mono - $0 }, ownVerdictsOnly: fellBack, policy: settings.policy.rawValue,
-                          quorum: settings.quorum, revision: revision, writes: writes, writeRequests: writeRequests, writeBytes: writeBytes,
-                          compactions: compactions,
-                          popNameConflict: nameConflict.flatMap { mono - $0.at <= 120 ? $0.text : nil },
-                          pops: book.heartbeats.sorted { $0.key < $1.key }.map { pop, at in
-                              POPStatus(pop: pop, host: liveBeats[pop]?.host, heartbeatAgeSeconds: max(0, now - at),
-                                        clockOffsetSeconds: liveBeats[pop]?.clockOffset)
-                          },
-                          endpoints: eps,
-                          overrides: provenance)
+            return Status(
+                pop: settings.pop, connected: connected, etcd: client.endpoint.description, lastError: lastError,
+                viewAgeSeconds: lastContact.map { mono - $0 }, ownVerdictsOnly: fellBack,
+                policy: settings.policy.rawValue,
+                quorum: settings.quorum, revision: revision, writes: writes, writeRequests: writeRequests,
+                writeBytes: writeBytes,
+                compactions: compactions,
+                popNameConflict: nameConflict.flatMap { mono - $0.at <= 120 ? $0.text : nil },
+                pops: book.heartbeats.sorted { $0.key < $1.key }.map { pop, at in
+                    POPStatus(
+                        pop: pop, host: liveBeats[pop]?.host, heartbeatAgeSeconds: max(0, now - at),
+                        clockOffsetSeconds: liveBeats[pop]?.clockOffset)
+                },
+                endpoints: eps,
+                overrides: provenance)
         }
     }
 }

@@ -81,7 +81,6 @@ extension ClusterController {
         var host: String?
     }
 
-
     func load(_ kvs: [EtcdClient.KeyValue], revision rev: Int64) {
         lock.withLock {
             _ = book.apply(.forgetShared, now: Date().timeIntervalSince1970)
@@ -99,9 +98,10 @@ extension ClusterController {
             health.external(endpoint: name, up: nil, reason: "cleared", ttl: 0)
         }
         lock.withLock { knownExternal = Set(external) }
-        for proto in withdrawnBefore.subtracting(lock.withLock { clusterWithdrawn }) { anycast.anycast(proto: proto, withdraw: nil) }
+        for proto in withdrawnBefore.subtracting(lock.withLock { clusterWithdrawn }) {
+            anycast.anycast(proto: proto, withdraw: nil)
+        }
     }
-
 
     func apply(_ events: [EtcdClient.WatchEvent], revision rev: Int64) {
         var seen: [String] = []
@@ -118,13 +118,17 @@ extension ClusterController {
             let key: String
             var value: [UInt8]? = nil
             switch e {
-            case .put(let kv): key = kv.key; value = kv.value
+            case .put(let kv):
+                key = kv.key
+                value = kv.value
             case .delete(let k, _): key = k
             }
             switch keys.parse(key) {
             case .vote(let endpoint, let pop)?:
                 let vote = value.flatMap { try? dec.decode(Vote.self, from: Data($0)) }
-                lock.withLock { _ = book.apply(.vote(endpoint: endpoint, pop: pop, vote), now: Date().timeIntervalSince1970) }
+                lock.withLock {
+                    _ = book.apply(.vote(endpoint: endpoint, pop: pop, vote), now: Date().timeIntervalSince1970)
+                }
             case .heartbeat(let pop)?:
                 let beat = value.flatMap { try? dec.decode(Beat.self, from: Data($0)) }
                 var revision: Int64 = 0
@@ -133,7 +137,9 @@ extension ClusterController {
             case .anycast(let pop, let proto)?:
                 guard pop == settings.pop else { continue }
                 let withdraw: Bool? = value == nil ? nil : true
-                lock.withLock { if withdraw == true { clusterWithdrawn.insert(proto) } else { clusterWithdrawn.remove(proto) } }
+                lock.withLock {
+                    if withdraw == true { clusterWithdrawn.insert(proto) } else { clusterWithdrawn.remove(proto) }
+                }
                 anycast.anycast(proto: proto, withdraw: withdraw)
             case .override(let kind, let name)?:
                 let id = kind + "/" + name
@@ -143,7 +149,9 @@ extension ClusterController {
             case .external(let endpoint)?:
                 if let r = value.flatMap({ try? dec.decode(ExternalRecord.self, from: Data($0)) }) {
                     externalSeen.append(endpoint)
-                    health.external(endpoint: endpoint, up: r.up, reason: r.reason, ttl: max(1, r.expiresAt - Date().timeIntervalSince1970))
+                    health.external(
+                        endpoint: endpoint, up: r.up, reason: r.reason,
+                        ttl: max(1, r.expiresAt - Date().timeIntervalSince1970))
                 } else {
                     health.external(endpoint: endpoint, up: nil, reason: "cleared", ttl: 0)
                     lock.withLock { _ = knownExternal.remove(endpoint) }
@@ -183,14 +191,17 @@ extension ClusterController {
     /// votes overwrite each other and count as one), said loudly.
     func heard(_ pop: String, _ beat: Beat?, live: Bool, revision: Int64 = 0) {
         let now = Date().timeIntervalSince1970
-        var skew: Double? = nil, conflict: String? = nil
+        var skew: Double? = nil
+        var conflict: String? = nil
         lock.withLock {
             _ = book.apply(.heartbeat(pop: pop, at: beat.map { max($0.at, now) }), now: now)
             popRTT[pop] = beat?.rtt
             if beat == nil { liveBeats[pop] = nil }
             // A POP heard again (or gone) since the reconnection: once all are, the view is fresh.
             let writtenSince = live && holdRevision != .max && revision > holdRevision
-            if (writtenSince || beat == nil) && awaitedBeats.remove(pop) != nil && awaitedBeats.isEmpty { holdUntil = 0 }
+            if (writtenSince || beat == nil) && awaitedBeats.remove(pop) != nil && awaitedBeats.isEmpty {
+                holdUntil = 0
+            }
             guard let beat, live else { return }
             let offset = beat.at - now
             let mono = lodestar_monotonic()
@@ -206,7 +217,8 @@ extension ClusterController {
             }
             // Judged only from heartbeats that arrived fresh: not in the burst after a
             // reconnection, and only while this POP's own heartbeats come back promptly.
-            let steady = connected && mono - reconnectedAt > settings.staleAfter
+            let steady =
+                connected && mono - reconnectedAt > settings.staleAfter
                 && ownDelay.map { $0.seconds < 1 && mono - $0.at < 3 * settings.heartbeat + 1 } == true
             guard pop != settings.pop, steady else {
                 if liveBeats[pop] == nil { liveBeats[pop] = (beat.host, 0) }
@@ -221,12 +233,14 @@ extension ClusterController {
             }
         }
         if let skew {
-            logger.warning("cluster: pop \(pop)'s clock is \(String(format: "%+.1f", skew)) s off this one's; its votes count from when they arrive",
-                           metadata: ["pop": "\(pop)"])
+            logger.warning(
+                "cluster: pop \(pop)'s clock is \(String(format: "%+.1f", skew)) s off this one's; its votes count from when they arrive",
+                metadata: ["pop": "\(pop)"])
         }
         if let conflict {
-            logger.error("cluster: \(conflict): give each POP its own cluster.pop, or their votes count as one",
-                         metadata: ["pop": "\(pop)"])
+            logger.error(
+                "cluster: \(conflict): give each POP its own cluster.pop, or their votes count as one",
+                metadata: ["pop": "\(pop)"])
         }
     }
 }

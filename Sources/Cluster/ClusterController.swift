@@ -1,7 +1,7 @@
 import CLodestarSys
 import Foundation
-import Logging
 import Health
+import Logging
 import Settings
 
 /// Many POPs, one view, on etcd: this POP's health verdicts published as votes under a lease,
@@ -78,8 +78,9 @@ package final class ClusterController: @unchecked Sendable {
         self.anycast = anycast
         keys = ClusterKeys(prefix: settings.prefix, pop: settings.pop)
         book = VoteBook(VoteBook.Policy(settings))
-        client = EtcdClient(endpoints: settings.endpoints, timeout: settings.timeout,
-                            credentials: settings.user.map { ($0, settings.password ?? "") }, tls: settings.tls)
+        client = EtcdClient(
+            endpoints: settings.endpoints, timeout: settings.timeout,
+            credentials: settings.user.map { ($0, settings.password ?? "") }, tls: settings.tls)
     }
 
     var isStopped: Bool { lock.withLock { stopped } }
@@ -145,8 +146,9 @@ package final class ClusterController: @unchecked Sendable {
             t.start()
             threads.append(t)
         }
-        logger.info("cluster: POP \(settings.pop) on etcd \(settings.endpoints.map(\.description).joined(separator: ", ")) under \(keys.root); health policy \(settings.policy.rawValue)",
-                    metadata: ["peer": "\(settings.endpoints.first.map(\.description) ?? "")"])
+        logger.info(
+            "cluster: POP \(settings.pop) on etcd \(settings.endpoints.map(\.description).joined(separator: ", ")) under \(keys.root); health policy \(settings.policy.rawValue)",
+            metadata: ["peer": "\(settings.endpoints.first.map(\.description) ?? "")"])
     }
 
     /// Stops both threads (at most a request's deadline) and revokes the lease: this POP's votes
@@ -161,13 +163,11 @@ package final class ClusterController: @unchecked Sendable {
         if leaseID != 0 { try? client.revoke(leaseID) }
     }
 
-
     /// Sleeps `seconds` in small steps, returning early when stopped.
     func pause(_ seconds: Double) {
         let end = lodestar_monotonic() + seconds
         while !isStopped && lodestar_monotonic() < end { usleep(50_000) }
     }
-
 
     /// Whether every vote counts as in the last shared view, fresh or not (under the lock): while
     /// etcd is away short of `fallback-after`, and after it comes back until `holdUntil`.
@@ -193,8 +193,9 @@ package final class ClusterController: @unchecked Sendable {
             return (w, a)
         }
         if !was {
-            logger.notice("cluster: connected to etcd at \(client.endpoint)\(age.map { " after \(String(format: "%.1f", $0)) s away" } ?? "")",
-                          metadata: ["peer": "\(client.endpoint)"])
+            logger.notice(
+                "cluster: connected to etcd at \(client.endpoint)\(age.map { " after \(String(format: "%.1f", $0)) s away" } ?? "")",
+                metadata: ["peer": "\(client.endpoint)"])
         }
     }
 
@@ -209,9 +210,13 @@ package final class ClusterController: @unchecked Sendable {
             return (w, stopped)
         }
         if was && !stopping {
-            let next = lock.withLock { lastContact == nil } ? "this POP's own verdicts decide until it is reached"
+            let next =
+                lock.withLock { lastContact == nil }
+                ? "this POP's own verdicts decide until it is reached"
                 : "keeping the last shared view, own verdicts after \(Int(settings.fallbackAfter)) s"
-            logger.error("cluster: etcd unreachable (\(error)); \(next)", metadata: ["peer": "\(client.endpoint)", "reason": "\(error)"])
+            logger.error(
+                "cluster: etcd unreachable (\(error)); \(next)",
+                metadata: ["peer": "\(client.endpoint)", "reason": "\(error)"])
         }
     }
 }

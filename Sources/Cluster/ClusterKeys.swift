@@ -29,11 +29,15 @@ package struct ClusterKeys: Sendable, Equatable {
 
     /// This POP's vote on an endpoint.
     package func vote(_ endpoint: String) -> String { root + "votes/" + Self.escape(endpoint) + "/" + Self.escape(pop) }
-    package func override(_ kind: String, _ name: String) -> String { root + "overrides/" + kind + "/" + Self.escape(name) }
+    package func override(_ kind: String, _ name: String) -> String {
+        root + "overrides/" + kind + "/" + Self.escape(name)
+    }
     package func external(_ endpoint: String) -> String { root + "external/" + Self.escape(endpoint) }
     /// This POP's heartbeat.
     package var alive: String { root + "pops/" + Self.escape(pop) }
-    package func anycast(_ pop: String, _ proto: String) -> String { root + "anycast/" + Self.escape(pop) + "/" + Self.escape(proto) }
+    package func anycast(_ pop: String, _ proto: String) -> String {
+        root + "anycast/" + Self.escape(pop) + "/" + Self.escape(proto)
+    }
     package var compaction: String { root + "compaction" }
 
     /// What a key under the prefix is.

@@ -22,23 +22,31 @@ extension ClusterController {
     /// One attempt (on the lease thread). A failure here (etcd away, or a user not allowed to
     /// compact) is logged and changes nothing else: the other requests say whether etcd is reachable.
     func compactHistory() {
-        struct Record: Encodable { var by: String; var revision: Int64; var at: Double }
+        struct Record: Encodable {
+            var by: String
+            var revision: Int64
+            var at: Double
+        }
         let target = compaction.revision
         do {
-            let value = Array(try JSONEncoder().encode(Record(by: settings.pop, revision: target, at: Date().timeIntervalSince1970)))
+            let value = Array(
+                try JSONEncoder().encode(Record(by: settings.pop, revision: target, at: Date().timeIntervalSince1970)))
             let r = try client.putIfVersion(keys.compaction, version: compaction.version, value: value)
             compaction.version = r.version
             compaction.revision = r.revision
             guard r.won, target > 0 else { return }
             if try client.compact(revision: target) {
                 lock.withLock { compactions += 1 }
-                logger.info("cluster: compacted etcd's history before revision \(target)", metadata: ["revision": "\(target)"])
+                logger.info(
+                    "cluster: compacted etcd's history before revision \(target)", metadata: ["revision": "\(target)"])
             }
         } catch {
-            let hint = "\(error)".contains("permission denied")
+            let hint =
+                "\(error)".contains("permission denied")
                 ? " (if this user may not compact, set cluster.compaction: 0 and run etcd with --auto-compaction-retention)"
                 : ""
-            logger.warning("cluster: compacting etcd's history failed: \(error)\(hint)", metadata: ["peer": "\(client.endpoint)"])
+            logger.warning(
+                "cluster: compacting etcd's history failed: \(error)\(hint)", metadata: ["peer": "\(client.endpoint)"])
         }
     }
 }

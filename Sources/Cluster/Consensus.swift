@@ -27,17 +27,22 @@ package enum Consensus {
     /// (the policy, a veto endpoint, or the fallback when etcd has been away too long) takes its
     /// verdict alone. Votes older than `staleAfter` do not count unless `frozen` (etcd is away and
     /// the last view is kept). nil: no vote counts (the endpoint is treated as not checked).
-    package static func decide(votes: [String: Vote], own: String, policy: HealthPolicy, quorum: Double,
-                               staleAfter: Double, now: Double, frozen: Bool) -> Outcome? {
+    package static func decide(
+        votes: [String: Vote], own: String, policy: HealthPolicy, quorum: Double,
+        staleAfter: Double, now: Double, frozen: Bool
+    ) -> Outcome? {
         if policy == .local {
             guard let v = votes[own] else { return nil }
             return Outcome(up: v.up, reason: v.reason)
         }
-        let fresh = votes.filter { $0.key == own || frozen || now - $0.value.at <= staleAfter }.sorted { $0.key < $1.key }
+        let fresh = votes.filter { $0.key == own || frozen || now - $0.value.at <= staleAfter }.sorted {
+            $0.key < $1.key
+        }
         guard !fresh.isEmpty else { return nil }
         let downs = fresh.filter { !$0.value.up }
         let total = fresh.count
-        let detail = fresh.map { "\($0.key) \($0.value.up ? "up" : "down: \($0.value.reason)")" }.joined(separator: "; ")
+        let detail = fresh.map { "\($0.key) \($0.value.up ? "up" : "down: \($0.value.reason)")" }.joined(
+            separator: "; ")
         let tally = "\(total - downs.count) of \(total) POPs say up (\(detail))"
         switch policy {
         case .local:

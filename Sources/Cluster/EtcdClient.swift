@@ -47,8 +47,10 @@ package final class EtcdClient: @unchecked Sendable {
     var current = 0
     var token: String? = nil
 
-    package init(endpoints: [Endpoint], timeout: Double, credentials: (user: String, password: String)? = nil,
-                 tls: TLSSettings = TLSSettings()) {
+    package init(
+        endpoints: [Endpoint], timeout: Double, credentials: (user: String, password: String)? = nil,
+        tls: TLSSettings = TLSSettings()
+    ) {
         self.endpoints = endpoints
         self.tls = tls
         self.timeout = timeout
@@ -79,11 +81,14 @@ package final class EtcdClient: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout ?? self.timeout)
         do {
             let c = try connect(ep, deadline)
-            try c.send("POST", path, headers: try headers(deadline), body: try JSONSerialization.data(withJSONObject: body).map { $0 }, deadline: deadline)
+            try c.send(
+                "POST", path, headers: try headers(deadline),
+                body: try JSONSerialization.data(withJSONObject: body).map { $0 }, deadline: deadline)
             let r = try c.readResponse(deadline: deadline, limit: 64 << 20)
             let object = (try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any]
             guard r.status == 200, let object else {
-                let message = (object?["message"] as? String) ?? (object?["error"] as? String) ?? r.text.prefix(200).description
+                let message =
+                    (object?["message"] as? String) ?? (object?["error"] as? String) ?? r.text.prefix(200).description
                 var failure = Failure("etcd \(ep) \(path): HTTP \(r.status): \(message)", code: .refused)
                 if r.status == 401 || message.contains("invalid auth token") {
                     lock.withLock { token = nil }
@@ -112,12 +117,17 @@ package final class EtcdClient: @unchecked Sendable {
         }
         let ep = endpoint
         let c = try connect(ep, deadline)
-        let body = try JSONSerialization.data(withJSONObject: ["name": credentials.user, "password": credentials.password])
+        let body = try JSONSerialization.data(withJSONObject: [
+            "name": credentials.user, "password": credentials.password
+        ])
         try c.send("POST", "/v3/auth/authenticate", headers: h, body: Array(body), deadline: deadline)
         let r = try c.readResponse(deadline: deadline)
         guard r.status == 200, let o = (try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any],
             let t = o["token"] as? String
-        else { throw Failure("etcd \(ep): authentication as \(credentials.user) failed: HTTP \(r.status) \(r.text.prefix(200))") }
+        else {
+            throw Failure(
+                "etcd \(ep): authentication as \(credentials.user) failed: HTTP \(r.status) \(r.text.prefix(200))")
+        }
         lock.withLock { token = t }
         h.append("Authorization: \(t)")
         return h
@@ -155,15 +165,19 @@ package final class EtcdClient: @unchecked Sendable {
     static func rangeEnd(_ prefix: String) -> [UInt8] {
         var b = Array(prefix.utf8)
         while let last = b.last {
-            if last < 0xFF { b[b.count - 1] = last + 1; return b }
+            if last < 0xFF {
+                b[b.count - 1] = last + 1
+                return b
+            }
             b.removeLast()
         }
         return [0]
     }
 
     package static func keyValue(_ o: [String: Any]) -> KeyValue {
-        KeyValue(key: String(decoding: unb64(o["key"]), as: UTF8.self), value: unb64(o["value"]),
-                 modRevision: int(o["mod_revision"]), lease: id(o["lease"]))
+        KeyValue(
+            key: String(decoding: unb64(o["key"]), as: UTF8.self), value: unb64(o["value"]),
+            modRevision: int(o["mod_revision"]), lease: id(o["lease"]))
     }
 
     /// Every key under `prefix`, and the store's revision they were read at: `page` keys per
@@ -193,7 +207,9 @@ package final class EtcdClient: @unchecked Sendable {
             out += list.map(Self.keyValue)
             // The next page starts just after the last key (its octets, then a zero octet).
             guard (o["more"] as? Bool) == true, let last = list.last else { return (revision, out) }
-            guard out.count <= 10_000_000 else { throw Failure("etcd \(endpoint): over 10,000,000 keys under \(prefix)") }
+            guard out.count <= 10_000_000 else {
+                throw Failure("etcd \(endpoint): over 10,000,000 keys under \(prefix)")
+            }
             body["key"] = Self.b64(Self.unb64(last["key"]) + [0])
             body["revision"] = "\(revision)"
         }
@@ -207,7 +223,8 @@ package final class EtcdClient: @unchecked Sendable {
     /// The keys under `prefix` and the store's revision, by a linearizable read: a write with a
     /// higher revision was made after this call.
     package func countAndRevision(prefix: String) throws -> (count: Int64, revision: Int64) {
-        let o = try call("/v3/kv/range", ["key": Self.b64(prefix), "range_end": Self.b64(Self.rangeEnd(prefix)), "count_only": true])
+        let o = try call(
+            "/v3/kv/range", ["key": Self.b64(prefix), "range_end": Self.b64(Self.rangeEnd(prefix)), "count_only": true])
         return (Self.int(o["count"]), Self.int((o["header"] as? [String: Any])?["revision"]))
     }
 
@@ -233,12 +250,17 @@ package final class EtcdClient: @unchecked Sendable {
     /// Puts `value` (or deletes, when nil) only if the key's modification revision is still
     /// `modRevision` (0: the key does not exist); false when another writer came first.
     package func compareAndSet(_ key: String, modRevision: Int64, value: [UInt8]?) throws -> Bool {
-        let op: [String: Any] = value.map { ["request_put": ["key": Self.b64(key), "value": Self.b64($0)]] }
+        let op: [String: Any] =
+            value.map { ["request_put": ["key": Self.b64(key), "value": Self.b64($0)]] }
             ?? ["request_delete_range": ["key": Self.b64(key)]]
-        let o = try call("/v3/kv/txn", [
-            "compare": [["key": Self.b64(key), "target": "MOD", "result": "EQUAL", "mod_revision": "\(modRevision)"]],
-            "success": [op],
-        ])
+        let o = try call(
+            "/v3/kv/txn",
+            [
+                "compare": [
+                    ["key": Self.b64(key), "target": "MOD", "result": "EQUAL", "mod_revision": "\(modRevision)"]
+                ],
+                "success": [op]
+            ])
         return (o["succeeded"] as? Bool) == true
     }
 
@@ -259,14 +281,20 @@ package final class EtcdClient: @unchecked Sendable {
     /// Puts `value` only if the key's version (how many times it was written since created; 0:
     /// absent) is still `version`. Whether it was, the key's version after the call, and the
     /// store's revision.
-    package func putIfVersion(_ key: String, version: Int64, value: [UInt8]) throws -> (won: Bool, version: Int64, revision: Int64) {
-        let o = try call("/v3/kv/txn", [
-            "compare": [["key": Self.b64(key), "target": "VERSION", "result": "EQUAL", "version": "\(version)"]],
-            "success": [["request_put": ["key": Self.b64(key), "value": Self.b64(value)]]],
-            "failure": [["request_range": ["key": Self.b64(key)]]],
-        ])
+    package func putIfVersion(_ key: String, version: Int64, value: [UInt8]) throws -> (
+        won: Bool, version: Int64, revision: Int64
+    ) {
+        let o = try call(
+            "/v3/kv/txn",
+            [
+                "compare": [["key": Self.b64(key), "target": "VERSION", "result": "EQUAL", "version": "\(version)"]],
+                "success": [["request_put": ["key": Self.b64(key), "value": Self.b64(value)]]],
+                "failure": [["request_range": ["key": Self.b64(key)]]]
+            ])
         let revision = Self.int((o["header"] as? [String: Any])?["revision"])
-        if (o["succeeded"] as? Bool) == true { return (true, version < Self.maxNumber ? version + 1 : version, revision) }
+        if (o["succeeded"] as? Bool) == true {
+            return (true, version < Self.maxNumber ? version + 1 : version, revision)
+        }
         let range = ((o["responses"] as? [[String: Any]])?.first?["response_range"] as? [String: Any]) ?? [:]
         let kv = (range["kvs"] as? [[String: Any]])?.first
         return (false, Self.int(kv?["version"]), revision)
@@ -346,7 +374,9 @@ package final class EtcdClient: @unchecked Sendable {
         guard let r = o["result"] as? [String: Any] else { return nil }
         let compacted = Self.int(r["compact_revision"])
         if compacted > 0 { throw WatchEnd.compacted(compacted) }
-        if (r["canceled"] as? Bool) == true { throw WatchEnd.failed("etcd \(ep) canceled the watch: \(r["cancel_reason"] ?? "")") }
+        if (r["canceled"] as? Bool) == true {
+            throw WatchEnd.failed("etcd \(ep) canceled the watch: \(r["cancel_reason"] ?? "")")
+        }
         let rev = Self.int((r["header"] as? [String: Any])?["revision"])
         let list: [WatchEvent] = ((r["events"] as? [[String: Any]]) ?? []).map { e in
             let kv = Self.keyValue(e["kv"] as? [String: Any] ?? [:])
@@ -358,8 +388,10 @@ package final class EtcdClient: @unchecked Sendable {
     /// Watches every key under `prefix` from `revision` on, calling `events` with each batch and
     /// its revision, until the stream ends (throws `WatchEnd`). `idle`: seconds without a byte
     /// after which the stream is taken as dead (etcd sends progress notifications, asked for).
-    package func watch(prefix: String, from revision: Int64, handle: Watch, idle: Double,
-                       events: ([WatchEvent], Int64) -> Void) throws {
+    package func watch(
+        prefix: String, from revision: Int64, handle: Watch, idle: Double,
+        events: ([WatchEvent], Int64) -> Void
+    ) throws {
         let ep = endpoint
         let connectDeadline = Date().addingTimeInterval(timeout)
         let c: HTTPConnection
@@ -376,13 +408,17 @@ package final class EtcdClient: @unchecked Sendable {
         }
         guard go else { throw WatchEnd.failed("stopped") }
         defer { handle.lock.withLock { handle.connection = nil } }
-        let body: [String: Any] = ["create_request": [
-            "key": Self.b64(prefix), "range_end": Self.b64(Self.rangeEnd(prefix)), "start_revision": "\(revision)",
-            "progress_notify": true,
-        ]]
+        let body: [String: Any] = [
+            "create_request": [
+                "key": Self.b64(prefix), "range_end": Self.b64(Self.rangeEnd(prefix)), "start_revision": "\(revision)",
+                "progress_notify": true
+            ]
+        ]
         do {
-            try c.send("POST", "/v3/watch", headers: try headers(connectDeadline), body: Array(try JSONSerialization.data(withJSONObject: body)),
-                       deadline: connectDeadline)
+            try c.send(
+                "POST", "/v3/watch", headers: try headers(connectDeadline),
+                body: Array(try JSONSerialization.data(withJSONObject: body)),
+                deadline: connectDeadline)
             let (status, _) = try c.readHead(deadline: connectDeadline)
             guard status == 200 else { throw WatchEnd.failed("etcd \(ep) watch: HTTP \(status)") }
             var pending: [UInt8] = []

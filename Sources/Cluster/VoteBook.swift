@@ -13,7 +13,10 @@ package struct VoteBook: Sendable {
         package var staleAfter: Double
         package var localVeto: Set<String>
 
-        package init(pop: String, policy: HealthPolicy, quorum: Double = 0.5, staleAfter: Double = 20, localVeto: Set<String> = []) {
+        package init(
+            pop: String, policy: HealthPolicy, quorum: Double = 0.5, staleAfter: Double = 20,
+            localVeto: Set<String> = []
+        ) {
             self.pop = pop
             self.policy = policy
             self.quorum = quorum
@@ -85,11 +88,13 @@ package struct VoteBook: Sendable {
             var out: [EndpointObservation] = []
             for endpoint in Set(own.keys).union(votes.keys).union(decided.keys) {
                 let all = ballot(endpoint)
-                let outcome = Consensus.decide(votes: all, own: rules.pop, policy: policy(for: endpoint, fallback: fallback),
-                                               quorum: rules.quorum, staleAfter: rules.staleAfter, now: now, frozen: frozen)
+                let outcome = Consensus.decide(
+                    votes: all, own: rules.pop, policy: policy(for: endpoint, fallback: fallback),
+                    quorum: rules.quorum, staleAfter: rules.staleAfter, now: now, frozen: frozen)
                 guard outcome != decided[endpoint] else { continue }
                 decided[endpoint] = outcome
-                out.append(EndpointObservation(endpoint: endpoint, up: outcome?.up, reason: outcome?.reason ?? "not checked"))
+                out.append(
+                    EndpointObservation(endpoint: endpoint, up: outcome?.up, reason: outcome?.reason ?? "not checked"))
             }
             return out.isEmpty ? [] : [.decided(out.sorted { $0.endpoint < $1.endpoint })]
         }

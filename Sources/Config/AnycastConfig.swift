@@ -24,7 +24,9 @@ extension Config {
         func path(_ p: String) -> String { p.hasPrefix("/") ? p : (base as NSString).appendingPathComponent(p) }
         try s.allow(["socket", "include-file", "self-check", "reassert", "drain-time", "shutdown-delay", "prefixes"])
         guard let (inc, _) = try s.string("include-file") else {
-            throw ConfigError(file: file, line: s.line(s.node), message: "anycast needs an include-file (the durable mirror BIRD includes)")
+            throw ConfigError(
+                file: file, line: s.line(s.node),
+                message: "anycast needs an include-file (the durable mirror BIRD includes)")
         }
         // The self-check: a DNS query to this server; the address defaults to the first listen address.
         var check = CheckSpec(kind: .dns, address: "", port: 0)
@@ -37,7 +39,9 @@ extension Config {
         if let c = try s.section("self-check") {
             try c.allow(["address", "port", "query", "qtype", "interval", "timeout", "rise", "fall"])
             if let (a, al) = try c.string("address") {
-                guard IPAddress.parse(a) != nil else { throw ConfigError(file: file, line: al, message: "self-check address \"\(a)\" is not an IP address") }
+                guard IPAddress.parse(a) != nil else {
+                    throw ConfigError(file: file, line: al, message: "self-check address \"\(a)\" is not an IP address")
+                }
                 check.address = a
             }
             if let p = try c.number("port", range: 1...65535) { check.port = Int(p) }
@@ -45,7 +49,9 @@ extension Config {
             try c.checkTiming(&check, defaultInterval: 1, maxTimeout: 0.5, line: c.line(c.node))
         }
         guard !check.query.isEmpty else {
-            throw ConfigError(file: file, line: s.line(s.node), message: "anycast self-check needs a query (a name this server answers)")
+            throw ConfigError(
+                file: file, line: s.line(s.node),
+                message: "anycast self-check needs a query (a name this server answers)")
         }
         var a = AnycastSettings(includeFile: path(inc), selfCheck: check)
         if let (v, _) = try s.string("socket") { a.socket = path(v) }
@@ -58,14 +64,19 @@ extension Config {
         _ = ll
         for item in seq {
             let p = try Section(item, file: file, name: "anycast prefix")
-            try p.allow(["prefix", "protocol", "require-pools", "require-regions", "min-other-paths", "export-protocol"])
+            try p.allow(["prefix", "protocol", "require-pools", "require-regions", "min-other-paths", "export-protocol"]
+            )
             let l = p.line(item)
             guard let (text, tl) = try p.string("prefix"), let parsed = CIDR.parse(text) else {
                 throw ConfigError(file: file, line: l, message: "an anycast prefix needs `prefix: ADDRESS/LENGTH`")
             }
             _ = tl
             guard let (proto, pl) = try p.string("protocol"), BirdNames.isSymbol(proto) else {
-                throw ConfigError(file: file, line: l, message: "an anycast prefix needs `protocol:`, the name of its BIRD static protocol (letters, digits, _)")
+                throw ConfigError(
+                    file: file, line: l,
+                    message:
+                        "an anycast prefix needs `protocol:`, the name of its BIRD static protocol (letters, digits, _)"
+                )
             }
             if a.prefixes.contains(where: { $0.proto == proto }) {
                 throw ConfigError(file: file, line: pl, message: "protocol \(proto) is listed twice")
@@ -76,16 +87,22 @@ extension Config {
             let canonical = IPAddress.format(Array(bytes.prefix(parsed.family == 4 ? 4 : 16))) + "/\(parsed.length)"
             var entry = AnycastSettings.Prefix(prefix: canonical, proto: proto)
             for (pool, line) in try p.strings("require-pools") ?? [] {
-                guard steering.pool(named: pool) != nil else { throw ConfigError(file: file, line: line, message: "unknown pool \"\(pool)\"") }
+                guard steering.pool(named: pool) != nil else {
+                    throw ConfigError(file: file, line: line, message: "unknown pool \"\(pool)\"")
+                }
                 entry.requirePools.append(pool)
             }
             for (region, line) in try p.strings("require-regions") ?? [] {
-                guard steering.region(named: region) != nil else { throw ConfigError(file: file, line: line, message: "unknown region \"\(region)\"") }
+                guard steering.region(named: region) != nil else {
+                    throw ConfigError(file: file, line: line, message: "unknown region \"\(region)\"")
+                }
                 entry.requireRegions.append(region)
             }
             entry.minOtherPaths = Int(try p.number("min-other-paths", range: 0...1000) ?? 0)
             if let (e, el) = try p.string("export-protocol") {
-                guard BirdNames.isSymbol(e) else { throw ConfigError(file: file, line: el, message: "export-protocol must be a BIRD protocol name") }
+                guard BirdNames.isSymbol(e) else {
+                    throw ConfigError(file: file, line: el, message: "export-protocol must be a BIRD protocol name")
+                }
                 entry.exportProtocol = e
             }
             a.prefixes.append(entry)

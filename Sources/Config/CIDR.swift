@@ -14,7 +14,8 @@ package enum CIDR {
             guard let p = Int(parts[1]), p >= 0, p <= maxPrefix else { return nil }
             length = p
         }
-        var high: UInt64 = 0, low: UInt64 = 0
+        var high: UInt64 = 0
+        var low: UInt64 = 0
         for (i, b) in bytes.enumerated() {
             if i < 8 { high |= UInt64(b) << UInt64(56 - 8 * i) } else { low |= UInt64(b) << UInt64(56 - 8 * (i - 8)) }
         }

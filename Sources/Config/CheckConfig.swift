@@ -24,9 +24,11 @@ import Yams
 ///       - { name: na-1, address: 192.0.2.11, probe: 10.0.0.11 }   # probe another address
 /// ```
 extension Config {
-    static let checkKeys = ["type", "address", "port", "interval", "timeout", "rise", "fall", "jitter", "damping",
-                            "path", "host", "sni", "expect-status", "expect-body", "tls-verify", "ca-file",
-                            "cert-min-days", "query", "qtype", "expect-rcode", "expect-answer", "source"]
+    static let checkKeys = [
+        "type", "address", "port", "interval", "timeout", "rise", "fall", "jitter", "damping",
+        "path", "host", "sni", "expect-status", "expect-body", "tls-verify", "ca-file",
+        "cert-min-days", "query", "qtype", "expect-rcode", "expect-answer", "source"
+    ]
 
     mutating func loadProber(_ top: Section, base: String) throws {
         func path(_ p: String) -> String { p.hasPrefix("/") ? p : (base as NSString).appendingPathComponent(p) }
@@ -79,7 +81,9 @@ extension Section {
         var node = node
         if let name = node.scalar?.string {
             guard let t = templates[name] else {
-                throw ConfigError(file: file, line: line(node), message: "unknown check \"\(name)\" (known: \(templates.keys.sorted().joined(separator: ", ")))")
+                throw ConfigError(
+                    file: file, line: line(node),
+                    message: "unknown check \"\(name)\" (known: \(templates.keys.sorted().joined(separator: ", ")))")
             }
             node = t.0
         }
@@ -87,21 +91,32 @@ extension Section {
         try c.allow(Config.checkKeys)
         let l = line(node)
         guard let (kindText, kl) = try c.string("type") else {
-            throw ConfigError(file: file, line: l, message: "a check needs a type (\(CheckSpec.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+            throw ConfigError(
+                file: file, line: l,
+                message: "a check needs a type (\(CheckSpec.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         guard let kind = CheckSpec.Kind(rawValue: kindText) else {
-            throw ConfigError(file: file, line: kl, message: "unknown check type \"\(kindText)\" (known: \(CheckSpec.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+            throw ConfigError(
+                file: file, line: kl,
+                message:
+                    "unknown check type \"\(kindText)\" (known: \(CheckSpec.Kind.allCases.map(\.rawValue).joined(separator: ", ")))"
+            )
         }
         let target: String
         if let (a, al) = try c.string("address") {
             guard IPAddress.parse(a) != nil else {
-                throw ConfigError(file: file, line: al, message: "check address \"\(a)\" is not an IPv4 or IPv6 address")
+                throw ConfigError(
+                    file: file, line: al, message: "check address \"\(a)\" is not an IPv4 or IPv6 address")
             }
             target = a
         } else if let address {
             target = address
         } else {
-            throw ConfigError(file: file, line: l, message: "\(owner) answers with a CNAME: its check needs an address to probe (`probe:` on the endpoint or `address:` in the check)")
+            throw ConfigError(
+                file: file, line: l,
+                message:
+                    "\(owner) answers with a CNAME: its check needs an address to probe (`probe:` on the endpoint or `address:` in the check)"
+            )
         }
         let defaultPort: Int? = [.http: 80, .https: 443, .dns: 53][kind]
         guard let port = try c.number("port", range: 1...65535).map(Int.init) ?? defaultPort else {
@@ -111,13 +126,16 @@ extension Section {
         try c.checkTiming(&s, defaultInterval: 10, maxTimeout: 5, line: l)
         s.jitter = try c.number("jitter", range: 0...0.5) ?? 0.1
         if let (v, vl) = try c.string("damping") {
-            guard let b = Bool(v) else { throw ConfigError(file: file, line: vl, message: "damping must be true or false") }
+            guard let b = Bool(v) else {
+                throw ConfigError(file: file, line: vl, message: "damping must be true or false")
+            }
             if !b { s.policy.suppress = .infinity }
         }
         if kind == .http || kind == .https {
             if let (p, pl) = try c.string("path") {
                 guard p.hasPrefix("/"), !p.contains(where: { $0.isWhitespace || $0.isNewline }) else {
-                    throw ConfigError(file: file, line: pl, message: "path \"\(p)\" must start with / and hold no spaces")
+                    throw ConfigError(
+                        file: file, line: pl, message: "path \"\(p)\" must start with / and hold no spaces")
                 }
                 s.path = p
             }
@@ -129,26 +147,37 @@ extension Section {
             }
             if let (v, _) = try c.string("sni") { s.sni = v }
             if let (v, vl) = try c.string("source") {
-                guard IPAddress.parse(v) != nil else { throw ConfigError(file: file, line: vl, message: "source \"\(v)\" is not an IP address") }
+                guard IPAddress.parse(v) != nil else {
+                    throw ConfigError(file: file, line: vl, message: "source \"\(v)\" is not an IP address")
+                }
                 s.source = v
             }
             if let list = try c.strings("expect-status") {
                 s.expectStatus = try list.map { (text, sl) in
-                    let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-                    guard (1...2).contains(parts.count), let lo = parts[0], let hi = parts.last!, (100...999).contains(lo),
-                          (lo...999).contains(hi) else {
-                        throw ConfigError(file: file, line: sl, message: "expect-status entries are codes (200) or ranges (200-299)")
+                    let parts = text.split(separator: "-", omittingEmptySubsequences: false).map {
+                        Int($0.trimmingCharacters(in: .whitespaces))
+                    }
+                    guard (1...2).contains(parts.count), let lo = parts[0], let hi = parts.last!,
+                        (100...999).contains(lo),
+                        (lo...999).contains(hi)
+                    else {
+                        throw ConfigError(
+                            file: file, line: sl, message: "expect-status entries are codes (200) or ranges (200-299)")
                     }
                     return lo...hi
                 }
             }
             if let (v, _) = try c.string("expect-body") { s.expectBody = v }
             if let (v, vl) = try c.string("tls-verify") {
-                guard let b = Bool(v) else { throw ConfigError(file: file, line: vl, message: "tls-verify must be true or false") }
+                guard let b = Bool(v) else {
+                    throw ConfigError(file: file, line: vl, message: "tls-verify must be true or false")
+                }
                 s.verifyTLS = b
             }
             if let (given, vl) = try c.string("ca-file") {
-                let v = given.hasPrefix("/") ? given
+                let v =
+                    given.hasPrefix("/")
+                    ? given
                     : ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent(given)
                 guard FileManager.default.isReadableFile(atPath: v) else {
                     throw ConfigError(file: file, line: vl, message: "ca-file \(v) cannot be read")
@@ -164,13 +193,19 @@ extension Section {
             if let list = try c.strings("expect-rcode") {
                 s.expectRcode = try list.map { (t, tl) in
                     guard let code = Rcode.code(t) else {
-                        throw ConfigError(file: file, line: tl, message: "expect-rcode entries are rcode names (\(Rcode.names.prefix(6).joined(separator: ", ")), …)")
+                        throw ConfigError(
+                            file: file, line: tl,
+                            message:
+                                "expect-rcode entries are rcode names (\(Rcode.names.prefix(6).joined(separator: ", ")), …)"
+                        )
                     }
                     return code
                 }
             }
             if let (v, vl) = try c.string("expect-answer") {
-                guard let b = Bool(v) else { throw ConfigError(file: file, line: vl, message: "expect-answer must be true or false") }
+                guard let b = Bool(v) else {
+                    throw ConfigError(file: file, line: vl, message: "expect-answer must be true or false")
+                }
                 s.expectAnswer = b
             }
         }
@@ -183,7 +218,8 @@ extension Section {
         s.interval = try number("interval", range: 0.1...3600) ?? defaultInterval
         s.timeout = try number("timeout", range: 0.05...3600) ?? min(maxTimeout, s.interval / 2)
         if s.timeout > s.interval {
-            throw ConfigError(file: file, line: line, message: "timeout \(s.timeout) s is longer than the interval \(s.interval) s")
+            throw ConfigError(
+                file: file, line: line, message: "timeout \(s.timeout) s is longer than the interval \(s.interval) s")
         }
         if let v = try number("rise", range: 1...100) { s.policy.rise = Int(v) }
         if let v = try number("fall", range: 1...100) { s.policy.fall = Int(v) }

@@ -1,5 +1,5 @@
-import Settings
 import Foundation
+import Settings
 
 /// The `cluster:` section: many POPs sharing overrides and health votes through etcd.
 ///
@@ -27,15 +27,22 @@ extension Config {
     mutating func loadCluster(_ top: Section, base: String) throws {
         guard let s = try top.section("cluster") else { return }
         let file = s.file
-        try s.allow(["etcd", "tls", "prefix", "pop", "user", "password-file", "lease-ttl", "heartbeat", "timeout", "compaction", "health"])
+        try s.allow([
+            "etcd", "tls", "prefix", "pop", "user", "password-file", "lease-ttl", "heartbeat", "timeout", "compaction",
+            "health"
+        ])
         func path(_ f: String) -> String { f.hasPrefix("/") ? f : (base as NSString).appendingPathComponent(f) }
         var c = ClusterSettings()
         guard let list = try s.strings("etcd"), !list.isEmpty else {
-            throw ConfigError(file: file, line: s.line(s.node), message: "cluster needs etcd: a list of http:// or https://ADDRESS:PORT client URLs")
+            throw ConfigError(
+                file: file, line: s.line(s.node),
+                message: "cluster needs etcd: a list of http:// or https://ADDRESS:PORT client URLs")
         }
         for (text, line) in list {
             guard let e = EtcdEndpoint.parse(text) else {
-                throw ConfigError(file: file, line: line, message: "etcd \"\(text)\" is not http://ADDRESS:PORT or https://ADDRESS:PORT (an IP address)")
+                throw ConfigError(
+                    file: file, line: line,
+                    message: "etcd \"\(text)\" is not http://ADDRESS:PORT or https://ADDRESS:PORT (an IP address)")
             }
             c.endpoints.append(e)
         }
@@ -59,27 +66,36 @@ extension Config {
             // A file that is not PEM of the right kind is a config error with its line, not a
             // failure at every connection. The server loads the certificates themselves at start
             // and at each reload (`LodestarServer.checkTLS`), naming this line.
-            for (key, p, label) in [("ca", c.tls.caFile, "CERTIFICATE"), ("cert", c.tls.certFile, "CERTIFICATE"),
-                                    ("key", c.tls.keyFile, "PRIVATE KEY")] {
+            for (key, p, label) in [
+                ("ca", c.tls.caFile, "CERTIFICATE"), ("cert", c.tls.certFile, "CERTIFICATE"),
+                ("key", c.tls.keyFile, "PRIVATE KEY")
+            ] {
                 guard let p else { continue }
                 guard let data = FileManager.default.contents(atPath: p), data.count <= 1 << 20,
-                      let text = String(data: data, encoding: .utf8),
-                      text.contains("-----BEGIN "), text.contains(label + "-----") else {
-                    throw ConfigError(file: file, line: t.line(t.node), message: "etcd TLS: \(p) is not a PEM \(label.lowercased()) file (\(key))")
+                    let text = String(data: data, encoding: .utf8),
+                    text.contains("-----BEGIN "), text.contains(label + "-----")
+                else {
+                    throw ConfigError(
+                        file: file, line: t.line(t.node),
+                        message: "etcd TLS: \(p) is not a PEM \(label.lowercased()) file (\(key))")
                 }
             }
             clusterTLSLine = t.line(t.node)
         }
         if let (p, line) = try s.string("prefix") {
             guard p.hasPrefix("/"), p.count > 1, !p.contains("//"), p.utf8.count <= 256 else {
-                throw ConfigError(file: file, line: line, message: "cluster prefix \"\(p)\" must start with / and name a folder, like /lodestar/prod")
+                throw ConfigError(
+                    file: file, line: line,
+                    message: "cluster prefix \"\(p)\" must start with / and name a folder, like /lodestar/prod")
             }
             c.prefix = p
         }
         c.pop = Config.hostName
         if let (p, line) = try s.string("pop") {
             guard !p.isEmpty, p.utf8.count <= 64, !p.contains(where: { $0 == "/" || $0.isWhitespace }) else {
-                throw ConfigError(file: file, line: line, message: "pop \"\(p)\" must be a name without / or spaces, up to 64 characters")
+                throw ConfigError(
+                    file: file, line: line,
+                    message: "pop \"\(p)\" must be a name without / or spaces, up to 64 characters")
             }
             c.pop = p
         }
@@ -87,7 +103,8 @@ extension Config {
         if let (f, line) = try s.string("password-file") {
             let path = f.hasPrefix("/") ? f : (base as NSString).appendingPathComponent(f)
             guard let data = FileManager.default.contents(atPath: path),
-                let pw = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), !pw.isEmpty
+                let pw = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines),
+                !pw.isEmpty
             else { throw ConfigError(file: file, line: line, message: "\(path): cannot read the etcd password") }
             c.password = pw
         }
@@ -99,19 +116,25 @@ extension Config {
         if let v = try s.number("timeout", range: 0.1...60) { c.timeout = v }
         if let v = try s.number("compaction", range: 0...86400) {
             guard v == 0 || v >= 1 else {
-                throw ConfigError(file: file, line: s.value("compaction")?.1 ?? s.line(s.node), message: "compaction must be 0 (never) or at least 1 second")
+                throw ConfigError(
+                    file: file, line: s.value("compaction")?.1 ?? s.line(s.node),
+                    message: "compaction must be 0 (never) or at least 1 second")
             }
             c.compaction = v
         }
         if let h = try s.section("health") {
             try h.allow(["policy", "quorum", "stale-after", "fallback-after", "local-veto", "rtt"])
             if let (r, line) = try h.string("rtt") {
-                guard r == "local" || r == "mean" else { throw ConfigError(file: file, line: line, message: "rtt must be local or mean") }
+                guard r == "local" || r == "mean" else {
+                    throw ConfigError(file: file, line: line, message: "rtt must be local or mean")
+                }
                 c.rttMean = r == "mean"
             }
             if let (p, line) = try h.string("policy") {
                 guard let policy = HealthPolicy(rawValue: p) else {
-                    throw ConfigError(file: file, line: line, message: "health policy \"\(p)\" is not local, quorum, any-up or all-up")
+                    throw ConfigError(
+                        file: file, line: line, message: "health policy \"\(p)\" is not local, quorum, any-up or all-up"
+                    )
                 }
                 c.policy = policy
             }
@@ -126,8 +149,11 @@ extension Config {
             }
         }
         if c.staleAfter < c.heartbeat * 2 {
-            throw ConfigError(file: file, line: s.line(s.node),
-                              message: "stale-after (\(c.staleAfter) s) must be at least twice the heartbeat (\(c.heartbeat) s), or fresh votes count as stale")
+            throw ConfigError(
+                file: file, line: s.line(s.node),
+                message:
+                    "stale-after (\(c.staleAfter) s) must be at least twice the heartbeat (\(c.heartbeat) s), or fresh votes count as stale"
+            )
         }
         cluster = c
     }

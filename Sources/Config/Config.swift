@@ -1,7 +1,7 @@
 import DNSWire
 import Foundation
-import Protection
 import Health
+import Protection
 import Settings
 import Steering
 import Yams
@@ -124,7 +124,8 @@ package struct Config: Sendable {
         }
         if let nul = text.utf8.firstIndex(of: 0) {
             let line = text.utf8[..<nul].filter { $0 == 0x0A }.count + 1
-            throw ConfigError(file: path, line: line, message: "a NUL octet in the config file (a binary or damaged file?)")
+            throw ConfigError(
+                file: path, line: line, message: "a NUL octet in the config file (a binary or damaged file?)")
         }
         if let line = YAMLDepth.tooDeep(text) {
             throw ConfigError(file: path, line: line, message: "YAML nested more than \(YAMLDepth.limit) levels deep")
@@ -140,19 +141,27 @@ package struct Config: Sendable {
         // An empty file (or only comments) is a half-written one far more often than a wish for
         // every default: refused, so that a reload cannot silently drop every name.
         guard let root, root.mapping.map({ !$0.isEmpty }) ?? true else {
-            throw ConfigError(file: path, line: 0, message: "the config file is empty (a truncated write?); an empty mapping {} is refused too: give at least one key")
+            throw ConfigError(
+                file: path, line: 0,
+                message:
+                    "the config file is empty (a truncated write?); an empty mapping {} is refused too: give at least one key"
+            )
         }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
         let top = try Section(root, file: path, name: "top level")
-        try top.allow(["server", "transfer", "anycast", "cluster", "limits"] + Config.steeringKeys + Config.protectionKeys)
+        try top.allow(
+            ["server", "transfer", "anycast", "cluster", "limits"] + Config.steeringKeys + Config.protectionKeys)
         if let server = try top.section("server") {
-            try server.allow(["listen", "zones", "nsid", "identity", "version", "udp-workers", "answer-cache",
-                              "tcp-idle-timeout", "tcp-max-connections", "tcp-max-connections-per-client",
-                              "tcp-message-timeout", "user", "group"])
+            try server.allow([
+                "listen", "zones", "nsid", "identity", "version", "udp-workers", "answer-cache",
+                "tcp-idle-timeout", "tcp-max-connections", "tcp-max-connections-per-client",
+                "tcp-message-timeout", "user", "group"
+            ])
             if let listen = try server.strings("listen") {
                 for (value, line) in listen {
                     guard ListenAddress.parse(value) != nil else {
-                        throw ConfigError(file: path, line: line, message: "listen address \"\(value)\" is not ADDR:PORT")
+                        throw ConfigError(
+                            file: path, line: line, message: "listen address \"\(value)\" is not ADDR:PORT")
                     }
                 }
                 config.listen = listen.map(\.0)
@@ -175,7 +184,8 @@ package struct Config: Sendable {
             if let v = try server.number("tcp-message-timeout", range: 0.1...120) { config.tcpMessageTimeout = v }
             for key in ["user", "group"] {
                 guard let (v, line) = try server.string(key) else { continue }
-                guard !v.isEmpty, v.utf8.count <= 64, !v.contains(where: { $0.isWhitespace || $0 == ":" || $0 == "/" }) else {
+                guard !v.isEmpty, v.utf8.count <= 64, !v.contains(where: { $0.isWhitespace || $0 == ":" || $0 == "/" })
+                else {
                     throw ConfigError(file: path, line: line, message: "\(key) \"\(v)\" is not a \(key) name")
                 }
                 if key == "user" { config.user = v } else { config.group = v }
@@ -194,7 +204,9 @@ package struct Config: Sendable {
             if let v = try limits.integer("zone-file-size", range: 1...max) { config.zoneLimits.fileSize = v }
             if let v = try limits.integer("zone-size", range: 1...max) { config.zoneLimits.zoneSize = v }
             if let v = try limits.integer("zone-includes", range: 0...1_000_000) { config.zoneLimits.includes = v }
-            if let v = try limits.integer("zone-line-length", range: 1024...(1 << 30)) { config.zoneLimits.lineLength = v }
+            if let v = try limits.integer("zone-line-length", range: 1024...(1 << 30)) {
+                config.zoneLimits.lineLength = v
+            }
             if let v = try limits.integer("zone-records", range: 1...(1 << 34)) { config.zoneLimits.records = v }
         }
         try config.loadSteering(top, base: base)

@@ -45,7 +45,8 @@ extension Config {
             if let v = try c.flag("enabled") { cookies = v }
             if let (hex, line) = try c.string("secret") {
                 guard let secret = CookieSecret(hex: hex) else {
-                    throw ConfigError(file: c.file, line: line, message: "cookies secret must be 32 hexadecimal digits (16 octets)")
+                    throw ConfigError(
+                        file: c.file, line: line, message: "cookies secret must be 32 hexadecimal digits (16 octets)")
                 }
                 cookieSecret = secret
             }

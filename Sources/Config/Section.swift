@@ -21,7 +21,9 @@ struct Section {
         for (k, _) in mapping {
             guard let key = k.string else { continue }
             if let first = seen[key] {
-                throw ConfigError(file: file, line: k.mark?.line ?? 0, message: "\(key) given twice in \(name) (first on line \(first))")
+                throw ConfigError(
+                    file: file, line: k.mark?.line ?? 0,
+                    message: "\(key) given twice in \(name) (first on line \(first))")
             }
             seen[key] = k.mark?.line ?? 0
         }
@@ -45,8 +47,10 @@ struct Section {
     func allow(_ keys: [String]) throws {
         for (k, _) in mapping {
             guard let key = k.string, keys.contains(key) else {
-                throw ConfigError(file: file, line: line(k), message:
-                    "unknown key \"\(k.string ?? "?")\" in \(name) (known: \(keys.joined(separator: ", ")))")
+                throw ConfigError(
+                    file: file, line: line(k),
+                    message:
+                        "unknown key \"\(k.string ?? "?")\" in \(name) (known: \(keys.joined(separator: ", ")))")
             }
         }
     }
@@ -89,10 +93,12 @@ struct Section {
     func number(_ key: String, range: ClosedRange<Double>) throws -> Double? {
         guard let (v, l) = value(key) else { return nil }
         guard let s = v.scalar?.string, Self.isCanonical(s, fraction: true), let d = Double(s) else {
-            throw ConfigError(file: file, line: l, message: "\(key) must be a number written in decimal (like 10 or 0.5)")
+            throw ConfigError(
+                file: file, line: l, message: "\(key) must be a number written in decimal (like 10 or 0.5)")
         }
         guard range.contains(d) else {
-            throw ConfigError(file: file, line: l, message: "\(key) must be between \(range.lowerBound) and \(range.upperBound)")
+            throw ConfigError(
+                file: file, line: l, message: "\(key) must be between \(range.lowerBound) and \(range.upperBound)")
         }
         return d
     }
@@ -104,10 +110,12 @@ struct Section {
             throw ConfigError(file: file, line: l, message: "\(key) must be a whole number written in decimal")
         }
         guard let n = Int(s) else {
-            throw ConfigError(file: file, line: l, message: "\(key) must be between \(range.lowerBound) and \(range.upperBound)")
+            throw ConfigError(
+                file: file, line: l, message: "\(key) must be between \(range.lowerBound) and \(range.upperBound)")
         }
         guard range.contains(n) else {
-            throw ConfigError(file: file, line: l, message: "\(key) must be between \(range.lowerBound) and \(range.upperBound)")
+            throw ConfigError(
+                file: file, line: l, message: "\(key) must be between \(range.lowerBound) and \(range.upperBound)")
         }
         return n
     }

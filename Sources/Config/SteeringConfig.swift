@@ -44,7 +44,8 @@ extension Config {
             try admin.allow(["listen", "token-file", "state-file", "socket"])
             if let (v, line) = try admin.string("socket") {
                 guard !v.isEmpty, v.utf8.count < 108 else {
-                    throw ConfigError(file: file, line: line, message: "admin socket \"\(v)\" must be a path of at most 107 octets")
+                    throw ConfigError(
+                        file: file, line: line, message: "admin socket \"\(v)\" must be a path of at most 107 octets")
                 }
                 adminSocket = path(v)
             }
@@ -68,7 +69,8 @@ extension Config {
                 var region = Region(name: name)
                 if let (c, l) = try r.numbers("coordinates") {
                     guard c.count == 2, (-90...90).contains(c[0]), (-180...180).contains(c[1]) else {
-                        throw ConfigError(file: file, line: l, message: "coordinates of region \(name) must be [latitude, longitude]")
+                        throw ConfigError(
+                            file: file, line: l, message: "coordinates of region \(name) must be [latitude, longitude]")
                     }
                     region.latitude = c[0]
                     region.longitude = c[1]
@@ -81,7 +83,10 @@ extension Config {
         if let pools = try top.section("pools") {
             for (name, node, line) in try pools.entries() {
                 let p = try Section(node, file: file, name: "pool \(name)")
-                try p.allow(["region", "endpoints", "weight", "capacity", "up-threshold", "slow-start", "check", "checks", "check-mode"])
+                try p.allow([
+                    "region", "endpoints", "weight", "capacity", "up-threshold", "slow-start", "check", "checks",
+                    "check-mode"
+                ])
                 guard let (rname, rline) = try p.string("region") else {
                     throw ConfigError(file: file, line: line, message: "pool \(name) needs a region")
                 }
@@ -93,7 +98,9 @@ extension Config {
                 var kinds = Set<Bool>()
                 for item in seq {
                     let e = try Section(item, file: file, name: "endpoint of pool \(name)")
-                    try e.allow(["name", "address", "cname", "weight", "capacity", "probe", "check", "checks", "check-mode"])
+                    try e.allow([
+                        "name", "address", "cname", "weight", "capacity", "probe", "check", "checks", "check-mode"
+                    ])
                     let l = e.line(item)
                     let target: EndpointTarget
                     let text: String
@@ -116,7 +123,9 @@ extension Config {
                     }
                     let ename = try e.string("name")?.0 ?? text
                     if m.endpoint(named: ename) != nil {
-                        throw ConfigError(file: file, line: l, message: "endpoint name \"\(ename)\" is used twice; give each a unique name")
+                        throw ConfigError(
+                            file: file, line: l,
+                            message: "endpoint name \"\(ename)\" is used twice; give each a unique name")
                     }
                     let weight = try e.number("weight", range: 0...1_000_000) ?? 1
                     let capacity = try e.number("capacity", range: 0...1_000_000_000)
@@ -124,14 +133,17 @@ extension Config {
                     if case .address = target { probe = text }
                     if let (a, al) = try e.string("probe") {
                         guard IPAddress.parse(a) != nil else {
-                            throw ConfigError(file: file, line: al, message: "probe address \"\(a)\" is not an IPv4 or IPv6 address")
+                            throw ConfigError(
+                                file: file, line: al, message: "probe address \"\(a)\" is not an IPv4 or IPv6 address")
                         }
                         probe = a
                     }
-                    var endpoint = Endpoint(name: ename, target: target, weight: weight, capacity: capacity, pool: m.pools.count)
+                    var endpoint = Endpoint(
+                        name: ename, target: target, weight: weight, capacity: capacity, pool: m.pools.count)
                     let owner = "endpoint \(ename)"
                     if let (checks, mode) = try e.checks(templates: templates, address: probe, owner: owner)
-                        ?? p.checks(templates: templates, address: probe, owner: owner) {
+                        ?? p.checks(templates: templates, address: probe, owner: owner)
+                    {
                         endpoint.checks = checks
                         endpoint.checkMode = mode
                     }
@@ -139,16 +151,23 @@ extension Config {
                     m.endpoints.append(endpoint)
                 }
                 if kinds.count > 1 {
-                    throw ConfigError(file: file, line: line, message: "pool \(name) mixes addresses and CNAMEs; put them in separate pools")
+                    throw ConfigError(
+                        file: file, line: line,
+                        message: "pool \(name) mixes addresses and CNAMEs; put them in separate pools")
                 }
                 if kinds == [false] && indices.count > 1 {
-                    throw ConfigError(file: file, line: line, message: "pool \(name) has more than one CNAME endpoint (a name holds one CNAME)")
+                    throw ConfigError(
+                        file: file, line: line,
+                        message: "pool \(name) has more than one CNAME endpoint (a name holds one CNAME)")
                 }
-                let capacity = try p.number("capacity", range: 0...1e12) ?? indices.reduce(0) { $0 + m.endpoints[$1].capacity }
-                m.pools.append(Pool(name: name, region: r, endpoints: indices,
-                                    weight: try p.number("weight", range: 0...1_000_000) ?? 1, capacity: capacity,
-                                    upThreshold: try p.number("up-threshold", range: 0.001...1) ?? 0.5,
-                                    slowStart: try p.number("slow-start", range: 0...86400) ?? 0))
+                let capacity =
+                    try p.number("capacity", range: 0...1e12) ?? indices.reduce(0) { $0 + m.endpoints[$1].capacity }
+                m.pools.append(
+                    Pool(
+                        name: name, region: r, endpoints: indices,
+                        weight: try p.number("weight", range: 0...1_000_000) ?? 1, capacity: capacity,
+                        upThreshold: try p.number("up-threshold", range: 0.001...1) ?? 0.5,
+                        slowStart: try p.number("slow-start", range: 0...86400) ?? 0))
             }
         }
         if let names = try top.section("names") {
@@ -159,12 +178,15 @@ extension Config {
         steering = m
     }
 
-    private func parseName(_ text: String, _ node: Node, line: Int, model m: SteeringModel, file: String) throws -> SteeredName {
+    private func parseName(_ text: String, _ node: Node, line: Int, model m: SteeringModel, file: String) throws
+        -> SteeredName
+    {
         let s = try Section(node, file: file, name: "name \(text)")
         try s.allow(["types", "ttl", "policy", "pools", "answers", "sticky", "failover", "all-down", "geo", "latency"])
         let fqdn = text.hasSuffix(".") ? text : text + "."
         guard let wire = Name.fromText(fqdn), !text.contains("*") else {
-            throw ConfigError(file: file, line: line, message: "\"\(text)\" is not a domain name (wildcards cannot be load-balanced)")
+            throw ConfigError(
+                file: file, line: line, message: "\"\(text)\" is not a domain name (wildcards cannot be load-balanced)")
         }
         var types: [UInt16] = [RRType.a, RRType.aaaa]
         if let list = try s.strings("types") {
@@ -172,16 +194,22 @@ extension Config {
                 switch t.uppercased() {
                 case "A": return RRType.a
                 case "AAAA": return RRType.aaaa
-                default: throw ConfigError(file: file, line: l, message: "type \(t): only A and AAAA are load-balanced (CNAME endpoints answer both)")
+                default:
+                    throw ConfigError(
+                        file: file, line: l,
+                        message: "type \(t): only A and AAAA are load-balanced (CNAME endpoints answer both)")
                 }
             }
         }
-        var high: Double = 60, low: Double? = nil
+        var high: Double = 60
+        var low: Double? = nil
         if let (v, l) = s.value("ttl") {
             if let n = v.scalar.flatMap({ Section.decimal($0.string) }) {
                 high = n
-            } else if let seq = v.sequence, seq.count == 2, let a = seq[0].scalar.flatMap({ Section.decimal($0.string) }),
-                let b = seq[1].scalar.flatMap({ Section.decimal($0.string) }) {
+            } else if let seq = v.sequence, seq.count == 2,
+                let a = seq[0].scalar.flatMap({ Section.decimal($0.string) }),
+                let b = seq[1].scalar.flatMap({ Section.decimal($0.string) })
+            {
                 low = a
                 high = b
             } else {
@@ -195,7 +223,11 @@ extension Config {
         if let list = try s.strings("policy") {
             chain = try list.map { (p, l) in
                 guard let step = PolicyStep(rawValue: p) else {
-                    throw ConfigError(file: file, line: l, message: "unknown policy \"\(p)\" (known: \(PolicyStep.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    throw ConfigError(
+                        file: file, line: l,
+                        message:
+                            "unknown policy \"\(p)\" (known: \(PolicyStep.allCases.map(\.rawValue).joined(separator: ", ")))"
+                    )
                 }
                 return step
             }
@@ -207,15 +239,26 @@ extension Config {
             for order in [PolicyStep.geo, .latency, .health] {
                 for select in [PolicyStep.failover, .weighted] {
                     if let a = at(order), let b = at(select), a > b {
-                        throw ConfigError(file: file, line: l, message: "\(order.rawValue) must come before \(select.rawValue): it orders or filters what \(select.rawValue) chooses from")
+                        throw ConfigError(
+                            file: file, line: l,
+                            message:
+                                "\(order.rawValue) must come before \(select.rawValue): it orders or filters what \(select.rawValue) chooses from"
+                        )
                     }
                 }
             }
             if let g = at(.geo), let t = at(.latency), g > t {
-                throw ConfigError(file: file, line: l, message: "geo after latency would discard the latency order; put latency after geo (latency then reorders, geo breaks ties)")
+                throw ConfigError(
+                    file: file, line: l,
+                    message:
+                        "geo after latency would discard the latency order; put latency after geo (latency then reorders, geo breaks ties)"
+                )
             }
             if let f = at(.failover), let w = at(.weighted), f > w {
-                throw ConfigError(file: file, line: l, message: "failover must come before weighted: failover picks the pool, weighted the endpoints in it")
+                throw ConfigError(
+                    file: file, line: l,
+                    message: "failover must come before weighted: failover picks the pool, weighted the endpoints in it"
+                )
             }
         }
         guard let poolList = try s.strings("pools"), !poolList.isEmpty else {
@@ -223,15 +266,19 @@ extension Config {
         }
         let pools = try poolList.map { (p, l) -> Int in
             guard let i = m.pool(named: p) else {
-                throw ConfigError(file: file, line: l, message: "unknown pool \"\(p)\" (known: \(m.pools.map(\.name).joined(separator: ", ")))")
+                throw ConfigError(
+                    file: file, line: l,
+                    message: "unknown pool \"\(p)\" (known: \(m.pools.map(\.name).joined(separator: ", ")))")
             }
             return i
         }
         if pools.count > SteeringTable.maxPoolsPerName {
-            throw ConfigError(file: file, line: line, message: "name \(text) has more than \(SteeringTable.maxPoolsPerName) pools")
+            throw ConfigError(
+                file: file, line: line, message: "name \(text) has more than \(SteeringTable.maxPoolsPerName) pools")
         }
-        var n = SteeredName(name: fqdn, wire: Name.lowercased(wire), types: types, ttlHigh: UInt32(high),
-                            ttlLow: UInt32(low ?? min(high, 10)), chain: chain, pools: pools)
+        var n = SteeredName(
+            name: fqdn, wire: Name.lowercased(wire), types: types, ttlHigh: UInt32(high),
+            ttlLow: UInt32(low ?? min(high, 10)), chain: chain, pools: pools)
         n.line = line
         if let a = try s.number("answers", range: 0...Double(SteeringTable.maxAnswers)) { n.answers = Int(a) }
         if let (v, l) = s.value("sticky") {
@@ -241,10 +288,13 @@ extension Config {
                 n.sticky = nil
             } else if let sub = try? Section(v, file: file, name: "sticky") {
                 try sub.allow(["ipv4-prefix", "ipv6-prefix"])
-                n.sticky = (Int(try sub.number("ipv4-prefix", range: 0...32) ?? 24),
-                            Int(try sub.number("ipv6-prefix", range: 0...128) ?? 56))
+                n.sticky = (
+                    Int(try sub.number("ipv4-prefix", range: 0...32) ?? 24),
+                    Int(try sub.number("ipv6-prefix", range: 0...128) ?? 56)
+                )
             } else {
-                throw ConfigError(file: file, line: l, message: "sticky must be true, false or { ipv4-prefix, ipv6-prefix }")
+                throw ConfigError(
+                    file: file, line: l, message: "sticky must be true, false or { ipv4-prefix, ipv6-prefix }")
             }
         }
         if let (v, l) = try s.string("failover") {
@@ -313,11 +363,17 @@ extension Config {
             for key in ["continent", "country"] {
                 guard let sec = try lat.section(key) else { continue }
                 for (k, v, l) in try sec.entries() {
-                    if key == "continent" { map.continent[k.uppercased()] = try row(v, l) } else { map.country[k.uppercased()] = try row(v, l) }
+                    if key == "continent" {
+                        map.continent[k.uppercased()] = try row(v, l)
+                    } else {
+                        map.country[k.uppercased()] = try row(v, l)
+                    }
                 }
             }
             if let sec = try lat.section("nets") {
-                for (k, v, l) in try sec.entries() { map.nets.append((try prefix(k, line: l, file: file), try row(v, l))) }
+                for (k, v, l) in try sec.entries() {
+                    map.nets.append((try prefix(k, line: l, file: file), try row(v, l)))
+                }
             }
             if let (v, l) = lat.value("default") { map.defaultRTT = try row(v, l) }
             if let h = try lat.number("hysteresis", range: 0...10_000) { map.hysteresis = h }
@@ -325,7 +381,8 @@ extension Config {
         }
         if n.has(.geo) && n.geo == nil { n.geo = GeoRules() }
         if n.has(.latency) && n.latency == nil {
-            throw ConfigError(file: file, line: line, message: "name \(text) uses the latency policy but has no latency map")
+            throw ConfigError(
+                file: file, line: line, message: "name \(text) uses the latency policy but has no latency map")
         }
         return n
     }
@@ -333,7 +390,9 @@ extension Config {
     /// The index of region `name`, or an error at `line` listing the known regions.
     private func regionIndex(_ name: String, _ line: Int, _ m: SteeringModel, _ file: String) throws -> Int {
         guard let i = m.region(named: name) else {
-            throw ConfigError(file: file, line: line, message: "unknown region \"\(name)\" (known: \(m.regions.map(\.name).joined(separator: ", ")))")
+            throw ConfigError(
+                file: file, line: line,
+                message: "unknown region \"\(name)\" (known: \(m.regions.map(\.name).joined(separator: ", ")))")
         }
         return i
     }
@@ -362,11 +421,13 @@ extension Section {
         guard let seq = v.sequence else {
             throw ConfigError(file: file, line: l, message: "\(key) must be a list of numbers")
         }
-        return (try seq.map { item in
-            guard let d = item.scalar.flatMap({ Section.decimal($0.string) }) else {
-                throw ConfigError(file: file, line: line(item), message: "\(key) must be a list of numbers")
-            }
-            return d
-        }, l)
+        return (
+            try seq.map { item in
+                guard let d = item.scalar.flatMap({ Section.decimal($0.string) }) else {
+                    throw ConfigError(file: file, line: line(item), message: "\(key) must be a list of numbers")
+                }
+                return d
+            }, l
+        )
     }
 }

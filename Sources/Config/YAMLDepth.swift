@@ -22,7 +22,9 @@ enum YAMLDepth {
                 // "- - x" and "? x" open a level per marker, at the marker's column.
                 var positions = [i]
                 var j = i
-                while j + 1 < u.count, u[j] == UInt8(ascii: "-") || u[j] == UInt8(ascii: "?"), u[j + 1] == UInt8(ascii: " ") {
+                while j + 1 < u.count, u[j] == UInt8(ascii: "-") || u[j] == UInt8(ascii: "?"),
+                    u[j + 1] == UInt8(ascii: " ")
+                {
                     j += 2
                     while j < u.count && u[j] == UInt8(ascii: " ") { j += 1 }
                     positions.append(j)

@@ -28,7 +28,8 @@ public struct ClientAddress: Sendable, Hashable {
             octets = (UInt64(b[0]) << 56 | UInt64(b[1]) << 48 | UInt64(b[2]) << 40 | UInt64(b[3]) << 32, 0)
         case 16:
             family = 6
-            var h: UInt64 = 0, l: UInt64 = 0
+            var h: UInt64 = 0
+            var l: UInt64 = 0
             for i in 0..<8 { h = h << 8 | UInt64(b[i]) }
             for i in 8..<16 { l = l << 8 | UInt64(b[i]) }
             octets = (h, l)
@@ -42,7 +43,8 @@ public struct ClientAddress: Sendable, Hashable {
     public var bytes: [UInt8] {
         let n = family == 4 ? 4 : (family == 6 ? 16 : 0)
         return (0..<n).map { i in
-            i < 8 ? UInt8(truncatingIfNeeded: octets.0 >> (56 - 8 * UInt64(i)))
+            i < 8
+                ? UInt8(truncatingIfNeeded: octets.0 >> (56 - 8 * UInt64(i)))
                 : UInt8(truncatingIfNeeded: octets.1 >> (56 - 8 * UInt64(i - 8)))
         }
     }

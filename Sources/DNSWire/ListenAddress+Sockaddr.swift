@@ -10,7 +10,9 @@ extension ListenAddress {
             sa.sin6_port = in_port_t(UInt16(a.port).bigEndian)
             _ = inet_pton(AF_INET6, a.host, &sa.sin6_addr)
             return withUnsafePointer(to: &sa) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    body($0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                }
             }
         } else {
             var sa = sockaddr_in()
@@ -18,7 +20,9 @@ extension ListenAddress {
             sa.sin_port = in_port_t(UInt16(a.port).bigEndian)
             _ = inet_pton(AF_INET, a.host, &sa.sin_addr)
             return withUnsafePointer(to: &sa) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    body($0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
         }
     }

@@ -49,21 +49,24 @@ public struct MessageWriter {
     @inlinable @inline(__always)
     public mutating func appendU16(_ v: UInt16) -> Bool {
         guard position + 2 <= limit else { return false }
-        setU16(v, at: position); position += 2
+        setU16(v, at: position)
+        position += 2
         return true
     }
 
     @inlinable @inline(__always)
     public mutating func appendU32(_ v: UInt32) -> Bool {
         guard position + 4 <= limit else { return false }
-        base.storeBytes(of: v.bigEndian, toByteOffset: position, as: UInt32.self); position += 4
+        base.storeBytes(of: v.bigEndian, toByteOffset: position, as: UInt32.self)
+        position += 4
         return true
     }
 
     @inlinable @inline(__always)
     public mutating func appendByte(_ v: UInt8) -> Bool {
         guard position + 1 <= limit else { return false }
-        base.storeBytes(of: v, toByteOffset: position, as: UInt8.self); position += 1
+        base.storeBytes(of: v, toByteOffset: position, as: UInt8.self)
+        position += 1
         return true
     }
 
@@ -80,8 +83,12 @@ public struct MessageWriter {
     /// Writes the 12-octet header with all counts zero.
     public mutating func writeHeader(id: UInt16, flags: UInt16) -> Bool {
         guard limit >= 12 else { return false }
-        setU16(id, at: 0); setU16(flags, at: 2)
-        setU16(0, at: 4); setU16(0, at: 6); setU16(0, at: 8); setU16(0, at: 10)
+        setU16(id, at: 0)
+        setU16(flags, at: 2)
+        setU16(0, at: 4)
+        setU16(0, at: 6)
+        setU16(0, at: 8)
+        setU16(0, at: 10)
         position = 12
         return true
     }
@@ -95,7 +102,10 @@ public struct MessageWriter {
         }
         var i = offset
         while byte(at: i) != 0 && byte(at: i) & 0xC0 == 0 {
-            if targetCount < 64 && i < 0x4000 { targets[targetCount] = UInt16(i); targetCount += 1 }
+            if targetCount < 64 && i < 0x4000 {
+                targets[targetCount] = UInt16(i)
+                targetCount += 1
+            }
             i += Int(byte(at: i)) + 1
         }
     }
@@ -136,7 +146,8 @@ public struct MessageWriter {
             if len == 0 { return true }
             if memcmp(base + m + 1, name.baseAddress! + n + 1, len) != 0 {
                 for k in 1...len {
-                    let x = byte(at: m + k), y = name[n + k]
+                    let x = byte(at: m + k)
+                    let y = name[n + k]
                     if x != y && ((x &- 65) < 26 ? x | 0x20 : x) != ((y &- 65) < 26 ? y | 0x20 : y) { return false }
                 }
             }
@@ -167,19 +178,28 @@ public struct MessageWriter {
         while !done {
             let len = Int(name[i])
             if len == 0 {
-                guard appendByte(0) else { rewind(to: start); return false }
+                guard appendByte(0) else {
+                    rewind(to: start)
+                    return false
+                }
                 done = true
                 break
             }
             if compress {
                 let found = target(for: name, from: i, among: firstNew)
                 if found >= 0 {
-                    guard appendU16(0xC000 | UInt16(found)) else { rewind(to: start); return false }
+                    guard appendU16(0xC000 | UInt16(found)) else {
+                        rewind(to: start)
+                        return false
+                    }
                     done = true
                     break
                 }
             }
-            guard position + len + 1 <= limit else { rewind(to: start); return false }
+            guard position + len + 1 <= limit else {
+                rewind(to: start)
+                return false
+            }
             if compress && newCount < 8 && position < 0x4000 {
                 newLabels[newCount] = UInt16(position)
                 newCount += 1
@@ -212,7 +232,10 @@ public struct MessageWriter {
         } else {
             ok = append(rdata)
         }
-        guard ok else { rewind(to: lengthAt); return false }
+        guard ok else {
+            rewind(to: lengthAt)
+            return false
+        }
         setU16(UInt16(position - lengthAt - 2), at: lengthAt)
         return true
     }
@@ -241,11 +264,16 @@ public struct MessageWriter {
     }
 
     /// Writes one resource record (owner compressed, RDATA compressed where allowed), or nothing.
-    public mutating func writeRR(owner: UnsafeRawBufferPointer, type: UInt16, rrClass: UInt16, ttl: UInt32,
-                                  rdata: UnsafeRawBufferPointer) -> Bool {
+    public mutating func writeRR(
+        owner: UnsafeRawBufferPointer, type: UInt16, rrClass: UInt16, ttl: UInt32,
+        rdata: UnsafeRawBufferPointer
+    ) -> Bool {
         let start = position
         guard writeName(owner), appendU16(type), appendU16(rrClass), appendU32(ttl), writeRDATA(type: type, rdata)
-        else { rewind(to: start); return false }
+        else {
+            rewind(to: start)
+            return false
+        }
         return true
     }
 
@@ -271,7 +299,8 @@ public struct MessageWriter {
 
 /// The four sections of a message, in order; the header counts them at octets 4, 6, 8 and 10.
 public enum MessageSection: Int, Sendable {
-    case question = 0, answer, authority, additional
+    case question = 0
+    case answer, authority, additional
 }
 
 /// Bits of the second header word.

@@ -20,7 +20,8 @@ public enum Name {
         if a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 { return true }
         var i = 0
         while i < a.count {
-            let x = a[i], y = b[i]
+            let x = a[i]
+            let y = b[i]
             if x != y && ((x &- 65) < 26 ? x | 0x20 : x) != ((y &- 65) < 26 ? y | 0x20 : y) { return false }
             i += 1
         }
@@ -29,8 +30,12 @@ public enum Name {
 
     /// Number of labels of a wire name, root excluded.
     public static func labelCount(_ name: [UInt8]) -> Int {
-        var i = 0, n = 0
-        while i < name.count, name[i] != 0 { i += Int(name[i]) + 1; n += 1 }
+        var i = 0
+        var n = 0
+        while i < name.count, name[i] != 0 {
+            i += Int(name[i]) + 1
+            n += 1
+        }
         return n
     }
 
@@ -66,7 +71,9 @@ public enum Name {
         var i = 0
         func flush() -> Bool {
             guard !label.isEmpty, label.count <= WireLimits.maxLabelLength else { return false }
-            out.append(UInt8(label.count)); out += label; label.removeAll(keepingCapacity: true)
+            out.append(UInt8(label.count))
+            out += label
+            label.removeAll(keepingCapacity: true)
             return true
         }
         while i < bytes.count {
@@ -81,15 +88,18 @@ public enum Name {
                     guard digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
                     let v = digits.reduce(0) { $0 * 10 + Int($1 - 48) }
                     guard v < 256 else { return nil }
-                    label.append(UInt8(v)); i += 4
+                    label.append(UInt8(v))
+                    i += 4
                 } else {
-                    label.append(d); i += 2
+                    label.append(d)
+                    i += 2
                 }
             } else if c == UInt8(ascii: ".") {
                 guard flush() else { return nil }
                 i += 1
             } else {
-                label.append(c); i += 1
+                label.append(c)
+                i += 1
             }
         }
         if !label.isEmpty { guard flush() else { return nil } }

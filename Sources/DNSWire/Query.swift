@@ -99,7 +99,8 @@ public enum QueryParser {
         var q = Query()
         switch parse(p, into: &q) {
         case .drop: return .drop
-        case .error(let rcode, let questionParsed): return .error(rcode: rcode, query: q, questionParsed: questionParsed)
+        case .error(let rcode, let questionParsed):
+            return .error(rcode: rcode, query: q, questionParsed: questionParsed)
         case .query: return .query(q)
         }
     }
@@ -111,7 +112,10 @@ public enum QueryParser {
         q.id = u16(p, 0)
         q.flags = u16(p, 2)
         if q.flags & HeaderFlags.qr != 0 { return .drop }  // QR=1: never answer a response
-        let qdcount = u16(p, 4), ancount = u16(p, 6), nscount = u16(p, 8), arcount = u16(p, 10)
+        let qdcount = u16(p, 4)
+        let ancount = u16(p, 6)
+        let nscount = u16(p, 8)
+        let arcount = u16(p, 10)
         guard qdcount == 1 else {
             // RFC 7873 §5.4: a query with no question and a COOKIE option asks for a server cookie.
             // NOERROR here; the engine answers FORMERR instead when it does not do cookies.
@@ -128,12 +132,18 @@ public enum QueryParser {
             var i = 12
             var ok = true
             for _ in 0..<Int(qdcount) {
-                guard let next = skipName(p, at: i), next + 4 <= p.count else { ok = false; break }
+                guard let next = skipName(p, at: i), next + 4 <= p.count else {
+                    ok = false
+                    break
+                }
                 i = next + 4
             }
             if ok {
                 for _ in 0..<(Int(ancount) + Int(nscount)) {
-                    guard let next = skipRR(p, at: i) else { ok = false; break }
+                    guard let next = skipRR(p, at: i) else {
+                        ok = false
+                        break
+                    }
                     i = next
                 }
             }

@@ -1,6 +1,6 @@
 import CLodestarSys
-import Glibc
 import DNSWire
+import Glibc
 import Steering
 
 /// Responses to recent UDP queries, per receive loop (one thread, no locks), reused for a query
@@ -147,8 +147,10 @@ public final class AnswerCache {
     /// same octets without the ECS address, so that every client subnet of one location network
     /// shares an entry (the response's trailing address octets are then the query's own).
     @inline(__always)
-    public func respond(engine: QueryEngine, to packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer,
-                         capacity: Int, client: ClientAddress, now: UInt64) -> Int {
+    public func respond(
+        engine: QueryEngine, to packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer,
+        capacity: Int, client: ClientAddress, now: UInt64
+    ) -> Int {
         let keyLength = packet.count - 2
         guard slots > 0, keyLength >= 10, keyLength <= Self.maxKey, capacity >= Self.maxResponse else {
             return engine.respond(to: packet, into: out, capacity: capacity, transport: .udp, client: client, now: now)
@@ -158,7 +160,8 @@ public final class AnswerCache {
             if state.pointee.tick & (state.pointee.every - 1) != 0 {  // `sampleEvery` is a power of two
                 metrics.record(.cacheSkip)
                 state.pointee.skipped += 1
-                return engine.respond(to: packet, into: out, capacity: capacity, transport: .udp, client: client, now: now)
+                return engine.respond(
+                    to: packet, into: out, capacity: capacity, transport: .udp, client: client, now: now)
             }
         }
         let key = packet.baseAddress! + 2
@@ -172,15 +175,18 @@ public final class AnswerCache {
         }
         // The whole key; for a query ending in ECS it is looked up last (such queries are kept
         // under it only when their response does not echo the address last).
-        var hash: UInt64 = 0, slot = 0
+        var hash: UInt64 = 0
+        var slot = 0
         if ecs == nil {
             (hash, slot) = wholeKey(key, keyLength)
             if lookupExact(hash: hash, slot: slot, key: key, keyLength: keyLength, client: client, now: now) {
-                return reuse(entries + slot, slot: slot, packet: packet, into: out, capacity: capacity, addressLength: 0)
+                return reuse(
+                    entries + slot, slot: slot, packet: packet, into: out, capacity: capacity, addressLength: 0)
             }
         }
         // The ECS key: the address octets of a trailing ECS option left out.
-        var ecsSlot = -1, ecsHash: UInt64 = 0
+        var ecsSlot = -1
+        var ecsHash: UInt64 = 0
         if let ecs {
             ecsHash = Self.hash(key, keyLength - n, seed: ~seed)
             ecsSlot = Int(truncatingIfNeeded: ecsHash) & mask
@@ -209,20 +215,23 @@ public final class AnswerCache {
                     && Int(e3.pointee.ecsLength) == n
                     && memcmp(storage + classSlot * Self.slotSize, key, keyLength - n) == 0
                 {
-                    return reuse(e3, slot: classSlot, packet: packet, into: out, capacity: capacity, addressLength: n,
-                                 scope: n > 0 ? min(located.depth, family == 4 ? 32 : 128) : -1)
+                    return reuse(
+                        e3, slot: classSlot, packet: packet, into: out, capacity: capacity, addressLength: n,
+                        scope: n > 0 ? min(located.depth, family == 4 ? 32 : 128) : -1)
                 }
             }
         }
         if ecs != nil {
             (hash, slot) = wholeKey(key, keyLength)
             if lookupExact(hash: hash, slot: slot, key: key, keyLength: keyLength, client: client, now: now) {
-                return reuse(entries + slot, slot: slot, packet: packet, into: out, capacity: capacity, addressLength: 0)
+                return reuse(
+                    entries + slot, slot: slot, packet: packet, into: out, capacity: capacity, addressLength: 0)
             }
         }
         var info = ResponseInfo()
-        let length = engine.respond(to: packet, into: out, capacity: capacity, transport: .udp, client: client,
-                                    info: &info, now: now)
+        let length = engine.respond(
+            to: packet, into: out, capacity: capacity, transport: .udp, client: client,
+            info: &info, now: now)
         metrics.record(.cacheMiss)
         state.pointee.misses += 1
         endOfLookup(hit: false)
@@ -247,7 +256,8 @@ public final class AnswerCache {
                 ecs != nil
                     ? (info.ecsAddressLength == n && info.sourceBits < 0 && length > n
                         && memcmp(out + (length - n), packet.baseAddress! + (packet.count - n), n) == 0
-                        && Int(out.load(fromByteOffset: length - n - 1, as: UInt8.self)) == min(located.depth, family == 4 ? 32 : 128))
+                        && Int(out.load(fromByteOffset: length - n - 1, as: UInt8.self))
+                            == min(located.depth, family == 4 ? 32 : 128))
                     : info.sourceBits >= 0
             {
                 let classHash = Self.classHash(baseHash, located.cls)
@@ -297,8 +307,10 @@ public final class AnswerCache {
 
     /// Whether the whole key's entry answers a query from `client`.
     @inline(__always)
-    private func lookupExact(hash: UInt64, slot: Int, key: UnsafeRawPointer, keyLength: Int, client: ClientAddress,
-                             now: UInt64) -> Bool {
+    private func lookupExact(
+        hash: UInt64, slot: Int, key: UnsafeRawPointer, keyLength: Int, client: ClientAddress,
+        now: UInt64
+    ) -> Bool {
         let e = entries + slot
         return e.pointee.matches(hash: hash, keyLength: keyLength, epoch: state.pointee.epoch, now: now)
             && memcmp(storage + slot * Self.slotSize, key, keyLength) == 0 && e.pointee.covers(client)
@@ -306,14 +318,17 @@ public final class AnswerCache {
 
     /// Sends a kept response: the query's ID, and its ECS address octets where the entry left them out.
     @inline(__always)
-    private func reuse(_ e: UnsafeMutablePointer<Entry>, slot: Int, packet: UnsafeRawBufferPointer,
-                       into out: UnsafeMutableRawPointer, capacity: Int, addressLength n: Int, scope: Int = -1) -> Int {
+    private func reuse(
+        _ e: UnsafeMutablePointer<Entry>, slot: Int, packet: UnsafeRawBufferPointer,
+        into out: UnsafeMutableRawPointer, capacity: Int, addressLength n: Int, scope: Int = -1
+    ) -> Int {
         let length = Int(e.pointee.responseLength)
         out.copyMemory(from: storage + slot * Self.slotSize + Self.maxKey, byteCount: length)
         out.copyMemory(from: packet.baseAddress!, byteCount: 2)
         if n > 0 { (out + (length - n)).copyMemory(from: packet.baseAddress! + (packet.count - n), byteCount: n) }
         if scope >= 0 { out.storeBytes(of: UInt8(scope), toByteOffset: length - n - 1, as: UInt8.self) }
-        metrics.recordCached(rcode: out.load(fromByteOffset: 3, as: UInt8.self), qtype: e.pointee.qtype, ecs: e.pointee.ecs)
+        metrics.recordCached(
+            rcode: out.load(fromByteOffset: 3, as: UInt8.self), qtype: e.pointee.qtype, ecs: e.pointee.ecs)
         state.pointee.hits += 1
         endOfLookup(hit: true)
         if e.pointee.counted.name >= 0, let counters = state.pointee.counters {
@@ -389,7 +404,8 @@ public final class AnswerCache {
         var tail: UInt64 = 0
         if i < n && n >= 8 {
             // The last 8 octets in one load, shifted so that only the n - i not yet hashed remain.
-            tail = p.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) >> UInt64(truncatingIfNeeded: (8 - (n - i)) * 8)
+            tail =
+                p.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) >> UInt64(truncatingIfNeeded: (8 - (n - i)) * 8)
         } else {
             while i < n {
                 tail = tail << 8 | UInt64(p.load(fromByteOffset: i, as: UInt8.self))

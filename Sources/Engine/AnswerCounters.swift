@@ -80,7 +80,10 @@ public struct AnswerCount {
     @inline(__always)
     mutating func count(endpoint e: Int, in counters: AnswerCounters) {
         counters.count(endpoint: e)
-        if endpointCount < 8 { endpoints[Int(endpointCount)] = Int32(e); endpointCount += 1 }
+        if endpointCount < 8 {
+            endpoints[Int(endpointCount)] = Int32(e)
+            endpointCount += 1
+        }
     }
 
     /// Counts again what was counted the first time.
@@ -88,7 +91,9 @@ public struct AnswerCount {
     func replay(in counters: AnswerCounters) {
         guard name >= 0 else { return }
         if pool >= 0 { counters.count(name: Int(name), pool: Int(pool)) }
-        if fallback >= 0 { counters.count(name: Int(name), fallback: AnswerCounters.Fallback(rawValue: Int(fallback))!) }
+        if fallback >= 0 {
+            counters.count(name: Int(name), fallback: AnswerCounters.Fallback(rawValue: Int(fallback))!)
+        }
         for i in 0..<Int(endpointCount) { counters.count(endpoint: Int(endpoints[i])) }
     }
 }

@@ -83,8 +83,10 @@ extension QueryEngine {
     /// for `client`) to the OPT record written last, at `optAt`, and counts the query. Nothing when
     /// the query had no cookie, cookies are off, or it does not fit.
     @inline(never)
-    func appendCookie(_ w: inout MessageWriter, optAt: Int, packet: UnsafeRawBufferPointer, query q: borrowing Query,
-                      client: ClientAddress) {
+    func appendCookie(
+        _ w: inout MessageWriter, optAt: Int, packet: UnsafeRawBufferPointer, query q: borrowing Query,
+        client: ClientAddress
+    ) {
         let size = cookieSize(q)
         guard size > 0, let secret = box.pointer.pointee.cookieSecret, let base = packet.baseAddress,
             w.position + size <= w.limit
@@ -94,8 +96,9 @@ extension QueryEngine {
         p.storeBytes(of: EDNSOption.cookie.bigEndian, as: UInt16.self)
         p.storeBytes(of: UInt16(8 + ServerCookie.length).bigEndian, toByteOffset: 2, as: UInt16.self)
         (p + 4).copyMemory(from: base + Int(q.cookieAt), byteCount: 8)
-        ServerCookie.make(clientCookie: base + Int(q.cookieAt), client: client, time: ServerCookie.now(), secret: secret,
-                          into: p + 12)
+        ServerCookie.make(
+            clientCookie: base + Int(q.cookieAt), client: client, time: ServerCookie.now(), secret: secret,
+            into: p + 12)
         w.position += size
         w.setU16(w.u16(at: optAt + 9) + UInt16(size), at: optAt + 9)
     }

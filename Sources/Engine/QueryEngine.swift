@@ -39,16 +39,21 @@ public struct QueryEngine: Sendable {
     /// Answers `packet` into `out` (at least 512 octets; 65535 for TCP). Returns the response length.
     /// `now` is the monotonic clock in nanoseconds when the caller has read it (the UDP loop, once
     /// per batch), else 0: load-balanced decisions then read it themselves.
-    public func respond(to packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer, capacity: Int,
-                         transport: Transport, client: ClientAddress, now: UInt64 = 0) -> Int {
+    public func respond(
+        to packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer, capacity: Int,
+        transport: Transport, client: ClientAddress, now: UInt64 = 0
+    ) -> Int {
         var info = ResponseInfo()
-        return respond(to: packet, into: out, capacity: capacity, transport: transport, client: client, info: &info,
-                       now: now)
+        return respond(
+            to: packet, into: out, capacity: capacity, transport: transport, client: client, info: &info,
+            now: now)
     }
 
     /// As above, and says in `info` what else than the query's bytes the response depends on.
-    public func respond(to packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer, capacity: Int,
-                         transport: Transport, client: ClientAddress, info: inout ResponseInfo, now: UInt64 = 0) -> Int {
+    public func respond(
+        to packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer, capacity: Int,
+        transport: Transport, client: ClientAddress, info: inout ResponseInfo, now: UInt64 = 0
+    ) -> Int {
         var query = Query()
         switch QueryParser.parse(packet, into: &query) {
         case .drop:
@@ -58,20 +63,24 @@ public struct QueryEngine: Sendable {
             info.repeatable = false  // answered as cheaply as a cached copy; not worth a slot
             // A query for a server cookie alone (RFC 7873 §5.4) is malformed to a server without cookies.
             if rcode == Rcode.noError && box.options.cookieSecret == nil { rcode = Rcode.formErr }
-            let n = errorResponse(packet, query, rcode: rcode, withQuestion: questionParsed, into: out,
-                                  capacity: capacity, transport: transport, client: client)
-            metrics.record(transport: transport, rcode: UInt8(rcode & 0xF), qtype: query.qtype,
-                           ecs: query.clientSubnet != nil)
+            let n = errorResponse(
+                packet, query, rcode: rcode, withQuestion: questionParsed, into: out,
+                capacity: capacity, transport: transport, client: client)
+            metrics.record(
+                transport: transport, rcode: UInt8(rcode & 0xF), qtype: query.qtype,
+                ecs: query.clientSubnet != nil)
             return n
         case .query:
             info.qtype = query.qtype
             info.ecs = query.clientSubnet != nil
             info.ecsAddressLength = query.clientSubnet?.addressLength ?? -1
-            let n = answer(packet, query, into: out, capacity: capacity, transport: transport, client: client, info: &info,
-                           now: now)
+            let n = answer(
+                packet, query, into: out, capacity: capacity, transport: transport, client: client, info: &info,
+                now: now)
             if n >= 4 {
-                metrics.record(transport: transport, rcode: out.load(fromByteOffset: 3, as: UInt8.self),
-                               qtype: query.qtype, ecs: query.clientSubnet != nil)
+                metrics.record(
+                    transport: transport, rcode: out.load(fromByteOffset: 3, as: UInt8.self),
+                    qtype: query.qtype, ecs: query.clientSubnet != nil)
             }
             return n
         }
@@ -83,7 +92,9 @@ public struct QueryEngine: Sendable {
         switch transport {
         case .tcp: return min(capacity, WireLimits.maxMessageSize)
         case .udp:
-            let wanted = q.hasEDNS ? max(WireLimits.classicUDPSize, min(Int(q.ednsPayload), box.pointer.pointee.maxUDPPayload))
+            let wanted =
+                q.hasEDNS
+                ? max(WireLimits.classicUDPSize, min(Int(q.ednsPayload), box.pointer.pointee.maxUDPPayload))
                 : WireLimits.classicUDPSize
             return min(capacity, wanted)
         }
@@ -91,9 +102,11 @@ public struct QueryEngine: Sendable {
 
     /// A response with only the header (and the question, when asked): for rcodes decided outside
     /// the engine, such as a refused transfer over TCP.
-    public func errorResponse(_ packet: UnsafeRawBufferPointer, _ q: Query, rcode: UInt16, withQuestion: Bool,
-                              into out: UnsafeMutableRawPointer, capacity: Int, transport: Transport,
-                              client: ClientAddress) -> Int {
+    public func errorResponse(
+        _ packet: UnsafeRawBufferPointer, _ q: Query, rcode: UInt16, withQuestion: Bool,
+        into out: UnsafeMutableRawPointer, capacity: Int, transport: Transport,
+        client: ClientAddress
+    ) -> Int {
         var w = MessageWriter(base: out, limit: sizeLimit(q, capacity: capacity, transport: transport))
         let flags = HeaderFlags.qr | (q.flags & (0x7800 | HeaderFlags.rd))
         guard w.writeHeader(id: q.id, flags: flags) else { return 0 }
@@ -112,8 +125,10 @@ public struct QueryEngine: Sendable {
         return w.position
     }
 
-    func answer(_ packet: UnsafeRawBufferPointer, _ q: Query, into out: UnsafeMutableRawPointer, capacity: Int,
-                transport: Transport, client: ClientAddress, info: inout ResponseInfo, now: UInt64) -> Int {
+    func answer(
+        _ packet: UnsafeRawBufferPointer, _ q: Query, into out: UnsafeMutableRawPointer, capacity: Int,
+        transport: Transport, client: ClientAddress, info: inout ResponseInfo, now: UInt64
+    ) -> Int {
         if let steeringRef, SteerContext.mayDecide(q) {
             // The location lookup a load-balanced answer makes is a cache miss when clients come from
             // everywhere: start it now, so it overlaps with writing the header and finding the name.
@@ -147,8 +162,9 @@ public struct QueryEngine: Sendable {
         switch q.qclass {
         case RRClass.in, RRClass.any:  // knot answers class ANY from its IN data
             var scope = 0
-            rcode = answerInternet(qname: qname, q: q, transport: transport, client: client, scope: &scope, info: &info,
-                                   now: now, writer: &w)
+            rcode = answerInternet(
+                qname: qname, q: q, transport: transport, client: client, scope: &scope, info: &info,
+                now: now, writer: &w)
             // RFC 7871 §7.2.1: the scope of the answer; 0 when the query's source prefix was 0.
             if let ecs = q.clientSubnet, ecs.sourcePrefix > 0 {
                 opt.scopePrefix = UInt8(min(scope, ecs.family == 1 ? 32 : 128))
@@ -169,8 +185,10 @@ public struct QueryEngine: Sendable {
     }
 
     /// Class IN: find the zone and walk it.
-    func answerInternet(qname: UnsafeRawBufferPointer, q: Query, transport: Transport, client: ClientAddress,
-                        scope: inout Int, info: inout ResponseInfo, now: UInt64, writer w: inout MessageWriter) -> UInt16 {
+    func answerInternet(
+        qname: UnsafeRawBufferPointer, q: Query, transport: Transport, client: ClientAddress,
+        scope: inout Int, info: inout ResponseInfo, now: UInt64, writer w: inout MessageWriter
+    ) -> UInt16 {
         // Transfers need TCP (RFC 5936 §4.2); IXFR over UDP gets the SOA (RFC 1995 §2). Type 0 is
         // reserved: NOTIMP, as knot. Other meta-types find no data, as in knot.
         if q.qtype == RRType.axfr || q.qtype == RRType.ixfr {
@@ -189,7 +207,8 @@ public struct QueryEngine: Sendable {
             }
             w.setFlags(HeaderFlags.aa)
             // The found zone is handed over, not copied (one retain and release fewer per query).
-            var state = Resolution(zone: consume zone, qtype: q.qtype, dnssecOK: q.dnssecOK, scratch: scratch.baseAddress!)
+            var state = Resolution(
+                zone: consume zone, qtype: q.qtype, dnssecOK: q.dnssecOK, scratch: scratch.baseAddress!)
             if let steeringRef {
                 state.steer.begin(query: q, client: client, runtime: steeringRef, now: now)
                 state.steer.fixedRandom = fixedRandom
@@ -237,8 +256,13 @@ public struct QueryEngine: Sendable {
         // Not authoritative data: knot leaves AA clear here.
         guard q.qtype == RRType.txt || q.qtype == RRType.any else { return Rcode.noError }
         var rdata: [UInt8] = []
-        for chunk in Array(text.utf8).chunked(255) { rdata.append(UInt8(chunk.count)); rdata += chunk }
-        let ok = rdata.withUnsafeBytes { rd in w.writeRR(owner: qname, type: RRType.txt, rrClass: RRClass.ch, ttl: 0, rdata: rd) }
+        for chunk in Array(text.utf8).chunked(255) {
+            rdata.append(UInt8(chunk.count))
+            rdata += chunk
+        }
+        let ok = rdata.withUnsafeBytes { rd in
+            w.writeRR(owner: qname, type: RRType.txt, rrClass: RRClass.ch, ttl: 0, rdata: rd)
+        }
         if ok { w.incrementCount(section: .answer) } else { w.setFlags(HeaderFlags.tc) }
         return Rcode.noError
     }

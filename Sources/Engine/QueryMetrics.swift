@@ -24,14 +24,16 @@ public enum MetricSlot: Sendable {
     /// sent truncated or as BADCOOKIE (`slipped`), dropped, sent anyway as the client proved its
     /// address with a server cookie or is on the exempt list (`exempt`), or sent in log-only mode.
     public enum RateLimitOutcome: Int, CaseIterable, Sendable {
-        case slipped = 0, dropped, exempt, logOnly
+        case slipped = 0
+        case dropped, exempt, logOnly
         var label: String { ["slipped", "dropped", "exempt", "log-only"][rawValue] }
     }
 
     /// PROXY protocol v2: messages from allowed peers carrying a header (`proxied`), dropped for
     /// lack of a valid one (`no-header`), and dropped as a header from a peer not allowed (`not-allowed`).
     public enum ProxyOutcome: Int, CaseIterable, Sendable {
-        case proxied = 0, noHeader, notAllowed
+        case proxied = 0
+        case noHeader, notAllowed
         var label: String { ["proxied", "no-header", "not-allowed"][rawValue] }
     }
 
@@ -63,9 +65,11 @@ public final class QueryMetrics: @unchecked Sendable {
     let counters: UnsafeMutablePointer<UInt64>
 
     /// The query types counted by name; every other type is counted as "other".
-    static let types: [UInt16] = [RRType.a, RRType.ns, RRType.cname, RRType.soa, RRType.ptr, RRType.mx, RRType.txt,
-                                  RRType.aaaa, RRType.srv, RRType.ds, 48, 64, 65, 257, RRType.any,
-                                  RRType.axfr, RRType.ixfr]
+    static let types: [UInt16] = [
+        RRType.a, RRType.ns, RRType.cname, RRType.soa, RRType.ptr, RRType.mx, RRType.txt,
+        RRType.aaaa, RRType.srv, RRType.ds, 48, 64, 65, 257, RRType.any,
+        RRType.axfr, RRType.ixfr
+    ]
 
     public init() {
         counters = .allocate(capacity: Self.shards * Self.stride)
@@ -106,7 +110,9 @@ public final class QueryMetrics: @unchecked Sendable {
     /// One query answered: by transport and rcode, by type, and whether it carried ECS.
     @inline(__always)
     func record(transport: Transport, rcode: UInt8, qtype: UInt16, ecs: Bool) {
-        count(at: counters + Int(lodestar_shard()) * Self.stride, transport: transport, rcode: rcode, qtype: qtype, ecs: ecs)
+        count(
+            at: counters + Int(lodestar_shard()) * Self.stride, transport: transport, rcode: rcode, qtype: qtype,
+            ecs: ecs)
     }
 
     /// A UDP response reused from the answer cache: counted as `record` counts it, and as a hit.
@@ -119,7 +125,9 @@ public final class QueryMetrics: @unchecked Sendable {
 
     /// One query in the shard at `base`.
     @inline(__always)
-    private func count(at base: UnsafeMutablePointer<UInt64>, transport: Transport, rcode: UInt8, qtype: UInt16, ecs: Bool) {
+    private func count(
+        at base: UnsafeMutablePointer<UInt64>, transport: Transport, rcode: UInt8, qtype: UInt16, ecs: Bool
+    ) {
         lodestar_count_shard(base + MetricSlot.query(transport, rcode: rcode).offset, 1)
         lodestar_count_shard(base + MetricSlot.type(Self.typeIndex(qtype)).offset, 1)
         if ecs { lodestar_count_shard(base + MetricSlot.ecs.offset, 1) }
@@ -138,7 +146,9 @@ public final class QueryMetrics: @unchecked Sendable {
         for (ti, t) in ["udp", "tcp"].enumerated() {
             for r in 0..<16 {
                 let v = sum(.query(ti == 0 ? .udp : .tcp, rcode: UInt8(r)))
-                if v > 0 || r == 0 || r == 3 { out += "lodestar_queries_total{transport=\"\(t)\",rcode=\"\(Rcode.name(r))\"} \(v)\n" }
+                if v > 0 || r == 0 || r == 3 {
+                    out += "lodestar_queries_total{transport=\"\(t)\",rcode=\"\(Rcode.name(r))\"} \(v)\n"
+                }
             }
         }
         out += "# HELP lodestar_queries_by_type_total DNS queries answered, by query type.\n"
@@ -150,17 +160,20 @@ public final class QueryMetrics: @unchecked Sendable {
         out += "# HELP lodestar_ecs_queries_total Queries carrying an EDNS Client Subnet option.\n"
         out += "# TYPE lodestar_ecs_queries_total counter\n"
         out += "lodestar_ecs_queries_total \(sum(.ecs))\n"
-        out += "# HELP lodestar_answer_cache_total UDP responses reused from the answer cache (hit), computed after a "
+        out +=
+            "# HELP lodestar_answer_cache_total UDP responses reused from the answer cache (hit), computed after a "
             + "lookup (miss), or computed without one while the hit rate is low (skip).\n"
         out += "# TYPE lodestar_answer_cache_total counter\n"
         out += "lodestar_answer_cache_total{result=\"hit\"} \(sum(.cacheHit))\n"
         out += "lodestar_answer_cache_total{result=\"miss\"} \(sum(.cacheMiss))\n"
         out += "lodestar_answer_cache_total{result=\"skip\"} \(sum(.cacheSkip))\n"
-        out += "# HELP lodestar_udp_too_big_total UDP responses larger than the interface MTU (IPv4 is sent with DF), "
+        out +=
+            "# HELP lodestar_udp_too_big_total UDP responses larger than the interface MTU (IPv4 is sent with DF), "
             + "answered again within 512 octets.\n"
         out += "# TYPE lodestar_udp_too_big_total counter\n"
         out += "lodestar_udp_too_big_total \(sum(.udpTooBig))\n"
-        out += "# HELP lodestar_rate_limited_total UDP responses over their source prefix's rate: sent truncated or as "
+        out +=
+            "# HELP lodestar_rate_limited_total UDP responses over their source prefix's rate: sent truncated or as "
             + "BADCOOKIE (slipped), dropped, sent to a client with a valid server cookie or an exempt address (exempt), "
             + "or sent in log-only mode.\n"
         out += "# TYPE lodestar_rate_limited_total counter\n"
@@ -170,7 +183,8 @@ public final class QueryMetrics: @unchecked Sendable {
         out += "# HELP lodestar_cookie_queries_total Queries carrying a DNS COOKIE option (RFC 7873).\n"
         out += "# TYPE lodestar_cookie_queries_total counter\n"
         out += "lodestar_cookie_queries_total \(sum(.cookie))\n"
-        out += "# HELP lodestar_proxy_protocol_total UDP datagrams and TCP connections by their PROXY v2 header: from an "
+        out +=
+            "# HELP lodestar_proxy_protocol_total UDP datagrams and TCP connections by their PROXY v2 header: from an "
             + "allowed peer with one (proxied), from an allowed peer without a valid one (no-header, dropped), with one "
             + "from a peer not allowed (not-allowed, dropped).\n"
         out += "# TYPE lodestar_proxy_protocol_total counter\n"

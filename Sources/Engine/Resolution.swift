@@ -49,7 +49,9 @@ struct Resolution {
     }
 
     /// As above, with the label offsets of `sname` already computed.
-    mutating func resolve(_ sname: UnsafeRawBufferPointer, labels: borrowing LabelOffsets, writer w: inout MessageWriter) {
+    mutating func resolve(
+        _ sname: UnsafeRawBufferPointer, labels: borrowing LabelOffsets, writer w: inout MessageWriter
+    ) {
         let n = labels.count
         var node = zone.apex
         var k = zone.originLabels
@@ -61,7 +63,10 @@ struct Resolution {
             k += 1
             let flags = zone.nodes[node].flags
             if k < n {
-                if flags & Zone.Flag.delegation != 0 { referral(node, owner: candidate, writer: &w); return }
+                if flags & Zone.Flag.delegation != 0 {
+                    referral(node, owner: candidate, writer: &w)
+                    return
+                }
                 if flags & Zone.Flag.dname != 0 {
                     dname(node, owner: candidate, sname: sname, prefixLength: labels[n - k], writer: &w)
                     return
@@ -80,7 +85,10 @@ struct Resolution {
             star.storeBytes(of: UInt8(ascii: "*"), toByteOffset: 1, as: UInt8.self)
             (star + 2).copyMemory(from: encloser.baseAddress!, byteCount: encloser.count)
             let wildcard = zone.find(UnsafeRawBufferPointer(start: star, count: encloser.count + 2))
-            if wildcard >= 0 { exact(wildcard, owner: sname, writer: &w); return }
+            if wildcard >= 0 {
+                exact(wildcard, owner: sname, writer: &w)
+                return
+            }
         }
         rcode = Rcode.nxDomain
         negative(writer: &w)
@@ -99,11 +107,18 @@ struct Resolution {
         // A CNAME answers every type but itself; ANY gets the CNAME unchased (RFC 1034 §3.6.2), and
         // RRSIG/NSEC, which live beside a CNAME in signed zones, are answered from the node (as knot does).
         if flags & Zone.Flag.cname != 0 && qtype != RRType.cname && qtype != RRType.any && qtype != RRType.rrsig
-            && qtype != RRType.nsec {
+            && qtype != RRType.nsec
+        {
             let cname = zone.rrset(at: node, type: RRType.cname)
-            guard writeRRset(cname, owner: owner, section: .answer, writer: &w) else { truncated = true; return }
+            guard writeRRset(cname, owner: owner, section: .answer, writer: &w) else {
+                truncated = true
+                return
+            }
             var target = UnsafeRawBufferPointer(start: nil, count: 0)
-            _ = zone.forEachRecord(cname) { target = $0; return false }
+            _ = zone.forEachRecord(cname) {
+                target = $0
+                return false
+            }
             follow(target, owner: owner, writer: &w)
             return
         }
@@ -112,10 +127,15 @@ struct Resolution {
             let n = zone.nodes[node]
             if n.rrsetCount > 0 {
                 var pick = Int(n.rrsetStart)
-                for r in Int(n.rrsetStart)..<Int(n.rrsetStart + n.rrsetCount) where zone.rrsets[r].type != RRType.rrsig {
-                    pick = r; break
+                for r in Int(n.rrsetStart)..<Int(n.rrsetStart + n.rrsetCount) where zone.rrsets[r].type != RRType.rrsig
+                {
+                    pick = r
+                    break
                 }
-                guard writeRRset(pick, owner: owner, section: .answer, writer: &w) else { truncated = true; return }
+                guard writeRRset(pick, owner: owner, section: .answer, writer: &w) else {
+                    truncated = true
+                    return
+                }
                 additional(for: pick, writer: &w)
                 return
             }
@@ -124,7 +144,10 @@ struct Resolution {
         }
         let r = zone.rrset(at: node, type: qtype)
         if r >= 0 {
-            guard writeRRset(r, owner: owner, section: .answer, writer: &w) else { truncated = true; return }
+            guard writeRRset(r, owner: owner, section: .answer, writer: &w) else {
+                truncated = true
+                return
+            }
             additional(for: r, writer: &w)
             return
         }
@@ -133,7 +156,8 @@ struct Resolution {
 
     /// Follows a CNAME or synthesized CNAME target inside this zone; targets elsewhere are the resolver's.
     /// `owner` is the name whose CNAME was just written.
-    mutating func follow(_ target: UnsafeRawBufferPointer, owner: UnsafeRawBufferPointer, writer w: inout MessageWriter) {
+    mutating func follow(_ target: UnsafeRawBufferPointer, owner: UnsafeRawBufferPointer, writer w: inout MessageWriter)
+    {
         guard chain < QueryEngine.maxChain - 1, zone.origin.withUnsafeBytes({ Name.isSubdomain(target, of: $0) })
         else { return }
         // A target already an owner on the chain (itself included) means a loop: stop with what is
@@ -154,25 +178,42 @@ struct Resolution {
     }
 
     /// RFC 6672 §3.3: answer with the DNAME and a CNAME synthesized from it, then follow that.
-    mutating func dname(_ node: Int, owner: UnsafeRawBufferPointer, sname: UnsafeRawBufferPointer, prefixLength: Int,
-                        writer w: inout MessageWriter) {
+    mutating func dname(
+        _ node: Int, owner: UnsafeRawBufferPointer, sname: UnsafeRawBufferPointer, prefixLength: Int,
+        writer w: inout MessageWriter
+    ) {
         let set = zone.rrset(at: node, type: RRType.dname)
         var already = false
         for i in 0..<dnameCount where dnamesWritten[i] == Int32(set) { already = true }
         if !already {
-            guard writeRRset(set, owner: owner, section: .answer, writer: &w) else { truncated = true; return }
-            if dnameCount < 8 { dnamesWritten[dnameCount] = Int32(set); dnameCount += 1 }
+            guard writeRRset(set, owner: owner, section: .answer, writer: &w) else {
+                truncated = true
+                return
+            }
+            if dnameCount < 8 {
+                dnamesWritten[dnameCount] = Int32(set)
+                dnameCount += 1
+            }
         }
         var target = UnsafeRawBufferPointer(start: nil, count: 0)
-        _ = zone.forEachRecord(set) { target = $0; return false }
+        _ = zone.forEachRecord(set) {
+            target = $0
+            return false
+        }
         // RFC 6672 §2.2: a synthesized name longer than 255 octets is YXDOMAIN.
-        guard prefixLength + target.count <= WireLimits.maxNameLength else { rcode = Rcode.yxDomain; return }
+        guard prefixLength + target.count <= WireLimits.maxNameLength else {
+            rcode = Rcode.yxDomain
+            return
+        }
         let synthesized = scratchForStep
         synthesized.copyMemory(from: sname.baseAddress!, byteCount: prefixLength)
         (synthesized + prefixLength).copyMemory(from: target.baseAddress!, byteCount: target.count)
         let name = UnsafeRawBufferPointer(start: synthesized, count: prefixLength + target.count)
         guard w.writeRR(owner: sname, type: RRType.cname, rrClass: RRClass.in, ttl: zone.rrsets[set].ttl, rdata: name)
-        else { truncated = true; return }
+        else {
+            truncated = true
+            return
+        }
         w.incrementCount(section: .answer)
         // The synthesized CNAME is itself the answer to a CNAME query.
         if qtype != RRType.cname { follow(name, owner: sname, writer: &w) }
@@ -182,11 +223,17 @@ struct Resolution {
     mutating func referral(_ node: Int, owner: UnsafeRawBufferPointer, writer w: inout MessageWriter) {
         authoritative = w.u16(at: 6) > 0  // AA stays only for the aliases already answered
         let ns = zone.rrset(at: node, type: RRType.ns)
-        guard writeRRset(ns, owner: owner, section: .authority, writer: &w) else { truncated = true; return }
+        guard writeRRset(ns, owner: owner, section: .authority, writer: &w) else {
+            truncated = true
+            return
+        }
         // RFC 4035 §3.1.4: a signed zone's referral carries the DS; an unsigned zone has none to vouch for.
         if dnssecOK && zone.isSigned {
             let ds = zone.rrset(at: node, type: RRType.ds)
-            if ds >= 0 && !writeRRset(ds, owner: owner, section: .authority, writer: &w) { truncated = true; return }
+            if ds >= 0 && !writeRRset(ds, owner: owner, section: .authority, writer: &w) {
+                truncated = true
+                return
+            }
         }
         let ownerCopy = owner
         _ = zone.forEachRecord(ns) { target in
@@ -208,7 +255,9 @@ struct Resolution {
             return false
         }
         let ttl = min(zone.rrsets[zone.soa].ttl, minimum)
-        let ok = zone.origin.withUnsafeBytes { writeRRset(zone.soa, owner: $0, section: .authority, ttl: ttl, writer: &w) }
+        let ok = zone.origin.withUnsafeBytes {
+            writeRRset(zone.soa, owner: $0, section: .authority, ttl: ttl, writer: &w)
+        }
         if !ok { truncated = true }
     }
 
@@ -238,7 +287,10 @@ struct Resolution {
         guard node >= 0 else { return true }
         if !allowOccluded && zone.nodes[node].flags & Zone.Flag.occluded != 0 { return true }
         for i in 0..<extraCount where extraDone[i] == Int32(node) { return true }
-        if extraCount < 16 { extraDone[extraCount] = Int32(node); extraCount += 1 }
+        if extraCount < 16 {
+            extraDone[extraCount] = Int32(node)
+            extraCount += 1
+        }
         let start = w.position
         let startCount = w.u16(at: 10)
         for type in [RRType.a, RRType.aaaa] {
@@ -253,15 +305,20 @@ struct Resolution {
     }
 
     /// Writes every record of an RRset, or nothing when it does not fit.
-    mutating func writeRRset(_ rrset: Int, owner: UnsafeRawBufferPointer, section: MessageSection, ttl: UInt32? = nil,
-                             writer w: inout MessageWriter) -> Bool {
+    mutating func writeRRset(
+        _ rrset: Int, owner: UnsafeRawBufferPointer, section: MessageSection, ttl: UInt32? = nil,
+        writer w: inout MessageWriter
+    ) -> Bool {
         let set = zone.rrsets[rrset]
         let start = w.position
         let ttl = ttl ?? set.ttl
         let ok = zone.forEachRecord(rrset) { rd in
             w.writeRR(owner: owner, type: set.type, rrClass: RRClass.in, ttl: ttl, rdata: rd)
         }
-        guard ok else { w.rewind(to: start); return false }
+        guard ok else {
+            w.rewind(to: start)
+            return false
+        }
         w.incrementCount(section: section, by: Int(set.count))
         return true
     }

@@ -1,5 +1,5 @@
-import Protection
 import Health
+import Protection
 import Steering
 import Zones
 
@@ -15,8 +15,10 @@ public final class Snapshot: Sendable {
     /// The server's query counters: the same object in every snapshot of a run.
     public let metrics: QueryMetrics
 
-    public init(options: EngineOptions, listener: ListenerOptions = ListenerOptions(), zones: ZoneSet,
-                steering: SteeringRuntime? = nil, generation: Int, metrics: QueryMetrics) {
+    public init(
+        options: EngineOptions, listener: ListenerOptions = ListenerOptions(), zones: ZoneSet,
+        steering: SteeringRuntime? = nil, generation: Int, metrics: QueryMetrics
+    ) {
         self.metrics = metrics
         self.listener = listener
         self.zones = zones
@@ -30,8 +32,9 @@ public final class Snapshot: Sendable {
 
     /// The same snapshot with other health: for probe results and admin changes.
     public func with(health: HealthView) -> Snapshot {
-        Snapshot(options: options, listener: listener, zones: zones, steering: steering?.with(health: health),
-                 generation: generation, metrics: metrics)
+        Snapshot(
+            options: options, listener: listener, zones: zones, steering: steering?.with(health: health),
+            generation: generation, metrics: metrics)
     }
 }
 

@@ -60,7 +60,8 @@ struct SteerContext {
     /// Who the client of a query is: the ECS address when the query carries one with a non-zero
     /// source prefix, else the source address; `fromSource` says which.
     @inline(__always)
-    static func client(of q: Query, source: ClientAddress) -> (family: Int, high: UInt64, low: UInt64, fromSource: Bool) {
+    static func client(of q: Query, source: ClientAddress) -> (family: Int, high: UInt64, low: UInt64, fromSource: Bool)
+    {
         if let ecs = q.clientSubnet, ecs.sourcePrefix > 0 {
             return (ecs.family == 1 ? 4 : 6, ecs.high, ecs.low, false)
         }
@@ -82,8 +83,10 @@ extension Resolution {
         }
     }
 
-    mutating func steered(_ rt: SteeringRuntime, node: Int, owner: UnsafeRawBufferPointer,
-                          writer w: inout MessageWriter) -> Bool {
+    mutating func steered(
+        _ rt: SteeringRuntime, node: Int, owner: UnsafeRawBufferPointer,
+        writer w: inout MessageWriter
+    ) -> Bool {
         guard let (n, d) = decide(rt, node: node) else { return false }
         let table = rt.table
         let family = qtype == RRType.a ? 4 : 6
@@ -96,17 +99,25 @@ extension Resolution {
         case .failOpen:
             let c = table.names[Int(n)]
             let model = table.model
-            let start = w.position, startCount = w.u16(at: 6)
+            let start = w.position
+            let startCount = w.u16(at: 6)
             var written = 0
             for p in c.config.pools {
                 for e in model.pools[p].endpoints where Int(table.endpointFamily[e]) == family {
                     guard writeEndpoint(table, e, owner: owner, ttl: d.ttl, writer: &w) else {
-                        w.rewind(to: start); w.setU16(startCount, at: 6); truncated = true; return true
+                        w.rewind(to: start)
+                        w.setU16(startCount, at: 6)
+                        truncated = true
+                        return true
                     }
                     written += 1
                 }
             }
-            if written == 0, let p = c.config.pools.first(where: { model.pools[$0].endpoints.contains { table.endpointFamily[$0] == 0 } }) {
+            if written == 0,
+                let p = c.config.pools.first(where: {
+                    model.pools[$0].endpoints.contains { table.endpointFamily[$0] == 0 }
+                })
+            {
                 return writeCNAME(table, model.pools[p].endpoints[0], node: node, owner: owner, ttl: d.ttl, writer: &w)
             }
             return true
@@ -114,10 +125,14 @@ extension Resolution {
             if d.count == 1 && table.endpointFamily[Int(d.picks[0])] == 0 {  // a CNAME endpoint
                 return writeCNAME(table, Int(d.picks[0]), node: node, owner: owner, ttl: d.ttl, writer: &w)
             }
-            let start = w.position, startCount = w.u16(at: 6)
+            let start = w.position
+            let startCount = w.u16(at: 6)
             for i in 0..<d.count {
                 guard writeEndpoint(table, Int(d.picks[i]), owner: owner, ttl: d.ttl, writer: &w) else {
-                    w.rewind(to: start); w.setU16(startCount, at: 6); truncated = true; return true
+                    w.rewind(to: start)
+                    w.setU16(startCount, at: 6)
+                    truncated = true
+                    return true
                 }
             }
             return true
@@ -134,12 +149,14 @@ extension Resolution {
         guard n >= 0 else { return nil }
         guard table.answerTypes[n] & (qtype == RRType.a ? 1 : 2) != 0 else { return nil }
         let ns = steer.now != 0 ? steer.now : lodestar_monotonic_ns()
-        let random = steer.fixedRandom ?? mix(ns ^ UInt64(steer.queryID) << 48 ^ steer.high ^ steer.low &* 0x9E37_79B9_7F4A_7C15)
+        let random =
+            steer.fixedRandom ?? mix(ns ^ UInt64(steer.queryID) << 48 ^ steer.high ^ steer.low &* 0x9E37_79B9_7F4A_7C15)
         var trace = NoTrace()
         let family = qtype == RRType.a ? 4 : 6
-        let d = table.decide(name: n, family: family, clientFamily: steer.clientFamily, high: steer.high,
-                             low: steer.low, health: rt.facts, now: Double(ns) * 1e-9, random: random, trace: &trace,
-                             memo: rt.memo)
+        let d = table.decide(
+            name: n, family: family, clientFamily: steer.clientFamily, high: steer.high,
+            low: steer.low, health: rt.facts, now: Double(ns) * 1e-9, random: random, trace: &trace,
+            memo: rt.memo)
         steer.decisions += 1
         if !d.repeatable { steer.repeatable = false }
         steer.stableUntil = min(steer.stableUntil, d.stableUntil)
@@ -164,26 +181,38 @@ extension Resolution {
     @inline(__always)
     func endpointRDATA<R>(_ table: SteeringTable, _ e: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         table.rdata.withUnsafeBytes { all in
-            body(UnsafeRawBufferPointer(rebasing: all[Int(table.rdataStart[e])..<Int(table.rdataStart[e] + table.rdataLength[e])]))
+            body(
+                UnsafeRawBufferPointer(
+                    rebasing: all[Int(table.rdataStart[e])..<Int(table.rdataStart[e] + table.rdataLength[e])]))
         }
     }
 
     /// One A or AAAA record of an endpoint in the answer section.
-    mutating func writeEndpoint(_ table: SteeringTable, _ e: Int, owner: UnsafeRawBufferPointer, ttl: UInt32,
-                                writer w: inout MessageWriter) -> Bool {
+    mutating func writeEndpoint(
+        _ table: SteeringTable, _ e: Int, owner: UnsafeRawBufferPointer, ttl: UInt32,
+        writer w: inout MessageWriter
+    ) -> Bool {
         let ok = endpointRDATA(table, e) { rd in
-            w.writeRR(owner: owner, type: rd.count == 4 ? RRType.a : RRType.aaaa, rrClass: RRClass.in, ttl: ttl, rdata: rd)
+            w.writeRR(
+                owner: owner, type: rd.count == 4 ? RRType.a : RRType.aaaa, rrClass: RRClass.in, ttl: ttl, rdata: rd)
         }
         if ok { w.incrementCount(section: .answer) }
         return ok
     }
 
     /// A CNAME endpoint: the alias, then the target's data when it is in this zone.
-    mutating func writeCNAME(_ table: SteeringTable, _ e: Int, node: Int, owner: UnsafeRawBufferPointer, ttl: UInt32,
-                             writer w: inout MessageWriter) -> Bool {
+    mutating func writeCNAME(
+        _ table: SteeringTable, _ e: Int, node: Int, owner: UnsafeRawBufferPointer, ttl: UInt32,
+        writer w: inout MessageWriter
+    ) -> Bool {
         let target: [UInt8] = endpointRDATA(table, e) { Array($0) }
-        let ok = target.withUnsafeBytes { w.writeRR(owner: owner, type: RRType.cname, rrClass: RRClass.in, ttl: ttl, rdata: $0) }
-        guard ok else { truncated = true; return true }
+        let ok = target.withUnsafeBytes {
+            w.writeRR(owner: owner, type: RRType.cname, rrClass: RRClass.in, ttl: ttl, rdata: $0)
+        }
+        guard ok else {
+            truncated = true
+            return true
+        }
         w.incrementCount(section: .answer)
         target.withUnsafeBytes { follow($0, owner: owner, writer: &w) }
         return true

@@ -25,7 +25,8 @@ public final class SteeringRuntime: Sendable {
         self.facts = health.facts
         self.counters = counters
         self.memo = table.memo(health: health.facts, now: Double(lodestar_monotonic_ns()) * 1e-9)
-        var zs: [ObjectIdentifier] = [], ns: [Int32] = []
+        var zs: [ObjectIdentifier] = []
+        var ns: [Int32] = []
         for c in table.names {
             let (z, n) = c.config.wire.withUnsafeBytes { wire -> (ObjectIdentifier?, Int32) in
                 let labels = LabelOffsets(wire)
@@ -54,7 +55,8 @@ public final class SteeringRuntime: Sendable {
     /// The name at `node` of `zone`, or -1.
     @inline(__always)
     func name(zone: Zone, node: Int) -> Int {
-        let z = ObjectIdentifier(zone), n = Int32(node)
+        let z = ObjectIdentifier(zone)
+        let n = Int32(node)
         for i in 0..<homeNode.count where homeNode[i] == n && homeZone[i] == z { return i }
         return -1
     }

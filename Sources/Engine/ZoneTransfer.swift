@@ -16,7 +16,9 @@ public enum ZoneTransfer {
 
     /// Starts an AXFR/IXFR `query` from `client`: checks who asks and for what; the messages are
     /// built by the stream, each in time linear in what it holds.
-    public static func respond(to packet: UnsafeRawBufferPointer, query q: Query, snapshot: Snapshot, client: ClientAddress)
+    public static func respond(
+        to packet: UnsafeRawBufferPointer, query q: Query, snapshot: Snapshot, client: ClientAddress
+    )
         -> Outcome
     {
         guard q.qclass == RRClass.in else { return .refuse(Rcode.refused) }
@@ -66,11 +68,21 @@ public struct TransferStream: Sendable {
             switch phase {
             case 0: return (zone.apex, zone.soa)
             case 1:
-                guard node < zone.nodes.count else { phase = 2; continue }
+                guard node < zone.nodes.count else {
+                    phase = 2
+                    continue
+                }
                 let n = zone.nodes[node]
                 if rrset < 0 { rrset = Int(n.rrsetStart) }
-                if rrset >= Int(n.rrsetStart + n.rrsetCount) { node += 1; rrset = -1; continue }
-                if rrset == zone.soa { rrset += 1; continue }
+                if rrset >= Int(n.rrsetStart + n.rrsetCount) {
+                    node += 1
+                    rrset = -1
+                    continue
+                }
+                if rrset == zone.soa {
+                    rrset += 1
+                    continue
+                }
                 return (node, rrset)
             case 2: return (zone.apex, zone.soa)
             default: return nil
@@ -126,7 +138,10 @@ public struct TransferStream: Sendable {
                             continue
                         }
                     }
-                    guard fits else { w.rewind(to: start); break }
+                    guard fits else {
+                        w.rewind(to: start)
+                        break
+                    }
                     w.incrementCount(section: .answer, by: Int(set.count))
                     taken += 1
                     advance()
@@ -153,7 +168,9 @@ extension ZoneTransfer {
         let type = UInt16(p[afterOwner]) << 8 | UInt16(p[afterOwner + 1])
         guard type == RRType.soa else { return nil }
         i = afterOwner + 10
-        guard let m = QueryParser.skipName(p, at: i), let r = QueryParser.skipName(p, at: m), r + 4 <= p.count else { return nil }
+        guard let m = QueryParser.skipName(p, at: i), let r = QueryParser.skipName(p, at: m), r + 4 <= p.count else {
+            return nil
+        }
         return UInt32(p[r]) << 24 | UInt32(p[r + 1]) << 16 | UInt32(p[r + 2]) << 8 | UInt32(p[r + 3])
     }
 

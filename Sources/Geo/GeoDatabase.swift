@@ -66,15 +66,21 @@ public final class GeoDatabase: @unchecked Sendable {
     /// its descriptor, for libmaxminddb to open through /proc/self/fd.
     static func privateCopy(_ path: String) throws -> Int32 {
         let source = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)  // a FIFO must not block the open
-        guard source >= 0 else { throw GeoError(file: path, message: "cannot open: \(String(cString: strerror(errno)))") }
+        guard source >= 0 else {
+            throw GeoError(file: path, message: "cannot open: \(String(cString: strerror(errno)))")
+        }
         defer { close(source) }
         var st = stat()
         guard fstat(source, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
             throw GeoError(file: path, message: "not a regular file")
         }
-        guard st.st_size <= maxFileSize else { throw GeoError(file: path, message: "a file of \(st.st_size) octets (at most \(maxFileSize))") }
+        guard st.st_size <= maxFileSize else {
+            throw GeoError(file: path, message: "a file of \(st.st_size) octets (at most \(maxFileSize))")
+        }
         let copy = lodestar_memfd("lodestar-geo")
-        guard copy >= 0 else { throw GeoError(file: path, message: "cannot make a private copy: \(String(cString: strerror(errno)))") }
+        guard copy >= 0 else {
+            throw GeoError(file: path, message: "cannot make a private copy: \(String(cString: strerror(errno)))")
+        }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var total = 0
         while true {
@@ -124,8 +130,10 @@ public final class GeoDatabase: @unchecked Sendable {
             guard MMDB_read_node(db, n, &node) == MMDB_SUCCESS else {
                 throw GeoError(file: path, message: "corrupt search tree at node \(n)")
             }
-            for (type, record, entry) in [(node.left_record_type, node.left_record, node.left_record_entry),
-                                          (node.right_record_type, node.right_record, node.right_record_entry)] {
+            for (type, record, entry) in [
+                (node.left_record_type, node.left_record, node.left_record_entry),
+                (node.right_record_type, node.right_record, node.right_record_entry)
+            ] {
                 switch Int32(type) {
                 case MMDB_RECORD_TYPE_SEARCH_NODE: stack.append(UInt32(record))
                 case MMDB_RECORD_TYPE_DATA: found.insert(entry.offset)
@@ -146,7 +154,8 @@ public final class GeoDatabase: @unchecked Sendable {
     /// refused, never half used.
     private func verify() throws {
         let m = db.pointee
-        guard let file = m.file_content, let dataStart = m.data_section, let meta = m.metadata_section, m.file_size > 0 else {
+        guard let file = m.file_content, let dataStart = m.data_section, let meta = m.metadata_section, m.file_size > 0
+        else {
             throw GeoError(file: path, message: "not mapped")
         }
         let treeSize = Int(m.metadata.node_count) * Int(m.full_record_byte_size)
@@ -155,12 +164,17 @@ public final class GeoDatabase: @unchecked Sendable {
         // The data section ends where the metadata marker begins.
         let dataEnd = metaOffset - MMDBVerifier.markerLength
         guard treeSize + 16 == dataOffset, dataOffset <= dataEnd, metaOffset <= m.file_size else {
-            throw GeoError(file: path, message: "the search tree (\(m.metadata.node_count) nodes of \(m.full_record_byte_size) octets) does not fit before the metadata: a truncated or damaged file")
+            throw GeoError(
+                file: path,
+                message:
+                    "the search tree (\(m.metadata.node_count) nodes of \(m.full_record_byte_size) octets) does not fit before the metadata: a truncated or damaged file"
+            )
         }
         do {
-            try MMDBVerifier.verify(separator: UnsafeRawBufferPointer(start: file + treeSize, count: 16),
-                                    dataSection: UnsafeRawBufferPointer(start: dataStart, count: dataEnd - dataOffset),
-                                    treeOffsets: offsets)
+            try MMDBVerifier.verify(
+                separator: UnsafeRawBufferPointer(start: file + treeSize, count: 16),
+                dataSection: UnsafeRawBufferPointer(start: dataStart, count: dataEnd - dataOffset),
+                treeOffsets: offsets)
         } catch let e as MMDBVerifier.Failure {
             throw GeoError(file: path, message: "damaged database: \(e.description)")
         }
@@ -200,8 +214,10 @@ public final class GeoDatabase: @unchecked Sendable {
     public func branches(of node: UInt32) -> (Branch, Branch) {
         var n = MMDB_search_node_s()
         guard MMDB_read_node(db, node, &n) == MMDB_SUCCESS else { return (.empty, .empty) }
-        return (branch(n.left_record_type, n.left_record, n.left_record_entry),
-                branch(n.right_record_type, n.right_record, n.right_record_entry))
+        return (
+            branch(n.left_record_type, n.left_record, n.left_record_entry),
+            branch(n.right_record_type, n.right_record, n.right_record_entry)
+        )
     }
 
     private func branch(_ type: UInt8, _ record: UInt64, _ entry: MMDB_entry_s) -> Branch {
@@ -214,7 +230,8 @@ public final class GeoDatabase: @unchecked Sendable {
 
     /// The index into `records` of the record at a data-section offset (binary search, no allocation).
     private func recordIndex(_ offset: UInt32) -> Int? {
-        var lo = 0, hi = offsets.count - 1
+        var lo = 0
+        var hi = offsets.count - 1
         while lo <= hi {
             let mid = (lo + hi) >> 1
             let v = offsets[mid]
@@ -248,7 +265,9 @@ public final class GeoDatabase: @unchecked Sendable {
                 ptr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
                     sin.pointee.sin_family = sa_family_t(AF_INET)
                     withUnsafeMutableBytes(of: &sin.pointee.sin_addr) { $0.copyMemory(from: octets) }
-                    return sin.withMemoryRebound(to: sockaddr.self, capacity: 1) { MMDB_lookup_sockaddr(db, $0, &error) }
+                    return sin.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        MMDB_lookup_sockaddr(db, $0, &error)
+                    }
                 }
             }
         case 16:
@@ -256,7 +275,9 @@ public final class GeoDatabase: @unchecked Sendable {
                 ptr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin in
                     sin.pointee.sin6_family = sa_family_t(AF_INET6)
                     withUnsafeMutableBytes(of: &sin.pointee.sin6_addr) { $0.copyMemory(from: octets) }
-                    return sin.withMemoryRebound(to: sockaddr.self, capacity: 1) { MMDB_lookup_sockaddr(db, $0, &error) }
+                    return sin.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        MMDB_lookup_sockaddr(db, $0, &error)
+                    }
                 }
             }
         default:

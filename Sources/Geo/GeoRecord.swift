@@ -14,8 +14,10 @@ public struct GeoRecord: Sendable, Equatable {
     /// counted within the address family (0–32 for IPv4).
     public var prefixLength: Int
 
-    public init(continent: String? = nil, country: String? = nil, subdivision: String? = nil, latitude: Double? = nil,
-                 longitude: Double? = nil, asn: UInt32? = nil, prefixLength: Int = 0) {
+    public init(
+        continent: String? = nil, country: String? = nil, subdivision: String? = nil, latitude: Double? = nil,
+        longitude: Double? = nil, asn: UInt32? = nil, prefixLength: Int = 0
+    ) {
         self.continent = continent
         self.country = country
         self.subdivision = subdivision

@@ -38,8 +38,10 @@ package struct MMDBVerifier {
     /// Verifies the separator after the search tree and the data section `dataSection` (up to the
     /// metadata marker). `treeOffsets` are the data offsets the search tree points to (the caller
     /// has walked the tree).
-    package static func verify(separator: UnsafeRawBufferPointer,
-                               dataSection: UnsafeRawBufferPointer, treeOffsets: [UInt32]) throws {
+    package static func verify(
+        separator: UnsafeRawBufferPointer,
+        dataSection: UnsafeRawBufferPointer, treeOffsets: [UInt32]
+    ) throws {
         guard separator.count == 16, separator.allSatisfy({ $0 == 0 }) else {
             throw Failure(description: "the 16 octets after the search tree are not zero (a damaged or truncated file)")
         }
@@ -47,7 +49,9 @@ package struct MMDBVerifier {
         var pointed = Set<UInt32>(minimumCapacity: treeOffsets.count)
         for o in treeOffsets {
             guard Int(o) < dataSection.count else {
-                throw Failure(description: "the search tree points to offset \(o), past the data section (\(dataSection.count) octets)")
+                throw Failure(
+                    description:
+                        "the search tree points to offset \(o), past the data section (\(dataSection.count) octets)")
             }
             pointed.insert(o)
         }
@@ -60,10 +64,13 @@ package struct MMDBVerifier {
             offset = try v.value(at: offset, depth: 0)
         }
         for start in unreferenced where v.targets[start / 64] & (1 << UInt64(start % 64)) == 0 {
-            throw Failure(description: "data at offset \(start) that nothing points to (two files run together, or garbage)")
+            throw Failure(
+                description: "data at offset \(start) that nothing points to (two files run together, or garbage)")
         }
         guard seen == pointed.count else {
-            throw Failure(description: "the search tree points to \(pointed.count) records, the data section holds \(seen) of them")
+            throw Failure(
+                description:
+                    "the search tree points to \(pointed.count) records, the data section holds \(seen) of them")
         }
         for (i, word) in v.targets.enumerated() where word & ~v.starts[i] != 0 {
             let t = i * 64 + (word & ~v.starts[i]).trailingZeroBitCount
@@ -72,7 +79,9 @@ package struct MMDBVerifier {
     }
 
     private func byte(_ at: Int) throws -> UInt8 {
-        guard at >= 0, at < data.count else { throw Failure(description: "a value runs past the end of the data section at offset \(at)") }
+        guard at >= 0, at < data.count else {
+            throw Failure(description: "a value runs past the end of the data section at offset \(at)")
+        }
         return data[at]
     }
 
@@ -98,13 +107,21 @@ package struct MMDBVerifier {
             let ext = Int(try byte(next))
             next += 1
             type = ext + 7
-            guard type >= 8 && type <= 15 else { throw Failure(description: "unknown extended type \(ext) at offset \(at)") }
+            guard type >= 8 && type <= 15 else {
+                throw Failure(description: "unknown extended type \(ext) at offset \(at)")
+            }
         }
         var size = Int(control & 0x1F)
         switch size {
-        case 29: size = 29 + Int(try unsigned(next, 1)); next += 1
-        case 30: size = 285 + Int(try unsigned(next, 2)); next += 2
-        case 31: size = 65_821 + Int(try unsigned(next, 3)); next += 3
+        case 29:
+            size = 29 + Int(try unsigned(next, 1))
+            next += 1
+        case 30:
+            size = 285 + Int(try unsigned(next, 2))
+            next += 2
+        case 31:
+            size = 65_821 + Int(try unsigned(next, 3))
+            next += 3
         default: break
         }
         return (type, size, next)
@@ -112,21 +129,27 @@ package struct MMDBVerifier {
 
     /// Decodes the value at `at` (checking everything in it) and returns the offset after it.
     private mutating func value(at: Int, depth: Int) throws -> Int {
-        guard depth <= Self.maxDepth else { throw Failure(description: "values nested deeper than \(Self.maxDepth) at offset \(at)") }
+        guard depth <= Self.maxDepth else {
+            throw Failure(description: "values nested deeper than \(Self.maxDepth) at offset \(at)")
+        }
         starts[at / 64] |= 1 << UInt64(at % 64)
         let (type, size, payload) = try header(at)
         func fixed(_ limit: Int, _ exact: Bool = false) throws -> Int {
             guard exact ? size == limit : size <= limit else {
                 throw Failure(description: "a value of type \(type) with size \(size) at offset \(at)")
             }
-            guard size <= data.count - payload else { throw Failure(description: "a value runs past the end of the data section at offset \(at)") }
+            guard size <= data.count - payload else {
+                throw Failure(description: "a value runs past the end of the data section at offset \(at)")
+            }
             return payload + size
         }
         switch type {
         case 1:
             return try pointer(at: at, control: size, key: false)
         case 2, 4:  // UTF-8 string, bytes
-            guard size <= data.count - payload else { throw Failure(description: "a string runs past the end of the data section at offset \(at)") }
+            guard size <= data.count - payload else {
+                throw Failure(description: "a string runs past the end of the data section at offset \(at)")
+            }
             return payload + size
         case 3: return try fixed(8, true)  // double
         case 15: return try fixed(4, true)  // float
@@ -158,8 +181,12 @@ package struct MMDBVerifier {
         starts[at / 64] |= 1 << UInt64(at % 64)
         let (type, size, payload) = try header(at)
         if type == 1 { return try pointer(at: at, control: size, key: true) }
-        guard type == 2 else { throw Failure(description: "a map key of type \(type) at offset \(at) (keys are strings)") }
-        guard size <= data.count - payload else { throw Failure(description: "a key runs past the end of the data section at offset \(at)") }
+        guard type == 2 else {
+            throw Failure(description: "a map key of type \(type) at offset \(at) (keys are strings)")
+        }
+        guard size <= data.count - payload else {
+            throw Failure(description: "a key runs past the end of the data section at offset \(at)")
+        }
         return payload + size
     }
 
@@ -176,11 +203,14 @@ package struct MMDBVerifier {
         default: target = try unsigned(at + 1, 4)
         }
         guard target < UInt64(data.count) else {
-            throw Failure(description: "a pointer at offset \(at) to \(target), past the data section (\(data.count) octets)")
+            throw Failure(
+                description: "a pointer at offset \(at) to \(target), past the data section (\(data.count) octets)")
         }
         let (type, _, _) = try header(Int(target))
         guard type != 1 else { throw Failure(description: "a pointer at offset \(at) to another pointer") }
-        guard !key || type == 2 else { throw Failure(description: "a map key at offset \(at) points to a value of type \(type)") }
+        guard !key || type == 2 else {
+            throw Failure(description: "a map key at offset \(at) points to a value of type \(type)")
+        }
         targets[Int(target) / 64] |= 1 << (target % 64)
         return at + 2 + ss
     }

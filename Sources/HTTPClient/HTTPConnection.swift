@@ -48,7 +48,8 @@ package final class HTTPConnection {
 
     /// Connects to the Unix stream socket at `path` before `deadline` (the control socket).
     package convenience init(unixPath path: String, deadline: Date) throws {
-        self.init(transport: try SocketTransport(unixPath: path, deadline: deadline), endpoint: path, hostHeader: "localhost")
+        self.init(
+            transport: try SocketTransport(unixPath: path, deadline: deadline), endpoint: path, hostHeader: "localhost")
     }
 
     /// Over a transport of the caller's (the fuzzing harness feeds octets through one).
@@ -64,8 +65,10 @@ package final class HTTPConnection {
         // Cannot fail: the handlers are added to a fresh pipeline on the caller's thread.
         try! codec.pipeline.syncOperations.addHandlers([
             HTTPRequestEncoder(),
-            ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop,
-                                                     limitConfiguration: limits)),
+            ByteToMessageHandler(
+                HTTPResponseDecoder(
+                    leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop,
+                    limitConfiguration: limits))
         ])
     }
 
@@ -75,13 +78,16 @@ package final class HTTPConnection {
     package func abort() { transport.abort() }
 
     /// Sends one request; `headers` as "Name: value".
-    package func send(_ method: String, _ path: String, headers: [String] = [], body: [UInt8]? = nil, deadline: Date) throws {
+    package func send(_ method: String, _ path: String, headers: [String] = [], body: [UInt8]? = nil, deadline: Date)
+        throws
+    {
         var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: path)
         head.headers.add(name: "Host", value: hostHeader)
         head.headers.add(name: "User-Agent", value: "lodestar")
         for h in headers {
             guard let colon = h.firstIndex(of: ":") else { continue }
-            head.headers.add(name: String(h[..<colon]), value: h[h.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+            head.headers.add(
+                name: String(h[..<colon]), value: h[h.index(after: colon)...].trimmingCharacters(in: .whitespaces))
         }
         if let body { head.headers.replaceOrAdd(name: "Content-Length", value: "\(body.count)") }
         var bytes: [UInt8] = []

@@ -17,7 +17,9 @@ final class SocketTransport: ByteTransport {
     init(host: String, port: Int, deadline: Date) throws {
         endpoint = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         let v6 = host.contains(":")
-        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        let fd = socket(
+            v6 ? AF_INET6 : AF_INET,
+            Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw HTTPConnection.Failure("socket: \(String(cString: strerror(errno)))") }
         self.fd = fd
         var r: Int32
@@ -25,21 +27,38 @@ final class SocketTransport: ByteTransport {
             var sa = sockaddr_in6()
             sa.sin6_family = sa_family_t(AF_INET6)
             sa.sin6_port = in_port_t(UInt16(port).bigEndian)
-            guard inet_pton(AF_INET6, host, &sa.sin6_addr) == 1 else { close(fd); throw HTTPConnection.Failure("\(host) is not an IP address") }
-            r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+            guard inet_pton(AF_INET6, host, &sa.sin6_addr) == 1 else {
+                close(fd)
+                throw HTTPConnection.Failure("\(host) is not an IP address")
+            }
+            r = withUnsafePointer(to: &sa) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                }
+            }
         } else {
             var sa = sockaddr_in()
             sa.sin_family = sa_family_t(AF_INET)
             sa.sin_port = in_port_t(UInt16(port).bigEndian)
-            guard inet_pton(AF_INET, host, &sa.sin_addr) == 1 else { close(fd); throw HTTPConnection.Failure("\(host) is not an IP address") }
-            r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            guard inet_pton(AF_INET, host, &sa.sin_addr) == 1 else {
+                close(fd)
+                throw HTTPConnection.Failure("\(host) is not an IP address")
+            }
+            r = withUnsafePointer(to: &sa) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
         }
         if r < 0 && errno != EINPROGRESS {
             let e = errno
             close(fd)
             throw Self.connectFailure(e, endpoint)
         }
-        do { try wait(POLLOUT, deadline) } catch { close(fd); throw error }
+        do { try wait(POLLOUT, deadline) } catch {
+            close(fd)
+            throw error
+        }
         var err: Int32 = 0
         var len = socklen_t(MemoryLayout<Int32>.size)
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
@@ -52,7 +71,8 @@ final class SocketTransport: ByteTransport {
     /// A Unix stream socket at `path`.
     init(unixPath path: String, deadline: Date) throws {
         endpoint = path
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        let fd = socket(
+            AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw HTTPConnection.Failure("socket: \(String(cString: strerror(errno)))") }
         self.fd = fd
         var sa = sockaddr_un()
@@ -66,14 +86,19 @@ final class SocketTransport: ByteTransport {
             for (i, b) in bytes.enumerated() { raw[i] = b }
         }
         let r = withUnsafePointer(to: &sa) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         if r < 0 && errno != EINPROGRESS && errno != EAGAIN {
             let e = errno
             close(fd)
             throw Self.connectFailure(e, path)
         }
-        do { try wait(POLLOUT, deadline) } catch { close(fd); throw error }
+        do { try wait(POLLOUT, deadline) } catch {
+            close(fd)
+            throw error
+        }
     }
 
     deinit { close(fd) }
@@ -90,7 +115,9 @@ final class SocketTransport: ByteTransport {
             try wait(POLLOUT, deadline)
             let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
-            guard n > 0 else { throw HTTPConnection.Failure("\(endpoint) closed the connection: \(String(cString: strerror(errno)))") }
+            guard n > 0 else {
+                throw HTTPConnection.Failure("\(endpoint) closed the connection: \(String(cString: strerror(errno)))")
+            }
             off += n
         }
     }

@@ -1,5 +1,4 @@
 import Foundation
-import Settings
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -47,25 +46,25 @@ final class TLSTransport: ByteTransport, @unchecked Sendable {
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             var b = unwrapInboundIn(data)
             let bytes = b.readBytes(length: b.readableBytes) ?? []
-            condition.lock()
-            self.data += bytes
-            condition.broadcast()
-            condition.unlock()
+            condition.withLock {
+                self.data += bytes
+                condition.broadcast()
+            }
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            condition.lock()
-            ended = true
-            condition.broadcast()
-            condition.unlock()
+            condition.withLock {
+                ended = true
+                condition.broadcast()
+            }
         }
 
         func errorCaught(context: ChannelHandlerContext, error: Error) {
-            condition.lock()
-            self.error = error
-            ended = true
-            condition.broadcast()
-            condition.unlock()
+            condition.withLock {
+                self.error = error
+                ended = true
+                condition.broadcast()
+            }
             context.close(promise: nil)
         }
     }
@@ -90,7 +89,8 @@ final class TLSTransport: ByteTransport, @unchecked Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // An address is verified against the certificate's IP SANs (no SNI for addresses).
-                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: nil))
+                    try channel.pipeline.syncOperations.addHandler(
+                        try NIOSSLClientHandler(context: context, serverHostname: nil))
                     try channel.pipeline.syncOperations.addHandler(inbox)
                 }
             }
@@ -126,13 +126,15 @@ final class TLSTransport: ByteTransport, @unchecked Sendable {
     }
 
     func receive(deadline: Date) throws -> [UInt8] {
-        inbox.condition.lock()
-        defer { inbox.condition.unlock() }
-        while inbox.data.isEmpty && !inbox.ended {
-            guard inbox.condition.wait(until: deadline) else { throw HTTPConnection.Failure("\(endpoint) did not answer in time") }
+        try inbox.condition.withLock {
+            while inbox.data.isEmpty && !inbox.ended {
+                guard inbox.condition.wait(until: deadline) else {
+                    throw HTTPConnection.Failure("\(endpoint) did not answer in time")
+                }
+            }
+            if inbox.data.isEmpty, let e = inbox.error { throw HTTPConnection.Failure("\(endpoint): \(e)") }
+            defer { inbox.data = [] }
+            return inbox.data
         }
-        if inbox.data.isEmpty, let e = inbox.error { throw HTTPConnection.Failure("\(endpoint): \(e)") }
-        defer { inbox.data = [] }
-        return inbox.data
     }
 }

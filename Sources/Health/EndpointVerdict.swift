@@ -8,8 +8,10 @@
 /// `count` checks, or the cluster's decision over those verdicts), which combining again with the
 /// external state gives the same as combining every state at once.
 public enum EndpointVerdict {
-    public static func combine(mode: CheckMode, count: Int, checks: (up: Bool?, reason: String)?,
-                               external: (up: Bool, reason: String)?) -> (up: Bool?, reason: String) {
+    public static func combine(
+        mode: CheckMode, count: Int, checks: (up: Bool?, reason: String)?,
+        external: (up: Bool, reason: String)?
+    ) -> (up: Bool?, reason: String) {
         guard let x = external else { return checks ?? (nil, "not checked") }
         let xr = "external: \(x.reason)"
         // Without checks the external state is the only one.
@@ -32,11 +34,14 @@ public enum EndpointVerdict {
     /// result yet) and reason, in configured order.
     public static func combine(mode: CheckMode, states: [(up: Bool?, reason: String)]) -> (up: Bool?, reason: String) {
         guard !states.isEmpty else { return (nil, "not checked") }
-        let down = states.filter { $0.up == false }, up = states.filter { $0.up == true }
+        let down = states.filter { $0.up == false }
+        let up = states.filter { $0.up == true }
         switch mode {
         case .all:
             if let d = down.first { return (false, d.reason) }
-            if up.count == states.count { return (true, states.count == 1 ? states[0].reason : "all \(states.count) checks pass") }
+            if up.count == states.count {
+                return (true, states.count == 1 ? states[0].reason : "all \(states.count) checks pass")
+            }
         case .any:
             if let u = up.first { return (true, u.reason) }
             if down.count == states.count { return (false, down.map(\.reason).joined(separator: "; ")) }

@@ -32,12 +32,22 @@ public struct ExternalFileWatcher: Sendable {
     /// Reads the file when it changed. `inputs` is nil when nothing changed (or the new content
     /// was refused); otherwise the whole new set from the file, expiring at
     /// `now + staleAfter − age` on the monotonic clock `now` is read from.
-    public mutating func poll(known: (String) -> Bool, staleAfter: Double, now: Double,
-                              wallNow: Double) -> (inputs: [String: ExternalInput]?, messages: [Message]) {
+    public mutating func poll(
+        known: (String) -> Bool, staleAfter: Double, now: Double,
+        wallNow: Double
+    ) -> (inputs: [String: ExternalInput]?, messages: [Message]) {
         guard let (text, id) = Self.load(path) else {
             guard seen != Self.unreadable else { return (nil, []) }
             seen = Self.unreadable
-            return (nil, [(.error, "\(path): cannot read the external health file (a regular file of at most \(Self.maxSize >> 20) MiB)")])
+            return (
+                nil,
+                [
+                    (
+                        .error,
+                        "\(path): cannot read the external health file (a regular file of at most \(Self.maxSize >> 20) MiB)"
+                    )
+                ]
+            )
         }
         guard id != seen else { return (nil, []) }
         seen = id
@@ -50,7 +60,8 @@ public struct ExternalFileWatcher: Sendable {
             guard !words.isEmpty else { continue }
             let state = words.count >= 2 ? words[1].lowercased() : ""
             guard state == "up" || state == "down" else {
-                messages.append((.error, "\(path):\(n + 1): expected \"ENDPOINT up|down [reason]\"; keeping the previous content"))
+                messages.append(
+                    (.error, "\(path):\(n + 1): expected \"ENDPOINT up|down [reason]\"; keeping the previous content"))
                 return (nil, messages)
             }
             let name = String(words[0])
@@ -78,7 +89,9 @@ public struct ExternalFileWatcher: Sendable {
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size >= 0, st.st_size <= maxSize else { return nil }
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size >= 0, st.st_size <= maxSize else {
+            return nil
+        }
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
         var got = 0
         while got < bytes.count {
@@ -87,9 +100,10 @@ public struct ExternalFileWatcher: Sendable {
             guard n > 0 else { break }
             got += n
         }
-        let id = Identity(inode: UInt64(st.st_ino), size: got,
-                          modified: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9,
-                          changed: Double(st.st_ctim.tv_sec) + Double(st.st_ctim.tv_nsec) / 1e9)
+        let id = Identity(
+            inode: UInt64(st.st_ino), size: got,
+            modified: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9,
+            changed: Double(st.st_ctim.tv_sec) + Double(st.st_ctim.tv_nsec) / 1e9)
         guard let text = String(validating: bytes[..<got], as: UTF8.self) else { return nil }
         return (text, id)
     }

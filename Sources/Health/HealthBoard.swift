@@ -67,9 +67,10 @@ public struct HealthBoard: Sendable {
     /// The endpoint's verdict from its checks and external input (nil `up`: nothing known).
     public func verdict(endpoint i: Int) -> (up: Bool?, reason: String) {
         let e = topology.endpoints[i]
-        return EndpointVerdict.combine(mode: e.checkMode, count: e.checks.count,
-                                       checks: observed[e.name].map { ($0.up, $0.reason) },
-                                       external: external[e.name].map { ($0.up, $0.reason) })
+        return EndpointVerdict.combine(
+            mode: e.checkMode, count: e.checks.count,
+            checks: observed[e.name].map { ($0.up, $0.reason) },
+            external: external[e.name].map { ($0.up, $0.reason) })
     }
 
     /// Live RTT excess per region name (milliseconds over the best measured), from the prober.
@@ -88,17 +89,31 @@ public struct HealthBoard: Sendable {
             let pool = topology.pools[e.pool]
             let region = topology.regions[pool.region]
             // The most specific override wins for state; weights multiply down only through the endpoint's own.
-            let o = overrides.endpoints[e.name], po = overrides.pools[pool.name], ro = overrides.regions[region]
+            let o = overrides.endpoints[e.name]
+            let po = overrides.pools[pool.name]
+            let ro = overrides.regions[region]
             var s = HealthView.EndpointState(weight: o?.weight ?? e.weight)
             let forced = o?.state ?? po?.state ?? ro?.state
             let who = o?.state != nil ? "endpoint" : (po?.state != nil ? "pool" : "region")
             switch forced {
-            case .up?: s.up = true; s.reason = "forced up by admin (\(who))"
-            case .down?: s.up = false; s.reason = "forced down by admin (\(who))"
-            case .drain?: s.up = false; s.reason = "drained by admin (\(who))"
+            case .up?:
+                s.up = true
+                s.reason = "forced up by admin (\(who))"
+            case .down?:
+                s.up = false
+                s.reason = "forced down by admin (\(who))"
+            case .drain?:
+                s.up = false
+                s.reason = "drained by admin (\(who))"
             case nil:
                 let v = verdict(endpoint: i)
-                if let up = v.up { s.up = up; s.reason = v.reason } else { s.up = true; s.reason = "up (not checked)" }
+                if let up = v.up {
+                    s.up = up
+                    s.reason = v.reason
+                } else {
+                    s.up = true
+                    s.reason = "up (not checked)"
+                }
             }
             let before = previousTopology.endpoint(named: e.name).map { previous.endpoints[$0] }
             if let before {
@@ -109,17 +124,26 @@ public struct HealthBoard: Sendable {
         }
         for (i, p) in topology.pools.enumerated() {
             let region = topology.regions[p.region]
-            let o = overrides.pools[p.name], ro = overrides.regions[region]
+            let o = overrides.pools[p.name]
+            let ro = overrides.regions[region]
             var s = HealthView.PoolState(weight: o?.weight ?? ro?.weight ?? p.weight)
             let up = p.endpoints.filter { v.endpoints[$0].up }.count
             s.upFraction = p.endpoints.isEmpty ? 0 : Double(up) / Double(p.endpoints.count)
             switch o?.state ?? ro?.state {
-            case .up?: s.passing = true; s.reason = "forced up by admin"
-            case .down?: s.passing = false; s.reason = "forced down by admin"
-            case .drain?: s.passing = false; s.reason = "drained by admin"
+            case .up?:
+                s.passing = true
+                s.reason = "forced up by admin"
+            case .down?:
+                s.passing = false
+                s.reason = "forced down by admin"
+            case .drain?:
+                s.passing = false
+                s.reason = "drained by admin"
             case nil:
                 s.passing = up > 0 && s.upFraction + 1e-9 >= p.upThreshold
-                s.reason = s.passing ? "\(up) of \(p.endpoints.count) endpoints up"
+                s.reason =
+                    s.passing
+                    ? "\(up) of \(p.endpoints.count) endpoints up"
                     : "\(up) of \(p.endpoints.count) endpoints up, below the threshold \(p.upThreshold)"
             }
             if let j = previousTopology.pool(named: p.name) {

@@ -17,8 +17,10 @@ public final class HealthFacts: Sendable {
     /// Per pool: its region's live RTT excess in milliseconds (see `HealthView.regionExtraRTT`).
     public let poolExtraRTT: [Double]
 
-    init(endpoints: [HealthView.EndpointState], pools: [HealthView.PoolState], regionExtraRTT: [Double],
-         topology: HealthTopology) {
+    init(
+        endpoints: [HealthView.EndpointState], pools: [HealthView.PoolState], regionExtraRTT: [Double],
+        topology: HealthTopology
+    ) {
         poolExtraRTT = topology.pools.map { regionExtraRTT[$0.region] }
         endpointUp = endpoints.map(\.up)
         endpointSince = endpoints.map(\.upSince)

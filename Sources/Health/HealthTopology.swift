@@ -14,8 +14,10 @@ public struct HealthTopology: Sendable, Equatable {
         /// After recovering, the share ramps linearly over this many seconds.
         public var slowStart: Double
 
-        public init(name: String, region: Int, endpoints: [Int], weight: Double = 1, upThreshold: Double = 0.5,
-                    slowStart: Double = 0) {
+        public init(
+            name: String, region: Int, endpoints: [Int], weight: Double = 1, upThreshold: Double = 0.5,
+            slowStart: Double = 0
+        ) {
             self.name = name
             self.region = region
             self.endpoints = endpoints
@@ -35,8 +37,10 @@ public struct HealthTopology: Sendable, Equatable {
         public var checks: [CheckSpec]
         public var checkMode: CheckMode
 
-        public init(name: String, pool: Int, weight: Double = 1, family: Int = 4, checks: [CheckSpec] = [],
-                    checkMode: CheckMode = .all) {
+        public init(
+            name: String, pool: Int, weight: Double = 1, family: Int = 4, checks: [CheckSpec] = [],
+            checkMode: CheckMode = .all
+        ) {
             self.name = name
             self.pool = pool
             self.weight = weight

@@ -33,7 +33,9 @@ package final class LogThrottle: Sendable {
     package func proxyDrop(_ peer: String, allowed: Bool, tcp: Bool) {
         let what = tcp ? "TCP connection from \(peer) closed" : "UDP datagram from \(peer) dropped"
         if allowed {
-            warn(.proxyMissing, peer: peer, "PROXY: \(what): no valid PROXY v2 header (the peer is in proxy-protocol.allow)")
+            warn(
+                .proxyMissing, peer: peer,
+                "PROXY: \(what): no valid PROXY v2 header (the peer is in proxy-protocol.allow)")
         } else {
             warn(.proxyNotAllowed, peer: peer, "PROXY: \(what): a PROXY header from a peer not in proxy-protocol.allow")
         }
@@ -46,13 +48,14 @@ package final class LogThrottle: Sendable {
         let slot = slots[reason.rawValue]
         let prev = slot.last.load(ordering: .relaxed)
         guard prev == 0 || now &- prev >= Self.interval * 1_000_000_000,
-              slot.last.compareExchange(expected: prev, desired: now, ordering: .relaxed).exchanged
+            slot.last.compareExchange(expected: prev, desired: now, ordering: .relaxed).exchanged
         else {
             slot.unsaid.wrappingAdd(1, ordering: .relaxed)
             return
         }
         let skipped = slot.unsaid.exchange(0, ordering: .relaxed)
-        let more = skipped > 0 ? " (\(skipped) more since the last such line; at most one every \(Self.interval) s)" : ""
+        let more =
+            skipped > 0 ? " (\(skipped) more since the last such line; at most one every \(Self.interval) s)" : ""
         logger.warning("\(message())\(more)", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
     }
 }

@@ -1,12 +1,12 @@
 import CLodestarSys
 import DNSWire
-import Glibc
 import Dispatch
 import Engine
+import Glibc
 import Logging
-import Protection
 import NIOCore
 import NIOPosix
+import Protection
 import Synchronization
 
 /// DNS over TCP (RFC 7766): 2-octet framing, many and pipelined queries per connection, and
@@ -65,7 +65,8 @@ package final class TCPServer: Sendable {
             let bootstrap = ServerBootstrap(group: group)
                 .serverChannelInitializer { [self] channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(AcceptFailureLogger(throttle: throttle, address: "\(address)"))
+                        try channel.pipeline.syncOperations.addHandler(
+                            AcceptFailureLogger(throttle: throttle, address: "\(address)"))
                     }
                 }
                 // IPPROTO_TCP's TCP_NODELAY: `.socketOption(.tcp_nodelay)` would set SOL_SOCKET option 1,
@@ -78,7 +79,9 @@ package final class TCPServer: Sendable {
                     guard admit(client, snapshot.listener) else {
                         let peer = IPAddress.format(client.bytes)
                         let o = snapshot.listener
-                        throttle.warn(.tcpRefused, peer: peer, """
+                        throttle.warn(
+                            .tcpRefused, peer: peer,
+                            """
                             TCP connection from \(peer) closed: over tcp-max-connections (\(o.tcpMaxConnections), \
                             descriptor budget \(descriptorCap)) or tcp-max-connections-per-client (\(o.tcpMaxConnectionsPerClient))
                             """)
@@ -86,11 +89,13 @@ package final class TCPServer: Sendable {
                     }
                     channel.closeFuture.whenComplete { _ in self.release(client) }
                     let idle = TimeAmount.milliseconds(Int64(snapshot.listener.tcpIdleTimeout * 1000))
-                    let handler = DNSConnectionHandler(server: self, client: client,
-                                                       messageTimeout: .milliseconds(Int64(snapshot.listener.tcpMessageTimeout * 1000)),
-                                                       proxyAllow: snapshot.listener.proxyAllow)
+                    let handler = DNSConnectionHandler(
+                        server: self, client: client,
+                        messageTimeout: .milliseconds(Int64(snapshot.listener.tcpMessageTimeout * 1000)),
+                        proxyAllow: snapshot.listener.proxyAllow)
                     return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle, writeTimeout: idle))
+                        try channel.pipeline.syncOperations.addHandler(
+                            IdleStateHandler(readTimeout: idle, writeTimeout: idle))
                         try channel.pipeline.syncOperations.addHandler(handler)
                     }
                 }
@@ -207,7 +212,8 @@ final class DNSConnectionHandler: ChannelInboundHandler {
         case (.noHeader, .invalid):
             // Not a header: but a partial signature that goes wrong later is a header too.
             if buffer!.readableBytes >= ProxyHeader.signature.count,
-                buffer!.withUnsafeReadableBytes({ ProxyHeader.startsWithSignature($0) }) {
+                buffer!.withUnsafeReadableBytes({ ProxyHeader.startsWithSignature($0) })
+            {
                 server.store.current.metrics.record(.proxy(.notAllowed))
                 logNotAllowed()
                 closed = true
@@ -238,7 +244,9 @@ final class DNSConnectionHandler: ChannelInboundHandler {
         var incoming = unwrapInboundIn(data)
         if buffer == nil { buffer = incoming } else { buffer!.writeBuffer(&incoming) }
         if let expect = proxy, !settleProxy(context, expect) { return }
-        while let b = buffer, let length = b.getInteger(at: b.readerIndex, as: UInt16.self), b.readableBytes >= 2 + Int(length) {
+        while let b = buffer, let length = b.getInteger(at: b.readerIndex, as: UInt16.self),
+            b.readableBytes >= 2 + Int(length)
+        {
             buffer!.moveReaderIndex(forwardBy: 2)
             pending.append(buffer!.readBytes(length: Int(length))!)
         }
@@ -296,7 +304,10 @@ final class DNSConnectionHandler: ChannelInboundHandler {
             var batch: [[UInt8]] = []
             var done = false
             while batch.count < Self.transferBatch {
-                guard let m = stream.next() else { done = true; break }
+                guard let m = stream.next() else {
+                    done = true
+                    break
+                }
                 batch.append(m)
             }
             let next = stream
@@ -332,8 +343,9 @@ final class DNSConnectionHandler: ChannelInboundHandler {
         }
         let n = bytes.withUnsafeBytes { packet in
             scratch.withUnsafeMutableBytes { out in
-                snapshot.engine.respond(to: packet, into: out.baseAddress!, capacity: out.count, transport: .tcp,
-                                        client: client)
+                snapshot.engine.respond(
+                    to: packet, into: out.baseAddress!, capacity: out.count, transport: .tcp,
+                    client: client)
             }
         }
         if n > 0 {
@@ -348,7 +360,9 @@ final class DNSConnectionHandler: ChannelInboundHandler {
 
     /// A transfer: streamed from the next `drain` on, or refused with one message.
     func startTransfer(_ context: ChannelHandlerContext, _ bytes: [UInt8], _ q: Query, _ snapshot: Snapshot) {
-        let outcome = bytes.withUnsafeBytes { ZoneTransfer.respond(to: $0, query: q, snapshot: snapshot, client: client) }
+        let outcome = bytes.withUnsafeBytes {
+            ZoneTransfer.respond(to: $0, query: q, snapshot: snapshot, client: client)
+        }
         var rcode = Rcode.refused
         switch outcome {
         case .stream(let stream):
@@ -356,14 +370,17 @@ final class DNSConnectionHandler: ChannelInboundHandler {
                 transfer = stream
                 return
             }
-            server.logger.warning("transfer from \(IPAddress.format(client.bytes)) refused: \(snapshot.listener.transferConcurrency) transfers already under way")
+            server.logger.warning(
+                "transfer from \(IPAddress.format(client.bytes)) refused: \(snapshot.listener.transferConcurrency) transfers already under way"
+            )
         case .refuse(let r):
             rcode = r
         }
         let n = bytes.withUnsafeBytes { packet in
             scratch.withUnsafeMutableBytes { out in
-                snapshot.engine.errorResponse(packet, q, rcode: rcode, withQuestion: true, into: out.baseAddress!,
-                                              capacity: 512, transport: .tcp, client: client)
+                snapshot.engine.errorResponse(
+                    packet, q, rcode: rcode, withQuestion: true, into: out.baseAddress!,
+                    capacity: 512, transport: .tcp, client: client)
             }
         }
         if n > 0 { write(context, scratch[0..<n]) }

@@ -156,18 +156,23 @@ package final class UDPServer: Sendable {
                 var client = ClientAddress(family: UInt8(m.family), octets: (m.high, m.low))
                 var packet = UnsafeRawBufferPointer(start: m.input, count: Int(m.input_length))
                 if proxied {
-                    guard let inner = Self.unwrapProxy(packet, client: &client, allow: proxyAllow, metrics: engine.metrics) else {
+                    guard
+                        let inner = Self.unwrapProxy(
+                            packet, client: &client, allow: proxyAllow, metrics: engine.metrics)
+                    else {
                         lodestar_batch_set_out_len(batch, i, 0)
                         logProxyDrop(client, allowed: proxyAllow.allows(client))
                         continue
                     }
                     packet = inner
                 }
-                var length = cache.respond(engine: engine, to: packet,
-                                           into: m.output, capacity: Int(m.capacity), client: client,
-                                           now: now &+ UInt64(i))  // distinct per query: it seeds weighted picks
+                var length = cache.respond(
+                    engine: engine, to: packet,
+                    into: m.output, capacity: Int(m.capacity), client: client,
+                    now: now &+ UInt64(i))  // distinct per query: it seeds weighted picks
                 if limits.enabled && length > 0 && !limiter.admit(client, now: now &+ UInt64(i), limits) {
-                    length = holdBack(m, packet: packet, length: length, client: client, snapshot: snapshot, held: &held, now: now)
+                    length = holdBack(
+                        m, packet: packet, length: length, client: client, snapshot: snapshot, held: &held, now: now)
                 }
                 lodestar_batch_set_out_len(batch, i, UInt32(length))
             }
@@ -188,8 +193,10 @@ package final class UDPServer: Sendable {
     /// response that makes a real client retry (TC, or BADCOOKIE), and the rest are dropped.
     /// Returns what to send (0: nothing).
     @inline(never)
-    func holdBack(_ m: lodestar_datagram, packet: UnsafeRawBufferPointer, length: Int, client: ClientAddress, snapshot: Snapshot,
-                  held: inout HeldBack, now: UInt64) -> Int {
+    func holdBack(
+        _ m: lodestar_datagram, packet: UnsafeRawBufferPointer, length: Int, client: ClientAddress, snapshot: Snapshot,
+        held: inout HeldBack, now: UInt64
+    ) -> Int {
         let settings = snapshot.listener.rateLimit
         let metrics = snapshot.metrics
         if snapshot.listener.rateLimitExempt.allows(client) {
@@ -197,7 +204,9 @@ package final class UDPServer: Sendable {
             return length
         }
         if settings.logOnly {
-            guard snapshot.engine.holdBack(packet, into: m.output, capacity: Int(m.capacity), client: client, slip: false) != nil
+            guard
+                snapshot.engine.holdBack(packet, into: m.output, capacity: Int(m.capacity), client: client, slip: false)
+                    != nil
             else {
                 metrics.record(.rateLimited(.exempt))
                 return length
@@ -208,7 +217,9 @@ package final class UDPServer: Sendable {
         }
         held.tick &+= 1
         let slip = settings.slip > 0 && held.tick % settings.slip == 0
-        guard let n = snapshot.engine.holdBack(packet, into: m.output, capacity: Int(m.capacity), client: client, slip: slip)
+        guard
+            let n = snapshot.engine.holdBack(
+                packet, into: m.output, capacity: Int(m.capacity), client: client, slip: slip)
         else {
             metrics.record(.rateLimited(.exempt))
             return length
@@ -221,7 +232,8 @@ package final class UDPServer: Sendable {
     func logLimit(_ client: ClientAddress, _ s: RateLimitSettings, held: inout HeldBack, now: UInt64) {
         guard held.loggedAt == 0 || now &- held.loggedAt >= Self.limitLogSeconds * 1_000_000_000 else { return }
         held.loggedAt = now
-        logger.notice("""
+        logger.notice(
+            """
             rate limit: responses to \(RateLimiter.prefixText(client, s)) over \(s.responsesPerSecond)/s \
             (burst \(s.burst)); \(s.logOnly ? "log-only, sent anyway" : "slip \(s.slip), the rest dropped") \
             (logged at most every \(Self.limitLogSeconds) s per loop)
@@ -238,8 +250,10 @@ package final class UDPServer: Sendable {
     /// the header's source as the client (a LOCAL header: the peer itself); nil (dropped) when an
     /// allowed peer sent no valid header, or anyone else sent one.
     @inline(never)
-    static func unwrapProxy(_ packet: UnsafeRawBufferPointer, client: inout ClientAddress, allow: AccessList,
-                            metrics: QueryMetrics, count: Bool = true) -> UnsafeRawBufferPointer? {
+    static func unwrapProxy(
+        _ packet: UnsafeRawBufferPointer, client: inout ClientAddress, allow: AccessList,
+        metrics: QueryMetrics, count: Bool = true
+    ) -> UnsafeRawBufferPointer? {
         if allow.allows(client) {
             guard case .header(let length, let source) = ProxyHeader.parse(packet) else {
                 if count { metrics.record(.proxy(.noHeader)) }
@@ -259,7 +273,9 @@ package final class UDPServer: Sendable {
     /// Responses the kernel refused as larger than the interface MTU (IPv4 carries DF, RFC 9715
     /// §3.1), answered again within the classic 512 octets, with TC when the answer does not fit,
     /// so that the client retries over TCP instead of waiting for a response that never left.
-    func resendSmaller(_ batch: OpaquePointer, _ fd: Int32, _ count: UInt32, engine: QueryEngine, proxyAllow: AccessList) {
+    func resendSmaller(
+        _ batch: OpaquePointer, _ fd: Int32, _ count: UInt32, engine: QueryEngine, proxyAllow: AccessList
+    ) {
         for k in 0..<count {
             let i = lodestar_batch_too_big(batch, k)
             var m = lodestar_datagram()
@@ -267,17 +283,22 @@ package final class UDPServer: Sendable {
             var client = ClientAddress(family: UInt8(m.family), octets: (m.high, m.low))
             var packet = UnsafeRawBufferPointer(start: m.input, count: Int(m.input_length))
             if !proxyAllow.isEmpty {
-                guard let inner = Self.unwrapProxy(packet, client: &client, allow: proxyAllow, metrics: engine.metrics, count: false)
+                guard
+                    let inner = Self.unwrapProxy(
+                        packet, client: &client, allow: proxyAllow, metrics: engine.metrics, count: false)
                 else { continue }
                 packet = inner
             }
-            let length = engine.respond(to: packet,
-                                        into: m.output, capacity: WireLimits.classicUDPSize, transport: .udp, client: client)
+            let length = engine.respond(
+                to: packet,
+                into: m.output, capacity: WireLimits.classicUDPSize, transport: .udp, client: client)
             lodestar_batch_set_out_len(batch, i, UInt32(length))
             let sent = length > 0 ? lodestar_batch_send_slot(batch, fd, i) : 0
             engine.metrics.record(.udpTooBig)
             if sent < 0 && Self.tooBigLogged.exchange(true, ordering: .relaxed) == false {
-                logger.warning("UDP response of \(length) octets still larger than the interface MTU: \(String(cString: strerror(-sent)))")
+                logger.warning(
+                    "UDP response of \(length) octets still larger than the interface MTU: \(String(cString: strerror(-sent)))"
+                )
             }
         }
     }

@@ -1,10 +1,10 @@
 import DNSWire
 import Foundation
+import Health
 import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import Health
 
 /// Waits for the reply to one DNS query; checks id, question, rcode and (optionally) answers.
 final class DNSProbeHandler: ChannelInboundHandler, @unchecked Sendable {
@@ -57,7 +57,8 @@ final class DNSProbeHandler: ChannelInboundHandler, @unchecked Sendable {
             qname.withUnsafeBytes { Name.equal(UnsafeRawBufferPointer(rebasing: r[12..<end]), $0) }
         }
         guard same else { return false }
-        let t = UInt16(b[end]) << 8 | UInt16(b[end + 1]), c = UInt16(b[end + 2]) << 8 | UInt16(b[end + 3])
+        let t = UInt16(b[end]) << 8 | UInt16(b[end + 1])
+        let c = UInt16(b[end + 2]) << 8 | UInt16(b[end + 3])
         return t == attempt.spec.qtype && c == 1
     }
 

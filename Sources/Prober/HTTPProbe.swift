@@ -1,11 +1,11 @@
 import DNSWire
 import Foundation
+import Health
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import Health
 
 /// HTTP/1.1 GET over TCP or TLS: the status, then (when asked) a substring of the body's first
 /// `CheckSpec.bodyLimit` octets. The response is decoded by NIOHTTP1 (`HTTPResponseDecoder` in
@@ -53,13 +53,17 @@ final class HTTPProbeHandler: ChannelInboundHandler, @unchecked Sendable {
         if let e = event as? TLSUserEvent, case .handshakeCompleted = e {
             attempt.phase = "waiting for the response"
             if let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self),
-               let cert = handler.peerCertificate {
+                let cert = handler.peerCertificate
+            {
                 let days = (Double(cert.notValidAfter) - Date().timeIntervalSince1970) / 86400
                 attempt.certDaysLeft = days
                 attempt.certExpiry = Double(cert.notValidAfter)
                 if attempt.spec.certMinDays > 0 && days < attempt.spec.certMinDays {
-                    attempt.finish(.fail("cert-expiring", "certificate expires in \(String(format: "%.1f", days)) days, "
-                        + "fewer than \(attempt.spec.certMinDays)"))
+                    attempt.finish(
+                        .fail(
+                            "cert-expiring",
+                            "certificate expires in \(String(format: "%.1f", days)) days, "
+                                + "fewer than \(attempt.spec.certMinDays)"))
                     return
                 }
             }
@@ -134,7 +138,9 @@ final class HTTPProbeHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     static func show<C: Collection>(_ b: C) -> String where C.Element == UInt8 {
-        "\"" + b.map { (32..<127).contains($0) && $0 != 34 ? String(UnicodeScalar($0)) : String(format: "\\x%02x", $0) }.joined() + "\""
+        "\""
+            + b.map { (32..<127).contains($0) && $0 != 34 ? String(UnicodeScalar($0)) : String(format: "\\x%02x", $0) }
+            .joined() + "\""
     }
 }
 
@@ -150,7 +156,9 @@ final class FirstBytesHandler: ChannelInboundHandler, @unchecked Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         if attempt.firstBytes.count < 16 {
-            attempt.firstBytes += buffer.getBytes(at: buffer.readerIndex, length: min(16 - attempt.firstBytes.count, buffer.readableBytes)) ?? []
+            attempt.firstBytes +=
+                buffer.getBytes(
+                    at: buffer.readerIndex, length: min(16 - attempt.firstBytes.count, buffer.readableBytes)) ?? []
             if !attempt.done { attempt.phase = "reading the response" }
         }
         context.fireChannelRead(data)

@@ -1,10 +1,10 @@
 import DNSWire
 import Foundation
+import Health
 import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import Health
 
 /// A DNS check: one query over UDP, its reply read by `DNSProbeHandler`.
 extension ProbeRunner {
@@ -15,11 +15,13 @@ extension ProbeRunner {
             return
         }
         let id = UInt16.random(in: 0...UInt16.max)
-        let query: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xFF), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0] + qname
+        let query: [UInt8] =
+            [UInt8(id >> 8), UInt8(id & 0xFF), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0] + qname
             + [UInt8(spec.qtype >> 8), UInt8(spec.qtype & 0xFF), 0, 1]
         let bind: SocketAddress
         do {
-            bind = try SocketAddress(ipAddress: a.spec.source ?? (address.protocol == .inet6 ? "::" : "0.0.0.0"), port: 0)
+            bind = try SocketAddress(
+                ipAddress: a.spec.source ?? (address.protocol == .inet6 ? "::" : "0.0.0.0"), port: 0)
         } catch {
             a.finish(.fail("error", "\(error)"))
             return
@@ -39,11 +41,16 @@ extension ProbeRunner {
                 switch result {
                 case .success(let channel):
                     a.channel = channel
-                    if a.done { channel.close(promise: nil); return }
+                    if a.done {
+                        channel.close(promise: nil)
+                        return
+                    }
                     // Connected, so ICMP port unreachable comes back as "connection refused".
                     channel.connect(to: address).flatMap {
-                        channel.writeAndFlush(AddressedEnvelope(remoteAddress: address,
-                                                                data: channel.allocator.buffer(bytes: query)))
+                        channel.writeAndFlush(
+                            AddressedEnvelope(
+                                remoteAddress: address,
+                                data: channel.allocator.buffer(bytes: query)))
                     }.whenFailure { error in a.finish(Self.classify(error, timeout: spec.timeout, phase: "sending")) }
                 case .failure(let error):
                     a.finish(.fail("error", "cannot open a UDP socket: \(error)"))

@@ -1,11 +1,11 @@
 import DNSWire
 import Foundation
+import Health
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import Health
 
 /// Runs single checks on one event loop. Every probe has a deadline (`timeout`) enforced by the
 /// loop whatever the origin does: accept and never answer, trickle bytes, reset, send garbage.
@@ -88,7 +88,10 @@ package final class ProbeRunner: @unchecked Sendable {
                 switch result {
                 case .success(let channel):
                     a.channel = channel
-                    if a.done { channel.close(promise: nil); return }
+                    if a.done {
+                        channel.close(promise: nil)
+                        return
+                    }
                     if spec.kind == .tcp {
                         a.finish(.ok(a.elapsed))
                     } else {

@@ -83,29 +83,37 @@ package struct ProbeSchedule: Sendable {
     /// (Re)configures: checks that exist by (endpoint, spec) keep their state, results and due
     /// time; new ones are due at once. `resume` seeds new checks and endpoints from persisted health.
     /// `jitter` gives a number in 0..<1 for each check armed.
-    package mutating func configure(topology: HealthTopology, concurrency: Int,
-                                    resume: [String: (up: Bool, reason: String)] = [:], now: Double,
-                                    jitter: () -> Double) -> [Action] {
+    package mutating func configure(
+        topology: HealthTopology, concurrency: Int,
+        resume: [String: (up: Bool, reason: String)] = [:], now: Double,
+        jitter: () -> Double
+    ) -> [Action] {
         self.concurrency = concurrency
         var kept: [CheckKey: Check] = [:]
         for c in checks { kept[CheckKey(endpoint: endpoints[c.endpoint].name, spec: c.spec)] = c }
         let old = Dictionary(endpoints.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        var newChecks: [Check] = [], newEndpoints: [Endpoint] = []
+        var newChecks: [Check] = []
+        var newEndpoints: [Endpoint] = []
         var fresh = Set<Int>()
         for (i, e) in topology.endpoints.enumerated() {
             let before = old[e.name]
-            var entry = Endpoint(name: e.name, region: topology.regionName(ofEndpoint: i), mode: e.checkMode,
-                                 reported: before?.reported ?? EndpointObservation(endpoint: e.name, up: nil, reason: "not checked yet"))
+            var entry = Endpoint(
+                name: e.name, region: topology.regionName(ofEndpoint: i), mode: e.checkMode,
+                reported: before?.reported ?? EndpointObservation(endpoint: e.name, up: nil, reason: "not checked yet"))
             for spec in e.checks {
                 entry.checks.append(newChecks.count)
                 if let c = kept.removeValue(forKey: CheckKey(endpoint: e.name, spec: spec)) {
                     var copy = Check(endpoint: i, spec: spec, state: c.state)
-                    (copy.rtt, copy.floor, copy.lastRTT, copy.last, copy.lastAt) = (c.rtt, c.floor, c.lastRTT, c.last, c.lastAt)
+                    (copy.rtt, copy.floor, copy.lastRTT, copy.last, copy.lastAt) = (
+                        c.rtt, c.floor, c.lastRTT, c.last, c.lastAt
+                    )
                     (copy.failures, copy.runs, copy.due) = (c.failures, c.runs, c.due)
                     newChecks.append(copy)
                 } else {
                     var state = CheckState(policy: spec.policy)
-                    if let r = resume[e.name] { state = CheckState(policy: spec.policy, resumed: r.up, reason: r.reason) }
+                    if let r = resume[e.name] {
+                        state = CheckState(policy: spec.policy, resumed: r.up, reason: r.reason)
+                    }
                     fresh.insert(newChecks.count)
                     newChecks.append(Check(endpoint: i, spec: spec, state: state))
                 }
@@ -161,18 +169,26 @@ package struct ProbeSchedule: Sendable {
         case .failure, .local:
             c.failures[result.kind, default: 0] += 1
         }
-        let name = endpoints[c.endpoint].name, target = c.spec.target
+        let name = endpoints[c.endpoint].name
+        let target = c.spec.target
         for a in c.state.record(result.outcome, now: now) {
             switch a {
             case .wentUp(let reason):
                 c.heldLogged = false
-                actions.append(.log(.notice, "check \(target) of \(name): up (\(reason))", endpoint: name, check: target, reason: reason))
+                actions.append(
+                    .log(
+                        .notice, "check \(target) of \(name): up (\(reason))", endpoint: name, check: target,
+                        reason: reason))
             case .wentDown(let reason):
-                actions.append(.log(.warning, "check \(target) of \(name): down (\(reason))", endpoint: name, check: target, reason: reason))
+                actions.append(
+                    .log(
+                        .warning, "check \(target) of \(name): down (\(reason))", endpoint: name, check: target,
+                        reason: reason))
             case .heldDown(let until, let penalty):
                 guard !c.heldLogged else { continue }
                 c.heldLogged = true
-                let text = "check \(target) of \(name): passing but held down by flap damping (penalty \(Int(penalty)), at most \(Int(until - now)) s more)"
+                let text =
+                    "check \(target) of \(name): passing but held down by flap damping (penalty \(Int(penalty)), at most \(Int(until - now)) s more)"
                 actions.append(.log(.warning, text, endpoint: name, check: target, reason: "flap damping"))
             }
         }
@@ -231,7 +247,10 @@ package struct ProbeSchedule: Sendable {
         endpoints[e].reported = obs
         if obs.up != before.up {
             let state = obs.up.map { $0 ? "up" : "down" } ?? "not checked"
-            actions.append(.log(.notice, "endpoint \(entry.name): \(state) (\(obs.reason))", endpoint: entry.name, check: nil, reason: obs.reason))
+            actions.append(
+                .log(
+                    .notice, "endpoint \(entry.name): \(state) (\(obs.reason))", endpoint: entry.name, check: nil,
+                    reason: obs.reason))
         }
         return obs
     }
@@ -239,7 +258,8 @@ package struct ProbeSchedule: Sendable {
     /// Per region, in milliseconds: the mean RTT average of its checks, and the mean excess of the
     /// passing ones over their recent best (nil while none passes).
     package func regionRTT() -> [String: (rtt: Double, extra: Double?)] {
-        var rtt: [String: (sum: Double, n: Double)] = [:], extra: [String: (sum: Double, n: Double)] = [:]
+        var rtt: [String: (sum: Double, n: Double)] = [:]
+        var extra: [String: (sum: Double, n: Double)] = [:]
         for c in checks {
             guard let avg = c.rtt.value else { continue }
             let r = endpoints[c.endpoint].region

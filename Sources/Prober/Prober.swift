@@ -33,8 +33,10 @@ package final class Prober: @unchecked Sendable {
     var ticker: RepeatedTask? = nil
     var stopped = false
 
-    package init(logger: Logger, onChange: @escaping @Sendable ([EndpointObservation]) -> Void,
-                 onRTT: @escaping @Sendable ([String: Double]) -> Void) {
+    package init(
+        logger: Logger, onChange: @escaping @Sendable ([EndpointObservation]) -> Void,
+        onRTT: @escaping @Sendable ([String: Double]) -> Void
+    ) {
         self.logger = logger
         self.onChange = onChange
         self.onRTT = onRTT
@@ -54,12 +56,15 @@ package final class Prober: @unchecked Sendable {
 
     /// (Re)configures from the health topology: checks that exist by (endpoint, spec) keep their
     /// state; new ones run at once. `resume` seeds endpoints from persisted health (cold start from disk).
-    package func configure(topology: HealthTopology, settings: ProberSettings, resume: [String: (up: Bool, reason: String)] = [:]) {
+    package func configure(
+        topology: HealthTopology, settings: ProberSettings, resume: [String: (up: Bool, reason: String)] = [:]
+    ) {
         let changes = lock.withLock { () -> [EndpointObservation] in
             for t in timers { t?.cancel() }
             generation += 1
-            let actions = schedule.configure(topology: topology, concurrency: settings.concurrency, resume: resume,
-                                             now: Self.now(), jitter: Self.jitter)
+            let actions = schedule.configure(
+                topology: topology, concurrency: settings.concurrency, resume: resume,
+                now: Self.now(), jitter: Self.jitter)
             timers = Array(repeating: nil, count: schedule.checks.count)
             return perform(actions)
         }
@@ -120,7 +125,10 @@ package final class Prober: @unchecked Sendable {
     /// Reports the queued changes; runs on the loop.
     func flushPending() {
         let batch = lock.withLock { () -> [EndpointObservation] in
-            defer { pending = []; flushScheduled = false }
+            defer {
+                pending = []
+                flushScheduled = false
+            }
             return pending
         }
         if !batch.isEmpty { onChange(batch) }
@@ -132,7 +140,10 @@ package final class Prober: @unchecked Sendable {
             guard !stopped else { return nil }
             schedule.trimLags(now: Self.now())
             let extra = schedule.regionRTT().compactMapValues(\.extra)
-            guard extra.keys != lastRTTSent.keys || extra.contains(where: { abs($0.value - (lastRTTSent[$0.key] ?? 0)) >= 1 }) else {
+            guard
+                extra.keys != lastRTTSent.keys
+                    || extra.contains(where: { abs($0.value - (lastRTTSent[$0.key] ?? 0)) >= 1 })
+            else {
                 return nil
             }
             lastRTTSent = extra

@@ -1,10 +1,10 @@
 import CLodestarSys
 import Dispatch
 import Foundation
+import Health
 import Logging
 import NIOCore
 import NIOPosix
-import Health
 
 /// What the admin API and /metrics show of one check.
 package struct CheckStatus: Sendable {

@@ -1,10 +1,10 @@
 import DNSWire
 import Foundation
+import Health
 import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import Health
 
 /// Why a TLS handshake failed.
 extension HTTPProbeHandler {
@@ -28,7 +28,8 @@ extension HTTPProbeHandler {
             .connectTimeout(.seconds(1))
             .channelInitializer { ch in
                 do {
-                    try ch.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: ctx, serverHostname: nil))
+                    try ch.pipeline.syncOperations.addHandler(
+                        try NIOSSLClientHandler(context: ctx, serverHostname: nil))
                     try ch.pipeline.syncOperations.addHandler(CertificateGrabber(promise: grabbed))
                     return ch.eventLoop.makeSucceededVoidFuture()
                 } catch {
@@ -53,14 +54,22 @@ extension HTTPProbeHandler {
                 let fmt = ISO8601DateFormatter()
                 fmt.formatOptions = [.withFullDate]
                 if days < 0 {
-                    a.finish(.fail("cert-expired", "certificate expired on \(fmt.string(from: Date(timeIntervalSince1970: Double(c.notValidAfter))))",
-                                   certDaysLeft: days))
+                    a.finish(
+                        .fail(
+                            "cert-expired",
+                            "certificate expired on \(fmt.string(from: Date(timeIntervalSince1970: Double(c.notValidAfter))))",
+                            certDaysLeft: days))
                 } else if Double(c.notValidBefore) > now {
-                    a.finish(.fail("cert-invalid", "certificate not valid before \(fmt.string(from: Date(timeIntervalSince1970: Double(c.notValidBefore))))",
-                                   certDaysLeft: days))
+                    a.finish(
+                        .fail(
+                            "cert-invalid",
+                            "certificate not valid before \(fmt.string(from: Date(timeIntervalSince1970: Double(c.notValidBefore))))",
+                            certDaysLeft: days))
                 } else {
-                    a.finish(.fail("cert-untrusted", "certificate not trusted for \(host) (unknown issuer or another name)",
-                                   certDaysLeft: days))
+                    a.finish(
+                        .fail(
+                            "cert-untrusted", "certificate not trusted for \(host) (unknown issuer or another name)",
+                            certDaysLeft: days))
                 }
             }
     }

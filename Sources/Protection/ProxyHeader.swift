@@ -48,7 +48,8 @@ public enum ProxyHeader {
         guard versionCommand >> 4 == 2 else { return .invalid }
         let command = versionCommand & 0x0F
         guard command <= 1 else { return .invalid }
-        let family = bytes[13] >> 4, transport = bytes[13] & 0x0F
+        let family = bytes[13] >> 4
+        let transport = bytes[13] & 0x0F
         let length = Int(bytes[14]) << 8 | Int(bytes[15])
         guard fixedLength + length <= maxLength else { return .invalid }
         guard bytes.count >= fixedLength + length else { return .incomplete }

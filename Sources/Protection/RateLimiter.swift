@@ -87,7 +87,9 @@ public final class RateLimiter: @unchecked Sendable {
         }
         if client.family == 4 { return b.map(String.init).joined(separator: ".") + "/\(bits)" }
         var groups: [String] = []
-        for i in stride(from: 0, to: b.count, by: 2) { groups.append(String(UInt16(b[i]) << 8 | UInt16(b[i + 1]), radix: 16)) }
+        for i in stride(from: 0, to: b.count, by: 2) {
+            groups.append(String(UInt16(b[i]) << 8 | UInt16(b[i + 1]), radix: 16))
+        }
         return groups.joined(separator: ":") + "/\(bits)"
     }
 }

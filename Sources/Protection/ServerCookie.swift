@@ -17,14 +17,16 @@ public struct CookieSecret: Sendable, Equatable {
     public init?(hex: String) {
         let digits = Array(hex.utf8)
         // Hex digits only: UInt8(_:radix:) alone takes "+1" as a pair.
-        guard digits.count == 32, digits.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x66) })
+        guard digits.count == 32,
+            digits.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x66) })
         else { return nil }
         var bytes: [UInt8] = []
         for i in stride(from: 0, to: 32, by: 2) {
             guard let b = UInt8(String(decoding: digits[i..<(i + 2)], as: UTF8.self), radix: 16) else { return nil }
             bytes.append(b)
         }
-        var a: UInt64 = 0, b: UInt64 = 0
+        var a: UInt64 = 0
+        var b: UInt64 = 0
         for i in 0..<8 { a |= UInt64(bytes[i]) << (8 * UInt64(i)) }
         for i in 0..<8 { b |= UInt64(bytes[8 + i]) << (8 * UInt64(i)) }
         self.init(k0: a, k1: b)
@@ -53,8 +55,10 @@ public enum ServerCookie {
     public static func now() -> UInt32 { UInt32(truncatingIfNeeded: time(nil)) }
 
     /// Writes the 16-octet server cookie for `clientCookie` (8 octets) and `client` at `out`.
-    public static func make(clientCookie: UnsafeRawPointer, client: ClientAddress, time: UInt32, secret: CookieSecret,
-                            into out: UnsafeMutableRawPointer) {
+    public static func make(
+        clientCookie: UnsafeRawPointer, client: ClientAddress, time: UInt32, secret: CookieSecret,
+        into out: UnsafeMutableRawPointer
+    ) {
         out.storeBytes(of: UInt32(0x0100_0000).bigEndian, as: UInt32.self)  // version 1, reserved 0
         out.storeBytes(of: time.bigEndian, toByteOffset: 4, as: UInt32.self)
         let h = hash(clientCookie: clientCookie, head: out, client: client, secret: secret)
@@ -63,8 +67,10 @@ public enum ServerCookie {
 
     /// Whether the COOKIE option data `cookie` (client cookie, then server cookie) holds a server
     /// cookie we made for this client cookie and `client` within its lifetime.
-    public static func isValid(_ cookie: UnsafeRawBufferPointer, client: ClientAddress, now: UInt32,
-                               secret: CookieSecret) -> Bool {
+    public static func isValid(
+        _ cookie: UnsafeRawBufferPointer, client: ClientAddress, now: UInt32,
+        secret: CookieSecret
+    ) -> Bool {
         guard cookie.count == 8 + length, let base = cookie.baseAddress else { return false }
         let server = base + 8
         guard server.load(as: UInt8.self) == 1 else { return false }
@@ -76,8 +82,10 @@ public enum ServerCookie {
     }
 
     /// SipHash-2-4 of client cookie (8) | version, reserved, timestamp (8) | address (4 or 16).
-    static func hash(clientCookie: UnsafeRawPointer, head: UnsafeRawPointer, client: ClientAddress,
-                     secret: CookieSecret) -> UInt64 {
+    static func hash(
+        clientCookie: UnsafeRawPointer, head: UnsafeRawPointer, client: ClientAddress,
+        secret: CookieSecret
+    ) -> UInt64 {
         var input: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         return withUnsafeMutableBytes(of: &input) { buf in
             let p = buf.baseAddress!
@@ -88,7 +96,8 @@ public enum ServerCookie {
             let n = 16 + (client.family == 4 ? 4 : client.family == 6 ? 16 : 0)
             var key = secret
             return withUnsafeBytes(of: &key) { k in
-                lodestar_siphash24(k.baseAddress!.assumingMemoryBound(to: UInt8.self), p.assumingMemoryBound(to: UInt8.self), n)
+                lodestar_siphash24(
+                    k.baseAddress!.assumingMemoryBound(to: UInt8.self), p.assumingMemoryBound(to: UInt8.self), n)
             }
         }
     }

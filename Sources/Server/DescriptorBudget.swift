@@ -21,8 +21,12 @@ struct DescriptorBudget {
     /// Raises the limit and works out the split for `config`; logs what is wrong when the limit is
     /// too low for the configured maximum of TCP connections.
     init(config: Config, logger: Logger) {
-        var soft: UInt64 = 0, hard: UInt64 = 0
-        if lodestar_raise_nofile(&soft, &hard) != 0 { soft = 1024; hard = 1024 }
+        var soft: UInt64 = 0
+        var hard: UInt64 = 0
+        if lodestar_raise_nofile(&soft, &hard) != 0 {
+            soft = 1024
+            hard = 1024
+        }
         limit = Int(min(soft, UInt64(Int.max)))
         // One descriptor per probe in flight: at most one per check of each endpoint.
         let probes = config.steering.endpoints.reduce(0) { $0 + $1.checks.count }
@@ -31,7 +35,8 @@ struct DescriptorBudget {
         reserved = Self.base + Self.admin + probes + udpSockets
         tcpConnections = max(16, limit - reserved)
         if tcpConnections < config.tcpMaxConnections {
-            logger.warning("""
+            logger.warning(
+                """
                 open files: the limit is \(limit) (hard \(hard == UInt64.max ? "unlimited" : String(hard))), \
                 below tcp-max-connections \(config.tcpMaxConnections) + \(reserved) kept for \(probes) health checks, \
                 the admin API, UDP sockets and files: TCP connections are capped at \(tcpConnections). \

@@ -1,9 +1,9 @@
-import Settings
 import CLodestarSys
 import Engine
 import Foundation
 import Health
 import Logging
+import Settings
 import Steering
 import Synchronization
 
@@ -48,7 +48,8 @@ package final class HealthController: HealthSink, @unchecked Sendable {
     }
 
     /// Endpoint health saved by an earlier run, when younger than `maxAge` seconds.
-    static func resumableHealth(_ path: String?, maxAge: Double, logger: Logger) -> [String: (up: Bool, reason: String)] {
+    static func resumableHealth(_ path: String?, maxAge: Double, logger: Logger) -> [String: (up: Bool, reason: String)]
+    {
         guard let h = loadState(path, logger: logger)?.health else { return [:] }
         let age = Date().timeIntervalSince1970 - h.savedAt
         guard age >= 0, age <= maxAge else {
@@ -83,8 +84,9 @@ package final class HealthController: HealthSink, @unchecked Sendable {
             let now = lodestar_monotonic()
             var changed = false
             if var w = externalFile {
-                let r = w.poll(known: { board.topology.endpoint(named: $0) != nil }, staleAfter: externalStaleAfter, now: now,
-                               wallNow: Date().timeIntervalSince1970)
+                let r = w.poll(
+                    known: { board.topology.endpoint(named: $0) != nil }, staleAfter: externalStaleAfter, now: now,
+                    wallNow: Date().timeIntervalSince1970)
                 externalFile = w
                 messages = r.messages
                 if let inputs = r.inputs, inputs != board.external.filter(\.value.fromFile) {
@@ -104,7 +106,9 @@ package final class HealthController: HealthSink, @unchecked Sendable {
         }
         let stale = staleAfter == staleAfter.rounded() ? "\(Int(staleAfter)) s" : "\(staleAfter) s"
         for (name, fromFile) in expired {
-            logger.warning("external health of \(name) expired (\(fromFile ? "the file is older than \(stale)" : "its ttl passed")); ignored")
+            logger.warning(
+                "external health of \(name) expired (\(fromFile ? "the file is older than \(stale)" : "its ttl passed")); ignored"
+            )
         }
     }
 
@@ -122,12 +126,15 @@ package final class HealthController: HealthSink, @unchecked Sendable {
     package func external(endpoint: String, up: Bool?, reason: String, ttl: Double) {
         withLock {
             let now = lodestar_monotonic()
-            board.setExternal(endpoint: endpoint, up.map { ExternalInput(up: $0, reason: reason, expires: now + ttl) }, now: now)
+            board.setExternal(
+                endpoint: endpoint, up.map { ExternalInput(up: $0, reason: reason, expires: now + ttl) }, now: now)
             publishLocked()
         }
     }
 
-    package func applyOverride(_ kind: OverrideKind, name: String, state: AdminOverride.State??, weight: Double??) throws {
+    package func applyOverride(_ kind: OverrideKind, name: String, state: AdminOverride.State??, weight: Double??)
+        throws
+    {
         try set(kind, name: name, state: state, weight: weight)
     }
 
@@ -155,11 +162,12 @@ package final class HealthController: HealthSink, @unchecked Sendable {
     /// only the encoding happens here; the write is on `persistQueue`, the newest contents winning).
     func persistLocked() {
         guard let stateFile else { return }
-        let health = StateFile.Health(savedAt: Date().timeIntervalSince1970,
-                                      endpoints: board.observed.mapValues { o in
-                                          let reason = o.reason.hasSuffix(" (resumed)") ? String(o.reason.dropLast(10)) : o.reason
-                                          return StateFile.Health.Entry(up: o.up, reason: reason)
-                                      })
+        let health = StateFile.Health(
+            savedAt: Date().timeIntervalSince1970,
+            endpoints: board.observed.mapValues { o in
+                let reason = o.reason.hasSuffix(" (resumed)") ? String(o.reason.dropLast(10)) : o.reason
+                return StateFile.Health.Entry(up: o.up, reason: reason)
+            })
         do {
             let data = try StateFile.encode(StateFile.Contents(overrides: board.overrides, health: health))
             pendingState.withLock { $0 = (stateFile, data) }
@@ -168,7 +176,12 @@ package final class HealthController: HealthSink, @unchecked Sendable {
             return
         }
         persistQueue.async { [self] in
-            guard let (path, data) = pendingState.withLock({ p -> (String, Data)? in defer { p = nil }; return p }) else { return }
+            guard
+                let (path, data) = pendingState.withLock({ p -> (String, Data)? in
+                    defer { p = nil }
+                    return p
+                })
+            else { return }
             do {
                 try StateFile.write(data, to: path)
             } catch {
@@ -189,9 +202,7 @@ package final class HealthController: HealthSink, @unchecked Sendable {
     }
 
     func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body()
+        try lock.withLock(body)
     }
 
     package var overrides: AdminOverrides { withLock { board.overrides } }
@@ -224,7 +235,9 @@ package final class HealthController: HealthSink, @unchecked Sendable {
             }
             board.setOverrides(o, now: lodestar_monotonic())
             persistLocked()
-            logger.notice("admin: \(kind.rawValue) \(name) → state \(entry.state?.rawValue ?? "auto"), weight \(entry.weight.map { "\($0)" } ?? "configured")")
+            logger.notice(
+                "admin: \(kind.rawValue) \(name) → state \(entry.state?.rawValue ?? "auto"), weight \(entry.weight.map { "\($0)" } ?? "configured")"
+            )
             publishLocked()
         }
     }
@@ -238,7 +251,9 @@ package final class HealthController: HealthSink, @unchecked Sendable {
             persistLocked()
             publishLocked()
         }
-        logger.notice("cluster: shared overrides applied: \(o.regions.count) regions, \(o.pools.count) pools, \(o.endpoints.count) endpoints")
+        logger.notice(
+            "cluster: shared overrides applied: \(o.regions.count) regions, \(o.pools.count) pools, \(o.endpoints.count) endpoints"
+        )
     }
 
     /// Whether the current model has a thing of this kind and name.

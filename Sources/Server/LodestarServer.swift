@@ -1,15 +1,15 @@
 import Admin
 import Anycast
-import Config
-import DNSWire
-import Engine
-import Health
-import Listeners
 import CLodestarSys
 import Cluster
-import HTTPClient
+import Config
+import DNSWire
 import Dispatch
+import Engine
 import Foundation
+import HTTPClient
+import Health
+import Listeners
 import Logging
 import Prober
 import Steering
@@ -65,12 +65,14 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         let config = try Self.loadConfig(configPath, overrides)
         let saved = HealthController.loadOverrides(config.stateFile, logger: logger)
         nonisolated(unsafe) var board: HealthBoard? = nil
-        let outcome = try SnapshotLoader.load(config: config, previous: nil, health: { model in
-            var b = HealthBoard(topology: model.health)
-            b.setOverrides(saved, now: lodestar_monotonic())
-            board = b
-            return b.view
-        })
+        let outcome = try SnapshotLoader.load(
+            config: config, previous: nil,
+            health: { model in
+                var b = HealthBoard(topology: model.health)
+                b.setOverrides(saved, now: lodestar_monotonic())
+                board = b
+                return b.view
+            })
         Self.report(outcome, logger: logger)
         zoneLoad.withLock { $0 = Self.loads(outcome) }
         store = SnapshotStore(outcome.snapshot)
@@ -78,7 +80,8 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         health = HealthController(store: store, stateFile: config.stateFile, logger: logger)
         if let board { health.board = board } else { health.board.setOverrides(saved, now: lodestar_monotonic()) }
         if !saved.isEmptyOverrides, let f = config.stateFile { logger.info("admin overrides restored from \(f)") }
-        let health = health, relay = anycastRelay
+        let health = health
+        let relay = anycastRelay
         cluster = config.cluster.map { ClusterController(settings: $0, logger: logger, health: health, anycast: relay) }
         let shared: SharedState = cluster ?? LocalState(health: health, anycast: relay)
         self.shared = shared
@@ -86,7 +89,10 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         health.configureExternal(config.prober)
         resumed = HealthController.resumableHealth(config.stateFile, maxAge: config.prober.resumeMaxAge, logger: logger)
         if !resumed.isEmpty {
-            shared.verdicts(resumed.map { EndpointObservation(endpoint: $0.key, up: $0.value.up, reason: $0.value.reason + " (resumed)") })
+            shared.verdicts(
+                resumed.map {
+                    EndpointObservation(endpoint: $0.key, up: $0.value.up, reason: $0.value.reason + " (resumed)")
+                })
             logger.info("health of \(resumed.count) endpoints resumed from \(config.stateFile ?? "")")
         }
         udp = UDPServer(store: store, workers: config.udpWorkers, logger: logger)
@@ -122,10 +128,13 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         }
         for l in outcome.loaded {
             if let z = l.zone {
-                logger.info("zone \(l.origin) loaded: \(z.recordCount) records, serial \(z.serial), parse \(String(format: "%.3f", l.parseSeconds)) s, build \(String(format: "%.3f", l.buildSeconds)) s",
-                            metadata: ["zone": "\(l.origin)", "serial": "\(z.serial)"])
+                logger.info(
+                    "zone \(l.origin) loaded: \(z.recordCount) records, serial \(z.serial), parse \(String(format: "%.3f", l.parseSeconds)) s, build \(String(format: "%.3f", l.buildSeconds)) s",
+                    metadata: ["zone": "\(l.origin)", "serial": "\(z.serial)"])
             } else if outcome.keptPrevious.contains(l.origin) {
-                logger.error("zone \(l.origin) not reloaded: still serving the previous version", metadata: ["zone": "\(l.origin)"])
+                logger.error(
+                    "zone \(l.origin) not reloaded: still serving the previous version",
+                    metadata: ["zone": "\(l.origin)"])
             } else {
                 logger.error("zone \(l.origin) not served: it has errors", metadata: ["zone": "\(l.origin)"])
             }
@@ -142,7 +151,9 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
             let t0 = lodestar_monotonic()
             let left = prober.waitForFirstRound(timeout: config.prober.coldStartTimeout)
             let rest = left > 0 ? "; \(left) still running count as not checked (up)" : ""
-            logger.info("first round of \(checks) health checks done in \(String(format: "%.2f", lodestar_monotonic() - t0)) s\(rest)")
+            logger.info(
+                "first round of \(checks) health checks done in \(String(format: "%.2f", lodestar_monotonic() - t0)) s\(rest)"
+            )
         } else {
             logger.info("\(checks) health checks started from the resumed state")
         }
@@ -153,7 +164,9 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         let config = running.withLock { $0 }
         let target = try Privileges.target(config)
         var addresses = try config.listen.map { text -> ListenAddress in
-            guard let a = ListenAddress.parse(text) else { throw ServerError("listen address \"\(text)\" is not ADDR:PORT") }
+            guard let a = ListenAddress.parse(text) else {
+                throw ServerError("listen address \"\(text)\" is not ADDR:PORT")
+            }
             return a
         }
         if config.listenIsDefault {
@@ -170,20 +183,24 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         // Every socket is opened while privileged (port 53); nothing is parsed yet.
         try udp.open(addresses)
         try tcp.open(addresses)
-        var adminAddress: ListenAddress? = nil, adminToken: String? = nil
+        var adminAddress: ListenAddress? = nil
+        var adminToken: String? = nil
         if config.adminListen != nil || config.adminSocket != nil {
             adminToken = try config.adminTokenFile.map(AdminServer.readToken)
             let server = AdminServer(server: self, token: adminToken, logger: logger)
             if let a = config.adminListen {
-                guard let address = ListenAddress.parse(a) else { throw ServerError("admin listen address \(a) is not ADDR:PORT") }
+                guard let address = ListenAddress.parse(a) else {
+                    throw ServerError("admin listen address \(a) is not ADDR:PORT")
+                }
                 try server.open(address)
                 adminAddress = address
             }
             if let path = config.adminSocket {
                 // Owned by the user and group the server runs as, so that it can be reached by
                 // them (and root) alone, and removed at stop.
-                try server.openControl(path, uid: target.map { Int32(bitPattern: $0.uid) } ?? -1,
-                                       gid: target.map { Int32(bitPattern: $0.gid) } ?? -1)
+                try server.openControl(
+                    path, uid: target.map { Int32(bitPattern: $0.uid) } ?? -1,
+                    gid: target.map { Int32(bitPattern: $0.gid) } ?? -1)
             }
             admin = server
         }
@@ -193,7 +210,9 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
             // Up before the first round of checks: /health answers, /ready says 503 until then.
             try admin.start()
             if let adminAddress {
-                logger.info("admin API and /metrics on http://\(adminAddress)\(adminToken == nil ? " (no token: loopback only, read-only)" : "")")
+                logger.info(
+                    "admin API and /metrics on http://\(adminAddress)\(adminToken == nil ? " (no token: loopback only, read-only)" : "")"
+                )
             }
             if let path = config.adminSocket { logger.info("control socket \(path) (lodestar ctl)") }
         }
@@ -205,24 +224,31 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         if var a = config.anycast {
             // The self-check queries this server: by default on its first listen address.
             if a.selfCheck.address.isEmpty || a.selfCheck.port == 0, let first = addresses.first {
-                if a.selfCheck.address.isEmpty { a.selfCheck.address = first.host == "0.0.0.0" ? "127.0.0.1" : (first.host == "::" ? "::1" : first.host) }
+                if a.selfCheck.address.isEmpty {
+                    a.selfCheck.address =
+                        first.host == "0.0.0.0" ? "127.0.0.1" : (first.host == "::" ? "::1" : first.host)
+                }
                 if a.selfCheck.port == 0 { a.selfCheck.port = first.port }
             }
             let store = store
-            let controller = AnycastController(settings: a, logger: logger, healthyPools: {
-                guard let rt = store.current.steering else { return ([], []) }
-                let m = rt.table.model
-                var pools = Set<String>(), regions = Set<String>()
-                for (i, p) in m.pools.enumerated() where rt.health.pools[i].passing {
-                    pools.insert(p.name)
-                    regions.insert(m.regions[p.region].name)
-                }
-                return (pools, regions)
-            })
+            let controller = AnycastController(
+                settings: a, logger: logger,
+                healthyPools: {
+                    guard let rt = store.current.steering else { return ([], []) }
+                    let m = rt.table.model
+                    var pools = Set<String>()
+                    var regions = Set<String>()
+                    for (i, p) in m.pools.enumerated() where rt.health.pools[i].passing {
+                        pools.insert(p.name)
+                        regions.insert(m.regions[p.region].name)
+                    }
+                    return (pools, regions)
+                })
             controller.start()
             anycast = controller
             anycastRelay.attach(controller)
-            logger.info("anycast: \(a.prefixes.count) prefixes through BIRD at \(a.socket); self-check \(a.selfCheck.target)")
+            logger.info(
+                "anycast: \(a.prefixes.count) prefixes through BIRD at \(a.socket); self-check \(a.selfCheck.target)")
         }
         ready.withLock { $0 = (true, "ready") }
         let udp = udp
@@ -241,18 +267,22 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
     /// config file last installs it, so the newest file always ends up in force.
     @discardableResult
     package func reload(force: Bool = false) -> Result<Int, Error> {
-        reloading.lock()
-        defer { reloading.unlock() }
+        reloading.withLock { reloadOnce(force: force) }
+    }
+
+    func reloadOnce(force: Bool) -> Result<Int, Error> {
         systemd.reloading()
         do {
             let config = try Self.loadConfig(configPath, commandLine)
             if !force { try Self.refuseEmptying(config, current: store.current) }
             let running = self.running.withLock { $0 }
             if config.listen != running.listen || config.udpWorkers != running.udpWorkers {
-                logger.warning("listen addresses and udp-workers change only on restart; still serving on \(running.listen)")
+                logger.warning(
+                    "listen addresses and udp-workers change only on restart; still serving on \(running.listen)")
             }
             if config.adminListen != running.adminListen || config.adminTokenFile != running.adminTokenFile
-                || config.adminSocket != running.adminSocket {
+                || config.adminSocket != running.adminSocket
+            {
                 logger.warning("the admin listen address, control socket and token change only on restart")
             }
             if config.anycast != running.anycast {
@@ -266,9 +296,11 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
                 let fileChanged = config.stateFile != health.stateFile
                 health.stateFile = config.stateFile
                 let saved = fileChanged ? HealthController.loadOverrides(config.stateFile, logger: logger) : nil
-                let outcome = try SnapshotLoader.load(config: config, previous: store.current, health: { model in
-                    self.health.adopt(model, overrides: saved)
-                })
+                let outcome = try SnapshotLoader.load(
+                    config: config, previous: store.current,
+                    health: { model in
+                        self.health.adopt(model, overrides: saved)
+                    })
                 Self.report(outcome, logger: logger)
                 zoneLoad.withLock { $0 = Self.loads(outcome) }
                 store.replace(outcome.snapshot)
@@ -295,16 +327,19 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
     static func refuseEmptying(_ config: Config, current: Snapshot) throws {
         let names = current.steering?.table.model.names.count ?? 0
         if names > 0 && config.steering.names.isEmpty {
-            throw ServerError("""
+            throw ServerError(
+                """
                 the new config has no load-balanced names (\(names) are served now): refused as a half-written file; \
                 `lodestar ctl reload --force` applies it
                 """)
         }
         let zones = current.zones.zones.count
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: config.zonesDirectory))?
+        let files =
+            (try? FileManager.default.contentsOfDirectory(atPath: config.zonesDirectory))?
             .filter { ZoneDirectory.origin(forFile: $0) != nil }.count ?? 0
         if zones > 0 && files == 0 {
-            throw ServerError("""
+            throw ServerError(
+                """
                 \(config.zonesDirectory) has no NAME.zone files (\(zones) zones are served now): refused; \
                 `lodestar ctl reload --force` applies it
                 """)
@@ -316,7 +351,10 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         let done = DispatchSemaphore(value: 0)
         for sig in [SIGHUP, SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
         let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: reloadQueue)
-        hup.setEventHandler { [self] in logger.info("SIGHUP: reloading"); reload() }
+        hup.setEventHandler { [self] in
+            logger.info("SIGHUP: reloading")
+            reload()
+        }
         hup.resume()
         for sig in [SIGTERM, SIGINT] {
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())

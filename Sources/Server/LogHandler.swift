@@ -29,14 +29,14 @@ package struct LodestarLogHandler: LogHandler {
         func write(_ line: String) {
             var bytes = Array(line.utf8)
             bytes.append(0x0A)
-            lock.lock()
-            defer { lock.unlock() }
-            var off = 0
-            while off < bytes.count {
-                let n = bytes[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }  // a closed or full stderr must not stop the server
-                off += n
+            lock.withLock {
+                var off = 0
+                while off < bytes.count {
+                    let n = bytes[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { return }  // a closed or full stderr must not stop the server
+                    off += n
+                }
             }
         }
     }
@@ -97,7 +97,9 @@ package struct LodestarLogHandler: LogHandler {
             for key in fields.keys.sorted() where !["time", "level", "message"].contains(key) {
                 object.append((key, "\(fields[key]!)"))
             }
-            output.write(prefix + "{" + object.map { "\(Self.jsonString($0.0)):\(Self.jsonString($0.1))" }.joined(separator: ",") + "}")
+            output.write(
+                prefix + "{" + object.map { "\(Self.jsonString($0.0)):\(Self.jsonString($0.1))" }.joined(separator: ",")
+                    + "}")
         }
     }
 
@@ -108,15 +110,20 @@ package struct LodestarLogHandler: LogHandler {
         var t = time_t(ts.tv_sec)
         var tm = tm()
         gmtime_r(&t, &tm)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                      tm.tm_hour, tm.tm_min, tm.tm_sec, Int(ts.tv_nsec / 1_000_000))
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+            tm.tm_hour, tm.tm_min, tm.tm_sec, Int(ts.tv_nsec / 1_000_000))
     }
 
     /// A message with its control characters escaped (newline as \n, the rest as \u00XX): text
     /// from a client or a file (an external health reason, a zone line) must not put a NUL or a
     /// terminal escape sequence into the log.
     static func printable(_ v: String) -> String {
-        guard v.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || $0.value == 0x2028 || $0.value == 0x2029 }) else {
+        guard
+            v.unicodeScalars.contains(where: {
+                $0.value < 0x20 || $0.value == 0x7F || $0.value == 0x2028 || $0.value == 0x2029
+            })
+        else {
             return v
         }
         return escaped(v, quotes: false)
@@ -124,7 +131,11 @@ package struct LodestarLogHandler: LogHandler {
 
     /// A value as is, or in quotes when it has spaces, quotes or control characters.
     static func quoted(_ v: String) -> String {
-        if !v.isEmpty && !v.unicodeScalars.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.value < 0x20 || $0.value == 0x7F }) {
+        if !v.isEmpty
+            && !v.unicodeScalars.contains(where: {
+                $0 == " " || $0 == "\"" || $0 == "=" || $0.value < 0x20 || $0.value == 0x7F
+            })
+        {
             return v
         }
         return jsonString(v)

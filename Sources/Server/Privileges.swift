@@ -39,19 +39,24 @@ enum Privileges {
                 _ = lodestar_clear_capabilities()
             } else {
                 guard geteuid() == 0 else {
-                    throw ServerError("server.user \(target.user) needs lodestar started as root (it runs as uid \(geteuid()))")
+                    throw ServerError(
+                        "server.user \(target.user) needs lodestar started as root (it runs as uid \(geteuid()))")
                 }
                 let r = lodestar_drop_privileges(target.user, UInt32(target.uid), UInt32(target.gid))
                 guard r == 0 else {
-                    throw ServerError("cannot become user \(target.user) (uid \(target.uid), gid \(target.gid)): \(String(cString: strerror(-r)))")
+                    throw ServerError(
+                        "cannot become user \(target.user) (uid \(target.uid), gid \(target.gid)): \(String(cString: strerror(-r)))"
+                    )
                 }
             }
-            logger.info("running as user \(target.user) (uid \(target.uid), gid \(target.gid)), no capabilities",
-                        metadata: ["user": "\(target.user)"])
+            logger.info(
+                "running as user \(target.user) (uid \(target.uid), gid \(target.gid)), no capabilities",
+                metadata: ["user": "\(target.user)"])
         } else if geteuid() != 0 {
             if lodestar_effective_capabilities() != 0 { _ = lodestar_clear_capabilities() }
         } else {
-            logger.warning("running as root: set server.user (or --user) so that parsers of network input run unprivileged")
+            logger.warning(
+                "running as root: set server.user (or --user) so that parsers of network input run unprivileged")
         }
         try checkAccess(config)
     }
@@ -67,7 +72,9 @@ enum Privileges {
         }
         if let f = config.file { try need(f, R_OK, "the config file", "readable") }
         try need(config.zonesDirectory, R_OK | X_OK, "the zones folder", "readable")
-        for db in [config.geoDatabase, config.asnDatabase].compactMap({ $0 }) { try need(db, R_OK, "the geo database", "readable") }
+        for db in [config.geoDatabase, config.asnDatabase].compactMap({ $0 }) {
+            try need(db, R_OK, "the geo database", "readable")
+        }
         if let state = config.stateFile {
             let dir = (state as NSString).deletingLastPathComponent
             try need(dir.isEmpty ? "." : dir, W_OK | X_OK, "the state file's folder", "writable")

@@ -19,7 +19,8 @@ package final class SystemdNotifier: @unchecked Sendable {
         let s = environment["NOTIFY_SOCKET"] ?? ""
         socket = s.isEmpty ? nil : s
         if let text = environment["WATCHDOG_USEC"], let usec = UInt64(text), usec > 0,
-            environment["WATCHDOG_PID"].map({ Int32($0) == getpid() }) ?? true {
+            environment["WATCHDOG_PID"].map({ Int32($0) == getpid() }) ?? true
+        {
             watchdogInterval = Double(usec) / 2_000_000
         } else {
             watchdogInterval = nil
@@ -31,11 +32,17 @@ package final class SystemdNotifier: @unchecked Sendable {
         guard let socket else { return }
         let message = lines.map { $0.replacingOccurrences(of: "\n", with: " ") }.joined(separator: "\n")
         let r = lodestar_sd_notify(socket, message)
-        if r < 0 { logger.warning("systemd notification failed", metadata: ["socket": "\(socket)", "reason": "\(String(cString: strerror(-r)))"]) }
+        if r < 0 {
+            logger.warning(
+                "systemd notification failed",
+                metadata: ["socket": "\(socket)", "reason": "\(String(cString: strerror(-r)))"])
+        }
     }
 
     package func ready(_ status: String) { send(["READY=1", "STATUS=\(status)"]) }
-    package func reloading() { send(["RELOADING=1", "MONOTONIC_USEC=\(lodestar_monotonic_ns() / 1000)", "STATUS=reloading"]) }
+    package func reloading() {
+        send(["RELOADING=1", "MONOTONIC_USEC=\(lodestar_monotonic_ns() / 1000)", "STATUS=reloading"])
+    }
     package func stopping(_ status: String) { send(["STOPPING=1", "STATUS=\(status)"]) }
     package func status(_ status: String) { send(["STATUS=\(status)"]) }
 

@@ -22,7 +22,8 @@ package struct EtcdEndpoint: Sendable, Equatable, CustomStringConvertible {
         guard tls || text.hasPrefix("http://") else { return nil }
         var rest = String(text.dropFirst(tls ? 8 : 7))
         if rest.hasSuffix("/") { rest.removeLast() }
-        var host: String, portText: Substring
+        var host: String
+        var portText: Substring
         if rest.hasPrefix("[") {
             guard let close = rest.firstIndex(of: "]") else { return nil }
             host = String(rest[rest.index(after: rest.startIndex)..<close])

@@ -28,8 +28,10 @@ public final class CompiledName: Sendable {
     public let ttlHigh: UInt32, ttlLow: UInt32
     let hysteresis: Double
 
-    init(config: SteeredName, v4: LocationTrie, v6: LocationTrie, classes: [LocationClass], defaultClass: Int,
-         locationDependent: Bool, model: SteeringModel) {
+    init(
+        config: SteeredName, v4: LocationTrie, v6: LocationTrie, classes: [LocationClass], defaultClass: Int,
+        locationDependent: Bool, model: SteeringModel
+    ) {
         self.config = config
         self.v4 = v4
         self.v6 = v6

@@ -1,24 +1,28 @@
-import Health
-
 import CLodestarSys
 import Foundation
 import Geo
+import Health
 
 extension SteeringTable {
     /// The decisions of one health state taken ahead (see `DecisionMemo`), for at most `limit`
     /// class-and-family pairs in all (about 5 MiB; a name beyond that decides per query).
     /// `now` is the monotonic clock in seconds.
     public func memo(health: HealthFacts, now: Double, limit: Int = 1 << 16) -> DecisionMemo {
-        var base: [Int] = [], validFrom: [Double] = [], decisions: [Decision?] = []
+        var base: [Int] = []
+        var validFrom: [Double] = []
+        var decisions: [Decision?] = []
         for (n, c) in names.enumerated() {
             guard c.stickyV4 < 0 && c.stickyV6 < 0, decisions.count + 2 * c.classes.count <= limit else {
-                base.append(-1); validFrom.append(.infinity); continue
+                base.append(-1)
+                validFrom.append(.infinity)
+                continue
             }
             // Once every slow-start ramp of the name's pools and endpoints has ended, health factors
             // are 0 or 1 and settle times are past: the decision stays what it is at that moment.
             var from = now
             for p32 in c.pools {
-                let p = Int(p32), window = poolSlowStart[p]
+                let p = Int(p32)
+                let window = poolSlowStart[p]
                 guard window > 0 else { continue }
                 if health.poolPassing[p] { from = max(from, health.poolSince[p] + window) }
                 for k in Int(poolFirst[p])..<Int(poolFirst[p] + poolCount[p]) {
@@ -31,8 +35,9 @@ extension SteeringTable {
             for cls in 0..<c.classes.count {
                 for family in [4, 6] {
                     var trace = NoTrace()
-                    let d = decide(c, name: n, class: cls, depth: 0, family: family, clientFamily: 0, high: 0, low: 0,
-                                   health: health, now: from, random: 0, trace: &trace)
+                    let d = decide(
+                        c, name: n, class: cls, depth: 0, family: family, clientFamily: 0, high: 0, low: 0,
+                        health: health, now: from, random: 0, trace: &trace)
                     // Only what no query's randomness drew and no later moment changes.
                     decisions.append(d.repeatable && d.stableUntil == .infinity ? d : nil)
                 }

@@ -69,6 +69,7 @@ struct LocationProbe: @unchecked Sendable {
     func second(_ high: UInt64) -> UnsafePointer<UInt32>? {
         let e = first(high).pointee
         guard e & LocationTrie.leafBit == 0 else { return nil }
-        return base.unsafelyUnwrapped + (Int(e) &+ Int(truncatingIfNeeded: (high << UInt64(truncatingIfNeeded: firstStride)) >> 60))
+        return base.unsafelyUnwrapped
+            + (Int(e) &+ Int(truncatingIfNeeded: (high << UInt64(truncatingIfNeeded: firstStride)) >> 60))
     }
 }

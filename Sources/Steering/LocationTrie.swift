@@ -39,7 +39,8 @@ public struct LocationTrie: Sendable {
             var code = root
             var depth = 0
             // The address as one 128-bit stream, shifted left one bit per level.
-            var h = high, l = low
+            var h = high
+            var l = low
             while code & Self.leafBit == 0 {
                 code = n[Int(code) &* 2 &+ Int(truncatingIfNeeded: h >> 63)]
                 h = h << 1 | l >> 63

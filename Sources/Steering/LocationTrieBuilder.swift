@@ -32,7 +32,9 @@ public struct LocationTrieBuilder {
                 var next = b == 0 ? children[n].0 : children[n].1
                 if next < 0 {
                     next = Int32(children.count)
-                    children.append((-1, -1)); geo.append(-1); latency.append(-1)
+                    children.append((-1, -1))
+                    geo.append(-1)
+                    latency.append(-1)
                     if b == 0 { children[n].0 = next } else { children[n].1 = next }
                 }
                 n = Int(next)
@@ -97,36 +99,52 @@ public struct LocationTrieBuilder {
             if family == 4 { return db.ipv4Root }
             return db.ipVersion == 6 ? .node(0) : .empty
         }
-        let cityRoot = root(city), asnRoot = root(asnDB)
+        let cityRoot = root(city)
+        let asnRoot = root(asnDB)
         let v4Start: UInt32? = {
             if family == 6, let city, city.ipVersion == 6, case .node(let n) = city.ipv4Root { return n }
             return nil
         }()
         let maxDepth = family == 4 ? 32 : 128
 
-        func build(_ db: GeoDatabase.Branch, _ asn: GeoDatabase.Branch, _ netsNode: Int, _ geoNet: Int, _ latNet: Int,
-                   _ depth: Int) -> UInt32 {
-            var geoNet = geoNet, latNet = latNet
+        func build(
+            _ db: GeoDatabase.Branch, _ asn: GeoDatabase.Branch, _ netsNode: Int, _ geoNet: Int, _ latNet: Int,
+            _ depth: Int
+        ) -> UInt32 {
+            var geoNet = geoNet
+            var latNet = latNet
             if netsNode >= 0 {
                 if nets.geo[netsNode] >= 0 { geoNet = Int(nets.geo[netsNode]) }
                 if nets.latency[netsNode] >= 0 { latNet = Int(nets.latency[netsNode]) }
             }
             let netsDone = netsNode < 0 || (nets.children[netsNode].0 < 0 && nets.children[netsNode].1 < 0)
-            var dbB = db, asnB = asn
+            var dbB = db
+            var asnB = asn
             // IPv4 under an IPv6 database (::/96, ::ffff:0:0/96, 2002::/16) is looked up as IPv4.
             if case .node(let n) = dbB, n == v4Start { dbB = .empty }
             // Once the CIDR maps decide everything the class depends on, the databases no longer matter.
             let geoFixed = !name.has(.geo) || geoNet >= 0
             let latFixed = !name.has(.latency) || latNet >= 0
-            if netsDone && geoFixed && latFixed { dbB = .empty; asnB = .empty }
-            let dbLeaf: Bool = { if case .node = dbB { return false }; return true }()
-            let asnLeaf: Bool = { if case .node = asnB { return false }; return true }()
+            if netsDone && geoFixed && latFixed {
+                dbB = .empty
+                asnB = .empty
+            }
+            let dbLeaf: Bool = {
+                if case .node = dbB { return false }
+                return true
+            }()
+            let asnLeaf: Bool = {
+                if case .node = asnB { return false }
+                return true
+            }()
             if (netsDone && dbLeaf && asnLeaf) || depth == maxDepth {
-                var rec: Int? = nil, asnRec: Int? = nil
+                var rec: Int? = nil
+                var asnRec: Int? = nil
                 if case .record(let r) = dbB { rec = r }
                 if case .record(let r) = asnB { asnRec = r }
-                return classCode(record: rec, asn: asnRec, geoNet: geoNet >= 0 ? geoNet : nil,
-                                 latencyNet: latNet >= 0 ? latNet : nil)
+                return classCode(
+                    record: rec, asn: asnRec, geoNet: geoNet >= 0 ? geoNet : nil,
+                    latencyNet: latNet >= 0 ? latNet : nil)
             }
             // Search trees share no subtrees apart from the IPv4 aliases skipped above: no memo needed.
             let (d0, d1): (GeoDatabase.Branch, GeoDatabase.Branch) = {

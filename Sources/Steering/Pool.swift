@@ -13,8 +13,10 @@ public struct Pool: Sendable, Equatable {
     /// After recovering, a pool's and its endpoints' share ramps linearly over this many seconds.
     public var slowStart: Double = 0
 
-    public init(name: String, region: Int, endpoints: [Int], weight: Double = 1, capacity: Double,
-                 upThreshold: Double = 0.5, slowStart: Double = 0) {
+    public init(
+        name: String, region: Int, endpoints: [Int], weight: Double = 1, capacity: Double,
+        upThreshold: Double = 0.5, slowStart: Double = 0
+    ) {
         self.name = name
         self.region = region
         self.endpoints = endpoints

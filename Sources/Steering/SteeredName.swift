@@ -23,8 +23,10 @@ public struct SteeredName: Sendable {
     /// Where the name was declared, for messages.
     public var line: Int = 0
 
-    public init(name: String, wire: [UInt8], types: [UInt16], ttlHigh: UInt32, ttlLow: UInt32, chain: [PolicyStep],
-                 pools: [Int]) {
+    public init(
+        name: String, wire: [UInt8], types: [UInt16], ttlHigh: UInt32, ttlLow: UInt32, chain: [PolicyStep],
+        pools: [Int]
+    ) {
         self.name = name
         self.wire = wire
         self.types = types

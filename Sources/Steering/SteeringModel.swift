@@ -25,12 +25,14 @@ extension SteeringModel {
         HealthTopology(
             regions: regions.map(\.name),
             pools: pools.map {
-                HealthTopology.Pool(name: $0.name, region: $0.region, endpoints: $0.endpoints, weight: $0.weight,
-                                    upThreshold: $0.upThreshold, slowStart: $0.slowStart)
+                HealthTopology.Pool(
+                    name: $0.name, region: $0.region, endpoints: $0.endpoints, weight: $0.weight,
+                    upThreshold: $0.upThreshold, slowStart: $0.slowStart)
             },
             endpoints: endpoints.map {
-                HealthTopology.Endpoint(name: $0.name, pool: $0.pool, weight: $0.weight, family: $0.target.family,
-                                        checks: $0.checks, checkMode: $0.checkMode)
+                HealthTopology.Endpoint(
+                    name: $0.name, pool: $0.pool, weight: $0.weight, family: $0.target.family,
+                    checks: $0.checks, checkMode: $0.checkMode)
             })
     }
 }

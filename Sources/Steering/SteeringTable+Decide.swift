@@ -1,26 +1,30 @@
-import Health
-
 import CLodestarSys
 import Foundation
 import Geo
+import Health
 
 /// Deciding one query: the policy chain, then the pool and endpoint picks.
 extension SteeringTable {
     /// Decides the answer to a query for name `n` of address family `family` (4 for A, 6 for AAAA).
     /// `client` is the ECS address when present, else the source address (IPv4 in the top 32 bits
     /// of `high`). `random` is fresh per query; a sticky name ignores it.
-    public func decide<T: DecisionTrace>(name n: Int, family: Int, clientFamily: Int, high: UInt64, low: UInt64,
-                                          health: HealthView, now: Double, random: UInt64, trace: inout T) -> Decision {
-        decide(name: n, family: family, clientFamily: clientFamily, high: high, low: low, health: health.facts, now: now,
-               random: random, trace: &trace)
+    public func decide<T: DecisionTrace>(
+        name n: Int, family: Int, clientFamily: Int, high: UInt64, low: UInt64,
+        health: HealthView, now: Double, random: UInt64, trace: inout T
+    ) -> Decision {
+        decide(
+            name: n, family: family, clientFamily: clientFamily, high: high, low: low, health: health.facts, now: now,
+            random: random, trace: &trace)
     }
 
     // The query path's version is compiled here without the trace (callgrind showed the generic one
     // called from Server, with every `note` a witness-table call).
-    @_specialize(exported: true, where T == NoTrace)
-    public func decide<T: DecisionTrace>(name n: Int, family: Int, clientFamily: Int, high: UInt64, low: UInt64,
-                                          health: HealthFacts, now: Double, random: UInt64, trace: inout T,
-                                          memo: DecisionMemo? = nil) -> Decision {
+    @_specialize(exported:true,where T == NoTrace)
+    public func decide<T: DecisionTrace>(
+        name n: Int, family: Int, clientFamily: Int, high: UInt64, low: UInt64,
+        health: HealthFacts, now: Double, random: UInt64, trace: inout T,
+        memo: DecisionMemo? = nil
+    ) -> Decision {
         let c = names[n]
         // 1. Where the client is.
         var cls = c.defaultClass
@@ -34,15 +38,18 @@ extension SteeringTable {
             d.locationClass = c.locationDependent && d.repeatable && d.outcome == .answer ? Int32(cls) : -1
             return d
         }
-        return decide(c, name: n, class: cls, depth: depth, family: family, clientFamily: clientFamily, high: high,
-                      low: low, health: health, now: now, random: random, trace: &trace)
+        return decide(
+            c, name: n, class: cls, depth: depth, family: family, clientFamily: clientFamily, high: high,
+            low: low, health: health, now: now, random: random, trace: &trace)
     }
 
     /// Everything after locating the client: its class `cls`, found at `depth` bits.
     @_specialize(where T == NoTrace)
-    func decide<T: DecisionTrace>(_ c: CompiledName, name n: Int, class cls: Int, depth: Int, family: Int,
-                                  clientFamily: Int, high: UInt64, low: UInt64, health: HealthFacts, now: Double,
-                                  random: UInt64, trace: inout T) -> Decision {
+    func decide<T: DecisionTrace>(
+        _ c: CompiledName, name n: Int, class cls: Int, depth: Int, family: Int,
+        clientFamily: Int, high: UInt64, low: UInt64, health: HealthFacts, now: Double,
+        random: UInt64, trace: inout T
+    ) -> Decision {
         var d = Decision()
         var depth = depth
         var seed = random
@@ -92,16 +99,21 @@ extension SteeringTable {
                 for i in 0..<count where !taken[i] && rtt[i] < best { best = rtt[i] }
                 for i in 0..<count where !taken[i] && (rtt[i] <= best + c.hysteresis || best == .infinity) {
                     taken[i] = true
-                    sorted[k] = order[i]; sortedRTT[k] = rtt[i]; k += 1
+                    sorted[k] = order[i]
+                    sortedRTT[k] = rtt[i]
+                    k += 1
                 }
             }
             order = sorted
             rtt = sortedRTT
-            trace.note("latency order (hysteresis \(c.hysteresis) ms): "
-                + (0..<count).map { i -> String in
-                    let p = Int(order[i]), extra = health.poolExtraRTT[p]
-                    return "\(model.pools[p].name) \(rtt[i]) ms" + (extra > 0 ? " (\(extra) ms of it live excess)" : "")
-                }.joined(separator: ", "))
+            trace.note(
+                "latency order (hysteresis \(c.hysteresis) ms): "
+                    + (0..<count).map { i -> String in
+                        let p = Int(order[i])
+                        let extra = health.poolExtraRTT[p]
+                        return "\(model.pools[p].name) \(rtt[i]) ms"
+                            + (extra > 0 ? " (\(extra) ms of it live excess)" : "")
+                    }.joined(separator: ", "))
         }
 
         // 4. Health: each pool's availability (0 down … 1 up, ramping in slow start).
@@ -112,8 +124,9 @@ extension SteeringTable {
                 var a = health.factor(pool: p, window: poolSlowStart[p], now: now)
                 if !(family == 4 ? health.poolUp4[p] : health.poolUp6[p]) { a = 0 }
                 avail[i] = a
-                trace.note("pool \(model.pools[p].name): \(health.poolReason[p])"
-                    + (a > 0 && a < 1 ? ", slow start at \(Int(a * 100))%" : "") + (a == 0 ? " — dropped" : ""))
+                trace.note(
+                    "pool \(model.pools[p].name): \(health.poolReason[p])"
+                        + (a > 0 && a < 1 ? ", slow start at \(Int(a * 100))%" : "") + (a == 0 ? " — dropped" : ""))
             }
         }
 
@@ -122,12 +135,20 @@ extension SteeringTable {
         if c.useFailover && !c.spread || !(c.useFailover || c.useWeighted) {
             var u = unit(mix(seed ^ 0xA5A5_5A5A_0F0F_F0F0))
             for i in 0..<count where avail[i] > 0 {
-                if avail[i] >= 1 { chosen = i; break }
+                if avail[i] >= 1 {
+                    chosen = i
+                    break
+                }
                 d.repeatable = false  // a ramping pool takes a random part of its clients
-                if u < avail[i] { chosen = i; break }
+                if u < avail[i] {
+                    chosen = i
+                    break
+                }
                 u = unit(mix(seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15))
             }
-            if chosen >= 0 && c.useFailover { trace.note("failover: first pool up is \(model.pools[Int(order[chosen])].name)") }
+            if chosen >= 0 && c.useFailover {
+                trace.note("failover: first pool up is \(model.pools[Int(order[chosen])].name)")
+            }
         } else {
             chosen = spreadPick(c, order: order, avail: avail, count: count, health: health, seed: seed, trace: &trace)
             // Shares are drawn at random per query, or per client subnet for a sticky name (as long as no ramp moves them).
@@ -147,8 +168,10 @@ extension SteeringTable {
         let p = Int(order[chosen])
         d.pool = p
         pickEndpoints(c, pool: p, family: family, health: health, now: now, seed: seed, sticky: sticky, into: &d)
-        trace.note("\(c.useWeighted ? "weighted: " : "")answer: " + d.endpoints.map { model.endpoints[$0].name }.joined(separator: ", ")
-            + " (pool \(model.pools[p].name), region \(model.regions[model.pools[p].region].name))")
+        trace.note(
+            "\(c.useWeighted ? "weighted: " : "")answer: "
+                + d.endpoints.map { model.endpoints[$0].name }.joined(separator: ", ")
+                + " (pool \(model.pools[p].name), region \(model.regions[model.pools[p].region].name))")
         return d
     }
 
@@ -156,8 +179,10 @@ extension SteeringTable {
     /// that is down (or ramping) keeps only its available part; the rest goes to the *other* pools
     /// in proportion to their available capacity (never back to itself while it ramps).
     @_specialize(where T == NoTrace)
-    func spreadPick<T: DecisionTrace>(_ c: CompiledName, order: InlineArray<16, Int16>, avail: InlineArray<16, Double>,
-                                      count: Int, health: HealthFacts, seed: UInt64, trace: inout T) -> Int {
+    func spreadPick<T: DecisionTrace>(
+        _ c: CompiledName, order: InlineArray<16, Int16>, avail: InlineArray<16, Double>,
+        count: Int, health: HealthFacts, seed: UInt64, trace: inout T
+    ) -> Int {
         var share = InlineArray<16, Double>(repeating: 0)
         var total = 0.0
         for i in 0..<count {
@@ -178,15 +203,20 @@ extension SteeringTable {
             let lost = share[i] * (1 - avail[i])
             for j in 0..<count where j != i { eff[j] += lost * poolCapacity[Int(order[j])] * avail[j] / others }
         }
-        trace.note("pool shares: " + (0..<count).map {
-            "\(model.pools[Int(order[$0])].name) \(String(format: "%.1f", eff[$0] * 100))%"
-        }.joined(separator: ", "))
+        trace.note(
+            "pool shares: "
+                + (0..<count).map {
+                    "\(model.pools[Int(order[$0])].name) \(String(format: "%.1f", eff[$0] * 100))%"
+                }.joined(separator: ", "))
         var chosen = -1
         var best = Double.infinity
         for i in 0..<count where eff[i] > 0 {
             // Rendezvous hashing: a client (sticky) keeps its pool unless shares move.
             let key = -log(unit(mix(seed ^ UInt64(order[i] + 1) &* 0xC2B2_AE3D_27D4_EB4F))) / eff[i]
-            if key < best { best = key; chosen = i }
+            if key < best {
+                best = key
+                chosen = i
+            }
         }
         return chosen
     }
@@ -194,9 +224,12 @@ extension SteeringTable {
     /// The endpoints of the chosen pool: weighted sampling without replacement (Efraimidis–Spirakis)
     /// over effective weights, a down endpoint's share going to the others by capacity; without
     /// `weighted`, every endpoint that is up.
-    func pickEndpoints(_ c: CompiledName, pool p: Int, family: Int, health: HealthFacts, now: Double, seed: UInt64,
-                       sticky: Bool, into d: inout Decision) {
-        let first = Int(poolFirst[p]), end = first + Int(poolCount[p])
+    func pickEndpoints(
+        _ c: CompiledName, pool p: Int, family: Int, health: HealthFacts, now: Double, seed: UInt64,
+        sticky: Bool, into d: inout Decision
+    ) {
+        let first = Int(poolFirst[p])
+        let end = first + Int(poolCount[p])
         let window = poolSlowStart[p]
         var isCNAME = false
         for k in first..<end where endpointFamily[Int(poolEndpoints[k])] == 0 { isCNAME = true }
@@ -204,7 +237,8 @@ extension SteeringTable {
         if c.useWeighted || isCNAME {
             if !sticky { d.repeatable = false }
             var keys = InlineArray<8, Double>(repeating: .infinity)
-            var total = 0.0, capacity = 0.0
+            var total = 0.0
+            var capacity = 0.0
             for k in first..<end {
                 let e = Int(poolEndpoints[k])
                 guard usable(e, family) else { continue }
@@ -235,7 +269,11 @@ extension SteeringTable {
                 var j = min(d.count, want)
                 if j == want && key >= keys[want - 1] { continue }
                 if j == want { j -= 1 } else { d.count += 1 }
-                while j > 0 && keys[j - 1] > key { keys[j] = keys[j - 1]; d.picks[j] = d.picks[j - 1]; j -= 1 }
+                while j > 0 && keys[j - 1] > key {
+                    keys[j] = keys[j - 1]
+                    d.picks[j] = d.picks[j - 1]
+                    j -= 1
+                }
                 keys[j] = key
                 d.picks[j] = Int32(e)
             }

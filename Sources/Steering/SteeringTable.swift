@@ -64,7 +64,8 @@ public final class SteeringTable: Sendable {
         for n in model.names {
             let classifier = Classifier(model: model, name: n)
             let dependent = n.has(.geo) || n.has(.latency)
-            var v4 = LocationTrie(), v6 = LocationTrie()
+            var v4 = LocationTrie()
+            var v6 = LocationTrie()
             var classes: [LocationClass] = []
             if let twin = built.first(where: { sameLocation($0.name, n) }) {
                 (v4, v6, classes) = (twin.v4, twin.v6, twin.classes)
@@ -78,17 +79,23 @@ public final class SteeringTable: Sendable {
             // The location-free class: what a client with no known location gets.
             let (plain, _) = classifier.classify(LocationFacts())
             var defaultClass = classes.firstIndex(of: plain) ?? -1
-            if defaultClass < 0 { defaultClass = classes.count; classes.append(plain) }
+            if defaultClass < 0 {
+                defaultClass = classes.count
+                classes.append(plain)
+            }
             if !dependent {
                 v4.root = UInt32(defaultClass) | LocationTrie.leafBit
                 v6.root = v4.root
             }
-            compiled.append(CompiledName(config: n, v4: v4, v6: v6, classes: classes, defaultClass: defaultClass,
-                                         locationDependent: dependent, model: model))
+            compiled.append(
+                CompiledName(
+                    config: n, v4: v4, v6: v6, classes: classes, defaultClass: defaultClass,
+                    locationDependent: dependent, model: model))
         }
         names = compiled
         var seen = Set<ObjectIdentifier>()
-        var p4: [LocationProbe] = [], p6: [LocationProbe] = []
+        var p4: [LocationProbe] = []
+        var p6: [LocationProbe] = []
         var complete = true
         for c in compiled {
             if c.locationDependent && (c.v4.table == nil || c.v6.table == nil) { complete = false }
@@ -100,7 +107,8 @@ public final class SteeringTable: Sendable {
             }
         }
         (shared4, shared6) = (complete && p4.count == 1, complete && p6.count == 1)
-        var i4 = InlineArray<4, LocationProbe>(repeating: LocationProbe()), i6 = i4
+        var i4 = InlineArray<4, LocationProbe>(repeating: LocationProbe())
+        var i6 = i4
         for (i, p) in p4.enumerated() { i4[i] = p }
         for (i, p) in p6.enumerated() { i6[i] = p }
         (probes4, probes6, probeCount4, probeCount6) = (i4, i6, p4.count, p6.count)
@@ -115,7 +123,8 @@ public final class SteeringTable: Sendable {
         }
         self.slots = slots
         self.mask = size - 1
-        var bytes: [UInt8] = [], wstart: [Int32] = []
+        var bytes: [UInt8] = []
+        var wstart: [Int32] = []
         for c in compiled {
             wstart.append(Int32(bytes.count))
             bytes += c.config.wire
@@ -125,7 +134,9 @@ public final class SteeringTable: Sendable {
         wireStart = wstart
         poolCapacity = model.pools.map(\.capacity)
         poolSlowStart = model.pools.map(\.slowStart)
-        var first: [Int32] = [], count: [Int32] = [], list: [Int32] = []
+        var first: [Int32] = []
+        var count: [Int32] = []
+        var list: [Int32] = []
         for p in model.pools {
             first.append(Int32(list.count))
             count.append(Int32(p.endpoints.count))
@@ -136,7 +147,9 @@ public final class SteeringTable: Sendable {
         poolEndpoints = list
         endpointFamily = model.endpoints.map { UInt8($0.target.family) }
         endpointCapacity = model.endpoints.map(\.capacity)
-        var rd: [UInt8] = [], starts: [Int32] = [], lengths: [Int32] = []
+        var rd: [UInt8] = []
+        var starts: [Int32] = []
+        var lengths: [Int32] = []
         for e in model.endpoints {
             let bytes: [UInt8]
             switch e.target {
@@ -170,11 +183,13 @@ public final class SteeringTable: Sendable {
             while true {
                 let i = Int(slots[h])
                 if i < 0 { return -1 }
-                let start = Int(wireStart[i]), length = Int(wireStart[i + 1]) - start
+                let start = Int(wireStart[i])
+                let length = Int(wireStart[i + 1]) - start
                 if length == name.count {
                     var k = 0
                     while k < length {
-                        let a = all[start + k], b = name[k]
+                        let a = all[start + k]
+                        let b = name[k]
                         if a != b && a != b &+ ((b &- 65) < 26 ? 32 : 0) { break }
                         k += 1
                     }

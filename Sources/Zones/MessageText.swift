@@ -38,8 +38,10 @@ public struct MessageText: Sendable {
         hasOPT = ldns_pkt_edns(pkt) != 0
     }
 
-    static let rcodeNames: [UInt16: String] = [0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP",
-                                               5: "REFUSED", 6: "YXDOMAIN", 9: "NOTAUTH", 16: "BADVERS"]
+    static let rcodeNames: [UInt16: String] = [
+        0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP",
+        5: "REFUSED", 6: "YXDOMAIN", 9: "NOTAUTH", 16: "BADVERS"
+    ]
 
     /// Each RR as one line with single spaces: `www.example.com. 3600 IN A 192.0.2.1`.
     static func lines(_ list: UnsafeMutablePointer<ldns_rr_list>?) -> [String] {

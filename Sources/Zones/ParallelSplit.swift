@@ -16,11 +16,16 @@ enum ParallelSplit {
 
     /// Parses `text` in chunks cut at `scan.cuts`; `scan.directives` are replayed to give each
     /// chunk the `$ORIGIN`/`$TTL` state in force where it starts.
-    static func parse(_ text: [UInt8], scan: ZoneText.Scan, path: String, state: inout ZoneFileReader.State,
-                      into list: inout RecordList, errors: inout [ZoneError]) {
+    static func parse(
+        _ text: [UInt8], scan: ZoneText.Scan, path: String, state: inout ZoneFileReader.State,
+        into list: inout RecordList, errors: inout [ZoneError]
+    ) {
         let starts = [(offset: 0, line: 1)] + scan.cuts
         let chunks = starts.indices.map { k in
-            (range: starts[k].offset..<(k + 1 < starts.count ? starts[k + 1].offset : text.count), firstLine: starts[k].line)
+            (
+                range: starts[k].offset..<(k + 1 < starts.count ? starts[k + 1].offset : text.count),
+                firstLine: starts[k].line
+            )
         }
         let directives = scan.directives
         // The state at each chunk start: replay the directives that precede it.
@@ -31,8 +36,9 @@ enum ParallelSplit {
             while d < directives.count && directives[d].lowerBound < chunk.range.lowerBound {
                 var scratch = RecordList()
                 var ignored: [ZoneError] = []
-                ZoneFileReader.parseSegment(text, directives[d], firstLine: 1, path: path, state: &replay,
-                                            into: &scratch, errors: &ignored)
+                ZoneFileReader.parseSegment(
+                    text, directives[d], firstLine: 1, path: path, state: &replay,
+                    into: &scratch, errors: &ignored)
                 d += 1
             }
             // Each chunk counts its records on a budget of its own (one shared by threads would
@@ -47,10 +53,13 @@ enum ParallelSplit {
         lists.withUnsafeMutableBufferPointer { lp in
             errs.withUnsafeMutableBufferPointer { ep in
                 finals.withUnsafeMutableBufferPointer { fp in
-                    let lpp = SendablePointer(lp), epp = SendablePointer(ep), fpp = SendablePointer(fp)
+                    let lpp = SendablePointer(lp)
+                    let epp = SendablePointer(ep)
+                    let fpp = SendablePointer(fp)
                     DispatchQueue.concurrentPerform(iterations: chunks.count) { k in
-                        ZoneFileReader.parseSegment(text, chunks[k].range, firstLine: chunks[k].firstLine, path: path,
-                                                    state: &fpp.p[k], into: &lpp.p[k], errors: &epp.p[k])
+                        ZoneFileReader.parseSegment(
+                            text, chunks[k].range, firstLine: chunks[k].firstLine, path: path,
+                            state: &fpp.p[k], into: &lpp.p[k], errors: &epp.p[k])
                     }
                 }
             }
@@ -61,8 +70,11 @@ enum ParallelSplit {
             if finals[k].budget.exhausted || budget.records > budget.limits.records {
                 budget.exhausted = true
                 // The chunk's own error has the record's line; past the limit only in the sum, its first line.
-                errors.append(errs[k].first { $0.message.hasPrefix("more than limits.zone-records") }
-                    ?? ZoneError(file: path, line: chunks[k].firstLine, message: "more than limits.zone-records (\(budget.limits.records)) records"))
+                errors.append(
+                    errs[k].first { $0.message.hasPrefix("more than limits.zone-records") }
+                        ?? ZoneError(
+                            file: path, line: chunks[k].firstLine,
+                            message: "more than limits.zone-records (\(budget.limits.records)) records"))
                 return
             }
             list.append(contentsOf: lists[k])

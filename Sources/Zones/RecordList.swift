@@ -35,15 +35,19 @@ public struct RecordList: Sendable {
         return UInt16(files.count - 1)
     }
 
-    public mutating func append(owner: UnsafeRawBufferPointer, type: UInt16, rrClass: UInt16, ttl: UInt32,
-                                 rdata: UnsafeRawBufferPointer, file: UInt16, line: Int) {
+    public mutating func append(
+        owner: UnsafeRawBufferPointer, type: UInt16, rrClass: UInt16, ttl: UInt32,
+        rdata: UnsafeRawBufferPointer, file: UInt16, line: Int
+    ) {
         let ownerStart = UInt32(bytes.count)
         bytes.append(contentsOf: owner)
         let rdataStart = UInt32(bytes.count)
         bytes.append(contentsOf: rdata)
-        entries.append(Entry(ownerStart: ownerStart, ownerLength: UInt16(owner.count), type: type, rrClass: rrClass,
-                             file: file, ttl: ttl, rdataStart: rdataStart, rdataLength: UInt16(rdata.count),
-                             line: Int32(line)))
+        entries.append(
+            Entry(
+                ownerStart: ownerStart, ownerLength: UInt16(owner.count), type: type, rrClass: rrClass,
+                file: file, ttl: ttl, rdataStart: rdataStart, rdataLength: UInt16(rdata.count),
+                line: Int32(line)))
     }
 
     /// Lower-cases every owner name in place (RFC 4343): the builder keys names by their lower-case form.

@@ -58,8 +58,10 @@ public final class Zone: Sendable {
     /// Whether the zone is signed (a DNSKEY at the apex): only then do referrals carry DS, as in knot.
     public let isSigned: Bool
 
-    init(origin: [UInt8], names: [UInt8], nodes: [Node], rrsets: [RRset], data: [UInt8], table: [Int32], apex: Int,
-         soa: Int, serial: UInt32) {
+    init(
+        origin: [UInt8], names: [UInt8], nodes: [Node], rrsets: [RRset], data: [UInt8], table: [Int32], apex: Int,
+        soa: Int, serial: UInt32
+    ) {
         self.origin = origin
         self.originText = DNSWire.Name.toText(origin)
         self.originLabels = DNSWire.Name.labelCount(origin)
@@ -121,7 +123,8 @@ public final class Zone: Sendable {
                     if idx < 0 { return -1 }
                     let node = nodes[idx]
                     if Int(node.nameLength) == name.count {
-                        let stored = UnsafeRawBufferPointer(rebasing: n[Int(node.nameStart)..<(Int(node.nameStart) + name.count)])
+                        let stored = UnsafeRawBufferPointer(
+                            rebasing: n[Int(node.nameStart)..<(Int(node.nameStart) + name.count)])
                         if DNSWire.Name.equal(stored, name) { return idx }
                     }
                     slot = (slot + 1) & mask
@@ -143,7 +146,7 @@ public final class Zone: Sendable {
         var i = Int(n.rrsetStart)
         let end = i + Int(n.rrsetCount)
         while i < end {
-            if rrsets[i] .type == type { return i }
+            if rrsets[i].type == type { return i }
             i += 1
         }
         return -1

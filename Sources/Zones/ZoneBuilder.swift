@@ -10,8 +10,10 @@ import Foundation
 public enum ZoneBuilder {
     /// `steered` names (lower-case wire, inside the zone) are load-balanced: each gets a node, even
     /// without records, flagged `Zone.Flag.steered`.
-    public static func build(origin originText: String, records input: RecordList, mainFile: String,
-                              steered: [[UInt8]] = [])
+    public static func build(
+        origin originText: String, records input: RecordList, mainFile: String,
+        steered: [[UInt8]] = []
+    )
         -> (zone: Zone?, problems: [ZoneError])
     {
         var list = input
@@ -25,25 +27,31 @@ public enum ZoneBuilder {
         let apex = table.insert(origin[...], origin: origin)
         var heads: [Int32] = []
         var next = [Int32](repeating: -1, count: list.entries.count)
-        func where_(_ e: RecordList.Entry) -> (String, Int) {
+        func sourceLine(_ e: RecordList.Entry) -> (String, Int) {
             (list.files.indices.contains(Int(e.file)) ? list.files[Int(e.file)] : mainFile, Int(e.line))
         }
         for (k, e) in list.entries.enumerated() {
-            let (file, line) = where_(e)
+            let (file, line) = sourceLine(e)
             if e.rrClass != RRClass.in {
                 problems.append(ZoneError(file: file, line: line, message: "class \(e.rrClass) is not IN"))
                 continue
             }
             if RRType.isMetaType(e.type) {
-                problems.append(ZoneError(file: file, line: line, message: "type \(RRType.name(e.type)) is a meta-type and cannot be in a zone"))
+                problems.append(
+                    ZoneError(
+                        file: file, line: line,
+                        message: "type \(RRType.name(e.type)) is a meta-type and cannot be in a zone"))
                 continue
             }
             let owner = list.owner(e)
             guard Name.isSubdomain(owner, of: origin[...]) else {
                 // Ignored with a warning, as knot and BIND do: the rest of the zone is served.
-                problems.append(ZoneError(file: file, line: line,
-                                          message: "owner \(Name.toText(Array(owner))) is outside the zone \(Name.toText(origin)); record ignored",
-                                          isWarning: true))
+                problems.append(
+                    ZoneError(
+                        file: file, line: line,
+                        message:
+                            "owner \(Name.toText(Array(owner))) is outside the zone \(Name.toText(origin)); record ignored",
+                        isWarning: true))
                 continue
             }
             let node = table.insert(owner, origin: origin)
@@ -69,11 +77,19 @@ public enum ZoneBuilder {
         for node in 0..<table.nodes.count {
             entries.removeAll(keepingCapacity: true)
             var e = heads[node]
-            while e >= 0 { entries.append(Int(e)); e = next[Int(e)] }
+            while e >= 0 {
+                entries.append(Int(e))
+                e = next[Int(e)]
+            }
             entries.reverse()  // file order
             table.nodes[node].rrsetStart = UInt32(rrsets.count)
             guard !entries.isEmpty else { continue }
-            if entries.count > 1 { entries.sort { list.entries[$0].type < list.entries[$1].type || (list.entries[$0].type == list.entries[$1].type && $0 < $1) } }
+            if entries.count > 1 {
+                entries.sort {
+                    list.entries[$0].type < list.entries[$1].type
+                        || (list.entries[$0].type == list.entries[$1].type && $0 < $1)
+                }
+            }
             types.removeAll(keepingCapacity: true)
             var i = 0
             while i < entries.count {
@@ -96,29 +112,37 @@ public enum ZoneBuilder {
                         seen.append(rd)
                     }
                     if r.ttl != first.ttl {
-                        let (file, line) = where_(r)
-                        problems.append(ZoneError(file: file, line: line, message:
-                            "TTL \(r.ttl) differs from \(first.ttl) in the same RRset (RFC 2181 §5.2); using \(first.ttl)",
-                            isWarning: true))
+                        let (file, line) = sourceLine(r)
+                        problems.append(
+                            ZoneError(
+                                file: file, line: line,
+                                message:
+                                    "TTL \(r.ttl) differs from \(first.ttl) in the same RRset (RFC 2181 §5.2); using \(first.ttl)",
+                                isWarning: true))
                     }
-                    data.append(UInt8(rd.count >> 8)); data.append(UInt8(rd.count & 0xFF))
+                    data.append(UInt8(rd.count >> 8))
+                    data.append(UInt8(rd.count & 0xFF))
                     data.append(contentsOf: rd)
                     count += 1
                 }
                 if count > 65535 {
-                    let (file, line) = where_(first)
+                    let (file, line) = sourceLine(first)
                     problems.append(ZoneError(file: file, line: line, message: "RRset has more than 65535 records"))
                 }
-                rrsets.append(Zone.RRset(type: type, count: UInt16(truncatingIfNeeded: count), ttl: first.ttl,
-                                         dataStart: start, dataEnd: UInt32(data.count)))
+                rrsets.append(
+                    Zone.RRset(
+                        type: type, count: UInt16(truncatingIfNeeded: count), ttl: first.ttl,
+                        dataStart: start, dataEnd: UInt32(data.count)))
                 types.append(type)
-                let (file, line) = where_(first)
+                let (file, line) = sourceLine(first)
                 switch type {
                 case RRType.soa:
                     if node != apex {
-                        problems.append(ZoneError(file: file, line: line, message: "SOA is only allowed at the zone apex"))
+                        problems.append(
+                            ZoneError(file: file, line: line, message: "SOA is only allowed at the zone apex"))
                     } else if count != 1 {
-                        problems.append(ZoneError(file: file, line: line, message: "more than one SOA record at the apex"))
+                        problems.append(
+                            ZoneError(file: file, line: line, message: "more than one SOA record at the apex"))
                     } else {
                         soaRRset = rrsets.count - 1
                         serial = soaSerial(Array(list.rdata(first))) ?? 0
@@ -141,23 +165,33 @@ public enum ZoneBuilder {
             }
             table.nodes[node].rrsetCount = UInt32(rrsets.count) - table.nodes[node].rrsetStart
             // RFC 2181 §10.1: a CNAME may not coexist with other data (DNSSEC types aside).
-            if types.contains(RRType.cname), types.contains(where: { ![RRType.cname, RRType.rrsig, RRType.nsec].contains($0) }) {
-                let (file, line) = where_(list.entries[entries.first { list.entries[$0].type == RRType.cname }!])
-                problems.append(ZoneError(file: file, line: line, message:
-                    "CNAME at \(Name.toText(Array(table.name(node)))) beside other data"))
+            if types.contains(RRType.cname),
+                types.contains(where: { ![RRType.cname, RRType.rrsig, RRType.nsec].contains($0) })
+            {
+                let (file, line) = sourceLine(list.entries[entries.first { list.entries[$0].type == RRType.cname }!])
+                problems.append(
+                    ZoneError(
+                        file: file, line: line,
+                        message:
+                            "CNAME at \(Name.toText(Array(table.name(node)))) beside other data"))
             }
             if node == apex && types.contains(RRType.cname) {
-                let (file, line) = where_(list.entries[entries[0]])
+                let (file, line) = sourceLine(list.entries[entries[0]])
                 problems.append(ZoneError(file: file, line: line, message: "CNAME at the zone apex"))
             }
         }
         if soaRRset < 0 {
-            problems.append(ZoneError(file: mainFile, line: 1, message: "no SOA record at the apex \(Name.toText(origin))"))
+            problems.append(
+                ZoneError(file: mainFile, line: 1, message: "no SOA record at the apex \(Name.toText(origin))"))
         }
-        let apexTypes = table.nodes[apex].rrsetCount == 0 ? [] :
-            (Int(table.nodes[apex].rrsetStart)..<Int(table.nodes[apex].rrsetStart + table.nodes[apex].rrsetCount)).map { rrsets[$0].type }
+        let apexTypes =
+            table.nodes[apex].rrsetCount == 0
+            ? []
+            : (Int(table.nodes[apex].rrsetStart)..<Int(table.nodes[apex].rrsetStart + table.nodes[apex].rrsetCount)).map
+            { rrsets[$0].type }
         if !apexTypes.contains(RRType.ns) {
-            problems.append(ZoneError(file: mainFile, line: 1, message: "no NS records at the apex \(Name.toText(origin))"))
+            problems.append(
+                ZoneError(file: mainFile, line: 1, message: "no NS records at the apex \(Name.toText(origin))"))
         }
         table.nodes[apex].flags |= Zone.Flag.apex
         for n in steeredNodes { table.nodes[n].flags |= Zone.Flag.steered }
@@ -184,10 +218,14 @@ public enum ZoneBuilder {
                         let isGlue = f & Zone.Flag.delegation != 0 && (t == RRType.a || t == RRType.aaaa)
                         if !isGlue {
                             let e = list.entries[firstEntry(heads[node], next, list, type: t)]
-                            let (file, line) = where_(e)
+                            let (file, line) = sourceLine(e)
                             let what = f & Zone.Flag.dname != 0 ? "DNAME" : "delegation"
-                            problems.append(ZoneError(file: file, line: line, message:
-                                "\(Name.toText(Array(name))) \(RRType.name(t)) is below the \(what) at \(Name.toText(Array(name[offset...]))) (only address glue is allowed below a delegation, nothing below a DNAME)"))
+                            problems.append(
+                                ZoneError(
+                                    file: file, line: line,
+                                    message:
+                                        "\(Name.toText(Array(name))) \(RRType.name(t)) is below the \(what) at \(Name.toText(Array(name[offset...]))) (only address glue is allowed below a delegation, nothing below a DNAME)"
+                                ))
                         }
                     }
                     break
@@ -198,14 +236,19 @@ public enum ZoneBuilder {
         }
         let fatal = problems.contains { !$0.isWarning }
         if fatal { return (nil, problems) }
-        let zone = Zone(origin: origin, names: table.names, nodes: table.nodes, rrsets: rrsets, data: data,
-                        table: table.slots, apex: apex, soa: soaRRset, serial: serial)
+        let zone = Zone(
+            origin: origin, names: table.names, nodes: table.nodes, rrsets: rrsets, data: data,
+            table: table.slots, apex: apex, soa: soaRRset, serial: serial)
         return (zone, problems)
     }
 
     static func labelCount(_ name: ArraySlice<UInt8>) -> Int {
-        var i = name.startIndex, n = 0
-        while i < name.endIndex, name[i] != 0 { i += Int(name[i]) + 1; n += 1 }
+        var i = name.startIndex
+        var n = 0
+        while i < name.endIndex, name[i] != 0 {
+            i += Int(name[i]) + 1
+            n += 1
+        }
         return n
     }
 
@@ -262,7 +305,8 @@ struct BuildTable {
                             if idx < 0 { return -1 }
                             let n = nodes[idx]
                             if Int(n.nameLength) == key.count
-                                && memcmp(stored.baseAddress! + Int(n.nameStart), key.baseAddress!, key.count) == 0 {
+                                && memcmp(stored.baseAddress! + Int(n.nameStart), key.baseAddress!, key.count) == 0
+                            {
                                 return idx
                             }
                             slot = (slot + 1) & mask
@@ -283,8 +327,10 @@ struct BuildTable {
         }
         if (nodes.count + 1) * 2 > slots.count { grow() }
         let idx = nodes.count
-        nodes.append(Zone.Node(nameStart: UInt32(names.count), nameLength: UInt16(name.count), flags: 0,
-                               rrsetStart: 0, rrsetCount: 0))
+        nodes.append(
+            Zone.Node(
+                nameStart: UInt32(names.count), nameLength: UInt16(name.count), flags: 0,
+                rrsetStart: 0, rrsetCount: 0))
         names.append(contentsOf: name)
         place(idx)
         return idx
@@ -292,7 +338,9 @@ struct BuildTable {
 
     private mutating func place(_ idx: Int) {
         let n = nodes[idx]
-        let h = names.withUnsafeBytes { Zone.hash(UnsafeRawBufferPointer(rebasing: $0[Int(n.nameStart)..<(Int(n.nameStart) + Int(n.nameLength))])) }
+        let h = names.withUnsafeBytes {
+            Zone.hash(UnsafeRawBufferPointer(rebasing: $0[Int(n.nameStart)..<(Int(n.nameStart) + Int(n.nameLength))]))
+        }
         var slot = h & (slots.count - 1)
         while slots[slot] >= 0 { slot = (slot + 1) & (slots.count - 1) }
         slots[slot] = Int32(idx)

@@ -22,7 +22,9 @@ public enum ZoneDirectory {
     }
 
     /// Loads one file.
-    public static func loadFile(_ path: String, origin: String, steered: [[UInt8]] = [], limits: ZoneLimits = ZoneLimits()) -> Loaded {
+    public static func loadFile(
+        _ path: String, origin: String, steered: [[UInt8]] = [], limits: ZoneLimits = ZoneLimits()
+    ) -> Loaded {
         var list = RecordList()
         var problems: [ZoneError] = []
         let t0 = Date()
@@ -34,13 +36,16 @@ public enum ZoneDirectory {
             zone = z
             problems += more
         }
-        return Loaded(file: path, origin: origin, zone: zone, problems: problems,
-                      parseSeconds: t1.timeIntervalSince(t0), buildSeconds: Date().timeIntervalSince(t1))
+        return Loaded(
+            file: path, origin: origin, zone: zone, problems: problems,
+            parseSeconds: t1.timeIntervalSince(t0), buildSeconds: Date().timeIntervalSince(t1))
     }
 
     /// Loads every zone file in `directory`; a file with errors yields no zone, the others load.
     /// Each `steered` name (lower-case wire) goes to the most specific zone that contains it.
-    public static func load(_ directory: String, steered: [[UInt8]] = [], limits: ZoneLimits = ZoneLimits()) throws -> [Loaded] {
+    public static func load(_ directory: String, steered: [[UInt8]] = [], limits: ZoneLimits = ZoneLimits()) throws
+        -> [Loaded]
+    {
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
@@ -55,7 +60,8 @@ public enum ZoneDirectory {
             guard let origin = origin(forFile: name) else { return nil }
             let wire = Name.fromText(origin).map(Name.lowercased) ?? []
             let mine = steered.filter { home($0) == wire }
-            return loadFile((directory as NSString).appendingPathComponent(name), origin: origin, steered: mine, limits: limits)
+            return loadFile(
+                (directory as NSString).appendingPathComponent(name), origin: origin, steered: mine, limits: limits)
         }
     }
 }

@@ -27,14 +27,18 @@ public enum ZoneFileReader {
     }
 
     /// Reads `path` as zone `origin`, appending records to `list` and problems to `errors`.
-    public static func read(path: String, origin: String, into list: inout RecordList, errors: inout [ZoneError],
-                             parallelThreshold: Int = defaultParallelThreshold, limits: ZoneLimits = ZoneLimits()) {
+    public static func read(
+        path: String, origin: String, into list: inout RecordList, errors: inout [ZoneError],
+        parallelThreshold: Int = defaultParallelThreshold, limits: ZoneLimits = ZoneLimits()
+    ) {
         var state = State(origin: origin, defaultTTL: 3600, budget: LoadBudget(limits))
         read(path: path, state: &state, depth: 0, into: &list, errors: &errors, parallelThreshold: parallelThreshold)
     }
 
-    static func read(path: String, state: inout State, depth: Int, into list: inout RecordList,
-                     errors: inout [ZoneError], parallelThreshold: Int = defaultParallelThreshold) {
+    static func read(
+        path: String, state: inout State, depth: Int, into list: inout RecordList,
+        errors: inout [ZoneError], parallelThreshold: Int = defaultParallelThreshold
+    ) {
         let budget = state.budget
         guard !budget.exhausted else { return }
         // The size first, from the descriptor that is then read: a file larger than the limit is
@@ -57,13 +61,20 @@ public enum ZoneFileReader {
         let size = Int(st.st_size)
         guard size <= limits.fileSize else {
             budget.exhausted = true
-            errors.append(ZoneError(file: path, line: 0, message: "file of \(size) octets, over limits.zone-file-size (\(limits.fileSize))"))
+            errors.append(
+                ZoneError(
+                    file: path, line: 0,
+                    message: "file of \(size) octets, over limits.zone-file-size (\(limits.fileSize))"))
             return
         }
         guard budget.octets <= limits.zoneSize - size else {
             budget.exhausted = true
-            errors.append(ZoneError(file: path, line: 0,
-                                    message: "the zone's files come to over limits.zone-size (\(limits.zoneSize) octets, includes counted each time)"))
+            errors.append(
+                ZoneError(
+                    file: path, line: 0,
+                    message:
+                        "the zone's files come to over limits.zone-size (\(limits.zoneSize) octets, includes counted each time)"
+                ))
             return
         }
         let data: Data
@@ -76,19 +87,26 @@ public enum ZoneFileReader {
         }
         guard data.count <= limits.fileSize else {
             budget.exhausted = true
-            errors.append(ZoneError(file: path, line: 0, message: "the file grew over limits.zone-file-size (\(limits.fileSize)) while read"))
+            errors.append(
+                ZoneError(
+                    file: path, line: 0,
+                    message: "the file grew over limits.zone-file-size (\(limits.fileSize)) while read"))
             return
         }
         budget.octets += data.count
         // Before the copy the parser works on: a file of one huge line costs one read, not two.
         if let (line, length) = data.withUnsafeBytes({ longLine($0, limit: limits.lineLength) }) {
             budget.exhausted = true
-            errors.append(ZoneError(file: path, line: line, message: "a line of \(length)+ octets, over limits.zone-line-length (\(limits.lineLength))"))
+            errors.append(
+                ZoneError(
+                    file: path, line: line,
+                    message: "a line of \(length)+ octets, over limits.zone-line-length (\(limits.lineLength))"))
             return
         }
         var text = [UInt8](data)
         let parallel = depth == 0 && text.count >= parallelThreshold
-        let scan = ZoneText.normalise(&text, origin: state.origin, cutEvery: parallel ? ParallelSplit.cutEvery(text.count) : 0)
+        let scan = ZoneText.normalise(
+            &text, origin: state.origin, cutEvery: parallel ? ParallelSplit.cutEvery(text.count) : 0)
         for p in scan.problems {
             errors.append(ZoneError(file: path, line: p.line, message: p.message))
         }
@@ -97,8 +115,9 @@ public enum ZoneFileReader {
         var segmentStart = 0
         var segmentLine = 1
         for r in scan.readerLines {
-            parseSegment(text, segmentStart..<r.offset, firstLine: segmentLine, path: path, state: &state,
-                         into: &list, errors: &errors)
+            parseSegment(
+                text, segmentStart..<r.offset, firstLine: segmentLine, path: path, state: &state,
+                into: &list, errors: &errors)
             var end = r.offset
             while end < text.count && text[end] != UInt8(ascii: "\n") { end += 1 }
             if let origin = r.origin {
@@ -118,12 +137,15 @@ public enum ZoneFileReader {
         }
     }
 
-    static func include(_ directive: String, from path: String, line: Int, state: State, depth: Int,
-                        into list: inout RecordList, errors: inout [ZoneError]) {
+    static func include(
+        _ directive: String, from path: String, line: Int, state: State, depth: Int,
+        into list: inout RecordList, errors: inout [ZoneError]
+    ) {
         let words = directive.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             .prefix { !$0.hasPrefix(";") }
         guard words.count >= 2, words.count <= 3 else {
-            errors.append(ZoneError(file: path, line: line, message: "$INCLUDE needs a file name and an optional origin"))
+            errors.append(
+                ZoneError(file: path, line: line, message: "$INCLUDE needs a file name and an optional origin"))
             return
         }
         let budget = state.budget
@@ -131,16 +153,22 @@ public enum ZoneFileReader {
         budget.includes += 1
         guard budget.includes <= budget.limits.includes else {
             budget.exhausted = true
-            errors.append(ZoneError(file: path, line: line, message: "more than limits.zone-includes (\(budget.limits.includes)) $INCLUDEs followed in this zone"))
+            errors.append(
+                ZoneError(
+                    file: path, line: line,
+                    message:
+                        "more than limits.zone-includes (\(budget.limits.includes)) $INCLUDEs followed in this zone"))
             return
         }
         guard depth < maxIncludeDepth else {
-            errors.append(ZoneError(file: path, line: line, message: "$INCLUDE nested more than \(maxIncludeDepth) deep"))
+            errors.append(
+                ZoneError(file: path, line: line, message: "$INCLUDE nested more than \(maxIncludeDepth) deep"))
             return
         }
         var file = String(words[1])
         if !file.hasPrefix("/") {
-            file = (URL(fileURLWithPath: path).deletingLastPathComponent().path as NSString).appendingPathComponent(file)
+            file = (URL(fileURLWithPath: path).deletingLastPathComponent().path as NSString).appendingPathComponent(
+                file)
         }
         var inner = state
         if words.count == 3 {
@@ -151,14 +179,16 @@ public enum ZoneFileReader {
             errors.append(ZoneError(file: path, line: line, message: "$INCLUDE file \(file) cannot be read"))
             return
         }
-        read(path: file, state: &inner, depth: depth + 1, into: &list, errors: &errors,
-             parallelThreshold: defaultParallelThreshold)
+        read(
+            path: file, state: &inner, depth: depth + 1, into: &list, errors: &errors,
+            parallelThreshold: defaultParallelThreshold)
     }
 
     /// The first line longer than `limit` octets (its number, and how long it is at least), if any.
     static func longLine(_ buf: UnsafeRawBufferPointer, limit: Int) -> (line: Int, length: Int)? {
         guard buf.count > limit, let base = buf.baseAddress else { return nil }
-        var start = 0, line = 1
+        var start = 0
+        var line = 1
         while start < buf.count {
             let nl = memchr(base + start, 0x0A, buf.count - start)
             let end = nl.map { UnsafeRawPointer($0) - base } ?? buf.count
@@ -170,8 +200,10 @@ public enum ZoneFileReader {
     }
 
     /// Parses one run of zone text with libldns.
-    static func parseSegment(_ text: [UInt8], _ range: Range<Int>, firstLine: Int, path: String, state: inout State,
-                             into list: inout RecordList, errors: inout [ZoneError]) {
+    static func parseSegment(
+        _ text: [UInt8], _ range: Range<Int>, firstLine: Int, path: String, state: inout State,
+        into list: inout RecordList, errors: inout [ZoneError]
+    ) {
         guard !range.isEmpty else { return }
         let fileIndex = list.fileIndex(path)
         text.withUnsafeBufferPointer { buf in
@@ -184,8 +216,14 @@ public enum ZoneFileReader {
             var origin = ldns_dname_new_frm_str(state.origin)
             var prev = state.owner.flatMap { ldns_dname_new_frm_str($0) } ?? origin.map { ldns_rdf_clone($0) } ?? nil
             defer {
-                if let o = origin { state.origin = rdfText(o) ?? state.origin; ldns_rdf_deep_free(o) }
-                if let p = prev { state.owner = rdfText(p); ldns_rdf_deep_free(p) }
+                if let o = origin {
+                    state.origin = rdfText(o) ?? state.origin
+                    ldns_rdf_deep_free(o)
+                }
+                if let p = prev {
+                    state.owner = rdfText(p)
+                    ldns_rdf_deep_free(p)
+                }
             }
             guard let buffer = ldns_buffer_new(65536) else { return }
             defer { ldns_buffer_free(buffer) }
@@ -207,11 +245,16 @@ public enum ZoneFileReader {
                     budget.records += 1
                     if budget.records > budget.limits.records {
                         budget.exhausted = true
-                        errors.append(ZoneError(file: path, line: recordLine, message: "more than limits.zone-records (\(budget.limits.records)) records"))
+                        errors.append(
+                            ZoneError(
+                                file: path, line: recordLine,
+                                message: "more than limits.zone-records (\(budget.limits.records)) records"))
                         ldns_rr_free(rr)
                         return
                     }
-                    if let problem = append(rr, buffer: OpaquePointer(buffer), file: fileIndex, line: recordLine, into: &list) {
+                    if let problem = append(
+                        rr, buffer: OpaquePointer(buffer), file: fileIndex, line: recordLine, into: &list)
+                    {
                         errors.append(ZoneError(file: path, line: recordLine, message: problem))
                     }
                     ldns_rr_free(rr)
@@ -234,8 +277,10 @@ public enum ZoneFileReader {
 
     /// Adds the record to `list`; what is wrong with it when it cannot go on the wire (a type or
     /// class past 16 bits, RDATA past 65,535 octets), found by fuzzing: libldns accepts those.
-    static func append(_ rr: UnsafeMutablePointer<ldns_rr>, buffer: OpaquePointer, file: UInt16, line: Int,
-                       into list: inout RecordList) -> String? {
+    static func append(
+        _ rr: UnsafeMutablePointer<ldns_rr>, buffer: OpaquePointer, file: UInt16, line: Int,
+        into list: inout RecordList
+    ) -> String? {
         guard let owner = ldns_rr_owner(rr) else { return "a record without an owner" }
         guard let type = UInt16(exactly: ldns_rr_get_type(rr).rawValue) else {
             return "type \(ldns_rr_get_type(rr).rawValue) does not fit in 16 bits"
@@ -252,8 +297,9 @@ public enum ZoneFileReader {
         guard ldns_buffer_position(b) <= 65535 else { return "the record's data is longer than 65535 octets" }
         let rd = UnsafeRawBufferPointer(start: ldns_buffer_begin(b), count: ldns_buffer_position(b))
         let ownerBytes = UnsafeRawBufferPointer(start: ldns_rdf_data(owner), count: ldns_rdf_size(owner))
-        list.append(owner: ownerBytes, type: type, rrClass: rrClass, ttl: ldns_rr_ttl(rr), rdata: rd,
-                    file: file, line: line)
+        list.append(
+            owner: ownerBytes, type: type, rrClass: rrClass, ttl: ldns_rr_ttl(rr), rdata: rd,
+            file: file, line: line)
         return nil
     }
 }

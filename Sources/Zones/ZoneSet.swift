@@ -62,8 +62,10 @@ public final class ZoneSet: Sendable {
     /// The zone strictly above `zone` (for DS at a child apex, RFC 4035 §3.1.4.1), or nil.
     public func parent(of zone: Zone) -> Zone? {
         var best: Zone? = nil
-        for z in zones where z !== zone && z.originLabels < zone.originLabels
-            && DNSWire.Name.isSubdomain(zone.origin[...], of: z.origin[...]) {
+        for z in zones
+        where z !== zone && z.originLabels < zone.originLabels
+            && DNSWire.Name.isSubdomain(zone.origin[...], of: z.origin[...])
+        {
             if best == nil || z.originLabels > best!.originLabels { best = z }
         }
         return best

@@ -54,7 +54,8 @@ enum ZoneText {
         var inQuote = false
         var quoteLine = 0
         var atLineStart = true
-        var recordStart = 0, recordLine = 1
+        var recordStart = 0
+        var recordLine = 1
         while i < text.count {
             if atLineStart && parens == 0 && !inQuote {
                 atLineStart = false
@@ -70,7 +71,8 @@ enum ZoneText {
                     }
                 } else {
                     if step > 0 && i >= nextCut && !isSpace(text[i]) && text[i] != UInt8(ascii: ";")
-                        && text[i] != UInt8(ascii: "\n") && text[i] != UInt8(ascii: "\r") {
+                        && text[i] != UInt8(ascii: "\n") && text[i] != UInt8(ascii: "\r")
+                    {
                         scan.cuts.append((i, line))
                         nextCut = i + step
                     }
@@ -85,10 +87,13 @@ enum ZoneText {
                     inQuote = false
                 }
                 if parens == 0 && i - recordStart > maxRecordText {
-                    scan.problems.append(Problem(line: recordLine, message: """
-                        a record of \(i - recordStart) octets of text: libldns reads at most \(maxRecordText) and would \
-                        silently drop the rest (a TXT of 300 strings came out as 255)
-                        """))
+                    scan.problems.append(
+                        Problem(
+                            line: recordLine,
+                            message: """
+                                a record of \(i - recordStart) octets of text: libldns reads at most \(maxRecordText) and would \
+                                silently drop the rest (a TXT of 300 strings came out as 255)
+                                """))
                 }
                 line += 1
                 atLineStart = true
@@ -122,7 +127,9 @@ enum ZoneText {
 
     /// `$ORIGIN` (followed; a relative one is the reader's) and `$TTL` (checked); `$INCLUDE` is the
     /// reader's. Returns the line for the reader, or nil when libldns reads it.
-    static func directive(_ text: [UInt8], at start: Int, line: Int, origin: inout String, problems: inout [Problem]) -> ReaderLine? {
+    static func directive(_ text: [UInt8], at start: Int, line: Int, origin: inout String, problems: inout [Problem])
+        -> ReaderLine?
+    {
         let word = token(text, start)
         let name = String(decoding: text[word], as: UTF8.self).uppercased()
         if name == "$INCLUDE" { return ReaderLine(offset: start, line: line, origin: nil) }
@@ -167,7 +174,10 @@ enum ZoneText {
         while j < text.count {
             let c = text[j]
             if isSpace(c) || c == UInt8(ascii: "\n") || c == UInt8(ascii: "\r") || c == UInt8(ascii: ";")
-                || c == UInt8(ascii: "(") || c == UInt8(ascii: ")") || c == UInt8(ascii: "\"") { break }
+                || c == UInt8(ascii: "(") || c == UInt8(ascii: ")") || c == UInt8(ascii: "\"")
+            {
+                break
+            }
             if c == UInt8(ascii: "\\") { j += 1 }
             j += 1
         }
@@ -219,10 +229,14 @@ enum ZoneText {
         let s = t.startIndex
         func up(_ k: Int) -> UInt8 { t[s + k] & 0xDF }  // ASCII letters to upper case
         if t.count == 2 {
-            let a = up(0), b = up(1)
-            return (a == 0x49 && b == 0x4E) || (a == 0x43 && b == 0x48) || (a == 0x48 && b == 0x53) || (a == 0x43 && b == 0x53)
+            let a = up(0)
+            let b = up(1)
+            return (a == 0x49 && b == 0x4E) || (a == 0x43 && b == 0x48) || (a == 0x48 && b == 0x53)
+                || (a == 0x43 && b == 0x53)
         }
-        guard t.count > 5, up(0) == 0x43, up(1) == 0x4C, up(2) == 0x41, up(3) == 0x53, up(4) == 0x53 else { return false }
+        guard t.count > 5, up(0) == 0x43, up(1) == 0x4C, up(2) == 0x41, up(3) == 0x53, up(4) == 0x53 else {
+            return false
+        }
         return t.dropFirst(5).allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
     }
 

@@ -1,6 +1,6 @@
-import HTTPClient
 import Foundation
 import Glibc
+import HTTPClient
 
 /// The admin API as `lodestar ctl` calls it: one request per connection (`HTTPConnection`, every
 /// step under a deadline), errors that say what to check.
@@ -45,10 +45,15 @@ struct AdminClient {
             }
         } catch {
             if "\(error)".contains("Permission denied") {
-                throw Failure(description: "cannot connect to the control socket \(endpoint): permission denied (run as root or as a member of the group lodestar runs as)")
+                throw Failure(
+                    description:
+                        "cannot connect to the control socket \(endpoint): permission denied (run as root or as a member of the group lodestar runs as)"
+                )
             }
             if "\(error)".contains("Connection refused") || "\(error)".contains("No such file") {
-                throw Failure(description: "lodestar is not running, or not with its admin API on \(endpoint) (connection refused)")
+                throw Failure(
+                    description:
+                        "lodestar is not running, or not with its admin API on \(endpoint) (connection refused)")
             }
             throw Failure(description: "cannot reach the admin API at \(endpoint): \(error)")
         }
@@ -60,7 +65,10 @@ struct AdminClient {
             let r = try c.readResponse(deadline: deadline)
             return Reply(status: r.status, body: r.text)
         } catch {
-            throw Failure(description: "the admin API at \(endpoint): \(error) (is it lodestar's admin listen address? a reload can take longer than --timeout)")
+            throw Failure(
+                description:
+                    "the admin API at \(endpoint): \(error) (is it lodestar's admin listen address? a reload can take longer than --timeout)"
+            )
         }
     }
 }

@@ -2,8 +2,8 @@ import Admin
 import ArgumentParser
 import Config
 import DNSWire
-import Geo
 import Foundation
+import Geo
 import Health
 import Logging
 import Server
@@ -85,13 +85,18 @@ struct Serve: ParsableCommand {
 
     @OptionGroup var source: SourceOptions
 
-    @Option(name: .long, help: "ADDR:PORT or [ADDR6]:PORT to listen on, UDP and TCP; repeatable (overrides the config).")
+    @Option(
+        name: .long, help: "ADDR:PORT or [ADDR6]:PORT to listen on, UDP and TCP; repeatable (overrides the config).")
     var listen: [String] = []
 
     @Option(name: .long, help: "The least severe messages logged.")
     var logLevel: LogLevel = .info
 
-    @Option(name: .long, help: "Log lines as text or as one JSON object each (on stderr; under journald without timestamps, with priorities).")
+    @Option(
+        name: .long,
+        help:
+            "Log lines as text or as one JSON object each (on stderr; under journald without timestamps, with priorities)."
+    )
     var logFormat: LogFormat = .text
 
     @Option(name: .long, help: "Started as root: open the sockets, then run as this user (overrides server.user).")
@@ -100,12 +105,16 @@ struct Serve: ParsableCommand {
     @Option(name: .long, help: "The group to run as (overrides server.group; default the user's primary group).")
     var group: String? = nil
 
-    @Option(name: .long, help: "Responses per second to one source prefix over UDP; 0 turns rate limiting off (overrides the config).")
+    @Option(
+        name: .long,
+        help: "Responses per second to one source prefix over UDP; 0 turns rate limiting off (overrides the config).")
     var rateLimit: Int? = nil
 
     func validate() throws {
         try source.validateConfig()
-        if let r = rateLimit, !(0...1_000_000).contains(r) { throw ValidationError("--rate-limit must be between 0 and 1000000") }
+        if let r = rateLimit, !(0...1_000_000).contains(r) {
+            throw ValidationError("--rate-limit must be between 0 and 1000000")
+        }
         for l in listen where ListenAddress.parse(l) == nil {
             throw ValidationError("--listen \(l) is not ADDR:PORT or [ADDR6]:PORT")
         }
@@ -115,24 +124,29 @@ struct Serve: ParsableCommand {
         let output = LodestarLogHandler.Output(fd: 2)
         let format = LodestarLogHandler.Format(rawValue: logFormat.rawValue) ?? .text
         let journal = LodestarLogHandler.stderrIsJournal()
-        var logger = Logger(label: "lodestar") { LodestarLogHandler(label: $0, format: format, journal: journal, output: output) }
+        var logger = Logger(label: "lodestar") {
+            LodestarLogHandler(label: $0, format: format, journal: journal, output: output)
+        }
         logger.logLevel = logLevel.level
         let source = source
         let listen = listen
         let rateLimit = rateLimit
-        let user = user, group = group
+        let user = user
+        let group = group
         let server: LodestarServer
         do {
-            server = try LodestarServer(configPath: source.configPath, overrides: { config in
-                source.apply(&config)
-                if !listen.isEmpty { config.listen = listen }
-                if let user { config.user = user }
-                if let group { config.group = group }
-                if let r = rateLimit {
-                    config.rateLimit.responsesPerSecond = r
-                    config.rateLimit.burst = max(1, 2 * r)
-                }
-            }, logger: logger)
+            server = try LodestarServer(
+                configPath: source.configPath,
+                overrides: { config in
+                    source.apply(&config)
+                    if !listen.isEmpty { config.listen = listen }
+                    if let user { config.user = user }
+                    if let group { config.group = group }
+                    if let r = rateLimit {
+                        config.rateLimit.responsesPerSecond = r
+                        config.rateLimit.burst = max(1, 2 * r)
+                    }
+                }, logger: logger)
             try server.start()
         } catch {
             logger.critical("\(error)")
@@ -176,7 +190,9 @@ struct Check: ParsableCommand {
             outcome = try SnapshotLoader.load(config: config, previous: nil)
         } catch {
             // Zone problems are printed before the steering problem that follows from them.
-            if let loaded = try? ZoneDirectory.load(config.zonesDirectory, steered: config.steering.names.map(\.wire), limits: config.zoneLimits) {
+            if let loaded = try? ZoneDirectory.load(
+                config.zonesDirectory, steered: config.steering.names.map(\.wire), limits: config.zoneLimits)
+            {
                 for l in loaded { for p in l.problems { problem(p) } }
             }
             problem(error)
@@ -197,7 +213,8 @@ struct Check: ParsableCommand {
         var summary = "ok: \(loaded.count) zones, \(total) records"
         if let s = outcome.snapshot.steering {
             let m = s.table.model
-            summary += "; \(m.names.count) load-balanced names, \(m.regions.count) regions, \(m.pools.count) pools, \(m.endpoints.count) endpoints"
+            summary +=
+                "; \(m.names.count) load-balanced names, \(m.regions.count) regions, \(m.pools.count) pools, \(m.endpoints.count) endpoints"
             if let city = s.table.city, geoSummary == nil {
                 summary += "; geo database \(city.path) (\(city.databaseType), \(city.records.count) records)"
             }
@@ -232,11 +249,13 @@ struct Explain: ParsableCommand {
             var config = try source.configPath.map(Config.load) ?? Config()
             source.apply(&config)
             let overrides = config.stateFile.flatMap { StateFile.read($0)?.overrides } ?? AdminOverrides()
-            let outcome = try SnapshotLoader.load(config: config, previous: nil, health: { model in
-                var board = HealthBoard(topology: model.health)
-                board.setOverrides(overrides, now: 0)
-                return board.view
-            })
+            let outcome = try SnapshotLoader.load(
+                config: config, previous: nil,
+                health: { model in
+                    var board = HealthBoard(topology: model.health)
+                    board.setOverrides(overrides, now: 0)
+                    return board.view
+                })
             let e = try Explainer.explain(outcome.snapshot, name: name, type: type, client: client)
             if json {
                 let enc = JSONEncoder()

@@ -19,12 +19,16 @@ struct BirdProtocolTests {
         // Raw bytes captured from bird 2.0.12 (../shared/research/bird-control-socket.md §1.2).
         var r = try Self.parse("0009-svc_dns4: disabled\n0000 \n")
         #expect(r.count == 1 && r[0].code == 0 && r[0].ok && r[0].lines.map(\.code) == [9, 0])
-        r = try Self.parse("1007-Table master4:\n 198.51.100.53/32     blackhole [svc_dns4 2026-11-23 07:19:39.602] * (200)\n0000 \n")
+        r = try Self.parse(
+            "1007-Table master4:\n 198.51.100.53/32     blackhole [svc_dns4 2026-11-23 07:19:39.602] * (200)\n0000 \n")
         #expect(r[0].lines.count == 3 && r[0].lines[1].code == 1007)
         #expect(r[0].lines[1].text == "198.51.100.53/32     blackhole [svc_dns4 2026-11-23 07:19:39.602] * (200)")
         r = try Self.parse("+Disabling protocol svc_other4\n8001 Network not found\n")
-        #expect(r[0].code == 8001 && !r[0].ok && r[0].async == ["Disabling protocol svc_other4"] && r[0].text == "Network not found")
-        r = try Self.parse("0002-Reading configuration from /etc/bird.conf\n0003 Reconfigured\n0001 BIRD 2.0.12 ready.\n")
+        #expect(
+            r[0].code == 8001 && !r[0].ok && r[0].async == ["Disabling protocol svc_other4"]
+                && r[0].text == "Network not found")
+        r = try Self.parse(
+            "0002-Reading configuration from /etc/bird.conf\n0003 Reconfigured\n0001 BIRD 2.0.12 ready.\n")
         #expect(r.map(\.code) == [3, 1], "two replies, each ending on its final line")
         r = try Self.parse(" \tBGP.as_path: 65001\n0000 \n")
         #expect(r[0].lines[0].text == "\tBGP.as_path: 65001", "exactly one framing space is stripped")
@@ -35,8 +39,10 @@ struct BirdProtocolTests {
     @Test("only validated protocol names and messages reach a command")
     func names() {
         #expect(BirdNames.isSymbol("svc_dns4") && BirdNames.isSymbol("_x") && BirdNames.isSymbol("Lodestar1"))
-        #expect(!BirdNames.isSymbol("4svc") && !BirdNames.isSymbol("svc dns") && !BirdNames.isSymbol("svc;down")
-            && !BirdNames.isSymbol("") && !BirdNames.isSymbol(String(repeating: "a", count: 65)) && !BirdNames.isSymbol("své"))
+        #expect(
+            !BirdNames.isSymbol("4svc") && !BirdNames.isSymbol("svc dns") && !BirdNames.isSymbol("svc;down")
+                && !BirdNames.isSymbol("") && !BirdNames.isSymbol(String(repeating: "a", count: 65))
+                && !BirdNames.isSymbol("své"))
         #expect(BirdNames.message("say \"hi\"\n\\") == "say ?hi???")
         #expect(BirdNames.message(String(repeating: "x", count: 1000)).count == 200)
     }
@@ -51,7 +57,11 @@ struct BirdProtocolTests {
         let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(s) }
         var addr = BirdClient.unixAddress(path)
-        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
         #expect(bound == 0 && listen(s, 4) == 0)
         let client = BirdClient(path: path, timeout: 0.3)
         let t0 = Date()
@@ -62,7 +72,9 @@ struct BirdProtocolTests {
         }
         #expect(throws: BirdError.self) { try client.send("show status\ndisable all") }
         let missing = BirdClient(path: dir + "/none.ctl", timeout: 0.3)
-        #expect(throws: BirdError("\(dir)/none.ctl: no such socket (is BIRD running with this control socket?)")) { try missing.connect() }
+        #expect(throws: BirdError("\(dir)/none.ctl: no such socket (is BIRD running with this control socket?)")) {
+            try missing.connect()
+        }
     }
 }
 
@@ -84,7 +96,9 @@ struct RouteHealthTests {
             let changed = r.evaluate(healthy: false, why: "self-check failed: timeout", otherPaths: nil, now: 2)
             #expect(changed)
         }
-        #expect(r.desired == .withdraw && r.reason == "self-check failed: timeout" && r.withdrawals == 1 && r.lastChange == 2)
+        #expect(
+            r.desired == .withdraw && r.reason == "self-check failed: timeout" && r.withdrawals == 1
+                && r.lastChange == 2)
     }
 
     @Test("soft drain first: GRACEFUL_SHUTDOWN for drain-time, then the withdrawal; recovery cancels it")
@@ -120,7 +134,9 @@ struct RouteHealthTests {
             let changed = r.evaluate(healthy: false, why: "self-check failed", otherPaths: 1, now: 1)
             #expect(!changed)
         }
-        #expect(r.desired == .announce && r.alarm?.contains("only 1 other path(s) visible, fewer than the minimum 2") == true)
+        #expect(
+            r.desired == .announce
+                && r.alarm?.contains("only 1 other path(s) visible, fewer than the minimum 2") == true)
         do {
             let changed = r.evaluate(healthy: false, why: "self-check failed", otherPaths: nil, now: 2)
             #expect(!changed)

@@ -19,24 +19,42 @@ import Testing
         "Steering": ["Geo", "Health", "CLodestarSys", "Foundation"],
         "Protection": ["DNSWire", "CLodestarSys"],
         "Engine": ["DNSWire", "Zones", "Health", "Steering", "Protection", "CLodestarSys"],
-        "Prober": ["DNSWire", "Health", "Settings", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix", "NIOHTTP1", "NIOSSL", "NIOTLS"],
+        "Prober": [
+            "DNSWire", "Health", "Settings", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix", "NIOHTTP1",
+            "NIOSSL", "NIOTLS"
+        ],
         "Anycast": ["Prober", "Health", "Settings", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix"],
         "HTTPClient": ["Settings", "Foundation", "NIOCore", "NIOEmbedded", "NIOHTTP1", "NIOPosix", "NIOSSL"],
         "Cluster": ["Health", "Settings", "HTTPClient", "CLodestarSys", "Foundation", "Logging"],
         "Config": ["DNSWire", "Zones", "Health", "Settings", "Steering", "Protection", "Foundation", "Yams"],
-        "Listeners": ["Engine", "Protection", "DNSWire", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix"],
-        "Admin": ["Engine", "DNSWire", "Zones", "Geo", "Health", "Settings", "Steering", "Prober", "Anycast", "Cluster", "CLodestarSys", "Foundation", "Logging",
-                  "NIOCore", "NIOPosix", "NIOHTTP1"],
-        "Server": ["Engine", "Config", "Listeners", "Admin", "DNSWire", "Zones", "Geo", "Health", "Settings", "Steering", "Prober", "Anycast",
-                   "Protection", "Cluster", "HTTPClient", "CLodestarSys", "Foundation", "Logging"],
-        "lodestar-fuzz": ["Server", "Admin", "Config", "Engine", "DNSWire", "Zones", "Health", "Settings", "Anycast", "Protection", "NIOHTTP1",
-                          "Cluster", "HTTPClient", "Geo",
-                          "Foundation", "Logging"],
-        "lodestar": ["Server", "Config", "Admin", "HTTPClient", "DNSWire", "Zones", "Health", "Settings", "Steering", "Geo", "ArgumentParser", "Foundation", "Logging"],
+        "Listeners": [
+            "Engine", "Protection", "DNSWire", "CLodestarSys", "Foundation", "Logging", "NIOCore", "NIOPosix"
+        ],
+        "Admin": [
+            "Engine", "DNSWire", "Zones", "Geo", "Health", "Settings", "Steering", "Prober", "Anycast", "Cluster",
+            "CLodestarSys", "Foundation", "Logging",
+            "NIOCore", "NIOPosix", "NIOHTTP1"
+        ],
+        "Server": [
+            "Engine", "Config", "Listeners", "Admin", "DNSWire", "Zones", "Geo", "Health", "Settings", "Steering",
+            "Prober", "Anycast",
+            "Protection", "Cluster", "HTTPClient", "CLodestarSys", "Foundation", "Logging"
+        ],
+        "lodestar-fuzz": [
+            "Server", "Admin", "Config", "Engine", "DNSWire", "Zones", "Health", "Settings", "Anycast", "Protection",
+            "NIOHTTP1",
+            "Cluster", "HTTPClient", "Geo",
+            "Foundation", "Logging"
+        ],
+        "lodestar": [
+            "Server", "Config", "Admin", "HTTPClient", "DNSWire", "Zones", "Health", "Settings", "Steering", "Geo",
+            "ArgumentParser", "Foundation", "Logging"
+        ]
     ]
 
     static var sources: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
             .appendingPathComponent("Sources")
     }
 
@@ -47,14 +65,19 @@ import Testing
         for module in try fm.contentsOfDirectory(atPath: sources.path).sorted() {
             guard let files = fm.enumerator(atPath: sources.appendingPathComponent(module).path) else { continue }
             for case let file as String in files where file.hasSuffix(".swift") {
-                let text = try String(contentsOf: sources.appendingPathComponent(module).appendingPathComponent(file), encoding: .utf8)
+                let text = try String(
+                    contentsOf: sources.appendingPathComponent(module).appendingPathComponent(file), encoding: .utf8)
                 for line in text.split(separator: "\n") {
                     let words = line.split(separator: " ")
                     // `import X`, `@preconcurrency import X`, `package import X`, `import struct X.Y`.
                     guard let i = words.firstIndex(of: "import"), i + 1 < words.count else { continue }
-                    guard words[..<i].allSatisfy({ $0.hasPrefix("@") || ["public", "package", "internal"].contains($0) }) else { continue }
+                    guard
+                        words[..<i].allSatisfy({ $0.hasPrefix("@") || ["public", "package", "internal"].contains($0) })
+                    else { continue }
                     var target = words[i + 1]
-                    if ["struct", "class", "enum", "func", "protocol", "typealias", "var", "let"].contains(target), i + 2 < words.count {
+                    if ["struct", "class", "enum", "func", "protocol", "typealias", "var", "let"].contains(target),
+                        i + 2 < words.count
+                    {
                         target = words[i + 2]
                     }
                     out.append((module, file, String(target.split(separator: ".").first ?? target)))
@@ -74,7 +97,8 @@ import Testing
         }
         for (module, file, imported) in found {
             guard let allowed = Self.allowed[module] else { continue }
-            #expect(allowed.contains(imported) || Self.system.contains(imported), "\(module)/\(file) imports \(imported)")
+            #expect(
+                allowed.contains(imported) || Self.system.contains(imported), "\(module)/\(file) imports \(imported)")
         }
     }
 
@@ -96,7 +120,8 @@ import Testing
 
     @Test("parsing the config links no NIO: nothing Config reaches, directly or not, imports a NIO module")
     func configWithoutNIO() {
-        var reached: Set<String> = [], todo = ["Config"]
+        var reached: Set<String> = []
+        var todo = ["Config"]
         while let m = todo.popLast() {
             guard reached.insert(m).inserted else { continue }
             todo += (Self.allowed[m] ?? []).filter { Self.allowed[$0] != nil }

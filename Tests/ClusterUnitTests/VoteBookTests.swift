@@ -34,7 +34,9 @@ struct VoteBookTests {
         #expect(b.takeUnpublished(all: false, now: 17).map(\.endpoint) == ["y"])
     }
 
-    @Test("quorum over the POPs whose heartbeat is fresh; a POP whose key is gone loses its votes; frozen views; fallback to own")
+    @Test(
+        "quorum over the POPs whose heartbeat is fresh; a POP whose key is gone loses its votes; frozen views; fallback to own"
+    )
     func decide() {
         var b = VoteBook(.init(pop: "a", policy: .quorum, quorum: 0.5, staleAfter: 20))
         _ = b.apply(.verdicts([Self.obs("x", false, "refused")]), now: 100)
@@ -42,14 +44,18 @@ struct VoteBookTests {
             _ = b.apply(.vote(endpoint: "x", pop: pop, Vote(up: true, reason: "ok", at: 90)), now: 100)
             _ = b.apply(.heartbeat(pop: pop, at: 100), now: 100)
         }
-        #expect(Self.decided(b.apply(.decide(fallback: false, frozen: false), now: 100)) == ["x": true], "one of three says down")
+        #expect(
+            Self.decided(b.apply(.decide(fallback: false, frozen: false), now: 100)) == ["x": true],
+            "one of three says down")
         #expect(b.apply(.decide(fallback: false, frozen: false), now: 101).isEmpty, "only changes are reported")
         _ = b.apply(.vote(endpoint: "x", pop: "b", Vote(up: false, reason: "timeout", at: 102)), now: 102)
-        #expect(Self.decided(b.apply(.decide(fallback: false, frozen: false), now: 102)) == ["x": false], "two of three")
+        #expect(
+            Self.decided(b.apply(.decide(fallback: false, frozen: false), now: 102)) == ["x": false], "two of three")
         // b's heartbeat key goes (lease expired): its vote no longer counts.
         _ = b.apply(.heartbeat(pop: "b", at: nil), now: 103)
-        #expect(Self.decided(b.apply(.decide(fallback: false, frozen: false), now: 103)) == ["x": true],
-                "one of the two POPs left says down: not more than half")
+        #expect(
+            Self.decided(b.apply(.decide(fallback: false, frozen: false), now: 103)) == ["x": true],
+            "one of the two POPs left says down: not more than half")
         // Etcd away past fallback-after: this POP decides alone.
         #expect(b.policy(for: "x", fallback: true) == .local)
         // Votes age out unless the view is frozen.

@@ -2,9 +2,11 @@ import DNSWire
 import Testing
 
 @Suite struct MessageWriterTests {
-    @Test("Names round-trip through text with escapes", arguments: [
-        "www.example.com.", ".", "a\\.b.example.", "\\000\\255.x.", "*.wild.example.com.",
-    ])
+    @Test(
+        "Names round-trip through text with escapes",
+        arguments: [
+            "www.example.com.", ".", "a\\.b.example.", "\\000\\255.x.", "*.wild.example.com."
+        ])
     func nameText(text: String) throws {
         let wire = try #require(Name.fromText(text))
         #expect(Name.toText(wire) == text)
@@ -24,14 +26,17 @@ import Testing
     @Test("Overlong labels and names are rejected")
     func nameLimits() {
         #expect(Name.fromText(String(repeating: "a", count: 64) + ".") == nil)
-        #expect(Name.fromText(Array(repeating: String(repeating: "a", count: 63), count: 4).joined(separator: ".") + ".") == nil)
+        #expect(
+            Name.fromText(Array(repeating: String(repeating: "a", count: 63), count: 4).joined(separator: ".") + ".")
+                == nil)
         #expect(Name.fromText("a..b.") == nil)
     }
 
     @Test("A repeated name and a suffix are written as pointers (RFC 1035 §4.1.4)")
     func compression() throws {
         var buf = [UInt8](repeating: 0, count: 512)
-        let www = Name.fromText("www.example.com.")!, mail = Name.fromText("MAIL.Example.COM.")!
+        let www = Name.fromText("www.example.com.")!
+        let mail = Name.fromText("MAIL.Example.COM.")!
         let length = buf.withUnsafeMutableBytes { b -> Int in
             var w = MessageWriter(base: b.baseAddress!, limit: 512)
             _ = w.writeHeader(id: 1, flags: 0)
@@ -105,7 +110,10 @@ func decodeName(_ m: [UInt8], at offset: Int) -> String? {
     func staleBytes() throws {
         // The buffer still holds an older response: pointers to "rnd.test." everywhere.
         var buf = [UInt8](repeating: 0, count: 512)
-        for k in stride(from: 0, to: 512, by: 2) { buf[k] = 0xC0; buf[k + 1] = 24 }
+        for k in stride(from: 0, to: 512, by: 2) {
+            buf[k] = 0xC0
+            buf[k + 1] = 24
+        }
         let qname = Name.fromText("_tcp.deep.x.rnd.test.")!
         let target = Name.fromText("z.c.c.rnd.test.")!
         var at = 0
@@ -153,7 +161,7 @@ func decodeName(_ m: [UInt8], at offset: Int) -> String? {
     func roundTrip(seed: UInt64) throws {
         var state = seed
         func next() -> Int {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return Int(truncatingIfNeeded: state >> 33)
         }
         let labels = ["a", "b", "c", "rnd", "test", "x", "deep", "_tcp", "A", "Rnd"]

@@ -22,8 +22,9 @@ import Testing
         return p
     }
 
-    @Test("COOKIE option lengths: 8 and 16–40 parse, anything else is FORMERR (RFC 7873 §5.2.2)",
-          arguments: [0, 1, 7, 8, 9, 15, 16, 24, 40, 41])
+    @Test(
+        "COOKIE option lengths: 8 and 16–40 parse, anything else is FORMERR (RFC 7873 §5.2.2)",
+        arguments: [0, 1, 7, 8, 9, 15, 16, 24, 40, 41])
     func cookieLengths(length: Int) {
         let p = Self.query(cookie: Array(repeating: 0xAB, count: length))
         var q = Query()
@@ -39,11 +40,17 @@ import Testing
     @Test("A query with no question and a COOKIE asks for a server cookie (RFC 7873 §5.4); without one it is FORMERR")
     func cookieOnlyQuery() {
         var q = Query()
-        #expect(Self.query(cookie: Array(repeating: 1, count: 8), qdcount: 0).withUnsafeBytes { QueryParser.parse($0, into: &q) }
-            == .error(rcode: Rcode.noError, questionParsed: false))
+        #expect(
+            Self.query(cookie: Array(repeating: 1, count: 8), qdcount: 0).withUnsafeBytes {
+                QueryParser.parse($0, into: &q)
+            }
+                == .error(rcode: Rcode.noError, questionParsed: false))
         var q2 = Query()
-        #expect(Self.query(cookie: nil, qdcount: 0, extraOption: [0, 3, 0, 0]).withUnsafeBytes { QueryParser.parse($0, into: &q2) }
-            == .error(rcode: Rcode.formErr, questionParsed: false))
+        #expect(
+            Self.query(cookie: nil, qdcount: 0, extraOption: [0, 3, 0, 0]).withUnsafeBytes {
+                QueryParser.parse($0, into: &q2)
+            }
+                == .error(rcode: Rcode.formErr, questionParsed: false))
         #expect(q2.hasEDNS && !q2.nsidRequested, "the OPT is echoed on FORMERR, its options are not")
     }
 
@@ -54,11 +61,16 @@ import Testing
         let cc: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8]
         let now: UInt32 = 1_800_000_000
         var server = [UInt8](repeating: 0, count: 16)
-        cc.withUnsafeBytes { c in server.withUnsafeMutableBytes {
-            ServerCookie.make(clientCookie: c.baseAddress!, client: client, time: now, secret: secret, into: $0.baseAddress!)
-        } }
+        cc.withUnsafeBytes { c in
+            server.withUnsafeMutableBytes {
+                ServerCookie.make(
+                    clientCookie: c.baseAddress!, client: client, time: now, secret: secret, into: $0.baseAddress!)
+            }
+        }
         #expect(server[0] == 1 && server[1...3] == [0, 0, 0], "version 1, reserved 0 (RFC 9018 §4.2)")
-        func valid(_ option: [UInt8], _ who: ClientAddress = client, at t: UInt32 = now, _ s: CookieSecret = secret) -> Bool {
+        func valid(_ option: [UInt8], _ who: ClientAddress = client, at t: UInt32 = now, _ s: CookieSecret = secret)
+            -> Bool
+        {
             option.withUnsafeBytes { ServerCookie.isValid($0, client: who, now: t, secret: s) }
         }
         #expect(valid(cc + server))
@@ -83,7 +95,8 @@ import Testing
         settings.burst = 50
         let p = RateLimiter.Parameters(settings)
         let limiter = RateLimiter(slots: 1 << 10)
-        let a = ClientAddress(bytes: [198, 51, 100, 1]), a2 = ClientAddress(bytes: [198, 51, 100, 200])
+        let a = ClientAddress(bytes: [198, 51, 100, 1])
+        let a2 = ClientAddress(bytes: [198, 51, 100, 200])
         let b = ClientAddress(bytes: [198, 51, 101, 1])
         var t: UInt64 = 1_000_000_000
         var admitted = 0
@@ -125,7 +138,8 @@ import Testing
         for i in 0..<1_000_000 {
             // A spoofed source from a random /24 each time, interleaved with the victim's flood.
             let x = UInt32(truncatingIfNeeded: i &* 2_654_435_761)
-            _ = limiter.admit(ClientAddress(bytes: [UInt8(x >> 24), UInt8(x >> 16 & 0xFF), UInt8(x >> 8 & 0xFF), 1]), now: t, p)
+            _ = limiter.admit(
+                ClientAddress(bytes: [UInt8(x >> 24), UInt8(x >> 16 & 0xFF), UInt8(x >> 8 & 0xFF), 1]), now: t, p)
             if i % 10 == 0, limiter.admit(victim, now: t, p) { admitted += 1 }
             t += 1000  // 1 µs
         }

@@ -1,10 +1,10 @@
 import CLodestarSys
+import Config
 import DNSWire
+import Engine
 import Foundation
 import Health
 import OriginSupport
-import Config
-import Engine
 import Server
 import Steering
 import Testing
@@ -16,7 +16,8 @@ import Testing
     /// `geo` (deterministic), `w` (weighted, random), `s` (weighted, sticky), `ramp` (slow start).
     static func makeSnapshot(database: String? = nil) throws -> Snapshot {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ls-cache-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir.appendingPathComponent("zones"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: dir.appendingPathComponent("zones"), withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }  // the snapshot holds everything it read
         let zone = """
             $ORIGIN gslb.test.
@@ -33,7 +34,9 @@ import Testing
             """
         try zone.write(to: dir.appendingPathComponent("zones/gslb.test.zone"), atomically: true, encoding: .utf8)
         var repo = URL(fileURLWithPath: #filePath)
-        repo.deleteLastPathComponent(); repo.deleteLastPathComponent(); repo.deleteLastPathComponent()
+        repo.deleteLastPathComponent()
+        repo.deleteLastPathComponent()
+        repo.deleteLastPathComponent()
         let yaml = """
             server:
               zones: zones
@@ -79,9 +82,13 @@ import Testing
         return (snapshot, cache)
     }
 
-    static func query(_ name: String, _ type: UInt16 = RRType.a, id: UInt16 = 0x1234, edns: UInt16? = nil,
-                      ecs: [UInt8]? = nil) -> [UInt8] {
-        var q: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xFF), 1, 0, 0, 1, 0, 0, 0, 0, 0, edns == nil && ecs == nil ? 0 : 1]
+    static func query(
+        _ name: String, _ type: UInt16 = RRType.a, id: UInt16 = 0x1234, edns: UInt16? = nil,
+        ecs: [UInt8]? = nil
+    ) -> [UInt8] {
+        var q: [UInt8] = [
+            UInt8(id >> 8), UInt8(id & 0xFF), 1, 0, 0, 1, 0, 0, 0, 0, 0, edns == nil && ecs == nil ? 0 : 1
+        ]
         q += Name.fromText(name)! + [UInt8(type >> 8), UInt8(type & 0xFF), 0, 1]
         if edns != nil || ecs != nil {
             let payload = edns ?? 1232
@@ -102,13 +109,19 @@ import Testing
     static func both(_ cache: AnswerCache, _ snapshot: Snapshot, _ q: [UInt8], from client: ClientAddress)
         -> (engine: [UInt8], cached: [UInt8])
     {
-        var a = [UInt8](repeating: 0, count: 4096), b = a
+        var a = [UInt8](repeating: 0, count: 4096)
+        var b = a
         let now = lodestar_monotonic_ns()
         let n = q.withUnsafeBytes { p in
-            b.withUnsafeMutableBytes { cache.respond(engine: snapshot.engine, to: p, into: $0.baseAddress!, capacity: 4096, client: client, now: now) }
+            b.withUnsafeMutableBytes {
+                cache.respond(
+                    engine: snapshot.engine, to: p, into: $0.baseAddress!, capacity: 4096, client: client, now: now)
+            }
         }
         let m = q.withUnsafeBytes { p in
-            a.withUnsafeMutableBytes { snapshot.engine.respond(to: p, into: $0.baseAddress!, capacity: 4096, transport: .udp, client: client) }
+            a.withUnsafeMutableBytes {
+                snapshot.engine.respond(to: p, into: $0.baseAddress!, capacity: 4096, transport: .udp, client: client)
+            }
         }
         return (Array(a[0..<m]), Array(b[0..<n]))
     }
@@ -118,27 +131,35 @@ import Testing
         let (snapshot, cache) = try Self.fixture()
         let here = Self.source(127, 0, 0, 1)
         let queries: [[UInt8]] = [
-            Self.query("static.gslb.test."), Self.query("STATIC.gslb.TEST."), Self.query("static.gslb.test.", RRType.aaaa),
-            Self.query("static.gslb.test.", edns: 4096), Self.query("nothere.gslb.test."), Self.query("gslb.test.", RRType.ns),
+            Self.query("static.gslb.test."), Self.query("STATIC.gslb.TEST."),
+            Self.query("static.gslb.test.", RRType.aaaa),
+            Self.query("static.gslb.test.", edns: 4096), Self.query("nothere.gslb.test."),
+            Self.query("gslb.test.", RRType.ns),
             Self.query("big.gslb.test.", RRType.txt), Self.query("big.gslb.test.", RRType.txt, edns: 1232),
-            Self.query("alias.gslb.test.", ecs: Self.ecs(198, 51, 100)), Self.query("geo.gslb.test.", ecs: Self.ecs(192, 0, 2)),
-            Self.query("geo.gslb.test.", ecs: Self.ecs(198, 51, 100)), Self.query("geo.gslb.test.", ecs: Self.ecs(203, 0, 113)),
-            Self.query("geo.gslb.test.", RRType.txt), Self.query("other.test."),
+            Self.query("alias.gslb.test.", ecs: Self.ecs(198, 51, 100)),
+            Self.query("geo.gslb.test.", ecs: Self.ecs(192, 0, 2)),
+            Self.query("geo.gslb.test.", ecs: Self.ecs(198, 51, 100)),
+            Self.query("geo.gslb.test.", ecs: Self.ecs(203, 0, 113)),
+            Self.query("geo.gslb.test.", RRType.txt), Self.query("other.test.")
         ]
         for q in queries {
             let first = Self.both(cache, snapshot, q, from: here)
             #expect(first.cached == first.engine)
             var again = q
-            again[0] = 0x77; again[1] = 0x88
+            again[0] = 0x77
+            again[1] = 0x88
             let second = Self.both(cache, snapshot, again, from: here)
             #expect(second.cached == second.engine)
             #expect(second.cached.prefix(2) == [0x77, 0x88])
         }
         // All but the 1,000-octet TXT answer (over the 864 octets a slot keeps) came from the cache.
-        #expect(cache.hits == queries.count - 1 && cache.misses == queries.count + 1, "\(cache.hits) hits, \(cache.misses) misses")
+        #expect(
+            cache.hits == queries.count - 1 && cache.misses == queries.count + 1,
+            "\(cache.hits) hits, \(cache.misses) misses")
         // Answers differ by continent, as they should.
         let na = Self.both(cache, snapshot, Self.query("geo.gslb.test.", ecs: Self.ecs(192, 0, 2)), from: here).cached
-        let eu = Self.both(cache, snapshot, Self.query("geo.gslb.test.", ecs: Self.ecs(198, 51, 100)), from: here).cached
+        let eu = Self.both(cache, snapshot, Self.query("geo.gslb.test.", ecs: Self.ecs(198, 51, 100)), from: here)
+            .cached
         #expect(na != eu)
     }
 
@@ -166,7 +187,8 @@ import Testing
         let (snapshot, cache) = try Self.fixture()
         var seen = Set<[UInt8]>()
         for i in 0..<200 {
-            let r = Self.both(cache, snapshot, Self.query("w.gslb.test.", id: UInt16(i)), from: Self.source(127, 0, 0, 1))
+            let r = Self.both(
+                cache, snapshot, Self.query("w.gslb.test.", id: UInt16(i)), from: Self.source(127, 0, 0, 1))
             seen.insert(Array(r.cached.dropFirst(2)))
         }
         #expect(seen.count == 2)  // eu-1 and eu-2 both appear: nothing was frozen by the cache
@@ -233,14 +255,18 @@ import Testing
         // 198.51.100.0/24 is one network (Berlin): its two /25 clients share one entry, each
         // getting its own address echoed. 192.0.2.0/25 (San Francisco) and 192.0.2.128/25 (New
         // York) are both North America but order the other regions differently: two networks.
-        let low = Self.both(cache, snapshot, Self.query("geo.gslb.test.", ecs: [0, 1, 25, 0, 198, 51, 100, 0]), from: here)
+        let low = Self.both(
+            cache, snapshot, Self.query("geo.gslb.test.", ecs: [0, 1, 25, 0, 198, 51, 100, 0]), from: here)
         var hitsBefore = cache.hits
-        let high = Self.both(cache, snapshot, Self.query("geo.gslb.test.", id: 9, ecs: [0, 1, 25, 0, 198, 51, 100, 128]), from: here)
+        let high = Self.both(
+            cache, snapshot, Self.query("geo.gslb.test.", id: 9, ecs: [0, 1, 25, 0, 198, 51, 100, 128]), from: here)
         #expect(low.cached == low.engine && high.cached == high.engine)
         #expect(cache.hits == hitsBefore + 1 && high.cached.suffix(4) == [198, 51, 100, 128])
-        let west = Self.both(cache, snapshot, Self.query("geo.gslb.test.", ecs: [0, 1, 25, 0, 192, 0, 2, 0]), from: here)
+        let west = Self.both(
+            cache, snapshot, Self.query("geo.gslb.test.", ecs: [0, 1, 25, 0, 192, 0, 2, 0]), from: here)
         hitsBefore = cache.hits
-        let east = Self.both(cache, snapshot, Self.query("geo.gslb.test.", ecs: [0, 1, 25, 0, 192, 0, 2, 128]), from: here)
+        let east = Self.both(
+            cache, snapshot, Self.query("geo.gslb.test.", ecs: [0, 1, 25, 0, 192, 0, 2, 128]), from: here)
         #expect(west.cached == west.engine && east.cached == east.engine && cache.hits == hitsBefore)
         let hits = cache.hits
         // Static names with ECS: one entry for every address, each echoed.
@@ -258,8 +284,12 @@ import Testing
         let bad = Self.both(cache, snapshot, Self.query("static.gslb.test.", ecs: [0, 1, 23, 0, 10, 1, 1]), from: here)
         #expect(bad.cached == bad.engine && bad.cached[3] & 0xF == 1)
         // IPv6 ECS: the same, with 16 octets at most.
-        let v6 = Self.both(cache, snapshot, Self.query("geo.gslb.test.", RRType.aaaa, ecs: [0, 2, 48, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 2]), from: here)
-        let v6again = Self.both(cache, snapshot, Self.query("geo.gslb.test.", RRType.aaaa, ecs: [0, 2, 48, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 2]), from: here)
+        let v6 = Self.both(
+            cache, snapshot,
+            Self.query("geo.gslb.test.", RRType.aaaa, ecs: [0, 2, 48, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 2]), from: here)
+        let v6again = Self.both(
+            cache, snapshot,
+            Self.query("geo.gslb.test.", RRType.aaaa, ecs: [0, 2, 48, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 2]), from: here)
         #expect(v6.cached == v6.engine && v6again.cached == v6again.engine)
     }
 
@@ -271,10 +301,12 @@ import Testing
         // in merged networks of different sizes: 10.0.0.0/8 and 100.64.0.0/10 are in different ones.
         var scopes = Set<UInt8>()
         var hitsBefore = cache.hits
-        for (i, (a, b, c)) in ([(10, 1, 2), (100, 64, 9), (172, 16, 5), (10, 200, 1), (100, 100, 100), (240, 1, 1)]
+        for (i, (a, b, c))
+            in ([(10, 1, 2), (100, 64, 9), (172, 16, 5), (10, 200, 1), (100, 100, 100), (240, 1, 1)]
             as [(UInt8, UInt8, UInt8)]).enumerated()
         {
-            let r = Self.both(cache, snapshot, Self.query("geo.gslb.test.", id: UInt16(i), ecs: Self.ecs(a, b, c)), from: here)
+            let r = Self.both(
+                cache, snapshot, Self.query("geo.gslb.test.", id: UInt16(i), ecs: Self.ecs(a, b, c)), from: here)
             #expect(r.cached == r.engine, "\(a).\(b).\(c).0/24")
             #expect(r.cached.suffix(3) == [a, b, c])
             scopes.insert(r.cached[r.cached.count - 4])
@@ -283,22 +315,31 @@ import Testing
         #expect(cache.hits == hitsBefore + 5 && scopes.count > 1, "\(cache.hits - hitsBefore) hits, scopes \(scopes)")
         // Located classes stay apart: each continent is computed once, then shared by its clients.
         hitsBefore = cache.hits
-        for (a, b, c) in [(198, 51, 100), (203, 0, 113), (192, 0, 2), (198, 51, 100), (203, 0, 113)] as [(UInt8, UInt8, UInt8)] {
+        for (a, b, c) in [(198, 51, 100), (203, 0, 113), (192, 0, 2), (198, 51, 100), (203, 0, 113)]
+            as [(UInt8, UInt8, UInt8)]
+        {
             let r = Self.both(cache, snapshot, Self.query("geo.gslb.test.", id: 77, ecs: Self.ecs(a, b, c)), from: here)
             #expect(r.cached == r.engine, "\(a).\(b).\(c).0/24")
         }
         #expect(cache.hits == hitsBefore + 2)
         // Without ECS, by the class of the source address.
         hitsBefore = cache.hits
-        for src in [Self.source(10, 9, 9, 9), Self.source(100, 65, 1, 1), Self.source(203, 0, 113, 5), Self.source(11, 0, 0, 1)] {
+        for src in [
+            Self.source(10, 9, 9, 9), Self.source(100, 65, 1, 1), Self.source(203, 0, 113, 5), Self.source(11, 0, 0, 1)
+        ] {
             let r = Self.both(cache, snapshot, Self.query("geo.gslb.test."), from: src)
             #expect(r.cached == r.engine)
         }
         #expect(cache.hits == hitsBefore + 2)  // 100.65.1.1 and 11.0.0.1 share 10.9.9.9's class; Tokyo does not
         // An AAAA query for a name without IPv6 endpoints gets the zone's answer, whatever the class:
         // the class key is not used (the scope is 0), every client still gets the engine's response.
-        for (i, prefix) in ([[0x20, 0x01, 0x0d, 0xb8, 0, 9], [0x2a, 0x00, 0x14, 0x50, 0, 1], [0x20, 0x01, 0x0d, 0xb8, 0, 2]] as [[UInt8]]).enumerated() {
-            let r = Self.both(cache, snapshot, Self.query("geo.gslb.test.", RRType.aaaa, id: UInt16(i), ecs: [0, 2, 48, 0] + prefix), from: here)
+        for (i, prefix)
+            in ([[0x20, 0x01, 0x0d, 0xb8, 0, 9], [0x2a, 0x00, 0x14, 0x50, 0, 1], [0x20, 0x01, 0x0d, 0xb8, 0, 2]]
+            as [[UInt8]]).enumerated()
+        {
+            let r = Self.both(
+                cache, snapshot, Self.query("geo.gslb.test.", RRType.aaaa, id: UInt16(i), ecs: [0, 2, 48, 0] + prefix),
+                from: here)
             #expect(r.cached == r.engine)
         }
     }
@@ -310,14 +351,19 @@ import Testing
         let cache = AnswerCache(slots: 4096, metrics: snapshot.metrics)
         cache.use(snapshot)
         var rng: UInt64 = 42
-        var differ = 0, scopes = Set<UInt8>()
+        var differ = 0
+        var scopes = Set<UInt8>()
         let n = 3000
         for i in 0..<n {
-            rng = rng &* 6364136223846793005 &+ 1442695040888963407
-            let a = UInt8(truncatingIfNeeded: rng >> 56), b = UInt8(truncatingIfNeeded: rng >> 48), c = UInt8(truncatingIfNeeded: rng >> 40)
+            rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let a = UInt8(truncatingIfNeeded: rng >> 56)
+            let b = UInt8(truncatingIfNeeded: rng >> 48)
+            let c = UInt8(truncatingIfNeeded: rng >> 40)
             guard a != 0, a != 10, a != 127, a < 224 else { continue }
-            let r = Self.both(cache, snapshot, Self.query("geo.gslb.test.", id: UInt16(truncatingIfNeeded: i), ecs: Self.ecs(a, b, c)),
-                              from: Self.source(127, 0, 0, 1))
+            let r = Self.both(
+                cache, snapshot,
+                Self.query("geo.gslb.test.", id: UInt16(truncatingIfNeeded: i), ecs: Self.ecs(a, b, c)),
+                from: Self.source(127, 0, 0, 1))
             if r.cached != r.engine { differ += 1 }
             scopes.insert(r.cached[r.cached.count - 4])
         }
@@ -350,7 +396,8 @@ import Testing
             _ = Self.both(cache, snapshot, Self.query("static.gslb.test."), from: here)
         }
         #expect(!cache.sampling)
-        let hits = cache.hits, skipped = cache.skipped
+        let hits = cache.hits
+        let skipped = cache.skipped
         for _ in 0..<10 { _ = Self.both(cache, snapshot, Self.query("static.gslb.test."), from: here) }
         #expect(cache.hits == hits + 10 && cache.skipped == skipped)
     }

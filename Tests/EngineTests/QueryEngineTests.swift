@@ -1,7 +1,7 @@
-import DNSWire
-import Foundation
 import Config
+import DNSWire
 import Engine
+import Foundation
 import Server
 import Testing
 import Zones
@@ -55,6 +55,7 @@ import Zones
     func zoneSelection() {
         #expect(Self.ask("example.net.", RRType.a).rcode == "REFUSED")
         #expect(Self.ask("www.child.example.com.", RRType.a).answer == ["www.child.example.com. 300 IN A 192.0.2.171"])
-        #expect(Self.ask("child.example.com.", RRType.soa).answer.first?.hasPrefix("child.example.com. 300 IN SOA") == true)
+        #expect(
+            Self.ask("child.example.com.", RRType.soa).answer.first?.hasPrefix("child.example.com. 300 IN SOA") == true)
     }
 }

@@ -9,7 +9,9 @@ import Testing
         if let env = ProcessInfo.processInfo.environment["LODESTAR_GEOLITE2_CITY"] { return env }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", "import _maxminddb_geolite2, os; print(os.path.dirname(_maxminddb_geolite2.__file__))"]
+        p.arguments = [
+            "python3", "-c", "import _maxminddb_geolite2, os; print(os.path.dirname(_maxminddb_geolite2.__file__))"
+        ]
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle(forWritingAtPath: "/dev/null")
@@ -29,10 +31,12 @@ import Testing
         return withUnsafeBytes(of: &v6) { Array($0) }
     }
 
-    @Test("Clients on three continents are placed where they are", arguments: [
-        ("8.8.8.8", "NA", "US"), ("2001:4860:4860::8888", "NA", "US"), ("194.25.2.129", "EU", "DE"),
-        ("203.178.141.194", "AS", "JP"), ("1.1.1.1", "OC", "AU"), ("127.0.0.1", nil, nil),
-    ] as [(String, String?, String?)])
+    @Test(
+        "Clients on three continents are placed where they are",
+        arguments: [
+            ("8.8.8.8", "NA", "US"), ("2001:4860:4860::8888", "NA", "US"), ("194.25.2.129", "EU", "DE"),
+            ("203.178.141.194", "AS", "JP"), ("1.1.1.1", "OC", "AU"), ("127.0.0.1", nil, nil)
+        ] as [(String, String?, String?)])
     func continents(address: String, continent: String?, country: String?) throws {
         let path = try #require(Self.geoLite2City, "GeoLite2-City.mmdb not found: pip install maxminddb-geolite2")
         let db = try GeoDatabase(path: path)
@@ -56,16 +60,18 @@ import Testing
         #expect(db.records.count > 10_000, "every distinct record decoded at load (\(db.records.count))")
         var state: UInt64 = 0x5eed
         func next() -> UInt64 {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return state
         }
         var located = 0
         for i in 0..<4000 {
             let r = next()
             // IPv6 addresses inside 2000::/4, where the allocated space is.
-            let octets: [UInt8] = i % 2 == 0
+            let octets: [UInt8] =
+                i % 2 == 0
                 ? (0..<4).map { UInt8(truncatingIfNeeded: r >> (8 * UInt64($0))) }
-                : [0x20 | UInt8(truncatingIfNeeded: r & 0x0F)] + (1..<16).map { UInt8(truncatingIfNeeded: next() >> (8 * UInt64($0 % 8))) }
+                : [0x20 | UInt8(truncatingIfNeeded: r & 0x0F)]
+                    + (1..<16).map { UInt8(truncatingIfNeeded: next() >> (8 * UInt64($0 % 8))) }
             let slow = db.lookup(octets)
             let fast = octets.withUnsafeBytes { db.locate($0) }
             #expect((slow == nil) == (fast == nil), "\(octets)")
@@ -102,11 +108,14 @@ import Testing
         return url.path + "/geo/sample.mmdb"
     }()
 
-    @Test("The sample places each documentation network, with the network's prefix length", arguments: [
-        ("192.0.2.1", "NA", "US", "CA", 25), ("192.0.2.200", "NA", "US", "NY", 25), ("198.51.100.7", "EU", "DE", "BE", 24),
-        ("203.0.113.9", "AS", "JP", "13", 25), ("203.0.113.200", "OC", "AU", "NSW", 25),
-        ("2001:db8:2::1", "EU", "DE", "BE", 48), ("2001:db8:4:ffff::1", "SA", "BR", "SP", 48),
-    ] as [(String, String, String, String, Int)])
+    @Test(
+        "The sample places each documentation network, with the network's prefix length",
+        arguments: [
+            ("192.0.2.1", "NA", "US", "CA", 25), ("192.0.2.200", "NA", "US", "NY", 25),
+            ("198.51.100.7", "EU", "DE", "BE", 24),
+            ("203.0.113.9", "AS", "JP", "13", 25), ("203.0.113.200", "OC", "AU", "NSW", 25),
+            ("2001:db8:2::1", "EU", "DE", "BE", 48), ("2001:db8:4:ffff::1", "SA", "BR", "SP", 48)
+        ] as [(String, String, String, String, Int)])
     func places(address: String, continent: String, country: String, subdivision: String, prefix: Int) throws {
         let db = try GeoDatabase(path: Self.path)
         let r = try #require(db.lookup(GeoDatabaseTests.octets(address)))
@@ -121,7 +130,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: out) }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", URL(fileURLWithPath: Self.path).deletingLastPathComponent().path + "/build_sample.py", out]
+        p.arguments = [
+            "python3", URL(fileURLWithPath: Self.path).deletingLastPathComponent().path + "/build_sample.py", out
+        ]
         p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
         try p.run()
         p.waitUntilExit()

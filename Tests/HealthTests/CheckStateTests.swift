@@ -44,7 +44,8 @@ struct CheckStateTests {
         // Held until the penalty decays to reuse (750): 60 · log2(p / 750) seconds after the last flap.
         #expect(penalty > 2800 && abs(until - (5 + 60 * log2(s.penalty(at: 5) / 750))) < 1, "\(until)")
         #expect(until > 100)
-        #expect(s.record(.success(rtt: 0.01), now: 60).first.map { if case .heldDown = $0 { true } else { false } } == true)
+        #expect(
+            s.record(.success(rtt: 0.01), now: 60).first.map { if case .heldDown = $0 { true } else { false } } == true)
         let back = s.record(.success(rtt: 0.01), now: until + 1)
         #expect(back.count == 1 && s.up == true, "\(back)")
     }

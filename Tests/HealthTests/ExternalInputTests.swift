@@ -8,29 +8,49 @@ import Testing
 struct ExternalInputTests {
     static let topology = HealthTopology(
         regions: ["r1"], pools: [.init(name: "p1", region: 0, endpoints: [0, 1, 2])],
-        endpoints: [.init(name: "a", pool: 0), .init(name: "b", pool: 0),
-                    .init(name: "c", pool: 0, checks: [CheckSpec(kind: .tcp, address: "192.0.2.1", port: 80)])])
+        endpoints: [
+            .init(name: "a", pool: 0), .init(name: "b", pool: 0),
+            .init(name: "c", pool: 0, checks: [CheckSpec(kind: .tcp, address: "192.0.2.1", port: 80)])
+        ])
 
     @Test("combined with the checks' verdict as one list of states: all and any")
     func combine() {
         let x = (up: false, reason: "planned work")
-        #expect(EndpointVerdict.combine(mode: .all, count: 1, checks: (true, "tcp: ok"), external: x) == (false, "external: planned work"))
-        #expect(EndpointVerdict.combine(mode: .all, count: 1, checks: (true, "tcp: ok"), external: (true, "lb")) == (true, "all 2 checks pass"))
-        #expect(EndpointVerdict.combine(mode: .all, count: 1, checks: (false, "tcp: refused"), external: x) == (false, "tcp: refused"))
-        #expect(EndpointVerdict.combine(mode: .any, count: 1, checks: (true, "tcp: ok"), external: x) == (true, "tcp: ok"))
-        #expect(EndpointVerdict.combine(mode: .any, count: 1, checks: (false, "tcp: refused"), external: x)
-            == (false, "tcp: refused; external: planned work"))
+        #expect(
+            EndpointVerdict.combine(mode: .all, count: 1, checks: (true, "tcp: ok"), external: x) == (
+                false, "external: planned work"
+            ))
+        #expect(
+            EndpointVerdict.combine(mode: .all, count: 1, checks: (true, "tcp: ok"), external: (true, "lb")) == (
+                true, "all 2 checks pass"
+            ))
+        #expect(
+            EndpointVerdict.combine(mode: .all, count: 1, checks: (false, "tcp: refused"), external: x) == (
+                false, "tcp: refused"
+            ))
+        #expect(
+            EndpointVerdict.combine(mode: .any, count: 1, checks: (true, "tcp: ok"), external: x) == (true, "tcp: ok"))
+        #expect(
+            EndpointVerdict.combine(mode: .any, count: 1, checks: (false, "tcp: refused"), external: x)
+                == (false, "tcp: refused; external: planned work"))
         #expect(EndpointVerdict.combine(mode: .any, count: 1, checks: nil, external: x).up == nil)
-        #expect(EndpointVerdict.combine(mode: .all, count: 0, checks: nil, external: x) == (false, "external: planned work"))
-        #expect(EndpointVerdict.combine(mode: .all, count: 1, checks: (true, "tcp: ok"), external: nil) == (true, "tcp: ok"))
+        #expect(
+            EndpointVerdict.combine(mode: .all, count: 0, checks: nil, external: x) == (false, "external: planned work")
+        )
+        #expect(
+            EndpointVerdict.combine(mode: .all, count: 1, checks: (true, "tcp: ok"), external: nil) == (true, "tcp: ok")
+        )
     }
 
     @Test("the board: the admin's input with a time to live; the checks' verdict under it; expiry")
     func board() {
         var b = HealthBoard(topology: Self.topology)
         b.setObserved([("c", true, "tcp://192.0.2.1:80: connected")], now: 0)
-        b.setExternal(endpoint: "c", ExternalInput(up: false, reason: "origin LB reports it (admin API)", expires: 2), now: 0)
-        #expect(b.view.endpoints[2].up == false && b.view.endpoints[2].reason == "external: origin LB reports it (admin API)")
+        b.setExternal(
+            endpoint: "c", ExternalInput(up: false, reason: "origin LB reports it (admin API)", expires: 2), now: 0)
+        #expect(
+            b.view.endpoints[2].up == false
+                && b.view.endpoints[2].reason == "external: origin LB reports it (admin API)")
         #expect(b.expireExternal(now: 1).isEmpty)
         #expect(b.expireExternal(now: 2).map(\.endpoint) == ["c"])
         #expect(b.view.endpoints[2].up == true && b.view.endpoints[2].reason == "tcp://192.0.2.1:80: connected")
@@ -39,7 +59,9 @@ struct ExternalInputTests {
         #expect(b.view.endpoints[0].up == true && b.view.endpoints[0].reason == "up (not checked)")
     }
 
-    @Test("the watched file: read when it changes; a bad line keeps the previous content; stale after its time; unknown names said")
+    @Test(
+        "the watched file: read when it changes; a bad line keeps the previous content; stale after its time; unknown names said"
+    )
     func file() throws {
         let dir = NSTemporaryDirectory() + "lodestar-ext-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -49,23 +71,33 @@ struct ExternalInputTests {
         var b = HealthBoard(topology: Self.topology)
         let known = { (n: String) in Self.topology.endpoint(named: n) != nil }
         let missing = w.poll(known: known, staleAfter: 2.5, now: 0, wallNow: 0)
-        #expect(missing.inputs == nil && missing.messages.first?.text.contains("cannot read the external health file") == true)
+        #expect(
+            missing.inputs == nil
+                && missing.messages.first?.text.contains("cannot read the external health file") == true)
         #expect(w.poll(known: known, staleAfter: 2.5, now: 0, wallNow: 0).messages.isEmpty, "said once")
 
-        try "# maintenance\na down planned work\nb up\nghost down\n".write(toFile: path, atomically: true, encoding: .utf8)
-        let mtime = try #require(FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date).timeIntervalSince1970
+        try "# maintenance\na down planned work\nb up\nghost down\n".write(
+            toFile: path, atomically: true, encoding: .utf8)
+        let mtime = try #require(FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date)
+            .timeIntervalSince1970
         let r = w.poll(known: known, staleAfter: 2.5, now: 100, wallNow: mtime)
         #expect(r.messages.map(\.text) == ["\(path):4: no endpoint named ghost"])
         let inputs = try #require(r.inputs)
         b.setFileExternal(inputs, now: 100)
         #expect(b.view.endpoints[0].up == false && b.view.endpoints[0].reason == "external: planned work")
         #expect(b.view.endpoints[1].up == true && b.view.endpoints[1].reason == "external: up")
-        #expect(w.poll(known: known, staleAfter: 2.5, now: 101, wallNow: mtime + 1).inputs == nil, "unchanged: not read again")
+        #expect(
+            w.poll(known: known, staleAfter: 2.5, now: 101, wallNow: mtime + 1).inputs == nil,
+            "unchanged: not read again")
 
         // A line that cannot be parsed keeps the previous content.
         try "a sideways\n".write(toFile: path, atomically: true, encoding: .utf8)
         let bad = w.poll(known: known, staleAfter: 2.5, now: 101, wallNow: Date().timeIntervalSince1970)
-        #expect(bad.inputs == nil && bad.messages.first?.text.hasSuffix(":1: expected \"ENDPOINT up|down [reason]\"; keeping the previous content") == true)
+        #expect(
+            bad.inputs == nil
+                && bad.messages.first?.text.hasSuffix(
+                    ":1: expected \"ENDPOINT up|down [reason]\"; keeping the previous content") == true
+        )
         #expect(b.view.endpoints[0].up == false)
         // Stale: 2.5 s after the file's last good write, its input is ignored ("not checked": up).
         #expect(b.expireExternal(now: 102.4).isEmpty)

@@ -18,13 +18,16 @@ struct AbuseTests {
     }
 
     static func python(_ script: String, _ args: [String], timeout: Double = 90) throws -> Command.Result {
-        try Command.run("/usr/bin/env", ["python3", Paths.packageRoot + "/Tests/Abuse/" + script] + args, timeout: timeout)
+        try Command.run(
+            "/usr/bin/env", ["python3", Paths.packageRoot + "/Tests/Abuse/" + script] + args, timeout: timeout)
     }
 
-    @Test("garbage, a 0xFFFF length, half frames, one octet then silence, a trickle, too many connections from one address and a client that never reads: each bounded, every answer unchanged",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "garbage, a 0xFFFF length, half frames, one octet then silence, a trickle, too many connections from one address and a client that never reads: each bounded, every answer unchanged",
+        .timeLimit(.minutes(2)))
     func abusiveTCP() throws {
-        let (dir, path) = try Self.write("server: { tcp-message-timeout: 1, tcp-idle-timeout: 4, tcp-max-connections-per-client: 8 }\n")
+        let (dir, path) = try Self.write(
+            "server: { tcp-message-timeout: 1, tcp-idle-timeout: 4, tcp-max-connections-per-client: 8 }\n")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let server = try LodestarProcess(config: path)
         defer { server.stop() }
@@ -35,12 +38,15 @@ struct AbuseTests {
         #expect(try server.dig("www.example.com", "A").answer == before)
         #expect(try server.dig("www.example.com", "A", "+tcp").answer == before)
         // The connections closed over the per-client limit are said, a line every 10 s at most.
-        let refused = server.log().components(separatedBy: "\n").filter { $0.contains("closed: over tcp-max-connections") }
+        let refused = server.log().components(separatedBy: "\n").filter {
+            $0.contains("closed: over tcp-max-connections")
+        }
         #expect(!refused.isEmpty && refused.count <= 3, "\(refused.count) lines: \(refused.prefix(3))")
     }
 
-    @Test("2,000 slow TCP clients under ulimit -n 1024: UDP keeps answering, the prober keeps its verdict, nothing is withdrawn",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "2,000 slow TCP clients under ulimit -n 1024: UDP keeps answering, the prober keeps its verdict, nothing is withdrawn",
+        .timeLimit(.minutes(2)))
     func descriptorExhaustion() throws {
         let originPort = FreePort.pick()
         let origins = try Origins(["\(originPort)"])
@@ -48,7 +54,8 @@ struct AbuseTests {
         let admin = FreePort.pick()
         let dir = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let (cdir, path) = try Self.write("""
+        let (cdir, path) = try Self.write(
+            """
             server: { tcp-max-connections: 5000, tcp-idle-timeout: 30, tcp-message-timeout: 30 }
             admin: { listen: "127.0.0.1:\(admin)" }
             regions: { here: { coordinates: [0, 0] } }
@@ -66,9 +73,14 @@ struct AbuseTests {
         defer { try? FileManager.default.removeItem(atPath: cdir) }
         let server = try LodestarProcess(config: path, launcher: ["/usr/bin/prlimit", "--nofile=1024:1024"])
         defer { server.stop() }
-        #expect(server.log().contains("TCP connections are capped at"), "the shortfall is said at start: \(server.log().suffix(1500))")
+        #expect(
+            server.log().contains("TCP connections are capped at"),
+            "the shortfall is said at start: \(server.log().suffix(1500))")
         // Both up before the flood.
-        _ = Poll.seconds(limit: 10, every: 0.1) { (try? Self.curl(["http://127.0.0.1:\(admin)/v1/anycast"]).output.contains("\"desired\" : \"announce\"")) == true }
+        _ = Poll.seconds(limit: 10, every: 0.1) {
+            (try? Self.curl(["http://127.0.0.1:\(admin)/v1/anycast"]).output.contains("\"desired\" : \"announce\""))
+                == true
+        }
         let r = try Self.python("slow_clients.py", ["\(server.port)", "2000", "6"])
         #expect(r.status == 0, "\(r.output)\(r.error)")
         let state = try Self.curl(["http://127.0.0.1:\(admin)/v1/state"]).output
@@ -80,8 +92,9 @@ struct AbuseTests {
         #expect(server.process.isRunning)
     }
 
-    @Test("a hung BIRD (accepts and never answers, or never accepts): /metrics and /v1/anycast answer at once, SIGTERM exits",
-          .timeLimit(.minutes(2)), arguments: ["silent", "noaccept"])
+    @Test(
+        "a hung BIRD (accepts and never answers, or never accepts): /metrics and /v1/anycast answer at once, SIGTERM exits",
+        .timeLimit(.minutes(2)), arguments: ["silent", "noaccept"])
     func hungBird(mode: String) throws {
         let dir = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -89,7 +102,10 @@ struct AbuseTests {
         fake.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         fake.arguments = ["python3", Paths.packageRoot + "/Tests/Abuse/hung_bird.py", dir + "/bird.ctl", mode, "60"]
         try fake.run()
-        defer { kill(fake.processIdentifier, SIGKILL); fake.waitUntilExit() }
+        defer {
+            kill(fake.processIdentifier, SIGKILL)
+            fake.waitUntilExit()
+        }
         _ = Poll.seconds(limit: 5) { FileManager.default.fileExists(atPath: dir + "/bird.ctl") }
         var fillers: [Int32] = []
         defer { for fd in fillers { close(fd) } }
@@ -104,12 +120,17 @@ struct AbuseTests {
                     raw.copyBytes(from: p)
                     raw[p.count] = 0
                 }
-                _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+                _ = withUnsafePointer(to: &addr) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                    }
+                }
                 fillers.append(s)
             }
         }
         let admin = FreePort.pick()
-        let (cdir, path) = try Self.write("""
+        let (cdir, path) = try Self.write(
+            """
             admin: { listen: "127.0.0.1:\(admin)" }
             anycast:
               socket: \(dir)/bird.ctl
@@ -126,7 +147,9 @@ struct AbuseTests {
             let m = try Self.curl(["http://127.0.0.1:\(admin)/metrics"])
             let a = try Self.curl(["http://127.0.0.1:\(admin)/v1/anycast"])
             let took = Date().timeIntervalSince(t0)
-            #expect(m.output.contains("lodestar_queries_total") && a.output.contains("198.51.100.53"), "\(m.output.suffix(300)) \(a.output)")
+            #expect(
+                m.output.contains("lodestar_queries_total") && a.output.contains("198.51.100.53"),
+                "\(m.output.suffix(300)) \(a.output)")
             #expect(took < 1, "/metrics and /v1/anycast took \(took) s with BIRD hung")
             usleep(200_000)
         }
@@ -143,18 +166,23 @@ struct AbuseTests {
         server.stop()
     }
 
-    @Test("the admin API against a browser: JSON-only POSTs, Host and Origin checked, 413, a connection cap; /metrics answers during a reload; concurrent reloads end with the newest config",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "the admin API against a browser: JSON-only POSTs, Host and Origin checked, 413, a connection cap; /metrics answers during a reload; concurrent reloads end with the newest config",
+        .timeLimit(.minutes(2)))
     func adminAgainstBrowsers() throws {
         let setup = try GSLBSetup()
         defer { setup.remove() }
         let server = try setup.start()
         defer { server.stop() }
         let url = "http://127.0.0.1:\(setup.adminPort)"
-        func code(_ args: [String]) throws -> String { try Self.curl(["-o", "/dev/null", "-w", "%{http_code}"] + args).output }
+        func code(_ args: [String]) throws -> String {
+            try Self.curl(["-o", "/dev/null", "-w", "%{http_code}"] + args).output
+        }
         // A cross-site form post: no JSON content type.
         #expect(try code(["-X", "POST", "\(url)/v1/pools/eu", "-d", #"{"state":"down"}"#]) == "415")
-        #expect(try code(["-X", "POST", "\(url)/v1/pools/eu", "-H", "Content-Type: text/plain", "-d", #"{"state":"down"}"#]) == "415")
+        #expect(
+            try code(["-X", "POST", "\(url)/v1/pools/eu", "-H", "Content-Type: text/plain", "-d", #"{"state":"down"}"#])
+                == "415")
         #expect(try code(["-X", "POST", "\(url)/v1/reload"]) == "415")
         // DNS rebinding: a page of evil.example reaching 127.0.0.1 under its own name.
         #expect(try code(["\(url)/v1/state", "-H", "Host: evil.example"]) == "403")
@@ -162,31 +190,45 @@ struct AbuseTests {
         #expect(try code(["\(url)/v1/state", "-H", "Host: localhost:\(setup.adminPort)"]) == "200")
         #expect(try code(["\(url)/v1/state", "-H", "Host: [::1]:\(setup.adminPort)"]) == "200")
         // A page elsewhere posting JSON (a CORS request carries its Origin).
-        #expect(try code(["-X", "POST", "\(url)/v1/pools/eu", "-H", "Content-Type: application/json", "-H", "Origin: http://evil.example",
-                          "-d", #"{"state":"down"}"#]) == "403")
+        #expect(
+            try code([
+                "-X", "POST", "\(url)/v1/pools/eu", "-H", "Content-Type: application/json", "-H",
+                "Origin: http://evil.example",
+                "-d", #"{"state":"down"}"#
+            ]) == "403")
         #expect(try code(["\(url)/v1/state", "-H", "Origin: http://127.0.0.1:\(setup.adminPort)"]) == "200")
         // A body over 64 KiB.
         let big = "{\"state\": \"down\", \"reason\": \"" + String(repeating: "x", count: 70_000) + "\"}"
-        #expect(try code(["-X", "POST", "\(url)/v1/health/eu-1", "-H", "Content-Type: application/json", "--data-binary", big]) == "413")
+        #expect(
+            try code([
+                "-X", "POST", "\(url)/v1/health/eu-1", "-H", "Content-Type: application/json", "--data-binary", big
+            ]) == "413")
         let state = try setup.admin("GET", "/v1/state")
         #expect(!state.contains("\"down\""), "none of the refused requests changed anything")
         // More than 64 connections at once: the rest are closed, the API still answers after.
-        let r = try Command.run("/usr/bin/env", ["python3", "-c", """
-            import socket,time
-            held=[]
-            for i in range(80):
-                s=socket.create_connection(("127.0.0.1",\(setup.adminPort)),timeout=2); held.append(s)
-            time.sleep(0.5)
-            closed=0
-            for s in held:
-                s.settimeout(0.05)
-                try:
-                    if s.recv(1)==b"": closed+=1
-                except socket.timeout: pass
-                except OSError: closed+=1
-            print(closed)
-            """], timeout: 20)
-        #expect(Int(r.output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 >= 16, "connections over the cap closed: \(r.output)\(r.error)")
+        let r = try Command.run(
+            "/usr/bin/env",
+            [
+                "python3", "-c",
+                """
+                import socket,time
+                held=[]
+                for i in range(80):
+                    s=socket.create_connection(("127.0.0.1",\(setup.adminPort)),timeout=2); held.append(s)
+                time.sleep(0.5)
+                closed=0
+                for s in held:
+                    s.settimeout(0.05)
+                    try:
+                        if s.recv(1)==b"": closed+=1
+                    except socket.timeout: pass
+                    except OSError: closed+=1
+                print(closed)
+                """
+            ], timeout: 20)
+        #expect(
+            Int(r.output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 >= 16,
+            "connections over the cap closed: \(r.output)\(r.error)")
         #expect(try code(["\(url)/metrics"]) == "200")
         // Reloads from SIGHUP and the API at once while the file changes: the last version written wins.
         let config = setup.dir + "/lodestar.yaml"

@@ -33,7 +33,7 @@ struct AdminRobustnessTests {
         ("POST", "/v1/health/na-1", "{\"state\": \"down\", \"ttl\": \"x\"}"),
         ("POST", "/v1/anycast/x", "{\"state\": \"withdraw\"}"),
         ("DELETE", "/v1/state", nil),
-        ("PUT", "/v1/reload", "x"),
+        ("PUT", "/v1/reload", "x")
     ]
 
     @Test("each malformed request gets a 4xx; DNS, /metrics and the process stay up", .timeLimit(.minutes(2)))
@@ -47,16 +47,24 @@ struct AdminRobustnessTests {
             #expect(code.hasPrefix("4"), "\(method) \(path) \(body ?? ""): HTTP \(code)")
         }
         // Malformed HTTP itself, raw on the socket: garbage, a huge header, a request line without a version.
-        for raw in ["\u{0}\u{1}\u{2}garbage\r\n\r\n", "GET / HTTP/1.1\r\nX: " + String(repeating: "y", count: 100_000) + "\r\n\r\n",
-                    "GET /metrics\r\n\r\n", "POST /v1/reload HTTP/1.1\r\nContent-Length: -1\r\n\r\n"] {
-            _ = try? Command.run("/usr/bin/env", ["python3", "-c", """
-                import socket,sys
-                s=socket.create_connection(("127.0.0.1",\(setup.adminPort)),timeout=3)
-                s.sendall(sys.argv[1].encode("latin-1"))
-                try: s.recv(4096)
-                except Exception: pass
-                s.close()
-                """, raw], timeout: 10)
+        for raw in [
+            "\u{0}\u{1}\u{2}garbage\r\n\r\n",
+            "GET / HTTP/1.1\r\nX: " + String(repeating: "y", count: 100_000) + "\r\n\r\n",
+            "GET /metrics\r\n\r\n", "POST /v1/reload HTTP/1.1\r\nContent-Length: -1\r\n\r\n"
+        ] {
+            _ = try? Command.run(
+                "/usr/bin/env",
+                [
+                    "python3", "-c",
+                    """
+                    import socket,sys
+                    s=socket.create_connection(("127.0.0.1",\(setup.adminPort)),timeout=3)
+                    s.sendall(sys.argv[1].encode("latin-1"))
+                    try: s.recv(4096)
+                    except Exception: pass
+                    s.close()
+                    """, raw
+                ], timeout: 10)
         }
         #expect(server.process.isRunning, "the server is still running: \(server.log().suffix(2000))")
         #expect(try server.dig("www.example.com", "A", "+subnet=198.51.100.0/24").status == "NOERROR")

@@ -33,8 +33,9 @@ struct AnycastSetup {
 struct AnycastTests {
     static let service = BirdTopology.service
 
-    @Test("announced after the self-check passes; withdrawn when it fails and back on recovery, other routes and the session untouched",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "announced after the self-check passes; withdrawn when it fails and back on recovery, other routes and the session untouched",
+        .timeLimit(.minutes(2)))
     func withdrawAndAnnounce() throws {
         let s = try AnycastSetup()
         defer { s.remove() }
@@ -45,7 +46,9 @@ struct AnycastTests {
         #expect(first != nil, "announced: \(server.log())")
         #expect(s.birds.b.has(BirdTopology.other))
         let session = try s.birds.b.birdc("show protocols from_a")
-        let since = session.split(separator: "\n").first { $0.hasPrefix("from_a") }.map { $0.split(separator: " ", omittingEmptySubsequences: true)[4] }
+        let since = session.split(separator: "\n").first { $0.hasPrefix("from_a") }.map {
+            $0.split(separator: " ", omittingEmptySubsequences: true)[4]
+        }
 
         var figures: [String] = []
         for round in 0..<2 {
@@ -57,21 +60,33 @@ struct AnycastTests {
             try s.pools("auto")
             let back = s.birds.b.wait(Self.service, present: true, limit: 6)
             #expect(back != nil && back! <= 2 * 0.5 + 1, "announced again after \(String(describing: back)) s")
-            figures.append("round \(round + 1): withdrawn after \(String(format: "%.2f", gone ?? -1)) s, back after \(String(format: "%.2f", back ?? -1)) s")
+            figures.append(
+                "round \(round + 1): withdrawn after \(String(format: "%.2f", gone ?? -1)) s, back after \(String(format: "%.2f", back ?? -1)) s"
+            )
         }
         print("anycast figures (self-check interval 0.5 s, fall 3, rise 2): " + figures.joined(separator: "; "))
         let after = try s.birds.b.birdc("show protocols from_a")
-        let sinceAfter = after.split(separator: "\n").first { $0.hasPrefix("from_a") }.map { $0.split(separator: " ", omittingEmptySubsequences: true)[4] }
-        #expect(since != nil && since == sinceAfter,
-                "the BGP session was never reset: \(session) / \(after); B's log: \(s.birds.b.log().suffix(1500))")
-        #expect(server.log().contains("anycast 198.51.100.53/32 (svc_dns4): withdraw (self-check failed: DNS rcode SERVFAIL)"), "\(server.log())")
+        let sinceAfter = after.split(separator: "\n").first { $0.hasPrefix("from_a") }.map {
+            $0.split(separator: " ", omittingEmptySubsequences: true)[4]
+        }
+        #expect(
+            since != nil && since == sinceAfter,
+            "the BGP session was never reset: \(session) / \(after); B's log: \(s.birds.b.log().suffix(1500))")
+        #expect(
+            server.log().contains(
+                "anycast 198.51.100.53/32 (svc_dns4): withdraw (self-check failed: DNS rcode SERVFAIL)"),
+            "\(server.log())")
         let status = try s.setup.admin("GET", "/v1/anycast")
-        #expect(status.contains("\"birdState\" : \"up\"") && status.contains("\"exported\" : true") && status.contains("\"withdrawals\" : 2"), "\(status)")
+        #expect(
+            status.contains("\"birdState\" : \"up\"") && status.contains("\"exported\" : true")
+                && status.contains("\"withdrawals\" : 2"), "\(status)")
         let metrics = try s.setup.admin("GET", "/metrics")
         #expect(metrics.contains("lodestar_anycast_announced{prefix=\"198.51.100.53/32\",protocol=\"svc_dns4\"} 1"))
         #expect(metrics.contains("lodestar_anycast_bird_connected 1"))
-        #expect(metrics.contains("lodestar_anycast_prefix_command_seconds{prefix=\"198.51.100.53/32\",protocol=\"svc_dns4\"} 0.0"),
-                "a sub-second enable/disable round trip")
+        #expect(
+            metrics.contains(
+                "lodestar_anycast_prefix_command_seconds{prefix=\"198.51.100.53/32\",protocol=\"svc_dns4\"} 0.0"),
+            "a sub-second enable/disable round trip")
         #expect(status.contains("\"lastCommandCode\" : 0"), "\(status)")
     }
 
@@ -103,7 +118,8 @@ struct AnycastTests {
         #expect(server.log().contains("anycast: connected to BIRD"))
     }
 
-    @Test("never withdraw the last POP: kept with an alarm until another POP's path is visible", .timeLimit(.minutes(2)))
+    @Test(
+        "never withdraw the last POP: kept with an alarm until another POP's path is visible", .timeLimit(.minutes(2)))
     func lastPOP() throws {
         let s = try AnycastSetup(minOtherPaths: 1)
         defer { s.remove() }
@@ -115,17 +131,23 @@ struct AnycastTests {
         #expect(s.birds.b.has(Self.service), "no other POP visible: still announced")
         let status = try s.setup.admin("GET", "/v1/anycast")
         #expect(status.contains("only 0 other path(s) visible, fewer than the minimum 1"), "\(status)")
-        #expect(try s.setup.admin("GET", "/metrics").contains("lodestar_anycast_alarm{prefix=\"198.51.100.53/32\",protocol=\"svc_dns4\"} 1"))
+        #expect(
+            try s.setup.admin("GET", "/metrics").contains(
+                "lodestar_anycast_alarm{prefix=\"198.51.100.53/32\",protocol=\"svc_dns4\"} 1"))
         #expect(server.log().contains("ALARM"))
         // Another POP (C) announces the prefix to A: now the withdrawal is safe.
         let c = try s.birds.startC()
         defer { c.stop() }
         #expect(s.birds.a.waitEstablished("from_c"), "\(s.birds.a.diagnose())")
-        #expect(s.birds.b.wait(Self.service, present: false, limit: 10) != nil, "withdrawn once C's path is seen: \(server.log())")
+        #expect(
+            s.birds.b.wait(Self.service, present: false, limit: 10) != nil,
+            "withdrawn once C's path is seen: \(server.log())")
         #expect(try s.setup.admin("GET", "/v1/anycast").contains("\"otherPaths\" : 1"))
     }
 
-    @Test("after a crash, a restarted lodestar adopts the announcement and the guard still holds", .timeLimit(.minutes(2)))
+    @Test(
+        "after a crash, a restarted lodestar adopts the announcement and the guard still holds", .timeLimit(.minutes(2))
+    )
     func adoptAfterCrash() throws {
         let s = try AnycastSetup(minOtherPaths: 1)
         defer { s.remove() }
@@ -140,13 +162,16 @@ struct AnycastTests {
         server = try s.setup.start()
         defer { server.stop() }
         usleep(3_000_000)
-        #expect(s.birds.b.has(Self.service), "the restart did not drop the last POP while its self-check fails: \(server.log())")
+        #expect(
+            s.birds.b.has(Self.service),
+            "the restart did not drop the last POP while its self-check fails: \(server.log())")
         #expect(server.log().contains("already announced by BIRD"))
         #expect(try s.setup.admin("GET", "/v1/anycast").contains("fewer than the minimum 1"))
     }
 
-    @Test("soft drain: GRACEFUL_SHUTDOWN reaches the peer first, the withdrawal follows after drain-time",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "soft drain: GRACEFUL_SHUTDOWN reaches the peer first, the withdrawal follows after drain-time",
+        .timeLimit(.minutes(2)))
     func drain() throws {
         let s = try AnycastSetup(extra: "  drain-time: 2")
         defer { s.remove() }
@@ -182,13 +207,16 @@ struct AnycastTests {
         server.signal(SIGTERM)
         let gone = s.birds.b.wait(Self.service, present: false, limit: 3)
         #expect(gone != nil && gone! < 1, "withdrawn at once on SIGTERM: \(String(describing: gone))")
-        #expect(try server.dig("www.example.com", "A", "+tries=1", "+time=1").status == "NOERROR", "still answering during the delay")
+        #expect(
+            try server.dig("www.example.com", "A", "+tries=1", "+time=1").status == "NOERROR",
+            "still answering during the delay")
         server.stop()
         #expect(server.log().contains("withdrawing the anycast prefixes"))
     }
 
-    @Test("no BIRD socket: DNS keeps serving, the API says why; BIRD appearing later gets the announcement",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "no BIRD socket: DNS keeps serving, the API says why; BIRD appearing later gets the announcement",
+        .timeLimit(.minutes(2)))
     func missingSocket() throws {
         let birds = try BirdTopology()
         defer { birds.stop() }
@@ -206,6 +234,8 @@ struct AnycastTests {
         #expect(server.log().contains("cannot reach BIRD"))
         try birds.a.start()
         #expect(birds.b.waitEstablished("from_a"), "\(birds.a.diagnose())\n\(birds.b.diagnose())")
-        #expect(birds.b.wait(Self.service, present: true, limit: 40) != nil, "announced once BIRD is there: \(server.log())")
+        #expect(
+            birds.b.wait(Self.service, present: true, limit: 40) != nil, "announced once BIRD is there: \(server.log())"
+        )
     }
 }

@@ -38,15 +38,16 @@ struct EDNSTests {
         #expect(e6.options.contains { $0.contains("CLIENT-SUBNET: 2001:db8:1::/48/0") }, "\(e6)")
     }
 
-    @Test("Malformed ECS and a non-zero query scope are FORMERR", .timeLimit(.minutes(1)),
-          arguments: [
+    @Test(
+        "Malformed ECS and a non-zero query scope are FORMERR", .timeLimit(.minutes(1)),
+        arguments: [
             [0, 1, 24, 0, 192, 0, 2, 7],  // address longer than the prefix needs
             [0, 1, 23, 0, 192, 0, 3],  // bits past the prefix set
             [0, 1, 24, 24, 192, 0, 2],  // scope in a query
             [0, 3, 24, 0, 192, 0, 2],  // unknown family
             [0, 1, 33, 0, 192, 0, 2, 1, 0],  // prefix past 32
-            [0, 1],  // too short
-          ] as [[UInt8]])
+            [0, 1]  // too short
+        ] as [[UInt8]])
     func malformedECS(option: [UInt8]) throws {
         let server = try LodestarProcess()
         defer { server.stop() }

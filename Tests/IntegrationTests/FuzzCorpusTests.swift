@@ -6,7 +6,9 @@ import Testing
 /// (scripts/test.sh also fuzzes each harness briefly with libFuzzer.)
 @Suite("Fuzzing corpora, replayed")
 struct FuzzCorpusTests {
-    @Test("every committed input passes its harness", arguments: ["query", "name", "zone", "config", "admin", "bird", "etcd", "mmdb", "include"])
+    @Test(
+        "every committed input passes its harness",
+        arguments: ["query", "name", "zone", "config", "admin", "bird", "etcd", "mmdb", "include"])
     func replay(target: String) throws {
         let binary = (Paths.binary as NSString).deletingLastPathComponent + "/lodestar-fuzz"
         let corpus = Paths.packageRoot + "/Fuzz/Corpus/" + target

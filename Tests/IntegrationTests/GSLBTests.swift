@@ -11,10 +11,12 @@ struct GSLBSetup {
     init(slowStart: Int = 60, extraName: String = "", editConfig: (String) -> String = { $0 }) throws {
         dir = try Paths.temporaryDirectory()
         try FileManager.default.createDirectory(atPath: dir + "/zones", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: Paths.packageRoot + "/zones/example.com.zone", toPath: dir + "/zones/example.com.zone")
+        try FileManager.default.copyItem(
+            atPath: Paths.packageRoot + "/zones/example.com.zone", toPath: dir + "/zones/example.com.zone")
         adminPort = FreePort.pick()
         var text = try String(contentsOfFile: Paths.packageRoot + "/lodestar.yaml", encoding: .utf8)
-        text = text.replacingOccurrences(of: "database: geo/sample.mmdb", with: "database: \(Paths.packageRoot)/geo/sample.mmdb")
+        text = text.replacingOccurrences(
+            of: "database: geo/sample.mmdb", with: "database: \(Paths.packageRoot)/geo/sample.mmdb")
         text = text.replacingOccurrences(of: "127.0.0.1:5380", with: "127.0.0.1:\(adminPort)")
         text = text.replacingOccurrences(of: "slow-start: 60", with: "slow-start: \(slowStart)")
         text = editConfig(text)
@@ -29,12 +31,18 @@ struct GSLBSetup {
     /// An admin API call through curl; returns the body. A POST says its body is JSON, as the
     /// API requires (`contentType` replaces that, for the tests of the requirement).
     @discardableResult
-    func admin(_ method: String, _ path: String, _ body: String? = nil, token: String? = nil, status: Bool = false,
-               contentType: String? = "application/json", headers: [String] = []) throws -> String {
+    func admin(
+        _ method: String, _ path: String, _ body: String? = nil, token: String? = nil, status: Bool = false,
+        contentType: String? = "application/json", headers: [String] = []
+    ) throws -> String {
         // A change without a token goes through the control socket, as lodestar ctl sends it: the
         // TCP listener takes none without one.
-        var args = method == "POST" && token == nil && headers.isEmpty
-            ? ["-s", "-X", method, "--unix-socket", dir + "/.lodestar.sock", "http://localhost\(path)", "--max-time", "5"]
+        var args =
+            method == "POST" && token == nil && headers.isEmpty
+            ? [
+                "-s", "-X", method, "--unix-socket", dir + "/.lodestar.sock", "http://localhost\(path)", "--max-time",
+                "5"
+            ]
             : ["-s", "-X", method, "http://127.0.0.1:\(adminPort)\(path)", "--max-time", "5"]
         if let body { args += ["-d", body] }
         if method == "POST", let contentType { args += ["-H", "Content-Type: \(contentType)"] }
@@ -69,20 +77,22 @@ struct GSLBTests {
         return "?"
     }
 
-    @Test("the bundled example: clients on each continent get their region, with the merged ECS scope", .timeLimit(.minutes(1)))
+    @Test(
+        "the bundled example: clients on each continent get their region, with the merged ECS scope",
+        .timeLimit(.minutes(1)))
     func bundledExample() throws {
         let setup = try GSLBSetup()
         defer { setup.remove() }
         let server = try setup.start()
         defer { server.stop() }
         let cases: [(String, String, String, Int)] = [
-            ("198.51.100.0/24", "A", "eu", 24),     // Berlin
-            ("198.51.100.77/32", "A", "eu", 24),    // a longer source: the scope is the network's
-            ("203.0.113.0/25", "A", "ap", 24),      // Tokyo and Sydney both map to ap: one /24
+            ("198.51.100.0/24", "A", "eu", 24),  // Berlin
+            ("198.51.100.77/32", "A", "eu", 24),  // a longer source: the scope is the network's
+            ("203.0.113.0/25", "A", "ap", 24),  // Tokyo and Sydney both map to ap: one /24
             ("203.0.113.128/25", "A", "ap", 24),
             ("2001:db8:3::/48", "AAAA", "ap", 48),  // Tokyo over IPv6
             ("2001:db8:2::/56", "AAAA", "eu", 48),
-            ("2001:db8:5::/48", "A", "eu", 48),     // Johannesburg: AF → eu-central
+            ("2001:db8:5::/48", "A", "eu", 48)  // Johannesburg: AF → eu-central
         ]
         for (subnet, type, want, scope) in cases {
             let r = try server.dig("www.example.com", type, "+subnet=\(subnet)")
@@ -110,8 +120,9 @@ struct GSLBTests {
         #expect(api.ecs?.scope == 24)
     }
 
-    @Test("GeoLite2-City: real clients on four continents, and every address inside the scope gets the same region",
-          .timeLimit(.minutes(3)))
+    @Test(
+        "GeoLite2-City: real clients on four continents, and every address inside the scope gets the same region",
+        .timeLimit(.minutes(3)))
     func geoLite2() throws {
         let path = try #require(GeoLite2.path, "maxminddb-geolite2 is not installed")
         let setup = try GSLBSetup { $0.replacingOccurrences(of: "\(Paths.packageRoot)/geo/sample.mmdb", with: path) }
@@ -120,14 +131,14 @@ struct GSLBTests {
         defer { server.stop() }
         // Addresses from MaxMind's own test data and well-known networks; expectations by continent.
         let cases: [(String, String)] = [
-            ("81.2.69.160", "eu"),   // GB
-            ("89.160.20.112", "eu"), // SE
-            ("8.8.8.0", "na"),       // US
-            ("24.24.24.0", "na"),    // US
-            ("1.1.1.0", "ap"),       // AU (OC)
-            ("202.196.224.0", "ap"), // PH (AS)
-            ("200.160.0.0", "na"),   // BR (SA → us-east)
-            ("41.0.0.0", "eu"),      // ZA (AF → eu-central)
+            ("81.2.69.160", "eu"),  // GB
+            ("89.160.20.112", "eu"),  // SE
+            ("8.8.8.0", "na"),  // US
+            ("24.24.24.0", "na"),  // US
+            ("1.1.1.0", "ap"),  // AU (OC)
+            ("202.196.224.0", "ap"),  // PH (AS)
+            ("200.160.0.0", "na"),  // BR (SA → us-east)
+            ("41.0.0.0", "eu")  // ZA (AF → eu-central)
         ]
         var rng: UInt32 = 12345
         for (address, want) in cases {
@@ -140,15 +151,18 @@ struct GSLBTests {
             let value = octets.reduce(0) { $0 << 8 | $1 }
             rng = rng &* 1_103_515_245 &+ 12345
             let hostBits = UInt32(32 - scope)
-            let other = scope == 32 ? value : (value & ~((UInt32(1) << hostBits) &- 1)) | (rng & ((UInt32(1) << hostBits) &- 1))
+            let other =
+                scope == 32 ? value : (value & ~((UInt32(1) << hostBits) &- 1)) | (rng & ((UInt32(1) << hostBits) &- 1))
             octets = [other >> 24, other >> 16 & 255, other >> 8 & 255, other & 255]
-            let o = try server.dig("www.example.com", "A", "+subnet=\(octets.map(String.init).joined(separator: "."))/32")
+            let o = try server.dig(
+                "www.example.com", "A", "+subnet=\(octets.map(String.init).joined(separator: "."))/32")
             #expect(Self.region(o.addresses.first ?? "") == want, "\(octets) in \(address)/\(scope): \(o)")
         }
     }
 
-    @Test("admin: a region down spreads its clients over the others, then ramps back in slow start; TTL drops meanwhile",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "admin: a region down spreads its clients over the others, then ramps back in slow start; TTL drops meanwhile",
+        .timeLimit(.minutes(2)))
     func failoverSpreadAndSlowStart() throws {
         let setup = try GSLBSetup(slowStart: 6)
         defer { setup.remove() }
@@ -182,8 +196,9 @@ struct GSLBTests {
         #expect(try setup.admin("POST", "/v1/pools/eu", #"{"state": "sideways"}"#).contains("state must be"))
     }
 
-    @Test("admin: a weight override takes effect on the next query, persists across reload and restart",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "admin: a weight override takes effect on the next query, persists across reload and restart",
+        .timeLimit(.minutes(2)))
     func weightsPersist() throws {
         let setup = try GSLBSetup(slowStart: 0)  // no ramp: an endpoint back from drain takes its weight at once
         defer { setup.remove() }
@@ -201,7 +216,10 @@ struct GSLBTests {
         }
         try setup.admin("POST", "/v1/endpoints/eu-1", #"{"weight": 1000}"#)
         var eu1 = 0
-        for _ in 0..<20 where try server.dig("www.example.com", "A", "+subnet=198.51.100.0/24").addresses == ["198.51.100.11"] { eu1 += 1 }
+        for _ in 0..<20
+        where try server.dig("www.example.com", "A", "+subnet=198.51.100.0/24").addresses == ["198.51.100.11"] {
+            eu1 += 1
+        }
         #expect(eu1 >= 17)
         // Reload keeps it; so does a restart (from the state file).
         try setup.admin("POST", "/v1/endpoints/eu-1", #"{"weight": 0}"#)
@@ -221,12 +239,15 @@ struct GSLBTests {
         #expect(metrics.contains("lodestar_reloads_total{result=\"ok\"} 0"))  // the restart reset it
     }
 
-    @Test("all down: fail-open answers every address, servfail SERVFAILs, last-resort serves the zone's RRset",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "all down: fail-open answers every address, servfail SERVFAILs, last-resort serves the zone's RRset",
+        .timeLimit(.minutes(2)))
     func allDown() throws {
-        for (mode, check) in [("fail-open", { (r: DigResult) in r.status == "NOERROR" && r.answer.count == 6 }),
-                              ("servfail", { (r: DigResult) in r.status == "SERVFAIL" }),
-                              ("last-resort", { (r: DigResult) in r.addresses == ["192.0.2.10"] })] {
+        for (mode, check) in [
+            ("fail-open", { (r: DigResult) in r.status == "NOERROR" && r.answer.count == 6 }),
+            ("servfail", { (r: DigResult) in r.status == "SERVFAIL" }),
+            ("last-resort", { (r: DigResult) in r.addresses == ["192.0.2.10"] })
+        ] {
             let setup = try GSLBSetup { $0.replacingOccurrences(of: "all-down: fail-open", with: "all-down: \(mode)") }
             defer { setup.remove() }
             let server = try setup.start()
@@ -239,8 +260,9 @@ struct GSLBTests {
         }
     }
 
-    @Test("a bad config is rejected with file:line by check, and on reload the old snapshot keeps serving",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "a bad config is rejected with file:line by check, and on reload the old snapshot keeps serving",
+        .timeLimit(.minutes(1)))
     func badConfig() throws {
         let setup = try GSLBSetup()
         defer { setup.remove() }
@@ -248,16 +270,20 @@ struct GSLBTests {
         defer { server.stop() }
         let good = try String(contentsOfFile: setup.config, encoding: .utf8)
         let bad = good.replacingOccurrences(of: "        EU: [eu-central]", with: "        EU: [eu-west]")
-        let badLine = bad.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("eu-west") }! + 1
+        let badLine =
+            bad.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("eu-west") }! + 1
         try bad.write(toFile: setup.config, atomically: true, encoding: .utf8)
         let check = try Command.run(Paths.binary, ["check", "--config", setup.config], timeout: 30)
         #expect(check.status == 1)
         #expect(check.error.contains("\(setup.config):\(badLine): unknown region \"eu-west\""), "\(check.error)")
         server.signal(SIGHUP)
         #expect(ReloadTests.waitFor(5) { server.log().contains("reload failed") }, "\(server.log())")
-        #expect(Self.region(try server.dig("www.example.com", "A", "+subnet=198.51.100.0/24").addresses.first ?? "") == "eu")
+        #expect(
+            Self.region(try server.dig("www.example.com", "A", "+subnet=198.51.100.0/24").addresses.first ?? "") == "eu"
+        )
         // A name outside every zone, and a corrupt database, are refused with the file named.
-        try good.replacingOccurrences(of: "www.example.com:", with: "www.example.org:").write(toFile: setup.config, atomically: true, encoding: .utf8)
+        try good.replacingOccurrences(of: "www.example.com:", with: "www.example.org:").write(
+            toFile: setup.config, atomically: true, encoding: .utf8)
         let outside = try Command.run(Paths.binary, ["check", "--config", setup.config], timeout: 30)
         #expect(outside.error.contains("name www.example.org.: not inside any zone served"), "\(outside.error)")
         let corrupt = setup.dir + "/corrupt.mmdb"
@@ -269,7 +295,10 @@ struct GSLBTests {
 
     @Test("admin API with a token file: refused without the bearer token, served with it", .timeLimit(.minutes(1)))
     func token() throws {
-        let setup = try GSLBSetup { $0.replacingOccurrences(of: "  state-file: .lodestar.state", with: "  state-file: .lodestar.state\n  token-file: admin.token") }
+        let setup = try GSLBSetup {
+            $0.replacingOccurrences(
+                of: "  state-file: .lodestar.state", with: "  state-file: .lodestar.state\n  token-file: admin.token")
+        }
         defer { setup.remove() }
         try "s3cret-token\n".write(toFile: setup.dir + "/admin.token", atomically: true, encoding: .utf8)
         let server = try setup.start()
@@ -277,19 +306,31 @@ struct GSLBTests {
         #expect(try setup.admin("GET", "/v1/state", status: true) == "401")
         #expect(try setup.admin("POST", "/v1/pools/eu", #"{"state": "down"}"#, token: "wrong", status: true) == "401")
         #expect(try setup.admin("GET", "/metrics", token: "s3cret-token", status: true) == "200")
-        #expect(try setup.admin("POST", "/v1/pools/eu", #"{"state": "down"}"#, token: "s3cret-token", status: true) == "200")
-        #expect(Self.region(try server.dig("www.example.com", "A", "+subnet=198.51.100.0/24").addresses.first ?? "") != "eu")
+        #expect(
+            try setup.admin("POST", "/v1/pools/eu", #"{"state": "down"}"#, token: "s3cret-token", status: true) == "200"
+        )
+        #expect(
+            Self.region(try server.dig("www.example.com", "A", "+subnet=198.51.100.0/24").addresses.first ?? "") != "eu"
+        )
     }
 
-    @Test("explain prints the decision through the server's code; the admin API gives it as JSON", .timeLimit(.minutes(1)))
+    @Test(
+        "explain prints the decision through the server's code; the admin API gives it as JSON", .timeLimit(.minutes(1))
+    )
     func explain() throws {
         let setup = try GSLBSetup()
         defer { setup.remove() }
-        let out = try Command.run(Paths.binary, ["explain", "www.example.com", "A", "--client", "198.51.100.7/24",
-                                                 "--config", setup.config], timeout: 30)
+        let out = try Command.run(
+            Paths.binary,
+            [
+                "explain", "www.example.com", "A", "--client", "198.51.100.7/24",
+                "--config", setup.config
+            ], timeout: 30)
         #expect(out.status == 0)
-        for line in ["country: DE", "rule: geo: continent EU", "order: eu, na, ap", "pool shares: eu 100.0%",
-                     "ECS scope: /24", "TTL: 60", "IN A 198.51.100.1"] {
+        for line in [
+            "country: DE", "rule: geo: continent EU", "order: eu, na, ap", "pool shares: eu 100.0%",
+            "ECS scope: /24", "TTL: 60", "IN A 198.51.100.1"
+        ] {
             #expect(out.output.contains(line), "\(line) in \(out.output)")
         }
         let server = try setup.start()

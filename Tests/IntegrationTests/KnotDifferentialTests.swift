@@ -6,9 +6,15 @@ import Testing
 /// flags and every section.
 @Suite("Differential comparison with knot")
 struct KnotDifferentialTests {
-    static func compare(lodestar: Int, knot: Int, extra: [String] = []) throws -> (summary: String, output: String, status: Int32) {
-        let r = try Command.run("/usr/bin/env", ["python3", Paths.packageRoot + "/Tests/Differential/knot_diff.py",
-                                                 "\(lodestar)", "\(knot)"] + extra, timeout: 150)
+    static func compare(lodestar: Int, knot: Int, extra: [String] = []) throws -> (
+        summary: String, output: String, status: Int32
+    ) {
+        let r = try Command.run(
+            "/usr/bin/env",
+            [
+                "python3", Paths.packageRoot + "/Tests/Differential/knot_diff.py",
+                "\(lodestar)", "\(knot)"
+            ] + extra, timeout: 150)
         let summary = r.output.split(separator: "\n").last.map(String.init) ?? ""
         let diffs = r.output.split(separator: "\n").filter { $0.hasPrefix("DIFF") || $0.hasPrefix("  ") }.prefix(40)
         return (summary, diffs.joined(separator: "\n") + "\n" + r.error, r.status)
@@ -25,17 +31,20 @@ struct KnotDifferentialTests {
         #expect((Int(r.summary.split(separator: " ").first ?? "") ?? 0) >= 2000, "\(r.summary)")
     }
 
-    @Test("Seeded random zones (cuts, chains, loops, wildcards, DNAMEs, empty non-terminals): same answers as knot",
-          .timeLimit(.minutes(3)), arguments: [1, 2, 3, 4, 5, 6, 8])
+    @Test(
+        "Seeded random zones (cuts, chains, loops, wildcards, DNAMEs, empty non-terminals): same answers as knot",
+        .timeLimit(.minutes(3)), arguments: [1, 2, 3, 4, 5, 6, 8])
     func randomZones(seed: Int) throws {
         let dir = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try Command.run("/usr/bin/env", ["python3", Paths.packageRoot + "/Tests/Differential/random_zone.py", "\(seed)", dir])
+        try Command.run(
+            "/usr/bin/env", ["python3", Paths.packageRoot + "/Tests/Differential/random_zone.py", "\(seed)", dir])
         let zones = dir + "/zones"
         try FileManager.default.createDirectory(atPath: zones, withIntermediateDirectories: true)
         try FileManager.default.moveItem(atPath: dir + "/rnd.test.zone", toPath: zones + "/rnd.test.zone")
         // The harness waits for example.com: serve the bundled zone beside the random one.
-        try FileManager.default.copyItem(atPath: Paths.packageRoot + "/zones/example.com.zone", toPath: zones + "/example.com.zone")
+        try FileManager.default.copyItem(
+            atPath: Paths.packageRoot + "/zones/example.com.zone", toPath: zones + "/example.com.zone")
         let knot = try KnotProcess(zones: zones, probe: "rnd.test")
         defer { knot.stop() }
         let server = try LodestarProcess(zones: zones)
@@ -44,13 +53,18 @@ struct KnotDifferentialTests {
         #expect(r.status == 0 && r.summary == "1500 queries, 0 differences", "seed \(seed): \(r.summary)\n\(r.output)")
     }
 
-    @Test("Zone files: every corpus case and 40 seeded re-formattings load to the same records as in knot, or both refuse them",
-          .timeLimit(.minutes(3)), arguments: [1, 2])
+    @Test(
+        "Zone files: every corpus case and 40 seeded re-formattings load to the same records as in knot, or both refuse them",
+        .timeLimit(.minutes(3)), arguments: [1, 2])
     func zoneLoading(seed: Int) throws {
         let dir = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let r = try Command.run("/usr/bin/env", ["python3", Paths.packageRoot + "/Tests/Differential/zone_load_diff.py",
-                                                 Paths.binary, dir, "--seed", "\(seed)", "--variants", "40"], timeout: 150)
+        let r = try Command.run(
+            "/usr/bin/env",
+            [
+                "python3", Paths.packageRoot + "/Tests/Differential/zone_load_diff.py",
+                Paths.binary, dir, "--seed", "\(seed)", "--variants", "40"
+            ], timeout: 150)
         let summary = r.output.split(separator: "\n").last.map(String.init) ?? ""
         #expect(r.status == 0 && summary == "77 zones, 0 differences", "seed \(seed): \(r.output)\n\(r.error)")
     }

@@ -14,13 +14,19 @@ struct MTUTests {
         init() throws {
             for args in [["netns", "add", name], ["-n", name, "link", "set", "lo", "mtu", "1000", "up"]] {
                 let r = try Command.run("/usr/bin/env", ["ip"] + args, timeout: 10)
-                guard r.status == 0 else { throw TestFailure("ip \(args.joined(separator: " ")): \(r.output)\(r.error)") }
+                guard r.status == 0 else {
+                    throw TestFailure("ip \(args.joined(separator: " ")): \(r.output)\(r.error)")
+                }
             }
         }
 
         func dig(_ port: Int, _ args: [String]) throws -> DigResult {
-            let r = try Command.run("/usr/bin/env", ["ip", "netns", "exec", name, "dig", "@127.0.0.1", "-p", "\(port)", "+norec",
-                                                     "+tries=1", "+time=2"] + args, timeout: 15)
+            let r = try Command.run(
+                "/usr/bin/env",
+                [
+                    "ip", "netns", "exec", name, "dig", "@127.0.0.1", "-p", "\(port)", "+norec",
+                    "+tries=1", "+time=2"
+                ] + args, timeout: 15)
             return DigResult(r.output)
         }
 
@@ -29,33 +35,37 @@ struct MTUTests {
 
     /// One TXT record of `strings` × 250 octets.
     static func txt(_ owner: String, _ strings: Int, _ fill: Character) -> String {
-        owner + " IN TXT " + (0..<strings).map { _ in "\"" + String(repeating: fill, count: 250) + "\"" }.joined(separator: " ")
+        owner + " IN TXT "
+            + (0..<strings).map { _ in "\"" + String(repeating: fill, count: 250) + "\"" }.joined(separator: " ")
     }
 
-    @Test("over an MTU of 1000: a 1,090-octet response comes back as TC (no fragments), 840 octets whole, TCP whole",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "over an MTU of 1000: a 1,090-octet response comes back as TC (no fragments), 840 octets whole, TCP whole",
+        .timeLimit(.minutes(1)))
     func tooBigForTheInterface() throws {
         let dir = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir + "/zones", withIntermediateDirectories: true)
         try """
-            $ORIGIN mtu.test.
-            $TTL 300
-            @ IN SOA ns1 hostmaster 1 3600 600 86400 60
-            @ IN NS ns1
-            ns1 IN A 192.0.2.53
-            \(Self.txt("big", 4, "b"))
-            \(Self.txt("mid", 3, "m"))
+        $ORIGIN mtu.test.
+        $TTL 300
+        @ IN SOA ns1 hostmaster 1 3600 600 86400 60
+        @ IN NS ns1
+        ns1 IN A 192.0.2.53
+        \(Self.txt("big", 4, "b"))
+        \(Self.txt("mid", 3, "m"))
 
-            """.write(toFile: dir + "/zones/mtu.test.zone", atomically: true, encoding: .utf8)
+        """.write(toFile: dir + "/zones/mtu.test.zone", atomically: true, encoding: .utf8)
         let ns = try Namespace()
         defer { ns.remove() }
         let port = 5300
         let server = Process()
         server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         server.currentDirectoryURL = URL(fileURLWithPath: dir)  // not the repository's lodestar.yaml
-        server.arguments = ["ip", "netns", "exec", ns.name, Paths.binary, "serve", "--zones", dir + "/zones",
-                            "--listen", "127.0.0.1:\(port)"]
+        server.arguments = [
+            "ip", "netns", "exec", ns.name, Paths.binary, "serve", "--zones", dir + "/zones",
+            "--listen", "127.0.0.1:\(port)"
+        ]
         let log = dir + "/lodestar.log"
         FileManager.default.createFile(atPath: log, contents: nil)
         server.standardOutput = FileHandle(forWritingAtPath: log)

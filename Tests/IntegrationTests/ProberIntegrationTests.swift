@@ -13,17 +13,20 @@ struct CheckedSetup {
         let port = FreePort.pick()
         self.port = port
         setup = try GSLBSetup(slowStart: 0) { text in
-            var t = text.replacingOccurrences(of: "pools:\n  na:\n", with: """
-                \(prober)
-                checks:
-                  web: { type: http, port: \(port), path: /health, expect-body: ok, \(check) }
-                pools:
-                  na:
-                    check: web
+            var t = text.replacingOccurrences(
+                of: "pools:\n  na:\n",
+                with: """
+                    \(prober)
+                    checks:
+                      web: { type: http, port: \(port), path: /health, expect-body: ok, \(check) }
+                    pools:
+                      na:
+                        check: web
 
-                """)
+                    """)
             for (name, probe) in CheckedSetup.probes {
-                t = t.replacingOccurrences(of: "{ name: \(name), address: ", with: "{ name: \(name), probe: \(probe), address: ")
+                t = t.replacingOccurrences(
+                    of: "{ name: \(name), address: ", with: "{ name: \(name), probe: \(probe), address: ")
             }
             return t
         }
@@ -45,8 +48,9 @@ struct ProberIntegrationTests {
         try Poll.seconds(limit: limit, every: 0.05) { want(try pool(server)) }
     }
 
-    @Test("failover ≤ interval × fall + 1 s when origins are killed, return 500 or hang; back ≤ interval × rise + 1 s",
-          .timeLimit(.minutes(3)))
+    @Test(
+        "failover ≤ interval × fall + 1 s when origins are killed, return 500 or hang; back ≤ interval × rise + 1 s",
+        .timeLimit(.minutes(3)))
     func failoverTime() throws {
         let c = try CheckedSetup()
         defer { c.setup.remove() }
@@ -64,7 +68,8 @@ struct ProberIntegrationTests {
                 for o in c.origins { try origins.mode(o, scenario) }
             }
             let down = try Self.time(until: { $0 != "na" }, server, limit: 8)
-            #expect(down != nil && down! <= 1 * 3 + 1, "\(scenario): answers changed after \(String(describing: down)) s")
+            #expect(
+                down != nil && down! <= 1 * 3 + 1, "\(scenario): answers changed after \(String(describing: down)) s")
             if scenario == "killed" {
                 origins = try Origins(c.origins)
             } else {
@@ -73,8 +78,10 @@ struct ProberIntegrationTests {
             let t1 = Date()
             let up = try Self.time(until: { $0 == "na" }, server, limit: 8)
             #expect(up != nil && up! <= 1 * 2 + 1, "\(scenario): back after \(String(describing: up)) s")
-            figures.append("\(scenario): away after \(String(format: "%.2f", down ?? -1)) s, back after "
-                + String(format: "%.2f", up ?? -1) + " s (\(String(format: "%.1f", t1.timeIntervalSince(t0))) s cycle)")
+            figures.append(
+                "\(scenario): away after \(String(format: "%.2f", down ?? -1)) s, back after "
+                    + String(format: "%.2f", up ?? -1)
+                    + " s (\(String(format: "%.1f", t1.timeIntervalSince(t0))) s cycle)")
         }
         let log = server.log()
         for reason in ["connection refused", "HTTP 500", "timeout after 0.5 s waiting for the response"] {
@@ -92,7 +99,10 @@ struct ProberIntegrationTests {
             metrics = try c.setup.admin("GET", "/metrics")
             return metrics.contains(upLine)
         }
-        #expect(metrics.contains("lodestar_check_failures_total{endpoint=\"na-1\",check=\"http://127.0.0.11:\(c.port)/health\",reason=\"timeout\"}"))
+        #expect(
+            metrics.contains(
+                "lodestar_check_failures_total{endpoint=\"na-1\",check=\"http://127.0.0.11:\(c.port)/health\",reason=\"timeout\"}"
+            ))
         #expect(rose != nil, "\(upLine) in \(metrics)")
     }
 
@@ -118,7 +128,9 @@ struct ProberIntegrationTests {
         #expect(server.log().contains("passing but held down by flap damping"))
     }
 
-    @Test("cold start: the first answers already avoid dead origins; a restart resumes saved health", .timeLimit(.minutes(2)))
+    @Test(
+        "cold start: the first answers already avoid dead origins; a restart resumes saved health",
+        .timeLimit(.minutes(2)))
     func coldStart() throws {
         let c = try CheckedSetup()
         defer { c.setup.remove() }
@@ -157,14 +169,16 @@ struct ProberIntegrationTests {
         defer { setup.remove() }
         let server = try setup.start()
         defer { server.stop() }
-        let out = try setup.admin("POST", "/v1/health/eu-1", #"{"state": "down", "reason": "origin LB reports it", "ttl": 2}"#)
+        let out = try setup.admin(
+            "POST", "/v1/health/eu-1", #"{"state": "down", "reason": "origin LB reports it", "ttl": 2}"#)
         #expect(out.contains("\"reason\" : \"external: origin LB reports it (admin API)\""), "\(out)")
         for _ in 0..<10 {
             let r = try server.dig("www.example.com", "A", "+subnet=198.51.100.0/24")
             #expect(r.addresses == ["198.51.100.12"], "eu-1 is out while the input lasts")
         }
         usleep(3_500_000)
-        let state = try JSONSerialization.jsonObject(with: Data(try setup.admin("GET", "/v1/state").utf8)) as? [String: Any]
+        let state =
+            try JSONSerialization.jsonObject(with: Data(try setup.admin("GET", "/v1/state").utf8)) as? [String: Any]
         let eps = (state?["pools"] as? [[String: Any]])?.flatMap { ($0["endpoints"] as? [[String: Any]]) ?? [] } ?? []
         let eu1 = eps.first { $0["name"] as? String == "eu-1" }
         #expect(eu1?["up"] as? Bool == true && eu1?["external"] == nil, "the input expired: \(String(describing: eu1))")
@@ -177,16 +191,18 @@ struct ProberIntegrationTests {
         let c = try CheckedSetup()
         defer { c.setup.remove() }
         let good = try String(contentsOfFile: c.setup.config, encoding: .utf8)
-        let templateLine = good.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("  web: {") }! + 1
+        let templateLine =
+            good.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("  web: {") }! + 1
         let cases: [(String, String, String)] = [
             ("    check: web\n", "    check: webb\n", "unknown check \"webb\" (known: web)"),
             ("type: http, port", "type: ftp, port", "unknown check type \"ftp\" (known: tcp, http, https, dns)"),
             ("type: http, port: \(c.port), ", "type: tcp, ", "a tcp check needs a port"),
             ("timeout: 0.5", "timeout: 3", "timeout 3.0 s is longer than the interval 1.0 s"),
-            ("path: /health", "path: health", "path \"health\" must start with / and hold no spaces"),
+            ("path: /health", "path: health", "path \"health\" must start with / and hold no spaces")
         ]
         for (from, to, message) in cases {
-            try good.replacingOccurrences(of: from, with: to).write(toFile: c.setup.config, atomically: true, encoding: .utf8)
+            try good.replacingOccurrences(of: from, with: to).write(
+                toFile: c.setup.config, atomically: true, encoding: .utf8)
             let r = try Command.run(Paths.binary, ["check", "--config", c.setup.config], timeout: 30)
             #expect(r.status == 1 && r.error.contains(message), "\(to): \(r.error)")
             let line = r.error.split(separator: ":").dropFirst().first.flatMap { Int($0) }
@@ -199,7 +215,8 @@ struct ProberIntegrationTests {
         defer { origins.stop() }
         let server = try c.setup.start()
         defer { server.stop() }
-        try good.replacingOccurrences(of: "port: \(c.port)", with: "port: \(other)").write(toFile: c.setup.config, atomically: true, encoding: .utf8)
+        try good.replacingOccurrences(of: "port: \(c.port)", with: "port: \(other)").write(
+            toFile: c.setup.config, atomically: true, encoding: .utf8)
         server.signal(SIGHUP)
         #expect(ReloadTests.waitFor(5) { server.log().contains("reloaded") })
         usleep(1_500_000)
@@ -210,8 +227,9 @@ struct ProberIntegrationTests {
         #expect(try Self.pool(server) == "na")
     }
 
-    @Test("300 endpoints checked every second hold their schedule while lodestar answers a query flood",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "300 endpoints checked every second hold their schedule while lodestar answers a query flood",
+        .timeLimit(.minutes(2)))
     func manyEndpoints() throws {
         let origin = FreePort.pick()
         let origins = try Origins(["\(origin)"])
@@ -219,7 +237,8 @@ struct ProberIntegrationTests {
         let setup = try GSLBSetup(slowStart: 0) { text in
             var pools = "pools:\n"
             for p in 0..<6 {
-                pools += "  big\(p):\n    region: us-east\n    check: { type: tcp, port: \(origin), address: 127.0.0.1, interval: 1 }\n    endpoints:\n"
+                pools +=
+                    "  big\(p):\n    region: us-east\n    check: { type: tcp, port: \(origin), address: 127.0.0.1, interval: 1 }\n    endpoints:\n"
                 for e in 0..<50 { pools += "      - { name: big\(p)-\(e), address: 10.\(p).0.\(e + 1) }\n" }
             }
             return text.replacingOccurrences(of: "pools:\n", with: pools)
@@ -230,25 +249,34 @@ struct ProberIntegrationTests {
         func counter(_ name: String) throws -> Double {
             let m = try setup.admin("GET", "/metrics")
             guard let line = m.split(separator: "\n").first(where: { $0.hasPrefix(name + " ") }),
-                  let v = Double(line.split(separator: " ")[1]) else { throw TestFailure("no \(name) in /metrics") }
+                let v = Double(line.split(separator: " ")[1])
+            else { throw TestFailure("no \(name) in /metrics") }
             return v
         }
         usleep(1_500_000)
-        let runs0 = try counter("lodestar_prober_checks_total"), late0 = try counter("lodestar_prober_late_total")
+        let runs0 = try counter("lodestar_prober_checks_total")
+        let late0 = try counter("lodestar_prober_late_total")
         let t0 = Date()
         // A query flood from this process for 10 s (one UDP socket, as fast as answers come).
-        var answered = 0, failed = 0
+        var answered = 0
+        var failed = 0
         let query = RawDNS.query(id: 7, name: "www.example.com", type: 1)
         while Date().timeIntervalSince(t0) < 10 {
-            if let r = RawDNS.udp(query, port: server.port, timeout: 1), RawDNS.rcode(r) == 0 { answered += 1 } else { failed += 1 }
+            if let r = RawDNS.udp(query, port: server.port, timeout: 1), RawDNS.rcode(r) == 0 {
+                answered += 1
+            } else {
+                failed += 1
+            }
         }
         let elapsed = Date().timeIntervalSince(t0)
         let runs = try counter("lodestar_prober_checks_total") - runs0
         let late = try counter("lodestar_prober_late_total") - late0
         let lag = try counter("lodestar_prober_lag_seconds")
         let expected = 300 * elapsed
-        print("300 endpoints at 1 s: \(Int(runs)) checks in \(String(format: "%.1f", elapsed)) s (expected \(Int(expected))), "
-            + "\(Int(late)) late, max lag \(String(format: "%.3f", lag)) s; \(answered) queries answered, \(failed) failed")
+        print(
+            "300 endpoints at 1 s: \(Int(runs)) checks in \(String(format: "%.1f", elapsed)) s (expected \(Int(expected))), "
+                + "\(Int(late)) late, max lag \(String(format: "%.3f", lag)) s; \(answered) queries answered, \(failed) failed"
+        )
         // Rounds fall every second at a phase of their own: the window holds one more or one fewer.
         #expect(runs >= 300 * (elapsed - 1) && runs <= 300 * (elapsed + 1))
         // In the full suite other tests load both cores too: a few checks start just over a quarter

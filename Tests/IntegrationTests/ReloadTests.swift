@@ -31,12 +31,20 @@ struct ReloadTests {
         let original = try String(contentsOfFile: zone, encoding: .utf8)
         try (original + "new IN A 192.0.2.123\n").write(toFile: zone, atomically: true, encoding: .utf8)
         server.signal(SIGHUP)
-        #expect(try Self.waitFor(5) { try server.dig("new.example.com", "A").answer == ["new.example.com. 3600 IN A 192.0.2.123"] })
+        #expect(
+            try Self.waitFor(5) {
+                try server.dig("new.example.com", "A").answer == ["new.example.com. 3600 IN A 192.0.2.123"]
+            })
         // Break the zone: the previous version keeps serving, and the log says where the problem is.
-        try (original + "new IN A 192.0.2.123\nbroken IN A not-an-address\n").write(toFile: zone, atomically: true, encoding: .utf8)
+        try (original + "new IN A 192.0.2.123\nbroken IN A not-an-address\n").write(
+            toFile: zone, atomically: true, encoding: .utf8)
         server.signal(SIGHUP)
-        #expect(Self.waitFor(5) { server.log().contains("example.com.zone:\(original.split(separator: "\n", omittingEmptySubsequences: false).count + 1):") },
-                "\(server.log())")
+        #expect(
+            Self.waitFor(5) {
+                server.log().contains(
+                    "example.com.zone:\(original.split(separator: "\n", omittingEmptySubsequences: false).count + 1):")
+            },
+            "\(server.log())")
         #expect(try server.dig("new.example.com", "A").answer == ["new.example.com. 3600 IN A 192.0.2.123"])
         #expect(try server.dig("www.child.example.com", "A").status == "NOERROR")
         #expect(server.process.isRunning)
@@ -52,8 +60,9 @@ struct ReloadTests {
         defer { server.stop() }
         try "server:\n  nsid: [not, a, string]\n".write(toFile: config, atomically: true, encoding: .utf8)
         server.signal(SIGHUP)
-        #expect(Self.waitFor(5) { server.log().contains("reload failed") && server.log().contains(config + ":2:") },
-                "\(server.log())")
+        #expect(
+            Self.waitFor(5) { server.log().contains("reload failed") && server.log().contains(config + ":2:") },
+            "\(server.log())")
         let r = try server.dig("+nsid", "www.example.com", "A")
         #expect(r.answer.count == 2)
         #expect(r.options.contains { $0.contains("before") }, "the old config still applies: \(r)")
@@ -84,7 +93,9 @@ struct ReloadTests {
         // answered within 1 s.
         let fd = RawDNS.udpSocket(port: server.port, timeout: 1)
         defer { close(fd) }
-        var lost = 0, wrong = 0, sent = 0
+        var lost = 0
+        var wrong = 0
+        var sent = 0
         let deadline = Date().addingTimeInterval(20)
         var buf = [UInt8](repeating: 0, count: 4096)
         while sent < 200_000 && Date() < deadline && (reloads.load(ordering: .relaxed) < 20 || sent < 2000) {
@@ -96,7 +107,10 @@ struct ReloadTests {
             repeat {  // skip a late reply to an earlier query, if any
                 n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             } while n >= 12 && RawDNS.id(Array(buf[0..<n])) != id
-            if n < 12 { lost += 1; continue }
+            if n < 12 {
+                lost += 1
+                continue
+            }
             let reply = Array(buf[0..<n])
             if RawDNS.rcode(reply) != 0 || RawDNS.ancount(reply) != 2 { wrong += 1 }
         }

@@ -18,7 +18,8 @@ struct TCPTests {
         defer { close(fd) }
         var burst: [UInt8] = []
         for i in 0..<100 {
-            burst += RawDNS.framed(RawDNS.query(id: UInt16(i), name: i % 2 == 0 ? "www.example.com" : "nx.example.com", type: 1))
+            burst += RawDNS.framed(
+                RawDNS.query(id: UInt16(i), name: i % 2 == 0 ? "www.example.com" : "nx.example.com", type: 1))
         }
         #expect(RawDNS.sendAll(fd, burst))  // all 100 in one write
         for i in 0..<100 {
@@ -53,8 +54,12 @@ struct TCPTests {
         defer { server.stop() }
         // The readiness probe's connections must be gone before we count.
         usleep(300_000)
-        let a = RawDNS.tcpConnect(port: server.port), b = RawDNS.tcpConnect(port: server.port)
-        defer { close(a); close(b) }
+        let a = RawDNS.tcpConnect(port: server.port)
+        let b = RawDNS.tcpConnect(port: server.port)
+        defer {
+            close(a)
+            close(b)
+        }
         usleep(200_000)
         let c = RawDNS.tcpConnect(port: server.port)
         defer { if c >= 0 { close(c) } }

@@ -37,14 +37,18 @@ struct TransferTests {
         #expect(soas.count == 2, "SOA first and last")
         // IXFR from the current serial: the SOA alone; from an older one: the whole zone.
         let current = try server.dig("example.com", "IXFR=2026112301")
-        #expect(current.raw.split(separator: "\n").filter { !$0.hasPrefix(";") && !$0.isEmpty }.count == 1, "\(current)")
+        #expect(
+            current.raw.split(separator: "\n").filter { !$0.hasPrefix(";") && !$0.isEmpty }.count == 1, "\(current)")
         // IXFR over UDP from an allowed client: the SOA alone (RFC 1995 §2), authoritative.
         let udp = try server.dig("+notcp", "example.com", "IXFR=1")
         let udpRecords = udp.raw.split(separator: "\n").filter { !$0.hasPrefix(";") && !$0.isEmpty }
             .map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ") }
         #expect(udp.raw.contains("(UDP)"), "\(udp)")
-        #expect(udpRecords == ["example.com. 3600 IN SOA ns1.example.com. hostmaster.example.com. 2026112301 7200 3600 1209600 300"],
-                "\(udp)")
+        #expect(
+            udpRecords == [
+                "example.com. 3600 IN SOA ns1.example.com. hostmaster.example.com. 2026112301 7200 3600 1209600 300"
+            ],
+            "\(udp)")
         let old = try server.dig("example.com", "IXFR=1")
         #expect(old.raw.split(separator: "\n").filter { !$0.hasPrefix(";") && !$0.isEmpty }.count == 83, "\(old)")
     }
@@ -54,7 +58,8 @@ struct TransferTests {
         let dir = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir + "/zones", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: Paths.packageRoot + "/zones/example.com.zone", toPath: dir + "/zones/example.com.zone")
+        try FileManager.default.copyItem(
+            atPath: Paths.packageRoot + "/zones/example.com.zone", toPath: dir + "/zones/example.com.zone")
         var text = "$ORIGIN big.test.\n$TTL 300\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n"
         for i in 0..<300_000 { text += "r\(i) A 10.\((i >> 16) & 255).\((i >> 8) & 255).\(i & 255)\n" }
         try text.write(toFile: dir + "/zones/big.test.zone", atomically: true, encoding: .utf8)
@@ -90,19 +95,22 @@ struct TransferTests {
         return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
     }
 
-    @Test("Transfers at once are bounded (REFUSED beyond), streamed as the client reads (memory flat while stalled), and linear in the zone",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "Transfers at once are bounded (REFUSED beyond), streamed as the client reads (memory flat while stalled), and linear in the zone",
+        .timeLimit(.minutes(2)))
     func boundedAndStreamed() throws {
         let dir = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir + "/zones", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: Paths.packageRoot + "/zones/example.com.zone", toPath: dir + "/zones/example.com.zone")
+        try FileManager.default.copyItem(
+            atPath: Paths.packageRoot + "/zones/example.com.zone", toPath: dir + "/zones/example.com.zone")
         for (name, count) in [("big.test", 200_000), ("small.test", 20_000)] {
             var text = "$ORIGIN \(name).\n$TTL 300\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n"
             for i in 0..<count { text += "r\(i) A 10.\((i >> 16) & 255).\((i >> 8) & 255).\(i & 255)\n" }
             try text.write(toFile: dir + "/zones/\(name).zone", atomically: true, encoding: .utf8)
         }
-        try "transfer:\n  allow: [\"127.0.0.0/8\"]\n  concurrency: 2\n".write(toFile: dir + "/c.yaml", atomically: true, encoding: .utf8)
+        try "transfer:\n  allow: [\"127.0.0.0/8\"]\n  concurrency: 2\n".write(
+            toFile: dir + "/c.yaml", atomically: true, encoding: .utf8)
         let server = try LodestarProcess(zones: dir + "/zones", config: dir + "/c.yaml")
         defer { server.stop() }
         let before = Self.rssKiB(server.pid)
@@ -115,7 +123,8 @@ struct TransferTests {
             #expect(RawDNS.sendAll(fd, RawDNS.framed(RawDNS.query(id: UInt16(i), name: "big.test", type: 252))))
             usleep(100_000)
         }
-        var refused = 0, streaming = 0
+        var refused = 0
+        var streaming = 0
         for fd in fds {
             guard let m = RawDNS.readFramed(fd) else { continue }
             if RawDNS.rcode(m) == 5 { refused += 1 } else if RawDNS.rcode(m) == 0 { streaming += 1 }
@@ -123,7 +132,9 @@ struct TransferTests {
         #expect(streaming == 2 && refused == 4, "\(streaming) streaming, \(refused) refused with concurrency 2")
         usleep(500_000)
         let stalled = Self.rssKiB(server.pid)
-        #expect(stalled - before < 64 * 1024, "two stalled transfers of 200,000 records hold \((stalled - before) / 1024) MiB")
+        #expect(
+            stalled - before < 64 * 1024,
+            "two stalled transfers of 200,000 records hold \((stalled - before) / 1024) MiB")
         for fd in fds { close(fd) }
         // The slots are free again; a whole transfer takes time in proportion to the zone.
         func transfer(_ zone: String) throws -> (records: Int, seconds: Double) {
@@ -140,8 +151,11 @@ struct TransferTests {
             }
             return (records, Date().timeIntervalSince(t0))
         }
-        let small = try transfer("small.test"), big = try transfer("big.test")
+        let small = try transfer("small.test")
+        let big = try transfer("big.test")
         #expect(small.records == 20_004 && big.records == 200_004, "\(small) \(big)")
-        #expect(big.seconds < 15 * max(small.seconds, 0.05), "10x the records took \(big.seconds / small.seconds)x the time")
+        #expect(
+            big.seconds < 15 * max(small.seconds, 0.05), "10x the records took \(big.seconds / small.seconds)x the time"
+        )
     }
 }

@@ -21,8 +21,11 @@ public final class Origins: @unchecked Sendable {
         mk.waitUntilExit()
         control = FreePort.pick()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Origins.root + "/Tests/Origins/origin.py", "--control", "\(control)", "--certs", certs,
-                             "--lifetime", "300"] + specs.map { $0.hasPrefix("127.") ? $0 : "127.0.0.1:\($0)" }
+        process.arguments =
+            [
+                "python3", Origins.root + "/Tests/Origins/origin.py", "--control", "\(control)", "--certs", certs,
+                "--lifetime", "300"
+            ] + specs.map { $0.hasPrefix("127.") ? $0 : "127.0.0.1:\($0)" }
         let errors = certs + "/origin.err"
         _ = FileManager.default.createFile(atPath: errors, contents: nil)
         process.standardOutput = FileHandle.nullDevice
@@ -49,7 +52,9 @@ public final class Origins: @unchecked Sendable {
         a.sin_addr.s_addr = inet_addr("127.0.0.1")
         a.sin_port = UInt16(control).bigEndian
         let ok = withUnsafePointer(to: &a) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard ok == 0 else { throw OriginFailure("control port refused") }
         let req = Array("GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n".utf8)

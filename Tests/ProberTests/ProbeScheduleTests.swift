@@ -6,11 +6,16 @@ import Testing
 @Suite("Probe schedule (pure core)")
 struct ProbeScheduleTests {
     static func topology(_ checks: [[CheckSpec]], mode: CheckMode = .all) -> HealthTopology {
-        HealthTopology(regions: ["r1"], pools: [.init(name: "p1", region: 0, endpoints: Array(checks.indices))],
-                       endpoints: checks.enumerated().map { .init(name: "e\($0.offset)", pool: 0, checks: $0.element, checkMode: mode) })
+        HealthTopology(
+            regions: ["r1"], pools: [.init(name: "p1", region: 0, endpoints: Array(checks.indices))],
+            endpoints: checks.enumerated().map {
+                .init(name: "e\($0.offset)", pool: 0, checks: $0.element, checkMode: mode)
+            })
     }
 
-    static func spec(_ port: Int, interval: Double = 10, jitter: Double = 0.1, rise: Int = 2, fall: Int = 2) -> CheckSpec {
+    static func spec(_ port: Int, interval: Double = 10, jitter: Double = 0.1, rise: Int = 2, fall: Int = 2)
+        -> CheckSpec
+    {
         var s = CheckSpec(kind: .tcp, address: "192.0.2.1", port: port)
         s.interval = interval
         s.jitter = jitter
@@ -39,7 +44,8 @@ struct ProbeScheduleTests {
     @Test("new checks are due at once, plus their jitter; each next run on the fixed schedule")
     func schedule() {
         var s = ProbeSchedule()
-        let a = s.configure(topology: Self.topology([[Self.spec(1)], [Self.spec(2)]]), concurrency: 64, now: 100, jitter: { 0.5 })
+        let a = s.configure(
+            topology: Self.topology([[Self.spec(1)], [Self.spec(2)]]), concurrency: 64, now: 100, jitter: { 0.5 })
         // Due at 100, started within jitter × interval = 1 s: half of it.
         #expect(Self.arms(a) == [0: 100.5, 1: 100.5])
         #expect(s.firstRoundLeft == 2)
@@ -60,7 +66,8 @@ struct ProbeScheduleTests {
     @Test("at most `concurrency` in flight; the others wait their turn, in order")
     func concurrency() {
         var s = ProbeSchedule()
-        _ = s.configure(topology: Self.topology((0..<4).map { [Self.spec($0 + 1)] }), concurrency: 2, now: 0, jitter: { 0 })
+        _ = s.configure(
+            topology: Self.topology((0..<4).map { [Self.spec($0 + 1)] }), concurrency: 2, now: 0, jitter: { 0 })
         let started = (0..<4).flatMap { Self.launches(s.due($0, now: 0)) }
         #expect(started == [0, 1])
         #expect(s.inFlight == 2 && s.waiting == [2, 3])
@@ -72,7 +79,8 @@ struct ProbeScheduleTests {
     @Test("rise and fall: down after `fall` failures, up after `rise` successes; only transitions are reported")
     func thresholds() {
         var s = ProbeSchedule()
-        _ = s.configure(topology: Self.topology([[Self.spec(1, rise: 2, fall: 2)]]), concurrency: 64, now: 0, jitter: { 0 })
+        _ = s.configure(
+            topology: Self.topology([[Self.spec(1, rise: 2, fall: 2)]]), concurrency: 64, now: 0, jitter: { 0 })
         var t = 0.0
         func run(_ r: ProbeResult) -> [EndpointObservation] {
             t += 10
@@ -88,22 +96,27 @@ struct ProbeScheduleTests {
         #expect(run(Self.ok).map(\.up) == [true])
     }
 
-    @Test("a reload keeps a check whose endpoint and settings are unchanged; new ones are due at once; results of the old generation are not taken")
+    @Test(
+        "a reload keeps a check whose endpoint and settings are unchanged; new ones are due at once; results of the old generation are not taken"
+    )
     func reconfigure() {
         var s = ProbeSchedule()
         _ = s.configure(topology: Self.topology([[Self.spec(1)]]), concurrency: 64, now: 0, jitter: { 0 })
         _ = s.due(0, now: 0)
         _ = s.completed(0, result: Self.ok, now: 0.1, jitter: { 0 })
-        let a = s.configure(topology: Self.topology([[Self.spec(1)], [Self.spec(2)]]), concurrency: 64, now: 5, jitter: { 0 })
+        let a = s.configure(
+            topology: Self.topology([[Self.spec(1)], [Self.spec(2)]]), concurrency: 64, now: 5, jitter: { 0 })
         #expect(Self.arms(a) == [0: 10, 1: 5])
         #expect(s.checks[0].runs == 1 && s.checks[0].state.up == true)
         #expect(s.firstRoundLeft == 1)
-        #expect(s.completed(0, result: Self.refused, now: 6, jitter: { 0 }).isEmpty, "not in flight in this configuration")
+        #expect(
+            s.completed(0, result: Self.refused, now: 6, jitter: { 0 }).isEmpty, "not in flight in this configuration")
     }
 
     @Test("the endpoint verdict combines its checks: all, any, and states still unknown")
     func combine() {
-        let up = (up: Bool?.some(true), reason: "a: ok"), down = (up: Bool?.some(false), reason: "b: refused")
+        let up = (up: Bool?.some(true), reason: "a: ok")
+        let down = (up: Bool?.some(false), reason: "b: refused")
         let unknown = (up: Bool?.none, reason: "not checked yet")
         #expect(EndpointVerdict.combine(mode: .all, states: [up, down]) == (false, "b: refused"))
         #expect(EndpointVerdict.combine(mode: .all, states: [up, up]) == (true, "all 2 checks pass"))

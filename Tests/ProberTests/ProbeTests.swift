@@ -1,8 +1,8 @@
 import Foundation
 import Health
-import OriginSupport
 import Logging
 import NIOPosix
+import OriginSupport
 import Prober
 import Steering
 import Testing
@@ -46,7 +46,7 @@ struct ProbeTests {
             "reset": ("reset", "connection reset"),
             "trickle": ("timeout", "timeout after 0.5 s reading the response"),
             "down": ("refused", "connection refused"),
-            "slow:300": ("ok", "ok"),
+            "slow:300": ("ok", "ok")
         ]
         for (m, p) in zip(modes, ports) {
             let (r, took) = try Self.run(Self.http(p))
@@ -73,7 +73,8 @@ struct ProbeTests {
 
     @Test("HTTPS: certificates are validated by default; expiry is reported in days", .timeLimit(.minutes(1)))
     func https() throws {
-        let good = FreePort.pick(), expired = FreePort.pick()
+        let good = FreePort.pick()
+        let expired = FreePort.pick()
         let origins = try Origins(["\(good):tls=good", "\(expired):tls=expired"])
         defer { origins.stop() }
         var s = CheckSpec(kind: .https, address: "127.0.0.1", port: good)
@@ -149,7 +150,10 @@ struct ProbeTests {
         for code in [EMFILE, ENFILE, ENOBUFS, EADDRNOTAVAIL] {
             let r = ProbeRunner.errnoResult(code, phase: "connecting")
             #expect(r.kind == "local", "\(code): \(r)")
-            guard case .local = r.outcome else { Issue.record("\(code): \(r.outcome)"); continue }
+            guard case .local = r.outcome else {
+                Issue.record("\(code): \(r.outcome)")
+                continue
+            }
             var state = CheckState(policy: CheckPolicy(), resumed: true, reason: "up")
             let before = state.up
             #expect(state.record(r.outcome, now: 1).isEmpty && state.up == before, "a local error changes nothing")

@@ -1,7 +1,7 @@
 import Foundation
 import Health
-import OriginSupport
 import Logging
+import OriginSupport
 import Prober
 import Settings
 import Steering
@@ -39,8 +39,10 @@ struct ProberTests {
         return m
     }
 
-    static func check(_ kind: CheckSpec.Kind, _ port: Int, interval: Double = 0.2, timeout: Double = 0.15,
-                      rise: Int = 2, fall: Int = 2) -> CheckSpec {
+    static func check(
+        _ kind: CheckSpec.Kind, _ port: Int, interval: Double = 0.2, timeout: Double = 0.15,
+        rise: Int = 2, fall: Int = 2
+    ) -> CheckSpec {
         var s = CheckSpec(kind: kind, address: "127.0.0.1", port: port)
         s.interval = interval
         s.timeout = timeout
@@ -54,27 +56,32 @@ struct ProberTests {
     static func prober(_ reports: Reports) -> Prober {
         var logger = Logger(label: "test")
         logger.logLevel = .error
-        return Prober(logger: logger, onChange: { c in reports.changes.withLock { $0 += c } },
-                      onRTT: { r in reports.rtt.withLock { $0.append(r) } })
+        return Prober(
+            logger: logger, onChange: { c in reports.changes.withLock { $0 += c } },
+            onRTT: { r in reports.rtt.withLock { $0.append(r) } })
     }
 
-    @Test("endpoints combine their checks (all / any); changes come within interval × fall and back within interval × rise",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "endpoints combine their checks (all / any); changes come within interval × fall and back within interval × rise",
+        .timeLimit(.minutes(1)))
     func combine() throws {
-        let tcpPort = FreePort.pick(), httpPort = FreePort.pick()
+        let tcpPort = FreePort.pick()
+        let httpPort = FreePort.pick()
         let origins = try Origins(["\(tcpPort)", "\(httpPort)"])
         defer { origins.stop() }
         let checks = [Self.check(.tcp, tcpPort), Self.check(.http, httpPort)]
         let reports = Reports()
         let prober = Self.prober(reports)
         defer { prober.stop() }
-        prober.configure(topology: Self.model([("both", checks, .all), ("either", checks, .any)]).health, settings: ProberSettings())
+        prober.configure(
+            topology: Self.model([("both", checks, .all), ("either", checks, .any)]).health, settings: ProberSettings())
         #expect(prober.waitForFirstRound(timeout: 2) == 0)
         #expect(reports.latest("both")?.up == true && reports.latest("either")?.up == true)
 
         try origins.mode(httpPort, "500")
         let down = reports.wait("both", up: false, within: 3)
-        #expect(down != nil && down! <= 0.2 * 2 + 0.3, "down after \(String(describing: down)) s; interval 0.2 × fall 2")
+        #expect(
+            down != nil && down! <= 0.2 * 2 + 0.3, "down after \(String(describing: down)) s; interval 0.2 × fall 2")
         #expect(reports.latest("both")?.reason == "http://127.0.0.1:\(httpPort)/health: HTTP 500")
         #expect(reports.latest("either")?.up == true, "one passing check is enough for `any`")
 

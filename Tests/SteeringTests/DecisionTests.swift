@@ -2,26 +2,36 @@ import Foundation
 import Geo
 import Health
 import OriginSupport
-@testable import Steering
 import Testing
 
+@testable import Steering
+
 /// A model with three regions, a pool of two IPv4 endpoints in each, and one name.
-func makeModel(chain: [PolicyStep], spread: Bool = false, capacities: [Double] = [1, 1, 1], slowStart: Double = 0,
-               sticky: Bool = false, answers: Int = 1, allDown: AllDownMode = .failOpen) -> SteeringModel {
+func makeModel(
+    chain: [PolicyStep], spread: Bool = false, capacities: [Double] = [1, 1, 1], slowStart: Double = 0,
+    sticky: Bool = false, answers: Int = 1, allDown: AllDownMode = .failOpen
+) -> SteeringModel {
     var m = SteeringModel()
-    m.regions = [Region(name: "na", latitude: 39, longitude: -77), Region(name: "eu", latitude: 50, longitude: 8.7),
-                 Region(name: "ap", latitude: 35.7, longitude: 139.7)]
+    m.regions = [
+        Region(name: "na", latitude: 39, longitude: -77), Region(name: "eu", latitude: 50, longitude: 8.7),
+        Region(name: "ap", latitude: 35.7, longitude: 139.7)
+    ]
     for (r, region) in m.regions.enumerated() {
         let first = m.endpoints.count
         for k in 0..<2 {
-            m.endpoints.append(Endpoint(name: "\(region.name)-\(k + 1)", target: .address([192, 0, 2, UInt8(10 * r + k)]),
-                                        capacity: capacities[r] / 2, pool: r))
+            m.endpoints.append(
+                Endpoint(
+                    name: "\(region.name)-\(k + 1)", target: .address([192, 0, 2, UInt8(10 * r + k)]),
+                    capacity: capacities[r] / 2, pool: r))
         }
-        m.pools.append(Pool(name: region.name, region: r, endpoints: [first, first + 1], capacity: capacities[r],
-                            slowStart: slowStart))
+        m.pools.append(
+            Pool(
+                name: region.name, region: r, endpoints: [first, first + 1], capacity: capacities[r],
+                slowStart: slowStart))
     }
-    var n = SteeredName(name: "www.example.com.", wire: [3, 119, 119, 119, 7, 101, 120, 97, 109, 112, 108, 101, 3, 99, 111, 109, 0],
-                        types: [1, 28], ttlHigh: 60, ttlLow: 10, chain: chain, pools: [0, 1, 2])
+    var n = SteeredName(
+        name: "www.example.com.", wire: [3, 119, 119, 119, 7, 101, 120, 97, 109, 112, 108, 101, 3, 99, 111, 109, 0],
+        types: [1, 28], ttlHigh: 60, ttlLow: 10, chain: chain, pools: [0, 1, 2])
     n.spread = spread
     n.answers = answers
     n.allDown = allDown
@@ -29,8 +39,10 @@ func makeModel(chain: [PolicyStep], spread: Bool = false, capacities: [Double] =
     if chain.contains(.geo) {
         var g = GeoRules()
         g.continent = ["NA": [0], "EU": [1], "AS": [2], "OC": [2]]
-        g.nets = [(Prefix(family: 4, high: 0x0A00_0000 << 32, low: 0, length: 8), [1]),
-                  (Prefix(family: 4, high: 0x0A01_0000 << 32, low: 0, length: 16), [2])]
+        g.nets = [
+            (Prefix(family: 4, high: 0x0A00_0000 << 32, low: 0, length: 8), [1]),
+            (Prefix(family: 4, high: 0x0A01_0000 << 32, low: 0, length: 16), [2])
+        ]
         n.geo = g
     }
     m.names = [n]
@@ -38,13 +50,16 @@ func makeModel(chain: [PolicyStep], spread: Bool = false, capacities: [Double] =
 }
 
 /// Runs `count` decisions with seeds 1…count and counts answers per pool.
-func poolShares(_ table: SteeringTable, health: HealthView, now: Double = 0, count: Int = 20_000,
-                client: (Int, UInt64, UInt64) = (4, 0xC000_0201 << 32, 0)) -> [Int] {
+func poolShares(
+    _ table: SteeringTable, health: HealthView, now: Double = 0, count: Int = 20_000,
+    client: (Int, UInt64, UInt64) = (4, 0xC000_0201 << 32, 0)
+) -> [Int] {
     var hits = [0, 0, 0]
     var trace = NoTrace()
     for i in 0..<count {
-        let d = table.decide(name: 0, family: 4, clientFamily: client.0, high: client.1, low: client.2, health: health,
-                             now: now, random: mix(UInt64(i) &+ 12345), trace: &trace)
+        let d = table.decide(
+            name: 0, family: 4, clientFamily: client.0, high: client.1, low: client.2, health: health,
+            now: now, random: mix(UInt64(i) &+ 12345), trace: &trace)
         if d.outcome == .answer { hits[d.pool] += 1 }
     }
     return hits
@@ -63,15 +78,17 @@ struct DecisionTests {
     func weightedShares() {
         var m = makeModel(chain: [.health, .weighted])
         m.endpoints[0].weight = 3  // na-1 : na-2 = 3 : 1 inside pool na
-        m.pools[0].weight = 2      // pools na : eu : ap = 2 : 1 : 1
+        m.pools[0].weight = 2  // pools na : eu : ap = 2 : 1 : 1
         let table = SteeringTable(model: m, city: nil, asn: nil)
         let health = HealthView(topology: m.health)
         let n = 40_000
-        var pools = [0, 0, 0], naFirst = 0
+        var pools = [0, 0, 0]
+        var naFirst = 0
         var trace = NoTrace()
         for i in 0..<n {
-            let d = table.decide(name: 0, family: 4, clientFamily: 4, high: 0, low: 0, health: health, now: 0,
-                                 random: mix(UInt64(i)), trace: &trace)
+            let d = table.decide(
+                name: 0, family: 4, clientFamily: 4, high: 0, low: 0, health: health, now: 0,
+                random: mix(UInt64(i)), trace: &trace)
             pools[d.pool] += 1
             if d.pool == 0 && d.picks[0] == 0 { naFirst += 1 }
             #expect(d.scope == 0)  // the answer does not depend on the client
@@ -87,8 +104,9 @@ struct DecisionTests {
         let table = SteeringTable(model: m, city: nil, asn: nil)
         var trace = NoTrace()
         for i in 0..<200 {
-            let d = table.decide(name: 0, family: 4, clientFamily: 0, high: 0, low: 0, health: HealthView(topology: m.health), now: 0,
-                                 random: mix(UInt64(i)), trace: &trace)
+            let d = table.decide(
+                name: 0, family: 4, clientFamily: 0, high: 0, low: 0, health: HealthView(topology: m.health), now: 0,
+                random: mix(UInt64(i)), trace: &trace)
             #expect(d.count == 2 && d.picks[0] != d.picks[1])
         }
     }
@@ -143,13 +161,15 @@ struct DecisionTests {
         let table = SteeringTable(model: m, city: nil, asn: nil)
         var trace = NoTrace()
         func answer(_ t: SteeringTable, _ h: HealthView, client: UInt32, seed: UInt64) -> Decision {
-            t.decide(name: 0, family: 4, clientFamily: 4, high: UInt64(client) << 40, low: 0, health: h, now: 0,
-                     random: seed, trace: &trace)
+            t.decide(
+                name: 0, family: 4, clientFamily: 4, high: UInt64(client) << 40, low: 0, health: h, now: 0,
+                random: seed, trace: &trace)
         }
         let h = HealthView(topology: m.health)
         var before: [Int32] = []
         for c in 0..<2000 {
-            let a = answer(table, h, client: UInt32(c), seed: 1), b = answer(table, h, client: UInt32(c), seed: 99)
+            let a = answer(table, h, client: UInt32(c), seed: 1)
+            let b = answer(table, h, client: UInt32(c), seed: 99)
             #expect(a.picks[0] == b.picks[0])  // the query's randomness does not matter
             #expect(a.scope == 24)
             before.append(a.picks[0])
@@ -158,7 +178,8 @@ struct DecisionTests {
         m.pools[1].weight = 2
         let t2 = SteeringTable(model: m, city: nil, asn: nil)
         let h2 = HealthView(topology: m.health)
-        var moved = 0, wrong = 0
+        var moved = 0
+        var wrong = 0
         for c in 0..<2000 {
             let a = answer(t2, h2, client: UInt32(c), seed: 1)
             if a.picks[0] != before[c] {
@@ -172,25 +193,30 @@ struct DecisionTests {
 
     @Test("all down: fail open, the zone's RRset, or SERVFAIL; TTL low while degraded")
     func allDown() {
-        for (mode, outcome) in [(AllDownMode.failOpen, Decision.Outcome.failOpen), (.lastResort, .zone), (.servfail, .servfail)] {
+        for (mode, outcome) in [
+            (AllDownMode.failOpen, Decision.Outcome.failOpen), (.lastResort, .zone), (.servfail, .servfail)
+        ] {
             let m = makeModel(chain: [.health, .failover], allDown: mode)
             let table = SteeringTable(model: m, city: nil, asn: nil)
             var board = HealthBoard(topology: m.health)
             var trace = NoTrace()
-            let healthy = table.decide(name: 0, family: 4, clientFamily: 0, high: 0, low: 0, health: board.view, now: 0,
-                                       random: 1, trace: &trace)
+            let healthy = table.decide(
+                name: 0, family: 4, clientFamily: 0, high: 0, low: 0, health: board.view, now: 0,
+                random: 1, trace: &trace)
             #expect(healthy.ttl == 60)
             var o = AdminOverrides()
             o.pools["eu"] = AdminOverride(state: .drain)
             board.setOverrides(o, now: 0)
-            let degraded = table.decide(name: 0, family: 4, clientFamily: 0, high: 0, low: 0, health: board.view, now: 0,
-                                        random: 1, trace: &trace)
+            let degraded = table.decide(
+                name: 0, family: 4, clientFamily: 0, high: 0, low: 0, health: board.view, now: 0,
+                random: 1, trace: &trace)
             #expect(degraded.outcome == .answer && degraded.ttl == 10)
             o.regions["na"] = AdminOverride(state: .down)
             o.regions["ap"] = AdminOverride(state: .down)
             board.setOverrides(o, now: 0)
-            let d = table.decide(name: 0, family: 4, clientFamily: 0, high: 0, low: 0, health: board.view, now: 0,
-                                 random: 1, trace: &trace)
+            let d = table.decide(
+                name: 0, family: 4, clientFamily: 0, high: 0, low: 0, health: board.view, now: 0,
+                random: 1, trace: &trace)
             #expect(d.outcome == outcome)
         }
     }
@@ -200,8 +226,9 @@ struct DecisionTests {
         let m = makeModel(chain: [.failover])
         let table = SteeringTable(model: m, city: nil, asn: nil)
         var trace = NoTrace()
-        let d = table.decide(name: 0, family: 6, clientFamily: 0, high: 0, low: 0, health: HealthView(topology: m.health), now: 0,
-                             random: 1, trace: &trace)
+        let d = table.decide(
+            name: 0, family: 6, clientFamily: 0, high: 0, low: 0, health: HealthView(topology: m.health), now: 0,
+            random: 1, trace: &trace)
         #expect(d.outcome == .zone)
     }
 }
@@ -221,14 +248,16 @@ struct LatencyTests {
     func first(_ m: SteeringModel, client: UInt64) -> (pool: String, scope: Int) {
         let table = SteeringTable(model: m, city: nil, asn: nil)
         var trace = NoTrace()
-        let d = table.decide(name: 0, family: 4, clientFamily: 4, high: client, low: 0, health: HealthView(topology: m.health),
-                             now: 0, random: 1, trace: &trace)
+        let d = table.decide(
+            name: 0, family: 4, clientFamily: 4, high: client, low: 0, health: HealthView(topology: m.health),
+            now: 0, random: 1, trace: &trace)
         return (m.pools[d.pool].name, d.scope)
     }
 
     @Test("latency: lowest expected RTT wins; within the hysteresis the earlier order stands")
     func latency() {
-        let inTen: UInt64 = 0x0A01_0203 << 32, elsewhere: UInt64 = 0xC000_0201 << 32
+        let inTen: UInt64 = 0x0A01_0203 << 32
+        let elsewhere: UInt64 = 0xC000_0201 << 32
         // 10/8: eu 20 ms, ap 25 ms (within 10 of the best: configured order, eu first), na 100 ms.
         #expect(first(latencyModel([0: 100, 1: 20, 2: 25]), client: inTen) == ("eu", 8))
         // ap 5 ms is more than 10 ms better than eu: ap.
@@ -247,8 +276,9 @@ struct LatencyTests {
         var board = HealthBoard(topology: m.health)
         func pool() -> String {
             var trace = NoTrace()
-            let d = table.decide(name: 0, family: 4, clientFamily: 4, high: 0x0A01_0203 << 32, low: 0,
-                                 health: board.view, now: 0, random: 1, trace: &trace)
+            let d = table.decide(
+                name: 0, family: 4, clientFamily: 4, high: 0x0A01_0203 << 32, low: 0,
+                health: board.view, now: 0, random: 1, trace: &trace)
             return m.pools[d.pool].name
         }
         #expect(pool() == "eu")
@@ -259,8 +289,9 @@ struct LatencyTests {
         board.setLiveRTT([m.regions[1].name: 40], now: 0)
         #expect(pool() == "ap")
         var trace = TextTrace()
-        _ = table.decide(name: 0, family: 4, clientFamily: 4, high: 0x0A01_0203 << 32, low: 0, health: board.view,
-                         now: 0, random: 1, trace: &trace)
+        _ = table.decide(
+            name: 0, family: 4, clientFamily: 4, high: 0x0A01_0203 << 32, low: 0, health: board.view,
+            now: 0, random: 1, trace: &trace)
         #expect(trace.lines.contains { $0.contains("eu 60.0 ms (40.0 ms of it live excess)") }, "\(trace.lines)")
         board.setLiveRTT([:], now: 0)
         #expect(pool() == "eu")
@@ -286,7 +317,8 @@ struct LatencyTests {
 
 @Suite("Location tries and ECS scope")
 struct LocationTests {
-    static let sample = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    static let sample =
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path + "/geo/sample.mmdb"
 
     func v4(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) -> UInt64 {
@@ -418,18 +450,27 @@ struct LocationTests {
         let chains: [(chain: [PolicyStep], spread: Bool, sticky: Bool)] = [
             ([.health, .geo, .failover], false, false), ([.health, .geo, .failover], true, false),
             ([.health, .geo, .failover, .weighted], false, false), ([.health, .geo, .failover, .weighted], false, true),
-            ([.health, .failover], false, false),
+            ([.health, .failover], false, false)
         ]
         for (chain, spread, sticky) in chains {
             let m = makeModel(chain: chain, spread: spread, slowStart: 100, sticky: sticky, answers: 2)
             let table = SteeringTable(model: m, city: db, asn: nil)
-            for (overrides, after) in [(AdminOverrides(), AdminOverrides()), (failoverDown, AdminOverrides()),
-                                       (endpointDown, AdminOverrides()), (bothDown, otherDown)] {
+            for (overrides, after) in [
+                (AdminOverrides(), AdminOverrides()), (failoverDown, AdminOverrides()),
+                (endpointDown, AdminOverrides()), (bothDown, otherDown)
+            ] {
                 // Set down at t = 1000 and back up at t = 2000: ramps until 2100.
                 var board = HealthBoard(topology: m.health)
                 board.setOverrides(overrides, now: 1000)
                 board.setOverrides(after, now: 2000)
-                for state in [board.view, { var b = HealthBoard(topology: m.health); b.setOverrides(overrides, now: 1000); return b.view }()] {
+                for state in [
+                    board.view,
+                    {
+                        var b = HealthBoard(topology: m.health)
+                        b.setOverrides(overrides, now: 1000)
+                        return b.view
+                    }()
+                ] {
                     let memo = table.memo(health: state.facts, now: 2000)
                     #expect(memo.names == (sticky ? 0 : 1))
                     var rng = UInt64(chain.count)
@@ -438,18 +479,24 @@ struct LocationTests {
                             rng = mix(rng)
                             let v6 = i % 4 == 3
                             // Every other IPv4 client in Berlin (198.51.100.0/24), whose first pool is eu.
-                            let high = v6 ? (i % 8 == 3 ? 0x2001_0DB8_0003_0000 : rng)
+                            let high =
+                                v6
+                                ? (i % 8 == 3 ? 0x2001_0DB8_0003_0000 : rng)
                                 : (i % 2 == 0 ? 0xC633_6400 << 32 : rng & 0xFFFF_FFFF_0000_0000)
                             let random = mix(rng ^ 99)
                             for family in [4, 6] {
-                                var a = NoTrace(), b = NoTrace()
-                                let live = table.decide(name: 0, family: family, clientFamily: v6 ? 6 : 4, high: high, low: 0,
-                                                        health: state.facts, now: t, random: random, trace: &a)
-                                let ahead = table.decide(name: 0, family: family, clientFamily: v6 ? 6 : 4, high: high, low: 0,
-                                                         health: state.facts, now: t, random: random, trace: &b, memo: memo)
-                                #expect(live.outcome == ahead.outcome && live.endpoints == ahead.endpoints
-                                    && live.pool == ahead.pool && live.scope == ahead.scope && live.ttl == ahead.ttl
-                                    && live.repeatable == ahead.repeatable && live.stableUntil == ahead.stableUntil,
+                                var a = NoTrace()
+                                var b = NoTrace()
+                                let live = table.decide(
+                                    name: 0, family: family, clientFamily: v6 ? 6 : 4, high: high, low: 0,
+                                    health: state.facts, now: t, random: random, trace: &a)
+                                let ahead = table.decide(
+                                    name: 0, family: family, clientFamily: v6 ? 6 : 4, high: high, low: 0,
+                                    health: state.facts, now: t, random: random, trace: &b, memo: memo)
+                                #expect(
+                                    live.outcome == ahead.outcome && live.endpoints == ahead.endpoints
+                                        && live.pool == ahead.pool && live.scope == ahead.scope && live.ttl == ahead.ttl
+                                        && live.repeatable == ahead.repeatable && live.stableUntil == ahead.stableUntil,
                                     "\(chain) spread \(spread) at \(t)")
                             }
                         }
@@ -476,19 +523,26 @@ struct LocationTests {
                 table.compile(classes: builder.classes.count)
                 #expect(table.compiled && !binary.compiled)
                 var rng = UInt64(family)
-                var mismatches = 0, misprefetched = 0, secondLevel = 0
+                var mismatches = 0
+                var misprefetched = 0
+                var secondLevel = 0
                 let probe = try #require(table.table).probe
                 for i in 0..<200_000 {
                     rng = mix(rng)
                     // Random addresses, and every 4th one in a few common IPv6 prefixes so that deep levels are reached.
                     var high = family == 4 ? rng & 0xFFFF_FFFF_0000_0000 : rng
-                    if family == 6 && i % 4 == 0 { high = [0x2001_0DB8, 0x2A00_1450, 0x2600_1F18, 0x2001_0000][i / 4 % 4] << 32 | high & 0xFFFF_FFFF }
+                    if family == 6 && i % 4 == 0 {
+                        high =
+                            [0x2001_0DB8, 0x2A00_1450, 0x2600_1F18, 0x2001_0000][i / 4 % 4] << 32 | high & 0xFFFF_FFFF
+                    }
                     let low = family == 4 ? 0 : mix(rng)
                     let found = table.locate(high: high, low: low)
                     if found != binary.walk(high: high, low: low) { mismatches += 1 }
                     // The entries the query path prefetches are the ones `locate` reads: a leaf at the
                     // first level, or the second level's entry (a leaf, or the way further down).
-                    let leaf = { (e: UInt32) in (Int(e & LocationTrie.classMask), Int((e >> LocationTrie.classBits) & 0xFF)) }
+                    let leaf = { (e: UInt32) in
+                        (Int(e & LocationTrie.classMask), Int((e >> LocationTrie.classBits) & 0xFF))
+                    }
                     if let second = probe.second(high) {
                         secondLevel += 1
                         let e = second.pointee

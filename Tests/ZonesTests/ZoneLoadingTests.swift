@@ -24,7 +24,7 @@ import Zones
         let loaded = Self.load("example.com.zone", "example.com.")
         let zone = try #require(loaded.zone, "\(loaded.problems)")
         #expect(loaded.problems.isEmpty)
-        #expect(zone.serial == 2026112301)
+        #expect(zone.serial == 2_026_112_301)
         let flag = { (name: String) in zone.nodes[Self.node(zone, name)].flags }
         #expect(flag("example.com.") & Zone.Flag.apex != 0)
         #expect(flag("sub.example.com.") & Zone.Flag.delegation != 0)
@@ -82,14 +82,18 @@ import Zones
             if i % 11 == 0 { text += "    IN AAAA 2001:db8::\(i)\n" }  // owner carried from the previous line
         }
         try text.write(toFile: dir + "/p.test.zone", atomically: true, encoding: .utf8)
-        var seq = RecordList(), par = RecordList()
-        var e1: [ZoneError] = [], e2: [ZoneError] = []
+        var seq = RecordList()
+        var par = RecordList()
+        var e1: [ZoneError] = []
+        var e2: [ZoneError] = []
         ZoneFileReader.read(path: dir + "/p.test.zone", origin: "p.test.", into: &seq, errors: &e1)
-        ZoneFileReader.read(path: dir + "/p.test.zone", origin: "p.test.", into: &par, errors: &e2, parallelThreshold: 1)
+        ZoneFileReader.read(
+            path: dir + "/p.test.zone", origin: "p.test.", into: &par, errors: &e2, parallelThreshold: 1)
         #expect(e1.isEmpty && e2.isEmpty)
         #expect(seq.entries.count == par.entries.count && seq.entries.count > 3000)
         for (a, b) in zip(seq.entries, par.entries) {
-            #expect(seq.owner(a) == par.owner(b) && seq.rdata(a) == par.rdata(b) && a.ttl == b.ttl && a.type == b.type
+            #expect(
+                seq.owner(a) == par.owner(b) && seq.rdata(a) == par.rdata(b) && a.ttl == b.ttl && a.type == b.type
                     && a.line == b.line)
         }
     }

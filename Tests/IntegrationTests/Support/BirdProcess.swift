@@ -27,7 +27,9 @@ final class BirdProcess: @unchecked Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/sbin/bird")
         p.arguments = ["-f", "-c", config, "-s", socket, "-P", dir + "/\(name).pid"]
-        if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+        if !FileManager.default.fileExists(atPath: logPath) {
+            FileManager.default.createFile(atPath: logPath, contents: nil)
+        }
         let log = FileHandle(forWritingAtPath: logPath)
         log?.seekToEndOfFile()
         p.standardOutput = log
@@ -56,7 +58,8 @@ final class BirdProcess: @unchecked Sendable {
     /// A command through birdc on this daemon's socket; its output.
     @discardableResult
     func birdc(_ command: String) throws -> String {
-        try Command.run("/usr/sbin/birdc", ["-s", socket] + command.split(separator: " ").map(String.init), timeout: 5).output
+        try Command.run("/usr/sbin/birdc", ["-s", socket] + command.split(separator: " ").map(String.init), timeout: 5)
+            .output
     }
 
     /// Whether the daemon's table holds `prefix` (exact network).
@@ -122,58 +125,64 @@ struct BirdTopology {
         // The mirror lodestar keeps; it must exist before A starts (BIRD includes it).
         try "define LODESTAR_SVC_DNS4_DOWN = 1;\ndefine LODESTAR_SVC_DNS4_DRAIN = 0;\n"
             .write(toFile: dir + "/lodestar-anycast.conf", atomically: true, encoding: .utf8)
-        b = try BirdProcess(name: "b", dir: dir, config: """
-            log stderr all;
-            debug protocols { states, events };
-            router id 192.0.2.2;
-            protocol bgp from_a {
-              local 127.0.0.3 port \(portB) as 65002;
-              neighbor 127.0.0.2 port \(portsA.toB) as 65001;
-              strict bind on; multihop 2; passive on; error wait time 1, 5;
-              ipv4 { import filter { if (65535, 0) ~ bgp_community then bgp_local_pref = 0; accept; }; export none; };
-            }
-            """)
-        a = try BirdProcess(name: "a", dir: dir, config: """
-            log stderr all;
-            debug protocols { states, events };
-            router id 192.0.2.1;
-            include "\(dir)/lodestar-anycast.conf";
-            protocol static svc_dns4 { disabled LODESTAR_SVC_DNS4_DOWN; ipv4; route \(Self.service) blackhole; }
-            protocol static svc_other4 { ipv4; route \(Self.other) blackhole; }
-            filter export_to_b {
-              if proto = "svc_dns4" && LODESTAR_SVC_DNS4_DRAIN = 1 then bgp_community.add((65535, 0));
-              if proto ~ "svc_*" then accept;
-              reject;
-            }
-            protocol bgp to_b {
-              local 127.0.0.2 port \(portsA.toB) as 65001;
-              neighbor 127.0.0.3 port \(portB) as 65002;
-              strict bind on; multihop 2; connect delay time 1; connect retry time 2; error wait time 1, 5;
-              ipv4 { import none; export filter export_to_b; };
-            }
-            protocol bgp from_c {
-              local 127.0.0.2 port \(portsA.fromC) as 65001;
-              neighbor 127.0.0.4 port \(portC) as 65003;
-              strict bind on; multihop 2; passive on; error wait time 1, 5;
-              ipv4 { import all; export none; };
-            }
-            """)
+        b = try BirdProcess(
+            name: "b", dir: dir,
+            config: """
+                log stderr all;
+                debug protocols { states, events };
+                router id 192.0.2.2;
+                protocol bgp from_a {
+                  local 127.0.0.3 port \(portB) as 65002;
+                  neighbor 127.0.0.2 port \(portsA.toB) as 65001;
+                  strict bind on; multihop 2; passive on; error wait time 1, 5;
+                  ipv4 { import filter { if (65535, 0) ~ bgp_community then bgp_local_pref = 0; accept; }; export none; };
+                }
+                """)
+        a = try BirdProcess(
+            name: "a", dir: dir,
+            config: """
+                log stderr all;
+                debug protocols { states, events };
+                router id 192.0.2.1;
+                include "\(dir)/lodestar-anycast.conf";
+                protocol static svc_dns4 { disabled LODESTAR_SVC_DNS4_DOWN; ipv4; route \(Self.service) blackhole; }
+                protocol static svc_other4 { ipv4; route \(Self.other) blackhole; }
+                filter export_to_b {
+                  if proto = "svc_dns4" && LODESTAR_SVC_DNS4_DRAIN = 1 then bgp_community.add((65535, 0));
+                  if proto ~ "svc_*" then accept;
+                  reject;
+                }
+                protocol bgp to_b {
+                  local 127.0.0.2 port \(portsA.toB) as 65001;
+                  neighbor 127.0.0.3 port \(portB) as 65002;
+                  strict bind on; multihop 2; connect delay time 1; connect retry time 2; error wait time 1, 5;
+                  ipv4 { import none; export filter export_to_b; };
+                }
+                protocol bgp from_c {
+                  local 127.0.0.2 port \(portsA.fromC) as 65001;
+                  neighbor 127.0.0.4 port \(portC) as 65003;
+                  strict bind on; multihop 2; passive on; error wait time 1, 5;
+                  ipv4 { import all; export none; };
+                }
+                """)
     }
 
     /// Another POP announcing the service prefix to A.
     func startC() throws -> BirdProcess {
-        try BirdProcess(name: "c", dir: dir, config: """
-            log stderr all;
-            debug protocols { states, events };
-            router id 192.0.2.3;
-            protocol static pop_c { ipv4; route \(Self.service) blackhole; }
-            protocol bgp to_a {
-              local 127.0.0.4 port \(portC) as 65003;
-              neighbor 127.0.0.2 port \(portsA.fromC) as 65001;
-              strict bind on; multihop 2; connect delay time 1; connect retry time 2; error wait time 1, 5;
-              ipv4 { import none; export where proto = "pop_c"; };
-            }
-            """)
+        try BirdProcess(
+            name: "c", dir: dir,
+            config: """
+                log stderr all;
+                debug protocols { states, events };
+                router id 192.0.2.3;
+                protocol static pop_c { ipv4; route \(Self.service) blackhole; }
+                protocol bgp to_a {
+                  local 127.0.0.4 port \(portC) as 65003;
+                  neighbor 127.0.0.2 port \(portsA.fromC) as 65001;
+                  strict bind on; multihop 2; connect delay time 1; connect retry time 2; error wait time 1, 5;
+                  ipv4 { import none; export where proto = "pop_c"; };
+                }
+                """)
     }
 
     /// lodestar's `anycast:` section for this topology.

@@ -31,7 +31,8 @@ enum Command {
         p.waitUntilExit()
         let outData = FileManager.default.contents(atPath: dir + ".out") ?? Data()
         let errData = FileManager.default.contents(atPath: dir + ".err") ?? Data()
-        return Result(status: p.terminationStatus, output: String(decoding: outData, as: UTF8.self),
-                      error: String(decoding: errData, as: UTF8.self))
+        return Result(
+            status: p.terminationStatus, output: String(decoding: outData, as: UTF8.self),
+            error: String(decoding: errData, as: UTF8.self))
     }
 }

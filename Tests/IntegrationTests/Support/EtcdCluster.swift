@@ -25,7 +25,9 @@ final class EtcdCluster: @unchecked Sendable {
         guard ok != nil else { throw TestFailure("etcd did not become healthy: \(log(0).suffix(1500))") }
     }
 
-    var initialCluster: String { peerPorts.enumerated().map { "m\($0.offset)=http://127.0.0.1:\($0.element)" }.joined(separator: ",") }
+    var initialCluster: String {
+        peerPorts.enumerated().map { "m\($0.offset)=http://127.0.0.1:\($0.element)" }.joined(separator: ",")
+    }
 
     func log(_ i: Int) -> String { (try? String(contentsOfFile: dir + "/m\(i).log", encoding: .utf8)) ?? "" }
 
@@ -33,14 +35,20 @@ final class EtcdCluster: @unchecked Sendable {
     func start(_ i: Int) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/etcd")
-        p.arguments = ["--name", "m\(i)", "--data-dir", dir + "/m\(i).data",
-                       "--listen-client-urls", endpoints[i], "--advertise-client-urls", endpoints[i],
-                       "--listen-peer-urls", "http://127.0.0.1:\(peerPorts[i])", "--initial-advertise-peer-urls", "http://127.0.0.1:\(peerPorts[i])",
-                       "--initial-cluster", initialCluster, "--initial-cluster-state", "new", "--initial-cluster-token", "lodestar-test",
-                       "--heartbeat-interval", "100", "--election-timeout", "1000", "--log-level", "warn"]
+        p.arguments = [
+            "--name", "m\(i)", "--data-dir", dir + "/m\(i).data",
+            "--listen-client-urls", endpoints[i], "--advertise-client-urls", endpoints[i],
+            "--listen-peer-urls", "http://127.0.0.1:\(peerPorts[i])", "--initial-advertise-peer-urls",
+            "http://127.0.0.1:\(peerPorts[i])",
+            "--initial-cluster", initialCluster, "--initial-cluster-state", "new", "--initial-cluster-token",
+            "lodestar-test",
+            "--heartbeat-interval", "100", "--election-timeout", "1000", "--log-level", "warn"
+        ]
         if let certs {
-            p.arguments! += ["--cert-file", certs + "/good.pem", "--key-file", certs + "/good.key", "--client-cert-auth",
-                             "--trusted-ca-file", certs + "/ca.pem"]
+            p.arguments! += [
+                "--cert-file", certs + "/good.pem", "--key-file", certs + "/good.key", "--client-cert-auth",
+                "--trusted-ca-file", certs + "/ca.pem"
+            ]
         }
         let log = dir + "/m\(i).log"
         if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
@@ -55,7 +63,9 @@ final class EtcdCluster: @unchecked Sendable {
     /// Whether member `i` answers /health with a leader.
     func healthy(_ i: Int) -> Bool {
         var args = ["-s", "--max-time", "1", endpoints[i] + "/health"]
-        if let certs { args += ["--cacert", certs + "/ca.pem", "--cert", certs + "/good.pem", "--key", certs + "/good.key"] }
+        if let certs {
+            args += ["--cacert", certs + "/ca.pem", "--cert", certs + "/good.pem", "--key", certs + "/good.key"]
+        }
         guard let r = try? Command.run("/usr/bin/curl", args, timeout: 3) else { return false }
         return r.output.contains("\"health\":\"true\"")
     }
@@ -72,10 +82,15 @@ final class EtcdCluster: @unchecked Sendable {
     func get(_ key: String) -> String? {
         for (i, port) in clientPorts.enumerated() where members[i] != nil {
             let body = "{\"key\":\"\(Data(key.utf8).base64EncodedString())\"}"
-            guard let r = try? Command.run("/usr/bin/curl", ["-s", "--max-time", "2", "-X", "POST", "http://127.0.0.1:\(port)/v3/kv/range", "-d", body]),
+            guard
+                let r = try? Command.run(
+                    "/usr/bin/curl",
+                    ["-s", "--max-time", "2", "-X", "POST", "http://127.0.0.1:\(port)/v3/kv/range", "-d", body]),
                 let o = try? JSONSerialization.jsonObject(with: Data(r.output.utf8)) as? [String: Any]
             else { continue }
-            guard let kv = (o["kvs"] as? [[String: Any]])?.first, let v = kv["value"] as? String, let d = Data(base64Encoded: v) else { return nil }
+            guard let kv = (o["kvs"] as? [[String: Any]])?.first, let v = kv["value"] as? String,
+                let d = Data(base64Encoded: v)
+            else { return nil }
             return String(decoding: d, as: UTF8.self)
         }
         return nil

@@ -43,12 +43,15 @@ final class KnotProcess: @unchecked Sendable {
         try process.run()
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
-            let r = try Command.run("/usr/bin/dig", ["@127.0.0.1", "-p", "\(port)", "+tries=1", "+time=1", probe, "SOA"])
+            let r = try Command.run(
+                "/usr/bin/dig", ["@127.0.0.1", "-p", "\(port)", "+tries=1", "+time=1", probe, "SOA"])
             if r.output.contains("status: NOERROR") { return }
             usleep(100_000)
         }
         stop()
-        throw TestFailure("knotd did not serve \(probe) within 15 s: \((try? String(contentsOfFile: dir + "/knot.log", encoding: .utf8)) ?? "")")
+        throw TestFailure(
+            "knotd did not serve \(probe) within 15 s: \((try? String(contentsOfFile: dir + "/knot.log", encoding: .utf8)) ?? "")"
+        )
     }
 
     func stop() {

@@ -10,8 +10,10 @@ import OriginSupport
 final class LodestarProcess: @unchecked Sendable {
     /// How `setpriv` drops everything: user nobody, group nogroup, no supplementary groups, no
     /// capability in any set, no way back.
-    static let unprivileged = ["/usr/bin/setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
-                               "--inh-caps", "-all", "--bounding-set", "-all", "--no-new-privs"]
+    static let unprivileged = [
+        "/usr/bin/setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
+        "--inh-caps", "-all", "--bounding-set", "-all", "--no-new-privs"
+    ]
 
     /// Whether servers of this run drop to nobody (the tests run as root and setpriv exists).
     static var dropsPrivileges: Bool {
@@ -26,9 +28,11 @@ final class LodestarProcess: @unchecked Sendable {
     /// Starts the server and waits (at most 15 s) until it answers over UDP and TCP.
     /// Response rate limiting is off unless `rateLimit`: the tests send hundreds of queries a
     /// second from 127.0.0.1 (RateLimitTests test limiting itself).
-    init(zones: String = Paths.fixtures + "/zones", config: String? = nil, extra: [String] = [],
-         startupTimeout: Double = 15, rateLimit: Bool = false, launcher: [String] = [],
-         environment: [String: String] = [:], asRoot: Bool = false) throws {
+    init(
+        zones: String = Paths.fixtures + "/zones", config: String? = nil, extra: [String] = [],
+        startupTimeout: Double = 15, rateLimit: Bool = false, launcher: [String] = [],
+        environment: [String: String] = [:], asRoot: Bool = false
+    ) throws {
         port = FreePort.pick()
         workDir = try Paths.temporaryDirectory()
         logPath = workDir + "/lodestar.log"
@@ -60,7 +64,8 @@ final class LodestarProcess: @unchecked Sendable {
         while Date() < deadline {
             if !process.isRunning { throw TestFailure("lodestar exited: \(log())") }
             if let r = try? dig(["example.com", "SOA", "+tries=1", "+time=1"]), r.status == "NOERROR",
-                let t = try? dig(["example.com", "SOA", "+tcp", "+tries=1", "+time=1"]), t.status == "NOERROR" {
+                let t = try? dig(["example.com", "SOA", "+tcp", "+tries=1", "+time=1"]), t.status == "NOERROR"
+            {
                 return
             }
             usleep(100_000)

@@ -13,8 +13,10 @@ enum RawDNS {
 
     /// A query; `opt` is appended as the additional record when given.
     static func query(id: UInt16, name qname: String, type: UInt16, flags: UInt16 = 0, opt: [UInt8]? = nil) -> [UInt8] {
-        var p: [UInt8] = [UInt8(id >> 8), UInt8(id & 0xFF), UInt8(flags >> 8), UInt8(flags & 0xFF), 0, 1, 0, 0, 0, 0, 0,
-                          opt == nil ? 0 : 1]
+        var p: [UInt8] = [
+            UInt8(id >> 8), UInt8(id & 0xFF), UInt8(flags >> 8), UInt8(flags & 0xFF), 0, 1, 0, 0, 0, 0, 0,
+            opt == nil ? 0 : 1
+        ]
         p += name(qname) + [UInt8(type >> 8), UInt8(type & 0xFF), 0, 1]
         if let opt { p += opt }
         return p
@@ -26,8 +28,10 @@ enum RawDNS {
         for (code, d) in options {
             data += [UInt8(code >> 8), UInt8(code & 0xFF), UInt8(d.count >> 8), UInt8(d.count & 0xFF)] + d
         }
-        return [0, 0, 41, UInt8(payload >> 8), UInt8(payload & 0xFF), 0, 0, 0, 0, UInt8(data.count >> 8),
-                UInt8(data.count & 0xFF)] + data
+        return [
+            0, 0, 41, UInt8(payload >> 8), UInt8(payload & 0xFF), 0, 0, 0, 0, UInt8(data.count >> 8),
+            UInt8(data.count & 0xFF)
+        ] + data
     }
 
     static func sockaddr4(_ port: Int) -> sockaddr_in {
@@ -48,7 +52,9 @@ enum RawDNS {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         var a = sockaddr4(port)
         _ = withUnsafePointer(to: &a) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         setTimeout(fd, timeout)
         return fd
@@ -69,9 +75,14 @@ enum RawDNS {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var a = sockaddr4(port)
         let ok = withUnsafePointer(to: &a) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
-        guard ok == 0 else { close(fd); return -1 }
+        guard ok == 0 else {
+            close(fd)
+            return -1
+        }
         setTimeout(fd, timeout)
         return fd
     }
