@@ -1,10 +1,17 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// Upcoming language features on every target of ours: a member is visible only in a file that
+/// imports its module, so each file says what it uses.
+let upcoming: [SwiftSetting] = [
+    .enableUpcomingFeature("MemberImportVisibility"), .enableUpcomingFeature("InternalImportsByDefault")
+]
+
 /// Release builds optimise across modules: DNSWire's small functions are inlined into the query
 /// path in Engine, and Engine's into the receive loops in Listeners (without this,
 /// `@inline(__always)` stops at the module boundary).
-let crossModule: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+let crossModule: [SwiftSetting] =
+    [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))] + upcoming
 
 /// Geo and Steering walk whole databases at load (GeoLite2-City: ~4M tree nodes): optimised even in
 /// debug builds, so the test suite's servers start in seconds.

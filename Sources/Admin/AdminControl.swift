@@ -1,9 +1,8 @@
-import Anycast
-import Cluster
-import Engine
-import Health
-import Prober
-import Steering
+package import Anycast
+package import Cluster
+package import Engine
+package import Health
+package import Prober
 
 /// What the admin API reads and changes, handed to it by the composition root (`Server`): the
 /// snapshot store and the prober and anycast status as read-only views, and the few actions an

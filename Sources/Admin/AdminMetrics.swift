@@ -4,8 +4,10 @@ import Cluster
 import DNSWire
 import Engine
 import Foundation
+import Health
 import Prober
 import Steering
+import Zones
 
 /// `GET /metrics`: the Prometheus text of every module's counters and gauges.
 extension AdminServer {

@@ -1,9 +1,10 @@
+import Anycast
 import DNSWire
 import Engine
 import Foundation
 import Health
-import NIOHTTP1
-import Steering
+import Logging
+package import NIOHTTP1
 
 /// Routing: a request's method and path to its handler, the bodies' validation.
 extension AdminServer {

@@ -1,12 +1,12 @@
 import CLodestarSys
-import DNSWire
+package import DNSWire
+import Engine
 import Foundation
 import Glibc
-import Logging
+package import Logging
 import NIOCore
-import NIOHTTP1
+package import NIOHTTP1
 import NIOPosix
-import Synchronization
 
 /// The admin API and Prometheus metrics: JSON over HTTP/1.1 on a loopback address.
 ///

@@ -6,6 +6,7 @@ import Glibc
 import Health
 import Prober
 import Steering
+import Zones
 
 /// `GET /v1/state`: the JSON view of regions, pools, endpoints, names, overrides and the prober.
 extension AdminServer {

@@ -1,8 +1,9 @@
 import CLodestarSys
 import DNSWire
-import Engine
+package import Engine
 import Foundation
 import Geo
+import Health
 import Steering
 import Zones
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Prometheus text exposition, one metric family at a time.
 struct MetricsText {
     var text = ""

@@ -1,6 +1,7 @@
 import CLodestarSys
 import Engine
 import Foundation
+import Steering
 
 /// Samples of the per-endpoint answer counters, for "share of recent answers".
 final class ShareWindow: @unchecked Sendable {

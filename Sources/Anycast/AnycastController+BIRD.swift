@@ -1,9 +1,5 @@
-import CLodestarSys
 import Foundation
-import Health
 import Logging
-import NIOCore
-import NIOPosix
 import Settings
 
 /// BIRD I/O, on the controller thread only (never under `lock`): the connection, commands,

@@ -1,9 +1,6 @@
 import CLodestarSys
 import Foundation
-import Health
 import Logging
-import NIOCore
-import NIOPosix
 import Settings
 
 /// The include file: the durable mirror of what lodestar wants.

@@ -1,9 +1,7 @@
-import CLodestarSys
 import Foundation
 import Health
 import Logging
 import NIOCore
-import NIOPosix
 import Settings
 
 /// What operators do: maintenance overrides, the withdrawal at shutdown, the status.

@@ -1,11 +1,11 @@
 import CLodestarSys
 import Foundation
 import Health
-import Logging
+package import Logging
 import NIOCore
 import NIOPosix
 import Prober
-import Settings
+package import Settings
 
 /// Announces and withdraws the anycast prefixes through BIRD's control socket according to the
 /// self-check and the pools' health. Runs on its own thread; the self-check runs on its own event loop.

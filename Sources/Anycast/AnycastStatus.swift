@@ -1,10 +1,4 @@
-import CLodestarSys
 import Foundation
-import Health
-import Logging
-import NIOCore
-import NIOPosix
-import Settings
 
 /// What the admin API and /metrics show per prefix.
 package struct PrefixStatus: Sendable, Encodable {

@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 
 /// A reply from BIRD's control socket: the final line's code, and every line's text.
 package struct BirdReply: Sendable, Equatable {

@@ -1,6 +1,6 @@
 import CLodestarSys
 import Foundation
-import Health
+package import Health
 import Logging
 import Settings
 

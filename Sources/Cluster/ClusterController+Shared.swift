@@ -1,5 +1,6 @@
 import Foundation
-import Health
+package import Health
+import Logging
 import Settings
 
 /// The cluster as the server's shared state: overrides, external input and anycast maintenance

@@ -1,7 +1,5 @@
 import CLodestarSys
 import Foundation
-import Health
-import Logging
 import Settings
 
 /// What the admin API and /metrics show of the cluster.

@@ -1,8 +1,8 @@
 import CLodestarSys
 import Foundation
-import Health
-import Logging
-import Settings
+package import Health
+package import Logging
+package import Settings
 
 /// Many POPs, one view, on etcd: this POP's health verdicts published as votes under a lease,
 /// every POP's votes read back and decided by the health policy; admin overrides and external

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Where everything lives in etcd, under the deployment's prefix (one deployment per prefix):
 ///
 /// - `votes/ENDPOINT/POP`: a POP's verdict on an endpoint (under its lease);

@@ -1,6 +1,7 @@
 import CLodestarSys
 import Foundation
 import Logging
+import Settings
 
 /// etcd keeps every revision of every key until compacted; heartbeats alone add one per POP
 /// per `heartbeat`, and an uncompacted store reaches its space quota and refuses all writes.

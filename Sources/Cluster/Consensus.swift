@@ -1,5 +1,5 @@
 import Foundation
-import Settings
+package import Settings
 
 /// One POP's verdict on one endpoint, as published under `PREFIX/votes/ENDPOINT/POP`.
 package struct Vote: Codable, Sendable, Equatable {

@@ -1,6 +1,6 @@
 import Foundation
 import HTTPClient
-import Settings
+package import Settings
 
 /// etcd's v3 API through its JSON gateway (`/v3/...`, the gRPC API's JSON mapping): keys and
 /// values in base64, 64-bit numbers as strings. One request per connection, each under a deadline;

@@ -1,5 +1,5 @@
-import Health
-import Settings
+public import Health
+package import Settings
 
 /// Every POP's votes and this POP's own verdicts, as a value: what the cluster decides health
 /// from. The controller's threads feed it events (this POP's verdicts, votes and heartbeats read

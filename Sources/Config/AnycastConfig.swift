@@ -3,6 +3,7 @@ import Foundation
 import Health
 import Settings
 import Steering
+import Yams
 
 /// The `anycast:` section: the prefixes this node announces through BIRD, and when.
 ///

@@ -1,5 +1,5 @@
 import DNSWire
-import Steering
+package import Steering
 
 /// `ADDR` or `ADDR/LEN` in config files (access lists, CIDR maps), parsed into the `Prefix` the
 /// steering module uses too: one prefix type, matched without allocating.

@@ -2,7 +2,6 @@ import DNSWire
 import Foundation
 import Health
 import Settings
-import Steering
 import Yams
 
 /// Health checks in the config: named templates under `checks:`, used (or written inline) by pools

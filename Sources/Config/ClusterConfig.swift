@@ -1,5 +1,6 @@
 import Foundation
 import Settings
+import Steering
 
 /// The `cluster:` section: many POPs sharing overrides and health votes through etcd.
 ///

@@ -1,11 +1,10 @@
 import DNSWire
 import Foundation
-import Health
-import Protection
-import Settings
-import Steering
+package import Protection
+package import Settings
+package import Steering
 import Yams
-import Zones
+package import Zones
 
 /// The server configuration (YAML). Every key is optional; flags on the command line override it.
 ///

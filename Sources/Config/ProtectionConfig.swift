@@ -1,5 +1,4 @@
 import Protection
-import Steering
 
 extension Config {
     /// The `rate-limit:` and `cookies:` sections.

@@ -1,4 +1,4 @@
-import Glibc
+package import Glibc
 
 extension ListenAddress {
     /// Calls `body` with the address as a sockaddr (to bind a socket).

@@ -1,4 +1,4 @@
-import Glibc
+public import Glibc
 
 /// Helpers for domain names in uncompressed wire form (a sequence of length-prefixed labels ending in 0).
 ///

@@ -1,5 +1,5 @@
-import DNSWire
-import Steering
+public import DNSWire
+public import Steering
 
 /// Who may do something: a list of prefixes (transfers, rate-limit exemptions, PROXY peers).
 public typealias AccessList = [Prefix]

@@ -1,5 +1,4 @@
-import CLodestarSys
-import DNSWire
+public import DNSWire
 import Glibc
 import Steering
 

@@ -1,5 +1,5 @@
 import CLodestarSys
-import Steering
+public import Steering
 
 /// Answers given, per endpoint and per (name, pool), counted with relaxed atomics.
 public final class AnswerCounters: @unchecked Sendable {

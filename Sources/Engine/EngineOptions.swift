@@ -1,6 +1,5 @@
-import DNSWire
-import Protection
-import Steering
+public import Protection
+public import Steering
 
 /// What the query engine needs from the configuration, fixed per snapshot.
 public struct EngineOptions: Sendable {

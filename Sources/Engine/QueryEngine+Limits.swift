@@ -1,4 +1,4 @@
-import DNSWire
+public import DNSWire
 import Protection
 
 extension QueryEngine {

@@ -1,8 +1,6 @@
-import CLodestarSys
-import DNSWire
-import Protection
+public import DNSWire
 import Steering
-import Zones
+public import Zones
 
 /// Answers one query from an immutable snapshot, writing the response into a caller's buffer.
 ///

@@ -1,7 +1,7 @@
-import Health
-import Protection
-import Steering
-import Zones
+public import Health
+public import Protection
+public import Steering
+public import Zones
 
 /// Everything a query reads, immutable: swapped whole on reload, and on every health or admin
 /// change, so a query never sees half of one.

@@ -1,7 +1,6 @@
 import CLodestarSys
 import DNSWire
 import Steering
-import Zones
 
 /// What a query brings to a load-balanced answer: who the client is (the ECS address when the
 /// query carries one with a non-zero source prefix, else the source address), and what comes back.

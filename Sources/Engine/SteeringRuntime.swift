@@ -1,8 +1,8 @@
 import CLodestarSys
 import DNSWire
-import Health
-import Steering
-import Zones
+public import Health
+public import Steering
+public import Zones
 
 /// The compiled steering table, the health in force, and the answer counters (shared across the
 /// health updates of one table).

@@ -1,4 +1,4 @@
-import DNSWire
+public import DNSWire
 import Zones
 
 /// AXFR (RFC 5936) and IXFR without history (RFC 1995 §4) as a sequence of TCP messages.

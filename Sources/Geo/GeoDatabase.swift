@@ -1,5 +1,5 @@
 import CMaxMindDB
-import Foundation
+public import Foundation
 
 /// A MaxMind-format database (GeoLite2/GeoIP2 City or Country, ASN, DB-IP), opened with libmaxminddb.
 ///

@@ -1,8 +1,8 @@
-import Foundation
+package import Foundation
 import NIOCore
 import NIOEmbedded
-import NIOHTTP1
-import Settings
+package import NIOHTTP1
+package import Settings
 
 /// A blocking HTTP/1.1 exchange over one connection, every step under a deadline: what
 /// `lodestar ctl` and the etcd client use (each on threads of their own, never on an event loop

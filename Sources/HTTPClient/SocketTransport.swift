@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 import Glibc
 
 /// What `HTTPConnection` reads and writes through.

@@ -1,5 +1,5 @@
 import CLodestarSys
-import Logging
+package import Logging
 import Synchronization
 
 /// Log lines about what clients do to the listeners (a PROXY header dropped, a connection refused,

@@ -1,9 +1,9 @@
 import CLodestarSys
-import DNSWire
+package import DNSWire
 import Dispatch
-import Engine
+package import Engine
 import Glibc
-import Logging
+package import Logging
 import NIOCore
 import NIOPosix
 import Protection

@@ -1,8 +1,8 @@
 import CLodestarSys
-import DNSWire
-import Engine
+package import DNSWire
+package import Engine
 import Foundation
-import Logging
+package import Logging
 import Protection
 import Synchronization
 

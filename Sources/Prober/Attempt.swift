@@ -1,10 +1,6 @@
-import DNSWire
 import Foundation
 import Health
 import NIOCore
-import NIOPosix
-import NIOSSL
-import NIOTLS
 
 /// One probe in flight; loop-confined. `finish` is idempotent: the first result wins, the channel
 /// is closed and the deadline cancelled.

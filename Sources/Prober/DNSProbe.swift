@@ -2,9 +2,6 @@ import DNSWire
 import Foundation
 import Health
 import NIOCore
-import NIOPosix
-import NIOSSL
-import NIOTLS
 
 /// Waits for the reply to one DNS query; checks id, question, rcode and (optionally) answers.
 final class DNSProbeHandler: ChannelInboundHandler, @unchecked Sendable {

@@ -1,9 +1,7 @@
-import DNSWire
 import Foundation
 import Health
 import NIOCore
 import NIOHTTP1
-import NIOPosix
 import NIOSSL
 import NIOTLS
 

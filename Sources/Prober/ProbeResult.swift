@@ -1,10 +1,5 @@
-import DNSWire
 import Foundation
-import Health
-import NIOCore
-import NIOPosix
-import NIOSSL
-import NIOTLS
+package import Health
 
 /// The result of one probe: pass or fail with a precise reason, and what else was learnt.
 package struct ProbeResult: Sendable, Equatable {

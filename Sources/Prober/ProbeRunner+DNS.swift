@@ -3,8 +3,6 @@ import Foundation
 import Health
 import NIOCore
 import NIOPosix
-import NIOSSL
-import NIOTLS
 
 /// A DNS check: one query over UDP, its reply read by `DNSProbeHandler`.
 extension ProbeRunner {

@@ -1,11 +1,9 @@
-import DNSWire
 import Foundation
-import Health
-import NIOCore
+package import Health
+package import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
-import NIOTLS
 
 /// Runs single checks on one event loop. Every probe has a deadline (`timeout`) enforced by the
 /// loop whatever the origin does: accept and never answer, trickle bytes, reset, send garbage.

@@ -1,6 +1,5 @@
-import Health
-import Logging
-import Settings
+public import Health
+public import Logging
 
 /// The prober's state as a value: every check with its state machine, schedule and results,
 /// and every endpoint's verdict. Driven by `Prober` (its timers, its probes, its lock) through

@@ -1,3 +1,4 @@
+import Foundation
 import Health
 
 /// The status the admin API and metrics read.

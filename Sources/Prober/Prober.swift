@@ -1,11 +1,11 @@
 import CLodestarSys
 import Dispatch
 import Foundation
-import Health
-import Logging
+package import Health
+package import Logging
 import NIOCore
 import NIOPosix
-import Settings
+package import Settings
 
 /// Runs every endpoint's checks on a schedule, on its own event-loop thread (niced, so probing
 /// never takes CPU from the DNS listeners), and reports endpoint verdicts and live RTT.

@@ -1,10 +1,5 @@
-import CLodestarSys
-import Dispatch
 import Foundation
-import Health
-import Logging
-import NIOCore
-import NIOPosix
+package import Health
 
 /// What the admin API and /metrics show of one check.
 package struct CheckStatus: Sendable {

@@ -1,4 +1,3 @@
-import DNSWire
 import Foundation
 import Health
 import NIOCore

@@ -1,4 +1,4 @@
-import DNSWire
+public import DNSWire
 
 /// The PROXY protocol version 2 header (haproxy's proxy-protocol.txt §2.2) that dnsdist, an L4
 /// load balancer or a UDP relay puts before a query (UDP: every datagram; TCP: the start of the

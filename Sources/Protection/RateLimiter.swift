@@ -1,5 +1,5 @@
-import CLodestarSys
-import DNSWire
+public import CLodestarSys
+public import DNSWire
 
 /// Response rate limiting settings (`rate-limit:`), in the style of knot's and BIND's RRL.
 public struct RateLimitSettings: Sendable, Equatable {

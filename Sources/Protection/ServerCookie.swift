@@ -1,5 +1,5 @@
 import CLodestarSys
-import DNSWire
+public import DNSWire
 import Glibc
 
 /// The server secret of DNS cookies: 16 octets, the SipHash-2-4 key (RFC 9018 §4.4). Every node

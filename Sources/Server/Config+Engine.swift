@@ -1,5 +1,5 @@
 import Config
-import Engine
+package import Engine
 import Protection
 
 extension Config {

@@ -2,6 +2,7 @@ import CLodestarSys
 import Config
 import Foundation
 import Logging
+import Steering
 
 /// Open files: the soft limit raised to the hard one at start, and split so that TCP clients can
 /// never take the descriptors the prober, the admin API, BIRD's socket and reloads need. A local

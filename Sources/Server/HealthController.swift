@@ -1,9 +1,9 @@
 import CLodestarSys
-import Engine
+package import Engine
 import Foundation
-import Health
-import Logging
-import Settings
+package import Health
+package import Logging
+package import Settings
 import Steering
 import Synchronization
 

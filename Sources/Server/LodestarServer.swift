@@ -1,17 +1,18 @@
 import Admin
-import Anycast
+package import Anycast
 import CLodestarSys
-import Cluster
-import Config
+package import Cluster
+package import Config
 import DNSWire
 import Dispatch
-import Engine
+package import Engine
 import Foundation
 import HTTPClient
-import Health
+package import Health
 import Listeners
-import Logging
-import Prober
+package import Logging
+package import Prober
+import Settings
 import Steering
 import Synchronization
 import Zones

@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import Logging
+package import Logging
 
 /// Log lines on stderr: text or JSON, with a message's fields (zone, file, line, endpoint, check,
 /// reason, prefix…) as structured metadata. Under journald (`JOURNAL_STREAM` names our stderr)
@@ -46,16 +46,6 @@ package struct LodestarLogHandler: LogHandler {
         self.format = format
         self.journal = journal
         self.output = output
-    }
-
-    /// Whether stderr is the journal stream systemd connected (`JOURNAL_STREAM=DEV:INODE`).
-    package static func stderrIsJournal(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
-        guard let value = environment["JOURNAL_STREAM"] else { return false }
-        let parts = value.split(separator: ":")
-        guard parts.count == 2, let dev = UInt64(parts[0]), let ino = UInt64(parts[1]) else { return false }
-        var st = stat()
-        guard fstat(2, &st) == 0 else { return false }
-        return UInt64(st.st_dev) == dev && UInt64(st.st_ino) == ino
     }
 
     package subscript(metadataKey key: String) -> Logger.Metadata.Value? {

@@ -3,6 +3,7 @@ import Config
 import Foundation
 import Glibc
 import Logging
+import Settings
 
 /// Least privilege: started as root with `server.user`, the sockets are opened first and then the
 /// process becomes that user and group for good, keeping no capability; started unprivileged with

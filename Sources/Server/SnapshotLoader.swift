@@ -1,11 +1,11 @@
-import Config
+package import Config
 import DNSWire
-import Engine
+package import Engine
 import Foundation
 import Geo
-import Health
-import Steering
-import Zones
+package import Health
+package import Steering
+package import Zones
 
 /// Builds snapshots from the config and the zones folder.
 package enum SnapshotLoader {

@@ -1,7 +1,6 @@
 import CLodestarSys
-import Foundation
-import Health
-import Steering
+package import Foundation
+package import Health
 
 /// Admin overrides and the last known endpoint health on disk (JSON), written atomically so a
 /// crash leaves the old or the new file.

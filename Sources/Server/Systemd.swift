@@ -1,7 +1,7 @@
 import CLodestarSys
 import Dispatch
 import Foundation
-import Logging
+package import Logging
 
 /// The systemd notification protocol (`sd_notify(3)`), spoken directly over `NOTIFY_SOCKET`:
 /// READY=1 once zones are loaded and the first round of health checks is done, RELOADING=1 and

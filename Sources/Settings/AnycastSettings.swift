@@ -1,4 +1,4 @@
-import Health
+package import Health
 
 /// The `anycast:` config.
 package struct AnycastSettings: Sendable, Equatable {

@@ -1,5 +1,5 @@
 import Foundation
-import Geo
+public import Geo
 
 /// What one name's location-dependent steps (geo, latency) make of a client: the pools in the
 /// order to try, and the expected RTT to each. Computed at load for every distinct location.

@@ -1,6 +1,4 @@
-import CLodestarSys
 import Foundation
-import Geo
 
 /// One name ready for queries: its tries and location classes, and its settings as flat fields
 /// (a class, so the query path takes one reference instead of copying arrays and strings).

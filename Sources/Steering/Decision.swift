@@ -1,6 +1,4 @@
-import CLodestarSys
 import Foundation
-import Geo
 
 /// The outcome of one decision.
 public struct Decision: Sendable {

@@ -1,7 +1,5 @@
-import CLodestarSys
 import Foundation
-import Geo
-import Health
+public import Health
 
 extension SteeringTable {
     /// The decisions of one health state taken ahead (see `DecisionMemo`), for at most `limit`

@@ -1,6 +1,4 @@
-import CLodestarSys
 import Foundation
-import Geo
 
 /// Receives the steps of a decision, for `lodestar explain` and the admin API. The query path uses
 /// `NoTrace`, whose calls compile away.

@@ -1,4 +1,4 @@
-import Health
+public import Health
 
 public struct Endpoint: Sendable, Equatable {
     /// Unique across the config: the admin API and metrics name endpoints by it.

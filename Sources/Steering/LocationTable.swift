@@ -1,5 +1,4 @@
 import Foundation
-import Geo
 
 /// A compiled location table: `1 << firstStride` entries, then blocks of 16. An entry with the top
 /// bit set is a leaf (depth in bits 23–30, class in bits 0–22); otherwise the index of the block

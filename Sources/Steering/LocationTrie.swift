@@ -1,5 +1,4 @@
 import Foundation
-import Geo
 
 /// A binary trie over one address family whose leaves are location classes, merged so that a
 /// leaf is the largest network with one class (gdnsd's semantics for the ECS scope): the depth

@@ -1,5 +1,5 @@
 import Foundation
-import Geo
+public import Geo
 
 /// Builds a name's tries from the databases and CIDR maps, interning the classes.
 public struct LocationTrieBuilder {

@@ -1,4 +1,4 @@
-import Health
+public import Health
 
 // The load-balancing model: regions, pools of endpoints, and the names answered from them.
 //

@@ -1,7 +1,5 @@
-import CLodestarSys
 import Foundation
-import Geo
-import Health
+public import Health
 
 /// Deciding one query: the policy chain, then the pool and endpoint picks.
 extension SteeringTable {

@@ -1,6 +1,6 @@
-import CLodestarSys
+public import CLodestarSys
 import Foundation
-import Geo
+public import Geo
 
 /// The compiled steering config: what a snapshot holds. Immutable.
 public final class SteeringTable: Sendable {

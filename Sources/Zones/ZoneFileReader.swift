@@ -1,5 +1,4 @@
 import CLDNS
-import DNSWire
 import Foundation
 
 /// Reads RFC 1035 zone text through libldns, the only place in Lodestar that sees ldns types.

@@ -1,4 +1,4 @@
-import DNSWire
+public import DNSWire
 
 /// The zones served together, found by longest suffix of the query name.
 public final class ZoneSet: Sendable {

@@ -1,5 +1,3 @@
-import DNSWire
-
 /// Prepares zone text for libldns, which stays the parser, where it reads less than RFC 1035
 /// §5.1 and knot, NSD and BIND do, and finds what libldns would let through silently:
 ///

@@ -2,10 +2,12 @@ import Admin
 import ArgumentParser
 import Config
 import DNSWire
+import Engine
 import Foundation
 import Geo
 import Health
 import Logging
+import Protection
 import Server
 import Steering
 import Zones
