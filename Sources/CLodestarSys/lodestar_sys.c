@@ -388,6 +388,14 @@ long lodestar_peer_uid(int fd) {
     return (long)cred.uid;
 }
 
+int lodestar_fd_identity(int fd, unsigned long long *device, unsigned long long *inode) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) return -errno;
+    *device = (unsigned long long)st.st_dev;
+    *inode = (unsigned long long)st.st_ino;
+    return 0;
+}
+
 int lodestar_clear_capabilities(void) {
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };

@@ -1,3 +1,4 @@
+import CLodestarSys
 import Foundation
 
 extension LodestarLogHandler {
@@ -6,8 +7,8 @@ extension LodestarLogHandler {
         guard let value = environment["JOURNAL_STREAM"] else { return false }
         let parts = value.split(separator: ":")
         guard parts.count == 2, let dev = UInt64(parts[0]), let ino = UInt64(parts[1]) else { return false }
-        var st = stat()
-        guard fstat(2, &st) == 0 else { return false }
-        return UInt64(st.st_dev) == dev && UInt64(st.st_ino) == ino
+        var device: UInt64 = 0, inode: UInt64 = 0
+        guard lodestar_fd_identity(2, &device, &inode) == 0 else { return false }
+        return device == dev && inode == ino
     }
 }

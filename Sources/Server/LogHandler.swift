@@ -1,3 +1,5 @@
+// CoreFoundation: with MemberImportVisibility, timespec's and tm's fields resolve through it in release builds.
+import CoreFoundation
 import Foundation
 import Glibc
 package import Logging

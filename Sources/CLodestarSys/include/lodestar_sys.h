@@ -88,6 +88,10 @@ int lodestar_unix_listen(const char *path, unsigned mode, int uid, int gid, int 
 /// The peer of a Unix socket connection: its uid, or -1.
 long lodestar_peer_uid(int fd);
 
+/// What an open descriptor is: its device and inode (fstat), 0 on success, -errno otherwise.
+/// In C so that Swift files need not resolve `struct stat` through one clang module or another.
+int lodestar_fd_identity(int fd, unsigned long long *device, unsigned long long *inode);
+
 /// Drops root for good: supplementary groups of `user` (initgroups: the group that owns BIRD's
 /// socket, say) plus `gid`, then gid, then uid; no capability survives (the kernel clears them on
 /// the change of uid from 0, and the ambient set is cleared first). 0, or -errno.
