@@ -11,8 +11,25 @@ package import Settings
 /// the octets move through a `ByteTransport`: a socket, TLS, or a fuzzing harness's feed.
 package final class HTTPConnection {
     package struct Failure: Error, CustomStringConvertible {
+        package enum Code: Sendable, Equatable {
+            /// The connection could not be made (the errno: ECONNREFUSED, EACCES, ENOENT, …).
+            case connect(errno: Int32)
+            /// The deadline passed.
+            case timeout
+            /// The peer closed, or the connection failed, before the response was whole.
+            case closed
+            /// Not HTTP as RFC 9112 has it, or over a limit.
+            case malformed
+            /// A local failure (no socket, a bad address or path).
+            case local
+        }
+
+        package var code: Code
         package var description: String
-        package init(_ d: String) { description = d }
+        package init(_ d: String, code: Code = .malformed) {
+            description = d
+            self.code = code
+        }
     }
 
     package struct Response {
@@ -97,7 +114,7 @@ package final class HTTPConnection {
             try codec.writeOutbound(HTTPClientRequestPart.end(nil))
             while let b = try codec.readOutbound(as: ByteBuffer.self) { bytes += b.readableBytesView }
         } catch {
-            throw Failure("\(endpoint): cannot encode the request: \(error)")
+            throw Failure("\(endpoint): cannot encode the request: \(error)", code: .local)
         }
         try transport.send(bytes, deadline: deadline)
     }
@@ -140,7 +157,7 @@ package final class HTTPConnection {
         while true {
             switch try nextPart(deadline: deadline) {
             case .head(let h)?: return (Int(h.status.code), h.headers)
-            case nil: throw Failure("\(endpoint) closed the connection before a response")
+            case nil: throw Failure("\(endpoint) closed the connection before a response", code: .closed)
             case .body?, .end?: continue
             }
         }
@@ -163,7 +180,7 @@ package final class HTTPConnection {
             switch try nextPart(deadline: deadline) {
             case .body(let b)?: if b.readableBytes > 0 { return Array(b.readableBytesView) }
             case .end?: return nil
-            case nil: throw Failure("\(endpoint) closed the connection in the middle of the response")
+            case nil: throw Failure("\(endpoint) closed the connection in the middle of the response", code: .closed)
             case .head?: throw Failure("\(endpoint) sent a second response")
             }
         }

@@ -20,7 +20,7 @@ final class SocketTransport: ByteTransport {
         let fd = socket(
             v6 ? AF_INET6 : AF_INET,
             Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw HTTPConnection.Failure("socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw HTTPConnection.Failure("socket: \(String(cString: strerror(errno)))", code: .local) }
         self.fd = fd
         var r: Int32
         if v6 {
@@ -29,7 +29,7 @@ final class SocketTransport: ByteTransport {
             sa.sin6_port = in_port_t(UInt16(port).bigEndian)
             guard inet_pton(AF_INET6, host, &sa.sin6_addr) == 1 else {
                 close(fd)
-                throw HTTPConnection.Failure("\(host) is not an IP address")
+                throw HTTPConnection.Failure("\(host) is not an IP address", code: .local)
             }
             r = withUnsafePointer(to: &sa) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -42,7 +42,7 @@ final class SocketTransport: ByteTransport {
             sa.sin_port = in_port_t(UInt16(port).bigEndian)
             guard inet_pton(AF_INET, host, &sa.sin_addr) == 1 else {
                 close(fd)
-                throw HTTPConnection.Failure("\(host) is not an IP address")
+                throw HTTPConnection.Failure("\(host) is not an IP address", code: .local)
             }
             r = withUnsafePointer(to: &sa) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -73,14 +73,14 @@ final class SocketTransport: ByteTransport {
         endpoint = path
         let fd = socket(
             AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw HTTPConnection.Failure("socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw HTTPConnection.Failure("socket: \(String(cString: strerror(errno)))", code: .local) }
         self.fd = fd
         var sa = sockaddr_un()
         sa.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: sa.sun_path) else {
             close(fd)
-            throw HTTPConnection.Failure("\(path): the socket path is too long")
+            throw HTTPConnection.Failure("\(path): the socket path is too long", code: .local)
         }
         withUnsafeMutableBytes(of: &sa.sun_path) { raw in
             for (i, b) in bytes.enumerated() { raw[i] = b }
@@ -104,7 +104,8 @@ final class SocketTransport: ByteTransport {
     deinit { close(fd) }
 
     static func connectFailure(_ e: Int32, _ endpoint: String) -> HTTPConnection.Failure {
-        HTTPConnection.Failure("cannot connect to \(endpoint): \(String(cString: strerror(e)))")
+        HTTPConnection.Failure(
+            "cannot connect to \(endpoint): \(String(cString: strerror(e)))", code: .connect(errno: e))
     }
 
     func abort() { shutdown(fd, Int32(SHUT_RDWR)) }
@@ -116,7 +117,8 @@ final class SocketTransport: ByteTransport {
             let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
             guard n > 0 else {
-                throw HTTPConnection.Failure("\(endpoint) closed the connection: \(String(cString: strerror(errno)))")
+                throw HTTPConnection.Failure(
+                    "\(endpoint) closed the connection: \(String(cString: strerror(errno)))", code: .closed)
             }
             off += n
         }
@@ -129,7 +131,9 @@ final class SocketTransport: ByteTransport {
             let n = recv(fd, &tmp, tmp.count, 0)
             if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
             if n == 0 { return [] }
-            guard n > 0 else { throw HTTPConnection.Failure("\(endpoint): \(String(cString: strerror(errno)))") }
+            guard n > 0 else {
+                throw HTTPConnection.Failure("\(endpoint): \(String(cString: strerror(errno)))", code: .closed)
+            }
             return Array(tmp[0..<n])
         }
     }
@@ -137,14 +141,18 @@ final class SocketTransport: ByteTransport {
     func wait(_ events: Int32, _ deadline: Date) throws {
         while true {
             let left = deadline.timeIntervalSinceNow
-            guard left > 0 else { throw HTTPConnection.Failure("\(endpoint) did not answer in time") }
+            guard left > 0 else { throw HTTPConnection.Failure("\(endpoint) did not answer in time", code: .timeout) }
             var p = pollfd(fd: fd, events: Int16(events), revents: 0)
             let r = poll(&p, 1, Int32(min(left, 1) * 1000) + 1)
             if r > 0 {
-                if p.revents & Int16(POLLNVAL) != 0 { throw HTTPConnection.Failure("\(endpoint): connection closed") }
+                if p.revents & Int16(POLLNVAL) != 0 {
+                    throw HTTPConnection.Failure("\(endpoint): connection closed", code: .closed)
+                }
                 return
             }
-            if r < 0 && errno != EINTR { throw HTTPConnection.Failure("poll: \(String(cString: strerror(errno)))") }
+            if r < 0 && errno != EINTR {
+                throw HTTPConnection.Failure("poll: \(String(cString: strerror(errno)))", code: .local)
+            }
         }
     }
 }

@@ -110,11 +110,11 @@ final class TLSTransport: ByteTransport, @unchecked Sendable {
         }
         guard done.wait(timeout: .now() + max(0, deadline.timeIntervalSinceNow)) == .success,
             let r = result.withLock({ $0 })
-        else { throw HTTPConnection.Failure("\(endpoint) did not answer in time") }
+        else { throw HTTPConnection.Failure("\(endpoint) did not answer in time", code: .timeout) }
         do {
             return try r.get()
         } catch {
-            throw HTTPConnection.Failure("\(endpoint): \(error)")
+            throw HTTPConnection.Failure("\(endpoint): \(error)", code: .closed)
         }
     }
 
@@ -129,10 +129,12 @@ final class TLSTransport: ByteTransport, @unchecked Sendable {
         try inbox.condition.withLock {
             while inbox.data.isEmpty && !inbox.ended {
                 guard inbox.condition.wait(until: deadline) else {
-                    throw HTTPConnection.Failure("\(endpoint) did not answer in time")
+                    throw HTTPConnection.Failure("\(endpoint) did not answer in time", code: .timeout)
                 }
             }
-            if inbox.data.isEmpty, let e = inbox.error { throw HTTPConnection.Failure("\(endpoint): \(e)") }
+            if inbox.data.isEmpty, let e = inbox.error {
+                throw HTTPConnection.Failure("\(endpoint): \(e)", code: .closed)
+            }
             defer { inbox.data = [] }
             return inbox.data
         }

@@ -43,19 +43,20 @@ struct AdminClient {
             } else {
                 c = try HTTPConnection(host: host, port: port, deadline: deadline)
             }
-        } catch {
-            if "\(error)".contains("Permission denied") {
+        } catch let f as HTTPConnection.Failure {
+            switch f.code {
+            case .connect(EACCES), .connect(EPERM):
                 throw Failure(
                     description:
                         "cannot connect to the control socket \(endpoint): permission denied (run as root or as a member of the group lodestar runs as)"
                 )
-            }
-            if "\(error)".contains("Connection refused") || "\(error)".contains("No such file") {
+            case .connect(ECONNREFUSED), .connect(ENOENT):
                 throw Failure(
                     description:
                         "lodestar is not running, or not with its admin API on \(endpoint) (connection refused)")
+            default:
+                throw Failure(description: "cannot reach the admin API at \(endpoint): \(f)")
             }
-            throw Failure(description: "cannot reach the admin API at \(endpoint): \(error)")
         }
         var headers = ["Connection: close"]
         if let token { headers.append("Authorization: Bearer \(token)") }

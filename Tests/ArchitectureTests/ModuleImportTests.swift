@@ -47,7 +47,8 @@ import Testing
             "Foundation", "Logging"
         ],
         "lodestar": [
-            "Server", "Config", "Admin", "HTTPClient", "Engine", "Protection", "DNSWire", "Zones", "Health", "Settings", "Steering", "Geo",
+            "Server", "Config", "Admin", "HTTPClient", "Engine", "Protection", "DNSWire", "Zones", "Health", "Settings",
+            "Steering", "Geo",
             "ArgumentParser", "Foundation", "Logging"
         ]
     ]
