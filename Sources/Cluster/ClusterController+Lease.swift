@@ -73,7 +73,7 @@ extension ClusterController {
                 (
                     lease, now - lastKeepAlive >= Double(settings.leaseTTL) / 3,
                     now - lastHeartbeat >= settings.heartbeat,
-                    !book.unpublished.isEmpty, connected
+                    !book.unpublished.isEmpty, link.connected
                 )
             }
             do {
@@ -124,10 +124,10 @@ extension ClusterController {
     func reportMeanRTT() {
         let now = Date().timeIntervalSince1970
         let mean = lock.withLock { () -> [String: Double]? in
-            let frozen = holdingView(fallback: fellBack)
+            let frozen = holdingView(fallback: link.fellBack)
             var sums: [String: (Double, Int)] = [:]
             var sources = [ownRTT]
-            if !fellBack {
+            if !link.fellBack {
                 for (pop, rtt) in popRTT where pop != settings.pop {
                     guard let at = book.heartbeats[pop], frozen || now - at <= settings.staleAfter else { continue }
                     sources.append(rtt)
@@ -152,13 +152,11 @@ extension ClusterController {
         let now = Date().timeIntervalSince1970
         let mono = lodestar_monotonic()
         let actions = lock.withLock { () -> [VoteBook.Action] in
-            let away = awaySince.map { mono - $0 } ?? 0
-            let fallback = !connected && (lastContact == nil || away >= settings.fallbackAfter)
-            if fallback != fellBack {
-                fellBack = fallback
+            let (fallback, changed, away) = link.fallback(now: mono)
+            if changed {
                 if !fallback {
                     logger.notice("cluster: the shared health view decides")
-                } else if lastContact != nil {
+                } else if link.lastContact != nil {
                     logger.warning(
                         "cluster: etcd away for \(Int(away)) s: this POP's own verdicts decide until it is back")
                 }

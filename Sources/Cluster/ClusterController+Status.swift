@@ -43,14 +43,14 @@ extension ClusterController {
         let now = Date().timeIntervalSince1970
         let mono = lodestar_monotonic()
         return lock.withLock {
-            let frozen = holdingView(fallback: fellBack)
+            let frozen = holdingView(fallback: link.fellBack)
             let eps = book.endpoints.sorted().map { e -> EndpointStatus in
                 let all = book.ballot(e)
-                let policy = book.policy(for: e, fallback: fellBack)
+                let policy = book.policy(for: e, fallback: link.fellBack)
                 return EndpointStatus(
                     endpoint: e, up: book.decided[e]?.up, reason: book.decided[e]?.reason ?? "not checked",
                     policy: settings.localVeto.contains(e)
-                        ? "local (veto)" : (fellBack ? "local (etcd away)" : policy.rawValue),
+                        ? "local (veto)" : (link.fellBack ? "local (etcd away)" : policy.rawValue),
                     votes: all.sorted { $0.key < $1.key }.map { pop, v in
                         VoteStatus(
                             pop: pop, up: v.up, reason: v.reason, ageSeconds: max(0, now - v.at),
@@ -64,8 +64,9 @@ extension ClusterController {
                 return OverrideProvenance(kind: parts.first ?? "", name: parts.last ?? "", by: r.by, at: r.at)
             }
             return Status(
-                pop: settings.pop, connected: connected, etcd: client.endpoint.description, lastError: lastError,
-                viewAgeSeconds: lastContact.map { mono - $0 }, ownVerdictsOnly: fellBack,
+                pop: settings.pop, connected: link.connected, etcd: client.endpoint.description,
+                lastError: link.lastError,
+                viewAgeSeconds: link.lastContact.map { mono - $0 }, ownVerdictsOnly: link.fellBack,
                 policy: settings.policy.rawValue,
                 quorum: settings.quorum, revision: revision, writes: writes, writeRequests: writeRequests,
                 writeBytes: writeBytes,

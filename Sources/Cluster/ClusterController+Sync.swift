@@ -26,7 +26,7 @@ extension ClusterController {
                 }
                 contact()
                 // Heartbeats written after this revision were written after etcd came back.
-                lock.withLock { if holdUntil > 0 && holdRevision == .max { holdRevision = regained } }
+                lock.withLock { link.regained(revision: regained) }
                 backoff = 0.2
                 try client.watch(prefix: keys.root, from: next, handle: watch, idle: 3600) { events, rev in
                     guard !events.isEmpty else { return }
@@ -198,10 +198,7 @@ extension ClusterController {
             popRTT[pop] = beat?.rtt
             if beat == nil { liveBeats[pop] = nil }
             // A POP heard again (or gone) since the reconnection: once all are, the view is fresh.
-            let writtenSince = live && holdRevision != .max && revision > holdRevision
-            if (writtenSince || beat == nil) && awaitedBeats.remove(pop) != nil && awaitedBeats.isEmpty {
-                holdUntil = 0
-            }
+            link.heard(pop: pop, gone: beat == nil, live: live, revision: revision)
             guard let beat, live else { return }
             let offset = beat.at - now
             let mono = lodestar_monotonic()
@@ -218,7 +215,7 @@ extension ClusterController {
             // Judged only from heartbeats that arrived fresh: not in the burst after a
             // reconnection, and only while this POP's own heartbeats come back promptly.
             let steady =
-                connected && mono - reconnectedAt > settings.staleAfter
+                link.settled(now: mono)
                 && ownDelay.map { $0.seconds < 1 && mono - $0.at < 3 * settings.heartbeat + 1 } == true
             guard pop != settings.pop, steady else {
                 if liveBeats[pop] == nil { liveBeats[pop] = (beat.host, 0) }

@@ -37,14 +37,10 @@ package final class ClusterController: @unchecked Sendable {
     var overrideRecords: [String: OverrideRecord] = [:]
     var lease: Int64 = 0
     var lastKeepAlive = 0.0
-    var connected = false
-    /// Monotonic time of the last successful exchange with etcd (nil: never).
-    var lastContact: Double? = nil
-    var awaySince: Double? = lodestar_monotonic()
-    var lastError: String? = nil
+    /// Whether etcd is reached, since when it is away, and the hold after a reconnection.
+    var link: ClusterLink
     var revision: Int64 = 0
     var stopped = false
-    var fellBack = false
     /// Keys written, requests that wrote them (votes go many to a transaction), their octets.
     var writes = 0
     var writeRequests = 0
@@ -77,6 +73,8 @@ package final class ClusterController: @unchecked Sendable {
         self.health = health
         self.anycast = anycast
         keys = ClusterKeys(prefix: settings.prefix, pop: settings.pop)
+        link = ClusterLink(
+            staleAfter: settings.staleAfter, fallbackAfter: settings.fallbackAfter, now: lodestar_monotonic())
         book = VoteBook(VoteBook.Policy(settings))
         client = EtcdClient(
             endpoints: settings.endpoints, timeout: settings.timeout,
@@ -84,26 +82,6 @@ package final class ClusterController: @unchecked Sendable {
     }
 
     var isStopped: Bool { lock.withLock { stopped } }
-
-    /// Until then (monotonic), after a reconnection, the last shared view holds: the other POPs'
-    /// heartbeats are as old as the outage until their next ones arrive, and without this the
-    /// POP decided from its own vote alone for a few seconds (an origin only it could not reach
-    /// left its answers, which the quorum policy promises never happens).
-    var holdUntil: Double = 0
-
-    /// The other POPs whose first live heartbeat since the reconnection is awaited: the hold ends
-    /// when the last arrives (or its POP's key goes), or at `fallback-after` at the latest (POPs
-    /// reconnect at their own pace, with back-off up to 5 s).
-    var awaitedBeats: Set<String> = []
-
-    /// The store's revision when etcd was reached again (`Int64.max` until the sync thread has
-    /// read it): a heartbeat counts as fresh for `awaitedBeats` only when written after it, not
-    /// one committed before the outage and delivered after.
-    var holdRevision: Int64 = .max
-
-    /// When the watch last came back (monotonic): heartbeats are not judged for clock offsets
-    /// right after, as those committed late during the outage arrive in a burst.
-    var reconnectedAt: Double = 0
 
     /// How late this POP's own last heartbeat arrived through etcd, and when (monotonic): the
     /// others' offsets are judged only while this is small (etcd commits promptly).
@@ -169,30 +147,17 @@ package final class ClusterController: @unchecked Sendable {
         while !isStopped && lodestar_monotonic() < end { usleep(50_000) }
     }
 
-    /// Whether every vote counts as in the last shared view, fresh or not (under the lock): while
-    /// etcd is away short of `fallback-after`, and after it comes back until `holdUntil`.
+    /// Whether every vote counts as in the last shared view, fresh or not (under the lock).
     func holdingView(fallback: Bool) -> Bool {
-        (!connected && !fallback) || (connected && lodestar_monotonic() < holdUntil)
+        link.holding(fallback: fallback, now: lodestar_monotonic())
     }
 
     func contact() {
         let now = lodestar_monotonic()
-        let (was, age) = lock.withLock { () -> (Bool, Double?) in
-            let w = connected
-            let a = awaySince.map { now - $0 }
-            if !w && lastContact != nil {
-                awaitedBeats = Set(book.heartbeats.keys).subtracting([settings.pop])
-                holdRevision = .max
-                holdUntil = awaitedBeats.isEmpty ? 0 : now + max(settings.staleAfter, settings.fallbackAfter)
-                reconnectedAt = now
-            }
-            connected = true
-            lastContact = now
-            awaySince = nil
-            lastError = nil
-            return (w, a)
+        let (wasAway, age) = lock.withLock {
+            link.contact(now: now, others: Set(book.heartbeats.keys).subtracting([settings.pop]))
         }
-        if !was {
+        if wasAway {
             logger.notice(
                 "cluster: connected to etcd at \(client.endpoint)\(age.map { " after \(String(format: "%.1f", $0)) s away" } ?? "")",
                 metadata: ["peer": "\(client.endpoint)"])
@@ -201,17 +166,12 @@ package final class ClusterController: @unchecked Sendable {
 
     func lost(_ error: Error) {
         let now = lodestar_monotonic()
-        let (was, stopping) = lock.withLock { () -> (Bool, Bool) in
-            // Never reached yet: the first failure is said too (once).
-            let w = connected || (lastContact == nil && lastError == nil)
-            connected = false
-            if awaySince == nil { awaySince = now }
-            lastError = "\(error)"
-            return (w, stopped)
+        let (news, stopping, never) = lock.withLock {
+            (link.lost("\(error)", now: now), stopped, link.lastContact == nil)
         }
-        if was && !stopping {
+        if news && !stopping {
             let next =
-                lock.withLock { lastContact == nil }
+                never
                 ? "this POP's own verdicts decide until it is reached"
                 : "keeping the last shared view, own verdicts after \(Int(settings.fallbackAfter)) s"
             logger.error(
