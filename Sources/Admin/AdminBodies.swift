@@ -31,6 +31,8 @@ extension AdminBody {
 
     /// The body decoded, or the message to answer with.
     static func decode(_ body: [UInt8]) -> Result<Self, BodyError> {
+        // JSONDecoder keeps the first of two equal keys and never looks at the second.
+        if let key = duplicateKey(body) { return .failure(BodyError("key \(key) appears twice")) }
         do {
             return .success(try JSONDecoder().decode(Self.self, from: Data(body)))
         } catch let e as BodyError {
@@ -39,6 +41,42 @@ extension AdminBody {
             return .failure(BodyError("the body must be a JSON object like \(example)"))
         }
     }
+}
+
+/// The first key that appears twice at the top level of a JSON object (keys compared as decoded,
+/// so `"a"` and `"\u0061"` are one key); nil when none does, or the text is not an object.
+func duplicateKey(_ body: [UInt8]) -> String? {
+    var depth = 0
+    var i = 0
+    var expectKey = false
+    var seen = Set<String>()
+    while i < body.count {
+        let c = body[i]
+        if c == UInt8(ascii: "\"") {
+            var j = i + 1
+            while j < body.count, body[j] != UInt8(ascii: "\"") { j += body[j] == UInt8(ascii: "\\") ? 2 : 1 }
+            if depth == 1 && expectKey, j < body.count {
+                let literal = Data(body[i...j])
+                let key =
+                    (try? JSONDecoder().decode(String.self, from: literal)) ?? String(decoding: literal, as: UTF8.self)
+                if !seen.insert(key).inserted { return key }
+                expectKey = false
+            }
+            i = j + 1
+            continue
+        }
+        switch c {
+        case UInt8(ascii: "{"):
+            depth += 1
+            if depth == 1 { expectKey = true }
+        case UInt8(ascii: "["): depth += 1
+        case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
+        case UInt8(ascii: ","): if depth == 1 { expectKey = true }
+        default: break
+        }
+        i += 1
+    }
+    return nil
 }
 
 /// `POST /v1/{regions|pools|endpoints}/NAME`: `state` (`auto` clears it) and `weight` (null clears it).
@@ -105,7 +143,7 @@ struct ExternalBody: AdminBody {
             reason = up == true ? "up" : "down"
         }
         if c.contains(ttlKey) {
-            guard let d = try? c.decode(Double.self, forKey: ttlKey), d > 0, d <= 86400 * 7 else {
+            guard let d = try? c.decode(Double.self, forKey: ttlKey), d >= 1, d <= 86400 * 7 else {
                 throw BodyError("ttl must be a number of seconds from 1 to 604800")
             }
             ttl = d

@@ -98,7 +98,13 @@ extension AdminServer {
                 if kv.count == 2 { query[kv[0]] = kv[1] }
             }
         }
-        let segments = path.split(separator: "/").map(String.init)
+        // Each segment percent-decoded on its own (a name may hold `%2F`, `%20`, UTF-8).
+        let raw = path.split(separator: "/").map(String.init)
+        let decoded = raw.map { $0.removingPercentEncoding }
+        guard decoded.allSatisfy({ $0 != nil }) else {
+            return Self.error(.badRequest, "a bad percent-encoding in the path")
+        }
+        let segments = decoded.map { $0! }
         switch (method, segments) {
         case (.GET, ["health"]), (.HEAD, ["health"]):
             return Response(status: .ok, body: "OK\n", contentType: "text/plain; charset=utf-8")
@@ -114,6 +120,11 @@ extension AdminServer {
         case (.GET, ["v1", "state"]):
             return Self.json(state())
         case (.POST, ["v1", "reload"]):
+            // No body but an empty object: `force` goes in the query (`?force=true`).
+            let text = String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard text.isEmpty || text == "{}" else {
+                return Self.error(.badRequest, "reload takes no body: use /v1/reload?force=true to force it")
+            }
             switch server.reload(force: query["force"] == "true" || query["force"] == "1") {
             case .success(let g): return Self.json(["result": "reloaded", "generation": "\(g)"])
             case .failure(let e): return Self.json(["result": "failed", "error": "\(e)"], status: .unprocessableEntity)

@@ -65,6 +65,10 @@ extension ClusterController {
     }
 
     func leaseLoop() {
+        // Keepalives and writes to an etcd that is away: retried after 0.25 s, doubling to 5 s;
+        // the decisions are still made every 0.25 s (the fallback's time must not slip).
+        var backoff = 0.25
+        var retryAt = 0.0
         while !isStopped {
             pause(0.25)
             if isStopped { break }
@@ -77,6 +81,7 @@ extension ClusterController {
                 )
             }
             do {
+                guard now >= retryAt else { throw Skipped() }
                 if id != 0 && keepDue {
                     if try client.keepAlive(id) {
                         lock.withLock { lastKeepAlive = now }
@@ -92,19 +97,48 @@ extension ClusterController {
                 if id != 0 && online && heartbeatDue {
                     lock.withLock { lastHeartbeat = now }
                     try beat()
+                    lock.withLock { lastBeatWritten = lodestar_monotonic() }
                 }
+                if online { restartStalledWatch(now: now) }
                 if online && settings.compaction > 0 && now - compaction.lastAttempt >= settings.compaction {
                     compaction.lastAttempt = now
                     compactHistory()
                 }
+                backoff = 0.25
+            } catch is Skipped {
+                // Waiting out the back-off.
             } catch {
                 lost(error)
                 // Move the watch too: it may hang on the same dead member.
                 watch.stop()
+                retryAt = now + backoff
+                backoff = min(backoff * 2, 5)
             }
             recompute()
             if settings.rttMean { reportMeanRTT() }
         }
+    }
+
+    /// The lease thread's turn without requests (etcd's back-off runs).
+    struct Skipped: Error {}
+
+    /// A watch that has delivered none of this POP's own heartbeats for three heartbeats and a
+    /// request's deadline, while they were written, is stalled (a peer dripping octets keeps the
+    /// connection open and the idle deadline away): it is started again, resuming where it was.
+    func restartStalledWatch(now: Double) {
+        let stalled = lock.withLock { () -> Double? in
+            let since = max(ownDelay?.at ?? 0, watchStartedAt)
+            guard watchStartedAt > 0, lastBeatWritten > since + settings.heartbeat,
+                now - since > 3 * settings.heartbeat + settings.timeout + 1
+            else { return nil }
+            watchStartedAt = now  // once per stall: the sync thread sets it again as it restarts
+            return now - since
+        }
+        guard let stalled else { return }
+        logger.warning(
+            "cluster: the watch on \(client.endpoint) delivered none of this POP's heartbeats for \(Int(stalled)) s (a stalled stream); starting it again",
+            metadata: ["peer": "\(client.endpoint)"])
+        watch.stop()
     }
 
     /// The prober's verdicts (nil: not checked any more). Written on transitions only.

@@ -8,6 +8,7 @@ import Settings
 extension ClusterController {
     func syncLoop() {
         var backoff = 0.2
+        var delivered = false
         // The revision the watch resumes from after a reconnection (0: read everything first).
         var next: Int64 = 0
         while !isStopped {
@@ -26,10 +27,17 @@ extension ClusterController {
                 }
                 contact()
                 // Heartbeats written after this revision were written after etcd came back.
-                lock.withLock { link.regained(revision: regained) }
-                backoff = 0.2
+                lock.withLock {
+                    link.regained(revision: regained)
+                    watchStartedAt = lodestar_monotonic()
+                }
+                delivered = false
                 try client.watch(prefix: keys.root, from: next, handle: watch, idle: 3600) { events, rev in
                     guard !events.isEmpty else { return }
+                    // The back-off starts over once a watch works, not when a request did: a
+                    // watch failing as soon as it starts must not be retried in a tight loop.
+                    delivered = true
+                    backoff = 0.2
                     apply(events, revision: rev)
                     for e in events {
                         switch e {
@@ -42,6 +50,10 @@ extension ClusterController {
             } catch EtcdClient.WatchEnd.compacted(let r) {
                 logger.notice("cluster: the watch fell behind compaction (revision \(r)); reading everything again")
                 next = 0
+                if !delivered {
+                    pause(backoff * Double.random(in: 0.8...1.2))
+                    backoff = min(backoff * 2, 5)
+                }
             } catch {
                 if isStopped { break }
                 // Aborted on purpose by the lease thread (a new lease, or a failure it already
@@ -143,7 +155,16 @@ extension ClusterController {
                 anycast.anycast(proto: proto, withdraw: withdraw)
             case .override(let kind, let name)?:
                 let id = kind + "/" + name
-                let record = value.flatMap { try? dec.decode(OverrideRecord.self, from: Data($0)) }
+                var record = value.flatMap { try? dec.decode(OverrideRecord.self, from: Data($0)) }
+                // Held to what the admin API accepts: another writer of the prefix (or a broken
+                // one) gets no weight of 1e308 and no kind the board does not know.
+                let weightOK = record?.weight.map { $0.isFinite && (0...1_000_000).contains($0) } ?? true
+                if value != nil && (record == nil || !weightOK || OverrideKind(rawValue: kind) == nil) {
+                    logger.warning(
+                        "cluster: the override \(id) in etcd is not one the admin API would make (by \(record?.by ?? "?")); ignored",
+                        metadata: ["peer": "\(client.endpoint)"])
+                    record = nil
+                }
                 lock.withLock { overrideRecords[id] = record }
                 overridesChanged = true
             case .external(let endpoint)?:

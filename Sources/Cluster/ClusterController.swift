@@ -86,6 +86,11 @@ package final class ClusterController: @unchecked Sendable {
     /// How late this POP's own last heartbeat arrived through etcd, and when (monotonic): the
     /// others' offsets are judged only while this is small (etcd commits promptly).
     var ownDelay: (seconds: Double, at: Double)? = nil
+    /// When the current watch started, and when this POP last wrote its heartbeat (monotonic): a
+    /// watch that delivers none of this POP's heartbeats for long is stalled (a peer that drips
+    /// octets keeps it open), and is started again.
+    var watchStartedAt = 0.0
+    var lastBeatWritten = 0.0
 
     /// This process among all that ever wrote this POP's heartbeat.
     let instance = UUID().uuidString

@@ -26,6 +26,8 @@ package final class EtcdClient: @unchecked Sendable {
             case tokenRejected
             /// A transaction over etcd's `--max-txn-ops`.
             case tooManyOperations
+            /// The revision asked for was compacted away.
+            case compacted
             /// An answer not as etcd's API documents it.
             case malformed
         }
@@ -95,6 +97,8 @@ package final class EtcdClient: @unchecked Sendable {
                     failure.code = .tokenRejected
                 } else if message.contains("too many operations") {
                     failure.code = .tooManyOperations
+                } else if message.contains("compacted") {
+                    failure.code = .compacted
                 }
                 throw failure
             }
@@ -189,7 +193,7 @@ package final class EtcdClient: @unchecked Sendable {
         while true {
             do {
                 return try rangeOnce(prefix: prefix, page: page)
-            } catch let f as Failure where f.description.contains("compacted") && attempt < 3 {
+            } catch let f as Failure where f.code == .compacted && attempt < 3 {
                 attempt += 1
             }
         }
@@ -210,7 +214,15 @@ package final class EtcdClient: @unchecked Sendable {
             guard out.count <= 10_000_000 else {
                 throw Failure("etcd \(endpoint): over 10,000,000 keys under \(prefix)")
             }
-            body["key"] = Self.b64(Self.unb64(last["key"]) + [0])
+            let next = Self.unb64(last["key"]) + [0]
+            // Each page must start past the one before: a reply whose last key does not move
+            // forward would have the read ask for the same page for ever.
+            let from = Self.unb64(body["key"])
+            guard next.lexicographicallyPrecedes(from) == false, next != from else {
+                throw Failure(
+                    "etcd \(endpoint): a range reply whose last key does not advance (more: true); not etcd's API")
+            }
+            body["key"] = Self.b64(next)
             body["revision"] = "\(revision)"
         }
     }

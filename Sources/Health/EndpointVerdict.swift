@@ -4,28 +4,30 @@
 /// is down (their reasons joined). Otherwise, or with no state at all, nothing is known (`nil`,
 /// counted up).
 ///
+/// External input comes from the admin API (or the cluster) and from the external file: up to two
+/// states, kept apart so that neither replaces the other.
+///
 /// The checks arrive already combined (`checks`: the prober's verdict over the endpoint's
 /// `count` checks, or the cluster's decision over those verdicts), which combining again with the
 /// external state gives the same as combining every state at once.
 public enum EndpointVerdict {
     public static func combine(
-        mode: CheckMode, count: Int, checks: (up: Bool?, reason: String)?,
-        external: (up: Bool, reason: String)?
+        mode: CheckMode, count: Int, checks: (up: Bool?, reason: String)?, external: [(up: Bool, reason: String)]
     ) -> (up: Bool?, reason: String) {
-        guard let x = external else { return checks ?? (nil, "not checked") }
-        let xr = "external: \(x.reason)"
-        // Without checks the external state is the only one.
-        guard count > 0 else { return (x.up, xr) }
+        guard !external.isEmpty else { return checks ?? (nil, "not checked") }
+        let xs = external.map { (up: $0.up, reason: "external: \($0.reason)") }
+        // Without checks the external states are the only ones.
+        guard count > 0 else { return combine(mode: mode, states: xs.map { (Bool?.some($0.up), $0.reason) }) }
         let c = checks ?? (nil, "not checked yet")
         switch mode {
         case .all:
             if c.up == false { return c }
-            if !x.up { return (false, xr) }
-            if c.up == true { return (true, "all \(count + 1) checks pass") }
+            if let d = xs.first(where: { !$0.up }) { return (false, d.reason) }
+            if c.up == true { return (true, "all \(count + xs.count) checks pass") }
         case .any:
             if c.up == true { return c }
-            if x.up { return (true, xr) }
-            if c.up == false { return (false, "\(c.reason); \(xr)") }
+            if let u = xs.first(where: { $0.up }) { return (true, u.reason) }
+            if c.up == false { return (false, ([c.reason] + xs.map(\.reason)).joined(separator: "; ")) }
         }
         return (nil, "not checked yet")
     }

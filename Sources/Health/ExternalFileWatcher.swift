@@ -51,10 +51,16 @@ public struct ExternalFileWatcher: Sendable {
         }
         guard id != seen else { return (nil, []) }
         seen = id
+        guard let text else {
+            return (nil, [(.error, "\(path): not UTF-8 text; keeping the previous content")])
+        }
         let modified = id.modified
         var messages: [Message] = []
         var entries: [String: (Bool, String)] = [:]
-        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        var unknown = 0
+        // "\r\n" is one Character: a file saved with CRLF line ends is split on both.
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+        for (n, raw) in lines.enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             guard !words.isEmpty else { continue }
@@ -66,12 +72,15 @@ public struct ExternalFileWatcher: Sendable {
             }
             let name = String(words[0])
             guard known(name) else {
-                messages.append((.warning, "\(path):\(n + 1): no endpoint named \(name)"))
+                // The first few are said; the rest counted (a file of thousands must not flood the log).
+                unknown += 1
+                if unknown <= 5 { messages.append((.warning, "\(path):\(n + 1): no endpoint named \(name)")) }
                 continue
             }
             let reason = words.count > 2 ? words[2...].joined(separator: " ") : state
             entries[name] = (state == "up", reason)
         }
+        if unknown > 5 { messages.append((.warning, "\(path): \(unknown - 5) more lines name no endpoint")) }
         let age = wallNow - modified
         let expires = now + staleAfter - age
         guard expires > now else {
@@ -84,7 +93,7 @@ public struct ExternalFileWatcher: Sendable {
 
     /// The file's text and modification time (Unix seconds); nil when it is not a readable regular
     /// file of at most `maxSize` octets, or is not UTF-8.
-    static func load(_ path: String) -> (String, Identity)? {
+    static func load(_ path: String) -> (String?, Identity)? {
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -104,7 +113,6 @@ public struct ExternalFileWatcher: Sendable {
             inode: UInt64(st.st_ino), size: got,
             modified: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9,
             changed: Double(st.st_ctim.tv_sec) + Double(st.st_ctim.tv_nsec) / 1e9)
-        guard let text = String(validating: bytes[..<got], as: UTF8.self) else { return nil }
-        return (text, id)
+        return (String(validating: bytes[..<got], as: UTF8.self), id)
     }
 }

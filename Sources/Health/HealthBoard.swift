@@ -10,6 +10,9 @@ public struct HealthBoard: Sendable {
     public private(set) var observed: [String: (up: Bool, reason: String)] = [:]
     /// External input in force, by endpoint name (combined with the checks by the endpoint's mode).
     public private(set) var external: [String: ExternalInput] = [:]
+    /// External input from the external file, kept apart from the API's so that neither replaces
+    /// the other; both are combined with the checks.
+    public private(set) var fileExternal: [String: ExternalInput] = [:]
 
     public init(topology: HealthTopology) {
         self.topology = topology
@@ -50,18 +53,22 @@ public struct HealthBoard: Sendable {
     /// Replaces the external input that came from the file (the API's stays).
     public mutating func setFileExternal(_ inputs: [String: ExternalInput], now: Double) {
         let previous = view
-        external = external.filter { !$0.value.fromFile }.merging(inputs) { _, file in file }
+        fileExternal = inputs
         recompute(now: now, previous: previous, previousTopology: topology)
     }
 
     /// Drops the external input whose time has passed; the names dropped, with where each came from.
     public mutating func expireExternal(now: Double) -> [(endpoint: String, fromFile: Bool)] {
         let gone = external.filter { $0.value.expires <= now }
-        guard !gone.isEmpty else { return [] }
+        let goneFile = fileExternal.filter { $0.value.expires <= now }
+        guard !gone.isEmpty || !goneFile.isEmpty else { return [] }
         let previous = view
         for name in gone.keys { external[name] = nil }
+        for name in goneFile.keys { fileExternal[name] = nil }
         recompute(now: now, previous: previous, previousTopology: topology)
-        return gone.map { ($0.key, $0.value.fromFile) }.sorted { $0.0 < $1.0 }
+        return (gone.map { ($0.key, false) } + goneFile.map { ($0.key, true) }).sorted {
+            $0.0 < $1.0 || ($0.0 == $1.0 && !$0.1)
+        }
     }
 
     /// The endpoint's verdict from its checks and external input (nil `up`: nothing known).
@@ -70,7 +77,7 @@ public struct HealthBoard: Sendable {
         return EndpointVerdict.combine(
             mode: e.checkMode, count: e.checks.count,
             checks: observed[e.name].map { ($0.up, $0.reason) },
-            external: external[e.name].map { ($0.up, $0.reason) })
+            external: [external[e.name], fileExternal[e.name]].compactMap { $0.map { ($0.up, $0.reason) } })
     }
 
     /// Live RTT excess per region name (milliseconds over the best measured), from the prober.

@@ -80,6 +80,7 @@ package final class HealthController: HealthSink, @unchecked Sendable {
     /// Reads the external file when it changed; drops external input whose time passed.
     func tick() {
         var messages: [ExternalFileWatcher.Message] = []
+        var fileChanges: [String] = []
         let (expired, staleAfter) = withLock { () -> ([(endpoint: String, fromFile: Bool)], Double) in
             let now = lodestar_monotonic()
             var changed = false
@@ -89,7 +90,16 @@ package final class HealthController: HealthSink, @unchecked Sendable {
                     wallNow: Date().timeIntervalSince1970)
                 externalFile = w
                 messages = r.messages
-                if let inputs = r.inputs, inputs != board.external.filter(\.value.fromFile) {
+                if let inputs = r.inputs, inputs != board.fileExternal {
+                    // Each endpoint whose input from the file changed, said once (as the API's are).
+                    for name in Set(inputs.keys).union(board.fileExternal.keys).sorted() {
+                        let before = board.fileExternal[name]
+                        let after = inputs[name]
+                        guard before?.up != after?.up || before?.reason != after?.reason else { continue }
+                        let state = after.map { $0.up ? "up" : "down" } ?? "auto"
+                        fileChanges.append(
+                            "external health (file): \(name) → \(state)\(after.map { " (\($0.reason))" } ?? "")")
+                    }
                     board.setFileExternal(inputs, now: now)
                     changed = true
                 }
@@ -98,6 +108,7 @@ package final class HealthController: HealthSink, @unchecked Sendable {
             if changed || !expired.isEmpty { publishLocked() }
             return (expired, externalStaleAfter)
         }
+        for line in fileChanges { logger.notice("\(line)") }
         for m in messages {
             switch m.level {
             case .error: logger.error("\(m.text)")
@@ -139,7 +150,10 @@ package final class HealthController: HealthSink, @unchecked Sendable {
     }
 
     /// External input in force, by endpoint.
-    package var externalInputs: [String: ExternalInput] { withLock { board.external } }
+    package var externalInputs: [String: ExternalInput] {
+        // The admin API's input first; the file's where the API gave none.
+        withLock { board.external.merging(board.fileExternal) { api, _ in api } }
+    }
 
     /// The prober's findings: endpoints up or down (or unknown again); takes effect on the next query.
     package func observe(_ changes: [EndpointObservation], persist: Bool = true) {

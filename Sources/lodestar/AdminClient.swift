@@ -68,7 +68,7 @@ struct AdminClient {
         } catch {
             throw Failure(
                 description:
-                    "the admin API at \(endpoint): \(error) (is it lodestar's admin listen address? a reload can take longer than --timeout)"
+                    "the admin API at \(endpoint): \(error) (\(socket == nil ? "is it lodestar's admin listen address? " : "")a reload can take longer than --timeout)"
             )
         }
     }

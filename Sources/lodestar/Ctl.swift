@@ -311,7 +311,9 @@ struct Ctl: ParsableCommand {
         @Argument(help: "A weight from 0 to 1000000, or auto.") var weight: String
 
         func validate() throws {
-            guard weight == "auto" || (Double(weight).map { $0 >= 0 && $0 <= 1_000_000 } ?? false) else {
+            // Plain decimals, as in the config: no `0x10`, `1e3`, `inf` or `nan`.
+            let decimal = weight.range(of: #"^[0-9]+(\.[0-9]+)?$"#, options: .regularExpression) != nil
+            guard weight == "auto" || (decimal && (Double(weight).map { $0 >= 0 && $0 <= 1_000_000 } ?? false)) else {
                 throw ValidationError("the weight must be a number from 0 to 1000000, or auto")
             }
         }
@@ -412,13 +414,16 @@ struct Table {
     }
 
     func print() {
+        let rows = self.rows.map { $0.map { terminalSafe($0, keepNewlines: false) } }
         var widths = header.map(\.count)
         for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
         for r in [header] + rows {
             let line = r.enumerated().map { i, c in
                 i == r.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
             }
-            Swift.print(line.joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+            // One row per line: a cell's own newline would forge another.
+            Swift.print(
+                terminalSafe(line.joined(separator: "  "), keepNewlines: false).trimmingCharacters(in: .whitespaces))
         }
     }
 }

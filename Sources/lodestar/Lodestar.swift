@@ -275,5 +275,5 @@ struct Explain: ParsableCommand {
 
 /// A problem or an error, on stderr (what a command prints as its result goes to stdout).
 func problem(_ message: Any) {
-    FileHandle.standardError.write(Data("\(message)\n".utf8))
+    FileHandle.standardError.write(Data(terminalSafe("\(message)").utf8 + [0x0A]))
 }

@@ -17,28 +17,31 @@ struct ExternalInputTests {
     func combine() {
         let x = (up: false, reason: "planned work")
         #expect(
-            EndpointVerdict.combine(mode: .all, count: 1, checks: (true, "tcp: ok"), external: x) == (
+            EndpointVerdict.combine(mode: .all, count: 1, checks: (true, "tcp: ok"), external: [x]) == (
                 false, "external: planned work"
             ))
         #expect(
-            EndpointVerdict.combine(mode: .all, count: 1, checks: (true, "tcp: ok"), external: (true, "lb")) == (
+            EndpointVerdict.combine(mode: .all, count: 1, checks: (true, "tcp: ok"), external: [(true, "lb")]) == (
                 true, "all 2 checks pass"
             ))
         #expect(
-            EndpointVerdict.combine(mode: .all, count: 1, checks: (false, "tcp: refused"), external: x) == (
+            EndpointVerdict.combine(mode: .all, count: 1, checks: (false, "tcp: refused"), external: [x]) == (
                 false, "tcp: refused"
             ))
         #expect(
-            EndpointVerdict.combine(mode: .any, count: 1, checks: (true, "tcp: ok"), external: x) == (true, "tcp: ok"))
-        #expect(
-            EndpointVerdict.combine(mode: .any, count: 1, checks: (false, "tcp: refused"), external: x)
-                == (false, "tcp: refused; external: planned work"))
-        #expect(EndpointVerdict.combine(mode: .any, count: 1, checks: nil, external: x).up == nil)
-        #expect(
-            EndpointVerdict.combine(mode: .all, count: 0, checks: nil, external: x) == (false, "external: planned work")
+            EndpointVerdict.combine(mode: .any, count: 1, checks: (true, "tcp: ok"), external: [x]) == (true, "tcp: ok")
         )
         #expect(
-            EndpointVerdict.combine(mode: .all, count: 1, checks: (true, "tcp: ok"), external: nil) == (true, "tcp: ok")
+            EndpointVerdict.combine(mode: .any, count: 1, checks: (false, "tcp: refused"), external: [x])
+                == (false, "tcp: refused; external: planned work"))
+        #expect(EndpointVerdict.combine(mode: .any, count: 1, checks: nil, external: [x]).up == nil)
+        #expect(
+            EndpointVerdict.combine(mode: .all, count: 0, checks: nil, external: [x]) == (
+                false, "external: planned work"
+            )
+        )
+        #expect(
+            EndpointVerdict.combine(mode: .all, count: 1, checks: (true, "tcp: ok"), external: []) == (true, "tcp: ok")
         )
     }
 
@@ -57,6 +60,44 @@ struct ExternalInputTests {
         b.setExternal(endpoint: "a", ExternalInput(up: false, reason: "x", expires: 10), now: 3)
         b.setExternal(endpoint: "a", nil, now: 4)
         #expect(b.view.endpoints[0].up == true && b.view.endpoints[0].reason == "up (not checked)")
+    }
+
+    @Test("the API's input and the file's are kept apart: neither replaces the other; both count")
+    func apiAndFile() {
+        var b = HealthBoard(topology: Self.topology)
+        b.setFileExternal(["a": ExternalInput(up: false, reason: "from the file", expires: 20, fromFile: true)], now: 0)
+        b.setExternal(endpoint: "a", ExternalInput(up: true, reason: "lb (admin API)", expires: 2), now: 0)
+        #expect(b.view.endpoints[0].up == false && b.view.endpoints[0].reason == "external: from the file")
+        #expect(b.expireExternal(now: 3).map(\.fromFile) == [false], "the API's expired, the file's stays")
+        #expect(b.view.endpoints[0].up == false)
+        b.setExternal(endpoint: "a", nil, now: 4)
+        #expect(b.view.endpoints[0].up == false, "clearing the API's input leaves the file's")
+        let v = EndpointVerdict.combine(
+            mode: .any, count: 1, checks: (false, "tcp: refused"), external: [(false, "x"), (true, "y")])
+        #expect(v.up == true && v.reason == "external: y")
+    }
+
+    @Test("a file saved with CRLF line ends, a file not UTF-8, and thousands of unknown names")
+    func awkwardFiles() throws {
+        let dir = NSTemporaryDirectory() + "lodestar-ext-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/health.txt"
+        var w = ExternalFileWatcher(path: path)
+        let known = { (n: String) in Self.topology.endpoint(named: n) != nil }
+        try "# saved on Windows\r\na down planned\r\nb down too\r\n".write(
+            toFile: path, atomically: true, encoding: .utf8)
+        let crlf = w.poll(known: known, staleAfter: 60, now: 0, wallNow: Date().timeIntervalSince1970)
+        #expect(crlf.inputs?["a"]?.up == false && crlf.inputs?["a"]?.reason == "planned")
+        #expect(crlf.inputs?["b"]?.up == false && crlf.inputs?["b"]?.reason == "too")
+        try Data([0x61, 0x20, 0x64, 0x6F, 0x77, 0x6E, 0x20, 0xFF, 0xFE, 0x0A]).write(to: URL(fileURLWithPath: path))
+        let binary = w.poll(known: known, staleAfter: 60, now: 1, wallNow: Date().timeIntervalSince1970)
+        #expect(
+            binary.inputs == nil
+                && binary.messages.map(\.text) == ["\(path): not UTF-8 text; keeping the previous content"])
+        try (0..<3000).map { "ghost\($0) down\n" }.joined().write(toFile: path, atomically: true, encoding: .utf8)
+        let ghosts = w.poll(known: known, staleAfter: 60, now: 2, wallNow: Date().timeIntervalSince1970)
+        #expect(ghosts.messages.count == 6 && ghosts.messages.last?.text == "\(path): 2995 more lines name no endpoint")
     }
 
     @Test(

@@ -32,6 +32,12 @@ struct AdminRobustnessTests {
         ("POST", "/v1/health/na-1", "{\"state\": \"down\", \"ttl\": -5}"),
         ("POST", "/v1/health/na-1", "{\"state\": \"down\", \"ttl\": \"x\"}"),
         ("POST", "/v1/anycast/x", "{\"state\": \"withdraw\"}"),
+        // Two values for one key: JSONDecoder would keep the first without a word.
+        ("POST", "/v1/pools/na", "{\"state\": \"drain\", \"state\": \"up\"}"),
+        ("POST", "/v1/endpoints/na-1", "{\"weight\": 5, \"\\u0077eight\": \"x\"}"),
+        ("POST", "/v1/health/na-1", "{\"state\": \"down\", \"ttl\": 0.5}"),
+        ("POST", "/v1/reload", "{\"force\": true}"),
+        ("POST", "/v1/pools/%zz", "{\"state\": \"down\"}"),
         ("DELETE", "/v1/state", nil),
         ("PUT", "/v1/reload", "x")
     ]

@@ -16,11 +16,13 @@ struct HostileInputTests {
     }
 
     /// `Tests/Abuse/lying_etcd.py` on a free loopback port in `mode`, for at most `seconds`.
-    static func liar(_ mode: String, seconds: Int) throws -> (Process, Int) {
+    static func liar(_ mode: String, seconds: Int, counts: String? = nil) throws -> (Process, Int) {
         let port = FreePort.pick()
         let fake = Process()
         fake.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        fake.arguments = [Paths.packageRoot + "/Tests/Abuse/lying_etcd.py", "\(port)", mode, "\(seconds)"]
+        fake.arguments =
+            [Paths.packageRoot + "/Tests/Abuse/lying_etcd.py", "\(port)", mode, "\(seconds)"]
+            + (counts.map { [$0] } ?? [])
         fake.standardOutput = FileHandle.nullDevice
         try fake.run()
         usleep(300_000)
@@ -251,6 +253,55 @@ struct HostileInputTests {
                 #expect(
                     server.log().contains("bad Content-Length"), "the peer's error is said: \(server.log().suffix(800))"
                 )
+            }
+        }
+    }
+
+    @Test(
+        "An etcd whose watch stalls, whose range never advances, or whose every watch fails at once: restarted, refused, backed off",
+        .enabled(if: FileManager.default.fileExists(atPath: "/usr/bin/python3")), .timeLimit(.minutes(2)))
+    func stallingEtcd() throws {
+        for mode in ["dripwatch", "rangeloop", "watcherr"] {
+            let dir = try Paths.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let countsFile = dir + "/counts.json"
+            let (fake, port) = try Self.liar(mode, seconds: 40, counts: countsFile)
+            defer { Self.stop(fake) }
+            let setup = try GSLBSetup {
+                $0 + """
+
+                    cluster:
+                      etcd: ["http://127.0.0.1:\(port)"]
+                      prefix: /lodestar/test
+                      pop: here
+                      lease-ttl: 3
+                      heartbeat: 1
+                      timeout: 0.5
+
+                    """
+            }
+            defer { setup.remove() }
+            let server = try setup.start()
+            defer { server.stop() }
+            Thread.sleep(forTimeInterval: 7)
+            #expect(server.process.isRunning, "\(mode): \(server.log().suffix(800))")
+            #expect(try server.dig("www.example.com", "A").status == "NOERROR", "\(mode)")
+            let counts =
+                (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: countsFile))))
+                as? [String: Int] ?? [:]
+            switch mode {
+            case "dripwatch":
+                // Heartbeats written, none coming back through the dripping watch: it is restarted.
+                #expect(server.log().contains("a stalled stream); starting it again"), "\(server.log().suffix(1200))")
+                #expect((counts["/v3/watch"] ?? 0) >= 2, "the watch was started again: \(counts)")
+            case "rangeloop":
+                #expect(server.log().contains("does not advance"), "\(server.log().suffix(1200))")
+                // Refused at the second page and retried with back-off: a few reads, not thousands.
+                #expect((counts["/v3/kv/range"] ?? 0) < 60, "\(counts)")
+            default:
+                // A watch that fails as it starts is retried after 0.2, 0.4, 0.8, … s, not at once.
+                #expect((counts["/v3/watch"] ?? 0) <= 12, "\(counts)")
+                #expect(server.log().contains("boom"), "\(server.log().suffix(1200))")
             }
         }
     }
