@@ -24,8 +24,10 @@ protocol AdminBody: Decodable {
 
 extension AdminBody {
     static func refuseUnknownKeys(_ decoder: Decoder) throws {
-        for k in try decoder.container(keyedBy: AnyKey.self).allKeys where !keys.contains(k.stringValue) {
-            throw BodyError("unknown key \(k.stringValue) (known: \(keys.joined(separator: ", ")))")
+        // Sorted: the same body always names the same key.
+        let unknown = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue).filter { !keys.contains($0) }
+        if let k = unknown.sorted().first {
+            throw BodyError("unknown key \(k) (known: \(keys.joined(separator: ", ")))")
         }
     }
 

@@ -16,8 +16,11 @@ extension AdminServer {
         let probe = (head.method == .GET || head.method == .HEAD) && Self.probePaths.contains(head.uri)
         // The control socket's file permissions decided who connected.
         if let token, !probe, !control {
-            let given = Array((head.headers["authorization"].first ?? "").utf8)
-            guard Self.constantTimeEqual(given, Array("Bearer \(token)".utf8)) else {
+            // The scheme is case-insensitive (RFC 9110 §11.1); the token is compared in constant time.
+            let header = head.headers["authorization"].first ?? ""
+            let scheme = header.prefix(7).lowercased()
+            let given = Array(header.dropFirst(min(7, header.count)).utf8)
+            guard scheme == "bearer ", Self.constantTimeEqual(given, Array(token.utf8)) else {
                 return Self.error(.unauthorized, "a bearer token is required")
             }
         }
