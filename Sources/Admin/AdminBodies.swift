@@ -25,7 +25,9 @@ protocol AdminBody: Decodable {
 extension AdminBody {
     static func refuseUnknownKeys(_ decoder: Decoder) throws {
         // Sorted: the same body always names the same key.
-        let unknown = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue).filter { !keys.contains($0) }
+        let unknown = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue).filter {
+            !keys.contains($0)
+        }
         if let k = unknown.sorted().first {
             throw BodyError("unknown key \(k) (known: \(keys.joined(separator: ", ")))")
         }
