@@ -65,7 +65,8 @@ extension ClusterController {
     }
 
     func leaseLoop() {
-        // Keepalives and writes to an etcd that is away: retried after 0.25 s, doubling to 5 s;
+        // Keepalives and writes to an etcd that is away: retried after 0.25 s, doubling to 5 s or
+        // a third of the lease, whichever is shorter;
         // the decisions are still made every 0.25 s (the fallback's time must not slip).
         var backoff = 0.25
         var retryAt = 0.0
@@ -112,7 +113,10 @@ extension ClusterController {
                 // Move the watch too: it may hang on the same dead member.
                 watch.stop()
                 retryAt = now + backoff
-                backoff = min(backoff * 2, 5)
+                // Never longer than a third of the lease: when etcd comes back (its new leader
+                // restores the leases' full TTL), the keepalive must land before the lease ends,
+                // or this POP's votes and heartbeat vanish and the others decide without it.
+                backoff = min(backoff * 2, 5, Double(settings.leaseTTL) / 3)
             }
             recompute()
             if settings.rttMean { reportMeanRTT() }
