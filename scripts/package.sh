@@ -57,6 +57,9 @@ install -D -m 0644 dist/lodestar.yaml "$stage/etc/lodestar/lodestar.yaml"
 install -D -m 0644 zones/example.com.zone "$stage/etc/lodestar/zones/example.com.zone"
 install -D -m 0644 geo/sample.mmdb "$stage/usr/share/lodestar/sample.mmdb"
 install -D -m 0644 README.md "$stage/usr/share/doc/lodestar/README.md"
+# The manual the README points into (docs/), and the design, security and fuzzing notes.
+for f in docs/*.md; do install -D -m 0644 "$f" "$stage/usr/share/doc/lodestar/$f"; done
+for f in DESIGN.md SECURITY.md; do install -m 0644 "$f" "$stage/usr/share/doc/lodestar/$f"; done
 install -m 0644 dist/debian/copyright "$stage/usr/share/doc/lodestar/copyright"
 # changelog (native package: changelog.gz): one entry for this version, dated by the last commit (reproducible).
 maintainer="Lodestar <lodestar@example.invalid>"

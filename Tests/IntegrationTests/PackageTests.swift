@@ -94,6 +94,10 @@ struct PackageTests {
             in: .whitespacesAndNewlines)
         #expect(!version.isEmpty)
         // copyright (machine-readable) and changelog.gz for this version.
+        // The manual the README points into comes with it.
+        for page in ["docs/README.md", "docs/configuration.md", "docs/operations.md", "SECURITY.md"] {
+            #expect(FileManager.default.fileExists(atPath: "/usr/share/doc/lodestar/" + page), "\(page) installed")
+        }
         let copyright = (try? String(contentsOfFile: "/usr/share/doc/lodestar/copyright", encoding: .utf8)) ?? ""
         #expect(
             copyright.hasPrefix("Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/")
