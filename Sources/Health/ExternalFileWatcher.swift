@@ -88,7 +88,7 @@ public struct ExternalFileWatcher: Sendable {
             if !entries.isEmpty { messages.append((.warning, "\(path): older than \(stale); ignored")) }
             return ([:], messages)
         }
-        return (entries.mapValues { ExternalInput(up: $0.0, reason: $0.1, expires: expires, fromFile: true) }, messages)
+        return (entries.mapValues { ExternalInput(up: $0.0, reason: $0.1, expires: expires) }, messages)
     }
 
     /// The file's text and modification time (Unix seconds); nil when it is not a readable regular

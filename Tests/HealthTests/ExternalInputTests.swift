@@ -65,7 +65,7 @@ struct ExternalInputTests {
     @Test("the API's input and the file's are kept apart: neither replaces the other; both count")
     func apiAndFile() {
         var b = HealthBoard(topology: Self.topology)
-        b.setFileExternal(["a": ExternalInput(up: false, reason: "from the file", expires: 20, fromFile: true)], now: 0)
+        b.setFileExternal(["a": ExternalInput(up: false, reason: "from the file", expires: 20)], now: 0)
         b.setExternal(endpoint: "a", ExternalInput(up: true, reason: "lb (admin API)", expires: 2), now: 0)
         #expect(b.view.endpoints[0].up == false && b.view.endpoints[0].reason == "external: from the file")
         #expect(b.expireExternal(now: 3).map(\.fromFile) == [false], "the API's expired, the file's stays")
