@@ -29,6 +29,23 @@ struct HostileInputTests {
         return (fake, port)
     }
 
+    /// The bundled config with a one-POP cluster on the etcd at `port` (short lease and heartbeat).
+    static func cluster(on port: Int) -> (String) -> String {
+        {
+            $0 + """
+
+                cluster:
+                  etcd: ["http://127.0.0.1:\(port)"]
+                  prefix: /lodestar/test
+                  pop: here
+                  lease-ttl: 3
+                  heartbeat: 1
+                  timeout: 0.5
+
+                """
+        }
+    }
+
     /// SIGKILL by pid (the test runner's children do not take SIGTERM), then reaped.
     static func stop(_ p: Process) {
         kill(p.processIdentifier, SIGKILL)
@@ -229,19 +246,7 @@ struct HostileInputTests {
         for mode in ["neglen", "bigrev", "watchrev", "garbage"] {
             let (fake, port) = try Self.liar(mode, seconds: 30)
             defer { Self.stop(fake) }
-            let setup = try GSLBSetup {
-                $0 + """
-
-                    cluster:
-                      etcd: ["http://127.0.0.1:\(port)"]
-                      prefix: /lodestar/test
-                      pop: here
-                      lease-ttl: 3
-                      heartbeat: 1
-                      timeout: 0.5
-
-                    """
-            }
+            let setup = try GSLBSetup(editConfig: Self.cluster(on: port))
             defer { setup.remove() }
             let server = try setup.start()
             defer { server.stop() }
@@ -267,19 +272,7 @@ struct HostileInputTests {
             let countsFile = dir + "/counts.json"
             let (fake, port) = try Self.liar(mode, seconds: 40, counts: countsFile)
             defer { Self.stop(fake) }
-            let setup = try GSLBSetup {
-                $0 + """
-
-                    cluster:
-                      etcd: ["http://127.0.0.1:\(port)"]
-                      prefix: /lodestar/test
-                      pop: here
-                      lease-ttl: 3
-                      heartbeat: 1
-                      timeout: 0.5
-
-                    """
-            }
+            let setup = try GSLBSetup(editConfig: Self.cluster(on: port))
             defer { setup.remove() }
             let server = try setup.start()
             defer { server.stop() }
