@@ -50,20 +50,30 @@ extension Harnesses {
     }
 
     /// A MaxMind database (mutated .mmdb files): refused with a `GeoError` naming the file, or
-    /// loaded whole, and then every lookup answers within the records it loaded.
+    /// loaded whole; then its records decode, and every walk of its tree ends in a node, a record
+    /// it decoded, or nothing, within the address's bits.
     static func mmdb(_ data: UnsafeRawBufferPointer) {
         let path = file(data, "fuzz.mmdb")
         guard let db = try? GeoDatabase(path: path) else { return }
+        let locations = db.locations()
+        precondition(locations.ofRecord.count == db.recordCount, "a record not decoded")
         for address: [UInt8] in [
             [198, 51, 100, 7], [192, 0, 2, 1], [0, 0, 0, 0], [255, 255, 255, 255],
             [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 12)
         ] {
-            address.withUnsafeBytes { raw in
-                if let (index, length) = db.locate(raw) {
-                    precondition(index >= 0 && index < db.records.count, "a record index past the records")
-                    precondition(length >= 0 && length <= 128, "a prefix length of \(length)")
-                }
+            var code: UInt32 = address.count == 4 && db.ipVersion == 6 ? db.tree.ipv4Start : 0
+            var depth = 0
+            while code < db.nodeCount, depth < address.count * 8 {
+                let bit = address[depth / 8] >> (7 - UInt8(depth % 8)) & 1
+                code = bit == 0 ? db.tree.branches(code).0 : db.tree.branches(code).1
+                depth += 1
             }
+            if code != GeoTree.empty && code >= db.nodeCount {
+                let rank = Int(code & ~GeoTree.recordBit)
+                precondition(code & GeoTree.recordBit != 0 && rank < db.recordCount, "a record past the records")
+                precondition(Int(locations.ofRecord[rank]) < locations.records.count, "a location past the locations")
+            }
+            _ = db.lookup(address)
         }
     }
 

@@ -136,21 +136,39 @@ package enum Explainer {
 
     static func describeLocation(_ e: inout Explanation, table: SteeringTable, name n: Int, client: ClientAddress) {
         let c = table.names[n]
-        let record = table.city?.lookup(client.bytes)
-        if let city = table.city, let r = record {
+        // The server keeps no database once its maps are compiled: opened again to name the place.
+        var record: GeoRecord? = nil
+        var asnNumber: UInt32? = nil
+        if let city = table.geo.city {
             e.location["database"] = "\(city.path) (\(city.databaseType))"
-            e.location["network"] = "/\(r.prefixLength) in the database"
-            if let v = r.continent { e.location["continent"] = v }
-            if let v = r.country { e.location["country"] = v }
-            if let v = r.subdivision { e.location["subdivision"] = v }
-            if let la = r.latitude, let lo = r.longitude {
-                e.location["coordinates"] = String(format: "%.4f, %.4f", la, lo)
+            do {
+                let found = try GeoReopener.shared.lookup(city.path, client.bytes)
+                record = found.record
+                if found.identity != city.identity {
+                    e.location["note"] =
+                        "the database file has changed since the answers were compiled; the location is from the file as it is now, the answer from the one loaded (reload to apply it)"
+                }
+                if let r = record {
+                    e.location["network"] = "/\(r.prefixLength) in the database"
+                    if let v = r.continent { e.location["continent"] = v }
+                    if let v = r.country { e.location["country"] = v }
+                    if let v = r.subdivision { e.location["subdivision"] = v }
+                    if let la = r.latitude, let lo = r.longitude {
+                        e.location["coordinates"] = String(format: "%.4f, %.4f", la, lo)
+                    }
+                    if let v = r.asn { e.location["asn"] = "\(v)" }
+                } else {
+                    e.location["database"] = "no entry for this address"
+                }
+            } catch {
+                e.location["database"] =
+                    "\(city.path): cannot be opened now (\(error)); the answer is from the one loaded"
             }
-            if let v = r.asn { e.location["asn"] = "\(v)" }
-        } else if table.city != nil {
-            e.location["database"] = "no entry for this address"
         }
-        if let asn = table.asn, let r = asn.lookup(client.bytes), let v = r.asn { e.location["asn"] = "\(v)" }
+        if let asn = table.geo.asn {
+            asnNumber = (try? GeoReopener.shared.lookup(asn.path, client.bytes))?.record?.asn
+            if let v = asnNumber { e.location["asn"] = "\(v)" }
+        }
         let family = Int(client.family)
         func longest<T>(_ nets: [(Prefix, T)]) -> Int? {
             var best: Int? = nil
@@ -162,7 +180,7 @@ package enum Explainer {
         }
         var facts = LocationFacts()
         facts.record = record
-        facts.asn = table.asn?.lookup(client.bytes)?.asn
+        facts.asn = asnNumber
         if c.config.has(.geo), let g = c.config.geo { facts.geoNet = longest(g.nets) }
         if c.config.has(.latency), let l = c.config.latency { facts.latencyNet = longest(l.nets) }
         if c.locationDependent {

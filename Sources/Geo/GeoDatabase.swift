@@ -3,10 +3,11 @@ public import Foundation
 
 /// A MaxMind-format database (GeoLite2/GeoIP2 City or Country, ASN, DB-IP), opened with libmaxminddb.
 ///
-/// This is the only module that sees libmaxminddb types. Opening validates the file and walks its
-/// whole search tree once, decoding every distinct data record into `records`: a missing or corrupt
-/// database is an error at load time, never at query time, and the query path (`locate`) only
-/// walks the tree to an index into `records` — no decoding, no allocation.
+/// This is the only module that sees libmaxminddb types. Opening validates the file whole (its
+/// search tree walked once, its data section checked by `MMDBVerifier`): a missing or damaged
+/// database is an error at load time. It is a load-time object: steering compiles every map
+/// from it (`locations()`, `tree`) into tries of its own and lets it go, so the database is not
+/// kept in memory while serving; `explain` opens it again to name a client's location.
 public final class GeoDatabase: @unchecked Sendable {
     public let path: String
     /// libmaxminddb's handle at a stable address: entries it returns point back at it.
@@ -15,43 +16,78 @@ public final class GeoDatabase: @unchecked Sendable {
     public let ipVersion: Int
     /// The database type from its metadata (`GeoLite2-City`, `GeoLite2-ASN`…).
     public let databaseType: String
-    /// The file's modification time when opened: a reload reopens only a changed file.
-    public let modified: Date?
-    /// Every distinct data record, in the order of their offsets in the file (`prefixLength` 0).
-    public private(set) var records: [GeoRecord] = []
-    /// Data-section offset of each record in `records`, ascending: `locate` binary-searches it.
-    private var offsets: [UInt32] = []
+    /// The version of the file that was read (from its open descriptor).
+    public let identity: FileIdentity
+    /// The file's modification time when opened.
+    public var modified: Date { identity.modified }
+    /// The data-section offsets of the records the search tree points to.
+    let offsets: DataOffsets
+    /// The search tree, read in place.
+    public let tree: GeoTree
+    /// Distinct data records the search tree points to.
+    public var recordCount: Int { offsets.count }
+    /// Number of search-tree nodes.
+    public var nodeCount: UInt32 { tree.nodeCount }
+    /// Seconds spent opening: copying the file and walking its tree, then checking its data.
+    public private(set) var readSeconds: (walk: Double, check: Double) = (0, 0)
 
-    /// Search-tree nodes visited at load beyond this are taken as a corrupt file (GeoLite2-City has ~4M).
+    /// Search-tree nodes beyond this are taken as a corrupt file (GeoLite2-City has ~4M).
     static let maxNodes: UInt32 = 64 << 20
 
     public init(path: String) throws {
         self.path = path
-        modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
         db = .allocate(capacity: 1)
         db.initialize(to: MMDB_s())
         // libmaxminddb maps the file it opens: a file overwritten in place afterwards (`cp` over
         // it, `truncate`) changes under the mapping, and reading past its new end is SIGBUS (an
         // explain after a truncation killed the server). It maps a private copy instead: one read
         // of the file into memory of this process's own (memfd), which nothing else can change.
-        let copy: Int32
+        let started = Date()
+        let copy: (fd: Int32, identity: FileIdentity)
         do {
             copy = try Self.privateCopy(path)
         } catch {
             db.deallocate()
             throw error
         }
-        let status = MMDB_open("/proc/self/fd/\(copy)", UInt32(MMDB_MODE_MMAP), db)
-        close(copy)
+        let status = MMDB_open("/proc/self/fd/\(copy.fd)", UInt32(MMDB_MODE_MMAP), db)
+        close(copy.fd)
         guard status == MMDB_SUCCESS else {
             db.deallocate()
             throw GeoError(file: path, message: String(cString: MMDB_strerror(status)))
         }
-        ipVersion = Int(db.pointee.metadata.ip_version)
-        databaseType = db.pointee.metadata.database_type.map { String(cString: $0) } ?? "unknown"
-        // Every stored property is set: a throw from here on runs deinit, which closes and frees
-        // the handle (closing it here too freed it twice: a damaged file crashed the reload).
-        try loadRecords()
+        identity = copy.identity
+        let m = db.pointee
+        ipVersion = Int(m.metadata.ip_version)
+        databaseType = m.metadata.database_type.map { String(cString: $0) } ?? "unknown"
+        // Every stored property is set from here on, so a throw runs deinit, which closes and
+        // frees the handle (closing it here too freed it twice: a damaged file crashed the reload).
+        let layout: (tree: GeoTree, dataSize: Int)
+        do {
+            layout = try Self.layout(m, path: path)
+        } catch {
+            MMDB_close(db)
+            db.deallocate()
+            throw error
+        }
+        do {
+            var found = try Self.walk(layout.tree, dataSize: layout.dataSize, path: path)
+            found.seal()
+            guard found.count < Int(GeoTree.recordBit) else {
+                throw GeoError(file: path, message: "\(found.count) records (at most \(GeoTree.recordBit - 1))")
+            }
+            offsets = found
+        } catch {
+            MMDB_close(db)
+            db.deallocate()
+            throw error
+        }
+        var tree = layout.tree
+        tree.offsets = offsets
+        self.tree = tree
+        let walked = Date()
+        try verify()
+        readSeconds = (walked.timeIntervalSince(started), Date().timeIntervalSince(walked))
     }
 
     deinit {
@@ -59,12 +95,72 @@ public final class GeoDatabase: @unchecked Sendable {
         db.deallocate()
     }
 
+    /// The search tree's place and shape in the mapped file, checked against the file's size.
+    private static func layout(_ m: MMDB_s, path: String) throws -> (tree: GeoTree, dataSize: Int) {
+        let nodeCount = m.metadata.node_count
+        guard nodeCount > 0, nodeCount < maxNodes else {
+            throw GeoError(file: path, message: "search tree of \(nodeCount) nodes")
+        }
+        let recordBits = Int(m.metadata.record_size)
+        guard [24, 28, 32].contains(recordBits), Int(m.full_record_byte_size) == recordBits / 4 else {
+            throw GeoError(file: path, message: "records of \(recordBits) bits (24, 28 or 32)")
+        }
+        guard let file = m.file_content, let dataStart = m.data_section, let meta = m.metadata_section, m.file_size > 0
+        else {
+            throw GeoError(file: path, message: "not mapped")
+        }
+        let treeSize = Int(nodeCount) * Int(m.full_record_byte_size)
+        let dataOffset = dataStart - file
+        // The data section ends where the metadata marker begins.
+        let dataEnd = (meta - file) - MMDBVerifier.markerLength
+        guard treeSize + 16 == dataOffset, dataOffset <= dataEnd, meta - file <= m.file_size else {
+            throw GeoError(
+                file: path,
+                message:
+                    "the search tree (\(nodeCount) nodes of \(m.full_record_byte_size) octets) does not fit before the metadata: a truncated or damaged file"
+            )
+        }
+        let tree = GeoTree(base: file, recordBits: recordBits, nodeCount: nodeCount)
+        return (tree, dataEnd - dataOffset)
+    }
+
+    /// Walks the search tree once (shared IPv4 subtrees once), marking the data offsets it points to.
+    private static func walk(_ tree: GeoTree, dataSize: Int, path: String) throws -> DataOffsets {
+        let nodeCount = tree.nodeCount
+        var found = DataOffsets(size: dataSize)
+        var visited = [UInt64](repeating: 0, count: Int(nodeCount) / 64 + 1)
+        var stack: [UInt32] = [0]
+        while let n = stack.popLast() {
+            let (word, bit) = (Int(n) / 64, UInt64(1) << UInt64(n % 64))
+            if visited[word] & bit != 0 { continue }
+            visited[word] |= bit
+            let (left, right) = tree.raw(n)
+            for value in [left, right] {
+                if value < nodeCount {
+                    stack.append(value)
+                } else if value > nodeCount {
+                    // A pointer counts from the start of the 16-octet separator before the data.
+                    let offset = Int(value - nodeCount) - 16
+                    guard offset >= 0, offset < dataSize else {
+                        throw GeoError(
+                            file: path,
+                            message:
+                                "corrupt search tree at node \(n): a record at offset \(offset) outside the data section (\(dataSize) octets)"
+                        )
+                    }
+                    found.insert(offset)
+                }
+            }
+        }
+        return found
+    }
+
     /// Databases larger than this are refused unread (GeoLite2-City is ~60 MB, GeoIP2-City ~130 MB).
     static let maxFileSize = 4 << 30
 
     /// The file's octets in an anonymous memory file (memfd), read once through one descriptor:
-    /// its descriptor, for libmaxminddb to open through /proc/self/fd.
-    static func privateCopy(_ path: String) throws -> Int32 {
+    /// its descriptor, for libmaxminddb to open through /proc/self/fd, and the file's identity.
+    static func privateCopy(_ path: String) throws -> (fd: Int32, identity: FileIdentity) {
         let source = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)  // a FIFO must not block the open
         guard source >= 0 else {
             throw GeoError(file: path, message: "cannot open: \(String(cString: strerror(errno)))")
@@ -110,135 +206,76 @@ public final class GeoDatabase: @unchecked Sendable {
                 off += w
             }
         }
-        return copy
-    }
-
-    /// Walks the search tree once (shared IPv4 subtrees once) and decodes every data record.
-    private func loadRecords() throws {
-        let nodeCount = db.pointee.metadata.node_count
-        guard nodeCount > 0, nodeCount < Self.maxNodes else {
-            throw GeoError(file: path, message: "search tree of \(nodeCount) nodes")
-        }
-        var visited = [UInt64](repeating: 0, count: Int(nodeCount) / 64 + 1)
-        var found = Set<UInt32>()
-        var stack: [UInt32] = [0]
-        while let n = stack.popLast() {
-            let (word, bit) = (Int(n) / 64, UInt64(1) << UInt64(n % 64))
-            if visited[word] & bit != 0 { continue }
-            visited[word] |= bit
-            var node = MMDB_search_node_s()
-            guard MMDB_read_node(db, n, &node) == MMDB_SUCCESS else {
-                throw GeoError(file: path, message: "corrupt search tree at node \(n)")
-            }
-            for (type, record, entry) in [
-                (node.left_record_type, node.left_record, node.left_record_entry),
-                (node.right_record_type, node.right_record, node.right_record_entry)
-            ] {
-                switch Int32(type) {
-                case MMDB_RECORD_TYPE_SEARCH_NODE: stack.append(UInt32(record))
-                case MMDB_RECORD_TYPE_DATA: found.insert(entry.offset)
-                case MMDB_RECORD_TYPE_EMPTY: break
-                default: throw GeoError(file: path, message: "corrupt search tree at node \(n)")
-                }
-            }
-        }
-        offsets = found.sorted()
-        try verify()
-        records = offsets.map { offset in
-            var entry = MMDB_entry_s(mmdb: db, offset: offset)
-            return decode(&entry, prefixLength: 0)
-        }
+        return (copy, FileIdentity(st))
     }
 
     /// The whole file checked before any record is used (`MMDBVerifier`): a damaged database is
     /// refused, never half used.
     private func verify() throws {
         let m = db.pointee
-        guard let file = m.file_content, let dataStart = m.data_section, let meta = m.metadata_section, m.file_size > 0
-        else {
-            throw GeoError(file: path, message: "not mapped")
-        }
         let treeSize = Int(m.metadata.node_count) * Int(m.full_record_byte_size)
-        let dataOffset = dataStart - file
-        let metaOffset = meta - file
-        // The data section ends where the metadata marker begins.
-        let dataEnd = metaOffset - MMDBVerifier.markerLength
-        guard treeSize + 16 == dataOffset, dataOffset <= dataEnd, metaOffset <= m.file_size else {
-            throw GeoError(
-                file: path,
-                message:
-                    "the search tree (\(m.metadata.node_count) nodes of \(m.full_record_byte_size) octets) does not fit before the metadata: a truncated or damaged file"
-            )
-        }
         do {
             try MMDBVerifier.verify(
-                separator: UnsafeRawBufferPointer(start: file + treeSize, count: 16),
-                dataSection: UnsafeRawBufferPointer(start: dataStart, count: dataEnd - dataOffset),
-                treeOffsets: offsets)
+                separator: UnsafeRawBufferPointer(start: m.file_content! + treeSize, count: 16),
+                dataSection: dataSection, treeOffsets: offsets)
         } catch let e as MMDBVerifier.Failure {
             throw GeoError(file: path, message: "damaged database: \(e.description)")
         }
     }
 
-    /// The index into `records` of the record for an address (4 or 16 network-order octets) and the
-    /// prefix length of the database network holding it, or nil. Allocates nothing.
-    public func locate(_ octets: UnsafeRawBufferPointer) -> (record: Int, prefixLength: Int)? {
-        guard let found = lookupEntry(octets), let index = recordIndex(found.entry.offset) else { return nil }
-        return (index, prefixLength(found, family: octets.count))
+    private var dataSection: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: db.pointee.data_section!, count: offsets.size)
     }
 
-    /// One branch of a search-tree node: another node, a data record (index into `records`), or nothing.
-    public enum Branch: Sendable, Equatable {
-        case node(UInt32)
-        case record(Int)
-        case empty
-    }
-
-    /// Number of search-tree nodes.
-    public var nodeCount: UInt32 { db.pointee.metadata.node_count }
-
-    /// The node where IPv4 addresses start: the root of an IPv4 database, the end of ::/96 in an IPv6
-    /// one (nil when that path leaves the tree early).
-    public var ipv4Root: Branch {
-        guard ipVersion == 6 else { return .node(0) }
-        var b = Branch.node(0)
-        for _ in 0..<96 {
-            guard case .node(let n) = b else { return b }
-            b = branches(of: n).0
+    /// Every record the search tree points to, decoded once and told apart: what steering compiles.
+    /// Decoded on both cores when there are many.
+    public func locations() -> GeoLocations {
+        let started = Date()
+        let count = offsets.count
+        let all = offsets.ascending
+        let decoder = MMDBDecoder(data: dataSection)
+        let parts = Parallel.parts(count, minimum: 50_000)
+        let halves = Parallel.map(parts) { part in
+            var l = GeoLocations(capacity: count / parts)
+            var memo = MMDBDecoder.Memo()
+            for i in (count * part / parts)..<(count * (part + 1) / parts) {
+                l.append(decoder.compact(at: all[i], memo: &memo), decoder)
+            }
+            return l
         }
-        return b
+        var merged = halves[0]
+        for h in halves.dropFirst() { merged.append(contentsOf: h) }
+        merged.seal()
+        merged.seconds = Date().timeIntervalSince(started)
+        return merged
     }
 
-    /// The two branches (bit 0, bit 1) of a search-tree node. For load-time walks; the file was
-    /// checked at open, so a read failure is reported as empty.
-    public func branches(of node: UInt32) -> (Branch, Branch) {
-        var n = MMDB_search_node_s()
-        guard MMDB_read_node(db, node, &n) == MMDB_SUCCESS else { return (.empty, .empty) }
+    /// libmaxminddb's reading of node `n`'s branches, as codes: for tests of `tree` against it.
+    package func referenceBranches(_ n: UInt32) -> (UInt32, UInt32) {
+        var node = MMDB_search_node_s()
+        guard MMDB_read_node(db, n, &node) == MMDB_SUCCESS else { return (GeoTree.empty, GeoTree.empty) }
+        func code(_ type: UInt8, _ record: UInt64, _ entry: MMDB_entry_s) -> UInt32 {
+            switch Int32(type) {
+            case MMDB_RECORD_TYPE_SEARCH_NODE: return UInt32(record)
+            case MMDB_RECORD_TYPE_DATA:
+                return offsets.rank(Int(entry.offset)).map { GeoTree.recordBit | UInt32($0) } ?? GeoTree.empty
+            default: return GeoTree.empty
+            }
+        }
         return (
-            branch(n.left_record_type, n.left_record, n.left_record_entry),
-            branch(n.right_record_type, n.right_record, n.right_record_entry)
+            code(node.left_record_type, node.left_record, node.left_record_entry),
+            code(node.right_record_type, node.right_record, node.right_record_entry)
         )
     }
 
-    private func branch(_ type: UInt8, _ record: UInt64, _ entry: MMDB_entry_s) -> Branch {
-        switch Int32(type) {
-        case MMDB_RECORD_TYPE_SEARCH_NODE: return .node(UInt32(record))
-        case MMDB_RECORD_TYPE_DATA: return recordIndex(entry.offset).map { .record($0) } ?? .empty
-        default: return .empty
+    /// Every record decoded by libmaxminddb's path lookups, by rank: for tests of `locations()`.
+    package func referenceRecords() -> [GeoRecord] {
+        var out: [GeoRecord] = []
+        for offset in offsets.ascending {
+            var entry = MMDB_entry_s(mmdb: db, offset: UInt32(offset))
+            out.append(decode(&entry, prefixLength: 0))
         }
-    }
-
-    /// The index into `records` of the record at a data-section offset (binary search, no allocation).
-    private func recordIndex(_ offset: UInt32) -> Int? {
-        var lo = 0
-        var hi = offsets.count - 1
-        while lo <= hi {
-            let mid = (lo + hi) >> 1
-            let v = offsets[mid]
-            if v == offset { return mid }
-            if v < offset { lo = mid + 1 } else { hi = mid - 1 }
-        }
-        return nil
+        return out
     }
 
     /// Looks up an address and decodes its record (allocates: for load-time and diagnostic use).

@@ -1,5 +1,5 @@
 /// What a MaxMind-format database says about one address, as plain Swift values.
-public struct GeoRecord: Sendable, Equatable {
+public struct GeoRecord: Sendable, Hashable {
     /// Two-letter continent code (`EU`, `NA`, `AS`…), if known.
     public var continent: String?
     /// ISO 3166-1 alpha-2 country code, if known.

@@ -21,9 +21,9 @@ package struct MMDBVerifier {
 
     let data: UnsafeRawBufferPointer
     /// Starts of every value decoded (nested ones too): pointer targets must be one of them.
-    private var starts: [UInt64]
+    private let starts: Bitmap
     /// Pointer targets seen (a bit per octet), checked against `starts` at the end.
-    private var targets: [UInt64]
+    private let targets: Bitmap
 
     package struct Failure: Error, CustomStringConvertible {
         package var description: String
@@ -31,39 +31,86 @@ package struct MMDBVerifier {
 
     private init(data: UnsafeRawBufferPointer) {
         self.data = data
-        starts = [UInt64](repeating: 0, count: data.count / 64 + 1)
-        targets = starts
+        starts = Bitmap(bits: data.count)
+        targets = Bitmap(bits: data.count)
+    }
+
+    /// Bits in memory of its own, written without the copy-on-write checks of an array (a check
+    /// sets two per value of the data section).
+    final class Bitmap: @unchecked Sendable {
+        let words: UnsafeMutableBufferPointer<UInt64>
+
+        init(bits: Int) {
+            words = .allocate(capacity: bits / 64 + 1)
+            words.initialize(repeating: 0)
+        }
+
+        deinit { words.deallocate() }
+
+        @inline(__always) func set(_ i: Int) { words[i >> 6] |= 1 << UInt64(i & 63) }
+        @inline(__always) func get(_ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
     }
 
     /// Verifies the separator after the search tree and the data section `dataSection` (up to the
     /// metadata marker). `treeOffsets` are the data offsets the search tree points to (the caller
-    /// has walked the tree).
+    /// has walked the tree, and sealed them).
     package static func verify(
         separator: UnsafeRawBufferPointer,
-        dataSection: UnsafeRawBufferPointer, treeOffsets: [UInt32]
+        dataSection: UnsafeRawBufferPointer, treeOffsets pointed: DataOffsets
     ) throws {
         guard separator.count == 16, separator.allSatisfy({ $0 == 0 }) else {
             throw Failure(description: "the 16 octets after the search tree are not zero (a damaged or truncated file)")
         }
-        var v = MMDBVerifier(data: dataSection)
-        var pointed = Set<UInt32>(minimumCapacity: treeOffsets.count)
-        for o in treeOffsets {
-            guard Int(o) < dataSection.count else {
-                throw Failure(
-                    description:
-                        "the search tree points to offset \(o), past the data section (\(dataSection.count) octets)")
-            }
-            pointed.insert(o)
+        guard pointed.size <= dataSection.count else {
+            throw Failure(description: "the search tree points past the data section (\(dataSection.count) octets)")
         }
-        var offset = 0
+        // The data section is checked in parts on every core, each from a record the tree points
+        // to: in a sound file every such record starts a top-level value, so each part's last
+        // value ends exactly where the next part begins (one that runs over is damage).
+        let size = dataSection.count
+        var bounds = [0]
+        let count = Parallel.parts(size, minimum: 4 << 20)
+        for k in 1..<max(1, count) {
+            if let b = pointed.first(atOrAfter: size * k / count), b > bounds.last! { bounds.append(b) }
+        }
+        bounds.append(size)
+        let data = UncheckedBuffer(buffer: dataSection)
+        let edges = bounds
+        let parts = Parallel.map(edges.count - 1) { k in
+            Result { () throws -> (MMDBVerifier, seen: Int, unreferenced: [Int]) in
+                var v = MMDBVerifier(data: data.buffer)
+                var offset = edges[k]
+                var seen = 0
+                var unreferenced: [Int] = []
+                while offset < edges[k + 1] {
+                    let start = offset
+                    if pointed.contains(start) { seen += 1 } else { unreferenced.append(start) }
+                    offset = try v.value(at: offset, depth: 0)
+                }
+                guard offset == edges[k + 1] else {
+                    throw Failure(
+                        description:
+                            "the value before offset \(offset) runs over the record at offset \(edges[k + 1]) (a damaged file)"
+                    )
+                }
+                return (v, seen, unreferenced)
+            }
+        }
+        let v = try parts[0].get().0
         var seen = 0
         var unreferenced: [Int] = []
-        while offset < dataSection.count {
-            let start = offset
-            if pointed.contains(UInt32(start)) { seen += 1 } else { unreferenced.append(start) }
-            offset = try v.value(at: offset, depth: 0)
+        for (k, part) in parts.enumerated() {
+            let (w, s, u) = try part.get()
+            seen += s
+            unreferenced += u
+            if k > 0 {
+                for i in v.starts.words.indices {
+                    v.starts.words[i] |= w.starts.words[i]
+                    v.targets.words[i] |= w.targets.words[i]
+                }
+            }
         }
-        for start in unreferenced where v.targets[start / 64] & (1 << UInt64(start % 64)) == 0 {
+        for start in unreferenced where !v.targets.get(start) {
             throw Failure(
                 description: "data at offset \(start) that nothing points to (two files run together, or garbage)")
         }
@@ -72,12 +119,13 @@ package struct MMDBVerifier {
                 description:
                     "the search tree points to \(pointed.count) records, the data section holds \(seen) of them")
         }
-        for (i, word) in v.targets.enumerated() where word & ~v.starts[i] != 0 {
-            let t = i * 64 + (word & ~v.starts[i]).trailingZeroBitCount
+        for (i, word) in v.targets.words.enumerated() where word & ~v.starts.words[i] != 0 {
+            let t = i * 64 + (word & ~v.starts.words[i]).trailingZeroBitCount
             throw Failure(description: "a pointer to offset \(t), which is not the start of a value")
         }
     }
 
+    @inline(__always)
     private func byte(_ at: Int) throws -> UInt8 {
         guard at >= 0, at < data.count else {
             throw Failure(description: "a value runs past the end of the data section at offset \(at)")
@@ -96,6 +144,7 @@ package struct MMDBVerifier {
     }
 
     /// The type and size of the value whose control byte is at `at`, and where its payload starts.
+    @inline(__always)
     private func header(_ at: Int) throws -> (type: Int, size: Int, payload: Int) {
         let control = try byte(at)
         var type = Int(control >> 5)
@@ -132,7 +181,7 @@ package struct MMDBVerifier {
         guard depth <= Self.maxDepth else {
             throw Failure(description: "values nested deeper than \(Self.maxDepth) at offset \(at)")
         }
-        starts[at / 64] |= 1 << UInt64(at % 64)
+        starts.set(at)
         let (type, size, payload) = try header(at)
         func fixed(_ limit: Int, _ exact: Bool = false) throws -> Int {
             guard exact ? size == limit : size <= limit else {
@@ -178,7 +227,7 @@ package struct MMDBVerifier {
 
     /// A map key: a string, or a pointer to one.
     private mutating func key(at: Int) throws -> Int {
-        starts[at / 64] |= 1 << UInt64(at % 64)
+        starts.set(at)
         let (type, size, payload) = try header(at)
         if type == 1 { return try pointer(at: at, control: size, key: true) }
         guard type == 2 else {
@@ -211,7 +260,12 @@ package struct MMDBVerifier {
         guard !key || type == 2 else {
             throw Failure(description: "a map key at offset \(at) points to a value of type \(type)")
         }
-        targets[Int(target) / 64] |= 1 << (target % 64)
+        targets.set(Int(target))
         return at + 2 + ss
     }
+}
+
+/// The data section handed to the parts of a check (it is only read).
+private struct UncheckedBuffer: @unchecked Sendable {
+    let buffer: UnsafeRawBufferPointer
 }

@@ -129,13 +129,8 @@ package final class UDPServer: Sendable {
             rounds &+= 1
             beat.count.store(rounds, ordering: .relaxed)
             let n = lodestar_batch_recv(batch, fd)
-            if n <= 0 {
-                if n == -EAGAIN || n == -EINTR || n == -EWOULDBLOCK { continue }
-                if stopping.load(ordering: .relaxed) { break }
-                logger.warning("UDP receive failed: \(String(cString: strerror(-n)))")
-                usleep(1000)
-                continue
-            }
+            // Before the timeout is taken as nothing to do: an idle worker lets go of the previous
+            // snapshot too (its maps are freed only once no worker holds it).
             let latest = store.version
             if latest != version {
                 version = latest
@@ -148,6 +143,13 @@ package final class UDPServer: Sendable {
                 limits = RateLimiter.Parameters(snapshot.listener.rateLimit)
                 proxyAllow = snapshot.listener.proxyAllow
                 proxied = !proxyAllow.isEmpty
+            }
+            if n <= 0 {
+                if n == -EAGAIN || n == -EINTR || n == -EWOULDBLOCK { continue }
+                if stopping.load(ordering: .relaxed) { break }
+                logger.warning("UDP receive failed: \(String(cString: strerror(-n)))")
+                usleep(1000)
+                continue
             }
             let now = lodestar_monotonic_ns()
             for i in 0..<UInt32(n) {

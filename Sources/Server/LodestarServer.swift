@@ -7,6 +7,7 @@ import DNSWire
 import Dispatch
 package import Engine
 import Foundation
+import Geo
 import HTTPClient
 package import Health
 import Listeners
@@ -63,6 +64,7 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         self.configPath = configPath
         self.commandLine = overrides
         systemd = SystemdNotifier(logger: logger)
+        Memory.configure()
         let config = try Self.loadConfig(configPath, overrides)
         let saved = HealthController.loadOverrides(config.stateFile, logger: logger)
         nonisolated(unsafe) var board: HealthBoard? = nil
@@ -77,6 +79,7 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         Self.report(outcome, logger: logger)
         zoneLoad.withLock { $0 = Self.loads(outcome) }
         store = SnapshotStore(outcome.snapshot)
+        Memory.release()  // what the compile used and freed (a database, its decoded records)
         running = Mutex(config)
         health = HealthController(store: store, stateFile: config.stateFile, logger: logger)
         if let board { health.board = board } else { health.board.setOverrides(saved, now: lodestar_monotonic()) }
@@ -140,6 +143,7 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
                 logger.error("zone \(l.origin) not served: it has errors", metadata: ["zone": "\(l.origin)"])
             }
         }
+        if let geo = outcome.geoReport { logger.info("geo: \(geo)") }
     }
 
     /// Starts the prober, and when no recent health was resumed, waits (bounded) for its first
@@ -308,6 +312,10 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
                 self.running.withLock { $0 = config }
                 return outcome.snapshot.generation
             }
+            // What the compile freed now, and the previous snapshot once every worker has let go of
+            // it (an idle UDP worker does at its next wake-up).
+            Memory.release()
+            DispatchQueue.global().asyncAfter(deadline: .now() + 2) { Memory.release() }
             prober.configure(topology: config.steering.health, settings: config.prober)
             health.configureExternal(config.prober)
             reloads.withLock { $0.ok += 1 }

@@ -16,6 +16,8 @@ package enum SnapshotLoader {
         package var loaded: [ZoneDirectory.Loaded]
         /// Zones that failed to load now but keep serving their previous version.
         package var keptPrevious: [String]
+        /// How the location maps were had: compiled (from which databases, in how long) or kept.
+        package var geoReport: String? = nil
     }
 
     /// Loads every zone in `config.zonesDirectory`. A zone that fails to load is left out, or, on a
@@ -43,17 +45,23 @@ package enum SnapshotLoader {
             }
         }
         let set = ZoneSet(zones)
-        let steering = try compileSteering(config: config, zones: set, previous: previous?.steering, health: health)
+        var geoReport: String? = nil
+        let steering = try compileSteering(
+            config: config, zones: set, previous: previous?.steering, health: health, report: &geoReport)
         let snapshot = Snapshot(
             options: config.engineOptions, listener: config.listenerOptions, zones: set, steering: steering,
             generation: (previous?.generation ?? 0) + 1, metrics: previous?.metrics ?? QueryMetrics())
-        return Outcome(snapshot: snapshot, problems: problems, loaded: loaded, keptPrevious: kept)
+        return Outcome(
+            snapshot: snapshot, problems: problems, loaded: loaded, keptPrevious: kept, geoReport: geoReport)
     }
 
-    /// Validates the load-balanced names against the zones, opens the databases and compiles.
+    /// Validates the load-balanced names against the zones, opens the databases and compiles. The
+    /// databases are opened only when a location map must be compiled: on a reload where neither
+    /// they (by file identity) nor any name's location configuration changed, the previous
+    /// table's tries are taken as they are.
     static func compileSteering(
         config: Config, zones: ZoneSet, previous: SteeringRuntime?,
-        health: (SteeringModel) -> HealthView
+        health: (SteeringModel) -> HealthView, report: inout String?
     ) throws -> SteeringRuntime? {
         let model = config.steering
         guard !model.names.isEmpty else { return nil }
@@ -62,25 +70,62 @@ package enum SnapshotLoader {
             try validate(n, model: model, zones: zones, file: file)
         }
         let needsLocation = model.names.contains { $0.has(.geo) || $0.has(.latency) }
-        var city: GeoDatabase? = nil
-        var asn: GeoDatabase? = nil
+        if needsLocation, config.geoDatabase == nil,
+            let n = model.names.first(where: { geoNeedsDatabase($0) || latencyNeedsDatabase($0, model) })
+        {
+            throw ConfigError(
+                file: file, line: n.line,
+                message: geoNeedsDatabase(n)
+                    ? "name \(n.name) has geo rules by continent, country, subdivision or distance, but no geo.database is configured"
+                    : "name \(n.name) has a latency map by continent or country, or a row without every region (estimated from distance), but no geo.database is configured"
+            )
+        }
+        let paths: (city: String?, asn: String?) =
+            needsLocation ? (config.geoDatabase, config.asnDatabase) : (nil, nil)
+        var sources = GeoSources.opened(city: nil, asn: nil)
         if needsLocation {
-            city = try config.geoDatabase.map { try open($0, reusing: previous?.table.city) }
-            asn = try config.asnDatabase.map { try open($0, reusing: previous?.table.asn) }
-            if city == nil,
-                let n = model.names.first(where: { geoNeedsDatabase($0) || latencyNeedsDatabase($0, model) })
+            if let old = previous?.table, let now = filesNow(paths),
+                SteeringTable.canReuse(old, for: model, files: now)
             {
-                throw ConfigError(
-                    file: file, line: n.line,
-                    message: geoNeedsDatabase(n)
-                        ? "name \(n.name) has geo rules by continent, country, subdivision or distance, but no geo.database is configured"
-                        : "name \(n.name) has a latency map by continent or country, or a row without every region (estimated from distance), but no geo.database is configured"
-                )
+                sources = .unchanged
+                report = "location maps unchanged: the databases and every name's location settings are as before"
+            } else {
+                let start = Date()
+                let city = try paths.city.map { try GeoInput(open($0)) }
+                let asn = try paths.asn.map { try GeoInput(open($0)) }
+                sources = .opened(city: city, asn: asn)
+                let read = Date().timeIntervalSince(start)
+                func seconds(_ v: Double) -> String { String(format: "%.2f", v) }
+                report =
+                    [city, asn].compactMap { $0 }.map {
+                        let d = $0.database
+                        return
+                            "\(d.path) (\(d.databaseType), \(d.recordCount) records, \($0.locations.records.count) locations: tree \(seconds(d.readSeconds.walk)) s, check \(seconds(d.readSeconds.check)) s, decode \(seconds($0.locations.seconds)) s)"
+                    }.joined(separator: " and ") + " read in \(seconds(read)) s"
             }
         }
-        let table = SteeringTable(model: model, city: city, asn: asn)
+        let start = Date()
+        let table = SteeringTable(model: model, sources: sources, previous: previous?.table)
+        if case .opened = sources, needsLocation {
+            let maps = table.mapsCompiled
+            report =
+                (report ?? "")
+                + "; \(maps) location map\(maps == 1 ? "" : "s") compiled in \(String(format: "%.2f", Date().timeIntervalSince(start))) s on \(ProcessInfo.processInfo.activeProcessorCount) cores"
+        }
         return SteeringRuntime(
             table: table, health: health(model), counters: AnswerCounters(model: model), zones: zones)
+    }
+
+    /// The databases' identities as the files are now (nil when one cannot be read: it must be opened).
+    static func filesNow(_ paths: (city: String?, asn: String?)) -> GeoFiles? {
+        func file(_ path: String?) -> (ok: Bool, file: GeoFile?) {
+            guard let path else { return (true, nil) }
+            guard let id = FileIdentity.of(path) else { return (false, nil) }
+            return (true, GeoFile(path: path, identity: id, databaseType: "", recordCount: 0, locationCount: 0))
+        }
+        let (c, a) = (file(paths.city), file(paths.asn))
+        guard c.ok, a.ok else { return nil }
+        return GeoFiles(city: c.file, asn: a.file)
     }
 
     /// Whether the name's geo step needs the city database: rules other than CIDR maps and a default.
@@ -100,18 +145,13 @@ package enum SnapshotLoader {
         return ([lat.defaultRTT] + lat.nets.map(\.1)).contains { row in !regions.allSatisfy { row[$0] != nil } }
     }
 
-    /// Opens a database, or keeps the one already open when the file has not changed.
-    static func open(_ path: String, reusing old: GeoDatabase?) throws -> GeoDatabase {
-        if let old, old.path == path, let a = modified(path), a == old.modified { return old }
+    /// Opens a database (checked whole), naming it in the error.
+    static func open(_ path: String) throws -> GeoDatabase {
         do {
             return try GeoDatabase(path: path)
         } catch let e as GeoError {
             throw ConfigError(file: e.file, line: 0, message: "geo database: \(e.message)")
         }
-    }
-
-    static func modified(_ path: String) -> Date? {
-        (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
     }
 
     /// A load-balanced name must sit inside a served zone, above any cut, without a CNAME of its own.

@@ -30,15 +30,23 @@ public struct LocationFacts: Sendable {
 public struct Classifier: Sendable {
     let model: SteeringModel
     let name: SteeredName
+    /// The region of each of the name's pools (same positions as `name.pools`), and the regions:
+    /// read per location without going through the model (the compile classifies every location
+    /// of the database).
+    private let poolRegion: [Int]
+    private let regions: [Region]
 
     public init(model: SteeringModel, name: SteeredName) {
         self.model = model
         self.name = name
+        poolRegion = name.pools.map { model.pools[$0].region }
+        regions = model.regions
     }
 
-    /// The class and, for `explain`, what decided it.
-    public func classify(_ f: LocationFacts) -> (LocationClass, [String]) {
-        var why: [String] = []
+    /// The class, and what decided it for `explain` (only when `explain`: the compile classifies
+    /// every location of a database and needs no sentences).
+    public func classify(_ f: LocationFacts, explain: Bool = true) -> (LocationClass, [String]) {
+        var why = Why(on: explain)
         var order = name.pools
         if let geo = name.geo, name.has(.geo) {
             var listed: [Int]? = nil
@@ -48,7 +56,9 @@ public struct Classifier: Sendable {
             } else if let asn = f.asn ?? f.record?.asn, let l = geo.asn[asn] {
                 listed = l
                 why.append("geo: ASN \(asn)")
-            } else if let c = f.record?.country, let s = f.record?.subdivision, let l = geo.subdivision["\(c)-\(s)"] {
+            } else if !geo.subdivision.isEmpty, let c = f.record?.country, let s = f.record?.subdivision,
+                let l = geo.subdivision["\(c)-\(s)"]
+            {
                 listed = l
                 why.append("geo: subdivision \(c)-\(s)")
             } else if let c = f.record?.country, let l = geo.country[c] {
@@ -92,29 +102,51 @@ public struct Classifier: Sendable {
                 return .infinity
             }
         }
-        return (LocationClass(order: order, rtt: rtt), why)
+        return (LocationClass(order: order, rtt: rtt), why.lines)
     }
 
     /// Pools whose region is listed come first, in list order; the others follow by (biased)
     /// distance from the client when its coordinates are known, else in configured order.
-    func orderPools(listed: [Int], record: GeoRecord?, why: inout [String]) -> [Int] {
-        var rank: [Int: Int] = [:]
-        for (i, r) in listed.enumerated() where rank[r] == nil { rank[r] = i }
-        let first = name.pools.filter { rank[model.pools[$0].region] != nil }
-            .sorted { rank[model.pools[$0].region]! < rank[model.pools[$1].region]! }
-        var rest = name.pools.filter { rank[model.pools[$0].region] == nil }
-        if record?.latitude != nil, record?.longitude != nil {
-            let keyed = rest.map { p -> (Int, Double) in
-                let region = model.regions[model.pools[p].region]
-                return (p, biased(distanceKm(record, region) ?? .infinity, bias: region.bias))
+    func orderPools(listed: [Int], record: GeoRecord?, why: inout Why) -> [Int] {
+        let pools = name.pools
+        // Where each pool's region stands in `listed` (its first place), or Int.max.
+        var rank = [Int](repeating: .max, count: pools.count)
+        for i in pools.indices { rank[i] = listed.firstIndex(of: poolRegion[i]) ?? .max }
+        var first: [Int] = []
+        var rest: [Int] = []
+        for i in pools.indices { if rank[i] != .max { first.append(i) } else { rest.append(i) } }
+        // Stable insertion sorts: a name has at most 16 pools.
+        insertionSort(&first) { rank[$0] < rank[$1] }
+        if let lat = record?.latitude, let lon = record?.longitude {
+            var key = [Double](repeating: 0, count: pools.count)
+            for i in rest {
+                let region = regions[poolRegion[i]]
+                let d = region.latitude.flatMap { la in
+                    region.longitude.map { lo in greatCircleKm(lat, lon, la, lo) }
+                }
+                key[i] = biased(d ?? .infinity, bias: region.bias)
             }
-            rest = keyed.enumerated().sorted { ($0.element.1, $0.offset) < ($1.element.1, $1.offset) }.map(\.element.0)
+            insertionSort(&rest) { key[$0] < key[$1] }
             if listed.isEmpty {
-                let coords = String(format: "%.2f, %.2f", record!.latitude!, record!.longitude!)
+                let coords = String(format: "%.2f, %.2f", lat, lon)
                 why.append("geo: no rule matched; nearest regions from \(coords)")
             }
         }
-        return first + rest
+        return (first + rest).map { pools[$0] }
+    }
+
+    /// Sorts positions by `less`, keeping equal ones in order.
+    private func insertionSort(_ a: inout [Int], _ less: (Int, Int) -> Bool) {
+        guard a.count > 1 else { return }
+        for i in 1..<a.count {
+            let x = a[i]
+            var j = i
+            while j > 0 && less(x, a[j - 1]) {
+                a[j] = a[j - 1]
+                j -= 1
+            }
+            a[j] = x
+        }
     }
 
     /// Route 53's geoproximity bias: d × (1 − b/100) for b > 0, d / (1 + b/100) for b < 0.
@@ -141,4 +173,14 @@ public func greatCircleKm(_ lat1: Double, _ lon1: Double, _ lat2: Double, _ lon2
     let dl = (lon2 - lon1) * .pi / 180
     let a = sin(dp / 2) * sin(dp / 2) + cos(p1) * cos(p2) * sin(dl / 2) * sin(dl / 2)
     return 2 * r * asin(min(1, sqrt(a)))
+}
+
+/// The reasons `classify` gives, kept only when asked for (built lazily: no string is made otherwise).
+struct Why {
+    let on: Bool
+    var lines: [String] = []
+
+    mutating func append(_ line: @autoclosure () -> String) {
+        if on { lines.append(line()) }
+    }
 }

@@ -50,6 +50,15 @@ public struct LocationTrie: Sendable {
         }
     }
 
+    /// Renumbers the classes of the leaves (before `compile()`).
+    mutating func remapLeaves(_ map: (UInt32) -> UInt32) {
+        func remap(_ code: UInt32) -> UInt32 {
+            code & Self.leafBit != 0 ? Self.leafBit | map(code & ~Self.leafBit) : code
+        }
+        root = remap(root)
+        for i in nodes.indices { nodes[i] = remap(nodes[i]) }
+    }
+
     /// Expands the binary trie into the table and drops the nodes. Keeps the binary trie when a class
     /// index does not fit an entry (more than 8 million classes).
     public mutating func compile(classes: Int) {

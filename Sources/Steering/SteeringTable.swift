@@ -6,8 +6,13 @@ public import Geo
 public final class SteeringTable: Sendable {
     public let model: SteeringModel
     public let names: [CompiledName]
-    public let city: GeoDatabase?
-    public let asn: GeoDatabase?
+    /// The databases the location tries were compiled from (not kept open: `explain` reopens them).
+    public let geo: GeoFiles
+    /// The location tries built for this table, by what they depend on: a reload takes them
+    /// instead of compiling again when neither the databases nor that configuration changed.
+    let built: [CompiledLocation]
+    /// How many sets of location tries this table compiled (the others it took from its previous).
+    public let mapsCompiled: Int
     /// Open-addressing table over lower-case wire names → index into `names`.
     let slots: [Int32]
     let mask: Int
@@ -50,31 +55,61 @@ public final class SteeringTable: Sendable {
     /// Most endpoints one answer may carry when picking (`answers`).
     public static let maxAnswers = 8
 
-    /// Compiles the model; walks the databases once per name using them.
-    public init(model: SteeringModel, city: GeoDatabase?, asn: GeoDatabase?) {
-        self.model = model
-        self.city = city
-        self.asn = asn
-        var compiled: [CompiledName] = []
-        // Names whose location steps are configured alike share one walk of the databases.
-        var built: [(name: SteeredName, v4: LocationTrie, v6: LocationTrie, classes: [LocationClass])] = []
-        func sameLocation(_ a: SteeredName, _ b: SteeredName) -> Bool {
-            a.chain == b.chain && a.pools == b.pools && a.spread == b.spread && a.geo == b.geo && a.latency == b.latency
+    /// Compiles the model from databases opened for it (tests, `check`).
+    public convenience init(model: SteeringModel, city: GeoDatabase?, asn: GeoDatabase?) {
+        self.init(model: model, sources: .opened(city: city.map(GeoInput.init), asn: asn.map(GeoInput.init)))
+    }
+
+    /// Whether `previous` holds tries for every location-dependent name of `model`, compiled from
+    /// the files as they are now: then a reload need not open the databases at all.
+    public static func canReuse(_ previous: SteeringTable, for model: SteeringModel, files now: GeoFiles) -> Bool {
+        guard previous.geo.sameFiles(now) else { return false }
+        return model.names.allSatisfy { n in
+            guard n.has(.geo) || n.has(.latency) else { return true }
+            let signature = LocationSignature(n, model: model)
+            return previous.built.contains { $0.signature == signature }
         }
+    }
+
+    /// Compiles the model. A location-dependent name is compiled from the opened databases, once
+    /// for all names configured alike, unless `previous` holds its tries built from the same
+    /// files (compared by identity) and the same configuration.
+    public init(model: SteeringModel, sources: GeoSources, previous: SteeringTable? = nil) {
+        self.model = model
+        let files: GeoFiles
+        let inputs: (city: GeoInput?, asn: GeoInput?)
+        switch sources {
+        case .opened(let city, let asn):
+            files = GeoFiles(city: city?.file, asn: asn?.file)
+            inputs = (city, asn)
+        case .unchanged:
+            files = previous?.geo ?? GeoFiles()
+            inputs = (nil, nil)
+        }
+        geo = files
+        let reusable = previous.flatMap { $0.geo.sameFiles(files) ? $0.built : nil } ?? []
+        var compiled: [CompiledName] = []
+        var built: [CompiledLocation] = []
+        var fresh = 0
         for n in model.names {
             let classifier = Classifier(model: model, name: n)
             let dependent = n.has(.geo) || n.has(.latency)
             var v4 = LocationTrie()
             var v6 = LocationTrie()
             var classes: [LocationClass] = []
-            if let twin = built.first(where: { sameLocation($0.name, n) }) {
-                (v4, v6, classes) = (twin.v4, twin.v6, twin.classes)
-            } else if dependent {
-                var builder = LocationTrieBuilder(classifier: classifier, city: city, asn: asn)
-                v4 = builder.build(family: 4)
-                v6 = builder.build(family: 6)
-                classes = builder.classes
-                built.append((n, v4, v6, classes))
+            if dependent {
+                let signature = LocationSignature(n, model: model)
+                if let twin = built.first(where: { $0.signature == signature })
+                    ?? reusable.first(where: { $0.signature == signature })
+                {
+                    (v4, v6, classes) = (twin.v4, twin.v6, twin.classes)
+                    if !built.contains(where: { $0.signature == signature }) { built.append(twin) }
+                } else {
+                    (v4, v6, classes) = LocationTrieBuilder.build(
+                        classifier: classifier, city: inputs.city, asn: inputs.asn)
+                    built.append(CompiledLocation(signature: signature, v4: v4, v6: v6, classes: classes))
+                    fresh += 1
+                }
             }
             // The location-free class: what a client with no known location gets.
             let (plain, _) = classifier.classify(LocationFacts())
@@ -92,6 +127,8 @@ public final class SteeringTable: Sendable {
                     config: n, v4: v4, v6: v6, classes: classes, defaultClass: defaultClass,
                     locationDependent: dependent, model: model))
         }
+        self.built = built
+        mapsCompiled = fresh
         names = compiled
         var seen = Set<ObjectIdentifier>()
         var p4: [LocationProbe] = []

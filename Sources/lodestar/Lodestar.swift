@@ -181,7 +181,7 @@ struct Check: ParsableCommand {
         if let geo = source.geo {
             do {
                 let db = try GeoDatabase(path: geo)
-                geoSummary = "geo database \(geo) (\(db.databaseType), \(db.records.count) records)"
+                geoSummary = "geo database \(geo) (\(db.databaseType), \(db.recordCount) records)"
             } catch let e as GeoError {
                 problem("\(e.file):0: geo database: \(e.message)")
                 throw ExitCode(1)
@@ -217,8 +217,8 @@ struct Check: ParsableCommand {
             let m = s.table.model
             summary +=
                 "; \(m.names.count) load-balanced names, \(m.regions.count) regions, \(m.pools.count) pools, \(m.endpoints.count) endpoints"
-            if let city = s.table.city, geoSummary == nil {
-                summary += "; geo database \(city.path) (\(city.databaseType), \(city.records.count) records)"
+            if let city = s.table.geo.city, geoSummary == nil {
+                summary += "; geo database \(city.path) (\(city.databaseType), \(city.recordCount) records)"
             }
         }
         if let geoSummary { summary += "; " + geoSummary }

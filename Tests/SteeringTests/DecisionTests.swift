@@ -516,7 +516,8 @@ struct LocationTests {
         let path = try #require(GeoLite2.path, "maxminddb-geolite2 is not installed")
         let m = makeModel(chain: [.health, .geo, .failover])
         for db in [try GeoDatabase(path: Self.sample), try GeoDatabase(path: path)] {
-            var builder = LocationTrieBuilder(classifier: Classifier(model: m, name: m.names[0]), city: db, asn: nil)
+            var builder = LocationTrieBuilder(
+                classifier: Classifier(model: m, name: m.names[0]), city: GeoInput(db), asn: nil)
             for family in [4, 6] {
                 let binary = builder.build(family: family, expand: false)
                 var table = binary
