@@ -1,2 +1,3 @@
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <ldns/ldns.h>

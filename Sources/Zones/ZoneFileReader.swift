@@ -212,6 +212,9 @@ public enum ZoneFileReader {
                 return
             }
             defer { fclose(fp) }
+            // The stream is this thread's alone: libldns reads it a character at a time, and
+            // glibc's getc took a lock for each (a sixth of a large zone's load time).
+            _ = __fsetlocking(fp, Int32(FSETLOCKING_BYCALLER))
             var origin = ldns_dname_new_frm_str(state.origin)
             var prev = state.owner.flatMap { ldns_dname_new_frm_str($0) } ?? origin.map { ldns_rdf_clone($0) } ?? nil
             defer {
