@@ -19,7 +19,7 @@ public struct GeoLocations: Sendable {
 
     /// Appends a record by its compact form, decoding it only when first seen.
     mutating func append(_ c: MMDBDecoder.Compact, _ decoder: MMDBDecoder) {
-        let (i, new) = compactIndex.insert(c, UInt32(records.count))
+        let (i, new) = compactIndex.insert(c, compacts)
         if new {
             records.append(decoder.record(c))
             compacts.append(c)
@@ -31,7 +31,7 @@ public struct GeoLocations: Sendable {
     mutating func append(contentsOf other: GeoLocations) {
         var map = [UInt32](repeating: 0, count: other.records.count)
         for (j, c) in other.compacts.enumerated() {
-            let (i, new) = compactIndex.insert(c, UInt32(records.count))
+            let (i, new) = compactIndex.insert(c, compacts)
             if new {
                 records.append(other.records[j])
                 compacts.append(c)
@@ -49,38 +49,37 @@ public struct GeoLocations: Sendable {
     }
 }
 
-/// Compact forms to indexes: open addressing with a multiplicative hash (a `Dictionary`'s SipHash
-/// was a tenth of the decode: half a million records are looked up).
+/// Compact forms to indexes: open addressing with a multiplicative hash over the slots only (a
+/// `Dictionary`'s SipHash was a tenth of the decode, and keys stored in the table a page fault
+/// per slot); the keys are the caller's array, in index order.
 struct CompactTable {
-    private var keys: [MMDBDecoder.Compact] = []
-    private var values: [UInt32] = []
-    private var used: [Bool] = []
+    /// Index + 1 of the key in each slot; 0 is empty.
+    private var slots: [UInt32] = []
     private var count = 0
 
-    /// The index stored for `key`, or `value` stored as new.
-    mutating func insert(_ key: MMDBDecoder.Compact, _ value: UInt32) -> (UInt32, inserted: Bool) {
-        if (count + 1) * 2 > used.count { grow() }
-        let mask = used.count - 1
+    /// The index of `key` in `keys`, or `keys.count` when it is new (the caller then appends it).
+    mutating func insert(_ key: MMDBDecoder.Compact, _ keys: [MMDBDecoder.Compact]) -> (UInt32, inserted: Bool) {
+        if (count + 1) * 2 > slots.count { grow(keys) }
+        let mask = slots.count - 1
         var i = Self.hash(key) & mask
-        while used[i] {
-            if keys[i] == key { return (values[i], false) }
+        while slots[i] != 0 {
+            let index = slots[i] - 1
+            if keys[Int(index)] == key { return (index, false) }
             i = (i + 1) & mask
         }
-        used[i] = true
-        keys[i] = key
-        values[i] = value
+        slots[i] = UInt32(keys.count) + 1
         count += 1
-        return (value, true)
+        return (UInt32(keys.count), true)
     }
 
-    private mutating func grow() {
-        let old = (keys, values, used)
-        let size = max(1024, used.count * 2)
-        keys = [MMDBDecoder.Compact](repeating: MMDBDecoder.Compact(), count: size)
-        values = [UInt32](repeating: 0, count: size)
-        used = [Bool](repeating: false, count: size)
-        count = 0
-        for i in old.2.indices where old.2[i] { _ = insert(old.0[i], old.1[i]) }
+    private mutating func grow(_ keys: [MMDBDecoder.Compact]) {
+        slots = [UInt32](repeating: 0, count: max(1024, slots.count * 2))
+        let mask = slots.count - 1
+        for (index, key) in keys.enumerated() {
+            var i = Self.hash(key) & mask
+            while slots[i] != 0 { i = (i + 1) & mask }
+            slots[i] = UInt32(index) + 1
+        }
     }
 
     private static func hash(_ k: MMDBDecoder.Compact) -> Int {

@@ -178,7 +178,7 @@ struct MMDBDecoder: @unchecked Sendable {
         if size >= 29 {
             let n = size - 28
             guard let v = bigEndian(next, n) else { return nil }
-            size = [0, 29, 285, 65_821][n] + Int(v)
+            size = (n == 1 ? 29 : n == 2 ? 285 : 65_821) + Int(v)
             next += n
         }
         return (type, size, next)

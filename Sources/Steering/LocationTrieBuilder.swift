@@ -210,6 +210,8 @@ public struct LocationTrieBuilder: Sendable {
             return empty
         }()
         let maxDepth = family == 4 ? 32 : 128
+        let hasGeo = name.has(.geo)
+        let hasLatency = name.has(.latency)
 
         func build(_ db: UInt32, _ asn: UInt32, _ netsNode: Int, _ geoNet: Int, _ latNet: Int, _ depth: Int) -> UInt32 {
             var geoNet = geoNet
@@ -222,8 +224,8 @@ public struct LocationTrieBuilder: Sendable {
             var dbB = db == v4Start ? empty : db
             var asnB = asn
             // Once the CIDR maps decide everything the class depends on, the databases no longer matter.
-            let geoFixed = !name.has(.geo) || geoNet >= 0
-            let latFixed = !name.has(.latency) || latNet >= 0
+            let geoFixed = !hasGeo || geoNet >= 0
+            let latFixed = !hasLatency || latNet >= 0
             if netsDone && geoFixed && latFixed {
                 dbB = empty
                 asnB = empty
