@@ -67,6 +67,14 @@ def cpu_seconds(pid):
     return sum(cpu_split(pid))
 
 
+def rss_kib(pid):
+    """Resident set size of one process in KiB (VmRSS)."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
 def memory_kib(pid):
     """(peak RSS of the largest process, total PSS of the tree) in KiB."""
     peak, pss = 0, 0
@@ -108,10 +116,13 @@ class Server:
     def start(self, zones):
         raise NotImplementedError
 
+    # The CPUs a server runs on: CPU 0 for the throughput runs; the start-up runs also try both.
+    cpus = "0"
+
     def launch(self, argv, env=None):
         self.log = open(f"{self.work}/log", "w")
-        self.proc = subprocess.Popen(["taskset", "-c", "0"] + argv, stdout=self.log, stderr=subprocess.STDOUT,
-                                     cwd=self.work, env=env)
+        self.proc = subprocess.Popen(["taskset", "-c", self.cpus] + argv, stdout=self.log,
+                                     stderr=subprocess.STDOUT, cwd=self.work, env=env)
 
     def wait_answer(self, name, deadline_s):
         """Seconds until `name A` is answered NOERROR with data, or None."""
@@ -119,10 +130,12 @@ class Server:
         while time.monotonic() - t0 < deadline_s:
             if self.proc.poll() is not None:
                 return None
-            r = query(self.port, name, timeout=0.2)
+            # A short timeout: a query sent before the server listens is lost, and the time until
+            # it answers is measured to the next try (0.2 s made every figure a multiple of 0.22 s).
+            r = query(self.port, name, timeout=0.02)
             if r and r[0] == 0 and r[1] > 0:
                 return time.monotonic() - t0
-            time.sleep(0.02)
+            time.sleep(0.005)
         return None
 
     def stop(self):
@@ -640,7 +653,66 @@ def gslb(args, names, skip, report, here, work):
             quota.close()
 
 
+def gslb_start(args, names, report, work):
+    """Start-up and memory with GeoLite2-City and the continent map: each server started afresh
+    `runs` times on one core and on both, the seconds until www.gslb.test answers, RSS and PSS once
+    it does; then lodestar reloaded ten times, each reload after the database file was replaced (a
+    new file by rename, as an update arrives), and its RSS after the last."""
+    real = geolite2_path()
+    servers = [n for n in names if n in ("lodestar", "gdnsd")]
+    if not real or not servers:
+        return
+    for n in servers:
+        for cpus in ("0", "0,1"):
+            rows = []
+            for i in range(args.runs):
+                d = f"{work}/{n}-start"
+                shutil.rmtree(d, ignore_errors=True)
+                os.makedirs(d)
+                db = f"{d}/city.mmdb"
+                shutil.copyfile(real, db)
+                port = free_port()
+                server = LodestarGSLB(d, port, os.path.abspath(args.lodestar), db) if n == "lodestar" \
+                    else GdnsdGSLB(d, port, db)
+                server.cpus = cpus
+                server.start(None)
+                try:
+                    took = server.wait_answer("www.gslb.test", 120)
+                    if took is None:
+                        report[("start", n, cpus)] = {"error": open(f"{d}/log").read()[-300:]}
+                        break
+                    time.sleep(0.3)
+                    pid = server.proc.pid
+                    row = {"seconds": took, "rss_mib": rss_kib(pid) / 1024, "pss_mib": memory_kib(pid)[1] / 1024,
+                           "peak_mib": memory_kib(pid)[0] / 1024}
+                    if n == "lodestar" and cpus == "0,1" and i == 0:
+                        for k in range(10):
+                            shutil.copyfile(real, db + ".new")
+                            os.rename(db + ".new", db)
+                            server.proc.send_signal(signal.SIGHUP)
+                            deadline = time.monotonic() + 60
+                            while f"generation {k + 2}," not in open(f"{d}/log").read() and time.monotonic() < deadline:
+                                time.sleep(0.05)
+                        time.sleep(3)
+                        row["rss_after_reloads_mib"] = rss_kib(pid) / 1024
+                        m = re.findall(r"geo: .*", open(f"{d}/log").read())
+                        row["log"] = m[-1] if m else ""
+                    rows.append(row)
+                finally:
+                    server.stop()
+            if rows:
+                r = {k: statistics.median(x[k] for x in rows) for k in ("seconds", "rss_mib", "pss_mib", "peak_mib")}
+                r["runs"] = [round(x["seconds"], 3) for x in rows]
+                for x in rows:
+                    if "rss_after_reloads_mib" in x:
+                        r["rss_after_reloads_mib"], r["log"] = x["rss_after_reloads_mib"], x["log"]
+                report[("start", n, cpus)] = r
+                print("start", n, cpus, r, flush=True)
+
+
 def run_all(args, names, skip, report, make, mix_dir, big_dir, queries, here, work):
+    if "start" not in skip:
+        gslb_start(args, names, report, work)
     workloads = [("udp", False, args.quota, 0), ("tcp", True, args.quota, 0)]
     if args.rate:
         workloads.append(("udp-rate", False, 0, args.rate))
@@ -704,6 +776,22 @@ def print_table(report, names, args):
         print(f"\n{workload.upper()}, static mix (~10% NXDOMAIN), median of {args.runs} x {args.seconds} s, {cap}, "
               f"dnsperf on CPU 1:\n")
         print_rows(rows)
+    rows = [(n, c, report[("start", n, c)]) for n in names for c in ("0", "0,1") if ("start", n, c) in report]
+    if rows:
+        print(f"\nStart-up with GeoLite2-City and a three-region continent map: seconds until www.gslb.test "
+              f"answers (median of {args.runs} starts), memory once it does:\n")
+        print("| server | CPUs | answers after s | RSS MiB | PSS MiB | peak RSS MiB | RSS after 10 reloads MiB | per-run s |")
+        print("|---|---|---|---|---|---|---|---|")
+        for n, c, r in rows:
+            if "error" in r:
+                print(f"| {n} | {c} | error: {r['error'][:80]} |")
+                continue
+            after = f"{r['rss_after_reloads_mib']:.1f}" if "rss_after_reloads_mib" in r else ""
+            print(f"| {n} | {c} | {r['seconds']:.2f} | {r['rss_mib']:.1f} | {r['pss_mib']:.1f} | {r['peak_mib']:.0f} | "
+                  f"{after} | {r['runs']} |")
+        for n, c, r in rows:
+            if r.get("log"):
+                print(f"\nlodestar's log of the last reload: {r['log']}")
     rows = [(n, report.get(("load", n))) for n in names if ("load", n) in report]
     if rows:
         print(f"\nZone of {args.big:,} A records: time from start until the last name answers, and memory:\n")
