@@ -71,7 +71,8 @@ public final class GeoDatabase: @unchecked Sendable {
             throw error
         }
         do {
-            var found = try Self.walk(layout.tree, dataSize: layout.dataSize, path: path)
+            var found = try Self.walk(
+                layout.tree, ipVersion: Int(m.metadata.ip_version), dataSize: layout.dataSize, path: path)
             found.seal()
             guard found.count < Int(GeoTree.recordBit) else {
                 throw GeoError(file: path, message: "\(found.count) records (at most \(GeoTree.recordBit - 1))")
@@ -124,31 +125,60 @@ public final class GeoDatabase: @unchecked Sendable {
         return (tree, dataEnd - dataOffset)
     }
 
-    /// Walks the search tree once (shared IPv4 subtrees once), marking the data offsets it points to.
-    private static func walk(_ tree: GeoTree, dataSize: Int, path: String) throws -> DataOffsets {
+    /// Walks the search tree once, marking the data offsets it points to. The tree must be a tree:
+    /// every node reached once, but for the subtree of IPv4 in an IPv6 database, which ::/96,
+    /// ::ffff:0:0/96 and 2002::/16 share (libmaxminddb's aliases). A node reached twice otherwise,
+    /// a branch back to the root or into the IPv4 subtree from inside it, is damage: a tree with
+    /// loops or shared nodes passes every other check, and a compile of it never ends (a file of
+    /// 8 nodes made one grow without bound).
+    private static func walk(_ tree: GeoTree, ipVersion: Int, dataSize: Int, path: String) throws -> DataOffsets {
         let nodeCount = tree.nodeCount
         var found = DataOffsets(size: dataSize)
         var visited = [UInt64](repeating: 0, count: Int(nodeCount) / 64 + 1)
-        var stack: [UInt32] = [0]
-        while let n = stack.popLast() {
-            let (word, bit) = (Int(n) / 64, UInt64(1) << UInt64(n % 64))
-            if visited[word] & bit != 0 { continue }
-            visited[word] |= bit
-            let (left, right) = tree.raw(n)
-            for value in [left, right] {
-                if value < nodeCount {
-                    stack.append(value)
-                } else if value > nodeCount {
-                    // A pointer counts from the start of the 16-octet separator before the data.
-                    let offset = Int(value - nodeCount) - 16
-                    guard offset >= 0, offset < dataSize else {
-                        throw GeoError(
-                            file: path,
-                            message:
-                                "corrupt search tree at node \(n): a record at offset \(offset) outside the data section (\(dataSize) octets)"
-                        )
+        func seen(_ n: UInt32) -> Bool { visited[Int(n) / 64] & (1 << UInt64(n % 64)) != 0 }
+        func mark(_ n: UInt32) { visited[Int(n) / 64] |= 1 << UInt64(n % 64) }
+        // The IPv4 subtree: 96 zero bits down from the root (bounded: a loop of left branches ends there).
+        var alias: UInt32? = nil
+        if ipVersion == 6 {
+            var b: UInt32 = 0
+            for _ in 0..<96 where b < nodeCount { b = tree.raw(b).0 }
+            if b < nodeCount { alias = b }
+        }
+        func damaged(_ n: UInt32, _ child: UInt32) -> GeoError {
+            GeoError(
+                file: path,
+                message:
+                    "corrupt search tree: node \(n) leads to node \(child), which is reached another way (a loop or a shared subtree; only the IPv4 subtree may be shared)"
+            )
+        }
+        // The IPv4 subtree first, then the rest, which may lead into it.
+        for start in [alias, 0].compactMap({ $0 }) {
+            let inAlias = start == alias && start != 0
+            if seen(start) { throw damaged(0, start) }
+            mark(start)
+            var stack: [UInt32] = [start]
+            while let n = stack.popLast() {
+                let (left, right) = tree.raw(n)
+                for value in [left, right] {
+                    if value < nodeCount {
+                        if seen(value) || value == 0 {
+                            if value == alias && !inAlias && value != 0 { continue }
+                            throw damaged(n, value)
+                        }
+                        mark(value)
+                        stack.append(value)
+                    } else if value > nodeCount {
+                        // A pointer counts from the start of the 16-octet separator before the data.
+                        let offset = Int(value - nodeCount) - 16
+                        guard offset >= 0, offset < dataSize else {
+                            throw GeoError(
+                                file: path,
+                                message:
+                                    "corrupt search tree at node \(n): a record at offset \(offset) outside the data section (\(dataSize) octets)"
+                            )
+                        }
+                        found.insert(offset)
                     }
-                    found.insert(offset)
                 }
             }
         }

@@ -355,8 +355,27 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         }
     }
 
-    /// Blocks until SIGTERM or SIGINT, reloading on SIGHUP.
-    package func runUntilSignalled() {
+    /// SIGHUP caught from the start of `serve`: its default action ends the process, and a load
+    /// takes seconds with large zones or databases (a SIGHUP 0.3 s after start killed the server,
+    /// with exit 129, which systemd does not restart). One that came while loading is applied
+    /// once the server runs (`runUntilSignalled`).
+    package final class EarlyHangUps: @unchecked Sendable {
+        let seen = Atomic<Bool>(false)
+        let source: DispatchSourceSignal
+
+        init() {
+            signal(SIGHUP, SIG_IGN)
+            source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+            source.setEventHandler { [weak self] in self?.seen.store(true, ordering: .relaxed) }
+            source.resume()
+        }
+    }
+
+    package static func catchHangUps() -> EarlyHangUps { EarlyHangUps() }
+
+    /// Blocks until SIGTERM or SIGINT, reloading on SIGHUP (and once at once for one that came
+    /// while starting).
+    package func runUntilSignalled(early: EarlyHangUps? = nil) {
         let done = DispatchSemaphore(value: 0)
         for sig in [SIGHUP, SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
         let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: reloadQueue)
@@ -365,6 +384,15 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
             reload()
         }
         hup.resume()
+        if let early {
+            early.source.cancel()
+            if early.seen.load(ordering: .relaxed) {
+                reloadQueue.async { [self] in
+                    logger.info("SIGHUP while starting: reloading")
+                    reload()
+                }
+            }
+        }
         for sig in [SIGTERM, SIGINT] {
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             s.setEventHandler { done.signal() }

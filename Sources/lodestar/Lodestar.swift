@@ -123,6 +123,7 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
+        let hangUps = LodestarServer.catchHangUps()
         let output = LodestarLogHandler.Output(fd: 2)
         let format = LodestarLogHandler.Format(rawValue: logFormat.rawValue) ?? .text
         let journal = LodestarLogHandler.stderrIsJournal()
@@ -154,7 +155,7 @@ struct Serve: ParsableCommand {
             logger.critical("\(error)")
             throw ExitCode(2)
         }
-        server.runUntilSignalled()
+        server.runUntilSignalled(early: hangUps)
     }
 }
 

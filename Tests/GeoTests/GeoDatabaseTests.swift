@@ -188,3 +188,70 @@ import Testing
         #expect(db.lookup(GeoDatabaseTests.octets("2001:db8:9::1")) == nil)
     }
 }
+
+/// Search trees that are not trees, made by patching a file mmdb-writer wrote: each passes the
+/// data check, and a compile of any of them never ended (found by an outside tester).
+@Suite struct HostileTreeTests {
+    /// Writes an IPv`version` database with one network, patches its 24-bit records as `patch`
+    /// says (node, side, value: a node number, or -1 for the data record), returns the path.
+    static func patched(_ dir: String, _ name: String, version: Int, _ patch: String) throws -> String {
+        let path = "\(dir)/\(name).mmdb"
+        let script = """
+            import maxminddb
+            from mmdb_writer import MMDBWriter
+            from netaddr import IPSet
+            w = MMDBWriter(ip_version=\(version), database_type="GeoLite2-City", ipv4_compatible=\(version == 6 ? "True" : "False"))
+            w.insert_network(IPSet(["8.0.0.0/8"] + (["2a00::/8"] if \(version) == 6 else [])), {"continent": {"code": "EU"}})
+            w.to_db_file("\(path)")
+            m = maxminddb.open_database("\(path)").metadata()
+            assert m.record_size == 24
+            b = bytearray(open("\(path)", "rb").read())
+            n = m.node_count
+            def get(node, side): return int.from_bytes(b[node * 6 + side * 3:node * 6 + side * 3 + 3], "big")
+            data = max(get(i, s) for i in range(n) for s in (0, 1))
+            def put(node, side, v): b[node * 6 + side * 3:node * 6 + side * 3 + 3] = (data if v < 0 else v).to_bytes(3, "big")
+            \(patch)
+            open("\(path)", "wb").write(b)
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script]
+        try p.run()
+        p.waitUntilExit()
+        try #require(p.terminationStatus == 0, "mmdb-writer is not installed")
+        return path
+    }
+
+    @Test(
+        "A loop back to the root, a chain of shared nodes, a loop into the IPv4 subtree: refused at open, at once",
+        .timeLimit(.minutes(1)))
+    func notATree() throws {
+        let dir = NSTemporaryDirectory() + "tree-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cases: [(String, Int, String)] = [
+            ("root-loop", 4, "put(0, 0, 0); put(0, 1, -1)"),
+            ("chain", 4, "[(put(i, 0, i + 1), put(i, 1, i + 1)) for i in range(n - 1)]; put(n - 1, 0, -1)"),
+            ("chain-v6", 6, "[(put(i, 0, i + 1), put(i, 1, i + 1)) for i in range(n - 1)]; put(n - 1, 0, -1)"),
+            // The IPv4 subtree (96 zero bits down) may be shared, but not entered from inside itself.
+            ("ipv4-loop", 6, "a = 0\nfor _ in range(96): a = get(a, 0)\nput(a, 1, a)")
+        ]
+        for (name, version, patch) in cases {
+            let path = try Self.patched(dir, name, version: version, patch)
+            let started = Date()
+            do {
+                _ = try GeoDatabase(path: path)
+                Issue.record("\(name): opened")
+            } catch let e as GeoError {
+                #expect(e.message.contains("loop or a shared subtree"), "\(name): \(e.message)")
+                #expect(e.description.hasPrefix(path))
+            }
+            #expect(Date().timeIntervalSince(started) < 2, "\(name)")
+        }
+        // The writer's own files open: IPv4, and IPv6 with IPv4's subtree shared three ways.
+        _ = try GeoDatabase(path: try Self.patched(dir, "plain", version: 4, "pass"))
+        let v6 = try GeoDatabase(path: try Self.patched(dir, "plain6", version: 6, "pass"))
+        #expect(v6.lookup([8, 1, 2, 3])?.continent == "EU")
+        _ = try GeoDatabase(path: SampleDatabaseTests.path)
+    }
+}

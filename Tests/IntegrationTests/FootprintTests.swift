@@ -69,4 +69,27 @@ struct FootprintTests {
         #expect(ReloadTests.waitFor(30) { !Self.mapsDatabase(server.pid) }, "explain's copy never closed")
         #expect(try europe())
     }
+
+    @Test(
+        "A SIGHUP while GeoLite2-City loads does not end the server: it reloads once it runs",
+        .enabled(if: GeoLite2.path != nil, "needs the GeoLite2-City database"), .timeLimit(.minutes(2)))
+    func hangUpWhileStarting() throws {
+        let real = try #require(GeoLite2.path)
+        let setup = try GSLBSetup()
+        defer { setup.remove() }
+        var text = try String(contentsOfFile: setup.config, encoding: .utf8)
+        text = text.replacingOccurrences(of: "\(Paths.packageRoot)/geo/sample.mmdb", with: real)
+        try text.write(toFile: setup.config, atomically: true, encoding: .utf8)
+        // The shell becomes the server (exec); a child of it sends SIGHUP 0.2 s in, mid-load.
+        let server = try LodestarProcess(
+            zones: setup.dir + "/zones", config: setup.config, startupTimeout: 60,
+            launcher: ["/bin/sh", "-c", "(sleep 0.2; kill -HUP $$) & exec \"$0\" \"$@\""])
+        defer { server.stop() }
+        #expect(
+            ReloadTests.waitFor(30) { server.log().contains("reloaded: generation 2,") }, "\(server.log().suffix(600))")
+        #expect(server.log().contains("SIGHUP while starting: reloading"))
+        #expect(server.process.isRunning)
+        let a = try server.dig("www.example.com", "A", "+subnet=2.16.0.0/24").addresses
+        #expect(!a.isEmpty && a.allSatisfy { GSLBTests.region($0) == "eu" }, "\(a)")
+    }
 }
