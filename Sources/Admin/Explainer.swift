@@ -149,10 +149,12 @@ package enum Explainer {
                         "the database file has changed since the answers were compiled; the location is from the file as it is now, the answer from the one loaded (reload to apply it)"
                 }
                 if let r = record {
+                    // A database's strings are shown at most 64 characters long (a code is two or three).
+                    func shown(_ v: String) -> String { v.count <= 64 ? v : String(v.prefix(64)) + "…" }
                     e.location["network"] = "/\(r.prefixLength) in the database"
-                    if let v = r.continent { e.location["continent"] = v }
-                    if let v = r.country { e.location["country"] = v }
-                    if let v = r.subdivision { e.location["subdivision"] = v }
+                    if let v = r.continent { e.location["continent"] = shown(v) }
+                    if let v = r.country { e.location["country"] = shown(v) }
+                    if let v = r.subdivision { e.location["subdivision"] = shown(v) }
                     if let la = r.latitude, let lo = r.longitude {
                         e.location["coordinates"] = String(format: "%.4f, %.4f", la, lo)
                     }

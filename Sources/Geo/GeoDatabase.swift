@@ -382,6 +382,7 @@ public final class GeoDatabase: @unchecked Sendable {
         record.latitude = double(&entry, Self.latitude)
         record.longitude = double(&entry, Self.longitude)
         record.asn = uint32(&entry, Self.asn)
+        record.dropImpossibleCoordinates()
         return record
     }
 

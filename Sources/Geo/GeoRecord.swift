@@ -26,4 +26,12 @@ public struct GeoRecord: Sendable, Hashable {
         self.asn = asn
         self.prefixLength = prefixLength
     }
+
+    /// Drops coordinates a database may hold but no place has: a latitude past ±90°, a longitude
+    /// past ±180°, or one that is not finite (distance ordering would rank them, explain print a
+    /// 300-digit number).
+    mutating func dropImpossibleCoordinates() {
+        if let la = latitude, !(la.isFinite && abs(la) <= 90) { latitude = nil }
+        if let lo = longitude, !(lo.isFinite && abs(lo) <= 180) { longitude = nil }
+    }
 }

@@ -125,6 +125,7 @@ struct MMDBDecoder: @unchecked Sendable {
         if c.coordinates & 1 != 0 { r.latitude = Double(bitPattern: c.latitude) }
         if c.coordinates & 2 != 0 { r.longitude = Double(bitPattern: c.longitude) }
         if c.asn & Compact.present != 0 { r.asn = UInt32(truncatingIfNeeded: c.asn) }
+        r.dropImpossibleCoordinates()
         return r
     }
 

@@ -93,6 +93,7 @@ package enum SnapshotLoader {
                 let start = Date()
                 let city = try paths.city.map { try GeoInput(open($0)) }
                 let asn = try paths.asn.map { try GeoInput(open($0)) }
+                try checkKind(city: city, asn: asn, model: model)
                 sources = .opened(city: city, asn: asn)
                 let read = Date().timeIntervalSince(start)
                 func seconds(_ v: Double) -> String { String(format: "%.2f", v) }
@@ -114,6 +115,31 @@ package enum SnapshotLoader {
         }
         return SteeringRuntime(
             table: table, health: health(model), counters: AnswerCounters(model: model), zones: zones)
+    }
+
+    /// A database of the wrong kind opens and checks fine, and then places no client: an ASN
+    /// database as `geo.database` sent every client to the configured order. Refused when the
+    /// names need what it lacks: a continent or country in some record of the City database, an
+    /// ASN in some record of the ASN database.
+    static func checkKind(city: GeoInput?, asn: GeoInput?, model: SteeringModel) throws {
+        if let city, model.names.contains(where: { geoNeedsDatabase($0) || latencyNeedsDatabase($0, model) }),
+            !city.locations.records.contains(where: { $0.continent != nil || $0.country != nil })
+        {
+            throw ConfigError(
+                file: city.database.path, line: 0,
+                message:
+                    "geo database: no record holds a continent or a country (\(city.database.databaseType)): geo.database takes a City or Country database; an ASN database goes in geo.asn-database"
+            )
+        }
+        if let asn, model.names.contains(where: { $0.has(.geo) && !($0.geo?.asn.isEmpty ?? true) }),
+            !asn.locations.records.contains(where: { $0.asn != nil })
+        {
+            throw ConfigError(
+                file: asn.database.path, line: 0,
+                message:
+                    "geo database: no record holds an autonomous_system_number (\(asn.database.databaseType)): geo.asn-database takes an ASN database"
+            )
+        }
     }
 
     /// The databases' identities as the files are now (nil when one cannot be read: it must be opened).

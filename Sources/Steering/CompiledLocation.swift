@@ -46,7 +46,8 @@ struct LocationSignature: Equatable, Sendable {
     init(_ n: SteeredName, model: SteeringModel) {
         chain = n.chain
         pools = n.pools
-        spread = n.spread
+        // Spread changes the classes only where the classifier reads it (failover, no latency).
+        spread = n.spread && n.has(.failover) && !n.has(.latency)
         geo = n.geo
         latency = n.latency
         poolRegions = n.pools.map { model.pools[$0].region }

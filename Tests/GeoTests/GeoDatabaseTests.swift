@@ -255,3 +255,58 @@ import Testing
         _ = try GeoDatabase(path: SampleDatabaseTests.path)
     }
 }
+
+/// Values a database may hold that no place has.
+@Suite struct ImpossibleValuesTests {
+    @Test("Latitudes past 90°, longitudes past 180° and coordinates that are not finite are dropped")
+    func coordinates() throws {
+        let dir = NSTemporaryDirectory() + "coords-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/odd.mmdb"
+        let script = """
+            from mmdb_writer import MMDBWriter
+            from netaddr import IPSet
+            w = MMDBWriter(ip_version=4, database_type="GeoLite2-City")
+            for net, la, lo in [("10.0.0.0/8", 1e308, 8.0), ("11.0.0.0/8", 91.0, 8.0), ("12.0.0.0/8", 50.0, -181.0),
+                                ("13.0.0.0/8", float("nan"), 8.0), ("14.0.0.0/8", 50.0, 8.0)]:
+                w.insert_network(IPSet([net]), {"continent": {"code": "EU"}, "location": {"latitude": la, "longitude": lo}})
+            w.to_db_file("\(path)")
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script]
+        try p.run()
+        p.waitUntilExit()
+        try #require(p.terminationStatus == 0, "mmdb-writer is not installed")
+        let db = try GeoDatabase(path: path)
+        for (first, kept) in [(10, false), (11, false), (12, false), (13, false), (14, true)] as [(UInt8, Bool)] {
+            let r = try #require(db.lookup([first, 1, 2, 3]))
+            #expect((r.latitude != nil && r.longitude != nil) == kept, "\(first).1.2.3: \(r)")
+            if !kept { #expect(r.latitude == nil || r.longitude == nil) }
+        }
+        let decoded = db.locations().records
+        #expect(decoded.filter { $0.latitude != nil && $0.longitude != nil }.count == 1, "\(decoded)")
+        #expect(decoded.allSatisfy { ($0.latitude ?? 0).isFinite && abs($0.latitude ?? 0) <= 90 })
+    }
+
+    @Test("A file's identity changes when it is rewritten in place with its size and time put back")
+    func identity() throws {
+        let path = NSTemporaryDirectory() + "identity-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data("one version".utf8).write(to: URL(fileURLWithPath: path))
+        let before = try #require(FileIdentity.of(path))
+        usleep(20_000)
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try h.write(contentsOf: Data("two version".utf8))
+        try h.close()
+        var times = [
+            timespec(tv_sec: Int(before.modifiedSeconds), tv_nsec: Int(before.modifiedNanoseconds)),
+            timespec(tv_sec: Int(before.modifiedSeconds), tv_nsec: Int(before.modifiedNanoseconds))
+        ]
+        #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        let after = try #require(FileIdentity.of(path))
+        #expect(after.size == before.size && after.modified == before.modified && after.inode == before.inode)
+        #expect(after != before, "the change time tells the versions apart")
+    }
+}

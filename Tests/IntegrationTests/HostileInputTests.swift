@@ -97,6 +97,23 @@ struct HostileInputTests {
         #expect(r.status == 1 && r.error.contains("/etc/passwd"), "\(r.error)")
         let good = try Self.check(["--zones", Paths.packageRoot + "/zones", "--geo", real])
         #expect(good.status == 0 && good.output.contains("GeoLite2-City"), "\(good.error)")
+        // A database of the wrong kind (an ASN database as geo.database) opens fine and would place
+        // no client: refused when the names need a continent or a country.
+        let asnPath = dir + "/asn.mmdb"
+        let script = """
+            from mmdb_writer import MMDBWriter
+            from netaddr import IPSet
+            w = MMDBWriter(ip_version=6, database_type="GeoLite2-ASN", ipv4_compatible=True)
+            w.insert_network(IPSet(["81.0.0.0/9"]), {"autonomous_system_number": 64500})
+            w.to_db_file("\(asnPath)")
+            """
+        _ = try Command.run("/usr/bin/env", ["python3", "-c", script])
+        let wrong = try Self.check([
+            "--config", Paths.packageRoot + "/lodestar.yaml", "--zones", Paths.packageRoot + "/zones", "--geo", asnPath
+        ])
+        #expect(
+            wrong.status == 1 && wrong.error.contains(asnPath) && wrong.error.contains("no record holds a continent"),
+            "\(wrong.status) \(wrong.error)")
     }
 
     @Test(
