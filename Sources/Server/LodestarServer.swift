@@ -185,7 +185,8 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
                 }
             }
         }
-        // Every socket is opened while privileged (port 53); nothing is parsed yet.
+        // Every socket is opened while privileged (port 53). The first load (config, zones,
+        // databases) came before, in `init`: as root when started as root (SECURITY.md, known gap).
         try udp.open(addresses)
         try tcp.open(addresses)
         var adminAddress: ListenAddress? = nil
