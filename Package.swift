@@ -168,7 +168,7 @@ let package = Package(
         ),
         .testTarget(name: "DNSWireTests", dependencies: ["DNSWire", "Protection"]),
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "DNSWire"]),
-        .testTarget(name: "GeoTests", dependencies: ["Geo"]),
+        .testTarget(name: "GeoTests", dependencies: ["Geo", "OriginSupport"]),
         .testTarget(name: "SteeringTests", dependencies: ["Steering", "Health", "Geo", "OriginSupport"]),
         .testTarget(name: "HealthTests", dependencies: ["Health"]),
         .target(name: "OriginSupport", path: "Tests/OriginSupport"),

@@ -18,8 +18,6 @@ public final class GeoDatabase: @unchecked Sendable {
     public let databaseType: String
     /// The version of the file that was read (from its open descriptor).
     public let identity: FileIdentity
-    /// The file's modification time when opened.
-    public var modified: Date { identity.modified }
     /// The data-section offsets of the records the search tree points to.
     let offsets: DataOffsets
     /// The search tree, read in place.
@@ -134,16 +132,12 @@ public final class GeoDatabase: @unchecked Sendable {
     private static func walk(_ tree: GeoTree, ipVersion: Int, dataSize: Int, path: String) throws -> DataOffsets {
         let nodeCount = tree.nodeCount
         var found = DataOffsets(size: dataSize)
-        var visited = [UInt64](repeating: 0, count: Int(nodeCount) / 64 + 1)
-        func seen(_ n: UInt32) -> Bool { visited[Int(n) / 64] & (1 << UInt64(n % 64)) != 0 }
-        func mark(_ n: UInt32) { visited[Int(n) / 64] |= 1 << UInt64(n % 64) }
+        let visited = Bitmap(bits: Int(nodeCount))
+        func seen(_ n: UInt32) -> Bool { visited.get(Int(n)) }
+        func mark(_ n: UInt32) { visited.set(Int(n)) }
         // The IPv4 subtree: 96 zero bits down from the root (bounded: a loop of left branches ends there).
-        var alias: UInt32? = nil
-        if ipVersion == 6 {
-            var b: UInt32 = 0
-            for _ in 0..<96 where b < nodeCount { b = tree.raw(b).0 }
-            if b < nodeCount { alias = b }
-        }
+        let v4 = ipVersion == 6 ? tree.ipv4Start : nodeCount
+        let alias: UInt32? = v4 < nodeCount ? v4 : nil
         func damaged(_ n: UInt32, _ child: UInt32) -> GeoError {
             GeoError(
                 file: path,

@@ -3,8 +3,8 @@ import Synchronization
 
 /// Opens databases again for `explain`, which names a client's location: the server does not keep
 /// them once its maps are compiled. An opened database is kept for `idle` seconds after its last
-/// use (a run of explains opens it once), then closed; one is opened at a time, so a burst of
-/// explains costs one copy of the file, not one each.
+/// use (a run of explains opens it once), then closed. Explains take turns, so a burst of them
+/// costs one copy of the file, not one each.
 public final class GeoReopener: Sendable {
     public static let shared = GeoReopener(idle: 10)
 
@@ -14,9 +14,8 @@ public final class GeoReopener: Sendable {
     }
 
     private let idle: TimeInterval
+    /// The databases open, by path; held while one is opened or read (explains take turns).
     private let open = Mutex<[String: Entry]>([:])
-    /// Held while opening or reading (explains take turns).
-    private let turn = NSLock()
 
     public init(idle: TimeInterval) {
         self.idle = idle
@@ -25,23 +24,21 @@ public final class GeoReopener: Sendable {
     /// The record of an address (4 or 16 octets) in the database at `path` as the file is now, and
     /// which version of the file that is.
     public func lookup(_ path: String, _ address: [UInt8]) throws -> (record: GeoRecord?, identity: FileIdentity) {
-        try turn.withLock {
+        let found = try open.withLock { entries -> (GeoRecord?, FileIdentity) in
             let now = FileIdentity.of(path)
-            var db = open.withLock { $0[path]?.database }
-            if db == nil || now == nil || db?.identity != now {
-                db = nil
-                open.withLock { $0[path] = nil }
-                db = try GeoDatabase(path: path)
+            let database: GeoDatabase
+            if let kept = entries[path]?.database, now != nil, kept.identity == now {
+                database = kept
+            } else {
+                entries[path] = nil
+                database = try GeoDatabase(path: path)
             }
-            let database = db!
-            open.withLock { $0[path] = Entry(database: database, lastUse: Date()) }
-            scheduleClose()
+            entries[path] = Entry(database: database, lastUse: Date())
             return (database.lookup(address), database.identity)
         }
+        scheduleClose()
+        return found
     }
-
-    /// Databases open now (for tests: they close once idle).
-    public var openCount: Int { open.withLock { $0.count } }
 
     private func scheduleClose() {
         DispatchQueue.global().asyncAfter(deadline: .now() + idle + 0.1) { [self] in

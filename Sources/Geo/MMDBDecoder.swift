@@ -55,12 +55,6 @@ struct MMDBDecoder: @unchecked Sendable {
         }
     }
 
-    /// The record at a data-section offset, in plain integers.
-    func compact(at offset: Int) -> Compact {
-        var memo = Memo()
-        return compact(at: offset, memo: &memo)
-    }
-
     /// The record at a data-section offset, in plain integers, through a memo of shared values.
     func compact(at offset: Int, memo: inout Memo) -> Compact {
         var c = Compact()
@@ -70,7 +64,8 @@ struct MMDBDecoder: @unchecked Sendable {
         for _ in 0..<size {
             guard let key = stringBytes(at: next), let value = skip(next) else { break }
             // A pointer's target is the same value wherever it is pointed to from.
-            let shared = data[value] >> 5 == 1 ? pointerTarget(value, control: Int(data[value])) : nil
+            let shared =
+                data[value] >> 5 == 1 ? MMDBFormat.pointer(data, value, control: Int(data[value]))?.target : nil
             func read(_ field: Int, _ body: () -> UInt64) -> UInt64 {
                 guard let shared else { return body() }
                 return memo.value(field, shared, body)
@@ -129,11 +124,6 @@ struct MMDBDecoder: @unchecked Sendable {
         return r
     }
 
-    /// The record at a data-section offset, as steering reads it (prefix length 0).
-    func record(at offset: Int) -> GeoRecord {
-        record(compact(at: offset))
-    }
-
     private func packed(_ at: Int?) -> UInt64 {
         guard let at, let bytes = stringBytes(at: at) else { return 0 }
         guard bytes.count <= 7 else { return Compact.longString | UInt64(at) }
@@ -154,60 +144,20 @@ struct MMDBDecoder: @unchecked Sendable {
     /// Type, size and payload offset of the value whose control byte is at `at`, a pointer
     /// followed (once): nil when out of bounds, a pointer to a pointer, or an unknown type.
     private func header(_ at: Int) -> (type: Int, size: Int, payload: Int)? {
-        guard let h = rawHeader(at) else { return nil }
+        guard let h = MMDBFormat.header(data, at) else { return nil }
         guard h.type == 1 else { return h }
-        guard let target = pointerTarget(at, control: h.size), let t = rawHeader(target), t.type != 1 else {
-            return nil
-        }
+        guard let (target, _) = MMDBFormat.pointer(data, at, control: h.size),
+            let t = MMDBFormat.header(data, target), t.type != 1
+        else { return nil }
         return t
-    }
-
-    @inline(__always)
-    private func rawHeader(_ at: Int) -> (type: Int, size: Int, payload: Int)? {
-        guard at >= 0, at < data.count else { return nil }
-        let control = Int(data[at])
-        var type = control >> 5
-        var next = at + 1
-        if type == 1 { return (1, control, next) }
-        if type == 0 {
-            guard next < data.count else { return nil }
-            type = Int(data[next]) + 7
-            next += 1
-            guard type >= 8 && type <= 15 else { return nil }
-        }
-        var size = control & 0x1F
-        if size >= 29 {
-            let n = size - 28
-            guard let v = bigEndian(next, n) else { return nil }
-            size = (n == 1 ? 29 : n == 2 ? 285 : 65_821) + Int(v)
-            next += n
-        }
-        return (type, size, next)
-    }
-
-    private func pointerTarget(_ at: Int, control: Int) -> Int? {
-        let ss = (control >> 3) & 3
-        let vvv = control & 7
-        guard let v = bigEndian(at + 1, ss + 1) else { return nil }
-        switch ss {
-        case 0: return vvv << 8 | Int(v)
-        case 1: return (vvv << 16 | Int(v)) + 2048
-        case 2: return (vvv << 24 | Int(v)) + 526_336
-        default: return Int(v)
-        }
-    }
-
-    private func bigEndian(_ at: Int, _ count: Int) -> UInt64? {
-        guard at >= 0, count <= 8, count <= data.count - at else { return nil }
-        var v: UInt64 = 0
-        for i in 0..<count { v = v << 8 | UInt64(data[at + i]) }
-        return v
     }
 
     /// The offset just past the value at `at` (a pointer's own octets, not its target's), nil when
     /// damaged. Nesting is bounded as the verifier bounds it.
     private func skip(_ at: Int, depth: Int = 0) -> Int? {
-        guard depth <= MMDBVerifier.maxDepth, let (type, size, payload) = rawHeader(at) else { return nil }
+        guard depth <= MMDBVerifier.maxDepth, let (type, size, payload) = MMDBFormat.header(data, at) else {
+            return nil
+        }
         switch type {
         case 1: return at + 2 + ((size >> 3) & 3)
         case 7:
@@ -262,14 +212,18 @@ struct MMDBDecoder: @unchecked Sendable {
 
     private func double(at: Int?) -> Double? {
         guard let at, let (type, size, payload) = header(at) else { return nil }
-        if type == 3, size == 8, let v = bigEndian(payload, 8) { return Double(bitPattern: v) }
-        if type == 15, size == 4, let v = bigEndian(payload, 4) { return Double(Float(bitPattern: UInt32(v))) }
+        if type == 3, size == 8, let v = MMDBFormat.bigEndian(data, payload, 8) { return Double(bitPattern: v) }
+        if type == 15, size == 4, let v = MMDBFormat.bigEndian(data, payload, 4) {
+            return Double(Float(bitPattern: UInt32(v)))
+        }
         return nil
     }
 
     /// An unsigned number of any width the format allows (writers pick the smallest that fits).
     private func unsigned(at: Int?) -> UInt32? {
-        guard let at, let (type, size, payload) = header(at), let v = bigEndian(payload, size) else { return nil }
+        guard let at, let (type, size, payload) = header(at), let v = MMDBFormat.bigEndian(data, payload, size) else {
+            return nil
+        }
         switch type {
         case 5 where size <= 2, 6 where size <= 4: return UInt32(v)
         case 8 where size <= 4:  // int32: shorter than four octets is positive

@@ -35,22 +35,6 @@ package struct MMDBVerifier {
         targets = Bitmap(bits: data.count)
     }
 
-    /// Bits in memory of its own, written without the copy-on-write checks of an array (a check
-    /// sets two per value of the data section).
-    final class Bitmap: @unchecked Sendable {
-        let words: UnsafeMutableBufferPointer<UInt64>
-
-        init(bits: Int) {
-            words = .allocate(capacity: bits / 64 + 1)
-            words.initialize(repeating: 0)
-        }
-
-        deinit { words.deallocate() }
-
-        @inline(__always) func set(_ i: Int) { words[i >> 6] |= 1 << UInt64(i & 63) }
-        @inline(__always) func get(_ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
-    }
-
     /// Verifies the separator after the search tree and the data section `dataSection` (up to the
     /// metadata marker). `treeOffsets` are the data offsets the search tree points to (the caller
     /// has walked the tree, and sealed them).
@@ -125,55 +109,14 @@ package struct MMDBVerifier {
         }
     }
 
-    @inline(__always)
-    private func byte(_ at: Int) throws -> UInt8 {
-        guard at >= 0, at < data.count else {
-            throw Failure(description: "a value runs past the end of the data section at offset \(at)")
-        }
-        return data[at]
-    }
-
-    /// Big-endian unsigned of `count` octets at `at`.
-    private func unsigned(_ at: Int, _ count: Int) throws -> UInt64 {
-        guard count <= 8, at >= 0, count <= data.count - at else {
-            throw Failure(description: "a value runs past the end of the data section at offset \(at)")
-        }
-        var v: UInt64 = 0
-        for i in 0..<count { v = v << 8 | UInt64(data[at + i]) }
-        return v
-    }
-
     /// The type and size of the value whose control byte is at `at`, and where its payload starts.
     @inline(__always)
     private func header(_ at: Int) throws -> (type: Int, size: Int, payload: Int) {
-        let control = try byte(at)
-        var type = Int(control >> 5)
-        var next = at + 1
-        if type == 1 {  // a pointer: its size bits are part of the pointer
-            return (1, Int(control), next)
+        if let h = MMDBFormat.header(data, at) { return h }
+        if at >= 0, at + 1 < data.count, data[at] >> 5 == 0 {
+            throw Failure(description: "unknown extended type \(data[at + 1]) at offset \(at)")
         }
-        if type == 0 {
-            let ext = Int(try byte(next))
-            next += 1
-            type = ext + 7
-            guard type >= 8 && type <= 15 else {
-                throw Failure(description: "unknown extended type \(ext) at offset \(at)")
-            }
-        }
-        var size = Int(control & 0x1F)
-        switch size {
-        case 29:
-            size = 29 + Int(try unsigned(next, 1))
-            next += 1
-        case 30:
-            size = 285 + Int(try unsigned(next, 2))
-            next += 2
-        case 31:
-            size = 65_821 + Int(try unsigned(next, 3))
-            next += 3
-        default: break
-        }
-        return (type, size, next)
+        throw Failure(description: "a value runs past the end of the data section at offset \(at)")
     }
 
     /// Decodes the value at `at` (checking everything in it) and returns the offset after it.
@@ -242,26 +185,20 @@ package struct MMDBVerifier {
     /// A pointer (RFC-like layout of the MaxMind DB spec, "Pointer - 1"): its target must be inside
     /// the data section, not a pointer, and a string when it stands for a key.
     private mutating func pointer(at: Int, control: Int, key: Bool) throws -> Int {
-        let ss = (control >> 3) & 3
-        let vvv = UInt64(control & 7)
-        let target: UInt64
-        switch ss {
-        case 0: target = vvv << 8 | (try unsigned(at + 1, 1))
-        case 1: target = (vvv << 16 | (try unsigned(at + 1, 2))) + 2048
-        case 2: target = (vvv << 24 | (try unsigned(at + 1, 3))) + 526_336
-        default: target = try unsigned(at + 1, 4)
+        guard let (target, next) = MMDBFormat.pointer(data, at, control: control) else {
+            throw Failure(description: "a value runs past the end of the data section at offset \(at)")
         }
-        guard target < UInt64(data.count) else {
+        guard target < data.count else {
             throw Failure(
                 description: "a pointer at offset \(at) to \(target), past the data section (\(data.count) octets)")
         }
-        let (type, _, _) = try header(Int(target))
+        let (type, _, _) = try header(target)
         guard type != 1 else { throw Failure(description: "a pointer at offset \(at) to another pointer") }
         guard !key || type == 2 else {
             throw Failure(description: "a map key at offset \(at) points to a value of type \(type)")
         }
-        targets.set(Int(target))
-        return at + 2 + ss
+        targets.set(target)
+        return next
     }
 }
 

@@ -364,15 +364,13 @@ package final class LodestarServer: AdminControl, @unchecked Sendable {
         let seen = Atomic<Bool>(false)
         let source: DispatchSourceSignal
 
-        init() {
+        package init() {
             signal(SIGHUP, SIG_IGN)
             source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
             source.setEventHandler { [weak self] in self?.seen.store(true, ordering: .relaxed) }
             source.resume()
         }
     }
-
-    package static func catchHangUps() -> EarlyHangUps { EarlyHangUps() }
 
     /// Blocks until SIGTERM or SIGINT, reloading on SIGHUP (and once at once for one that came
     /// while starting).

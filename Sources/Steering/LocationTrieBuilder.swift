@@ -1,43 +1,6 @@
 import Foundation
 public import Geo
 
-/// A database ready to compile from: its search tree and its records, decoded once and told apart.
-/// Held only while a `SteeringTable` is built.
-public struct GeoInput: Sendable {
-    public let database: GeoDatabase
-    public let locations: GeoLocations
-
-    public init(_ database: GeoDatabase) {
-        self.database = database
-        locations = database.locations()
-    }
-
-    /// What is kept of it once compiled.
-    public var file: GeoFile {
-        GeoFile(
-            path: database.path, identity: database.identity, databaseType: database.databaseType,
-            recordCount: database.recordCount, locationCount: locations.records.count)
-    }
-}
-
-/// A database a table was compiled from, as the table remembers it: enough to name it, to tell
-/// whether the file has changed since, and for `explain` to open it again.
-public struct GeoFile: Sendable, Equatable {
-    public var path: String
-    public var identity: FileIdentity
-    public var databaseType: String
-    public var recordCount: Int
-    public var locationCount: Int
-
-    public init(path: String, identity: FileIdentity, databaseType: String, recordCount: Int, locationCount: Int) {
-        self.path = path
-        self.identity = identity
-        self.databaseType = databaseType
-        self.recordCount = recordCount
-        self.locationCount = locationCount
-    }
-}
-
 /// Builds a name's tries from the databases and CIDR maps, interning the classes.
 ///
 /// gdnsd's way: every distinct location of the database is classified once (on every core), then

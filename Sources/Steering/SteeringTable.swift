@@ -99,11 +99,11 @@ public final class SteeringTable: Sendable {
             var classes: [LocationClass] = []
             if dependent {
                 let signature = LocationSignature(n, model: model)
-                if let twin = built.first(where: { $0.signature == signature })
-                    ?? reusable.first(where: { $0.signature == signature })
-                {
+                if let twin = built.first(where: { $0.signature == signature }) {
                     (v4, v6, classes) = (twin.v4, twin.v6, twin.classes)
-                    if !built.contains(where: { $0.signature == signature }) { built.append(twin) }
+                } else if let kept = reusable.first(where: { $0.signature == signature }) {
+                    (v4, v6, classes) = (kept.v4, kept.v6, kept.classes)
+                    built.append(kept)
                 } else {
                     (v4, v6, classes) = LocationTrieBuilder.build(
                         classifier: classifier, city: inputs.city, asn: inputs.asn)

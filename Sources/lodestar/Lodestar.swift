@@ -123,7 +123,7 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        let hangUps = LodestarServer.catchHangUps()
+        let hangUps = LodestarServer.EarlyHangUps()
         let output = LodestarLogHandler.Output(fd: 2)
         let format = LodestarLogHandler.Format(rawValue: logFormat.rawValue) ?? .text
         let journal = LodestarLogHandler.stderrIsJournal()

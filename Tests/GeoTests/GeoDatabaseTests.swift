@@ -1,5 +1,6 @@
 import Foundation
 import Geo
+import OriginSupport
 import Testing
 
 /// libmaxminddb through `GeoDatabase`, on the real GeoLite2-City database from the PyPI package
@@ -213,12 +214,7 @@ import Testing
             \(patch)
             open("\(path)", "wb").write(b)
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script]
-        try p.run()
-        p.waitUntilExit()
-        try #require(p.terminationStatus == 0, "mmdb-writer is not installed")
+        try #require(try Python.run(script) == 0, "mmdb-writer is not installed")
         return path
     }
 
@@ -273,12 +269,7 @@ import Testing
                 w.insert_network(IPSet([net]), {"continent": {"code": "EU"}, "location": {"latitude": la, "longitude": lo}})
             w.to_db_file("\(path)")
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script]
-        try p.run()
-        p.waitUntilExit()
-        try #require(p.terminationStatus == 0, "mmdb-writer is not installed")
+        try #require(try Python.run(script) == 0, "mmdb-writer is not installed")
         let db = try GeoDatabase(path: path)
         for (first, kept) in [(10, false), (11, false), (12, false), (13, false), (14, true)] as [(UInt8, Bool)] {
             let r = try #require(db.lookup([first, 1, 2, 3]))

@@ -24,6 +24,23 @@ struct GSLBSetup {
         try text.write(toFile: config, atomically: true, encoding: .utf8)
     }
 
+    /// A copy of the database at `source` in the setup's folder, which the config then names
+    /// (the tests replace it there while the server runs); its path.
+    @discardableResult
+    func copyDatabase(_ source: String) throws -> String {
+        let db = dir + "/city.mmdb"
+        try FileManager.default.copyItem(atPath: source, toPath: db)
+        try useDatabase(db)
+        return db
+    }
+
+    /// Points the config's geo database at `path` instead of the sample.
+    func useDatabase(_ path: String) throws {
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        try text.replacingOccurrences(of: "\(Paths.packageRoot)/geo/sample.mmdb", with: path)
+            .write(toFile: config, atomically: true, encoding: .utf8)
+    }
+
     func start(timeout: Double = 15) throws -> LodestarProcess {
         try LodestarProcess(zones: dir + "/zones", config: config, startupTimeout: timeout)
     }

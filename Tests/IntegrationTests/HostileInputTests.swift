@@ -123,11 +123,7 @@ struct HostileInputTests {
         let real = try #require(GeoLite2.path)
         let setup = try GSLBSetup()
         defer { setup.remove() }
-        let db = setup.dir + "/city.mmdb"
-        try FileManager.default.copyItem(atPath: real, toPath: db)
-        var text = try String(contentsOfFile: setup.config, encoding: .utf8)
-        text = text.replacingOccurrences(of: "\(Paths.packageRoot)/geo/sample.mmdb", with: db)
-        try Self.write(text, setup.config)
+        let db = try setup.copyDatabase(real)
         let server = try setup.start(timeout: 30)
         defer { server.stop() }
         // 2.16.0.0/13 is in Europe in GeoLite2.

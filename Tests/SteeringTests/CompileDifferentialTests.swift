@@ -175,12 +175,7 @@ struct CompileDifferentialTests {
                              {"autonomous_system_number": 64501, "autonomous_system_organization": "B"})
             w.to_db_file("\(dir)/asn.mmdb")
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script]
-        try p.run()
-        p.waitUntilExit()
-        try #require(p.terminationStatus == 0, "mmdb-writer is not installed")
+        try #require(try Python.run(script) == 0, "mmdb-writer is not installed")
         return try GeoDatabase(path: dir + "/asn.mmdb")
     }
 

@@ -389,12 +389,7 @@ struct LocationTests {
                              "autonomous_system_organization": "Example"})
             w.to_db_file("\(dir)/asn.mmdb")
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script]
-        try p.run()
-        p.waitUntilExit()
-        try #require(p.terminationStatus == 0, "mmdb-writer is not installed")
+        try #require(try Python.run(script) == 0, "mmdb-writer is not installed")
         let asn = try GeoDatabase(path: dir + "/asn.mmdb")
         let city = try GeoDatabase(path: Self.sample)
         var m = makeModel(chain: [.health, .geo, .failover])
